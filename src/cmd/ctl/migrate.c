@@ -1,0 +1,233 @@
+/*  migrate config: translates one machine's original startup configuration
+ *  (the agent_groups layout of MainPC or the pc2_services list of PC2) into
+ *  a Keel configuration.  The fifteen absorbed agents disappear from the
+ *  agent list; every dependency on one of them becomes a dependency on the
+ *  Keel service that absorbed it (deduplicated, order kept); every other
+ *  agent is kept with its script, ports and flags, to be supervised by
+ *  CoreOrchestrator and watched by ObservabilityHub.
+ *
+ *  The output is YAML written in flow style with JSON scalars, which every
+ *  YAML parser reads and which needs no emitter library. */
+#include "ctl.h"
+#include "fsutil.h"
+#include "yamljson.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct { const char *agent, *service; } absorbed[] = {
+    { "ServiceRegistry", "CoreOrchestrator" },
+    { "SystemDigitalTwin", "CoreOrchestrator" },
+    { "RequestCoordinator", "CoreOrchestrator" },
+    { "UnifiedSystemAgent", "CoreOrchestrator" },
+    { "CoreOrchestrator", "CoreOrchestrator" },
+    { "ResourceManager", "ResourceManager" },
+    { "TaskScheduler", "ResourceManager" },
+    { "AsyncProcessor", "ResourceManager" },
+    { "VRAMOptimizerAgent", "ResourceManager" },
+    { "PredictiveHealthMonitor", "ObservabilityHub" },
+    { "PerformanceMonitor", "ObservabilityHub" },
+    { "HealthMonitor", "ObservabilityHub" },
+    { "PerformanceLoggerAgent", "ObservabilityHub" },
+    { "SystemHealthManager", "ObservabilityHub" },
+    { "ObservabilityHub", "ObservabilityHub" },
+    { "ErrorBus", "ErrorBus" },
+    { "ErrorManagementSystem", "ErrorBus" },
+    { "ErrorReportingAgent", "ErrorBus" },
+    { "ErrorRecoveryAgent", "ErrorBus" },
+    { "AuthenticationAgent", "SecurityGateway" },
+    { "AgentTrustScorer", "SecurityGateway" },
+};
+
+static const char *absorbing_service(const char *agent)
+{
+    for (size_t i = 0; i < sizeof absorbed / sizeof absorbed[0]; i++)
+        if (strcmp(absorbed[i].agent, agent) == 0)
+            return absorbed[i].service;
+    return NULL;
+}
+
+/* Appends `name` to `list` unless it is there already. */
+static void append_unique(json_t *list, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+        if (strcmp(json_string_value(v), name) == 0)
+            return;
+    json_array_append_new(list, json_string(name));
+}
+
+static json_t *translate_dependencies(json_t *deps)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *dep;
+    json_array_foreach(deps, i, dep) {
+        if (!json_is_string(dep))
+            continue;
+        const char *service = absorbing_service(json_string_value(dep));
+        append_unique(out, service ? service : json_string_value(dep));
+    }
+    return out;
+}
+
+/* One kept agent as Keel's supervision entry. */
+static json_t *translate_agent(const char *name, json_t *spec, const char *machine)
+{
+    json_t *agent = json_pack("{s:s, s:s, s:[s?], s:s, s:s}", "name", name,
+                              "command", "python3",
+                              "args", json_string_value(json_object_get(spec, "script_path")),
+                              "restart", json_is_false(json_object_get(spec, "required"))
+                                         ? "on-failure" : "always",
+                              "machine", machine);
+    static const char *copied[] = { "port", "health_check_port", "host", "required", "config" };
+    for (size_t i = 0; i < sizeof copied / sizeof copied[0]; i++) {
+        json_t *v = json_object_get(spec, copied[i]);
+        if (v)
+            json_object_set(agent, copied[i], v);
+    }
+    json_object_set_new(agent, "depends_on",
+                        translate_dependencies(json_object_get(spec, "dependencies")));
+    return agent;
+}
+
+/* Visits every agent of either layout as (name, spec). */
+static void each_agent(json_t *root, void (*fn)(const char *, json_t *, void *), void *arg)
+{
+    const char *group_name, *name;
+    json_t *group, *spec;
+    json_object_foreach(json_object_get(root, "agent_groups"), group_name, group)
+        json_object_foreach(group, name, spec)
+            if (json_is_object(spec))
+                fn(name, spec, arg);
+    size_t i;
+    json_array_foreach(json_object_get(root, "pc2_services"), i, spec)
+        if (json_is_string(json_object_get(spec, "name")))
+            fn(json_string_value(json_object_get(spec, "name")), spec, arg);
+}
+
+typedef struct {
+    const char *machine;
+    json_t *agents, *watch, *removed, *seen;
+} translation_t;
+
+static void translate_one(const char *name, json_t *spec, void *arg)
+{
+    translation_t *t = arg;
+    const char *service = absorbing_service(name);
+    if (service) {
+        json_object_set_new(t->removed, name, json_string(service));
+        return;
+    }
+    if (json_object_get(t->seen, name))   /* listed twice in the original: keep the first */
+        return;
+    json_object_set_new(t->seen, name, json_true());
+    json_array_append_new(t->agents, translate_agent(name, spec, t->machine));
+    json_t *port = json_object_get(spec, "port");
+    json_t *health = json_object_get(spec, "health_check_port");
+    if (json_is_integer(port))
+        json_array_append_new(t->watch, json_pack("{s:s, s:s, s:O, s:O, s:s}", "name", name,
+                                                  "host", "127.0.0.1", "port", port,
+                                                  "health_port", health ? health : json_null(),
+                                                  "machine", t->machine));
+}
+
+static void put_yaml_value(FILE *out, json_t *value)
+{
+    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    fputs(text, out);
+    free(text);
+}
+
+static void put_list(FILE *out, const char *indent, json_t *list)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item) {
+        fprintf(out, "%s- ", indent);
+        put_yaml_value(out, item);
+        fputc('\n', out);
+    }
+}
+
+static void write_config(FILE *out, const char *source, translation_t *t)
+{
+    fprintf(out, "# Keel configuration for %s, translated by `keelctl migrate config` from\n"
+                 "# %s. Absorbed agents (now Keel services):\n", t->machine, source);
+    const char *name;
+    json_t *service;
+    json_object_foreach(t->removed, name, service)
+        fprintf(out, "#   %s -> %s\n", name, json_string_value(service));
+    fprintf(out, "core:\n  agents:\n");
+    put_list(out, "    ", t->agents);
+    fprintf(out, "observability:\n  agents:\n");
+    put_list(out, "    ", t->watch);
+}
+
+static int migrate_config(ctl_t *ctl, int argc, char **argv)
+{
+    const char *source = NULL, *output = NULL, *machine = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--output") && i + 1 < argc)
+            output = argv[++i];
+        else if (!strcmp(argv[i], "--machine") && i + 1 < argc)
+            machine = argv[++i];
+        else
+            source = argv[i];
+    }
+    if (!source) {
+        fprintf(stderr, "usage: keelctl migrate config FILE [--machine mainpc|pc2] [--output FILE]\n");
+        return 2;
+    }
+    char *text = fs_read_all(source, NULL);
+    char err[256];
+    json_t *root = text ? yamljson_parse(text, strlen(text), NULL, err, sizeof err) : NULL;
+    free(text);
+    if (!root) {
+        fprintf(stderr, "keelctl: cannot read %s%s%s\n", source, text ? ": line " : "", text ? err : "");
+        return 1;
+    }
+    if (!machine)
+        machine = json_object_get(root, "pc2_services") ? "pc2" : "mainpc";
+    translation_t t = { machine, json_array(), json_array(), json_object(), json_object() };
+    each_agent(root, translate_one, &t);
+    int rc = 0;
+    if (ctl->json) {
+        json_t *doc = json_pack("{s:{s:O}, s:{s:O}, s:O}", "core", "agents", t.agents,
+                                "observability", "agents", t.watch, "absorbed", t.removed);
+        ctl_print_json(doc);
+        json_decref(doc);
+    } else {
+        FILE *out = output ? fopen(output, "w") : stdout;
+        if (!out) {
+            fprintf(stderr, "keelctl: cannot write %s\n", output);
+            rc = 1;
+        } else {
+            write_config(out, source, &t);
+            if (out != stdout)
+                fclose(out);
+            fprintf(stderr, "migrate: %zu agents kept, %zu absorbed\n",
+                    json_array_size(t.agents), json_object_size(t.removed));
+        }
+    }
+    json_decref(t.agents);
+    json_decref(t.watch);
+    json_decref(t.removed);
+    json_decref(t.seen);
+    json_decref(root);
+    return rc;
+}
+
+static int run(ctl_t *ctl, int argc, char **argv)
+{
+    if (argc >= 1 && strcmp(argv[0], "config") == 0)
+        return migrate_config(ctl, argc - 1, argv + 1);
+    fprintf(stderr, "usage: keelctl migrate config FILE [--machine mainpc|pc2] [--output FILE]\n");
+    return 2;
+}
+
+const ctl_command_t ctl_migrate_command = {
+    "migrate", "migrate config FILE         translate a legacy startup configuration", run,
+};

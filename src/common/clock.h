@@ -1,0 +1,17 @@
+/*  clock: the two clocks Keel uses and the timestamp texts the original
+ *  Python agents produced.  Monotonic time measures intervals (timeouts,
+ *  breakers, TTLs); wall time stamps records.  iso_local is Python's
+ *  datetime.now().isoformat(): no zone, microseconds left out when 0. */
+#ifndef KEEL_CLOCK_H
+#define KEEL_CLOCK_H
+#include <stddef.h>
+
+double clock_mono(void);          /* seconds, CLOCK_MONOTONIC */
+double clock_wall(void);          /* unix seconds, CLOCK_REALTIME */
+/* Writes the text into buf; returns buf. */
+char *clock_iso_local(double unix_s, char *buf, size_t len);
+char *clock_iso_utc(double unix_s, char *buf, size_t len);   /* ends in Z */
+/* Parses ISO-8601 ("2025-07-16T10:00:00[.ffffff][Z|+hh:mm]"); no zone is
+ * local time.  Returns 0 and sets *unix_s, or -1. */
+int clock_parse_iso(const char *text, double *unix_s);
+#endif

@@ -1,0 +1,39 @@
+/*  metrics: a registry of counters, gauges and histograms with labels,
+ *  rendered in the Prometheus text exposition format.  A series is named by
+ *  its family and a label text built with metrics_labels(), which escapes
+ *  values, so callers never format label syntax by hand.  Collectors run
+ *  just before each render to set gauges that are cheaper to read than to
+ *  maintain (queue sizes, registry counts).  Thread-safe: one mutex; the
+ *  hot path is a hash lookup and an add. */
+#ifndef KEEL_METRICS_H
+#define KEEL_METRICS_H
+#include <stddef.h>
+
+typedef enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metric_type_t;
+
+typedef struct metrics_t metrics_t;
+typedef void (metrics_collector_fn)(metrics_t *metrics, void *arg);
+
+metrics_t *metrics_new(void);
+void metrics_destroy(metrics_t **self_p);
+/* Declares a family (idempotent).  Histograms get `buckets` (upper bounds,
+ * ascending) or, when NULL, latency buckets from 50 us to 10 s.
+ * Returns 0, or -1 if the name is invalid or already declared as another type. */
+int metrics_declare(metrics_t *self, const char *name, const char *help,
+                    metric_type_t type, const double *buckets, size_t nbuckets);
+/* Builds `k1="v1",k2="v2"` from NULL-terminated key/value pairs. */
+char *metrics_labels(char *buf, size_t len, ...) __attribute__((sentinel));
+void metrics_add(metrics_t *self, const char *name, const char *labels, double delta);
+void metrics_set(metrics_t *self, const char *name, const char *labels, double value);
+void metrics_observe(metrics_t *self, const char *name, const char *labels, double value);
+/* Current value of a counter or gauge series (0 when absent): for health
+ * dicts and tests. */
+double metrics_value(metrics_t *self, const char *name, const char *labels);
+/* Sum of a family's series whose label text contains `filter` (NULL = all). */
+double metrics_sum(metrics_t *self, const char *name, const char *filter);
+/* Drops every series of a gauge family (before a collector refills it). */
+void metrics_reset(metrics_t *self, const char *name);
+void metrics_add_collector(metrics_t *self, metrics_collector_fn *fn, void *arg);
+/* Renders every family; the caller frees the text. */
+char *metrics_render(metrics_t *self, size_t *len_out);
+#endif

@@ -1,0 +1,187 @@
+/*  service: see service.h. */
+#include "service.h"
+#include "clock.h"
+#include "fsutil.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int active_threads(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    int threads = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &threads) == 1)
+            break;
+    fclose(f);
+    return threads;
+}
+
+json_t *service_health(service_t *self)
+{
+    char ts[40];
+    clock_iso_local(clock_wall(), ts, sizeof ts);
+    int state = atomic_load(&self->state);
+    char message[128];
+    snprintf(message, sizeof message, "%s is %s", self->def->title,
+             state == SERVICE_READY ? "healthy" : state == SERVICE_STARTING ? "starting" : "stopping");
+    char filter[64];
+    snprintf(filter, sizeof filter, "service=\"%s\"", self->def->name);
+    json_t *dict = json_pack("{s:s, s:b, s:b, s:s, s:s, s:f, s:i, s:s, s:s, s:f}",
+                             "status", state == SERVICE_READY ? "ok" : "starting",
+                             "ready", state == SERVICE_READY,
+                             "initialized", state != SERVICE_STARTING,
+                             "message", message, "timestamp", ts,
+                             "uptime", service_uptime(self),
+                             "active_threads", active_threads(),
+                             "service", self->def->title, "version", KEEL_VERSION,
+                             "requests", metrics_sum(self->metrics, "keel_requests_total", filter));
+    if (self->def->health && state == SERVICE_READY)
+        self->def->health(self, dict);
+    return dict;
+}
+
+double service_uptime(service_t *self)
+{
+    return clock_mono() - self->started_mono;
+}
+
+char *service_path(service_t *self, const char *file, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", self->data_dir, file);
+    return buf;
+}
+
+void service_bind_endpoint(service_t *self, int base_port, char *buf, size_t len)
+{
+    const char *bind = config_str(self->config, "bind", "127.0.0.1");
+    if (!strcmp(bind, "0.0.0.0"))
+        bind = "*";
+    snprintf(buf, len, "tcp://%s:%d", bind, config_port(self->config, base_port));
+}
+
+void service_error_bus_endpoint(config_t *config, char *buf, size_t len)
+{
+    const char *endpoint = config_str(config, "error_bus_endpoint", "");
+    if (*endpoint)
+        snprintf(buf, len, "%s", endpoint);
+    else
+        config_local_endpoint(config, 7150, buf, len);
+}
+
+static json_t *on_health(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    return service_health(ctx);
+}
+
+static void on_http_health(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    (void)req;
+    service_t *self = ctx;
+    json_t *dict = service_health(self);
+    int status = atomic_load(&self->state) == SERVICE_READY ? 200 : 503;
+    http_reply_json(reply, status, dict);
+}
+
+static void on_http_metrics(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    (void)req;
+    service_t *self = ctx;
+    char labels[64];
+    metrics_labels(labels, sizeof labels, "service", self->def->name, NULL);
+    metrics_set(self->metrics, "keel_uptime_seconds", labels, service_uptime(self));
+    size_t len;
+    reply->status = 200;
+    reply->body = metrics_render(self->metrics, &len);
+    reply->body_len = len;
+    reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+service_t *service_new(const service_def_t *def, config_t *config)
+{
+    service_t *self = calloc(1, sizeof *self);
+    self->def = def;
+    self->config = config;
+    self->started_mono = clock_mono();
+    atomic_store(&self->state, SERVICE_STARTING);
+    snprintf(self->data_dir, sizeof self->data_dir, "%s/%s",
+             config_str(config, "data_dir", "./var/keel"), def->name);
+    self->metrics = metrics_new();
+    metrics_declare(self->metrics, "keel_uptime_seconds", "Seconds since the service started.",
+                    METRIC_GAUGE, NULL, 0);
+    self->wire = wire_server_new(def->name, self->metrics);
+    wire_server_set_max_request(self->wire, (size_t)config_int(config, "max_request_bytes", 1 << 20));
+    self->http = httpd_new(def->name, self->metrics);
+    char endpoint[256];
+    service_error_bus_endpoint(config, endpoint, sizeof endpoint);
+    self->errors = errpub_new(endpoint, def->title);
+    return self;
+}
+
+void service_destroy(service_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    service_t *self = *self_p;
+    service_stop(self);
+    wire_server_destroy(&self->wire);
+    httpd_destroy(&self->http);
+    errpub_destroy(&self->errors);
+    metrics_destroy(&self->metrics);
+    free(self);
+    *self_p = NULL;
+}
+
+int service_start(service_t *self)
+{
+    if (fs_mkdirs(self->data_dir) < 0) {
+        log_error(self->def->name, "cannot create data directory %s", self->data_dir);
+        return -1;
+    }
+    httpd_route(self->http, "GET", "/health", on_http_health, self);
+    httpd_route(self->http, "GET", "/metrics", on_http_metrics, self);
+    const char *bind = config_str(self->config, "bind", "127.0.0.1");
+    if (httpd_start(self->http, bind, config_port(self->config, self->def->http_port)) < 0)
+        return -1;
+    static const char *health_actions[] = { "ping", "health", "health_check" };
+    for (size_t i = 0; i < 3; i++)
+        wire_server_on_action(self->wire, health_actions[i], on_health, self);
+    char endpoint[256];
+    service_bind_endpoint(self, self->def->zmq_port, endpoint, sizeof endpoint);
+    if (wire_server_bind(self->wire, endpoint) < 0)
+        return -1;
+    if (self->def->start && self->def->start(self) < 0) {
+        log_error(self->def->name, "%s failed to start", self->def->title);
+        return -1;
+    }
+    if (wire_server_start(self->wire) < 0)
+        return -1;
+    atomic_store(&self->state, SERVICE_READY);
+    log_info(self->def->name, "%s ready (ZMQ %d, HTTP %d)", self->def->title,
+             config_port(self->config, self->def->zmq_port),
+             config_port(self->config, self->def->http_port));
+    return 0;
+}
+
+void service_stop(service_t *self)
+{
+    if (atomic_exchange(&self->state, SERVICE_STOPPING) == SERVICE_STOPPING)
+        return;
+    wire_server_stop(self->wire);
+    httpd_stop(self->http);
+    if (self->def->stop)
+        self->def->stop(self);
+    log_info(self->def->name, "%s stopped", self->def->title);
+}
+
+void service_reload(service_t *self, config_t *fresh)
+{
+    if (self->def->reload)
+        self->def->reload(self, fresh);
+}

@@ -5,6 +5,7 @@
  *  usage errors. */
 #include "ctl/ctl.h"
 #include "log.h"
+#include "zcurve.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -13,7 +14,15 @@
 
 static const ctl_command_t *commands[] = {
     &ctl_status_command,
+    &ctl_health_command,
+    &ctl_agents_command,
+    &ctl_agent_command,
     &ctl_migrate_command,
+    &ctl_errors_command,
+    &ctl_reload_command,
+    &ctl_user_command,
+    &ctl_certs_command,
+    &ctl_resources_command,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -69,6 +78,8 @@ int main(int argc, char **argv)
     int rc = 2;
     if (command) {
         optind++;
+        if (command != &ctl_certs_command)
+            zcurve_configure(ctl.config, false);
         rc = command->run(&ctl, argc - optind, argv + optind);
     } else {
         fprintf(stderr, "keelctl: unknown command '%s'\n", argv[optind]);

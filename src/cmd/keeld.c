@@ -10,6 +10,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "service.h"
+#include "zcurve.h"
 
 #include "core/core.h"
 #include "errorbus/errorbus.h"
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ErrorBus first, so the others' start-up errors have somewhere to go. */
 static const service_def_t *all_services[] = {
@@ -106,6 +108,21 @@ static size_t select_services(const char *which, const service_def_t **out)
     return n;
 }
 
+/* <data_dir>/keeld.pid, so `keelctl reload` can find the daemon. */
+static void write_pid_file(config_t *config, bool remove_it)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/keeld.pid", config_str(config, "data_dir", "./var/keel"));
+    if (remove_it) {
+        unlink(path);
+        return;
+    }
+    char text[32];
+    int n = snprintf(text, sizeof text, "%d\n", (int)getpid());
+    if (fs_write_atomic(path, text, (size_t)n, 0640) < 0)
+        log_warn("keeld", "cannot write %s", path);
+}
+
 static void open_log(config_t *config)
 {
     int level = log_level_parse(config_str(config, "log_level", "info"));
@@ -165,6 +182,10 @@ int main(int argc, char **argv)
         return 0;
     }
     open_log(config);
+    if (zcurve_configure(config, true) < 0) {   /* secure_zmq without usable keys: refuse */
+        config_destroy(&config);
+        return 2;
+    }
 
     sigset_t set;
     sigemptyset(&set);
@@ -186,8 +207,10 @@ int main(int argc, char **argv)
         }
     }
     if (rc == 0) {
+        write_pid_file(config, false);
         log_info("keeld", "Keel %s: %zu service(s) ready", KEEL_VERSION, n);
         serve_signals(&set, &opts, services, n);
+        write_pid_file(config, true);
     }
     while (started > 0)
         service_destroy(&services[--started]);

@@ -32,7 +32,7 @@ static const char *defaults_json =
     "},"
     "\"resource\": {"
     "  \"model_manager_endpoint\": \"tcp://127.0.0.1:5570\","
-    "  \"thresholds\": {\"cpu\": 80, \"memory\": 80, \"gpu\": 80}"
+    "  \"thresholds\": {\"cpu\": 80.0, \"memory\": 80.0, \"gpu\": 80.0}"
     "},"
     "\"observability\": {\"agents\": [], \"interval_s\": 30},"
     "\"errorbus\": {\"nats_url\": \"\", \"retention_days\": 30},"

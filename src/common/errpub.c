@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "log.h"
 #include "wire.h"
+#include "zcurve.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -25,7 +26,9 @@ errpub_t *errpub_new(const char *endpoint, const char *agent)
     self->socket = zmq_socket(wire_context(), ZMQ_PUB);
     int zero = 0;
     zmq_setsockopt(self->socket, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_connect(self->socket, endpoint) != 0)
+    if (zcurve_client(self->socket) < 0)
+        log_warn(agent, "SECURE_ZMQ is on but no client key: errors will not reach the bus");
+    else if (zmq_connect(self->socket, endpoint) != 0)
         log_warn(agent, "error bus endpoint %s refused: %s", endpoint, zmq_strerror(zmq_errno()));
     return self;
 }

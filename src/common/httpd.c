@@ -283,7 +283,6 @@ int httpd_start(httpd_t *self, const char *bind, int port)
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, self,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)512,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
         MHD_OPTION_END);
     if (!self->daemon) {
         log_error(self->service, "cannot listen for HTTP on %s:%d", bind, port);

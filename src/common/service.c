@@ -3,13 +3,22 @@
 #include "clock.h"
 #include "fsutil.h"
 #include "log.h"
+#include "token.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Reading /proc/self/status cost more than everything else in a ping (a
+ * third of keeld's CPU under bench/ping.sh), so the process-wide count is
+ * read at most once a second; a health dict a second stale is still true. */
 static int active_threads(void)
 {
+    static atomic_long read_at_ms = -1000000;
+    static atomic_int cached;
+    long now_ms = (long)(clock_mono() * 1000);
+    if (now_ms - atomic_load(&read_at_ms) < 1000)
+        return atomic_load(&cached);
     FILE *f = fopen("/proc/self/status", "r");
     if (!f)
         return 0;
@@ -19,6 +28,8 @@ static int active_threads(void)
         if (sscanf(line, "Threads: %d", &threads) == 1)
             break;
     fclose(f);
+    atomic_store(&cached, threads);
+    atomic_store(&read_at_ms, now_ms);
     return threads;
 }
 
@@ -28,12 +39,13 @@ json_t *service_health(service_t *self)
     clock_iso_local(clock_wall(), ts, sizeof ts);
     int state = atomic_load(&self->state);
     char message[128];
-    snprintf(message, sizeof message, "%s is %s", self->def->title,
-             state == SERVICE_READY ? "healthy" : state == SERVICE_STARTING ? "starting" : "stopping");
+    const char *phase = state == SERVICE_READY ? "healthy"
+                        : state == SERVICE_STARTING ? "starting" : "stopping";
+    snprintf(message, sizeof message, "%s is %s", self->def->title, phase);
     char filter[64];
     snprintf(filter, sizeof filter, "service=\"%s\"", self->def->name);
     json_t *dict = json_pack("{s:s, s:b, s:b, s:s, s:s, s:f, s:i, s:s, s:s, s:f}",
-                             "status", state == SERVICE_READY ? "ok" : "starting",
+                             "status", state == SERVICE_READY ? "ok" : phase,
                              "ready", state == SERVICE_READY,
                              "initialized", state != SERVICE_STARTING,
                              "message", message, "timestamp", ts,
@@ -138,6 +150,59 @@ void service_destroy(service_t **self_p)
     *self_p = NULL;
 }
 
+static void tag_names(service_t *self, const char *module, wire_dialect_t dialect,
+                      const char *const *names)
+{
+    for (size_t i = 0; names && names[i]; i++)
+        wire_server_tag(self->wire, module, dialect, names[i]);
+}
+
+static void tag_modules(service_t *self)
+{
+    for (const service_module_t *m = self->def->modules; m && m->name; m++) {
+        tag_names(self, m->name, WIRE_ACTION, m->actions);
+        tag_names(self, m->name, WIRE_COMMAND, m->commands);
+        if (m->type_route)
+            wire_server_tag(self->wire, m->name, WIRE_TYPE, NULL);
+        if (m->raw_route)
+            wire_server_tag(self->wire, m->name, WIRE_RAW, NULL);
+    }
+}
+
+static int listen_legacy_ports(service_t *self)
+{
+    if (!config_bool(self->config, "legacy_ports", false))
+        return 0;
+    for (const service_module_t *m = self->def->modules; m && m->name; m++) {
+        if (!m->legacy_port)
+            continue;
+        char endpoint[256];
+        service_bind_endpoint(self, m->legacy_port, endpoint, sizeof endpoint);
+        if (wire_server_listen_module(self->wire, m->name, endpoint) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Delegation as `config` says, for every module of this service. */
+static void apply_modes(service_t *self, config_t *config)
+{
+    for (const service_module_t *m = self->def->modules; m && m->name; m++) {
+        char key[160];
+        snprintf(key, sizeof key, "modules.%s.mode", m->name);
+        bool delegate = strcmp(config_str(config, key, "unified"), "delegate") == 0;
+        snprintf(key, sizeof key, "modules.%s.delegate_to", m->name);
+        const char *endpoint = delegate ? config_str(config, key, "") : "";
+        if (delegate && !*endpoint)
+            log_error(self->def->name, "module %s: mode delegate needs delegate_to", m->name);
+        snprintf(key, sizeof key, "modules.%s.fallback", m->name);
+        bool fallback = config_bool(config, key, false);
+        snprintf(key, sizeof key, "modules.%s.timeout_ms", m->name);
+        int timeout_ms = (int)config_int(config, key, 5000);
+        wire_server_delegate(self->wire, m->name, endpoint, timeout_ms, fallback);
+    }
+}
+
 int service_start(service_t *self)
 {
     if (fs_mkdirs(self->data_dir) < 0) {
@@ -146,6 +211,7 @@ int service_start(service_t *self)
     }
     httpd_route(self->http, "GET", "/health", on_http_health, self);
     httpd_route(self->http, "GET", "/metrics", on_http_metrics, self);
+    httpd_set_authorizer(self->http, token_http_authorizer, self->config);
     const char *bind = config_str(self->config, "bind", "127.0.0.1");
     if (httpd_start(self->http, bind, config_port(self->config, self->def->http_port)) < 0)
         return -1;
@@ -160,7 +226,9 @@ int service_start(service_t *self)
         log_error(self->def->name, "%s failed to start", self->def->title);
         return -1;
     }
-    if (wire_server_start(self->wire) < 0)
+    tag_modules(self);
+    apply_modes(self, self->config);
+    if (listen_legacy_ports(self) < 0 || wire_server_start(self->wire) < 0)
         return -1;
     atomic_store(&self->state, SERVICE_READY);
     log_info(self->def->name, "%s ready (ZMQ %d, HTTP %d)", self->def->title,
@@ -182,6 +250,7 @@ void service_stop(service_t *self)
 
 void service_reload(service_t *self, config_t *fresh)
 {
+    apply_modes(self, fresh);
     if (self->def->reload)
         self->def->reload(self, fresh);
 }

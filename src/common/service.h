@@ -14,6 +14,7 @@
 #define KEEL_SERVICE_H
 #include <jansson.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 
 #include "config.h"
@@ -28,6 +29,18 @@ typedef enum { SERVICE_STARTING, SERVICE_READY, SERVICE_STOPPING } service_state
 
 typedef struct service_t service_t;
 
+/* One absorbed agent: the routes that came from it, and its old port.  With
+ * `legacy_ports: true` the service also listens there (+ PORT_OFFSET) with
+ * only these routes; with `modules.<name>.mode: delegate` these routes are
+ * forwarded to `modules.<name>.delegate_to` (the still-running original). */
+typedef struct {
+    const char *name;                   /* "ServiceRegistry" */
+    int legacy_port;                    /* 0 when it had none of its own */
+    const char *const *actions;         /* NULL-terminated, or NULL */
+    const char *const *commands;        /* NULL-terminated, or NULL */
+    bool type_route, raw_route;         /* owns the `type` / raw route */
+} service_module_t;
+
 typedef struct {
     const char *name;           /* "core": command line, metrics, data dir */
     const char *title;          /* "CoreOrchestrator": messages and health */
@@ -36,6 +49,7 @@ typedef struct {
     void (*stop)(service_t *svc);
     void (*health)(service_t *svc, json_t *dict);   /* adds or changes fields */
     void (*reload)(service_t *svc, config_t *fresh);
+    const service_module_t *modules;    /* ends with { NULL } */
 } service_def_t;
 
 struct service_t {

@@ -7,8 +7,10 @@
  *  reply comes back over an inproc PULL, so the ROUTER socket stays owned by
  *  one thread as ZMQ requires. */
 #include "wire.h"
+#include "breaker.h"
 #include "clock.h"
 #include "log.h"
+#include "zcurve.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -21,12 +23,23 @@
 
 #define MAX_FRAMES 16
 #define MAX_WORKERS 16
+#define MAX_ATTACHED 16
+#define DRAIN_BATCH 64
 
 typedef struct {
     char *name;
     wire_handler_fn *fn;
     void *ctx;
+    char *module;           /* the absorbed agent this route belongs to, or NULL */
 } route_t;
+
+/* A module whose requests go to its legacy agent instead (delegation). */
+typedef struct {
+    char *module;
+    wire_client_t *client;
+    breaker_t *breaker;
+    bool fallback;          /* on failure, answer with the C implementation */
+} delegate_t;
 
 typedef struct {
     route_t *items;
@@ -46,6 +59,12 @@ struct wire_server_t {
     char jobs_endpoint[64], results_endpoint[64];
     atomic_bool running;
     bool started;
+    wire_server_t *parent;  /* a legacy listener delegates through its parent */
+    wire_server_t *attached[MAX_ATTACHED];  /* legacy listeners served by this thread */
+    int nattached;
+    pthread_mutex_t delegate_lock;
+    delegate_t *delegates;
+    size_t ndelegates;
 };
 
 static pthread_once_t context_once = PTHREAD_ONCE_INIT;
@@ -106,7 +125,7 @@ static void routes_add(routes_t *routes, const char *name, wire_handler_fn *fn, 
             return;
         }
     routes->items = realloc(routes->items, (routes->count + 1) * sizeof *routes->items);
-    routes->items[routes->count++] = (route_t){ strdup(name), fn, ctx };
+    routes->items[routes->count++] = (route_t){ strdup(name), fn, ctx, NULL };
 }
 
 static route_t *routes_find(routes_t *routes, const char *name)
@@ -121,9 +140,18 @@ static route_t *routes_find(routes_t *routes, const char *name)
 
 static void routes_free(routes_t *routes)
 {
-    for (size_t i = 0; i < routes->count; i++)
+    for (size_t i = 0; i < routes->count; i++) {
         free(routes->items[i].name);
+        free(routes->items[i].module);
+    }
     free(routes->items);
+}
+
+static void delegate_clear(delegate_t *d)
+{
+    free(d->module);
+    wire_client_destroy(&d->client);
+    breaker_destroy(&d->breaker);
 }
 
 /* The default for requests no route takes, in the BaseAgent's words:
@@ -135,8 +163,11 @@ static json_t *unknown_action(void *ctx, wire_request_t *req)
         json_t *value = json_object_get(req->body, req->dialect == WIRE_ACTION ? "action" : "command");
         if (json_is_string(value))
             return wire_error("Unknown action: %s", json_string_value(value));
+        if (!value || json_is_null(value) || json_is_boolean(value))
+            return wire_error("Unknown action: %s", !value || json_is_null(value) ? "None"
+                                                    : json_is_true(value) ? "True" : "False");
         char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
-        json_t *reply = wire_error("Unknown action: %s", !value || json_is_null(value) ? "None" : text);
+        json_t *reply = wire_error("Unknown action: %s", text);
         free(text);
         return reply;
     }
@@ -149,7 +180,8 @@ wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
     self->service = strdup(service);
     self->metrics = metrics;
     self->max_request = 1 << 20;
-    self->on_unknown = (route_t){ NULL, unknown_action, NULL };
+    self->on_unknown = (route_t){ NULL, unknown_action, NULL, NULL };
+    pthread_mutex_init(&self->delegate_lock, NULL);
     self->router = zmq_socket(wire_context(), ZMQ_ROUTER);
     int zero = 0, hwm = 10000;
     int64_t hard_cap = 64 << 20;    /* libzmq drops the connection past this: a far higher net */
@@ -168,6 +200,9 @@ wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
                         METRIC_HISTOGRAM, NULL, 0);
         metrics_declare(metrics, "keel_bad_requests_total",
                         "Requests refused before dispatch, by reason.", METRIC_COUNTER, NULL, 0);
+        metrics_declare(metrics, "keel_delegated_requests_total",
+                        "Requests of delegated modules, by outcome (forwarded, fallback, failed).",
+                        METRIC_COUNTER, NULL, 0);
     }
     return self;
 }
@@ -178,9 +213,18 @@ void wire_server_destroy(wire_server_t **self_p)
         return;
     wire_server_t *self = *self_p;
     wire_server_stop(self);
+    for (int i = 0; i < self->nattached; i++)
+        wire_server_destroy(&self->attached[i]);
     zmq_close(self->router);
     routes_free(&self->actions);
     routes_free(&self->commands);
+    free(self->on_type.module);
+    free(self->on_raw.module);
+    free(self->on_unknown.module);
+    for (size_t i = 0; i < self->ndelegates; i++)
+        delegate_clear(&self->delegates[i]);
+    free(self->delegates);
+    pthread_mutex_destroy(&self->delegate_lock);
     free(self->service);
     free(self);
     *self_p = NULL;
@@ -188,6 +232,8 @@ void wire_server_destroy(wire_server_t **self_p)
 
 int wire_server_bind(wire_server_t *self, const char *endpoint)
 {
+    if (zcurve_server(self->router) < 0)   /* SECURE_ZMQ: never bind in plaintext */
+        return -1;
     if (zmq_bind(self->router, endpoint) != 0) {
         log_error(self->service, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
         return -1;
@@ -208,17 +254,20 @@ void wire_server_on_command(wire_server_t *self, const char *command, wire_handl
 
 void wire_server_on_type(wire_server_t *self, wire_handler_fn *fn, void *ctx)
 {
-    self->on_type = (route_t){ NULL, fn, ctx };
+    free(self->on_type.module);
+    self->on_type = (route_t){ NULL, fn, ctx, NULL };
 }
 
 void wire_server_on_raw(wire_server_t *self, wire_handler_fn *fn, void *ctx)
 {
-    self->on_raw = (route_t){ NULL, fn, ctx };
+    free(self->on_raw.module);
+    self->on_raw = (route_t){ NULL, fn, ctx, NULL };
 }
 
 void wire_server_on_unknown(wire_server_t *self, wire_handler_fn *fn, void *ctx)
 {
-    self->on_unknown = (route_t){ NULL, fn, ctx };
+    free(self->on_unknown.module);
+    self->on_unknown = (route_t){ NULL, fn, ctx, NULL };
 }
 
 void wire_server_set_workers(wire_server_t *self, int workers)
@@ -229,6 +278,141 @@ void wire_server_set_workers(wire_server_t *self, int workers)
 void wire_server_set_max_request(wire_server_t *self, size_t bytes)
 {
     self->max_request = bytes;
+}
+
+/* ---- modules: tagging, delegation, legacy subsets ---------------------- */
+
+static void tag_route(route_t *route, const char *module)
+{
+    free(route->module);
+    route->module = strdup(module);
+}
+
+void wire_server_tag(wire_server_t *self, const char *module, wire_dialect_t dialect,
+                     const char *name)
+{
+    route_t *route = NULL;
+    if (dialect == WIRE_ACTION)
+        route = routes_find(&self->actions, name);
+    else if (dialect == WIRE_COMMAND)
+        route = routes_find(&self->commands, name);
+    else if (dialect == WIRE_TYPE)
+        route = &self->on_type;
+    else
+        route = &self->on_raw;
+    if (route && route->fn)
+        tag_route(route, module);
+}
+
+int wire_server_delegate(wire_server_t *self, const char *module, const char *endpoint,
+                         int timeout_ms, bool fallback)
+{
+    pthread_mutex_lock(&self->delegate_lock);
+    size_t i = 0;
+    while (i < self->ndelegates && strcmp(self->delegates[i].module, module) != 0)
+        i++;
+    if (i < self->ndelegates) {
+        delegate_clear(&self->delegates[i]);
+        self->delegates[i] = self->delegates[--self->ndelegates];
+    }
+    if (endpoint && *endpoint) {
+        self->delegates = realloc(self->delegates, (self->ndelegates + 1) * sizeof *self->delegates);
+        self->delegates[self->ndelegates++] = (delegate_t){
+            strdup(module), wire_client_new(endpoint, timeout_ms, 0),
+            breaker_new(module, 3, 30.0), fallback,
+        };
+        log_info(self->service, "module %s delegated to %s%s", module, endpoint,
+                 fallback ? " (falling back to Keel)" : "");
+    }
+    pthread_mutex_unlock(&self->delegate_lock);
+    return 0;
+}
+
+static void copy_route(routes_t *into, route_t *route)
+{
+    routes_add(into, route->name, route->fn, route->ctx);
+    if (route->module)
+        tag_route(&into->items[into->count - 1], route->module);
+}
+
+static void copy_routes(routes_t *into, routes_t *from, const char *module)
+{
+    static const char *health[] = { "ping", "health", "health_check" };
+    for (size_t i = 0; i < from->count; i++) {
+        route_t *route = &from->items[i];
+        bool is_health = false;
+        for (size_t k = 0; k < 3; k++)
+            is_health |= !route->module && strcmp(route->name, health[k]) == 0;
+        if (is_health || (route->module && strcmp(route->module, module) == 0))
+            copy_route(into, route);
+    }
+}
+
+int wire_server_listen_module(wire_server_t *self, const char *module, const char *endpoint)
+{
+    if (self->nattached >= MAX_ATTACHED || self->started)
+        return -1;
+    wire_server_t *subset = wire_server_new(self->service, self->metrics);
+    subset->parent = self;
+    subset->max_request = self->max_request;
+    copy_routes(&subset->actions, &self->actions, module);
+    copy_routes(&subset->commands, &self->commands, module);
+    route_t *special[] = { &self->on_type, &self->on_raw };
+    route_t *target[] = { &subset->on_type, &subset->on_raw };
+    for (size_t i = 0; i < 2; i++)
+        if (special[i]->module && strcmp(special[i]->module, module) == 0)
+            *target[i] = (route_t){ NULL, special[i]->fn, special[i]->ctx, strdup(module) };
+    subset->on_unknown = (route_t){ NULL, self->on_unknown.fn, self->on_unknown.ctx, NULL };
+    if (wire_server_bind(subset, endpoint) < 0) {
+        wire_server_destroy(&subset);
+        return -1;
+    }
+    self->attached[self->nattached++] = subset;
+    return 0;
+}
+
+static void count_delegated(wire_server_t *self, const char *module, const char *outcome)
+{
+    if (!self->metrics)
+        return;
+    char labels[192];
+    metrics_labels(labels, sizeof labels, "service", self->service, "module", module,
+                   "outcome", outcome, NULL);
+    metrics_add(self->metrics, "keel_delegated_requests_total", labels, 1);
+}
+
+/* Forwards the frame to the module's legacy agent when the module is
+ * delegated.  Returns NULL when the request should be handled here (not
+ * delegated, or the delegate failed and fallback is on). */
+static json_t *forward(wire_server_t *self, const char *module, const char *frame, size_t len)
+{
+    wire_server_t *owner = self->parent ? self->parent : self;
+    pthread_mutex_lock(&owner->delegate_lock);
+    delegate_t *d = NULL;
+    for (size_t i = 0; i < owner->ndelegates; i++)
+        if (strcmp(owner->delegates[i].module, module) == 0)
+            d = &owner->delegates[i];
+    json_t *reply = NULL;
+    char err[256] = "circuit open";
+    if (d && breaker_allow(d->breaker, clock_mono())) {
+        size_t reply_len;
+        char *text = wire_client_call_raw(d->client, frame, len, &reply_len, err, sizeof err);
+        json_error_t jerr;
+        reply = text ? json_loadb(text, reply_len, JSON_DECODE_ANY, &jerr) : NULL;
+        free(text);
+        if (reply)
+            breaker_record_success(d->breaker, clock_mono());
+        else
+            breaker_record_failure(d->breaker, clock_mono());
+    }
+    bool fallback = d && d->fallback;
+    pthread_mutex_unlock(&owner->delegate_lock);
+    if (!d)
+        return NULL;
+    count_delegated(self, module, reply ? "forwarded" : fallback ? "fallback" : "failed");
+    if (!reply && !fallback)
+        reply = wire_error("Delegate for %s unavailable: %s", module, err);
+    return reply;
 }
 
 /* ---- one request ------------------------------------------------------- */
@@ -313,9 +497,10 @@ static route_t *route_for(wire_server_t *self, wire_request_t *req)
 }
 
 /* Builds the reply object for one frame; *label names the route for metrics. */
-static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, const char **label)
+static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, const char *peer,
+                        const char **label)
 {
-    wire_request_t req = { WIRE_RAW, "", NULL, NULL, frame, len };
+    wire_request_t req = { WIRE_RAW, "", NULL, NULL, frame, len, peer };
     if (len > self->max_request) {
         *label = "invalid";
         count_bad(self, "too_large");
@@ -331,7 +516,8 @@ static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, cons
     if (!body) {
         if (self->on_raw.fn) {
             *label = "raw";
-            return self->on_raw.fn(self->on_raw.ctx, &req);
+            json_t *reply = self->on_raw.module ? forward(self, self->on_raw.module, frame, len) : NULL;
+            return reply ? reply : self->on_raw.fn(self->on_raw.ctx, &req);
         }
         route_t *ping = is_raw_ping(frame, len) ? routes_find(&self->actions, "ping") : NULL;
         if (ping) {
@@ -357,7 +543,9 @@ static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, cons
             json_incref(req.payload);
         if (route) {
             *label = route->name ? route->name : "type";
-            reply = route->fn(route->ctx, &req);
+            reply = route->module ? forward(self, route->module, frame, len) : NULL;
+            if (!reply)
+                reply = route->fn(route->ctx, &req);
         } else {
             *label = "unknown";
             count_bad(self, "unknown_action");
@@ -378,11 +566,11 @@ static const char *outcome_of(json_t *reply)
     return "ok";
 }
 
-char *wire_server_handle(wire_server_t *self, const char *frame, size_t len)
+static char *handle_frame(wire_server_t *self, const char *frame, size_t len, const char *peer)
 {
     double started = clock_mono();
     const char *label = "invalid";
-    json_t *reply = dispatch(self, frame, len, &label);
+    json_t *reply = dispatch(self, frame, len, peer, &label);
     if (!reply)
         reply = wire_error("Internal error");
     char *text = json_dumps(reply, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -404,6 +592,11 @@ char *wire_server_handle(wire_server_t *self, const char *frame, size_t len)
     return text;
 }
 
+char *wire_server_handle(wire_server_t *self, const char *frame, size_t len)
+{
+    return handle_frame(self, frame, len, NULL);
+}
+
 /* ---- the server thread ---------------------------------------------- */
 
 typedef struct {
@@ -412,14 +605,14 @@ typedef struct {
 } message_t;
 
 /* Reads one multipart message; frames past MAX_FRAMES are dropped. */
-static int message_recv(message_t *m, void *socket)
+static int message_recv(message_t *m, void *socket, int flags)
 {
     m->count = 0;
     int more = 1;
     while (more) {
         zmq_msg_t part;
         zmq_msg_init(&part);
-        if (zmq_msg_recv(&part, socket, 0) < 0) {
+        if (zmq_msg_recv(&part, socket, m->count ? 0 : flags) < 0) {
             zmq_msg_close(&part);
             for (int i = 0; i < m->count; i++)
                 zmq_msg_close(&m->frames[i]);
@@ -442,14 +635,15 @@ static void message_close(message_t *m)
     m->count = 0;
 }
 
-/* Index of the body frame: the first after the empty delimiter, or the
- * frame after the identity when there is no delimiter; -1 if none. */
-static int body_index(message_t *m)
+/* Index of the body frame at or after `first`: the frame after the empty
+ * delimiter, or the frame after the identity when there is no delimiter;
+ * -1 if none. */
+static int body_index(message_t *m, int first)
 {
-    for (int i = 0; i < m->count; i++)
+    for (int i = first; i < m->count; i++)
         if (zmq_msg_size(&m->frames[i]) == 0)
             return i + 1 < m->count ? i + 1 : -1;
-    return m->count >= 2 ? 1 : -1;
+    return m->count >= first + 2 ? first + 1 : -1;
 }
 
 static void free_text(void *data, void *hint)
@@ -466,30 +660,74 @@ static void message_reply(message_t *m, int body, void *socket, char *text)
     size_t len = strlen(text);
     zmq_msg_t out;
     zmq_msg_init_data(&out, text, len, free_text, NULL);
-    zmq_msg_send(&out, socket, 0);
+    if (zmq_msg_send(&out, socket, 0) < 0)
+        zmq_msg_close(&out);        /* an unsent message still owns the text */
     message_close(m);
 }
 
-/* Handles a message in place: the body frame is answered on `socket`. */
-static void serve_message(wire_server_t *self, message_t *m, void *socket)
+/* The client's address: the body frame's metadata from a TCP peer, or, in
+ * worker mode, the text after the listener index in the first frame (ZMQ
+ * metadata does not survive the inproc hop). */
+static const char *peer_of(message_t *m, int first, int body, char *buf, size_t len)
 {
-    int body = body_index(m);
+    if (first == 0)
+        return zmq_msg_gets(&m->frames[body], "Peer-Address");
+    size_t n = zmq_msg_size(&m->frames[0]);
+    if (n <= 1 || n > len)
+        return NULL;
+    memcpy(buf, (char *)zmq_msg_data(&m->frames[0]) + 1, n - 1);
+    buf[n - 1] = '\0';
+    return buf;
+}
+
+/* Answers the body frame of a message on `socket`.  Frames before `first`
+ * (the listener index, in worker mode) travel back with the reply. */
+static void serve_message(wire_server_t *self, message_t *m, int first, void *socket)
+{
+    int body = body_index(m, first);
     if (body < 0) {     /* no body: nothing a REQ client would send */
         count_bad(self, "no_body");
         message_close(m);
         return;
     }
-    char *text = wire_server_handle(self, zmq_msg_data(&m->frames[body]),
-                                    zmq_msg_size(&m->frames[body]));
+    char peer[64];
+    zmq_msg_t *frame = &m->frames[body];
+    char *text = handle_frame(self, zmq_msg_data(frame), zmq_msg_size(frame),
+                              peer_of(m, first, body, peer, sizeof peer));
     message_reply(m, body, socket, text);
 }
 
-/* Forwards a message unchanged (frames consumed). */
-static void message_forward(message_t *m, void *socket)
+/* Forwards frames [from, count) unchanged (consumes the message). */
+static void message_forward(message_t *m, int from, void *socket)
 {
-    for (int i = 0; i < m->count; i++)
+    for (int i = from; i < m->count; i++)
         zmq_msg_send(&m->frames[i], socket, i + 1 < m->count ? ZMQ_SNDMORE : 0);
     message_close(m);
+}
+
+/* Hands a message to the workers behind a frame of the listener index and
+ * the client's address. */
+static void send_job(message_t *m, unsigned char index, void *jobs)
+{
+    char prefix[64];
+    prefix[0] = (char)index;
+    int body = body_index(m, 0);
+    const char *peer = body >= 0 ? zmq_msg_gets(&m->frames[body], "Peer-Address") : NULL;
+    size_t n = peer ? strlen(peer) : 0;
+    if (n > sizeof prefix - 1)
+        n = 0;
+    if (n)
+        memcpy(prefix + 1, peer, n);
+    zmq_send(jobs, prefix, n + 1, ZMQ_SNDMORE);
+    message_forward(m, 0, jobs);
+}
+
+/* The listener a worker's message belongs to: 0 is the server itself. */
+static wire_server_t *listener_of(wire_server_t *self, message_t *m)
+{
+    unsigned char index = zmq_msg_size(&m->frames[0]) >= 1
+                          ? *(unsigned char *)zmq_msg_data(&m->frames[0]) : 0;
+    return index > 0 && index <= self->nattached ? self->attached[index - 1] : self;
 }
 
 static void *worker_main(void *arg)
@@ -505,53 +743,79 @@ static void *worker_main(void *arg)
     zmq_connect(results, self->results_endpoint);
     message_t m;
     while (atomic_load(&self->running)) {
-        if (message_recv(&m, jobs) < 0)
+        if (message_recv(&m, jobs, 0) < 0)
             continue;
-        serve_message(self, &m, results);
+        serve_message(listener_of(self, &m), &m, 1, results);
     }
     zmq_close(jobs);
     zmq_close(results);
     return NULL;
 }
 
+/* Sends a worker's reply out of the listener it came in on. */
+static void route_result(wire_server_t *self, message_t *m)
+{
+    wire_server_t *listener = listener_of(self, m);
+    message_forward(m, 1, listener->router);
+}
+
+static void start_workers(wire_server_t *self, void **jobs, void **results)
+{
+    *jobs = zmq_socket(wire_context(), ZMQ_PUSH);
+    *results = zmq_socket(wire_context(), ZMQ_PULL);
+    int zero = 0;
+    zmq_setsockopt(*jobs, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(*results, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_bind(*jobs, self->jobs_endpoint);
+    zmq_bind(*results, self->results_endpoint);
+    for (int i = 0; i < self->nworkers; i++)
+        pthread_create(&self->workers[i], NULL, worker_main, self);
+}
+
+/* One thread serves the main socket and every attached listener, so a
+ * service's handlers never run concurrently unless it asked for workers. */
 static void *server_main(void *arg)
 {
     wire_server_t *self = arg;
     void *jobs = NULL, *results = NULL;
-    if (self->nworkers > 0) {
-        jobs = zmq_socket(wire_context(), ZMQ_PUSH);
-        results = zmq_socket(wire_context(), ZMQ_PULL);
-        int zero = 0;
-        zmq_setsockopt(jobs, ZMQ_LINGER, &zero, sizeof zero);
-        zmq_setsockopt(results, ZMQ_LINGER, &zero, sizeof zero);
-        zmq_bind(jobs, self->jobs_endpoint);
-        zmq_bind(results, self->results_endpoint);
-        for (int i = 0; i < self->nworkers; i++)
-            pthread_create(&self->workers[i], NULL, worker_main, self);
-    }
-    zmq_pollitem_t items[2] = {
-        { self->router, 0, ZMQ_POLLIN, 0 },
-        { results, 0, ZMQ_POLLIN, 0 },
-    };
-    int nitems = results ? 2 : 1;
+    if (self->nworkers > 0)
+        start_workers(self, &jobs, &results);
+    zmq_pollitem_t items[MAX_ATTACHED + 2];
+    int nlisteners = 1 + self->nattached;
+    items[0] = (zmq_pollitem_t){ self->router, 0, ZMQ_POLLIN, 0 };
+    for (int i = 0; i < self->nattached; i++)
+        items[i + 1] = (zmq_pollitem_t){ self->attached[i]->router, 0, ZMQ_POLLIN, 0 };
+    items[nlisteners] = (zmq_pollitem_t){ results, 0, ZMQ_POLLIN, 0 };
+    int nitems = nlisteners + (results ? 1 : 0);
     message_t m;
     while (atomic_load(&self->running)) {
         if (zmq_poll(items, nitems, 100) <= 0)
             continue;
-        if ((items[0].revents & ZMQ_POLLIN) && message_recv(&m, self->router) == 0) {
-            if (jobs)
-                message_forward(&m, jobs);
-            else
-                serve_message(self, &m, self->router);
+        for (int i = 0; i < nlisteners; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            unsigned char index = (unsigned char)i;
+            wire_server_t *listener = i == 0 ? self : self->attached[i - 1];
+            /* Drain what is queued before polling again: under load one poll
+             * serves a batch. */
+            for (int n = 0; n < DRAIN_BATCH; n++) {
+                if (message_recv(&m, items[i].socket, ZMQ_DONTWAIT) < 0)
+                    break;
+                if (jobs)
+                    send_job(&m, index, jobs);
+                else
+                    serve_message(listener, &m, 0, listener->router);
+            }
         }
-        if (nitems > 1 && (items[1].revents & ZMQ_POLLIN) && message_recv(&m, results) == 0)
-            message_forward(&m, self->router);
+        if (results && (items[nlisteners].revents & ZMQ_POLLIN))
+            for (int n = 0; n < DRAIN_BATCH && message_recv(&m, results, ZMQ_DONTWAIT) == 0; n++)
+                route_result(self, &m);
     }
     for (int i = 0; i < self->nworkers; i++)
         pthread_join(self->workers[i], NULL);
     /* Replies the workers finished while stopping still go out. */
-    while (results && zmq_poll(&items[1], 1, 0) > 0 && message_recv(&m, results) == 0)
-        message_forward(&m, self->router);
+    while (results && zmq_poll(&items[nlisteners], 1, 0) > 0 && message_recv(&m, results, ZMQ_DONTWAIT) == 0)
+        route_result(self, &m);
     if (jobs)
         zmq_close(jobs);
     if (results)
@@ -620,7 +884,7 @@ static int client_open(wire_client_t *self)
     self->socket = zmq_socket(wire_context(), ZMQ_REQ);
     int zero = 0;
     zmq_setsockopt(self->socket, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_connect(self->socket, self->endpoint) != 0) {
+    if (zcurve_client(self->socket) < 0 || zmq_connect(self->socket, self->endpoint) != 0) {
         client_close(self);
         return -1;
     }

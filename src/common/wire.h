@@ -33,6 +33,7 @@ typedef struct {
     json_t *payload;        /* `payload` of a command (an empty object when absent), else body */
     const char *raw;        /* the frame as received */
     size_t raw_len;
+    const char *peer;       /* the client's IP address (TCP), or NULL */
 } wire_request_t;
 
 /* Returns the reply (a new reference), or NULL for a generic error reply. */
@@ -56,6 +57,22 @@ void wire_server_on_raw(wire_server_t *self, wire_handler_fn *fn, void *ctx);
 /* Requests no route takes (unknown action/command, no dialect key).  The
  * default answers {"status":"error","error":"Unknown action: <a>"}. */
 void wire_server_on_unknown(wire_server_t *self, wire_handler_fn *fn, void *ctx);
+/* Modules.  Each route may be tagged with the absorbed agent it came from
+ * ("ServiceRegistry"), so that a module can be delegated to its still-running
+ * legacy agent (each request forwarded as is, behind a circuit breaker of 3
+ * failures / 30 s; with `fallback` a failed forward is answered here
+ * instead), and so that a legacy port can serve exactly its module's routes.
+ * WIRE_TYPE tags the `type` route and WIRE_RAW the raw route (name unused).
+ * Delegation may change while serving; an empty endpoint ends it. */
+void wire_server_tag(wire_server_t *self, const char *module, wire_dialect_t dialect,
+                     const char *name);
+int wire_server_delegate(wire_server_t *self, const char *module, const char *endpoint,
+                         int timeout_ms, bool fallback);
+/* Also listens on `endpoint` with only the module's routes and the health
+ * actions (a legacy port), served by this server's thread.  Call after the
+ * routes are registered and tagged, before wire_server_start.  0 or -1. */
+int wire_server_listen_module(wire_server_t *self, const char *module, const char *endpoint);
+
 /* 0 runs handlers on the server thread (the default). */
 void wire_server_set_workers(wire_server_t *self, int workers);
 void wire_server_set_max_request(wire_server_t *self, size_t bytes);

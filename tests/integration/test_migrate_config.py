@@ -100,3 +100,14 @@ def test_translated_configuration_is_accepted_by_keeld(tmp_path):
     out = subprocess.run([KEELD, "all", "--check", "--config", str(target)],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.skipif(not os.path.isdir(LEGACY), reason="../shared/legacy is not beside the checkout")
+def test_agents_on_keel_ports_are_reported():
+    """PC2's VisionProcessingAgent listens on 7150, the ErrorBus ingress; MainPC's
+    GoalManager on 7005/8005, SecurityGateway's ports."""
+    pc2 = json.loads(translate(os.path.join(LEGACY, FILES[2]), "--json"))
+    assert [c["agent"] for c in pc2["port_conflicts"]] == ["VisionProcessingAgent"]
+    mainpc = json.loads(translate(os.path.join(LEGACY, FILES[0]), "--json"))
+    assert [c["agent"] for c in mainpc["port_conflicts"]] == ["GoalManager"]
+    assert "PORT CONFLICT: GoalManager" in translate(os.path.join(LEGACY, FILES[0]))

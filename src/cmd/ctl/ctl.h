@@ -32,5 +32,13 @@ void ctl_print_json(json_t *value);
 char *ctl_duration(double seconds, char *buf, size_t len);
 
 extern const ctl_command_t ctl_status_command;
+extern const ctl_command_t ctl_health_command;
+extern const ctl_command_t ctl_agents_command;
+extern const ctl_command_t ctl_agent_command;
 extern const ctl_command_t ctl_migrate_command;
+extern const ctl_command_t ctl_errors_command;
+extern const ctl_command_t ctl_reload_command;
+extern const ctl_command_t ctl_user_command;
+extern const ctl_command_t ctl_certs_command;
+extern const ctl_command_t ctl_resources_command;
 #endif

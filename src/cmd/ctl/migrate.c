@@ -12,6 +12,7 @@
 #include "fsutil.h"
 #include "yamljson.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,19 @@ static const struct { const char *agent, *service; } absorbed[] = {
     { "AuthenticationAgent", "SecurityGateway" },
     { "AgentTrustScorer", "SecurityGateway" },
 };
+
+/* Keel's own ports; an agent kept on one of them must move before Keel
+ * starts on that machine. */
+static const int keel_ports[] = { 7000, 7001, 7002, 7003, 7005, 7150, 7151,
+                                  8000, 8001, 8002, 8003, 8005 };
+
+static bool is_keel_port(json_t *port)
+{
+    for (size_t i = 0; i < sizeof keel_ports / sizeof keel_ports[0]; i++)
+        if (json_integer_value(port) == keel_ports[i])
+            return true;
+    return false;
+}
 
 static const char *absorbing_service(const char *agent)
 {
@@ -110,7 +124,7 @@ static void each_agent(json_t *root, void (*fn)(const char *, json_t *, void *),
 
 typedef struct {
     const char *machine;
-    json_t *agents, *watch, *removed, *seen;
+    json_t *agents, *watch, *removed, *seen, *conflicts;
 } translation_t;
 
 static void translate_one(const char *name, json_t *spec, void *arg)
@@ -127,6 +141,11 @@ static void translate_one(const char *name, json_t *spec, void *arg)
     json_array_append_new(t->agents, translate_agent(name, spec, t->machine));
     json_t *port = json_object_get(spec, "port");
     json_t *health = json_object_get(spec, "health_check_port");
+    if (is_keel_port(port) || is_keel_port(health))
+        json_array_append_new(t->conflicts, json_pack("{s:s, s:O, s:O}", "agent", name,
+                                                      "port", port ? port : json_null(),
+                                                      "health_check_port",
+                                                      health ? health : json_null()));
     if (json_is_integer(port))
         json_array_append_new(t->watch, json_pack("{s:s, s:s, s:O, s:O, s:s}", "name", name,
                                                   "host", "127.0.0.1", "port", port,
@@ -160,6 +179,13 @@ static void write_config(FILE *out, const char *source, translation_t *t)
     json_t *service;
     json_object_foreach(t->removed, name, service)
         fprintf(out, "#   %s -> %s\n", name, json_string_value(service));
+    size_t i;
+    json_t *conflict;
+    json_array_foreach(t->conflicts, i, conflict)
+        fprintf(out, "# PORT CONFLICT: %s uses %lld/%lld, which a Keel service binds: move it first.\n",
+                json_string_value(json_object_get(conflict, "agent")),
+                json_integer_value(json_object_get(conflict, "port")),
+                json_integer_value(json_object_get(conflict, "health_check_port")));
     fprintf(out, "core:\n  agents:\n");
     put_list(out, "    ", t->agents);
     fprintf(out, "observability:\n  agents:\n");
@@ -191,12 +217,14 @@ static int migrate_config(ctl_t *ctl, int argc, char **argv)
     }
     if (!machine)
         machine = json_object_get(root, "pc2_services") ? "pc2" : "mainpc";
-    translation_t t = { machine, json_array(), json_array(), json_object(), json_object() };
+    translation_t t = { machine, json_array(), json_array(), json_object(), json_object(),
+                        json_array() };
     each_agent(root, translate_one, &t);
     int rc = 0;
     if (ctl->json) {
-        json_t *doc = json_pack("{s:{s:O}, s:{s:O}, s:O}", "core", "agents", t.agents,
-                                "observability", "agents", t.watch, "absorbed", t.removed);
+        json_t *doc = json_pack("{s:{s:O}, s:{s:O}, s:O, s:O}", "core", "agents", t.agents,
+                                "observability", "agents", t.watch, "absorbed", t.removed,
+                                "port_conflicts", t.conflicts);
         ctl_print_json(doc);
         json_decref(doc);
     } else {
@@ -208,14 +236,16 @@ static int migrate_config(ctl_t *ctl, int argc, char **argv)
             write_config(out, source, &t);
             if (out != stdout)
                 fclose(out);
-            fprintf(stderr, "migrate: %zu agents kept, %zu absorbed\n",
-                    json_array_size(t.agents), json_object_size(t.removed));
+            fprintf(stderr, "migrate: %zu agents kept, %zu absorbed, %zu port conflicts\n",
+                    json_array_size(t.agents), json_object_size(t.removed),
+                    json_array_size(t.conflicts));
         }
     }
     json_decref(t.agents);
     json_decref(t.watch);
     json_decref(t.removed);
     json_decref(t.seen);
+    json_decref(t.conflicts);
     json_decref(root);
     return rc;
 }

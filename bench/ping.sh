@@ -1,0 +1,105 @@
+#!/bin/sh
+# ping: Keel's `ping` beside Redis's PING at the same concurrency, on the
+# same machine in the same run (issue 2's first benchmark).  Starts
+# `keeld all` on a free PORT_OFFSET with a temp data dir and a redis-server
+# on a free port (no persistence), runs build/bench/ping and
+# redis-benchmark at 1, 8 and 50 clients, prints one table, stops both.
+#
+#   sh bench/ping.sh [BUILD]     env SECONDS_PER_RUN=3, SERVICE_PORT=7003 (base port)
+set -eu
+build=${1:-build}
+seconds=${SECONDS_PER_RUN:-3}
+base_port=${SERVICE_PORT:-7003}         # ErrorBus: its ping is the runtime's own health dict
+keeld="$build/keeld"
+ping="$build/bench/ping"
+for f in "$keeld" "$ping" "$build/keelctl"; do
+    [ -x "$f" ] || { echo "ping.sh: $f is missing; run make first" >&2; exit 2; }
+done
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null \
+    || { echo "ping.sh: redis-server and redis-benchmark are needed (apt-get install redis-server redis-tools)" >&2; exit 2; }
+
+# A PORT_OFFSET at which every Keel port is free, and one more free port for Redis.
+ports=$(/usr/bin/python3 - <<'EOF'
+import random, socket
+def free(p):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", p)); return True
+        except OSError:
+            return False
+bases = [7000, 7001, 7002, 7003, 7005, 8000, 8001, 8002, 8003, 8005, 7150, 7151]
+for _ in range(500):
+    off = random.randrange(100, 3000) * 10
+    if all(free(b + off) for b in bases):
+        break
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0)); redis = s.getsockname()[1]
+print(off, redis)
+EOF
+)
+offset=${ports% *}
+redis_port=${ports#* }
+dir=$(mktemp -d /tmp/keel-bench-XXXXXX)
+keeld_pid=
+redis_pid=
+cleanup() {
+    [ -n "$keeld_pid" ] && kill "$keeld_pid" 2>/dev/null && wait "$keeld_pid" 2>/dev/null
+    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+PORT_OFFSET=$offset KEEL_DATA_DIR=$dir KEEL_LOG_LEVEL=warn KEEL_NVML_LIB=$dir/none.so \
+    "$keeld" all >"$dir/keeld.log" 2>&1 &
+keeld_pid=$!
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$dir" >"$dir/redis.log" 2>&1 &
+redis_pid=$!
+
+tries=0
+until "$build/keelctl" --port-offset "$offset" --timeout 500 status >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    [ $tries -lt 60 ] || { echo "ping.sh: keeld did not become healthy" >&2; tail "$dir/keeld.log" >&2; exit 1; }
+    sleep 0.25
+done
+tries=0
+until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    [ $tries -lt 40 ] || { echo "ping.sh: redis-server did not start" >&2; exit 1; }
+    sleep 0.25
+done
+
+# CPU seconds (user + system) a process has used so far.
+cpu_s() {
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
+}
+# Server CPU per request in microseconds: what each server spends, apart
+# from the clients, which share the same CPUs.
+per_req() {
+    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) * 1e6 / n : 0) }'
+}
+
+endpoint="tcp://127.0.0.1:$((base_port + offset))"
+echo "Keel ping on $endpoint ($seconds s per run) vs redis-server :$redis_port ($(nproc) CPUs)"
+printf '%-8s %10s %8s %8s %10s %6s %12s %12s\n' clients keel_rps p50_ms p99_ms redis_rps ratio \
+    keel_cpu_us redis_cpu_us
+for c in 1 8 50; do
+    k0=$(cpu_s "$keeld_pid")
+    keel=$("$ping" "$endpoint" "$c" "$seconds")
+    k1=$(cpu_s "$keeld_pid")
+    krps=$(echo "$keel" | sed 's/.* rps=\([0-9.]*\).*/\1/')
+    p50=$(echo "$keel" | sed 's/.* p50_ms=\([0-9.]*\).*/\1/')
+    p99=$(echo "$keel" | sed 's/.* p99_ms=\([0-9.]*\).*/\1/')
+    # About as many requests as Keel answered, so both runs last alike.
+    n=$(awk -v r="$krps" -v s="$seconds" 'BEGIN { n = int(r * s); print (n < 20000 ? 20000 : n) }')
+    kreq=$(echo "$keel" | sed 's/.* requests=\([0-9]*\).*/\1/')
+    r0=$(cpu_s "$redis_pid")
+    rrps=$(redis-benchmark -p "$redis_port" -t ping_mbulk -c "$c" -n "$n" -q 2>/dev/null \
+           | tr '\r' '\n' | grep 'requests per second' | tail -1 \
+           | sed 's/.*: *\([0-9.]*\) requests per second.*/\1/')
+    r1=$(cpu_s "$redis_pid")
+    ratio=$(awk -v k="$krps" -v r="$rrps" 'BEGIN { printf "%.2f", (r > 0 ? k / r : 0) }')
+    printf '%-8s %10s %8s %8s %10s %6s %12s %12s\n' "$c" "$krps" "$p50" "$p99" "$rrps" "$ratio" \
+        "$(per_req "$k0" "$k1" "$kreq")" "$(per_req "$r0" "$r1" "$n")"
+done

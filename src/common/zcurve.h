@@ -1,0 +1,42 @@
+/*  zcurve: CURVE encryption and client authentication for every Keel ZMQ
+ *  socket, switched on by SECURE_ZMQ=1 or `secure_zmq: true`.
+ *
+ *  Certificates (czmq zcert files, the format the original agents' pyzmq
+ *  certificates used) live in certificates_dir, or $ZMQ_CERTIFICATES_DIR:
+ *
+ *      server.key  server.key_secret     the pair every Keel server socket uses
+ *      client.key  client.key_secret     this machine's client pair
+ *      authorized_clients/NAME.key       public keys allowed to connect (ZAP)
+ *
+ *  The allow-list holds public keys only, apart from the secrets, and is
+ *  re-read when the directory changes, so adding or revoking a key takes
+ *  effect for the next connection without a restart.  The ZAP handler is a
+ *  REP socket on inproc://zeromq.zap.01 in the process's ZMQ context (czmq's
+ *  zauth lives in czmq's own context and cannot serve sockets made in
+ *  ours).  Secret key files readable by group or others are refused. */
+#ifndef KEEL_ZCURVE_H
+#define KEEL_ZCURVE_H
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/* Reads secure_zmq and the certificates; with need_server the server pair
+ * must exist too.  0, or -1 with the reason logged.  Without this call the
+ * first socket configures from SECURE_ZMQ and ZMQ_CERTIFICATES_DIR. */
+int zcurve_configure(config_t *config, bool need_server);
+bool zcurve_enabled(void);
+/* Makes `socket` a CURVE server behind the allow-list; a no-op when
+ * disabled.  -1 (logged) when enabled but the server pair is missing: the
+ * caller must not bind a plaintext socket then. */
+int zcurve_server(void *socket);
+/* Makes `socket` a CURVE client of the Keel servers; a no-op when disabled. */
+int zcurve_client(void *socket);
+/* Writes a fresh server pair, client pair and allow-list entry into dir,
+ * every file mode 0600; existing keys are kept unless `force`. */
+int zcurve_generate(const char *dir, bool force, char *err, size_t errlen);
+/* Writes an extra client pair NAME.key/NAME.key_secret and allows it. */
+int zcurve_generate_client(const char *dir, const char *name, char *err, size_t errlen);
+/* Stops the ZAP handler (tests); sockets made afterwards start it again. */
+void zcurve_shutdown(void);
+#endif

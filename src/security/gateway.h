@@ -1,0 +1,47 @@
+/*  gateway: the state SecurityGateway's modules share.  One SQLite file
+ *  (security.db) holds users, sessions and lockout counters, behind one
+ *  mutex because a connection serves one thread at a time; the slow part
+ *  of a login (Argon2id) always runs outside that mutex, and validations
+ *  read the sessions' in-memory index, so they never wait for a password
+ *  hash or a commit.  Trust scores keep
+ *  their own file (agent_trust_scores.db, the original's name). */
+#ifndef KEEL_SECURITY_GATEWAY_H
+#define KEEL_SECURITY_GATEWAY_H
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "lockout.h"
+#include "monitor.h"
+#include "passwd.h"
+#include "service.h"
+#include "sessions.h"
+#include "store.h"
+#include "trust.h"
+
+typedef struct {
+    service_t *svc;
+    store_t *db;
+    pthread_mutex_t db_lock;
+    sessions_t *sessions;           /* writes under db_lock; validation needs no lock */
+    passwd_params_t pw;
+    char decoy_hash[PASSWD_MAX];    /* verified for unknown users: same cost, same answer */
+    lockout_params_t lockout;
+    double session_ttl_s;
+    int max_sessions;
+    bool allow_registration;
+    size_t max_user_len, max_password_len;
+    trust_t *trust;
+    monitor_t *monitor;
+    pthread_t sweeper;
+    bool sweeper_started;
+    atomic_bool running, sweeper_alive;
+    pthread_mutex_t wake_lock;
+    pthread_cond_t wake;
+    double sweep_interval_s;
+    wire_server_t *legacy_auth, *legacy_trust;
+} gateway_t;
+
+/* auth.c: the AuthenticationAgent actions on `wire`. */
+void auth_register(gateway_t *gw, wire_server_t *wire);
+#endif

@@ -1,0 +1,281 @@
+/*  security: the SecurityGateway service.  It hosts AuthenticationAgent
+ *  (auth.c) and AgentTrustScorer (trust.c) on one port, 7005, and with
+ *  legacy_ports also on their old ports 7116 and 7122.  Handlers run on
+ *  four workers: an Argon2id login takes tens of milliseconds and must not
+ *  hold up the token validations other services make on every request.
+ *
+ *  The background sweeper wakes every sweep_interval_s (300 s, the
+ *  original's cleanup period) to delete expired sessions and stale lockout
+ *  rows, and to checkpoint the databases. */
+#include "security.h"
+#include "clock.h"
+#include "gateway.h"
+#include "log.h"
+#include "sessions.h"
+#include "token.h"
+#include "users.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define WORKERS 4
+
+static void gateway_config(gateway_t *gw, config_t *c)
+{
+    gw->pw.opslimit = (unsigned long long)config_int(c, "security.argon2.opslimit", 3);
+    gw->pw.memlimit = (size_t)config_int(c, "security.argon2.memlimit_kib", 65536) * 1024;
+    if (gw->pw.opslimit < crypto_pwhash_OPSLIMIT_MIN)
+        gw->pw.opslimit = crypto_pwhash_OPSLIMIT_MIN;
+    if (gw->pw.memlimit < crypto_pwhash_MEMLIMIT_MIN)
+        gw->pw.memlimit = crypto_pwhash_MEMLIMIT_MIN;
+    gw->lockout.failures = (int)config_int(c, "security.lockout.failures", 5);
+    gw->lockout.source_failures = (int)config_int(c, "security.lockout.source_failures",
+                                                  4 * gw->lockout.failures);
+    gw->lockout.window_s = config_double(c, "security.lockout.window_s", 900);
+    gw->lockout.base_lock_s = config_double(c, "security.lockout.base_lock_s", 60);
+    gw->lockout.max_lock_s = config_double(c, "security.lockout.max_lock_s", 86400);
+    gw->session_ttl_s = config_double(c, "security.session_ttl_s", 86400);
+    gw->max_sessions = (int)config_int(c, "security.max_sessions_per_user", 20);
+    gw->allow_registration = config_bool(c, "security.allow_registration", false);
+    gw->sweep_interval_s = config_double(c, "security.sweep_interval_s", 300);
+    gw->max_user_len = (size_t)config_int(c, "security.max_user_id_bytes", 128);
+    gw->max_password_len = (size_t)config_int(c, "security.max_password_bytes", 1024);
+}
+
+/* ---- the sweeper --------------------------------------------------------- */
+
+static void sweep_once(gateway_t *gw)
+{
+    double now = clock_wall();
+    pthread_mutex_lock(&gw->db_lock);
+    int removed = sessions_sweep(gw->sessions, now);
+    int rows = lockout_sweep(gw->db, &gw->lockout, now);
+    store_maintain(gw->db);
+    pthread_mutex_unlock(&gw->db_lock);
+    if (removed < 0 || rows < 0)
+        monitor_error(gw->monitor, "CLEANUP_ERROR", "the session sweep failed");
+    else if (removed > 0)
+        log_info("security", "%d expired session(s) removed", removed);
+}
+
+static void *sweeper_main(void *arg)
+{
+    gateway_t *gw = arg;
+    atomic_store(&gw->sweeper_alive, true);
+    pthread_mutex_lock(&gw->wake_lock);
+    while (atomic_load(&gw->running)) {
+        pthread_mutex_unlock(&gw->wake_lock);
+        sweep_once(gw);
+        pthread_mutex_lock(&gw->wake_lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        double at = (double)until.tv_sec + until.tv_nsec / 1e9 + gw->sweep_interval_s;
+        until.tv_sec = (time_t)at;
+        until.tv_nsec = (long)((at - (double)until.tv_sec) * 1e9);
+        while (atomic_load(&gw->running)
+               && pthread_cond_timedwait(&gw->wake, &gw->wake_lock, &until) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&gw->wake_lock);
+    atomic_store(&gw->sweeper_alive, false);
+    return NULL;
+}
+
+/* ---- replies in the agents' words ------------------------------------ */
+
+/* AuthenticationAgent's unknown action: "message" key, "" for a missing action;
+ * AgentTrustScorer (ctx set) printed a missing action as None. */
+static json_t *on_unknown(void *ctx, wire_request_t *req)
+{
+    json_t *action = json_object_get(req->body, "action");
+    if (json_is_string(action))
+        return wire_error_key("message", "Unknown action: %s", json_string_value(action));
+    if (!action || json_is_null(action))
+        return wire_error_key("message", "Unknown action: %s", ctx ? "None" : "");
+    char *text = json_dumps(action, JSON_ENCODE_ANY | JSON_COMPACT);
+    json_t *reply = wire_error_key("message", "Unknown action: %s", text ? text : "");
+    free(text);
+    return reply;
+}
+
+/* A frame that is not JSON: the agent's run() loop answered it. */
+static json_t *on_raw(void *ctx, wire_request_t *req)
+{
+    gateway_t *gw = ctx;
+    size_t len = req->raw_len;
+    while (len && strchr("\r\n ", req->raw[len - 1]))
+        len--;
+    if (len == 4 && memcmp(req->raw, "ping", 4) == 0)
+        return service_health(gw->svc);
+    char labels[96];
+    metrics_labels(labels, sizeof labels, "service", "security", "reason", "invalid_json", NULL);
+    metrics_add(gw->svc->metrics, "keel_bad_requests_total", labels, 1);
+    monitor_error(gw->monitor, "PROCESSING_ERROR", "a request that is not JSON was refused");
+    return wire_error_key("message", "Internal server error: Invalid JSON request");
+}
+
+static void add_health(gateway_t *gw, json_t *dict)
+{
+    long sessions = sessions_active(gw->sessions, clock_wall());
+    pthread_mutex_lock(&gw->db_lock);
+    long users = users_count(gw->db);
+    pthread_mutex_unlock(&gw->db_lock);
+    json_object_set_new(dict, "agent_type", json_string("authentication"));
+    json_object_set_new(dict, "active_sessions", json_integer(sessions));
+    json_object_set_new(dict, "registered_users", json_integer(users));
+    json_object_set_new(dict, "cleanup_thread_alive", json_boolean(atomic_load(&gw->sweeper_alive)));
+    json_object_set_new(dict, "uptime_seconds", json_real(service_uptime(gw->svc)));
+}
+
+static void security_health(service_t *svc, json_t *dict)
+{
+    if (svc->impl)
+        add_health(svc->impl, dict);
+}
+
+/* health_check: AuthenticationAgent's fields plus AgentTrustScorer's. */
+static json_t *on_health_check(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    gateway_t *gw = ctx;
+    json_t *dict = service_health(gw->svc);
+    json_object_set_new(dict, "service", json_string("AgentTrustScorer"));
+    json_object_set_new(dict, "additional_info", json_object());
+    return dict;
+}
+
+/* POST /jwt/rotate (administrators): a new signing key, the previous one
+ * still accepted, for rotation without downtime. */
+static void on_http_rotate(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    (void)req;
+    gateway_t *gw = ctx;
+    if (token_keys_rotate(gw->svc->config) < 0) {
+        http_reply_json(reply, 500, json_pack("{s:s, s:s}", "status", "error", "error", "cannot rotate the key"));
+        return;
+    }
+    http_reply_json(reply, 200, json_pack("{s:s, s:s}", "status", "success", "message", "Signing key rotated"));
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void routes(gateway_t *gw, wire_server_t *wire, bool auth, bool trust, void *unknown_ctx)
+{
+    wire_server_set_workers(wire, WORKERS);
+    wire_server_set_max_request(wire, (size_t)config_int(gw->svc->config, "security.max_request_bytes", 65536));
+    wire_server_on_unknown(wire, on_unknown, unknown_ctx);
+    wire_server_on_raw(wire, on_raw, gw);
+    wire_server_on_action(wire, "health_check", on_health_check, gw);
+    if (auth)
+        auth_register(gw, wire);
+    if (trust)
+        trust_register(gw->trust, wire);
+}
+
+static wire_server_t *legacy_server(gateway_t *gw, int port, bool auth, bool trust)
+{
+    wire_server_t *wire = wire_server_new("security", gw->svc->metrics);
+    routes(gw, wire, auth, trust, trust ? gw : NULL);
+    char endpoint[256];
+    service_bind_endpoint(gw->svc, port, endpoint, sizeof endpoint);
+    if (wire_server_bind(wire, endpoint) < 0 || wire_server_start(wire) < 0)
+        wire_server_destroy(&wire);
+    return wire;
+}
+
+static int open_stores(gateway_t *gw)
+{
+    char path[4200], err[256];
+    gw->db = users_open(service_path(gw->svc, "security.db", path, sizeof path), err, sizeof err);
+    if (!gw->db) {
+        log_error("security", "cannot open %s: %s", path, err);
+        return -1;
+    }
+    gw->sessions = sessions_new(gw->db, clock_wall());
+    if (!gw->sessions) {
+        log_error("security", "cannot load the sessions from %s", path);
+        return -1;
+    }
+    gw->trust = trust_new(service_path(gw->svc, "agent_trust_scores.db", path, sizeof path),
+                          gw->monitor, err, sizeof err);
+    if (!gw->trust) {
+        log_error("security", "cannot open %s: %s", path, err);
+        return -1;
+    }
+    return 0;
+}
+
+static void security_stop(service_t *svc);
+
+static int security_start(service_t *svc)
+{
+    if (sodium_init() < 0) {
+        log_error("security", "libsodium cannot initialise");
+        return -1;
+    }
+    gateway_t *gw = calloc(1, sizeof *gw);
+    svc->impl = gw;
+    gw->svc = svc;
+    pthread_mutex_init(&gw->db_lock, NULL);
+    pthread_mutex_init(&gw->wake_lock, NULL);
+    pthread_cond_init(&gw->wake, NULL);
+    gateway_config(gw, svc->config);
+    gw->monitor = monitor_new(svc);
+    unsigned char random_pw[16];
+    randombytes_buf(random_pw, sizeof random_pw);
+    char decoy[33];
+    sodium_bin2hex(decoy, sizeof decoy, random_pw, sizeof random_pw);
+    if (open_stores(gw) < 0 || token_keys_ensure(svc->config) < 0
+        || passwd_hash(&gw->pw, decoy, gw->decoy_hash) < 0) {
+        security_stop(svc);
+        return -1;
+    }
+    log_info("security", "Argon2id opslimit %llu, memlimit %zu KiB", gw->pw.opslimit, gw->pw.memlimit / 1024);
+    routes(gw, svc->wire, true, true, NULL);
+    httpd_route_protected(svc->http, "POST", "/jwt/rotate", on_http_rotate, gw);
+    if (config_bool(svc->config, "legacy_ports", false)) {
+        gw->legacy_auth = legacy_server(gw, 7116, true, false);
+        gw->legacy_trust = legacy_server(gw, 7122, false, true);
+    }
+    atomic_store(&gw->running, true);
+    gw->sweeper_started = pthread_create(&gw->sweeper, NULL, sweeper_main, gw) == 0;
+    return 0;
+}
+
+static void security_stop(service_t *svc)
+{
+    gateway_t *gw = svc->impl;
+    if (!gw)
+        return;
+    wire_server_destroy(&gw->legacy_auth);
+    wire_server_destroy(&gw->legacy_trust);
+    pthread_mutex_lock(&gw->wake_lock);
+    atomic_store(&gw->running, false);
+    pthread_cond_broadcast(&gw->wake);
+    pthread_mutex_unlock(&gw->wake_lock);
+    if (gw->sweeper_started)
+        pthread_join(gw->sweeper, NULL);
+    trust_destroy(&gw->trust);
+    sessions_destroy(&gw->sessions);
+    store_destroy(&gw->db);
+    monitor_destroy(&gw->monitor);
+    sodium_memzero(gw->decoy_hash, sizeof gw->decoy_hash);
+    pthread_cond_destroy(&gw->wake);
+    pthread_mutex_destroy(&gw->wake_lock);
+    pthread_mutex_destroy(&gw->db_lock);
+    free(gw);
+    svc->impl = NULL;
+}
+
+const service_def_t security_service = {
+    .name = "security",
+    .title = "SecurityGateway",
+    .zmq_port = 7005,
+    .http_port = 8005,
+    .start = security_start,
+    .stop = security_stop,
+    .health = security_health,
+};

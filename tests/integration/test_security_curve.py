@@ -1,0 +1,136 @@
+"""Encrypted ZMQ (SG-42 ... SG-44): `keelctl certs generate` writes keys with
+mode 0600; with SECURE_ZMQ=1 the service is a CURVE server whose ZAP handler
+admits only the public keys in authorized_clients/ (re-read live); a client
+with another key, and a plaintext client, get no answer; keelctl talks CURVE
+itself; world-readable secret keys stop the service from starting."""
+import os
+import stat
+import subprocess
+
+import pytest
+import zmq
+import zmq.auth
+
+from conftest import KEELCTL, Keel
+from security_helpers import FAST, Client
+
+
+def certs(tmp_path, *extra):
+    d = str(tmp_path / "certs")
+    r = subprocess.run([KEELCTL, "certs", "generate", "--dir", d] + list(extra),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def keys(d, name):
+    pub, sec = zmq.auth.load_certificate(os.path.join(d, name + ".key_secret"))
+    server, _ = zmq.auth.load_certificate(os.path.join(d, "server.key"))
+    return pub, sec, server
+
+
+@pytest.fixture
+def secure(keel_factory, tmp_path):
+    d = certs(tmp_path)
+    k = keel_factory("security", config=FAST, env={"SECURE_ZMQ": "1", "ZMQ_CERTIFICATES_DIR": d})
+    k.certs = d
+    return k
+
+
+def test_certs_generate_modes_0600(tmp_path):
+    """`keelctl certs generate`: every key file 0600, directories 0700, and an
+    existing set is not replaced without --force."""
+    d = certs(tmp_path)
+    files = ["server.key", "server.key_secret", "client.key", "client.key_secret",
+             "authorized_clients/client.key"]
+    for f in files:
+        assert stat.S_IMODE(os.stat(os.path.join(d, f)).st_mode) == 0o600, f
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    assert not os.path.exists(os.path.join(d, "authorized_clients", "client.key_secret"))
+    r = subprocess.run([KEELCTL, "certs", "generate", "--dir", d], capture_output=True, text=True)
+    assert r.returncode == 1 and "--force" in r.stderr
+    before = open(os.path.join(d, "server.key")).read()
+    certs(tmp_path, "--force")
+    assert open(os.path.join(d, "server.key")).read() != before
+
+
+def test_sg43_allowed_client_served(secure):
+    """SG-43: a client with an allowed key gets the normal reply."""
+    c = Client(secure.zmq("security"), curve=keys(secure.certs, "client"))
+    assert c({"action": "health_check"})["status"] == "ok"
+
+
+def test_sg43_unknown_key_refused(secure):
+    """SG-43: a client whose public key is not in the allow-list gets nothing."""
+    pub, sec = zmq.curve_keypair()
+    _, _, server = keys(secure.certs, "client")
+    c = Client(secure.zmq("security"), timeout_ms=1500, curve=(pub, sec, server))
+    with pytest.raises(zmq.Again):
+        c({"action": "health_check"})
+
+
+def test_plaintext_client_refused(secure):
+    """A plaintext client cannot talk to a secure service."""
+    c = Client(secure.zmq("security"), timeout_ms=1500)
+    with pytest.raises(zmq.Again):
+        c({"action": "health_check"})
+
+
+def test_allow_list_is_live(secure, tmp_path):
+    """Adding a client key works without a restart; removing it refuses the
+    next connection."""
+    r = subprocess.run([KEELCTL, "certs", "generate", "--dir", secure.certs, "--client", "agent7"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    c = Client(secure.zmq("security"), curve=keys(secure.certs, "agent7"))
+    assert c({"action": "health_check"})["status"] == "ok"
+    c.close()
+    os.unlink(os.path.join(secure.certs, "authorized_clients", "agent7.key"))
+    c = Client(secure.zmq("security"), timeout_ms=1500, curve=keys(secure.certs, "agent7"))
+    with pytest.raises(zmq.Again):
+        c({"action": "health_check"})
+
+
+def test_keelctl_speaks_curve(secure):
+    """keelctl uses the client keys: `status` reaches the secure service."""
+    r = secure.keelctl("--json", "status")
+    assert '"SecurityGateway"' in r.stdout
+    import json
+    rows = {row["service"]: row for row in json.loads(r.stdout)}
+    assert rows["SecurityGateway"]["status"] == "ok"
+
+
+def test_sg42_plaintext_by_default(keel_factory):
+    """SG-42: without SECURE_ZMQ the socket is plaintext (legacy clients work)."""
+    k = keel_factory("security", config=FAST, env={"SECURE_ZMQ": "0"})
+    assert Client(k.zmq("security"))({"action": "health_check"})["status"] == "ok"
+
+
+def test_sg44_world_readable_secret_refused(tmp_path):
+    """SG-44: a secret key readable by others stops the service from starting;
+    no key material ships in the build (keys exist only once generated)."""
+    d = certs(tmp_path)
+    os.chmod(os.path.join(d, "server.key_secret"), 0o644)
+    k = Keel("security", FAST, {"SECURE_ZMQ": "1", "ZMQ_CERTIFICATES_DIR": d})
+    try:
+        with pytest.raises(RuntimeError):
+            k.start(timeout=5)
+        assert k.proc.returncode == 2
+        assert "readable by group or others" in k.log_tail()
+    finally:
+        k.cleanup()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shipped = subprocess.run(["git", "-C", root, "ls-files", "*.key_secret", "*.key"],
+                             capture_output=True, text=True).stdout
+    assert shipped.strip() == ""
+
+
+def test_missing_keys_refused(tmp_path):
+    """SECURE_ZMQ=1 without keys: the service refuses to start in plaintext."""
+    k = Keel("security", FAST, {"SECURE_ZMQ": "1", "ZMQ_CERTIFICATES_DIR": str(tmp_path / "none")})
+    try:
+        with pytest.raises(RuntimeError):
+            k.start(timeout=5)
+        assert "keelctl certs generate" in k.log_tail()
+    finally:
+        k.cleanup()

@@ -1,0 +1,153 @@
+"""SecurityGateway service tokens (HS256 JWTs) and the HTTP authorizer every
+service installs: forged tokens (wrong key, alg none, tampered claims),
+expired tokens, key rotation with two keys accepted, and the rule that
+mutating HTTP routes need an administrator's bearer while /health and
+/metrics stay open."""
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+
+from conftest import http_get, http_request
+from security_helpers import FAST, add_admin, sec
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forge(header, claims, key):
+    signing = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+    sig = b64(hmac.new(key, signing.encode(), hashlib.sha256).digest()) if key else ""
+    return signing + "." + sig
+
+
+@pytest.fixture
+def gw(keel_factory):
+    k = keel_factory("security", config=FAST)
+    add_admin(k, "root", "admin-pass")
+    c = sec(k)
+    k.admin_session = c({"action": "login", "user_id": "root", "password": "admin-pass"})["session"]["token"]
+    return k
+
+
+def issue(k, subject="agent-7", scopes=("admin",), ttl=600):
+    r = sec(k)({"action": "issue_token", "token": k.admin_session, "subject": subject,
+                "scopes": list(scopes), "ttl_s": ttl})
+    assert r["status"] == "success", r
+    return r["token"]
+
+
+def rotate(k, bearer):
+    status, body, _ = http_request(k.http("security", "/jwt/rotate"), "POST", b"",
+                                   {"Authorization": "Bearer " + bearer})
+    return status
+
+
+def test_jwt_issue_and_verify(gw):
+    """A JWT carries iss, sub, exp, scopes and validates; authorize checks scope."""
+    jwt = issue(gw)
+    header, claims, _ = jwt.split(".")
+    h = json.loads(base64.urlsafe_b64decode(header + "=="))
+    c = json.loads(base64.urlsafe_b64decode(claims + "=="))
+    assert h["alg"] == "HS256" and c["iss"] == "keel" and c["sub"] == "agent-7"
+    assert c["scopes"] == ["admin"] and c["exp"] > time.time()
+    s = sec(gw)
+    assert s({"action": "validate_token", "token": jwt}) == {"status": "success", "valid": True}
+    assert s({"action": "authorize", "token": jwt, "scope": "admin"})["valid"] is True
+    reader = issue(gw, "agent-8", ("read",))
+    assert s({"action": "authorize", "token": reader, "scope": "admin"})["valid"] is False
+
+
+def test_issue_token_needs_an_admin(gw):
+    s = sec(gw)
+    s({"action": "register", "user_id": "plain", "password": "pw"})
+    user = s({"action": "login", "user_id": "plain", "password": "pw"})["session"]["token"]
+    r = s({"action": "issue_token", "token": user, "subject": "x", "scopes": ["admin"]})
+    assert r == {"status": "error", "message": "An administrator's token is required"}
+
+
+def test_forged_jwts_refused(gw):
+    """Wrong key, alg none, tampered claims, expired, other issuer: all invalid."""
+    now = int(time.time())
+    good_claims = {"iss": "keel", "sub": "x", "exp": now + 600, "scopes": ["admin"]}
+    jwt = issue(gw)
+    header, claims, sig = jwt.split(".")
+    tampered = header + "." + b64(json.dumps(dict(good_claims, sub="mallory")).encode()) + "." + sig
+    cases = {
+        "wrong key": forge({"alg": "HS256", "typ": "JWT"}, good_claims, b"k" * 32),
+        "alg none": forge({"alg": "none", "typ": "JWT"}, good_claims, None),
+        "alg none upper": forge({"alg": "NONE"}, good_claims, None),
+        "alg HS512": forge({"alg": "HS512"}, good_claims, b"k" * 32),
+        "tampered": tampered,
+        "truncated": jwt[:-5],
+        "garbage": "a.b.c",
+        "four parts": jwt + ".x",
+    }
+    s = sec(gw)
+    for name, token in cases.items():
+        assert s({"action": "validate_token", "token": token})["valid"] is False, name
+        assert rotate(gw, token) == 401, name
+
+
+def test_expired_jwt_refused(gw):
+    jwt = issue(gw, ttl=1)
+    assert sec(gw)({"action": "validate_token", "token": jwt})["valid"] is True
+    time.sleep(2.1)
+    assert sec(gw)({"action": "validate_token", "token": jwt})["valid"] is False
+    assert rotate(gw, jwt) == 401
+
+
+def test_http_mutating_route_needs_admin_bearer(gw):
+    """No bearer, a plain user's session, a reader JWT: 401; an admin session or
+    admin JWT: 200.  /health and /metrics stay open."""
+    s = sec(gw)
+    s({"action": "register", "user_id": "plain", "password": "pw"})
+    user = s({"action": "login", "user_id": "plain", "password": "pw"})["session"]["token"]
+    status, _, _ = http_request(gw.http("security", "/jwt/rotate"), "POST", b"")
+    assert status == 401
+    assert rotate(gw, user) == 401
+    assert rotate(gw, issue(gw, "r", ("read",))) == 401
+    assert rotate(gw, "0" * 64) == 401
+    assert rotate(gw, gw.admin_session) == 200
+    assert rotate(gw, issue(gw)) == 200
+    assert http_get(gw.http("security", "/health"))[0] == 200
+    assert http_get(gw.http("security", "/metrics"))[0] == 200
+
+
+def test_key_rotation_two_keys_accepted(gw):
+    """After one rotation a token signed with the old key still verifies; after
+    a second rotation it no longer does."""
+    old = issue(gw)
+    s = sec(gw)
+    assert s({"action": "rotate_jwt_key", "token": gw.admin_session})["status"] == "success"
+    new = issue(gw)
+    assert s({"action": "validate_token", "token": old})["valid"] is True
+    assert s({"action": "validate_token", "token": new})["valid"] is True
+    assert s({"action": "rotate_jwt_key", "token": gw.admin_session})["status"] == "success"
+    assert s({"action": "validate_token", "token": old})["valid"] is False
+    assert s({"action": "validate_token", "token": new})["valid"] is True
+    import os
+    import stat
+    mode = os.stat(os.path.join(gw.data_dir, "security", "jwt.keys")).st_mode
+    assert stat.S_IMODE(mode) == 0o600
+
+
+def test_every_service_uses_the_authorizer(keel_factory):
+    """In `keeld all`, another service's mutating route (ObservabilityHub's
+    POST /add_alert_rule) refuses a missing or forged bearer and accepts an
+    admin JWT and an admin session token (checked with SecurityGateway)."""
+    k = keel_factory("all", config=FAST)
+    add_admin(k, "root", "admin-pass")
+    session = sec(k)({"action": "login", "user_id": "root", "password": "admin-pass"})["session"]["token"]
+    jwt = sec(k)({"action": "issue_token", "token": session, "subject": "ops", "scopes": ["admin"]})["token"]
+    url = k.http("observability", "/add_alert_rule")
+    body = {"name": "r", "metric": "cpu", "threshold": 90}
+    assert http_request(url, "POST", body)[0] == 401
+    assert http_request(url, "POST", body, {"Authorization": "Bearer " + forge({"alg": "none"}, {}, None)})[0] == 401
+    assert http_request(url, "POST", body, {"Authorization": "Bearer " + "0" * 64})[0] == 401
+    assert http_request(url, "POST", body, {"Authorization": "Bearer " + jwt})[0] != 401
+    assert http_request(url, "POST", body, {"Authorization": "Bearer " + session})[0] != 401

@@ -1,0 +1,186 @@
+/*  test_token: HS256 service tokens as every service verifies them: a good
+ *  token passes, and forged ones fail (alg none, another algorithm, a key
+ *  we do not hold, tampered claims, expired, wrong scope, garbage); key
+ *  rotation keeps exactly one previous key. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "config.h"
+#include "testutil.h"
+#include "token.h"
+
+typedef struct {
+    char dir[64];
+    config_t *cfg;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/keel-token-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    f->cfg = config_new();
+    char err[128];
+    config_set(f->cfg, "data_dir", f->dir, err, sizeof err);
+    *state = f;
+    return token_keys_ensure(f->cfg);
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    config_destroy(&f->cfg);
+    tu_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+static char *issue(fixture_t *f, const char *scope, long ttl)
+{
+    json_t *scopes = json_pack("[s]", scope);
+    char *jwt = token_issue(f->cfg, "agent", scopes, ttl);
+    json_decref(scopes);
+    return jwt;
+}
+
+static char *b64(const char *text)
+{
+    char *out = malloc(512);
+    sodium_bin2base64(out, 512, (const unsigned char *)text, strlen(text),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    return out;
+}
+
+/* header.payload.signature with a signature made by `key` (NULL: empty). */
+static char *forge(const char *header, const char *claims, const unsigned char *key)
+{
+    char *h = b64(header), *c = b64(claims);
+    char *out = malloc(2048);
+    int n = snprintf(out, 2048, "%s.%s.", h, c);
+    if (key) {
+        unsigned char mac[32];
+        crypto_auth_hmacsha256(mac, (unsigned char *)out, (size_t)n - 1, key);
+        sodium_bin2base64(out + n, 2048 - (size_t)n, mac, 32, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    }
+    free(h);
+    free(c);
+    return out;
+}
+
+static void test_good_token_and_scope(void **state)
+{
+    fixture_t *f = *state;
+    char *jwt = issue(f, "admin", 60);
+    char subject[64];
+    const char *reason;
+    assert_int_equal(token_verify_jwt(f->cfg, jwt, "admin", subject, sizeof subject, &reason), 0);
+    assert_string_equal(subject, "agent");
+    assert_int_equal(token_verify_jwt(f->cfg, jwt, NULL, NULL, 0, NULL), 0);
+    assert_int_equal(token_verify_jwt(f->cfg, jwt, "write", NULL, 0, &reason), -1);
+    assert_string_equal(reason, "missing scope");
+    assert_true(token_verify_admin(f->cfg, jwt));
+    free(jwt);
+    char path[256];
+    struct stat st;
+    assert_int_equal(stat(token_keys_path(f->cfg, path, sizeof path), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+static void test_forged_tokens(void **state)
+{
+    fixture_t *f = *state;
+    char claims[256];
+    snprintf(claims, sizeof claims, "{\"iss\":\"keel\",\"sub\":\"x\",\"exp\":%ld,\"scopes\":[\"admin\"]}",
+             (long)time(NULL) + 600);
+    unsigned char other[32] = { 7 };
+    const char *reason;
+    char *none = forge("{\"alg\":\"none\",\"typ\":\"JWT\"}", claims, NULL);
+    assert_int_equal(token_verify_jwt(f->cfg, none, "admin", NULL, 0, &reason), -1);
+    assert_string_equal(reason, "algorithm refused");
+    assert_false(token_verify_admin(f->cfg, none));
+    char *hs512 = forge("{\"alg\":\"HS512\"}", claims, other);
+    assert_int_equal(token_verify_jwt(f->cfg, hs512, NULL, NULL, 0, &reason), -1);
+    char *wrong = forge("{\"alg\":\"HS256\"}", claims, other);
+    assert_int_equal(token_verify_jwt(f->cfg, wrong, NULL, NULL, 0, &reason), -1);
+    assert_string_equal(reason, "bad signature");
+    char *good = issue(f, "read", 60);
+    char *dot = strchr(good, '.');
+    char *tampered = forge("{\"alg\":\"HS256\"}", claims, NULL);
+    /* our header, the forged admin claims, our signature: must fail */
+    char mixed[2048];
+    snprintf(mixed, sizeof mixed, "%.*s.%s%s", (int)(dot - good), good,
+             strchr(tampered, '.') + 1, strrchr(good, '.') + 1);
+    assert_int_equal(token_verify_jwt(f->cfg, mixed, NULL, NULL, 0, &reason), -1);
+    const char *garbage[] = { "", "a", "a.b", "a.b.c", "a.b.c.d", "!!.??.**", "..", NULL };
+    for (int i = 0; garbage[i]; i++)
+        assert_int_equal(token_verify_jwt(f->cfg, garbage[i], NULL, NULL, 0, NULL), -1);
+    char *huge = malloc(TOKEN_MAX_LEN + 10);
+    memset(huge, 'a', TOKEN_MAX_LEN + 9);
+    huge[TOKEN_MAX_LEN + 9] = '\0';
+    assert_int_equal(token_verify_jwt(f->cfg, huge, NULL, NULL, 0, NULL), -1);
+    assert_false(token_verify_admin(f->cfg, NULL));
+    assert_false(token_verify_admin(f->cfg, ""));
+    free(huge);
+    free(none);
+    free(hs512);
+    free(wrong);
+    free(good);
+    free(tampered);
+}
+
+static void test_expired(void **state)
+{
+    fixture_t *f = *state;
+    char *jwt = issue(f, "admin", -5);
+    const char *reason;
+    assert_int_equal(token_verify_jwt(f->cfg, jwt, NULL, NULL, 0, &reason), -1);
+    assert_string_equal(reason, "expired");
+    free(jwt);
+}
+
+static void test_rotation_keeps_one_previous_key(void **state)
+{
+    fixture_t *f = *state;
+    char *old = issue(f, "admin", 60);
+    assert_int_equal(token_keys_rotate(f->cfg), 0);
+    char *mid = issue(f, "admin", 60);
+    assert_int_equal(token_verify_jwt(f->cfg, old, NULL, NULL, 0, NULL), 0);
+    assert_int_equal(token_verify_jwt(f->cfg, mid, NULL, NULL, 0, NULL), 0);
+    assert_int_equal(token_keys_rotate(f->cfg), 0);
+    assert_int_equal(token_verify_jwt(f->cfg, old, NULL, NULL, 0, NULL), -1);
+    assert_int_equal(token_verify_jwt(f->cfg, mid, NULL, NULL, 0, NULL), 0);
+    free(old);
+    free(mid);
+}
+
+static void test_session_shape(void **state)
+{
+    (void)state;
+    assert_true(token_is_session("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+    assert_false(token_is_session("0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"));
+    assert_false(token_is_session("0123"));
+    assert_false(token_is_session(NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_good_token_and_scope, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_keeps_one_previous_key, setup, teardown),
+        cmocka_unit_test(test_session_shape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,622 @@
+/*  test_wire: the wire server answered by real ZMQ REQ sockets (inproc, and
+ *  TCP on loopback where the transport matters), so every reply is what an
+ *  agent would read: the BaseAgent error texts, dialect routing, the raw
+ *  ping, the worker pool matching 200 concurrent replies to their senders,
+ *  the metrics per outcome, and the Lazy Pirate client against servers that
+ *  are late, drop a request, or answer garbage. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "testutil.h"
+#include "wire.h"
+
+typedef struct {
+    wire_server_t *server;
+    metrics_t *metrics;
+    char endpoint[64];
+    atomic_int raw_pings;
+} fixture_t;
+
+/* ---- handlers ------------------------------------------------------- */
+
+static const char *dialect_name(wire_dialect_t d)
+{
+    return d == WIRE_ACTION ? "action" : d == WIRE_COMMAND ? "command" : d == WIRE_TYPE ? "type" : "raw";
+}
+
+/* Answers with what the server handed over, so tests can check it. */
+static json_t *on_echo(void *ctx, wire_request_t *req)
+{
+    (void)ctx;
+    return json_pack("{s:s, s:s, s:s, s:O}", "status", "success", "dialect",
+                     dialect_name(req->dialect), "name", req->name, "payload", req->payload);
+}
+
+static json_t *on_command(void *ctx, wire_request_t *req)
+{
+    (void)ctx;
+    return json_pack("{s:s, s:s, s:s, s:O}", "status", "SUCCESS", "dialect",
+                     dialect_name(req->dialect), "name", req->name, "payload", req->payload);
+}
+
+static json_t *on_ping(void *ctx, wire_request_t *req)
+{
+    fixture_t *f = ctx;
+    if (req->dialect == WIRE_RAW)
+        atomic_fetch_add(&f->raw_pings, 1);
+    return json_pack("{s:s, s:s}", "status", "ok", "dialect", dialect_name(req->dialect));
+}
+
+static json_t *on_null(void *ctx, wire_request_t *req)
+{
+    (void)ctx;
+    (void)req;
+    return NULL;
+}
+
+static json_t *on_fail(void *ctx, wire_request_t *req)
+{
+    (void)ctx;
+    (void)req;
+    return wire_error("it failed");
+}
+
+static int setup(void **state)
+{
+    static atomic_int seq;
+    fixture_t *f = calloc(1, sizeof *f);
+    f->metrics = metrics_new();
+    f->server = wire_server_new("t", f->metrics);
+    snprintf(f->endpoint, sizeof f->endpoint, "inproc://test-wire-%d", atomic_fetch_add(&seq, 1));
+    wire_server_on_action(f->server, "echo", on_echo, f);
+    wire_server_on_action(f->server, "ping", on_ping, f);
+    wire_server_on_action(f->server, "null", on_null, f);
+    wire_server_on_action(f->server, "fail", on_fail, f);
+    wire_server_on_command(f->server, "GET_X", on_command, f);
+    wire_server_on_type(f->server, on_echo, f);
+    if (wire_server_bind(f->server, f->endpoint) < 0 || wire_server_start(f->server) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    wire_server_destroy(&f->server);
+    metrics_destroy(&f->metrics);
+    free(f);
+    return 0;
+}
+
+/* ---- a REQ client ------------------------------------------------------ */
+
+static void *req_socket(const char *endpoint)
+{
+    void *s = zmq_socket(wire_context(), ZMQ_REQ);
+    int zero = 0, timeout = 5000;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    assert_int_equal(zmq_connect(s, endpoint), 0);
+    return s;
+}
+
+static char *recv_text(void *s)
+{
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    int n = zmq_msg_recv(&msg, s, 0);
+    assert_true(n >= 0);
+    assert_false(zmq_msg_more(&msg));
+    char *text = strndup(zmq_msg_data(&msg), zmq_msg_size(&msg));
+    zmq_msg_close(&msg);
+    return text;
+}
+
+static json_t *ask_raw(const char *endpoint, const void *data, size_t len)
+{
+    void *s = req_socket(endpoint);
+    assert_int_equal(zmq_send(s, data, len, 0), (int)len);
+    char *text = recv_text(s);
+    zmq_close(s);
+    json_error_t jerr;
+    json_t *reply = json_loads(text, 0, &jerr);
+    if (!reply)
+        print_error("reply is not JSON: %s\n", text);
+    free(text);
+    assert_non_null(reply);
+    return reply;
+}
+
+static json_t *ask(const char *endpoint, const char *text)
+{
+    return ask_raw(endpoint, text, strlen(text));
+}
+
+/* Asserts the reply's canonical text and frees it. */
+static void expect(json_t *reply, const char *want)
+{
+    char *text = json_dumps(reply, JSON_COMPACT | JSON_SORT_KEYS);
+    if (strcmp(text, want) != 0)
+        print_error("got  %s\nwant %s\n", text, want);
+    assert_string_equal(text, want);
+    free(text);
+    json_decref(reply);
+}
+
+/* ---- tests ---------------------------------------------------------- */
+
+static void test_error_replies(void **state)
+{
+    fixture_t *f = *state;
+    const char *e = f->endpoint;
+    expect(ask(e, "not json{"), "{\"error\":\"Invalid JSON request\",\"status\":\"error\"}");
+    expect(ask(e, ""), "{\"error\":\"Invalid JSON request\",\"status\":\"error\"}");
+    expect(ask(e, "{\"action\":\"ping\"} trailing"),
+           "{\"error\":\"Invalid JSON request\",\"status\":\"error\"}");
+    expect(ask(e, "{\"action\":\"\xff\xfe\"}"), "{\"error\":\"Invalid UTF-8 request\",\"status\":\"error\"}");
+    expect(ask(e, "\xc0\xaf"), "{\"error\":\"Invalid UTF-8 request\",\"status\":\"error\"}");   /* overlong */
+    expect(ask(e, "\xed\xa0\x80"), "{\"error\":\"Invalid UTF-8 request\",\"status\":\"error\"}"); /* surrogate */
+    expect(ask(e, "[1, 2]"), "{\"error\":\"Invalid request format\",\"status\":\"error\"}");
+    expect(ask(e, "5"), "{\"error\":\"Invalid request format\",\"status\":\"error\"}");
+    expect(ask(e, "\"ping\""), "{\"error\":\"Invalid request format\",\"status\":\"error\"}");
+    expect(ask(e, "{\"action\":\"foo\"}"), "{\"error\":\"Unknown action: foo\",\"status\":\"error\"}");
+    expect(ask(e, "{}"), "{\"error\":\"Unknown action: None\",\"status\":\"error\"}");
+    expect(ask(e, "{\"action\":null}"), "{\"error\":\"Unknown action: None\",\"status\":\"error\"}");
+    expect(ask(e, "{\"action\":5}"), "{\"error\":\"Unknown action: 5\",\"status\":\"error\"}");
+    /* Python's str() of a bool, as the BaseAgent's f-string printed it. */
+    expect(ask(e, "{\"action\":true}"), "{\"error\":\"Unknown action: True\",\"status\":\"error\"}");
+    expect(ask(e, "{\"action\":false}"), "{\"error\":\"Unknown action: False\",\"status\":\"error\"}");
+    expect(ask(e, "{\"command\":\"NOPE\"}"), "{\"error\":\"Unknown action: NOPE\",\"status\":\"error\"}");
+    expect(ask(e, "{\"action\":\"null\"}"), "{\"error\":\"Internal error\",\"status\":\"error\"}");
+
+    size_t big = 2 << 20;
+    char *frame = malloc(big);
+    memset(frame, 'a', big);
+    memcpy(frame, "{\"action\":\"echo\",\"x\":\"", 22);
+    memcpy(frame + big - 2, "\"}", 2);
+    expect(ask_raw(e, frame, big), "{\"error\":\"Request too large\",\"status\":\"error\"}");
+    free(frame);
+
+    /* Still serving after all of that. */
+    expect(ask(e, "{\"action\":\"ping\"}"), "{\"dialect\":\"action\",\"status\":\"ok\"}");
+}
+
+static void test_max_request_is_settable(void **state)
+{
+    fixture_t *f = *state;
+    char *reply = NULL;
+    wire_server_set_max_request(f->server, 20);
+    reply = wire_server_handle(f->server, "{\"action\":\"ping\"}", 17);
+    assert_string_equal(reply, "{\"status\":\"ok\",\"dialect\":\"action\"}");
+    free(reply);
+    reply = wire_server_handle(f->server, "{\"action\":\"ping\",\"x\":1}", 23);
+    assert_string_equal(reply, "{\"status\":\"error\",\"error\":\"Request too large\"}");
+    free(reply);
+}
+
+static void test_dialect_routing(void **state)
+{
+    fixture_t *f = *state;
+    const char *e = f->endpoint;
+    expect(ask(e, "{\"action\":\"echo\",\"x\":1}"),
+           "{\"dialect\":\"action\",\"name\":\"echo\",\"payload\":{\"action\":\"echo\",\"x\":1},"
+           "\"status\":\"success\"}");
+    /* Legacy command: the payload object is what the handler gets. */
+    expect(ask(e, "{\"command\":\"GET_X\",\"payload\":{\"a\":1}}"),
+           "{\"dialect\":\"command\",\"name\":\"GET_X\",\"payload\":{\"a\":1},\"status\":\"SUCCESS\"}");
+    expect(ask(e, "{\"command\":\"GET_X\"}"),
+           "{\"dialect\":\"command\",\"name\":\"GET_X\",\"payload\":{},\"status\":\"SUCCESS\"}");
+    expect(ask(e, "{\"command\":\"GET_X\",\"payload\":[1]}"),
+           "{\"dialect\":\"command\",\"name\":\"GET_X\",\"payload\":{},\"status\":\"SUCCESS\"}");
+    /* Coordinator type. */
+    expect(ask(e, "{\"type\":\"text\",\"data\":\"hi\"}"),
+           "{\"dialect\":\"type\",\"name\":\"text\",\"payload\":{\"data\":\"hi\",\"type\":\"text\"},"
+           "\"status\":\"success\"}");
+    /* action wins over command and type. */
+    expect(ask(e, "{\"action\":\"echo\",\"command\":\"GET_X\",\"type\":\"t\"}"),
+           "{\"dialect\":\"action\",\"name\":\"echo\",\"payload\":{\"action\":\"echo\",\"command\":"
+           "\"GET_X\",\"type\":\"t\"},\"status\":\"success\"}");
+    /* Envelope keys around the request change nothing. */
+    expect(ask(e, "{\"request_id\":\"r-1\",\"timestamp\":1.5,\"source\":\"agent\",\"sender\":\"x\","
+                  "\"action\":\"ping\"}"),
+           "{\"dialect\":\"action\",\"status\":\"ok\"}");
+    /* A handler's own error reply passes through. */
+    expect(ask(e, "{\"action\":\"fail\"}"), "{\"error\":\"it failed\",\"status\":\"error\"}");
+}
+
+static void test_type_without_route_is_unknown(void **state)
+{
+    (void)state;
+    wire_server_t *s = wire_server_new("t2", NULL);
+    char *reply = wire_server_handle(s, "{\"type\":\"x\"}", 12);
+    assert_string_equal(reply, "{\"status\":\"error\",\"error\":\"Unknown action: None\"}");
+    free(reply);
+    wire_server_destroy(&s);
+    assert_null(s);
+    wire_server_destroy(&s);
+}
+
+static void test_raw_ping_frame(void **state)
+{
+    fixture_t *f = *state;
+    expect(ask(f->endpoint, "ping"), "{\"dialect\":\"raw\",\"status\":\"ok\"}");
+    expect(ask(f->endpoint, "ping\r\n"), "{\"dialect\":\"raw\",\"status\":\"ok\"}");
+    assert_int_equal(atomic_load(&f->raw_pings), 2);
+    expect(ask(f->endpoint, "pong"), "{\"error\":\"Invalid JSON request\",\"status\":\"error\"}");
+    expect(ask(f->endpoint, "pingping"), "{\"error\":\"Invalid JSON request\",\"status\":\"error\"}");
+}
+
+static json_t *on_raw(void *ctx, wire_request_t *req)
+{
+    (void)ctx;
+    return json_pack("{s:s, s:s%}", "dialect", dialect_name(req->dialect), "raw", req->raw, req->raw_len);
+}
+
+static void test_raw_handler(void **state)
+{
+    (void)state;
+    wire_server_t *s = wire_server_new("t3", NULL);
+    wire_server_on_raw(s, on_raw, NULL);
+    char *reply = wire_server_handle(s, "hello there", 11);
+    assert_string_equal(reply, "{\"dialect\":\"raw\",\"raw\":\"hello there\"}");
+    free(reply);
+    /* JSON still routes as JSON. */
+    reply = wire_server_handle(s, "{\"action\":\"x\"}", 14);
+    assert_string_equal(reply, "{\"status\":\"error\",\"error\":\"Unknown action: x\"}");
+    free(reply);
+    wire_server_destroy(&s);
+}
+
+static json_t *custom_unknown(void *ctx, wire_request_t *req)
+{
+    (void)ctx;
+    return wire_error_key("message", "no such thing: %s", req->name ? req->name : "?");
+}
+
+static void test_custom_unknown_and_helpers(void **state)
+{
+    (void)state;
+    wire_server_t *s = wire_server_new("t4", NULL);
+    wire_server_on_unknown(s, custom_unknown, NULL);
+    char *reply = wire_server_handle(s, "{\"action\":\"zap\"}", 16);
+    assert_string_equal(reply, "{\"status\":\"error\",\"message\":\"no such thing: zap\"}");
+    free(reply);
+    wire_server_destroy(&s);
+    expect(wire_success(), "{\"status\":\"success\"}");
+    expect(wire_error("n=%d", 3), "{\"error\":\"n=3\",\"status\":\"error\"}");
+}
+
+static void test_handle_direct(void **state)
+{
+    fixture_t *f = *state;
+    char *reply = wire_server_handle(f->server, "{\"action\":\"ping\"}", 17);
+    assert_string_equal(reply, "{\"status\":\"ok\",\"dialect\":\"action\"}");
+    free(reply);
+    /* The length is honoured: the frame is not NUL-terminated on the wire. */
+    reply = wire_server_handle(f->server, "{\"action\":\"ping\"}GARBAGE", 17);
+    assert_string_equal(reply, "{\"status\":\"ok\",\"dialect\":\"action\"}");
+    free(reply);
+    reply = wire_server_handle(f->server, "{", 1);
+    assert_string_equal(reply, "{\"status\":\"error\",\"error\":\"Invalid JSON request\"}");
+    free(reply);
+}
+
+static double requests(fixture_t *f, const char *action, const char *outcome)
+{
+    char labels[128];
+    metrics_labels(labels, sizeof labels, "service", "t", "action", action, "outcome", outcome, NULL);
+    return metrics_value(f->metrics, "keel_requests_total", labels);
+}
+
+static double bad(fixture_t *f, const char *reason)
+{
+    char labels[128];
+    metrics_labels(labels, sizeof labels, "service", "t", "reason", reason, NULL);
+    return metrics_value(f->metrics, "keel_bad_requests_total", labels);
+}
+
+static void test_metrics_per_outcome(void **state)
+{
+    fixture_t *f = *state;
+    const char *e = f->endpoint;
+    for (int i = 0; i < 3; i++)
+        json_decref(ask(e, "{\"action\":\"echo\"}"));
+    json_decref(ask(e, "{\"action\":\"fail\"}"));
+    json_decref(ask(e, "junk"));
+    json_decref(ask(e, "\xff"));
+    json_decref(ask(e, "[]"));
+    json_decref(ask(e, "{\"action\":\"nope\"}"));
+    json_decref(ask(e, "ping"));
+    assert_true(requests(f, "echo", "ok") == 3);
+    assert_true(requests(f, "fail", "error") == 1);
+    assert_true(requests(f, "invalid", "error") == 3);
+    assert_true(requests(f, "unknown", "error") == 1);
+    assert_true(requests(f, "ping", "ok") == 1);
+    assert_true(bad(f, "invalid_json") == 1);
+    assert_true(bad(f, "invalid_utf8") == 1);
+    assert_true(bad(f, "not_an_object") == 1);
+    assert_true(bad(f, "unknown_action") == 1);
+    assert_true(metrics_sum(f->metrics, "keel_requests_total", NULL) == 9);
+    assert_true(metrics_sum(f->metrics, "keel_request_duration_seconds", "action=\"echo\"") == 3);
+    size_t len;
+    char *text = metrics_render(f->metrics, &len);
+    assert_non_null(strstr(text, "keel_requests_total{service=\"t\",action=\"echo\",outcome=\"ok\"} 3\n"));
+    free(text);
+}
+
+static void test_dealer_without_delimiter(void **state)
+{
+    fixture_t *f = *state;
+    void *s = zmq_socket(wire_context(), ZMQ_DEALER);
+    int zero = 0, timeout = 5000;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    assert_int_equal(zmq_connect(s, f->endpoint), 0);
+    zmq_send(s, "{\"action\":\"ping\"}", 17, 0);
+    char *text = recv_text(s);
+    assert_string_equal(text, "{\"status\":\"ok\",\"dialect\":\"action\"}");
+    free(text);
+    /* An empty delimiter alone has no body: no reply, and still serving. */
+    zmq_send(s, "", 0, 0);
+    zmq_close(s);
+    expect(ask(f->endpoint, "{\"action\":\"ping\"}"), "{\"dialect\":\"action\",\"status\":\"ok\"}");
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+#define NCLIENTS 20
+#define ROUNDS 10
+
+typedef struct {
+    atomic_int seen[NCLIENTS * ROUNDS];
+    atomic_int inflight, max_inflight;
+    atomic_int calls;
+} pool_stats_t;
+
+static json_t *on_slow(void *ctx, wire_request_t *req)
+{
+    pool_stats_t *st = ctx;
+    int now = atomic_fetch_add(&st->inflight, 1) + 1;
+    int max = atomic_load(&st->max_inflight);
+    while (now > max && !atomic_compare_exchange_weak(&st->max_inflight, &max, now))
+        ;
+    usleep(2000);
+    int id = (int)json_integer_value(json_object_get(req->body, "id"));
+    if (id >= 0 && id < NCLIENTS * ROUNDS)
+        atomic_fetch_add(&st->seen[id], 1);
+    atomic_fetch_add(&st->calls, 1);
+    atomic_fetch_sub(&st->inflight, 1);
+    return json_pack("{s:s, s:i}", "status", "success", "id", id);
+}
+
+static void test_workers_match_replies(void **state)
+{
+    (void)state;
+    pool_stats_t *st = calloc(1, sizeof *st);
+    metrics_t *m = metrics_new();
+    wire_server_t *s = wire_server_new("pool", m);
+    wire_server_on_action(s, "slow", on_slow, st);
+    wire_server_set_workers(s, 3);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
+    assert_int_equal(wire_server_bind(s, endpoint), 0);
+    assert_int_equal(wire_server_start(s), 0);
+
+    void *clients[NCLIENTS];
+    for (int c = 0; c < NCLIENTS; c++)
+        clients[c] = req_socket(endpoint);
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int c = 0; c < NCLIENTS; c++) {
+            char req[64];
+            int n = snprintf(req, sizeof req, "{\"action\":\"slow\",\"id\":%d}", r * NCLIENTS + c);
+            assert_int_equal(zmq_send(clients[c], req, (size_t)n, 0), n);
+        }
+        for (int c = 0; c < NCLIENTS; c++) {
+            char *text = recv_text(clients[c]);
+            json_t *reply = json_loads(text, 0, NULL);
+            free(text);
+            assert_int_equal(json_integer_value(json_object_get(reply, "id")), r * NCLIENTS + c);
+            json_decref(reply);
+        }
+    }
+    for (int c = 0; c < NCLIENTS; c++)
+        zmq_close(clients[c]);
+    wire_server_destroy(&s);
+    assert_int_equal(atomic_load(&st->calls), NCLIENTS * ROUNDS);
+    for (int i = 0; i < NCLIENTS * ROUNDS; i++)
+        assert_int_equal(atomic_load(&st->seen[i]), 1);
+    assert_true(atomic_load(&st->max_inflight) > 1);        /* handlers really ran in parallel */
+    assert_true(atomic_load(&st->max_inflight) <= 3);
+    char labels[128];
+    metrics_labels(labels, sizeof labels, "service", "pool", "action", "slow", "outcome", "ok", NULL);
+    assert_true(metrics_value(m, "keel_requests_total", labels) == NCLIENTS * ROUNDS);
+    metrics_destroy(&m);
+    free(st);
+}
+
+/* ---- client ------------------------------------------------------------ */
+
+typedef struct {
+    char endpoint[64];
+    int delay_ms;
+    wire_server_t *server;
+} late_t;
+
+static void *late_server(void *arg)
+{
+    late_t *late = arg;
+    usleep((useconds_t)late->delay_ms * 1000);
+    late->server = wire_server_new("late", NULL);
+    wire_server_bind(late->server, late->endpoint);
+    wire_server_start(late->server);
+    return NULL;
+}
+
+static void test_client_retries_until_server_appears(void **state)
+{
+    (void)state;
+    late_t late = { .delay_ms = 500 };
+    snprintf(late.endpoint, sizeof late.endpoint, "tcp://127.0.0.1:%d", tu_free_port());
+    pthread_t t;
+    pthread_create(&t, NULL, late_server, &late);
+    wire_client_t *c = wire_client_new(late.endpoint, 200, 10);
+    json_t *req = json_pack("{s:s}", "action", "ping");
+    char err[256] = "";
+    double started = clock_mono();
+    json_t *reply = wire_client_call(c, req, err, sizeof err);
+    double took = clock_mono() - started;
+    pthread_join(t, NULL);
+    assert_non_null(reply);
+    assert_true(took >= 0.4);
+    expect(reply, "{\"error\":\"Unknown action: ping\",\"status\":\"error\"}");
+    /* The same client keeps working. */
+    expect(wire_client_call(c, req, err, sizeof err), "{\"error\":\"Unknown action: ping\",\"status\":\"error\"}");
+    json_decref(req);
+    wire_client_destroy(&c);
+    assert_null(c);
+    wire_client_destroy(&c);
+    wire_server_destroy(&late.server);
+}
+
+typedef struct {
+    void *router;
+    int seen;
+    const char *reply;
+} dropper_t;
+
+/* A ROUTER that ignores the first request and answers the second, as a
+ * peer that lost a reply would look to the client. */
+static void *dropper(void *arg)
+{
+    dropper_t *d = arg;
+    for (int i = 0; i < 2; i++) {
+        zmq_msg_t frames[3];
+        int n = 0, more = 1;
+        while (more && n < 3) {
+            zmq_msg_init(&frames[n]);
+            if (zmq_msg_recv(&frames[n], d->router, 0) < 0)
+                return NULL;
+            more = zmq_msg_more(&frames[n++]);
+        }
+        d->seen++;
+        if (i == 1) {
+            zmq_msg_send(&frames[0], d->router, ZMQ_SNDMORE);
+            zmq_msg_send(&frames[1], d->router, ZMQ_SNDMORE);
+            zmq_send(d->router, d->reply, strlen(d->reply), 0);
+        }
+        for (int k = 0; k < n; k++)
+            zmq_msg_close(&frames[k]);
+    }
+    return NULL;
+}
+
+static void run_dropper(const char *reply_text, json_t **reply, char *err, size_t errlen, int *seen)
+{
+    dropper_t d = { zmq_socket(wire_context(), ZMQ_ROUTER), 0, reply_text };
+    int zero = 0, timeout = 5000;
+    zmq_setsockopt(d.router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(d.router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    assert_int_equal(zmq_bind(d.router, "tcp://127.0.0.1:*"), 0);
+    char endpoint[64];
+    size_t elen = sizeof endpoint;
+    zmq_getsockopt(d.router, ZMQ_LAST_ENDPOINT, endpoint, &elen);
+    pthread_t t;
+    pthread_create(&t, NULL, dropper, &d);
+    json_t *req = json_pack("{s:s}", "action", "ping");
+    *reply = wire_call(endpoint, req, 300, 2, err, errlen);
+    json_decref(req);
+    pthread_join(t, NULL);
+    zmq_close(d.router);
+    *seen = d.seen;
+}
+
+static void test_client_recreates_socket_after_lost_reply(void **state)
+{
+    (void)state;
+    json_t *reply;
+    char err[256] = "";
+    int seen;
+    run_dropper("{\"status\":\"ok\"}", &reply, err, sizeof err, &seen);
+    assert_int_equal(seen, 2);
+    expect(reply, "{\"status\":\"ok\"}");
+}
+
+static void test_client_non_json_reply(void **state)
+{
+    (void)state;
+    json_t *reply;
+    char err[256] = "";
+    int seen;
+    run_dropper("<html>", &reply, err, sizeof err, &seen);
+    assert_null(reply);
+    assert_non_null(strstr(err, "is not JSON"));
+}
+
+static void test_client_gives_up(void **state)
+{
+    (void)state;
+    char endpoint[64], err[256] = "", want[160];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
+    wire_client_t *c = wire_client_new(endpoint, 100, 1);
+    double started = clock_mono();
+    size_t len = 99;
+    char *reply = wire_client_call_raw(c, "x", 1, &len, err, sizeof err);
+    double took = clock_mono() - started;
+    assert_null(reply);
+    assert_true(took >= 0.19 && took < 2.0);
+    snprintf(want, sizeof want, "no reply from %s after 2 tries", endpoint);
+    assert_string_equal(err, want);
+    wire_client_destroy(&c);
+
+    c = wire_client_new("bogus://nowhere", 100, 0);
+    assert_null(wire_client_call_raw(c, "x", 1, NULL, err, sizeof err));
+    assert_string_equal(err, "cannot connect to bogus://nowhere");
+    wire_client_destroy(&c);
+}
+
+static void test_bind_failure(void **state)
+{
+    (void)state;
+    wire_server_t *s = wire_server_new("t5", NULL);
+    assert_int_equal(wire_server_bind(s, "tcp://256.1.1.1:1"), -1);
+    wire_server_destroy(&s);
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR + 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_error_replies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_request_is_settable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dialect_routing, setup, teardown),
+        cmocka_unit_test(test_type_without_route_is_unknown),
+        cmocka_unit_test_setup_teardown(test_raw_ping_frame, setup, teardown),
+        cmocka_unit_test(test_raw_handler),
+        cmocka_unit_test(test_custom_unknown_and_helpers),
+        cmocka_unit_test_setup_teardown(test_handle_direct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_per_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dealer_without_delimiter, setup, teardown),
+        cmocka_unit_test(test_workers_match_replies),
+        cmocka_unit_test(test_client_retries_until_server_appears),
+        cmocka_unit_test(test_client_recreates_socket_after_lost_reply),
+        cmocka_unit_test(test_client_non_json_reply),
+        cmocka_unit_test(test_client_gives_up),
+        cmocka_unit_test(test_bind_failure),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

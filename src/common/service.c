@@ -174,12 +174,17 @@ static int listen_legacy_ports(service_t *self)
     if (!config_bool(self->config, "legacy_ports", false))
         return 0;
     for (const service_module_t *m = self->def->modules; m && m->name; m++) {
-        if (!m->legacy_port)
-            continue;
         char endpoint[256];
-        service_bind_endpoint(self, m->legacy_port, endpoint, sizeof endpoint);
-        if (wire_server_listen_module(self->wire, m->name, endpoint) < 0)
-            return -1;
+        if (m->legacy_port) {
+            service_bind_endpoint(self, m->legacy_port, endpoint, sizeof endpoint);
+            if (wire_server_listen_module(self->wire, m->name, endpoint) < 0)
+                return -1;
+        }
+        if (m->legacy_health_port) {
+            service_bind_endpoint(self, m->legacy_health_port, endpoint, sizeof endpoint);
+            if (wire_server_listen_any(self->wire, endpoint, on_health, self) < 0)
+                return -1;
+        }
     }
     return 0;
 }

@@ -39,6 +39,7 @@ typedef struct {
     const char *const *actions;         /* NULL-terminated, or NULL */
     const char *const *commands;        /* NULL-terminated, or NULL */
     bool type_route, raw_route;         /* owns the `type` / raw route */
+    int legacy_health_port;             /* its health REP port, or 0 */
 } service_module_t;
 
 typedef struct {

@@ -357,17 +357,36 @@ int wire_server_listen_module(wire_server_t *self, const char *module, const cha
     subset->max_request = self->max_request;
     copy_routes(&subset->actions, &self->actions, module);
     copy_routes(&subset->commands, &self->commands, module);
-    route_t *special[] = { &self->on_type, &self->on_raw };
-    route_t *target[] = { &subset->on_type, &subset->on_raw };
-    for (size_t i = 0; i < 2; i++)
-        if (special[i]->module && strcmp(special[i]->module, module) == 0)
-            *target[i] = (route_t){ NULL, special[i]->fn, special[i]->ctx, strdup(module) };
+    /* The `type` route goes with its module; an untagged raw route is the
+     * service's answer to non-JSON frames, on every port. */
+    if (self->on_type.module && strcmp(self->on_type.module, module) == 0)
+        subset->on_type = (route_t){ NULL, self->on_type.fn, self->on_type.ctx, strdup(module) };
+    if (self->on_raw.fn && (!self->on_raw.module || strcmp(self->on_raw.module, module) == 0))
+        subset->on_raw = (route_t){ NULL, self->on_raw.fn, self->on_raw.ctx,
+                                    self->on_raw.module ? strdup(module) : NULL };
     subset->on_unknown = (route_t){ NULL, self->on_unknown.fn, self->on_unknown.ctx, NULL };
     if (wire_server_bind(subset, endpoint) < 0) {
         wire_server_destroy(&subset);
         return -1;
     }
     self->attached[self->nattached++] = subset;
+    return 0;
+}
+
+int wire_server_listen_any(wire_server_t *self, const char *endpoint, wire_handler_fn *fn, void *ctx)
+{
+    if (self->nattached >= MAX_ATTACHED || self->started)
+        return -1;
+    wire_server_t *listener = wire_server_new(self->service, self->metrics);
+    listener->parent = self;
+    listener->max_request = self->max_request;
+    listener->on_raw = (route_t){ NULL, fn, ctx, NULL };
+    listener->on_unknown = (route_t){ NULL, fn, ctx, NULL };
+    if (wire_server_bind(listener, endpoint) < 0) {
+        wire_server_destroy(&listener);
+        return -1;
+    }
+    self->attached[self->nattached++] = listener;
     return 0;
 }
 

@@ -72,6 +72,9 @@ int wire_server_delegate(wire_server_t *self, const char *module, const char *en
  * actions (a legacy port), served by this server's thread.  Call after the
  * routes are registered and tagged, before wire_server_start.  0 or -1. */
 int wire_server_listen_module(wire_server_t *self, const char *module, const char *endpoint);
+/* Also listens on `endpoint`, answering every frame, JSON or not, with fn
+ * (an old agent's health port, which answered anything with its health). */
+int wire_server_listen_any(wire_server_t *self, const char *endpoint, wire_handler_fn *fn, void *ctx);
 
 /* 0 runs handlers on the server thread (the default). */
 void wire_server_set_workers(wire_server_t *self, int workers);

@@ -39,7 +39,6 @@ typedef struct {
     pthread_mutex_t wake_lock;
     pthread_cond_t wake;
     double sweep_interval_s;
-    wire_server_t *legacy_auth, *legacy_trust;
 } gateway_t;
 
 /* auth.c: the AuthenticationAgent actions on `wire`. */

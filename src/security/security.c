@@ -162,28 +162,15 @@ static void on_http_rotate(void *ctx, const http_request_t *req, http_reply_t *r
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-static void routes(gateway_t *gw, wire_server_t *wire, bool auth, bool trust, void *unknown_ctx)
+static void routes(gateway_t *gw, wire_server_t *wire)
 {
     wire_server_set_workers(wire, WORKERS);
     wire_server_set_max_request(wire, (size_t)config_int(gw->svc->config, "security.max_request_bytes", 65536));
-    wire_server_on_unknown(wire, on_unknown, unknown_ctx);
+    wire_server_on_unknown(wire, on_unknown, NULL);
     wire_server_on_raw(wire, on_raw, gw);
     wire_server_on_action(wire, "health_check", on_health_check, gw);
-    if (auth)
-        auth_register(gw, wire);
-    if (trust)
-        trust_register(gw->trust, wire);
-}
-
-static wire_server_t *legacy_server(gateway_t *gw, int port, bool auth, bool trust)
-{
-    wire_server_t *wire = wire_server_new("security", gw->svc->metrics);
-    routes(gw, wire, auth, trust, trust ? gw : NULL);
-    char endpoint[256];
-    service_bind_endpoint(gw->svc, port, endpoint, sizeof endpoint);
-    if (wire_server_bind(wire, endpoint) < 0 || wire_server_start(wire) < 0)
-        wire_server_destroy(&wire);
-    return wire;
+    auth_register(gw, wire);
+    trust_register(gw->trust, wire);
 }
 
 static int open_stores(gateway_t *gw)
@@ -234,12 +221,8 @@ static int security_start(service_t *svc)
         return -1;
     }
     log_info("security", "Argon2id opslimit %llu, memlimit %zu KiB", gw->pw.opslimit, gw->pw.memlimit / 1024);
-    routes(gw, svc->wire, true, true, NULL);
+    routes(gw, svc->wire);
     httpd_route_protected(svc->http, "POST", "/jwt/rotate", on_http_rotate, gw);
-    if (config_bool(svc->config, "legacy_ports", false)) {
-        gw->legacy_auth = legacy_server(gw, 7116, true, false);
-        gw->legacy_trust = legacy_server(gw, 7122, false, true);
-    }
     atomic_store(&gw->running, true);
     gw->sweeper_started = pthread_create(&gw->sweeper, NULL, sweeper_main, gw) == 0;
     return 0;
@@ -250,8 +233,6 @@ static void security_stop(service_t *svc)
     gateway_t *gw = svc->impl;
     if (!gw)
         return;
-    wire_server_destroy(&gw->legacy_auth);
-    wire_server_destroy(&gw->legacy_trust);
     pthread_mutex_lock(&gw->wake_lock);
     atomic_store(&gw->running, false);
     pthread_cond_broadcast(&gw->wake);
@@ -270,6 +251,21 @@ static void security_stop(service_t *svc)
     svc->impl = NULL;
 }
 
+/* The two absorbed agents, their old ports (legacy_ports) and their
+ * routes (delegation). */
+static const char *const auth_actions[] = {
+    "register", "login", "logout", "validate_token", "authorize", "issue_token",
+    "rotate_jwt_key", NULL,
+};
+static const char *const trust_actions[] = {
+    "log_performance", "get_trust_score", "get_performance_history", "get_agent_scores", NULL,
+};
+static const service_module_t modules[] = {
+    { "AuthenticationAgent", 7116, auth_actions, NULL, false, false, 8116 },
+    { "AgentTrustScorer", 7122, trust_actions, NULL, false, false, 8122 },
+    { NULL, 0, NULL, NULL, false, false, 0 },
+};
+
 const service_def_t security_service = {
     .name = "security",
     .title = "SecurityGateway",
@@ -278,4 +274,5 @@ const service_def_t security_service = {
     .start = security_start,
     .stop = security_stop,
     .health = security_health,
+    .modules = modules,
 };

@@ -45,11 +45,60 @@ class StandIn:
         self.sock.close()
 
 
-def config(mode, legacy_port, fallback=False):
+# Every absorbed agent: (Keel service, module, old port, old health port, a
+# request its clients send).  The old port must answer it exactly as Keel's
+# own port does.
+AGENTS = [
+    ("security", "AuthenticationAgent", 7116, 8116,
+     {"action": "validate_token", "token": "0" * 64}),
+    ("security", "AgentTrustScorer", 7122, 8122,
+     {"action": "get_trust_score", "model_id": "m"}),
+    ("observability", "PerformanceMonitor", 7103, 8103,
+     {"action": "get_metrics", "service": "nobody"}),
+    ("observability", "HealthMonitor", 7114, 8114, {"action": "get_status"}),
+    ("observability", "PerformanceLoggerAgent", 7128, 8128,
+     {"action": "get_agent_metrics", "agent": "nobody", "metric_type": "cpu"}),
+    ("observability", "SystemHealthManager", 7117, 8117, {"action": "get_system_status"}),
+]
+
+
+def config(mode, legacy_port, fallback=False, module="ServiceRegistry"):
     return ("legacy_ports: true\n"
             "modules:\n"
-            "  ServiceRegistry: {mode: %s, delegate_to: \"tcp://127.0.0.1:%d\", fallback: %s,"
-            " timeout_ms: 500}\n" % (mode, legacy_port, "true" if fallback else "false"))
+            "  %s: {mode: %s, delegate_to: \"tcp://127.0.0.1:%d\", fallback: %s,"
+            " timeout_ms: 500}\n" % (module, mode, legacy_port, "true" if fallback else "false"))
+
+
+def without_clock(reply):
+    """Replies carry timestamps and uptimes; compare the rest."""
+    if isinstance(reply, dict):
+        return {k: without_clock(v) for k, v in reply.items()
+                if k not in ("timestamp", "uptime", "active_threads", "requests", "time")}
+    return reply
+
+
+@pytest.mark.parametrize("service,module,port,health_port,request_", AGENTS,
+                         ids=[a[1] for a in AGENTS])
+def test_original_requests_on_original_ports(keel_factory, stand_in, service, module, port,
+                                             health_port, request_):
+    k = keel_factory(service, config=config("unified", stand_in.port, module=module))
+    assert without_clock(k.request(port, request_)) == without_clock(k.request(service, request_))
+    # the old health port answers anything, as BaseAgent's health socket did
+    assert k.request(health_port, b"anything at all")["status"] in ("ok", "healthy", "success")
+    # the old port serves only its own agent's routes
+    other = {"action": "no_such_action_here"}
+    assert k.request(port, other)["status"] == "error"
+
+
+@pytest.mark.parametrize("service,module,port,health_port,request_", AGENTS,
+                         ids=[a[1] for a in AGENTS])
+def test_original_requests_in_delegate_mode(keel_factory, stand_in, service, module, port,
+                                            health_port, request_):
+    k = keel_factory(service, config=config("delegate", stand_in.port, module=module))
+    for target in (service, port):
+        reply = k.request(target, request_)
+        assert reply["answered_by"] == "legacy", (target, reply)
+    assert stand_in.requests == [request_, request_]
 
 
 @pytest.fixture

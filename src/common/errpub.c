@@ -1,4 +1,11 @@
-/*  errpub: see errpub.h. */
+/*  errpub: see errpub.h.
+ *
+ *  A plain PUB drops what it sends before the bus's subscription has
+ *  arrived (about the first second after a connect, and while the bus is
+ *  restarting), so reports made at start-up were lost.  An XPUB sees the
+ *  subscription come and go: until the bus is subscribed, reports are held
+ *  (at most HOLD_MAX, the oldest dropped and counted first), and a small
+ *  thread sends them as soon as it is. */
 #include "errpub.h"
 #include "clock.h"
 #include "log.h"
@@ -7,29 +14,92 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
+
+#define HOLD_MAX 1000
 
 struct errpub_t {
     pthread_mutex_t lock;
     void *socket;
     char *agent;
+    bool subscribed;
+    char *held[HOLD_MAX];       /* frames waiting for the bus, oldest first */
+    size_t held_len[HOLD_MAX];
+    int nheld;
+    unsigned long dropped;
+    pthread_t thread;
+    atomic_bool running;
 };
+
+/* Reads subscribe (1) and unsubscribe (0) notices from the bus. */
+static void read_subscriptions(errpub_t *self)
+{
+    unsigned char notice[64];
+    while (zmq_recv(self->socket, notice, sizeof notice, ZMQ_DONTWAIT) > 0)
+        self->subscribed = notice[0] == 1;
+}
+
+static void send_held(errpub_t *self)
+{
+    int sent = 0;
+    while (self->subscribed && sent < self->nheld) {
+        if (zmq_send(self->socket, self->held[sent], self->held_len[sent], ZMQ_DONTWAIT) < 0)
+            break;
+        free(self->held[sent++]);
+    }
+    memmove(self->held, self->held + sent, (size_t)(self->nheld - sent) * sizeof self->held[0]);
+    memmove(self->held_len, self->held_len + sent,
+            (size_t)(self->nheld - sent) * sizeof self->held_len[0]);
+    self->nheld -= sent;
+}
+
+static void hold(errpub_t *self, char *frame, size_t len)
+{
+    if (self->nheld == HOLD_MAX) {
+        free(self->held[0]);
+        memmove(self->held, self->held + 1, (HOLD_MAX - 1) * sizeof self->held[0]);
+        memmove(self->held_len, self->held_len + 1, (HOLD_MAX - 1) * sizeof self->held_len[0]);
+        self->nheld--;
+        if (self->dropped++ % 100 == 0)
+            log_warn(self->agent, "error bus unreachable: %lu reports dropped", self->dropped);
+    }
+    self->held[self->nheld] = frame;
+    self->held_len[self->nheld++] = len;
+}
+
+static void *flusher_main(void *arg)
+{
+    errpub_t *self = arg;
+    while (atomic_load(&self->running)) {
+        pthread_mutex_lock(&self->lock);
+        read_subscriptions(self);
+        send_held(self);
+        pthread_mutex_unlock(&self->lock);
+        usleep(50 * 1000);
+    }
+    return NULL;
+}
 
 errpub_t *errpub_new(const char *endpoint, const char *agent)
 {
     errpub_t *self = calloc(1, sizeof *self);
     pthread_mutex_init(&self->lock, NULL);
     self->agent = strdup(agent);
-    self->socket = zmq_socket(wire_context(), ZMQ_PUB);
+    self->socket = zmq_socket(wire_context(), ZMQ_XPUB);
     int zero = 0;
     zmq_setsockopt(self->socket, ZMQ_LINGER, &zero, sizeof zero);
     if (zcurve_client(self->socket) < 0)
         log_warn(agent, "SECURE_ZMQ is on but no client key: errors will not reach the bus");
     else if (zmq_connect(self->socket, endpoint) != 0)
         log_warn(agent, "error bus endpoint %s refused: %s", endpoint, zmq_strerror(zmq_errno()));
+    atomic_store(&self->running, true);
+    pthread_create(&self->thread, NULL, flusher_main, self);
     return self;
 }
 
@@ -38,6 +108,14 @@ void errpub_destroy(errpub_t **self_p)
     if (!self_p || !*self_p)
         return;
     errpub_t *self = *self_p;
+    atomic_store(&self->running, false);
+    pthread_join(self->thread, NULL);
+    pthread_mutex_lock(&self->lock);
+    read_subscriptions(self);
+    send_held(self);        /* a last chance for reports made while stopping */
+    for (int i = 0; i < self->nheld; i++)
+        free(self->held[i]);
+    pthread_mutex_unlock(&self->lock);
     zmq_close(self->socket);
     pthread_mutex_destroy(&self->lock);
     free(self->agent);
@@ -67,8 +145,15 @@ int errpub_report(errpub_t *self, const char *error_type, const char *severity,
     memcpy(frame + 6, body, len + 1);
     free(body);
     pthread_mutex_lock(&self->lock);
-    int rc = zmq_send(self->socket, frame, len + 6, ZMQ_DONTWAIT);
+    read_subscriptions(self);
+    send_held(self);
+    int rc = 0;
+    if (self->subscribed && self->nheld == 0) {
+        rc = zmq_send(self->socket, frame, len + 6, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+        free(frame);
+    } else {
+        hold(self, frame, len + 6);
+    }
     pthread_mutex_unlock(&self->lock);
-    free(frame);
-    return rc < 0 ? -1 : 0;
+    return rc;
 }

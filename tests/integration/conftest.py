@@ -39,6 +39,11 @@ PORTS = {
     "security": (7005, 8005),
 }
 EXTRA_PORTS = (7150, 7151)
+# The absorbed agents' old ports and side channels, bound with legacy_ports: true.
+LEGACY_PORTS = (7100, 8100, 7120, 7121, 8120, 26002, 26003, 27002, 7125, 8125, 5591, 5568, 5569,
+                7113, 8113, 7115, 8115, 7101, 8101, 5572, 6572,
+                7103, 8103, 7114, 8114, 7128, 8128, 7117, 8117, 5613, 6613, 5619, 5620, 7152,
+                7116, 8116, 7122, 8122)
 
 
 def port_free(port):
@@ -106,6 +111,8 @@ class Keel:
     def __init__(self, service="all", config=None, env=None, offset=None, data_dir=None,
                  extra_ports=()):
         self.service = service
+        if config is not None and "legacy_ports: true" in str(config):
+            extra_ports = tuple(extra_ports) + LEGACY_PORTS
         self.offset = offset if offset is not None else free_offset(extra_ports)
         self.owns_data_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="keel-test-")

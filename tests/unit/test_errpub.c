@@ -1,8 +1,8 @@
 /*  test_errpub: a real SUB socket bound where ErrorBus binds receives the
  *  exact frame the Python agents send: `ERROR:` then a JSON object with
  *  timestamp, agent, error_type, message, severity and details, nothing
- *  more.  PUB/SUB drops what is sent before the connection is up, so the
- *  test reports until the first frame arrives, as a bus would see it. */
+ *  more; and that reports made before the bus has subscribed (start-up, a
+ *  bus that starts late) are held and delivered, not dropped. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -110,6 +110,54 @@ static void test_null_details_is_empty_object(void **state)
     free(frame);
 }
 
+/* Receives `n` frames within `ms`; returns how many arrived. */
+static int receive_frames(void *sub, int n, int ms)
+{
+    zmq_pollitem_t item = { sub, 0, ZMQ_POLLIN, 0 };
+    int got = 0;
+    double deadline = clock_mono() + ms / 1000.0;
+    while (got < n && clock_mono() < deadline) {
+        if (zmq_poll(&item, 1, 50) != 1)
+            continue;
+        char buf[2048];
+        if (zmq_recv(sub, buf, sizeof buf, 0) > 0)
+            got++;
+    }
+    return got;
+}
+
+static void test_reports_at_start_are_not_lost(void **state)
+{
+    fixture_t *f = *state;
+    for (int i = 0; i < 20; i++)    /* at once: the subscription has not arrived yet */
+        assert_int_equal(errpub_report(f->pub, "startup", "ERROR", NULL, "early %d", i), 0);
+    assert_int_equal(receive_frames(f->sub, 20, 3000), 20);
+}
+
+static void test_reports_wait_for_a_late_bus(void **state)
+{
+    (void)state;
+    void *probe = zmq_socket(wire_context(), ZMQ_SUB);
+    int zero = 0;
+    zmq_setsockopt(probe, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_bind(probe, "tcp://127.0.0.1:*"), 0);
+    char endpoint[64];
+    size_t len = sizeof endpoint;
+    zmq_getsockopt(probe, ZMQ_LAST_ENDPOINT, endpoint, &len);
+    zmq_close(probe);               /* the port is free again: the bus is "down" */
+    errpub_t *p = errpub_new(endpoint, "Early");
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(errpub_report(p, "x", "ERROR", NULL, "before the bus %d", i), 0);
+    usleep(200 * 1000);
+    void *bus = zmq_socket(wire_context(), ZMQ_SUB);
+    zmq_setsockopt(bus, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(bus, ZMQ_SUBSCRIBE, "ERROR", 5);
+    assert_int_equal(zmq_bind(bus, endpoint), 0);
+    assert_int_equal(receive_frames(bus, 5, 5000), 5);
+    errpub_destroy(&p);
+    zmq_close(bus);
+}
+
 static void test_bus_down_costs_nothing(void **state)
 {
     (void)state;
@@ -135,6 +183,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_frame_is_error_prefix_and_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_details_is_empty_object, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reports_at_start_are_not_lost, setup, teardown),
+        cmocka_unit_test(test_reports_wait_for_a_late_bus),
         cmocka_unit_test(test_bus_down_costs_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -41,4 +41,7 @@ extern const ctl_command_t ctl_reload_command;
 extern const ctl_command_t ctl_user_command;
 extern const ctl_command_t ctl_certs_command;
 extern const ctl_command_t ctl_resources_command;
+/* `migrate state` and `migrate rollback`, dispatched by `migrate`. */
+int ctl_migrate_state(ctl_t *ctl, int argc, char **argv);
+int ctl_migrate_rollback(ctl_t *ctl, int argc, char **argv);
 #endif

@@ -254,10 +254,18 @@ static int run(ctl_t *ctl, int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "config") == 0)
         return migrate_config(ctl, argc - 1, argv + 1);
-    fprintf(stderr, "usage: keelctl migrate config FILE [--machine mainpc|pc2] [--output FILE]\n");
+    if (argc >= 1 && strcmp(argv[0], "state") == 0)
+        return ctl_migrate_state(ctl, argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "rollback") == 0)
+        return ctl_migrate_rollback(ctl, argc - 1, argv + 1);
+    fprintf(stderr, "usage: keelctl migrate config FILE [--machine mainpc|pc2] [--output FILE]\n"
+                    "       keelctl migrate state [--dry-run] [--redis URL] [--perf-db FILE]"
+                    " [--error-db FILE] [--auth-users FILE] [--data-dir DIR]\n"
+                    "       keelctl migrate rollback [--output FILE] [--mainpc-host H] [--pc2-host H]\n");
     return 2;
 }
 
 const ctl_command_t ctl_migrate_command = {
-    "migrate", "migrate config FILE         translate a legacy startup configuration", run,
+    "migrate", "migrate config|state|rollback  translate a legacy configuration, import legacy"
+               " state, or write the rollback configuration", run,
 };

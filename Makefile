@@ -37,6 +37,8 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC   := $(wildcard bench/*.c)
 BENCH_BIN   := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FAKE_NVML   := $(BUILD)/tests/libfake-nvml.so
+WEB_SRC     := $(wildcard web/*.html web/*.js web/*.css)
+WEB_OBJ     := $(BUILD)/gen/web_assets.o
 
 .PHONY: all run test unit integration sanitize valgrind bench clean deps
 all: $(BUILD)/keeld $(BUILD)/keelctl $(UNIT_BIN) $(FAKE_NVML) $(BENCH_BIN)
@@ -49,9 +51,19 @@ $(BUILD)/obj/%.o: %.c
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/libkeel.a: $(COMMON_OBJ) $(SERVICE_OBJ)
+# The dashboard's page (web/) compiled in: see scripts/embed-assets.py.
+$(BUILD)/gen/web_assets.c: scripts/embed-assets.py $(WEB_SRC)
+	@mkdir -p $(dir $@)
+	$(PYTHON) scripts/embed-assets.py $@ $(WEB_SRC)
+
+$(WEB_OBJ): $(BUILD)/gen/web_assets.c src/observability/web_assets.h
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
+
+# P keeps each member's full path: two services may both have a recovery.c.
+$(BUILD)/libkeel.a: $(COMMON_OBJ) $(SERVICE_OBJ) $(WEB_OBJ)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	@$(AR) rcsP $@ $^
 
 $(BUILD)/keeld: $(BUILD)/obj/src/cmd/keeld.o $(BUILD)/libkeel.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
@@ -93,6 +105,12 @@ test: deps
 	$(MAKE) unit integration
 	$(MAKE) sanitize
 	$(MAKE) valgrind
+
+# The dashboard in headless Chromium (tests/browser).
+.PHONY: browser
+browser: deps
+	$(MAKE) $(BUILD)/keeld $(BUILD)/keelctl $(FAKE_NVML)
+	cd tests/browser && npm ci --no-audit --no-fund && KEEL_BUILD=$(abspath $(BUILD)) node --test
 
 bench: all
 	sh bench/run.sh $(BUILD)

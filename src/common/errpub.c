@@ -135,7 +135,7 @@ int errpub_report(errpub_t *self, const char *error_type, const char *severity,
                               "agent", self->agent, "error_type", error_type,
                               "message", message, "severity", severity,
                               "details", details ? json_incref(details) : json_object());
-    char *body = json_dumps(event, JSON_COMPACT);
+    char *body = json_dumps(event, WIRE_JSON_FLAGS);
     json_decref(event);
     if (!body)
         return -1;

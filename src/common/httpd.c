@@ -5,6 +5,7 @@
 #include "httpd.h"
 #include "clock.h"
 #include "log.h"
+#include "wire.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -127,7 +128,7 @@ void http_reply_json(http_reply_t *reply, int status, json_t *body)
 {
     reply->status = status;
     free(reply->body);
-    reply->body = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    reply->body = json_dumps(body, WIRE_JSON_FLAGS);
     reply->body_len = reply->body ? strlen(reply->body) : 0;
     reply->content_type = "application/json";
     json_decref(body);

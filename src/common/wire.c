@@ -52,6 +52,7 @@ struct wire_server_t {
     void *router;
     routes_t actions, commands;
     route_t on_type, on_raw, on_unknown;
+    routes_t module_unknowns;   /* a module's own unknown-action answer, by module */
     size_t max_request;
     int nworkers;
     pthread_t thread;
@@ -218,6 +219,7 @@ void wire_server_destroy(wire_server_t **self_p)
     zmq_close(self->router);
     routes_free(&self->actions);
     routes_free(&self->commands);
+    routes_free(&self->module_unknowns);
     free(self->on_type.module);
     free(self->on_raw.module);
     free(self->on_unknown.module);
@@ -268,6 +270,12 @@ void wire_server_on_unknown(wire_server_t *self, wire_handler_fn *fn, void *ctx)
 {
     free(self->on_unknown.module);
     self->on_unknown = (route_t){ NULL, fn, ctx, NULL };
+}
+
+void wire_server_on_module_unknown(wire_server_t *self, const char *module, wire_handler_fn *fn,
+                                   void *ctx)
+{
+    routes_add(&self->module_unknowns, module, fn, ctx);
 }
 
 void wire_server_set_workers(wire_server_t *self, int workers)
@@ -364,7 +372,10 @@ int wire_server_listen_module(wire_server_t *self, const char *module, const cha
     if (self->on_raw.fn && (!self->on_raw.module || strcmp(self->on_raw.module, module) == 0))
         subset->on_raw = (route_t){ NULL, self->on_raw.fn, self->on_raw.ctx,
                                     self->on_raw.module ? strdup(module) : NULL };
-    subset->on_unknown = (route_t){ NULL, self->on_unknown.fn, self->on_unknown.ctx, NULL };
+    route_t *unknown = routes_find(&self->module_unknowns, module);
+    if (!unknown)
+        unknown = &self->on_unknown;
+    subset->on_unknown = (route_t){ NULL, unknown->fn, unknown->ctx, NULL };
     if (wire_server_bind(subset, endpoint) < 0) {
         wire_server_destroy(&subset);
         return -1;
@@ -592,11 +603,11 @@ static char *handle_frame(wire_server_t *self, const char *frame, size_t len, co
     json_t *reply = dispatch(self, frame, len, peer, &label);
     if (!reply)
         reply = wire_error("Internal error");
-    char *text = json_dumps(reply, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = json_dumps(reply, WIRE_JSON_FLAGS);
     if (!text) {
         json_decref(reply);
         reply = wire_error("Internal error: reply is not serialisable");
-        text = json_dumps(reply, JSON_COMPACT);
+        text = json_dumps(reply, WIRE_JSON_FLAGS);
     }
     if (self->metrics) {
         char labels[192];
@@ -946,7 +957,7 @@ char *wire_client_call_raw(wire_client_t *self, const void *data, size_t len,
 
 json_t *wire_client_call(wire_client_t *self, json_t *request, char *err, size_t errlen)
 {
-    char *text = json_dumps(request, JSON_COMPACT);
+    char *text = json_dumps(request, WIRE_JSON_FLAGS);
     if (!text) {
         snprintf(err, errlen, "request is not serialisable");
         return NULL;

@@ -24,6 +24,12 @@
 
 #include "metrics.h"
 
+/* How Keel writes JSON on the wire.  Reals keep jansson's 17 significant
+ * digits: the text may read 0.84999999999999998 where Python writes 0.85,
+ * but it parses back to the identical double, which fewer digits do not
+ * guarantee. */
+#define WIRE_JSON_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
+
 typedef enum { WIRE_ACTION, WIRE_COMMAND, WIRE_TYPE, WIRE_RAW } wire_dialect_t;
 
 typedef struct {
@@ -57,6 +63,10 @@ void wire_server_on_raw(wire_server_t *self, wire_handler_fn *fn, void *ctx);
 /* Requests no route takes (unknown action/command, no dialect key).  The
  * default answers {"status":"error","error":"Unknown action: <a>"}. */
 void wire_server_on_unknown(wire_server_t *self, wire_handler_fn *fn, void *ctx);
+/* The unknown-action answer on a module's legacy port, where the old agent
+ * worded it differently from the service's main port. */
+void wire_server_on_module_unknown(wire_server_t *self, const char *module, wire_handler_fn *fn,
+                                   void *ctx);
 /* Modules.  Each route may be tagged with the absorbed agent it came from
  * ("ServiceRegistry"), so that a module can be delegated to its still-running
  * legacy agent (each request forwarded as is, behind a circuit breaker of 3

@@ -166,7 +166,10 @@ static void routes(gateway_t *gw, wire_server_t *wire)
 {
     wire_server_set_workers(wire, WORKERS);
     wire_server_set_max_request(wire, (size_t)config_int(gw->svc->config, "security.max_request_bytes", 65536));
+    /* AuthenticationAgent printed a missing action as nothing, the trust
+     * scorer as None (the ctx tells them apart). */
     wire_server_on_unknown(wire, on_unknown, NULL);
+    wire_server_on_module_unknown(wire, "AgentTrustScorer", on_unknown, gw);
     wire_server_on_raw(wire, on_raw, gw);
     wire_server_on_action(wire, "health_check", on_health_check, gw);
     auth_register(gw, wire);

@@ -66,7 +66,9 @@ AGENTS = [
 
 
 def config(mode, legacy_port, fallback=False, module="ServiceRegistry"):
+    # SystemHealthManager's status waits on the memory services, absent here
     return ("legacy_ports: true\n"
+            "observability: {memory_services: {timeout_ms: 300}}\n"
             "modules:\n"
             "  %s: {mode: %s, delegate_to: \"tcp://127.0.0.1:%d\", fallback: %s,"
             " timeout_ms: 500}\n" % (module, mode, legacy_port, "true" if fallback else "false"))

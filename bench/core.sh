@@ -1,0 +1,64 @@
+#!/bin/sh
+# core.sh: CoreOrchestrator registry throughput beside Redis, in one run.
+# Starts keeld core (SQLite backend, durable commits) and a redis-server on
+# free ports with a temporary directory, measures register_agent and
+# get_agent_endpoint per second at 1, 8 and 50 clients with
+# build/bench/core_registry, and redis-benchmark SET and GET at the same
+# concurrency, prints a table, and stops everything it started.
+#
+#   bench/core.sh [SECONDS_PER_POINT]     (default 3)
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${KEEL_BUILD:-build}
+SECONDS_PER_POINT=${1:-3}
+TMP=$(mktemp -d /tmp/keel-bench-core.XXXXXX)
+KEELD_PID=""
+REDIS_PID=""
+cleanup() {
+    [ -n "$KEELD_PID" ] && kill "$KEELD_PID" 2>/dev/null && wait "$KEELD_PID" 2>/dev/null || true
+    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+port_free() {
+    /usr/bin/python3 -c "import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1',$1))" 2>/dev/null
+}
+
+# a PORT_OFFSET where CoreOrchestrator's ports are free
+OFFSET=""
+for try in $(seq 1 50); do
+    o=$(( ( $(od -An -N2 -tu2 /dev/urandom) % 2900 + 100 ) * 10 ))
+    if port_free $((7000 + o)) && port_free $((8000 + o)) && port_free $((5591 + o)); then OFFSET=$o; break; fi
+done
+[ -n "$OFFSET" ] || { echo "no free PORT_OFFSET" >&2; exit 1; }
+
+REDIS_PORT=$(free_port)
+/usr/bin/redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+REDIS_PID=$!
+
+printf 'metrics_source: mock\ncore:\n  coordinator: {interrupt_endpoint: "", language_endpoint: ""}\n' >"$TMP/keel.yaml"
+PORT_OFFSET=$OFFSET KEEL_DATA_DIR="$TMP/data" "$BUILD/keeld" core --config "$TMP/keel.yaml" \
+    >"$TMP/keeld.log" 2>&1 &
+KEELD_PID=$!
+for i in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$((8000 + OFFSET))/health" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+redis-cli -p "$REDIS_PORT" ping >/dev/null
+
+ENDPOINT="tcp://127.0.0.1:$((7000 + OFFSET))"
+printf '%-8s | %14s %14s %10s | %14s %14s %10s\n' clients register/s "redis SET/s" ratio lookup/s "redis GET/s" ratio
+for c in 1 8 50; do
+    reg=$("$BUILD/bench/core_registry" "$ENDPOINT" register "$c" "$SECONDS_PER_POINT" | awk '{print $5}')
+    look=$("$BUILD/bench/core_registry" "$ENDPOINT" lookup "$c" "$SECONDS_PER_POINT" | awk '{print $5}')
+    n=$(( c * 20000 ))
+    rset=$(redis-benchmark -p "$REDIS_PORT" -c "$c" -n "$n" -t set --csv | awk -F'"' '$2 == "SET" {printf "%.0f", $4}')
+    rget=$(redis-benchmark -p "$REDIS_PORT" -c "$c" -n "$n" -t get --csv | awk -F'"' '$2 == "GET" {printf "%.0f", $4}')
+    printf '%-8s | %14s %14s %10.2f | %14s %14s %10.2f\n' "$c" "$reg" "$rset" \
+        "$(echo "$reg / $rset" | bc -l)" "$look" "$rget" "$(echo "$look / $rget" | bc -l)"
+done

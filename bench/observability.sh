@@ -1,0 +1,133 @@
+#!/bin/sh
+# observability: ObservabilityHub watching 1,000 simulated agents (one
+# process, a ROUTER socket each on loopback, build/bench/observability sim).
+# Reports the duration of one full health sweep, the hub's CPU and resident
+# memory while it sweeps every 5 s (measured before the scrapes), the
+# /metrics scrape time (render included) and size with 1,000 agents, and the scrape time of prometheus-node-exporter on the
+# same machine in the same run (skipped with a message when not installed).
+# Starts `keeld observability` on a free PORT_OFFSET with a temp data dir,
+# prints one table, stops everything it started.
+#
+#   sh bench/observability.sh [BUILD]     env AGENTS=1000 SCRAPES=50 CPU_SECONDS=20
+set -eu
+build=${1:-build}
+agents=${AGENTS:-1000}
+scrapes=${SCRAPES:-50}
+cpu_seconds=${CPU_SECONDS:-20}
+keeld="$build/keeld"
+bench="$build/bench/observability"
+for f in "$keeld" "$bench"; do
+    [ -x "$f" ] || { echo "observability.sh: $f is missing (make)" >&2; exit 2; }
+done
+exporter=$(command -v prometheus-node-exporter || true)
+
+ports=$(/usr/bin/python3 - "$agents" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+def free(p):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", p)); return True
+        except OSError:
+            return False
+for _ in range(500):
+    off = random.randrange(100, 2000) * 10
+    if all(free(b + off) for b in (7002, 8002, 6584, 7150)):
+        break
+for _ in range(200):
+    base = random.randrange(30000, 60000 - n)
+    if all(free(p) for p in range(base, base + n)):
+        break
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0)); exp = s.getsockname()[1]
+print(off, base, exp)
+PY
+)
+set -- $ports
+offset=$1 base=$2 exporter_port=$3
+dir=$(mktemp -d /tmp/keel-bench-obs-XXXXXX)
+sim_pid= keeld_pid= exporter_pid=
+cleanup() {
+    for pid in $keeld_pid $sim_pid $exporter_pid; do
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
+    rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+/usr/bin/python3 - "$agents" "$base" >"$dir/keel.yaml" <<'PY'
+import json, sys
+n, base = int(sys.argv[1]), int(sys.argv[2])
+agents = [{"name": "sim%04d" % i, "host": "127.0.0.1", "port": base + i,
+           "machine": "MainPC" if i % 2 else "PC2"} for i in range(n)]
+print(json.dumps({"observability": {"agents": agents, "interval_s": 5, "timeout_ms": 2000,
+                                    "discover": False, "memory_services": {"enabled": False}}}))
+PY
+
+"$bench" sim "$base" "$agents" >"$dir/sim.log" 2>&1 &
+sim_pid=$!
+until grep -q ready "$dir/sim.log" 2>/dev/null; do
+    kill -0 "$sim_pid" 2>/dev/null || { cat "$dir/sim.log" >&2; exit 1; }
+    sleep 0.05
+done
+
+PORT_OFFSET=$offset KEEL_DATA_DIR=$dir KEEL_LOG_LEVEL=warn "$keeld" observability --config "$dir/keel.yaml" \
+    >"$dir/keeld.log" 2>&1 &
+keeld_pid=$!
+metrics="http://127.0.0.1:$((8002 + offset))/metrics"
+gauge() {
+    curl -sf "$metrics" | awk -v name="$1" '$1 == name { print $2 }'
+}
+tries=0
+until [ "$(gauge keel_health_sweeps 2>/dev/null || echo 0)" -ge 3 ] 2>/dev/null; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 600 ] || { echo "observability.sh: hub did not sweep" >&2; cat "$dir/keeld.log" >&2; exit 1; }
+    sleep 0.05
+done
+
+sweeps=
+for i in 1 2 3; do
+    sweeps="$sweeps $(gauge keel_health_sweep_duration_seconds)"
+    [ "$i" -lt 3 ] && sleep 5
+done
+up=$(curl -sf "$metrics" | grep -c '^keel_agent_up{.*} 1$' || true)
+hub_proc=$("$bench" proc "$keeld_pid" "$cpu_seconds")
+hub_scrape=$("$bench" scrape "$metrics" "$scrapes")
+rss_after=$(awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$keeld_pid/status")
+
+exporter_scrape="skipped: prometheus-node-exporter is not installed"
+if [ -n "$exporter" ]; then
+    "$exporter" --web.listen-address="127.0.0.1:$exporter_port" >"$dir/exporter.log" 2>&1 &
+    exporter_pid=$!
+    tries=0
+    until curl -sf "http://127.0.0.1:$exporter_port/metrics" >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 200 ] || break
+        sleep 0.05
+    done
+    exporter_scrape=$("$bench" scrape "http://127.0.0.1:$exporter_port/metrics" "$scrapes")
+fi
+
+field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'; }
+printf '\nObservabilityHub, %d simulated agents, sweep every 5 s (%s)\n' "$agents" "$(nproc) cores"
+printf '%-44s %s\n' "metric" "value"
+printf '%-44s %s\n' "agents up after sweeps" "$up / $agents"
+for s in $sweeps; do
+    printf '%-44s %.1f ms\n' "health sweep duration" "$(echo "$s" | awk '{ print $1 * 1000 }')"
+done
+printf '%-44s %s bytes\n' "/metrics size (hub)" "$(field "$hub_scrape" bytes)"
+printf '%-44s %s / %s / %s ms\n' "/metrics scrape min/median/p95 (hub)" "$(field "$hub_scrape" min_ms)" \
+    "$(field "$hub_scrape" median_ms)" "$(field "$hub_scrape" p95_ms)"
+if [ -n "$exporter" ]; then
+    printf '%-44s %s bytes\n' "/metrics size (node-exporter)" "$(field "$exporter_scrape" bytes)"
+    printf '%-44s %s / %s / %s ms\n' "/metrics scrape min/median/p95 (node-exporter)" \
+        "$(field "$exporter_scrape" min_ms)" "$(field "$exporter_scrape" median_ms)" "$(field "$exporter_scrape" p95_ms)"
+else
+    printf '%-44s %s\n' "node-exporter comparison" "$exporter_scrape"
+fi
+printf '%-44s %s %%\n' "hub CPU over ${cpu_seconds} s" "$(field "$hub_proc" cpu_percent)"
+printf '%-44s %s MB\n' "hub RSS (median of 100 ms samples)" "$(field "$hub_proc" rss_mb)"
+printf '%-44s %s MB\n' "hub RSS (largest sample)" "$(field "$hub_proc" rss_max_mb)"
+printf '%-44s %s MB\n' "hub RSS peak (VmHWM, includes start)" "$(field "$hub_proc" hwm_mb)"
+printf '%-44s %s MB\n' "hub RSS after the ${scrapes} scrapes" "$rss_after"

@@ -1,0 +1,59 @@
+/*  backend: where CoreOrchestrator keeps what it was told: a small store of
+ *  JSON values in named tables ("agents", "legacy", "status", "beats"),
+ *  with three implementations behind one interface.
+ *
+ *  memory  - a JSON object per table; lost at exit (the original default).
+ *  sqlite  - the same objects as a read cache, written through to one table
+ *            of a SQLite file (WAL) before the reply, so what was
+ *            acknowledged survives kill -9.  fsync_each adds an fsync per
+ *            commit, for a power cut too; off by default because agents
+ *            register again when they start, and a power cut restarts
+ *            them all.  Lookups never touch the disk.
+ *  redis   - one plain key per entry, no TTL: the registry's entries are
+ *            `<prefix><agent_id>` as the original wrote them, the other
+ *            tables `keel:<table>:<key>`.  Shared
+ *            between machines; listed with SCAN, never KEYS, because KEYS
+ *            blocks every other Redis client.  The connection is made
+ *            lazily and remade after a failure, so an outage costs one
+ *            error reply per request and nothing more.
+ *
+ *  The sqlite file is checkpointed and vacuumed every thousand writes, so
+ *  it never grows without bound.  Insertion order is kept by memory and sqlite (a first registration
+ *  keeps its place when it is replaced).  Thread-safe: one mutex. */
+#ifndef KEEL_CORE_BACKEND_H
+#define KEEL_CORE_BACKEND_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "errpub.h"
+
+typedef enum { BACKEND_MEMORY, BACKEND_SQLITE, BACKEND_REDIS } backend_kind_t;
+
+typedef struct backend_t backend_t;
+
+/* kind "memory" | "sqlite" | "redis"; path is the SQLite file, redis_url
+ * "redis://[:password@]host:port/db", prefix the key prefix of the
+ * "agents" table.  NULL with the reason in err. */
+backend_t *core_backend_new(const char *kind, const char *path, const char *redis_url,
+                       const char *prefix, bool fsync_each, char *err, size_t errlen);
+void core_backend_destroy(backend_t **self_p);
+backend_kind_t core_backend_kind(backend_t *self);
+const char *core_backend_kind_name(backend_t *self);
+/* Stores a copy of value.  0, or -1 with the reason in err. */
+int core_backend_put(backend_t *self, const char *table, const char *key, json_t *value,
+                char *err, size_t errlen);
+/* 1 and *out (a new reference) when found, 0 when absent, -1 on error. */
+int core_backend_get(backend_t *self, const char *table, const char *key, json_t **out,
+                char *err, size_t errlen);
+/* 1 when removed, 0 when absent, -1 on error. */
+int core_backend_del(backend_t *self, const char *table, const char *key, char *err, size_t errlen);
+/* The whole table as an object (a new reference), or NULL with err. */
+json_t *core_backend_all(backend_t *self, const char *table, char *err, size_t errlen);
+/* Entries in a table; -1 for Redis, where counting means a full SCAN. */
+long core_backend_count(backend_t *self, const char *table);
+/* Whether the last Redis call worked (always true for the others). */
+bool core_backend_up(backend_t *self);
+/* Where a Redis outage is reported (once per outage). */
+void core_backend_set_errors(backend_t *self, errpub_t *errors);
+#endif

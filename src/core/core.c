@@ -1,0 +1,376 @@
+/*  core: the CoreOrchestrator service: one port (7000) for what four agents
+ *  served on four (ServiceRegistry, SystemDigitalTwin, RequestCoordinator,
+ *  UnifiedSystemAgent).  This file wires the modules together and owns the
+ *  few actions two of them both claimed (spec §10): register_agent, whose
+ *  three forms are told apart by their keys; get_agent_info (`agent_name`
+ *  is the twin's, a bare `agent` the supervisor's); ping (SDT's pong plus
+ *  the health keys); and the raw frames `ping` and `GET_ALL_STATUS`.
+ *
+ *  At start the service registers itself under its own name and the four
+ *  old names, in the registry and the legacy store, so an unmodified agent
+ *  that looks up SystemDigitalTwin or ServiceRegistry lands here; with
+ *  `legacy_ports` it also listens on their old ports.  A module set to
+ *  `mode: delegate` has its requests forwarded to the legacy agent instead
+ *  (delegate.c), which is the migration and rollback path. */
+#include "core.h"
+#include "backend.h"
+#include "clock.h"
+#include "coordinator.h"
+#include "delegate.h"
+#include "legacy.h"
+#include "log.h"
+#include "registry.h"
+#include "supervisor.h"
+#include "twin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    service_t *svc;
+    wire_server_t *legacy_health;   /* the old agents' health ports */
+    backend_t *backend;
+    registry_t *registry;
+    twin_t *twin;
+    legacy_t *legacy;
+    coordinator_t *coordinator;
+    supervisor_t *supervisor;
+    delegate_t *delegates[4];       /* indexed like modules[] */
+} core_t;
+
+/* The four absorbed agents, and the requests each of them owned, for
+ * delegation (modules.<name>.mode: delegate). */
+enum { SR, SDT, RC, USA, NMODULES };
+static const char *const modules[NMODULES] = {
+    "ServiceRegistry", "SystemDigitalTwin", "RequestCoordinator", "UnifiedSystemAgent",
+};
+static const char *const sr_actions[] = { "get_agent_endpoint", "list_agents", NULL };
+static const char *const sdt_actions[] = {
+    "get_metrics", "get_history", "get_all_agents", "get_registered_agents", "get_ok_agents",
+    "simulate_load", "update_vram_metrics", "publish_event", "report_error", NULL,
+};
+static const char *const sdt_commands[] = { "REGISTER", "DISCOVER", "REPORT_MODEL_VRAM", "GET_METRICS", NULL };
+static const char *const usa_actions[] = {
+    "get_agent_status", "get_system_info", "start_service", "stop_service", "restart_service",
+    "list_services", "get_service_status", "cleanup_system", NULL,
+};
+
+/* With legacy_ports, the four agents' old main ports (served like 7000)
+ * and their health ports (any frame gets the health dict, as BaseAgent's
+ * health loop did). */
+static const int legacy_main_ports[] = { 7100, 7120, 26002, 7125 };
+static const int legacy_health_ports[] = { 8100, 7121, 26003, 8125 };
+
+static const char *const aliases[] = {
+    "CoreOrchestrator", "ServiceRegistry", "SystemDigitalTwin", "RequestCoordinator", "UnifiedSystemAgent",
+};
+
+/* ---- merged actions --------------------------------------------------------- */
+
+static json_t *on_register_agent(void *ctx, wire_request_t *req)
+{
+    core_t *self = ctx;
+    json_t *data = json_object_get(req->body, "registration_data");
+    bool registry_form = (data && json_object_size(data)) || json_object_get(req->body, "agent_id");
+    delegate_t *d = self->delegates[registry_form ? SR : SDT];
+    if (d)
+        return core_delegate_forward(d, req->body);
+    /* The original used registration_data only when truthy, so {} falls
+     * through to the flat form; anything but an object is refused. */
+    if (data && !json_is_object(data))
+        return wire_error("Invalid registration_data, expected dictionary");
+    if (data && !json_object_size(data))
+        data = NULL;
+    if (!data && !json_object_get(req->body, "agent_id"))
+        return core_twin_register_simple(self->twin, req->body);
+    char id[256], err[1100];
+    if (core_registry_register(self->registry, data ? data : req->body, id, sizeof id, err, sizeof err) < 0)
+        return wire_error("%s", err);
+    if (data) {
+        json_t *meta = json_object_get(data, "metadata");
+        const char *loc = json_string_value(json_object_get(meta, "location"));
+        if (!loc)
+            loc = json_string_value(json_object_get(req->body, "location"));
+        core_twin_set_status(self->twin, id, "HEALTHY", loc ? loc : "MainPC", err, sizeof err);
+        char message[400];
+        snprintf(message, sizeof message, "Successfully registered %s", id);
+        return json_pack("{s:s, s:s, s:s}", "status", "success", "message", message, "agent_id", id);
+    }
+    return wire_success();
+}
+
+static json_t *on_get_agent_info(void *ctx, wire_request_t *req)
+{
+    core_t *self = ctx;
+    json_t *name = json_object_get(req->body, "agent_name");
+    json_t *agent = json_object_get(req->body, "agent");
+    bool usa_form = (!name || json_is_null(name)) && agent;
+    delegate_t *d = self->delegates[usa_form ? USA : SDT];
+    if (d)
+        return core_delegate_forward(d, req->body);
+    if (usa_form)
+        return core_supervisor_agent_info(self->supervisor, agent);
+    return core_twin_agent_info(self->twin, req->body);
+}
+
+/* SDT's pong, plus the health keys BaseAgent's ping returned. */
+static json_t *on_ping(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    core_t *self = ctx;
+    json_t *dict = service_health(self->svc);
+    json_object_set_new(dict, "message", json_string("pong"));
+    return dict;
+}
+
+static json_t *on_raw(void *ctx, wire_request_t *req)
+{
+    core_t *self = ctx;
+    size_t len = req->raw_len;
+    while (len && (req->raw[len - 1] == ' ' || req->raw[len - 1] == '\r' || req->raw[len - 1] == '\n'))
+        len--;
+    if (len == 4 && !memcmp(req->raw, "ping", 4))
+        return service_health(self->svc);
+    if (len == 14 && !memcmp(req->raw, "GET_ALL_STATUS", 14))
+        return core_twin_status_map(self->twin);
+    char labels[96];
+    metrics_labels(labels, sizeof labels, "service", "core", "reason", "invalid_json", NULL);
+    metrics_add(self->svc->metrics, "keel_bad_requests_total", labels, 1);
+    return wire_error("Invalid JSON request");
+}
+
+static json_t *on_unknown(void *ctx, wire_request_t *req)
+{
+    (void)ctx;
+    if (req->dialect == WIRE_COMMAND)
+        return core_legacy_unknown(req->name);
+    json_t *action = json_object_get(req->body, "action");
+    if (json_is_string(action))
+        return wire_error("Unknown action: %s", json_string_value(action));
+    if (!action || json_is_null(action))
+        return wire_error("Unknown action: None");
+    char *text = json_dumps(action, JSON_ENCODE_ANY | JSON_COMPACT);
+    json_t *reply = wire_error("Unknown action: %s", text);
+    free(text);
+    return reply;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------- */
+
+static void advertised_host(service_t *svc, char *buf, size_t len)
+{
+    const char *host = config_str(svc->config, "core.advertise_host", "");
+    if (!*host) {
+        host = config_str(svc->config, "bind", "127.0.0.1");
+        if (!strcmp(host, "0.0.0.0") || !strcmp(host, "*")) {
+            if (gethostname(buf, len) == 0)
+                return;
+            host = "127.0.0.1";
+        }
+    }
+    snprintf(buf, len, "%s", host);
+}
+
+static void register_aliases(core_t *self)
+{
+    char host[256], err[1100], id[256];
+    advertised_host(self->svc, host, sizeof host);
+    int port = config_port(self->svc->config, self->svc->def->zmq_port);
+    int hport = config_port(self->svc->config, self->svc->def->http_port);
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++) {
+        json_t *fields = json_pack("{s:s, s:s, s:s, s:i, s:i, s:[s], s:{s:s}}", "agent_id", aliases[i],
+                                   "agent_type", "CoreOrchestrator", "host", host, "port", port,
+                                   "health_check_port", hport, "capabilities", "core_orchestrator",
+                                   "metadata", "alias_of", "CoreOrchestrator");
+        if (core_registry_register(self->registry, fields, id, sizeof id, err, sizeof err) < 0)
+            log_warn("core", "cannot register alias %s: %s", aliases[i], err);
+        json_decref(fields);
+        json_t *payload = json_pack("{s:s, s:s, s:i, s:i, s:[s,s,s], s:s}", "name", aliases[i], "ip", host,
+                                    "port", port, "health_check_port", hport, "capabilities",
+                                    "system_monitoring", "resource_management", "predictive_analytics",
+                                    "status", "running");
+        if (core_legacy_store(self->legacy, payload, err, sizeof err) < 0)
+            log_warn("core", "cannot store legacy alias %s: %s", aliases[i], err);
+        json_decref(payload);
+    }
+}
+
+static int open_backend(core_t *self)
+{
+    config_t *cfg = self->svc->config;
+    const char *kind = config_str(cfg, "core.registry.backend", "sqlite");
+    const char *env = getenv("SERVICE_REGISTRY_BACKEND");
+    if (env && *env)
+        kind = env;
+    const char *url = getenv("SERVICE_REGISTRY_REDIS_URL");
+    const char *prefix = getenv("SERVICE_REGISTRY_REDIS_PREFIX");
+    char path[4096], err[512];
+    service_path(self->svc, "registry.db", path, sizeof path);
+    self->backend = core_backend_new(kind, path, url && *url ? url : config_str(cfg, "core.registry.redis_url", ""),
+                                prefix && *prefix ? prefix : config_str(cfg, "core.registry.prefix", "service_registry:"),
+                                config_bool(cfg, "core.registry.fsync", false), err, sizeof err);
+    if (!self->backend) {
+        log_error("core", "registry backend: %s", err);
+        return -1;
+    }
+    core_backend_set_errors(self->backend, self->svc->errors);
+    log_info("core", "registry backend: %s", core_backend_kind_name(self->backend));
+    return 0;
+}
+
+static json_t *on_legacy_health(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    core_t *self = ctx;
+    return service_health(self->svc);
+}
+
+static int bind_legacy_ports(core_t *self)
+{
+    char endpoint[256];
+    for (size_t i = 0; i < sizeof legacy_main_ports / sizeof legacy_main_ports[0]; i++) {
+        service_bind_endpoint(self->svc, legacy_main_ports[i], endpoint, sizeof endpoint);
+        if (wire_server_bind(self->svc->wire, endpoint) < 0)
+            return -1;
+    }
+    self->legacy_health = wire_server_new("core_legacy_health", self->svc->metrics);
+    wire_server_on_raw(self->legacy_health, on_legacy_health, self);
+    wire_server_on_unknown(self->legacy_health, on_legacy_health, self);
+    for (size_t i = 0; i < sizeof legacy_health_ports / sizeof legacy_health_ports[0]; i++) {
+        service_bind_endpoint(self->svc, legacy_health_ports[i], endpoint, sizeof endpoint);
+        if (wire_server_bind(self->legacy_health, endpoint) < 0)
+            return -1;
+    }
+    return wire_server_start(self->legacy_health);
+}
+
+/* Routes a delegated module's requests to its legacy agent; returns
+ * whether any module is delegated. */
+static bool attach_delegates(core_t *self, wire_server_t *wire)
+{
+    bool any = false;
+    for (int m = 0; m < NMODULES; m++) {
+        delegate_t *d = self->delegates[m] = core_delegate_new(self->svc, modules[m]);
+        if (!d)
+            continue;
+        any = true;
+        const char *const *actions = m == SR ? sr_actions : m == SDT ? sdt_actions : m == USA ? usa_actions : NULL;
+        for (size_t i = 0; actions && actions[i]; i++)
+            wire_server_on_action(wire, actions[i], core_delegate_handler, d);
+        for (size_t i = 0; m == SDT && sdt_commands[i]; i++)
+            wire_server_on_command(wire, sdt_commands[i], core_delegate_handler, d);
+        if (m == RC)
+            wire_server_on_type(wire, core_delegate_handler, d);
+    }
+    return any;
+}
+
+static void collect(metrics_t *metrics, void *arg)
+{
+    core_t *self = arg;
+    metrics_set(metrics, "keel_core_registry_agents", NULL, (double)core_registry_size(self->registry));
+}
+
+static void core_stop(service_t *svc);
+
+static int core_start(service_t *svc)
+{
+    core_t *self = calloc(1, sizeof *self);
+    self->svc = svc;
+    svc->impl = self;
+    if (open_backend(self) < 0)
+        return -1;
+    self->registry = core_registry_new(self->backend, svc->metrics,
+                                       config_double(svc->config, "core.registry.ttl_s", 300),
+                                       (int)config_int(svc->config, "core.registry.partition_min_agents", 3));
+    self->twin = core_twin_new(svc, self->backend, self->registry);
+    self->legacy = core_legacy_new(self->backend, self->registry, self->twin);
+    self->coordinator = core_coordinator_new(svc, self->registry);
+    self->supervisor = core_supervisor_new(svc);
+    register_aliases(self);
+    metrics_declare(svc->metrics, "keel_core_registry_agents", "Records in the agent registry.",
+                    METRIC_GAUGE, NULL, 0);
+    metrics_add_collector(svc->metrics, collect, self);
+
+    wire_server_t *wire = svc->wire;
+    /* Every handler is thread-safe (each module locks its own state), so
+     * core.workers may run them in parallel; the default is the wire
+     * thread alone, since each handler takes microseconds and the hop to a
+     * worker costs more than it saves (bench/core.sh). */
+    int workers = (int)config_int(svc->config, "core.workers", 0);
+    core_registry_attach(self->registry, wire);
+    core_twin_attach(self->twin, wire);
+    core_legacy_attach(self->legacy, wire);
+    core_coordinator_attach(self->coordinator, wire);
+    core_supervisor_attach(self->supervisor, wire);
+    wire_server_on_action(wire, "register_agent", on_register_agent, self);
+    wire_server_on_action(wire, "get_agent_info", on_get_agent_info, self);
+    wire_server_on_action(wire, "ping", on_ping, self);
+    wire_server_on_raw(wire, on_raw, self);
+    wire_server_on_unknown(wire, on_unknown, self);
+    /* Forwarding waits on a legacy agent: never on the one wire thread. */
+    if (attach_delegates(self, wire) && workers < 4)
+        workers = 4;
+    wire_server_set_workers(wire, workers);
+
+    if ((config_bool(svc->config, "legacy_ports", false) && bind_legacy_ports(self) < 0)
+        || core_twin_start(self->twin) < 0 || core_coordinator_start(self->coordinator) < 0
+        || core_supervisor_start(self->supervisor) < 0) {
+        core_stop(svc);
+        return -1;
+    }
+    return 0;
+}
+
+static void core_stop(service_t *svc)
+{
+    core_t *self = svc->impl;
+    if (!self)
+        return;
+    if (self->legacy_health) {
+        wire_server_stop(self->legacy_health);
+        wire_server_destroy(&self->legacy_health);
+    }
+    for (int m = 0; m < NMODULES; m++)
+        core_delegate_destroy(&self->delegates[m]);
+    core_supervisor_destroy(&self->supervisor);
+    core_coordinator_destroy(&self->coordinator);
+    core_twin_destroy(&self->twin);
+    core_legacy_destroy(&self->legacy);
+    core_registry_destroy(&self->registry);
+    core_backend_destroy(&self->backend);
+    free(self);
+    svc->impl = NULL;
+}
+
+static void core_health(service_t *svc, json_t *dict)
+{
+    core_t *self = svc->impl;
+    if (!self)
+        return;
+    json_object_set_new(dict, "registry_size", json_integer(core_registry_size(self->registry)));
+    json_object_set_new(dict, "registry_backend", json_string(core_backend_kind_name(self->backend)));
+    core_twin_health(self->twin, dict);
+    core_coordinator_health(self->coordinator, dict);
+    core_supervisor_health(self->supervisor, dict);
+    json_t *delegated = json_object();
+    for (int m = 0; m < NMODULES; m++)
+        if (self->delegates[m])
+            json_object_set_new(delegated, modules[m], core_delegate_status(self->delegates[m]));
+    json_object_set_new(dict, "delegated", delegated);
+    /* Redis is a dependency only when it was chosen; its absence degrades. */
+    if (core_backend_kind(self->backend) == BACKEND_REDIS && !core_backend_up(self->backend))
+        json_object_set_new(dict, "status", json_string("degraded"));
+}
+
+const service_def_t core_service = {
+    .name = "core",
+    .title = "CoreOrchestrator",
+    .zmq_port = 7000,
+    .http_port = 8000,
+    .start = core_start,
+    .stop = core_stop,
+    .health = core_health,
+};

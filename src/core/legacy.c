@@ -1,0 +1,169 @@
+/*  legacy: see legacy.h.
+ *
+ *  One store, two views.  A REGISTER payload is kept as sent (DISCOVER
+ *  answers with exactly what was registered), and when it names a port it
+ *  also becomes a registry record (name -> agent_id, ip -> host), so a
+ *  BaseAgent client's get_agent_endpoint finds a service that only ever
+ *  spoke the legacy protocol.  DISCOVER falls back the other way, to the
+ *  registry (host -> ip), so legacy clients find modern agents too.  The
+ *  original kept three registries that never saw each other. */
+#include "legacy.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct legacy_t {
+    backend_t *backend;
+    registry_t *registry;
+    twin_t *twin;
+};
+
+legacy_t *core_legacy_new(backend_t *backend, registry_t *registry, twin_t *twin)
+{
+    legacy_t *self = calloc(1, sizeof *self);
+    self->backend = backend;
+    self->registry = registry;
+    self->twin = twin;
+    return self;
+}
+
+void core_legacy_destroy(legacy_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free(*self_p);
+    *self_p = NULL;
+}
+
+static json_t *upper(const char *status, const char *message)
+{
+    return json_pack("{s:s, s:s}", "status", status, "message", message);
+}
+
+json_t *core_legacy_unknown(const char *command)
+{
+    char text[300];
+    snprintf(text, sizeof text, "Unknown command: %s", command ? command : "None");
+    return upper("ERROR", text);
+}
+
+int core_legacy_store(legacy_t *self, json_t *payload, char *err, size_t errlen)
+{
+    return core_backend_put(self->backend, "legacy", json_string_value(json_object_get(payload, "name")),
+                       payload, err, errlen);
+}
+
+/* The registry view of a legacy payload that names a port. */
+static void map_into_registry(legacy_t *self, json_t *payload)
+{
+    json_t *port = json_object_get(payload, "port");
+    if (!port || json_is_null(port))
+        return;
+    const char *ip = json_string_value(json_object_get(payload, "ip"));
+    const char *type = json_string_value(json_object_get(payload, "agent_type"));
+    json_t *fields = json_pack("{s:O, s:s, s:s, s:O}", "agent_id", json_object_get(payload, "name"),
+                               "agent_type", type ? type : "legacy",
+                               "host", ip ? ip : "localhost", "port", port);
+    static const char *optional[] = { "health_check_port", "capabilities" };
+    for (size_t i = 0; i < 2; i++)
+        if (json_object_get(payload, optional[i]))
+            json_object_set(fields, optional[i], json_object_get(payload, optional[i]));
+    json_object_set_new(fields, "metadata", json_pack("{s:s}", "registered_by", "legacy REGISTER"));
+    char id[256], err[1100];
+    if (core_registry_register(self->registry, fields, id, sizeof id, err, sizeof err) < 0)
+        log_warn("core", "legacy REGISTER of %s kept for DISCOVER only: %s",
+                 json_string_value(json_object_get(payload, "name")), err);
+    json_decref(fields);
+}
+
+static json_t *on_register(void *ctx, wire_request_t *req)
+{
+    legacy_t *self = ctx;
+    const char *name = json_string_value(json_object_get(req->payload, "name"));
+    if (!name || !*name)
+        return upper("ERROR", "Missing required field 'name' in registration payload");
+    char err[512], message[512];
+    if (core_legacy_store(self, req->payload, err, sizeof err) < 0)
+        return upper("ERROR", err);
+    map_into_registry(self, req->payload);
+    snprintf(message, sizeof message, "Service %s registered successfully", name);
+    return upper("SUCCESS", message);
+}
+
+static json_t *on_discover(void *ctx, wire_request_t *req)
+{
+    legacy_t *self = ctx;
+    const char *name = json_string_value(json_object_get(req->payload, "name"));
+    if (!name || !*name)
+        return upper("ERROR", "Missing required field 'name' in discovery payload");
+    json_t *found = NULL;
+    char err[512];
+    int rc = core_backend_get(self->backend, "legacy", name, &found, err, sizeof err);
+    if (rc < 0)
+        return upper("ERROR", err);
+    if (rc == 0) {
+        json_t *rec = core_registry_lookup(self->registry, name, err, sizeof err);
+        if (!rec && strstr(err, "not found") == NULL)
+            return upper("ERROR", err);
+        if (rec) {
+            found = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O}", "name", name,
+                              "ip", json_object_get(rec, "host"), "port", json_object_get(rec, "port"),
+                              "health_check_port", json_object_get(rec, "health_check_port"),
+                              "agent_type", json_object_get(rec, "agent_type"),
+                              "capabilities", json_object_get(rec, "capabilities"));
+            json_decref(rec);
+        }
+    }
+    if (!found) {
+        char message[512];
+        snprintf(message, sizeof message, "Service '%s' not registered", name);
+        return upper("NOT_FOUND", message);
+    }
+    return json_pack("{s:s, s:o}", "status", "SUCCESS", "payload", found);
+}
+
+static json_t *on_report_vram(void *ctx, wire_request_t *req)
+{
+    legacy_t *self = ctx;
+    char err[256];
+    if (core_twin_update_vram(self->twin, req->payload, err, sizeof err) < 0)
+        return upper("ERROR", err);
+    return upper("SUCCESS", "VRAM metrics updated successfully");
+}
+
+static json_t *on_get_metrics(void *ctx, wire_request_t *req)
+{
+    legacy_t *self = ctx;
+    json_t *wanted = json_object_get(req->payload, "metrics");
+    if (wanted && !json_is_array(wanted))
+        return upper("ERROR", "metrics must be a list");
+    json_t *state = core_twin_current_state(self->twin);
+    if (!json_array_size(wanted))
+        return json_pack("{s:s, s:o}", "status", "SUCCESS", "payload", state);
+    json_t *out = json_object();
+    size_t i;
+    json_t *item;
+    json_array_foreach(wanted, i, item) {
+        const char *m = json_string_value(item);
+        if (m && !strcmp(m, "vram_usage")) {
+            json_t *vram = core_twin_vram(self->twin);
+            json_object_del(vram, "loaded_models");
+            json_object_update(out, vram);
+            json_decref(vram);
+        } else if (m && !strcmp(m, "cpu_usage")) {
+            json_object_set(out, "cpu_usage", json_object_get(state, "cpu_usage"));
+        }
+    }
+    json_decref(state);
+    return json_pack("{s:s, s:o}", "status", "SUCCESS", "payload", out);
+}
+
+void core_legacy_attach(legacy_t *self, wire_server_t *wire)
+{
+    wire_server_on_command(wire, "REGISTER", on_register, self);
+    wire_server_on_command(wire, "DISCOVER", on_discover, self);
+    wire_server_on_command(wire, "REPORT_MODEL_VRAM", on_report_vram, self);
+    wire_server_on_command(wire, "GET_METRICS", on_get_metrics, self);
+}

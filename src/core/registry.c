@@ -1,0 +1,478 @@
+/*  registry: see registry.h.
+ *
+ *  Validation copies pydantic v2's lax mode because that is what clients
+ *  were written against: an int field takes 7100, 7100.0, "7100" and true,
+ *  and refuses 12.5, "abc" and null; a str field refuses numbers.  Every
+ *  problem is reported, as pydantic does, so a client fixing its message
+ *  sees all of them at once.  A record is exactly the original's seven
+ *  keys (`dependencies` is checked, not kept), so get_agent_endpoint
+ *  replies are what BaseAgent.get_agent_endpoint expects.
+ *
+ *  Heartbeats live in their own table: a registration is itself a
+ *  heartbeat, so the hot path stays one durable write. */
+#include "registry.h"
+#include "clock.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHANGES 1024            /* changes kept for watch_registry */
+
+typedef struct {
+    long revision;
+    char op[8];                 /* "put" or "delete" */
+    char agent_id[128];
+    double t;
+} change_t;
+
+struct registry_t {
+    backend_t *backend;
+    metrics_t *metrics;
+    double ttl_s;
+    int partition_min;          /* agents of one host silent together: a partition */
+    atomic_long last_size;      /* Redis: the size seen by the last listing */
+    pthread_mutex_t lock;       /* the change log */
+    char epoch[32];             /* a new one per process: revisions restart */
+    long revision;
+    change_t changes[CHANGES];
+};
+
+registry_t *core_registry_new(backend_t *backend, metrics_t *metrics, double ttl_s, int partition_min)
+{
+    registry_t *self = calloc(1, sizeof *self);
+    self->partition_min = partition_min < 2 ? 2 : partition_min;
+    self->backend = backend;
+    self->metrics = metrics;
+    self->ttl_s = ttl_s > 0 ? ttl_s : 300;
+    pthread_mutex_init(&self->lock, NULL);
+    snprintf(self->epoch, sizeof self->epoch, "%.6f", clock_wall());
+    metrics_declare(metrics, "keel_core_registrations_total", "register_agent calls by outcome.",
+                    METRIC_COUNTER, NULL, 0);
+    metrics_declare(metrics, "keel_core_lookups_total", "get_agent_endpoint calls by outcome.",
+                    METRIC_COUNTER, NULL, 0);
+    return self;
+}
+
+void core_registry_destroy(registry_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    pthread_mutex_destroy(&(*self_p)->lock);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* Every change gets the next revision, so a watcher can resume (etcd's
+ * lesson); the log keeps the last CHANGES of them. */
+static void record_change(registry_t *self, const char *op, const char *id)
+{
+    pthread_mutex_lock(&self->lock);
+    long rev = ++self->revision;
+    change_t *c = &self->changes[rev % CHANGES];
+    c->revision = rev;
+    snprintf(c->op, sizeof c->op, "%s", op);
+    snprintf(c->agent_id, sizeof c->agent_id, "%s", id);
+    c->t = clock_wall();
+    pthread_mutex_unlock(&self->lock);
+}
+
+/* ---- validation ---------------------------------------------------------- */
+
+typedef struct {
+    char text[1024];
+    size_t len;
+    int count;
+} problems_t;
+
+static void problem(problems_t *p, const char *field, const char *msg)
+{
+    p->count++;
+    if (p->len < sizeof p->text)
+        p->len += (size_t)snprintf(p->text + p->len, sizeof p->text - p->len, "\n%s\n  %s", field, msg);
+}
+
+/* pydantic's lax int: ints, integral floats, digit strings and bools. */
+static int lax_int(json_t *v, long long *out)
+{
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return 0;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (isfinite(d) && d == floor(d) && fabs(d) < 9e15) {
+            *out = (long long)d;
+            return 0;
+        }
+        return -1;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        while (isspace((unsigned char)*s))
+            s++;
+        char *end;
+        long long n = strtoll(s, &end, 10);
+        if (end == s || (!isdigit((unsigned char)s[0]) && !isdigit((unsigned char)s[1])))
+            return -1;
+        while (isspace((unsigned char)*end))
+            end++;
+        if (*end)
+            return -1;
+        *out = n;
+        return 0;
+    }
+    return -1;
+}
+
+static void check_str(problems_t *p, json_t *fields, const char *key, bool required)
+{
+    json_t *v = json_object_get(fields, key);
+    if (!v && required)
+        problem(p, key, "Field required [type=missing]");
+    else if (v && !json_is_string(v))
+        problem(p, key, "Input should be a valid string [type=string_type]");
+}
+
+static void check_port(problems_t *p, json_t *fields, const char *key, bool required, json_t *rec)
+{
+    json_t *v = json_object_get(fields, key);
+    long long n;
+    if (!v) {
+        if (required)
+            problem(p, key, "Field required [type=missing]");
+        else
+            json_object_set_new(rec, key, json_null());
+    } else if (json_is_null(v) && !required) {
+        json_object_set_new(rec, key, json_null());
+    } else if (lax_int(v, &n) < 0) {
+        problem(p, key, "Input should be a valid integer [type=int_parsing]");
+    } else if (n < 0 || n > 65535) {
+        problem(p, key, "Input should be a port number between 0 and 65535 [type=port_range]");
+    } else {
+        json_object_set_new(rec, key, json_integer(n));
+    }
+}
+
+static void check_str_list(problems_t *p, json_t *fields, const char *key, json_t *rec)
+{
+    json_t *v = json_object_get(fields, key);
+    if (!v) {
+        if (rec)
+            json_object_set_new(rec, key, json_array());
+        return;
+    }
+    if (!json_is_array(v)) {
+        problem(p, key, "Input should be a valid list [type=list_type]");
+        return;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item) {
+        if (!json_is_string(item)) {
+            char field[96];
+            snprintf(field, sizeof field, "%s.%zu", key, i);
+            problem(p, field, "Input should be a valid string [type=string_type]");
+            return;
+        }
+    }
+    if (rec)
+        json_object_set(rec, key, v);
+}
+
+json_t *core_registry_validate(json_t *fields, char *id, size_t idlen, char *err, size_t errlen)
+{
+    problems_t p = { .len = 0, .count = 0 };
+    json_t *rec = json_object();
+    check_str(&p, fields, "agent_id", true);
+    check_str(&p, fields, "agent_type", true);
+    check_str(&p, fields, "host", true);
+    json_object_set(rec, "host", json_object_get(fields, "host"));
+    check_port(&p, fields, "port", true, rec);
+    check_port(&p, fields, "health_check_port", false, rec);
+    json_object_set(rec, "agent_type", json_object_get(fields, "agent_type"));
+    check_str_list(&p, fields, "capabilities", rec);
+    check_str_list(&p, fields, "dependencies", NULL);
+    json_t *meta = json_object_get(fields, "metadata");
+    if (meta && !json_is_object(meta))
+        problem(&p, "metadata", "Input should be a valid dictionary [type=dict_type]");
+    json_object_set_new(rec, "metadata", meta && json_is_object(meta) ? json_deep_copy(meta) : json_object());
+    if (p.count == 0 && !*json_string_value(json_object_get(fields, "agent_id")))
+        problem(&p, "agent_id", "String should have at least 1 character [type=string_too_short]");
+    if (p.count) {
+        snprintf(err, errlen, "%d validation error%s for AgentRegistration%s", p.count,
+                 p.count > 1 ? "s" : "", p.text);
+        json_decref(rec);
+        return NULL;
+    }
+    snprintf(id, idlen, "%s", json_string_value(json_object_get(fields, "agent_id")));
+    return rec;
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+static void count(registry_t *self, const char *family, const char *outcome)
+{
+    char labels[64];
+    metrics_labels(labels, sizeof labels, "outcome", outcome, NULL);
+    metrics_add(self->metrics, family, labels, 1);
+}
+
+int core_registry_register(registry_t *self, json_t *fields, char *id, size_t idlen,
+                      char *err, size_t errlen)
+{
+    json_t *rec = core_registry_validate(fields, id, idlen, err, errlen);
+    if (!rec) {
+        count(self, "keel_core_registrations_total", "invalid");
+        return -1;
+    }
+    char ts[40];
+    json_object_set_new(rec, "last_registered", json_string(clock_iso_utc(clock_wall(), ts, sizeof ts)));
+    int rc = core_backend_put(self->backend, "agents", id, rec, err, errlen);
+    json_decref(rec);
+    if (rc == 0)
+        record_change(self, "put", id);
+    count(self, "keel_core_registrations_total", rc == 0 ? "ok" : "error");
+    return rc;
+}
+
+json_t *core_registry_lookup(registry_t *self, const char *name, char *err, size_t errlen)
+{
+    json_t *rec = NULL;
+    int rc = core_backend_get(self->backend, "agents", name, &rec, err, errlen);
+    if (rc == 0)
+        snprintf(err, errlen, "Agent %s not found", name);
+    count(self, "keel_core_lookups_total", rc == 1 ? "found" : rc == 0 ? "not_found" : "error");
+    return rc == 1 ? rec : NULL;
+}
+
+json_t *core_registry_list(registry_t *self, char *err, size_t errlen)
+{
+    json_t *all = core_backend_all(self->backend, "agents", err, errlen);
+    if (!all)
+        return NULL;
+    json_t *ids = json_array();
+    const char *key;
+    json_t *value;
+    json_object_foreach(all, key, value)
+        json_array_append_new(ids, json_string(key));
+    self->last_size = (long)json_array_size(ids);
+    json_decref(all);
+    return ids;
+}
+
+const char *core_registry_health_word(double age_s, double ttl_s)
+{
+    if (age_s <= ttl_s)
+        return "healthy";
+    return age_s <= 2 * ttl_s ? "stale" : "critical";
+}
+
+/* Eureka's lesson: when every agent of one host goes silent at once, the
+ * link to that machine is the likelier fault, so they are "unreachable"
+ * (not dead, not to be restarted) rather than stale or critical. */
+static void mark_partitions(json_t *rows, int min_agents)
+{
+    json_t *hosts = json_object();          /* host -> [total, silent] */
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        const char *host = json_string_value(json_object_get(row, "host"));
+        if (!host)
+            continue;
+        json_t *n = json_object_get(hosts, host);
+        if (!n) {
+            n = json_pack("[i,i]", 0, 0);
+            json_object_set_new(hosts, host, n);
+        }
+        bool silent = strcmp(json_string_value(json_object_get(row, "health")), "healthy") != 0;
+        json_array_set_new(n, 0, json_integer(json_integer_value(json_array_get(n, 0)) + 1));
+        json_array_set_new(n, 1, json_integer(json_integer_value(json_array_get(n, 1)) + silent));
+    }
+    json_array_foreach(rows, i, row) {
+        const char *host = json_string_value(json_object_get(row, "host"));
+        json_t *n = host ? json_object_get(hosts, host) : NULL;
+        json_int_t total = json_integer_value(json_array_get(n, 0));
+        if (n && total >= min_agents && json_integer_value(json_array_get(n, 1)) == total)
+            json_object_set_new(row, "health", json_string("unreachable"));
+    }
+    json_decref(hosts);
+}
+
+json_t *core_registry_describe(registry_t *self, char *err, size_t errlen)
+{
+    json_t *all = core_backend_all(self->backend, "agents", err, errlen);
+    if (!all)
+        return NULL;
+    json_t *beats = core_backend_all(self->backend, "beats", err, errlen);
+    json_t *out = json_array();
+    double now = clock_wall();
+    const char *key;
+    json_t *rec;
+    json_object_foreach(all, key, rec) {
+        double seen = 0, beat = json_number_value(json_object_get(beats, key));
+        clock_parse_iso(json_string_value(json_object_get(rec, "last_registered")), &seen);
+        if (beat > seen)
+            seen = beat;
+        bool self_alias = json_is_string(json_object_get(json_object_get(rec, "metadata"), "alias_of"));
+        char ts[40];
+        json_t *row = json_deep_copy(rec);
+        json_object_set_new(row, "agent_id", json_string(key));
+        json_object_set_new(row, "last_heartbeat", json_string(clock_iso_utc(seen, ts, sizeof ts)));
+        json_object_set_new(row, "heartbeat_age_s", json_real(self_alias ? 0.0 : now - seen));
+        json_object_set_new(row, "health", json_string(self_alias ? "healthy"
+                                                       : core_registry_health_word(now - seen, self->ttl_s)));
+        json_array_append_new(out, row);
+    }
+    mark_partitions(out, self->partition_min);
+    self->last_size = (long)json_array_size(out);
+    json_decref(all);
+    json_decref(beats);
+    return out;
+}
+
+long core_registry_size(registry_t *self)
+{
+    long n = core_backend_count(self->backend, "agents");
+    return n >= 0 ? n : self->last_size;
+}
+
+/* ---- handlers -------------------------------------------------------------- */
+
+/* The agent name of a request: agent_name, else agent_id.  NULL when
+ * missing, empty or not a string. */
+static const char *name_of(json_t *body)
+{
+    json_t *v = json_object_get(body, "agent_name");
+    if (!v || json_is_null(v))
+        v = json_object_get(body, "agent_id");
+    const char *name = json_string_value(v);
+    return name && *name ? name : NULL;
+}
+
+static json_t *on_get_endpoint(void *ctx, wire_request_t *req)
+{
+    registry_t *self = ctx;
+    json_t *v = json_object_get(req->body, "agent_name");
+    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v)))
+        return wire_error("Missing 'agent_name'");
+    if (!json_is_string(v))
+        return wire_error("Invalid 'agent_name': expected a string");
+    char err[512];
+    json_t *rec = core_registry_lookup(self, json_string_value(v), err, sizeof err);
+    if (!rec)
+        return wire_error("%s", err);
+    json_object_set_new(rec, "status", json_string("success"));
+    return rec;
+}
+
+static json_t *on_list(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    char err[512];
+    json_t *ids = core_registry_list(ctx, err, sizeof err);
+    if (!ids)
+        return wire_error("%s", err);
+    return json_pack("{s:s, s:o}", "status", "success", "agents", ids);
+}
+
+static json_t *on_unregister(void *ctx, wire_request_t *req)
+{
+    registry_t *self = ctx;
+    const char *name = name_of(req->body);
+    if (!name)
+        return wire_error("Missing 'agent_name'");
+    char err[512];
+    int rc = core_backend_del(self->backend, "agents", name, err, sizeof err);
+    if (rc < 0)
+        return wire_error("%s", err);
+    if (rc == 0)
+        return wire_error("Agent %s not found", name);
+    record_change(self, "delete", name);
+    core_backend_del(self->backend, "beats", name, err, sizeof err);
+    return json_pack("{s:s, s:s}", "status", "success", "message", "Agent unregistered");
+}
+
+static json_t *on_heartbeat(void *ctx, wire_request_t *req)
+{
+    registry_t *self = ctx;
+    const char *name = name_of(req->body);
+    if (!name)
+        return wire_error("Missing 'agent_name'");
+    char err[512];
+    json_t *rec = NULL;
+    int rc = core_backend_get(self->backend, "agents", name, &rec, err, sizeof err);
+    json_decref(rec);
+    if (rc < 0)
+        return wire_error("%s", err);
+    if (rc == 0)
+        return wire_error("Agent %s not found", name);
+    json_t *now = json_real(clock_wall());
+    rc = core_backend_put(self->backend, "beats", name, now, err, sizeof err);
+    json_decref(now);
+    if (rc < 0)
+        return wire_error("%s", err);
+    return json_pack("{s:s, s:f}", "status", "success", "ttl_s", self->ttl_s);
+}
+
+static json_t *on_describe(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    registry_t *self = ctx;
+    char err[512];
+    json_t *rows = core_registry_describe(self, err, sizeof err);
+    if (!rows)
+        return wire_error("%s", err);
+    pthread_mutex_lock(&self->lock);
+    json_t *reply = json_pack("{s:s, s:o, s:f, s:s, s:s, s:I}", "status", "success", "agents", rows,
+                              "ttl_s", self->ttl_s, "backend", core_backend_kind_name(self->backend),
+                              "epoch", self->epoch, "revision", (json_int_t)self->revision);
+    pthread_mutex_unlock(&self->lock);
+    return reply;
+}
+
+/* Changes after revision `since`.  complete is false when the log no
+ * longer reaches back that far, or the epoch changed (a restart): the
+ * watcher then lists everything again. */
+static json_t *on_watch(void *ctx, wire_request_t *req)
+{
+    registry_t *self = ctx;
+    json_t *since_v = json_object_get(req->body, "since");
+    if (since_v && !json_is_integer(since_v))
+        return wire_error("'since' must be an integer revision");
+    long since = (long)json_integer_value(since_v);
+    const char *epoch = json_string_value(json_object_get(req->body, "epoch"));
+    json_t *changes = json_array();
+    pthread_mutex_lock(&self->lock);
+    bool complete = (!epoch || !strcmp(epoch, self->epoch)) && since >= 0 && since <= self->revision
+                    && self->revision - since <= CHANGES;
+    for (long r = complete ? since + 1 : self->revision + 1; r <= self->revision; r++) {
+        change_t *c = &self->changes[r % CHANGES];
+        char ts[40];
+        json_array_append_new(changes, json_pack("{s:I, s:s, s:s, s:s}", "revision", (json_int_t)c->revision,
+                              "op", c->op, "agent_id", c->agent_id, "timestamp", clock_iso_utc(c->t, ts, sizeof ts)));
+    }
+    json_t *reply = json_pack("{s:s, s:s, s:I, s:b, s:o}", "status", "success", "epoch", self->epoch,
+                              "revision", (json_int_t)self->revision, "complete", complete, "changes", changes);
+    pthread_mutex_unlock(&self->lock);
+    return reply;
+}
+
+void core_registry_attach(registry_t *self, wire_server_t *wire)
+{
+    wire_server_on_action(wire, "watch_registry", on_watch, self);
+    wire_server_on_action(wire, "get_agent_endpoint", on_get_endpoint, self);
+    wire_server_on_action(wire, "list_agents", on_list, self);
+    wire_server_on_action(wire, "unregister_agent", on_unregister, self);
+    wire_server_on_action(wire, "heartbeat", on_heartbeat, self);
+    wire_server_on_action(wire, "describe_agents", on_describe, self);
+}

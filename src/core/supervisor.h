@@ -1,0 +1,23 @@
+/*  supervisor: UnifiedSystemAgent (spec §6): the status of the agents it
+ *  watches (pinged at an interval), and the processes it runs: the agents
+ *  listed under core.agents, started in dependency order, restarted with
+ *  exponential backoff, their output kept in log files, their exit codes
+ *  recorded.  ObservabilityHub's recovery asks it to restart an agent. */
+#ifndef KEEL_CORE_SUPERVISOR_H
+#define KEEL_CORE_SUPERVISOR_H
+#include <jansson.h>
+
+#include "service.h"
+
+typedef struct supervisor_t supervisor_t;
+
+supervisor_t *core_supervisor_new(service_t *svc);
+void core_supervisor_destroy(supervisor_t **self_p);
+int core_supervisor_start(supervisor_t *self);
+void core_supervisor_attach(supervisor_t *self, wire_server_t *wire);
+void core_supervisor_health(supervisor_t *self, json_t *dict);
+/* get_agent_info with the key `agent` (variant A's reply). */
+json_t *core_supervisor_agent_info(supervisor_t *self, json_t *agent);
+/* Seconds before restart number `attempt` (1-based): base * 2^(attempt-1), capped. */
+double core_supervisor_backoff(int attempt, double base_s, double cap_s);
+#endif

@@ -1,0 +1,18 @@
+/*  dashboard: the live web page of the whole system, served by the hub on
+ *  its HTTP port (8002): GET / and /ui/NAME give the page compiled into the
+ *  binary (web_assets.h); GET /api/dashboard gives everything the page
+ *  shows in one JSON document (the hub's fleet and alerts, and what the
+ *  other four services answer within a short timeout); GET /api/agent
+ *  gives one agent's histories.  The two actions, POST /api/restart and
+ *  POST /api/ack, are protected routes: they need an administrator's
+ *  bearer token, as every mutating route of Keel does. */
+#ifndef OBS_DASHBOARD_H
+#define OBS_DASHBOARD_H
+#include "alerting.h"
+#include "fleet.h"
+#include "hubdb.h"
+#include "service.h"
+
+/* Registers the routes on svc->http; the hub's parts are borrowed. */
+int dashboard_start(service_t *svc, fleet_t *fleet, alerting_t *alerts, hubdb_t *db);
+#endif

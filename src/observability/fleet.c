@@ -1,0 +1,775 @@
+/*  fleet: see fleet.h.
+ *
+ *  Two threads: the health thread sweeps every interval, and the discovery
+ *  thread asks the registry for agents, so a registry that is down (the
+ *  hub may start before CoreOrchestrator) never delays a sweep.  The
+ *  health thread is the only one that frees agents: discovery marks an
+ *  agent removed and the next sweep drops it, so no agent disappears while
+ *  a sweep is probing it without the lock held. */
+#include "fleet.h"
+#include "clock.h"
+#include "log.h"
+#include "predictor.h"
+#include "wire.h"
+
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define LATENCY_HISTORY 100
+
+struct fleet_t {
+    config_t *config;
+    hubdb_t *db;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    agent_t **agents;
+    size_t count;
+    prober_t *prober;
+    void *pub;
+    char *registry;
+    double interval_s, discovery_s;
+    int n_fail, m_window, partition_min;
+    double partition_ratio;
+    char *machine;              /* the hub's own machine */
+    pthread_t health_thread, discovery_thread;
+    bool running, discovering;
+    fleet_sweep_fn *on_sweep;
+    void *on_sweep_arg;
+    double last_sweep_s;
+    long sweeps;
+};
+
+static const char *HM_REQUEST = "{\"action\":\"health_check\"}";
+static const char *PHM_REQUEST = "{\"action\":\"health\"}";
+static const char *SHM_REQUEST = "{\"action\":\"health_check\",\"data\":{}}";
+
+const char *fleet_agent_state_name(agent_state_t s)
+{
+    switch (s) {
+    case AGENT_UP: return "up";
+    case AGENT_DOWN: return "down";
+    case AGENT_UNREACHABLE: return "unreachable";
+    default: return "unknown";
+    }
+}
+
+static int popcount_window(unsigned bits, int window)
+{
+    int n = 0;
+    for (int i = 0; i < window; i++)
+        n += (bits >> i) & 1;
+    return n;
+}
+
+agent_state_t fleet_next_state(agent_state_t state, unsigned outcomes, int probes,
+                               int n_fail, int m_window)
+{
+    int window = probes < m_window ? probes : m_window;
+    int failures = popcount_window(outcomes, window);
+    bool last_failed = outcomes & 1;
+    if (failures >= n_fail)
+        return state == AGENT_UNREACHABLE ? AGENT_UNREACHABLE : AGENT_DOWN;
+    if (!last_failed && (state == AGENT_UNKNOWN || window - failures >= n_fail))
+        return AGENT_UP;
+    return state;
+}
+
+static void agent_free(agent_t *a)
+{
+    free(a->name);
+    free(a->host);
+    free(a->machine);
+    free(a->source);
+    free(a->request);
+    json_decref(a->dependencies);
+    json_decref(a->details);
+    ring_destroy(&a->latency);
+    free(a);
+}
+
+static int tier_of(const char *text)
+{
+    if (text && !strncmp(text, "tier", 4) && text[4] >= '1' && text[4] <= '4' && !text[5])
+        return text[4] - '0';
+    return 1;
+}
+
+/* An agent from a configuration entry or a registry record. */
+static agent_t *agent_new(fleet_t *self, json_t *entry, const char *source)
+{
+    const char *name = json_string_value(json_object_get(entry, "name"));
+    if (!name || !*name)
+        return NULL;
+    agent_t *a = calloc(1, sizeof *a);
+    a->name = strdup(name);
+    const char *host = json_string_value(json_object_get(entry, "host"));
+    a->host = strdup(host && *host ? host : "127.0.0.1");
+    const char *machine = json_string_value(json_object_get(entry, "machine"));
+    a->machine = strdup(machine && *machine ? machine
+                                            : config_str(self->config, "observability.machine", "local"));
+    a->source = strdup(source);
+    int port = (int)json_integer_value(json_object_get(entry, "port"));
+    int health_port = (int)json_integer_value(json_object_get(entry, "health_port"));
+    a->port = health_port > 0 ? health_port : port;
+    const char *check = json_string_value(json_object_get(entry, "check"));
+    a->zmq_check = !check || !strcmp(check, "zmq") || !strcmp(check, "both");
+    a->http_check = check && (!strcmp(check, "http") || !strcmp(check, "both"));
+    int http_port = (int)json_integer_value(json_object_get(entry, "http_port"));
+    a->http_port = a->http_check ? (http_port > 0 ? http_port : port + 1) : 0;
+    const char *probe = json_string_value(json_object_get(entry, "probe"));
+    const char *expect = json_string_value(json_object_get(entry, "expect"));
+    a->expect = expect && !strcmp(expect, "success") ? HPROBE_EXPECT_SUCCESS : HPROBE_EXPECT_OK;
+    a->request = strdup(probe && !strcmp(probe, "health") ? PHM_REQUEST
+                        : a->expect == HPROBE_EXPECT_SUCCESS ? SHM_REQUEST : HM_REQUEST);
+    json_t *t = json_object_get(entry, "timeout_ms");
+    a->timeout_ms = json_is_integer(t) ? (int)json_integer_value(t)
+                                       : (int)config_int(self->config, "observability.timeout_ms", 2000);
+    json_t *req = json_object_get(entry, "required");
+    a->required = req ? json_is_true(req) : true;
+    json_t *ar = json_object_get(entry, "auto_recover");
+    a->auto_recover = ar ? json_is_true(ar) : config_bool(self->config, "observability.auto_recover", false);
+    a->strategy = tier_of(json_string_value(json_object_get(entry, "recovery_strategy")));
+    json_t *deps = json_object_get(entry, "dependencies");
+    a->dependencies = json_is_array(deps) ? json_deep_copy(deps) : json_array();
+    a->latency = ring_new(LATENCY_HISTORY);
+    a->state = AGENT_UNKNOWN;
+    a->state_since = clock_wall();
+    if (a->port <= 0 && !a->http_check)
+        a->required = false;
+    return a;
+}
+
+static void add_agent(fleet_t *self, agent_t *a)
+{
+    self->agents = realloc(self->agents, (self->count + 1) * sizeof *self->agents);
+    self->agents[self->count++] = a;
+}
+
+fleet_t *fleet_new(const fleet_args_t *args)
+{
+    fleet_t *self = calloc(1, sizeof *self);
+    self->config = args->config;
+    self->db = args->db;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&self->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    config_t *cfg = args->config;
+    long interval_ms = config_int(cfg, "observability.interval_ms",
+                                  config_int(cfg, "observability.interval_s", 30) * 1000);
+    self->interval_s = (interval_ms > 10 ? interval_ms : 10) / 1000.0;
+    self->discovery_s = config_int(cfg, "observability.discovery_interval_ms", interval_ms) / 1000.0;
+    if (self->discovery_s < 0.05)
+        self->discovery_s = 0.05;
+    self->n_fail = (int)config_int(cfg, "observability.flap.failures", 2);
+    self->m_window = (int)config_int(cfg, "observability.flap.window", 3);
+    if (self->m_window < 1 || self->m_window > 32)
+        self->m_window = 3;
+    if (self->n_fail < 1 || self->n_fail > self->m_window)
+        self->n_fail = self->m_window;
+    self->partition_min = (int)config_int(cfg, "observability.partition.min_agents", 3);
+    self->partition_ratio = config_double(cfg, "observability.partition.ratio", 0.8);
+    self->machine = strdup(config_str(cfg, "observability.machine", "local"));
+    size_t i;
+    json_t *entry;
+    json_array_foreach(config_get(cfg, "observability.agents"), i, entry) {
+        agent_t *a = agent_new(self, entry, "config");
+        if (!a) {
+            log_warn("observability", "observability.agents[%zu] has no name: ignored", i);
+        } else if (fleet_find(self, a->name)) {
+            log_warn("observability", "observability.agents[%zu]: %s is listed twice: ignored", i, a->name);
+            agent_free(a);
+        } else {
+            if (!a->required && json_object_get(entry, "required") == NULL)
+                log_warn("observability", "observability.agents[%zu]: %s has no port: not probed", i, a->name);
+            add_agent(self, a);
+        }
+    }
+    self->prober = prober_new((int)config_int(cfg, "observability.max_agents", 4096) * 2);
+    if (args->status_endpoint) {
+        self->pub = zmq_socket(wire_context(), ZMQ_PUB);
+        int zero = 0;
+        zmq_setsockopt(self->pub, ZMQ_LINGER, &zero, sizeof zero);
+        if (zmq_bind(self->pub, args->status_endpoint) != 0) {
+            log_warn("observability", "status PUB cannot bind %s: %s", args->status_endpoint,
+                     zmq_strerror(zmq_errno()));
+            zmq_close(self->pub);
+            self->pub = NULL;
+        }
+    }
+    self->registry = args->registry_endpoint ? strdup(args->registry_endpoint) : NULL;
+    return self;
+}
+
+void fleet_destroy(fleet_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    fleet_t *self = *self_p;
+    fleet_stop(self);
+    for (size_t i = 0; i < self->count; i++)
+        agent_free(self->agents[i]);
+    free(self->agents);
+    if (self->pub)
+        zmq_close(self->pub);
+    prober_destroy(&self->prober);
+    free(self->registry);
+    free(self->machine);
+    pthread_cond_destroy(&self->wake);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}
+
+void fleet_on_sweep(fleet_t *self, fleet_sweep_fn *fn, void *arg)
+{
+    self->on_sweep = fn;
+    self->on_sweep_arg = arg;
+}
+
+void fleet_lock(fleet_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+}
+
+void fleet_unlock(fleet_t *self)
+{
+    pthread_mutex_unlock(&self->lock);
+}
+
+size_t fleet_count(fleet_t *self)
+{
+    return self->count;
+}
+
+agent_t *fleet_agent(fleet_t *self, size_t i)
+{
+    return i < self->count ? self->agents[i] : NULL;
+}
+
+agent_t *fleet_find(fleet_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (!self->agents[i]->removed && !strcmp(self->agents[i]->name, name))
+            return self->agents[i];
+    return NULL;
+}
+
+void fleet_clear_history(fleet_t *self, agent_t *a)
+{
+    (void)self;
+    ring_clear(a->latency);
+    a->outcomes = 0;
+    a->probes = 0;
+    a->predicted = false;
+    a->failure_probability = 0;
+}
+
+/* Waits up to `seconds` on the condition; false once stopping.  Caller locks. */
+static bool wait_for(fleet_t *self, double seconds)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    double t = until.tv_sec + until.tv_nsec / 1e9 + seconds;
+    until.tv_sec = (time_t)t;
+    until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
+    while (self->running) {
+        if (pthread_cond_timedwait(&self->wake, &self->lock, &until) != 0)
+            break;
+    }
+    return self->running;
+}
+
+static void publish(fleet_t *self, json_t *event)
+{
+    if (!self->pub)
+        return;
+    char *text = json_dumps(event, JSON_COMPACT);
+    if (text)
+        zmq_send(self->pub, text, strlen(text), ZMQ_DONTWAIT);
+    free(text);
+}
+
+/* ---- sweeping ------------------------------------------------------------ */
+
+typedef struct {
+    agent_t *agent;
+    hprobe_t zmq, http;
+} target_t;
+
+static target_t *collect(fleet_t *self, size_t *n_out)
+{
+    target_t *targets = calloc(self->count ? self->count : 1, sizeof *targets);
+    size_t n = 0;
+    for (size_t i = 0; i < self->count; i++) {
+        agent_t *a = self->agents[i];
+        if (a->removed || !a->required)
+            continue;
+        target_t *t = &targets[n++];
+        t->agent = a;
+        t->zmq = (hprobe_t){ .kind = HPROBE_ZMQ, .port = a->port, .request = a->request,
+                            .timeout_ms = a->timeout_ms, .expect = a->expect };
+        snprintf(t->zmq.host, sizeof t->zmq.host, "%s", a->host);
+        t->http = (hprobe_t){ .kind = HPROBE_HTTP, .port = a->http_port, .timeout_ms = a->timeout_ms };
+        snprintf(t->http.host, sizeof t->http.host, "%s", a->host);
+    }
+    *n_out = n;
+    return targets;
+}
+
+static hprobe_t *combine(target_t *t)
+{
+    agent_t *a = t->agent;
+    if (!a->http_check)
+        return &t->zmq;
+    if (!a->zmq_check)
+        return &t->http;
+    return t->zmq.result != HPROBE_HEALTHY ? &t->zmq : &t->http;
+}
+
+static void change_state(fleet_t *self, agent_t *a, agent_state_t next)
+{
+    if (next == a->state)
+        return;
+    char ts[40];
+    clock_iso_local(clock_wall(), ts, sizeof ts);
+    json_t *event = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "agent_status",
+                              "agent", a->name, "machine", a->machine,
+                              "previous", fleet_agent_state_name(a->state),
+                              "status", fleet_agent_state_name(next), "timestamp", ts);
+    publish(self, event);
+    log_info("observability", "agent %s: %s -> %s", a->name, fleet_agent_state_name(a->state),
+             fleet_agent_state_name(next));
+    a->state = next;
+    a->state_since = clock_wall();
+    json_decref(event);
+}
+
+static void apply(fleet_t *self, target_t *t, double now, double started, json_t *events)
+{
+    agent_t *a = t->agent;
+    hprobe_t *p = combine(t);
+    a->result = p->result;
+    a->last_checked = now;
+    a->probe_started = started;
+    a->latency_s = p->latency_s;
+    json_decref(a->details);
+    a->details = p->details ? json_incref(p->details) : NULL;
+    snprintf(a->error, sizeof a->error, "%s", p->error);
+    ring_push(a->latency, now, p->latency_s);
+    bool failed = p->result != HPROBE_HEALTHY;
+    a->outcomes = (a->outcomes << 1) | failed;
+    a->probes += a->probes < 32;
+    int window = a->probes < self->m_window ? a->probes : self->m_window;
+    a->failure_probability = predictor_failure(a->latency, popcount_window(a->outcomes, window),
+                                             self->m_window, a->timeout_ms / 1000.0);
+    agent_state_t next = fleet_next_state(a->state, a->outcomes, a->probes, self->n_fail,
+                                          self->m_window);
+    if (next == AGENT_DOWN && a->state != AGENT_DOWN && a->state != AGENT_UNREACHABLE)
+        json_array_append_new(events, json_pack("{s:s, s:s}", "agent", a->name, "error",
+                                                *a->error ? a->error : hprobe_result_name(a->result)));
+    if (next == AGENT_UP && a->state == AGENT_UNREACHABLE)
+        change_state(self, a, AGENT_UP);
+    else if (a->state != AGENT_UNREACHABLE || next == AGENT_UP)
+        change_state(self, a, next);
+}
+
+/* Eureka's lesson: many agents of another machine failing at once suggests
+ * the link, so they become unreachable (not restarted) instead of down.
+ * The hub's own machine is reached over loopback: no link to suspect, so
+ * its agents failing together are really down and get recovered. */
+static void detect_partitions(fleet_t *self)
+{
+    json_t *machines = json_object();
+    for (size_t i = 0; i < self->count; i++) {
+        agent_t *a = self->agents[i];
+        if (a->removed || !a->required || !a->last_checked)
+            continue;
+        json_t *m = json_object_get(machines, a->machine);
+        if (!m) {
+            m = json_pack("[i,i]", 0, 0);
+            json_object_set_new(machines, a->machine, m);
+        }
+        json_array_set_new(m, 0, json_integer(json_integer_value(json_array_get(m, 0)) + 1));
+        if (a->outcomes & 1)
+            json_array_set_new(m, 1, json_integer(json_integer_value(json_array_get(m, 1)) + 1));
+    }
+    for (size_t i = 0; i < self->count; i++) {
+        agent_t *a = self->agents[i];
+        json_t *m = json_object_get(machines, a->machine);
+        if (!m || a->removed)
+            continue;
+        long total = (long)json_integer_value(json_array_get(m, 0));
+        long failing = (long)json_integer_value(json_array_get(m, 1));
+        bool partitioned = total >= self->partition_min && strcmp(a->machine, self->machine)
+                           && (double)failing >= self->partition_ratio * (double)total;
+        if (partitioned && a->state == AGENT_DOWN)
+            change_state(self, a, AGENT_UNREACHABLE);
+        else if (!partitioned && a->state == AGENT_UNREACHABLE)
+            change_state(self, a, fleet_next_state(AGENT_DOWN, a->outcomes, a->probes,
+                                                   self->n_fail, self->m_window));
+    }
+    json_decref(machines);
+}
+
+static void sweep(fleet_t *self)
+{
+    for (size_t i = 0; i < self->count;) {
+        if (self->agents[i]->removed) {
+            agent_free(self->agents[i]);
+            self->agents[i] = self->agents[--self->count];
+        } else {
+            i++;
+        }
+    }
+    size_t n;
+    target_t *targets = collect(self, &n);
+    pthread_mutex_unlock(&self->lock);
+
+    double started = clock_mono();
+    hprobe_t *probes = calloc(n * 2 + 1, sizeof *probes);
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (targets[i].agent->zmq_check)
+            probes[np++] = targets[i].zmq;
+        if (targets[i].agent->http_check)
+            probes[np++] = targets[i].http;
+    }
+    prober_run(self->prober, probes, np);
+    np = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (targets[i].agent->zmq_check)
+            targets[i].zmq = probes[np++];
+        if (targets[i].agent->http_check)
+            targets[i].http = probes[np++];
+    }
+    free(probes);
+    double elapsed = clock_mono() - started;
+
+    json_t *events = json_array();
+    pthread_mutex_lock(&self->lock);
+    double now = clock_wall();
+    for (size_t i = 0; i < n; i++)
+        apply(self, &targets[i], now, started, events);
+    detect_partitions(self);
+    self->last_sweep_s = elapsed;
+    self->sweeps++;
+    pthread_mutex_unlock(&self->lock);
+    for (size_t i = 0; i < n; i++) {
+        json_decref(targets[i].zmq.details);
+        json_decref(targets[i].http.details);
+    }
+    free(targets);
+    size_t k;
+    json_t *e;
+    json_array_foreach(events, k, e) {
+        json_t *details = json_pack("{s:O}", "error", json_object_get(e, "error"));
+        hubdb_event(self->db, json_string_value(json_object_get(e, "agent")), "health_check_failed",
+                    details);
+        json_decref(details);
+    }
+    json_decref(events);
+    if (self->on_sweep)
+        self->on_sweep(self->on_sweep_arg);
+    pthread_mutex_lock(&self->lock);
+}
+
+static void *health_loop(void *arg)
+{
+    fleet_t *self = arg;
+    pthread_mutex_lock(&self->lock);
+    while (self->running) {
+        double started = clock_mono();
+        sweep(self);
+        /* libzmq's per-connection buffers (tens of kB each) are freed by
+         * its reaper thread shortly after the sweep closed the sockets;
+         * hand them back then, or a sweep's peak would stay resident. */
+        double rest = self->interval_s - (clock_mono() - started);
+        if (!wait_for(self, rest > 0.2 ? 0.2 : rest > 0 ? rest : 0.001))
+            break;
+        malloc_trim(0);
+        rest = self->interval_s - (clock_mono() - started);
+        if (rest > 0 && !wait_for(self, rest))
+            break;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+/* ---- registry discovery -------------------------------------------------- */
+
+static json_t *registry_call(fleet_t *self, json_t *request)
+{
+    char err[128];
+    json_t *reply = wire_call(self->registry, request,
+                              (int)config_int(self->config, "observability.registry_timeout_ms", 1000),
+                              0, err, sizeof err);
+    json_decref(request);
+    const char *status = json_string_value(json_object_get(reply, "status"));
+    if (!reply || !status || strcasecmp(status, "success")) {
+        json_decref(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+/* The registry's flat record as a configuration-like entry. */
+static json_t *registry_entry(const char *name, json_t *rec)
+{
+    json_t *meta = json_object_get(rec, "metadata");
+    const char *machine = json_string_value(json_object_get(rec, "machine"));
+    if (!machine)
+        machine = json_string_value(json_object_get(meta, "machine"));
+    if (!machine)
+        machine = json_string_value(json_object_get(meta, "location"));
+    json_t *entry = json_pack("{s:s}", "name", name);
+    static const char *const keys[][2] = { { "host", "host" }, { "port", "port" },
+                                           { "health_check_port", "health_port" } };
+    for (size_t i = 0; i < 3; i++)
+        if (json_object_get(rec, keys[i][0]))
+            json_object_set(entry, keys[i][1], json_object_get(rec, keys[i][0]));
+    if (machine)
+        json_object_set_new(entry, "machine", json_string(machine));
+    return entry;
+}
+
+static void discover(fleet_t *self)
+{
+    json_t *list = registry_call(self, json_pack("{s:s}", "action", "list_agents"));
+    json_t *ids = json_object_get(list, "agents");
+    if (!json_is_array(ids)) {
+        json_decref(list);
+        return;
+    }
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->count; i++) {
+        agent_t *a = self->agents[i];
+        if (strcmp(a->source, "registry"))
+            continue;
+        bool listed = false;
+        size_t k;
+        json_t *id;
+        json_array_foreach(ids, k, id)
+            listed = listed || (json_is_string(id) && !strcmp(json_string_value(id), a->name));
+        a->removed = a->removed || !listed;
+    }
+    pthread_mutex_unlock(&self->lock);
+    size_t k;
+    json_t *id;
+    json_array_foreach(ids, k, id) {
+        const char *name = json_string_value(id);
+        if (!name || !self->discovering)
+            continue;
+        pthread_mutex_lock(&self->lock);
+        bool known = fleet_find(self, name) != NULL
+                     || self->count >= (size_t)config_int(self->config, "observability.max_agents", 4096);
+        pthread_mutex_unlock(&self->lock);
+        if (known)
+            continue;
+        json_t *rec = registry_call(self, json_pack("{s:s, s:s}", "action", "get_agent_endpoint",
+                                                    "agent_name", name));
+        if (!rec)
+            continue;
+        json_t *entry = registry_entry(name, rec);
+        agent_t *a = agent_new(self, entry, "registry");
+        json_decref(entry);
+        json_decref(rec);
+        if (!a)
+            continue;
+        pthread_mutex_lock(&self->lock);
+        if (fleet_find(self, name)) {
+            agent_free(a);
+        } else {
+            add_agent(self, a);
+            log_info("observability", "watching %s (%s:%d) from the registry", name, a->host, a->port);
+        }
+        pthread_mutex_unlock(&self->lock);
+    }
+    json_decref(list);
+}
+
+static void *discovery_loop(void *arg)
+{
+    fleet_t *self = arg;
+    pthread_mutex_lock(&self->lock);
+    while (self->running) {
+        pthread_mutex_unlock(&self->lock);
+        discover(self);
+        pthread_mutex_lock(&self->lock);
+        if (!wait_for(self, self->discovery_s))
+            break;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+int fleet_start(fleet_t *self)
+{
+    self->running = true;
+    if (pthread_create(&self->health_thread, NULL, health_loop, self) != 0) {
+        self->running = false;
+        return -1;
+    }
+    if (self->registry) {
+        self->discovering = true;
+        if (pthread_create(&self->discovery_thread, NULL, discovery_loop, self) != 0)
+            self->discovering = false;
+    }
+    return 0;
+}
+
+void fleet_stop(fleet_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    bool was = self->running;
+    self->running = false;
+    bool discovering = self->discovering;
+    self->discovering = false;
+    pthread_cond_broadcast(&self->wake);
+    pthread_mutex_unlock(&self->lock);
+    if (!was)
+        return;
+    pthread_join(self->health_thread, NULL);
+    if (discovering)
+        pthread_join(self->discovery_thread, NULL);
+}
+
+/* ---- views ---------------------------------------------------------------- */
+
+json_t *fleet_agent_record(agent_t *a)
+{
+    char ts[40];
+    json_t *rec;
+    if (!a->last_checked) {
+        rec = json_pack("{s:s, s:n}", "status", a->required ? "unknown" : "not_checked",
+                        "last_checked");
+    } else {
+        clock_iso_local(a->last_checked, ts, sizeof ts);
+        rec = json_pack("{s:s, s:s}", "status", hprobe_result_name(a->result), "last_checked", ts);
+        if (a->result == HPROBE_HEALTHY || a->result == HPROBE_UNHEALTHY)
+            json_object_set_new(rec, "details", a->details ? json_incref(a->details) : json_object());
+        else
+            json_object_set_new(rec, "error", json_string(a->error));
+    }
+    json_object_set_new(rec, "state", json_string(fleet_agent_state_name(a->state)));
+    json_object_set_new(rec, "machine", json_string(a->machine));
+    json_object_set_new(rec, "source", json_string(a->source));
+    json_object_set_new(rec, "latency_ms", json_real(a->latency_s * 1000.0));
+    json_object_set_new(rec, "failure_probability", json_real(a->failure_probability));
+    json_object_set_new(rec, "recovery_tier", json_integer(a->tier));
+    return rec;
+}
+
+json_t *fleet_agents_health(fleet_t *self)
+{
+    json_t *agents = json_object();
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->count; i++)
+        if (!self->agents[i]->removed)
+            json_object_set_new(agents, self->agents[i]->name, fleet_agent_record(self->agents[i]));
+    pthread_mutex_unlock(&self->lock);
+    return agents;
+}
+
+json_t *fleet_machines(fleet_t *self)
+{
+    json_t *machines = json_object();
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->count; i++) {
+        agent_t *a = self->agents[i];
+        if (a->removed)
+            continue;
+        json_t *m = json_object_get(machines, a->machine);
+        if (!m) {
+            m = json_pack("{s:i, s:i, s:i, s:i, s:i}", "agents", 0, "up", 0, "down", 0,
+                          "unreachable", 0, "unknown", 0);
+            json_object_set_new(machines, a->machine, m);
+        }
+        const char *keys[] = { "agents", fleet_agent_state_name(a->state) };
+        for (int k = 0; k < 2; k++)
+            json_object_set_new(m, keys[k], json_integer(json_integer_value(json_object_get(m, keys[k])) + 1));
+    }
+    pthread_mutex_unlock(&self->lock);
+    const char *name;
+    json_t *m;
+    json_object_foreach(machines, name, m) {
+        json_int_t total = json_integer_value(json_object_get(m, "agents"));
+        json_int_t up = json_integer_value(json_object_get(m, "up"));
+        json_int_t unreachable = json_integer_value(json_object_get(m, "unreachable"));
+        json_int_t down = json_integer_value(json_object_get(m, "down"));
+        const char *status = unreachable ? "partitioned"
+                             : up == total ? "healthy"
+                             : down == total ? "down" : "degraded";
+        json_object_set_new(m, "status", json_string(status));
+    }
+    return machines;
+}
+
+void fleet_counts(fleet_t *self, int *total, int *healthy, int *unhealthy)
+{
+    *total = *healthy = *unhealthy = 0;
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->count; i++) {
+        agent_t *a = self->agents[i];
+        if (a->removed)
+            continue;
+        (*total)++;
+        if (a->last_checked && a->result == HPROBE_HEALTHY)
+            (*healthy)++;
+        else if (a->last_checked)
+            (*unhealthy)++;
+    }
+    pthread_mutex_unlock(&self->lock);
+}
+
+const char *fleet_overall(fleet_t *self)
+{
+    bool healthy = true;
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->count; i++) {
+        agent_t *a = self->agents[i];
+        if (!a->removed && a->last_checked && a->result != HPROBE_HEALTHY)
+            healthy = false;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return healthy ? "healthy" : "unhealthy";
+}
+
+void fleet_export(fleet_t *self, metrics_t *metrics)
+{
+    static const char *families[] = { "keel_agent_up", "keel_agent_check_latency_seconds",
+                                      "keel_agent_failure_probability", "keel_agent_recovery_tier",
+                                      "keel_agent_state" };
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
+        metrics_reset(metrics, families[i]);
+    char labels[384];
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->count; i++) {
+        agent_t *a = self->agents[i];
+        if (a->removed)
+            continue;
+        metrics_labels(labels, sizeof labels, "agent", a->name, "machine", a->machine, NULL);
+        metrics_set(metrics, "keel_agent_up", labels, a->state == AGENT_UP);
+        metrics_set(metrics, "keel_agent_check_latency_seconds", labels, a->latency_s);
+        metrics_set(metrics, "keel_agent_failure_probability", labels, a->failure_probability);
+        metrics_set(metrics, "keel_agent_recovery_tier", labels, a->tier);
+        metrics_set(metrics, "keel_agent_state", labels, a->state);
+    }
+    metrics_set(metrics, "keel_health_sweep_duration_seconds", "", self->last_sweep_s);
+    metrics_set(metrics, "keel_health_sweeps", "", (double)self->sweeps);
+    pthread_mutex_unlock(&self->lock);
+}
+
+void fleet_sweep_stats(fleet_t *self, double *last_s, long *count)
+{
+    pthread_mutex_lock(&self->lock);
+    *last_s = self->last_sweep_s;
+    *count = self->sweeps;
+    pthread_mutex_unlock(&self->lock);
+}

@@ -1,0 +1,105 @@
+/*  fleet: the agents the hub watches and their health.  Agents come from
+ *  the configuration (observability.agents) and from CoreOrchestrator's
+ *  registry (list_agents, then get_agent_endpoint for each new one); a
+ *  sweep probes all of them at once (probe.h) every interval.
+ *
+ *  Each agent has the raw result of its last probe (HealthMonitor's record:
+ *  healthy, unhealthy, timeout, error) and a damped state (up, down,
+ *  unreachable) that only changes after N failures among the last M probes,
+ *  so one lost reply never flaps it.  When most agents of one machine fail
+ *  together the link is suspected: they become "unreachable", not down, and
+ *  are not restarted.  State changes are published as JSON on a PUB socket
+ *  and recorded in health_events. */
+#ifndef OBS_FLEET_H
+#define OBS_FLEET_H
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "hubdb.h"
+#include "metrics.h"
+#include "prober.h"
+#include "ring.h"
+
+typedef enum { AGENT_UNKNOWN, AGENT_UP, AGENT_DOWN, AGENT_UNREACHABLE } agent_state_t;
+
+typedef struct {
+    char *name, *host, *machine, *source;
+    int port;                   /* the ZMQ port probed */
+    int http_port;              /* HTTP /health port; 0 = none */
+    bool zmq_check, http_check;
+    char *request;              /* the probe's JSON text */
+    hprobe_expect_t expect;
+    int timeout_ms;
+    bool required, auto_recover;
+    int strategy;               /* configured first recovery tier, 1..4 */
+    json_t *dependencies;       /* array of names */
+    bool removed;               /* gone from the registry: freed by the next sweep */
+    /* last probe */
+    hprobe_result_t result;
+    double last_checked;        /* unix seconds; 0 = never */
+    double probe_started;       /* monotonic start of that probe */
+    double latency_s;
+    json_t *details;
+    char error[192];
+    /* damping and prediction */
+    unsigned outcomes;          /* bit 0 = newest probe; 1 = failed */
+    int probes;
+    agent_state_t state;
+    double state_since;
+    ring_t *latency;
+    double failure_probability;
+    bool predicted;             /* failure_predicted already reported */
+    /* recovery (recovery.c) */
+    int tier;                   /* tier of the attempt in progress; 0 = none */
+    double tier_at;             /* monotonic time of that attempt */
+    double last_restart;        /* monotonic */
+    bool gave_up;
+} agent_t;
+
+typedef struct fleet_t fleet_t;
+typedef void (fleet_sweep_fn)(void *arg);
+
+typedef struct {
+    config_t *config;
+    hubdb_t *db;
+    const char *status_endpoint;    /* PUB bind, or NULL */
+    const char *registry_endpoint;  /* CoreOrchestrator, or NULL */
+} fleet_args_t;
+
+fleet_t *fleet_new(const fleet_args_t *args);
+void fleet_destroy(fleet_t **self_p);
+/* Called by the health thread after every sweep (recovery, prediction). */
+void fleet_on_sweep(fleet_t *self, fleet_sweep_fn *fn, void *arg);
+int fleet_start(fleet_t *self);
+void fleet_stop(fleet_t *self);
+
+/* Agents are read and changed under this lock. */
+void fleet_lock(fleet_t *self);
+void fleet_unlock(fleet_t *self);
+size_t fleet_count(fleet_t *self);
+agent_t *fleet_agent(fleet_t *self, size_t i);
+agent_t *fleet_find(fleet_t *self, const char *name);
+/* Forgets an agent's probe history (tier2's clear_agent_state); caller locks. */
+void fleet_clear_history(fleet_t *self, agent_t *agent);
+
+const char *fleet_agent_state_name(agent_state_t s);
+/* HealthMonitor's per-agent record plus Keel's fields; caller locks. */
+json_t *fleet_agent_record(agent_t *a);
+/* {name: record} of every agent. */
+json_t *fleet_agents_health(fleet_t *self);
+/* {machine: {agents, up, down, unreachable, unknown, status}}. */
+json_t *fleet_machines(fleet_t *self);
+/* Agents watched, and how many of them were last seen healthy / not. */
+void fleet_counts(fleet_t *self, int *total, int *healthy, int *unhealthy);
+/* "healthy" iff every agent's last record is healthy (none counts). */
+const char *fleet_overall(fleet_t *self);
+/* Sets the per-agent gauges for /metrics. */
+void fleet_export(fleet_t *self, metrics_t *metrics);
+/* Duration of the last sweep in seconds and sweeps done. */
+void fleet_sweep_stats(fleet_t *self, double *last_s, long *count);
+/* N-of-M: the damped state after one more outcome (pure, for tests). */
+agent_state_t fleet_next_state(agent_state_t state, unsigned outcomes, int probes,
+                               int n_fail, int m_window);
+#endif

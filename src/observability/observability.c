@@ -1,0 +1,606 @@
+/*  observability: the ObservabilityHub service.  Five agents' worth of
+ *  behaviour on one port (7002) and one HTTP listener (8002):
+ *  HealthMonitor and PredictiveHealthMonitor (fleet.c, probe.c,
+ *  recovery.c, predict.c, optimiser.c, discovery.c), PerformanceMonitor
+ *  (perfmon.c, feeds.c), PerformanceLoggerAgent (perflog.c),
+ *  SystemHealthManager (memsvc.c) and the prior hub's HTTP routes
+ *  (pushed.c, alerts.c), plus the Prometheus exporter.  This file wires
+ *  them together and resolves the action collisions as spec §8.2 proposes:
+ *  log_metric goes to the logger when it carries a `metric` object and to
+ *  the monitor when it carries service/metric_type; ping/health/health_check
+ *  answer the hub's own health with status "ok"; `request_type` requests
+ *  are PHM discovery; unknown actions are answered with a "message" key.
+ *
+ *  Handlers run on a small worker pool, because get_system_status waits on
+ *  the memory services and must not hold up anyone else's request. */
+#include "observability.h"
+#include "alerting.h"
+#include "clock.h"
+#include "crossreg.h"
+#include "perffeeds.h"
+#include "fleet.h"
+#include "hubdb.h"
+#include "log.h"
+#include "housekeep.h"
+#include "memsvc.h"
+#include "optimiser.h"
+#include "perflog.h"
+#include "perfmon.h"
+#include "procs.h"
+#include "pushhealth.h"
+#include "tiers.h"
+#include "hostsampler.h"
+#include "dashboard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+typedef struct {
+    service_t *svc;
+    hubdb_t *db;
+    hostsampler_t *sampler;
+    perfmon_t *perf;
+    fleet_t *fleet;
+    tiers_t *recovery;
+    procs_t *procs;
+    alerting_t *alerts;
+    pushhealth_t *pushed;
+    crossreg_t *discovery;
+    memsvc_t *memsvc;
+    optimiser_t *optimiser;
+    perffeeds_t *feeds;
+    housekeep_t *maintain;
+    char db_path[4096];
+} hub_t;
+
+/* ---- ZMQ handlers ------------------------------------------------------- */
+
+static json_t *hub_health(hub_t *hub, bool http)
+{
+    json_t *dict = service_health(hub->svc);
+    if (!http && !strcmp(json_string_value(json_object_get(dict, "status")), "healthy")) {
+        char ts[40];
+        json_object_set_new(dict, "status", json_string("ok"));
+        json_object_set_new(dict, "timestamp", json_string(clock_iso_local(clock_wall(), ts, sizeof ts)));
+    }
+    return dict;
+}
+
+static json_t *on_health(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    return hub_health(ctx, false);
+}
+
+static json_t *on_log_metric(void *ctx, wire_request_t *req)
+{
+    hub_t *hub = ctx;
+    json_t *metric = json_object_get(req->body, "metric");
+    if (json_is_object(metric))
+        return perflog_log_metric(hub->db, metric);
+    const char *service = json_string_value(json_object_get(req->body, "service"));
+    const char *type = json_string_value(json_object_get(req->body, "metric_type"));
+    json_t *value = json_object_get(req->body, "value");
+    if (!service || !type || !value || json_is_null(value))
+        return json_pack("{s:s, s:s}", "status", "error", "message", "Missing required parameters");
+    if (!json_is_number(value))
+        return json_pack("{s:s, s:s}", "status", "error", "message", "value must be a number");
+    if (perfmon_log(hub->perf, service, type, json_number_value(value)) < 0) {
+        errpub_report(hub->svc->errors, "metric_logging_error", "ERROR", NULL,
+                      "cannot log %s for %s", type, service);
+        return json_pack("{s:s, s:s}", "status", "error", "message", "Metric could not be logged");
+    }
+    return json_pack("{s:s, s:s}", "status", "success", "message", "Metric logged");
+}
+
+static json_t *on_get_metrics(void *ctx, wire_request_t *req)
+{
+    hub_t *hub = ctx;
+    json_t *service = json_object_get(req->body, "service");
+    if (service && !json_is_null(service)) {
+        if (!json_is_string(service)) {
+            errpub_report(hub->svc->errors, "service_metrics_error", "ERROR", NULL,
+                          "get_metrics with a service that is not a string");
+            return json_pack("{s:s, s:s}", "status", "error", "message", "service must be a string");
+        }
+        return json_pack("{s:s, s:o}", "status", "success", "metrics",
+                         perfmon_service_metrics(hub->perf, json_string_value(service)));
+    }
+    return json_pack("{s:s, s:o}", "status", "success", "metrics", perfmon_metrics(hub->perf));
+}
+
+static json_t *on_get_alerts(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    hub_t *hub = ctx;
+    return json_pack("{s:s, s:o}", "status", "success", "alerts", perfmon_alerts(hub->perf));
+}
+
+static json_t *on_performance_health(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    hub_t *hub = ctx;
+    return perfmon_health(hub->perf, service_uptime(hub->svc));
+}
+
+static json_t *on_log_resource_usage(void *ctx, wire_request_t *req)
+{
+    return perflog_log_resource_usage(((hub_t *)ctx)->db, req->body);
+}
+
+static json_t *on_get_agent_metrics(void *ctx, wire_request_t *req)
+{
+    return perflog_get_agent_metrics(((hub_t *)ctx)->db, req->body);
+}
+
+static json_t *on_get_agent_resource_usage(void *ctx, wire_request_t *req)
+{
+    return perflog_get_agent_resource_usage(((hub_t *)ctx)->db, req->body);
+}
+
+static json_t *on_agents_health(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    return json_pack("{s:s, s:o}", "status", "ok", "agents", fleet_agents_health(((hub_t *)ctx)->fleet));
+}
+
+static json_t *on_services_health(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    return json_pack("{s:s, s:o}", "status", "ok", "services", memsvc_records(((hub_t *)ctx)->memsvc));
+}
+
+static json_t *on_system_health(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    hub_t *hub = ctx;
+    char ts[40];
+    clock_iso_local(clock_wall(), ts, sizeof ts);
+    return json_pack("{s:s, s:{s:s, s:o, s:o, s:s, s:o}}", "status", "ok", "system",
+                     "timestamp", ts, "agents", fleet_agents_health(hub->fleet),
+                     "services", memsvc_records(hub->memsvc), "overall_status", fleet_overall(hub->fleet),
+                     "machines", fleet_machines(hub->fleet));
+}
+
+static json_t *on_get_status(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    hub_t *hub = ctx;
+    char ts[40];
+    clock_iso_local(clock_wall(), ts, sizeof ts);
+    return json_pack("{s:s, s:o, s:s}", "status", "success", "agent_status",
+                     fleet_agents_health(hub->fleet), "timestamp", ts);
+}
+
+static json_t *on_system_status(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    return memsvc_system_status(((hub_t *)ctx)->memsvc);
+}
+
+static json_t *on_health_events(void *ctx, wire_request_t *req)
+{
+    hub_t *hub = ctx;
+    json_t *agent = json_object_get(req->body, "agent_name");
+    json_t *limit = json_object_get(req->body, "limit");
+    if ((agent && !json_is_string(agent)) || (limit && !json_is_integer(limit)))
+        return json_pack("{s:s, s:s}", "status", "error", "message",
+                         "agent_name must be a string and limit an integer");
+    int n = limit ? (int)json_integer_value(limit) : 100;
+    return json_pack("{s:s, s:o}", "status", "success", "events",
+                     hubdb_events(hub->db, json_string_value(agent), n < 1 ? 1 : n > 1000 ? 1000 : n));
+}
+
+static int parse_tier(json_t *strategy)
+{
+    const char *s = json_string_value(strategy);
+    if (!strategy)
+        return 1;
+    if (s && !strncmp(s, "tier", 4) && s[4] >= '1' && s[4] <= '4' && !s[5])
+        return s[4] - '0';
+    return 0;
+}
+
+static json_t *on_trigger_recovery(void *ctx, wire_request_t *req)
+{
+    hub_t *hub = ctx;
+    const char *agent = json_string_value(json_object_get(req->body, "agent_name"));
+    int tier = parse_tier(json_object_get(req->body, "strategy"));
+    if (!agent || !*agent)
+        return json_pack("{s:s, s:s}", "status", "error", "message", "Missing agent_name");
+    if (!tier)
+        return json_pack("{s:s, s:s}", "status", "error", "message", "strategy must be tier1..tier4");
+    return tiers_trigger(hub->recovery, agent, tier);
+}
+
+static json_t *on_processes(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    return json_pack("{s:s, s:o}", "status", "success", "processes", procs_list(((hub_t *)ctx)->procs));
+}
+
+static json_t *on_unknown(void *ctx, wire_request_t *req)
+{
+    hub_t *hub = ctx;
+    if (req->body && json_object_get(req->body, "request_type"))
+        return crossreg_handle(hub->discovery, req->body);
+    json_t *action = req->body ? json_object_get(req->body, "action") : NULL;
+    if (json_is_string(action))
+        return json_pack("{s:s, s:s+}", "status", "error", "message", "Unknown action: ",
+                         json_string_value(action));
+    char *text = action && !json_is_null(action) ? json_dumps(action, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_t *reply = json_pack("{s:s, s:s+}", "status", "error", "message", "Unknown action: ",
+                              text ? text : "None");
+    free(text);
+    return reply;
+}
+
+/* ---- HTTP routes -------------------------------------------------------- */
+
+static json_t *parse_body(const http_request_t *req, http_reply_t *reply)
+{
+    json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        http_reply_json(reply, 400, json_pack("{s:s, s:s}", "status", "error", "detail",
+                                              "request body must be a JSON object"));
+        return NULL;
+    }
+    return body;
+}
+
+static void http_update_health(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    hub_t *hub = ctx;
+    json_t *body = parse_body(req, reply);
+    if (!body)
+        return;
+    const char *why = NULL;
+    json_t *result = pushhealth_update(hub->pushed, body, &why);
+    json_decref(body);
+    if (result)
+        http_reply_json(reply, 200, result);
+    else
+        http_reply_json(reply, 400, json_pack("{s:s, s:s}", "status", "error", "detail", why));
+}
+
+static void http_add_rule(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    hub_t *hub = ctx;
+    json_t *body = parse_body(req, reply);
+    if (!body)
+        return;
+    const char *why = NULL;
+    json_t *result = alerting_add_rule(hub->alerts, body, &why);
+    json_decref(body);
+    if (result)
+        http_reply_json(reply, 200, result);
+    else
+        http_reply_json(reply, 400, json_pack("{s:s, s:s+}", "status", "error", "detail",
+                                              "missing or invalid: ", why));
+}
+
+static void http_acknowledge(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    hub_t *hub = ctx;
+    json_t *body = parse_body(req, reply);
+    if (!body)
+        return;
+    const char *why = NULL;
+    json_t *result = alerting_acknowledge(hub->alerts, body, &why);
+    json_decref(body);
+    if (result)
+        http_reply_json(reply, 200, result);
+    else
+        http_reply_json(reply, strncmp(why, "no such", 7) ? 400 : 404,
+                        json_pack("{s:s, s:s}", "status", "error", "detail", why));
+}
+
+static void http_trigger_recovery(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    hub_t *hub = ctx;
+    json_t *body = parse_body(req, reply);
+    if (!body)
+        return;
+    wire_request_t wreq = { .dialect = WIRE_ACTION, .name = "trigger_recovery", .body = body,
+                            .payload = body };
+    json_t *result = on_trigger_recovery(hub, &wreq);
+    json_decref(body);
+    const char *status = json_string_value(json_object_get(result, "status"));
+    bool bad = json_object_get(result, "message") != NULL;
+    http_reply_json(reply, bad ? 400 : status && !strcmp(status, "success") ? 200 : 502, result);
+}
+
+static void http_alerts(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    (void)req;
+    http_reply_json(reply, 200, alerting_view(((hub_t *)ctx)->alerts));
+}
+
+static void http_alert_rules(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    (void)req;
+    http_reply_json(reply, 200, json_pack("{s:s, s:o}", "status", "success", "rules",
+                                          alerting_rules(((hub_t *)ctx)->alerts)));
+}
+
+static void http_anomalies(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    (void)req;
+    http_reply_json(reply, 200, alerting_anomalies(((hub_t *)ctx)->alerts));
+}
+
+static void http_metrics_json(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    (void)req;
+    http_reply_json(reply, 200, alerting_metrics_json(((hub_t *)ctx)->alerts));
+}
+
+static void http_health_summary(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    (void)req;
+    http_reply_json(reply, 200, pushhealth_summary(((hub_t *)ctx)->pushed));
+}
+
+static void http_fleet(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    hub_t *hub = ctx;
+    wire_request_t wreq = { .dialect = WIRE_ACTION, .name = "get_system_health" };
+    (void)req;
+    http_reply_json(reply, 200, on_system_health(hub, &wreq));
+}
+
+static void http_performance(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    hub_t *hub = ctx;
+    const char *name = req->path + strlen("/performance_metrics/");
+    if (!*name) {
+        http_reply_json(reply, 400, json_pack("{s:s, s:s}", "status", "error", "detail",
+                                              "agent name missing"));
+        return;
+    }
+    http_reply_json(reply, 200, json_pack("{s:s, s:s, s:o}", "status", "success", "agent_name", name,
+                                          "metrics", perfmon_service_metrics(hub->perf, name)));
+}
+
+/* ---- Prometheus --------------------------------------------------------- */
+
+static void declare_metrics(metrics_t *m)
+{
+    static const struct { const char *name, *help; } gauges[] = {
+        { "keel_agent_up", "1 when the agent's damped state is up, else 0." },
+        { "keel_agent_check_latency_seconds", "Duration of the agent's last health probe." },
+        { "keel_agent_failure_probability", "Predicted probability that the agent fails (0..1)." },
+        { "keel_agent_recovery_tier", "Recovery tier in progress for the agent (0 = none, 1..4)." },
+        { "keel_agent_state", "Damped agent state: 0 unknown, 1 up, 2 down, 3 unreachable." },
+        { "keel_health_sweep_duration_seconds", "Duration of the last health sweep over all agents." },
+        { "keel_health_sweeps", "Health sweeps completed since start." },
+        { "keel_perf_response_time_seconds", "Mean of the service's last 10 response times." },
+        { "keel_perf_response_time_average_seconds", "Mean of the service's retained response times." },
+        { "keel_perf_error_rate", "Errors divided by requests (at least 1) logged for the service." },
+        { "keel_perf_queue_size", "Mean of the service's last 10 queue sizes." },
+        { "keel_perf_errors", "Errors logged for the service with log_metric." },
+        { "keel_perf_requests", "Requests logged for the service with log_metric." },
+        { "keel_system_metric", "Latest collected system metric (cpu_percent, memory_percent, ...)." },
+        { "keel_alerts_active", "Alert rules currently firing." },
+        { "keel_anomalies_recent", "Anomalies among the last 100 detections kept." },
+    };
+    for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)
+        metrics_declare(m, gauges[i].name, gauges[i].help, METRIC_GAUGE, NULL, 0);
+}
+
+static void collect(metrics_t *metrics, void *arg)
+{
+    hub_t *hub = arg;
+    fleet_export(hub->fleet, metrics);
+    perfmon_export(hub->perf, metrics);
+    alerting_export(hub->alerts, metrics);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void health_hook(service_t *svc, json_t *dict)
+{
+    hub_t *hub = svc->impl;
+    if (!hub)
+        return;
+    char ts[40];
+    clock_iso_utc(clock_wall(), ts, sizeof ts);
+    json_object_set_new(dict, "status", json_string("healthy"));
+    json_object_set_new(dict, "timestamp", json_string(ts));
+    config_t *cfg = svc->config;
+    json_object_set_new(dict, "unified_services", json_pack("{s:b, s:b, s:b}",
+        "health", config_bool(cfg, "observability.unified.health", true),
+        "performance", config_bool(cfg, "observability.unified.performance", true),
+        "prediction", config_bool(cfg, "observability.unified.prediction", true)));
+    int total, healthy, unhealthy;
+    fleet_counts(hub->fleet, &total, &healthy, &unhealthy);
+    struct stat st;
+    double db_mb = stat(hub->db_path, &st) == 0 ? (double)st.st_size / (1024.0 * 1024.0) : 0;
+    double sweep_s;
+    long sweeps;
+    fleet_sweep_stats(hub->fleet, &sweep_s, &sweeps);
+    json_object_set_new(dict, "agent_specific_metrics", json_pack(
+        "{s:o, s:i, s:i, s:i, s:f, s:b, s:b, s:f, s:i}", "system_metrics",
+        hostsampler_system_metrics(hub->sampler), "monitored_agents_count", total,
+        "healthy_agents_count", healthy, "unhealthy_agents_count", unhealthy,
+        "database_size_mb", db_mb, "model_loaded", 0, "optimization_thread_alive",
+        optimiser_alive(hub->optimiser), "last_sweep_seconds", sweep_s, "sweeps", (int)sweeps));
+}
+
+static void hub_free(hub_t *hub)
+{
+    housekeep_destroy(&hub->maintain);
+    perffeeds_destroy(&hub->feeds);
+    fleet_stop(hub->fleet);
+    tiers_destroy(&hub->recovery);
+    procs_destroy(&hub->procs);
+    fleet_destroy(&hub->fleet);
+    optimiser_destroy(&hub->optimiser);
+    memsvc_destroy(&hub->memsvc);
+    alerting_destroy(&hub->alerts);
+    perfmon_destroy(&hub->perf);
+    pushhealth_destroy(&hub->pushed);
+    crossreg_destroy(&hub->discovery);
+    hostsampler_destroy(&hub->sampler);
+    hubdb_destroy(&hub->db);
+    free(hub);
+}
+
+/* A sweep of thousands of agents needs two descriptors each. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void register_actions(service_t *svc, hub_t *hub)
+{
+    static const struct { const char *action; wire_handler_fn *fn; } routes[] = {
+        { "ping", on_health }, { "health", on_health }, { "health_check", on_health },
+        { "log_metric", on_log_metric }, { "get_metrics", on_get_metrics },
+        { "get_alerts", on_get_alerts }, { "get_performance_health", on_performance_health },
+        { "log_resource_usage", on_log_resource_usage },
+        { "get_agent_metrics", on_get_agent_metrics },
+        { "get_agent_resource_usage", on_get_agent_resource_usage },
+        { "get_agents_health", on_agents_health }, { "get_services_health", on_services_health },
+        { "get_system_health", on_system_health }, { "get_status", on_get_status },
+        { "get_system_status", on_system_status }, { "get_health_events", on_health_events },
+        { "trigger_recovery", on_trigger_recovery }, { "get_processes", on_processes },
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        wire_server_on_action(svc->wire, routes[i].action, routes[i].fn, hub);
+    wire_server_on_unknown(svc->wire, on_unknown, hub);
+    wire_server_set_workers(svc->wire, (int)config_int(svc->config, "observability.workers", 4));
+}
+
+static void register_routes(service_t *svc, hub_t *hub)
+{
+    httpd_route(svc->http, "GET", "/metrics.json", http_metrics_json, hub);
+    httpd_route(svc->http, "GET", "/health_summary", http_health_summary, hub);
+    httpd_route(svc->http, "GET", "/alerts", http_alerts, hub);
+    httpd_route(svc->http, "GET", "/alert_rules", http_alert_rules, hub);
+    httpd_route(svc->http, "GET", "/anomalies", http_anomalies, hub);
+    httpd_route(svc->http, "GET", "/fleet", http_fleet, hub);
+    httpd_route(svc->http, "GET", "/performance_metrics/*", http_performance, hub);
+    httpd_route_protected(svc->http, "POST", "/update_agent_health", http_update_health, hub);
+    httpd_route_protected(svc->http, "POST", "/add_alert_rule", http_add_rule, hub);
+    httpd_route_protected(svc->http, "POST", "/trigger_recovery", http_trigger_recovery, hub);
+    httpd_route_protected(svc->http, "POST", "/acknowledge_alert", http_acknowledge, hub);
+}
+
+static int start_feeds(service_t *svc, hub_t *hub)
+{
+    config_t *cfg = svc->config;
+    if (!config_bool(cfg, "observability.performance_feeds", config_bool(cfg, "legacy_ports", false)))
+        return 0;
+    char metrics_ep[256], health_ep[256];
+    service_bind_endpoint(svc, (int)config_int(cfg, "observability.performance_metrics_port", 5619),
+                          metrics_ep, sizeof metrics_ep);
+    service_bind_endpoint(svc, (int)config_int(cfg, "observability.performance_health_port", 5620),
+                          health_ep, sizeof health_ep);
+    long ms = config_int(cfg, "observability.broadcast_interval_ms", 5000);
+    hub->feeds = perffeeds_new(hub->perf, svc->errors, metrics_ep, health_ep, ms / 1000.0, svc->started_mono);
+    return 0;
+}
+
+static int obs_start(service_t *svc)
+{
+    config_t *cfg = svc->config;
+    raise_fd_limit();
+    hub_t *hub = calloc(1, sizeof *hub);
+    hub->svc = svc;
+    service_path(svc, "observability.db", hub->db_path, sizeof hub->db_path);
+    hub->db = hubdb_new(hub->db_path);
+    if (!hub->db) {
+        free(hub);
+        return -1;
+    }
+    hub->sampler = hostsampler_new(config_str(cfg, "observability.proc_root", "/proc"), svc->data_dir,
+                               config_double(cfg, "observability.sample_interval_s", 1.0));
+    hub->perf = perfmon_new(cfg, hub->db, hub->sampler);
+    hub->pushed = pushhealth_new(hub->db, config_double(cfg, "observability.stale_after_s", 300));
+    hub->discovery = crossreg_new(config_double(cfg, "observability.stale_after_s", 300));
+    hub->alerts = alerting_new(cfg, hub->db, hub->sampler, svc->errors);
+    hub->memsvc = memsvc_new(cfg, svc->errors);
+    hub->optimiser = optimiser_new(cfg, hub->sampler, hub->db, svc->errors);
+    char status_ep[256], registry[256];
+    service_bind_endpoint(svc, (int)config_int(cfg, "observability.status_port", 6584),
+                          status_ep, sizeof status_ep);
+    config_local_endpoint(cfg, 7000, registry, sizeof registry);
+    const char *reg = config_str(cfg, "observability.registry_endpoint", registry);
+    bool discover = config_bool(cfg, "observability.discover", true) && *reg;
+    fleet_args_t args = { cfg, hub->db, status_ep, discover ? reg : NULL };
+    hub->fleet = fleet_new(&args);
+    hub->procs = procs_new(cfg);
+    hub->recovery = tiers_new(cfg, hub->fleet, hub->db, svc->errors, hub->procs, *reg ? reg : registry);
+    fleet_on_sweep(hub->fleet, tiers_kick, hub->recovery);
+    svc->impl = hub;
+    declare_metrics(svc->metrics);
+    metrics_add_collector(svc->metrics, collect, hub);
+    register_actions(svc, hub);
+    register_routes(svc, hub);
+    dashboard_start(svc, hub->fleet, hub->alerts, hub->db);
+    if (tiers_start(hub->recovery) < 0 || fleet_start(hub->fleet) < 0
+        || alerting_start(hub->alerts) < 0 || memsvc_start(hub->memsvc) < 0
+        || optimiser_start(hub->optimiser) < 0 || start_feeds(svc, hub) < 0) {
+        log_error("observability", "cannot start the hub's threads");
+        return -1;
+    }
+    hub->maintain = housekeep_new(cfg, hub->db, hub->perf, hub->pushed);
+    return 0;
+}
+
+/* SIGHUP: the performance thresholds may change while serving; sockets,
+ * ports and the agent list need a restart. */
+static void obs_reload(service_t *svc, config_t *fresh)
+{
+    hub_t *hub = svc->impl;
+    if (hub)
+        perfmon_configure(hub->perf, fresh);
+}
+
+static void obs_stop(service_t *svc)
+{
+    hub_t *hub = svc->impl;
+    if (!hub)
+        return;
+    svc->impl = NULL;
+    hub_free(hub);
+}
+
+static const char *const pm_actions[] = { "log_metric", "get_metrics", "get_alerts",
+                                          "get_performance_health", NULL };
+static const char *const hm_actions[] = { "get_status", "get_agents_health", "get_services_health",
+                                          "get_system_health", "get_health_events",
+                                          "trigger_recovery", "get_processes", NULL };
+static const char *const pla_actions[] = { "log_resource_usage", "get_agent_metrics",
+                                           "get_agent_resource_usage", NULL };
+static const char *const shm_actions[] = { "get_system_status", NULL };
+
+static const service_module_t modules[] = {
+    { "PerformanceMonitor", 7103, pm_actions, NULL, false, false, 8103 },
+    { "HealthMonitor", 7114, hm_actions, NULL, false, false, 8114 },
+    { "PerformanceLoggerAgent", 7128, pla_actions, NULL, false, false, 8128 },
+    { "SystemHealthManager", 7117, shm_actions, NULL, false, false, 8117 },
+    { "PredictiveHealthMonitor", 5613, NULL, NULL, false, false, 6613 },
+    { NULL, 0, NULL, NULL, false, false, 0 },
+};
+
+const service_def_t observability_service = {
+    .name = "observability",
+    .title = "ObservabilityHub",
+    .zmq_port = 7002,
+    .http_port = 8002,
+    .start = obs_start,
+    .stop = obs_stop,
+    .health = health_hook,
+    .reload = obs_reload,
+    .modules = modules,
+};

@@ -1,0 +1,125 @@
+/*  perffeeds: see perffeeds.h.  Sends never block (ZMQ_DONTWAIT): a PUB with no
+ *  subscriber drops the message, which is the semantics of the original. */
+#include "perffeeds.h"
+#include "clock.h"
+#include "log.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+struct perffeeds_t {
+    perfmon_t *perf;
+    errpub_t *errors;
+    void *metrics_pub, *health_pub;
+    double interval_s, started;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool running;
+};
+
+static void *open_pub(const char *endpoint)
+{
+    void *pub = zmq_socket(wire_context(), ZMQ_PUB);
+    int zero = 0;
+    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_bind(pub, endpoint) == 0)
+        return pub;
+    log_warn("observability", "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+    zmq_close(pub);
+    return NULL;
+}
+
+static int send_json(void *pub, json_t *value)
+{
+    char *text = value ? json_dumps(value, JSON_COMPACT) : NULL;
+    int rc = text && zmq_send(pub, text, strlen(text), ZMQ_DONTWAIT) >= 0 ? 0 : -1;
+    free(text);
+    json_decref(value);
+    return rc;
+}
+
+static void broadcast(perffeeds_t *self)
+{
+    if (self->metrics_pub && send_json(self->metrics_pub, perfmon_metrics(self->perf)) < 0
+        && zmq_errno() != EAGAIN)
+        errpub_report(self->errors, "metrics_broadcast_error", "ERROR", NULL,
+                      "metrics broadcast failed: %s", zmq_strerror(zmq_errno()));
+    if (self->health_pub
+        && send_json(self->health_pub, perfmon_health(self->perf, clock_mono() - self->started)) < 0
+        && zmq_errno() != EAGAIN)
+        errpub_report(self->errors, "health_monitoring_error", "ERROR", NULL,
+                      "health broadcast failed: %s", zmq_strerror(zmq_errno()));
+}
+
+static void *loop(void *arg)
+{
+    perffeeds_t *self = arg;
+    pthread_mutex_lock(&self->lock);
+    while (self->running) {
+        pthread_mutex_unlock(&self->lock);
+        broadcast(self);
+        pthread_mutex_lock(&self->lock);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        double t = until.tv_sec + until.tv_nsec / 1e9 + self->interval_s;
+        until.tv_sec = (time_t)t;
+        until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
+        while (self->running && pthread_cond_timedwait(&self->wake, &self->lock, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+perffeeds_t *perffeeds_new(perfmon_t *perf, errpub_t *errors, const char *metrics_endpoint,
+                   const char *health_endpoint, double interval_s, double started_mono)
+{
+    void *m = open_pub(metrics_endpoint), *h = open_pub(health_endpoint);
+    if (!m && !h)
+        return NULL;
+    perffeeds_t *self = calloc(1, sizeof *self);
+    self->perf = perf;
+    self->errors = errors;
+    self->metrics_pub = m;
+    self->health_pub = h;
+    self->interval_s = interval_s > 0.01 ? interval_s : 0.01;
+    self->started = started_mono;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&self->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    self->running = true;
+    if (pthread_create(&self->thread, NULL, loop, self) != 0)
+        self->running = false;
+    return self;
+}
+
+void perffeeds_destroy(perffeeds_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    perffeeds_t *self = *self_p;
+    pthread_mutex_lock(&self->lock);
+    bool was = self->running;
+    self->running = false;
+    pthread_cond_signal(&self->wake);
+    pthread_mutex_unlock(&self->lock);
+    if (was)
+        pthread_join(self->thread, NULL);
+    if (self->metrics_pub)
+        zmq_close(self->metrics_pub);
+    if (self->health_pub)
+        zmq_close(self->health_pub);
+    pthread_cond_destroy(&self->wake);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}

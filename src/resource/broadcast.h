@@ -1,0 +1,17 @@
+/*  broadcast: AsyncProcessor's periodic health broadcast, one JSON frame
+ *  {status, stats, queue_stats, timestamp} on a PUB socket every interval
+ *  (30 s), retried after 5 s when building or sending fails.  Off unless
+ *  resource.health_broadcast_port is set: the original's port 7103 now
+ *  belongs to ObservabilityHub. */
+#ifndef KEEL_RS_BROADCAST_H
+#define KEEL_RS_BROADCAST_H
+#include <jansson.h>
+
+typedef struct rs_broadcast_t rs_broadcast_t;
+/* Builds the frame (a new reference), or NULL when it cannot. */
+typedef json_t *(rs_broadcast_fn)(void *arg);
+
+rs_broadcast_t *rs_broadcast_new(const char *endpoint, double interval_s,
+                                 rs_broadcast_fn *fn, void *arg);
+void rs_broadcast_destroy(rs_broadcast_t **self_p);
+#endif

@@ -1,0 +1,35 @@
+/*  manager: the ResourceManager actions (get_stats, check_resources,
+ *  allocate_resources, release_resources, get_status, set_thresholds) with
+ *  the original replies, over a reservation table that really holds
+ *  capacity (alloc.h).  Keel adds renew_resources (extend a lease) and
+ *  agent_dead (release everything an agent held), and a reaper thread that
+ *  ends leases on time even when no request comes.  One mutex guards the
+ *  thresholds and the table; it is never held across a call to another
+ *  agent. */
+#ifndef KEEL_RS_MANAGER_H
+#define KEEL_RS_MANAGER_H
+#include "alloc.h"
+#include "metrics.h"
+#include "stats.h"
+#include "wire.h"
+
+typedef struct rs_manager_t rs_manager_t;
+
+/* default_lease_s: lease given when a request names none (0: none). */
+rs_manager_t *rs_manager_new(rs_stats_t *stats, metrics_t *metrics,
+                             const rs_thresholds_t *thresholds, double default_lease_s);
+void rs_manager_destroy(rs_manager_t **self_p);
+void rs_manager_register(rs_manager_t *self, wire_server_t *wire);
+/* MiB held by vram reservations on each device (RS_MAX_GPUS entries). */
+void rs_manager_vram_held(rs_manager_t *self, double *held);
+rs_thresholds_t rs_manager_thresholds(rs_manager_t *self);
+/* Threshold check of the original (strict >): true when resources are available. */
+bool rs_check(const rs_sample_t *sample, const rs_thresholds_t *limits);
+/* Reserves vram on a device for a lease (the ModelManager's loads). 0 or -1. */
+int rs_manager_reserve_vram(rs_manager_t *self, const char *id, double mb, int device,
+                            double lease_s, const char *owner);
+/* Releases one allocation by id; 0, or -1 when it is not held. */
+int rs_manager_release(rs_manager_t *self, const char *id);
+/* Live allocation count, for health and keelctl. */
+size_t rs_manager_count(rs_manager_t *self);
+#endif

@@ -1,0 +1,335 @@
+/*  resource: the ResourceManager+Scheduler service, the four original
+ *  agents (ResourceManager, TaskScheduler, AsyncProcessor,
+ *  VRAMOptimizerAgent) on one port.  This file wires the parts together
+ *  and owns the dialect rules of spec §7: `command` is the VRAM
+ *  optimizer's (UPPERCASE replies), `action` the others', and a message
+ *  with neither is an AsyncProcessor task.  Handlers run on a small worker
+ *  pool because a task reply waits for the task, and a slow peer in
+ *  HEALTH_CHECK must not hold up anyone else.  Any of the four agents can
+ *  instead be delegated to its legacy process (delegate.c). */
+#include "resource.h"
+#include "broadcast.h"
+#include "clock.h"
+#include "delegate.h"
+#include "gpu.h"
+#include "log.h"
+#include "manager.h"
+#include "pyfmt.h"
+#include "scheduler.h"
+#include "stats.h"
+#include "vram.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { MOD_MANAGER, MOD_SCHEDULER, MOD_PROCESSOR, MOD_VRAM } module_t;
+
+static const char *const module_names[] = {
+    "ResourceManager", "TaskScheduler", "AsyncProcessor", "VRAMOptimizerAgent",
+};
+
+typedef struct {
+    service_t *svc;
+    gpu_t *gpu;
+    rs_stats_t *stats;
+    rs_manager_t *manager;
+    rs_vram_t *vram;
+    rs_sched_t *sched;
+    rs_broadcast_t *broadcast;
+    rs_delegate_t *delegates[4];    /* by module_t; NULL: served in C */
+    bool initialized;
+    char init_error[256];
+} resource_t;
+
+/* ---- replies that differ from the runtime's defaults ------------------- */
+
+static json_t *on_ping(void *ctx, wire_request_t *req)
+{
+    (void)ctx;
+    (void)req;
+    return json_pack("{s:s, s:s}", "status", "success", "message", "pong");
+}
+
+/* AsyncProcessor's health: degraded past its own fixed 80/80/80 monitor. */
+static json_t *processor_health(resource_t *self, bool with_service)
+{
+    rs_sample_t sample;
+    rs_stats_sample(self->stats, &sample);
+    rs_thresholds_t limits = { 80, 80, 80 };
+    json_t *stats = json_pack("{s:f, s:f, s:f}", "cpu_percent", sample.cpu_percent,
+                              "memory_percent", sample.memory_percent, "timestamp", sample.wall);
+    if (sample.ngpu > 0)
+        json_object_set_new(stats, "gpu_memory_percent", json_real(rs_sample_gpu_percent(&sample)));
+    char ts[40];
+    clock_iso_local(clock_wall(), ts, sizeof ts);
+    json_t *health = json_pack("{s:s, s:o, s:o, s:s}",
+                               "status", rs_check(&sample, &limits) ? "ok" : "degraded",
+                               "stats", stats, "queue_stats", rs_sched_queue_stats(self->sched),
+                               "timestamp", ts);
+    if (with_service)
+        json_object_set_new(health, "service", json_string("ResourceManagerScheduler"));
+    return health;
+}
+
+static json_t *on_health_check(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    return processor_health(ctx, true);
+}
+
+static json_t *broadcast_frame(void *arg)
+{
+    return processor_health(arg, false);
+}
+
+/* A bare task is AsyncProcessor's, whichever way it arrived. */
+static json_t *bare_task(resource_t *self, wire_request_t *req)
+{
+    if (self->delegates[MOD_PROCESSOR])
+        return rs_delegate_forward(self->delegates[MOD_PROCESSOR], req);
+    return rs_sched_task(self->sched, req->body);
+}
+
+static json_t *on_task(void *ctx, wire_request_t *req)
+{
+    return bare_task(ctx, req);
+}
+
+/* Unknown commands in the optimizer's words, unknown actions in the
+ * ResourceManager's, and anything else is a legacy task. */
+static json_t *on_unknown(void *ctx, wire_request_t *req)
+{
+    resource_t *self = ctx;
+    char name[256];
+    if (req->dialect == WIRE_COMMAND && self->delegates[MOD_VRAM])
+        return rs_delegate_forward(self->delegates[MOD_VRAM], req);
+    if (req->dialect == WIRE_COMMAND) {
+        json_t *command = json_object_get(req->body, "command");
+        rs_py_str(command, name, sizeof name);
+        return json_pack("{s:s, s:s+}", "status", "ERROR", "message", "Unknown command: ", name);
+    }
+    json_t *action = req->body ? json_object_get(req->body, "action") : NULL;
+    if (action) {
+        rs_py_str(action, name, sizeof name);
+        return wire_error_key("message", "Unknown action: %s", name);
+    }
+    return bare_task(self, req);
+}
+
+/* ---- /health ------------------------------------------------------------ */
+
+static void health(service_t *svc, json_t *dict)
+{
+    resource_t *self = svc->impl;
+    if (!self)
+        return;
+    char ts[40];
+    clock_iso_local(clock_wall(), ts, sizeof ts);
+    json_object_set_new(dict, "status", json_string(self->initialized ? "ok" : "initializing"));
+    json_object_set_new(dict, "initialization_status",
+                        json_string(self->initialized ? "complete" : "in_progress"));
+    json_object_set_new(dict, "port", json_integer(config_port(svc->config, svc->def->zmq_port)));
+    json_object_set_new(dict, "health_port", json_integer(config_port(svc->config, svc->def->http_port)));
+    json_object_set_new(dict, "timestamp", json_string(ts));
+    if (*self->init_error)
+        json_object_set_new(dict, "initialization_error", json_string(self->init_error));
+    json_object_set_new(dict, "queue_stats", rs_sched_queue_stats(self->sched));
+    json_object_set_new(dict, "allocations", json_integer((json_int_t)rs_manager_count(self->manager)));
+    json_object_set_new(dict, "stats_samples", json_integer((json_int_t)rs_stats_history(self->stats)));
+    json_object_set_new(dict, "vram", rs_vram_snapshot(self->vram));
+}
+
+/* ---- configuration ------------------------------------------------------ */
+
+static void endpoint_or(config_t *cfg, const char *key, int keel_port, char *buf, size_t len)
+{
+    const char *value = config_str(cfg, key, "");
+    if (*value)
+        snprintf(buf, len, "%s", value);
+    else if (keel_port)
+        config_local_endpoint(cfg, keel_port, buf, len);
+    else
+        buf[0] = '\0';
+}
+
+static void vram_config(config_t *cfg, rs_vram_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->mma_endpoint, sizeof c->mma_endpoint, "%s",
+             config_str(cfg, "resource.model_manager_endpoint", "tcp://127.0.0.1:5570"));
+    endpoint_or(cfg, "resource.vram.sdt_endpoint", 7000, c->sdt_endpoint, sizeof c->sdt_endpoint);
+    endpoint_or(cfg, "resource.vram.rc_endpoint", 0, c->rc_endpoint, sizeof c->rc_endpoint);
+    endpoint_or(cfg, "resource.vram.mef_endpoint", 0, c->mef_endpoint, sizeof c->mef_endpoint);
+    c->critical = config_double(cfg, "resource.vram.critical_threshold", 0.9);
+    c->warning = config_double(cfg, "resource.vram.warning_threshold", 0.75);
+    c->safe = config_double(cfg, "resource.vram.safe_threshold", 0.5);
+    c->idle_timeout_s = config_double(cfg, "resource.vram.idle_timeout", 900);
+    c->defrag_threshold = config_double(cfg, "resource.vram.defragmentation_threshold", 0.70);
+    c->monitor_interval_s = config_double(cfg, "resource.vram.monitor_interval", 5);
+    c->idle_check_interval_s = config_double(cfg, "resource.vram.idle_check_interval", 60);
+    c->optimization_interval_s = config_double(cfg, "resource.vram.optimization_interval", 300);
+    c->predict_interval_s = config_double(cfg, "resource.vram.prediction_interval", 60);
+    c->prediction_window_s = config_double(cfg, "resource.vram.prediction_window", 3600);
+    c->unload_pause_s = config_double(cfg, "resource.vram.unload_pause", 1.0);
+    c->predictive_loading = config_bool(cfg, "resource.vram.predictive_loading_enabled", true);
+    c->mainpc_budget_mb = config_double(cfg, "resource.vram.mainpc_vram_budget_mb", 20000);
+    c->pc2_budget_mb = config_double(cfg, "resource.vram.pc2_vram_budget_mb", 10000);
+    c->timeout_ms = (int)config_int(cfg, "resource.vram.timeout_ms", 5000);
+    c->admission_timeout_ms = (int)config_int(cfg, "resource.vram.admission_timeout_ms", 1500);
+    c->probe_timeout_ms = (int)config_int(cfg, "resource.vram.health_probe_timeout_ms", 2000);
+    c->load_reservation_s = config_double(cfg, "resource.vram.load_reservation_s", 120);
+    json_t *names = config_get(cfg, "resource.vram.device_names");
+    for (int d = 0; d < 2; d++) {
+        const char *name = json_string_value(json_array_get(names, (size_t)d));
+        snprintf(c->device_names[d], sizeof c->device_names[d], "%s",
+                 name ? name : d == 0 ? "MainPC" : "PC2");
+    }
+}
+
+static void sched_config(service_t *svc, resource_t *self, rs_sched_config_t *c)
+{
+    config_t *cfg = svc->config;
+    int gpus = gpu_available(self->gpu) ? gpu_count(self->gpu) : 0;
+    memset(c, 0, sizeof *c);
+    c->queue_size = (size_t)config_int(cfg, "resource.scheduler.queue_size", 1000);
+    c->workers = (int)config_int(cfg, "resource.scheduler.workers", gpus > 0 ? gpus : 1);
+    c->timeout_s = config_double(cfg, "resource.scheduler.timeout_s", 30);
+    c->max_retries = (int)config_int(cfg, "resource.scheduler.max_retries", 3);
+    c->backoff_s = config_double(cfg, "resource.scheduler.retry_backoff_s", 1.0);
+    c->backoff_max_s = config_double(cfg, "resource.scheduler.retry_backoff_max_s", 30);
+    c->reply_wait_s = config_double(cfg, "resource.scheduler.reply_wait_s", 60);
+    c->handlers = config_get(cfg, "resource.scheduler.handlers");
+    c->durable = config_bool(cfg, "resource.scheduler.durable", true);
+    c->service_state = &svc->state;
+    c->stopping_state = SERVICE_STOPPING;
+}
+
+/* The four agents' old ports, when legacy_ports is on. */
+static void bind_legacy(service_t *svc)
+{
+    static const int ports[] = { 7113, 7115, 7101, 5572 };
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
+        char endpoint[128];
+        service_bind_endpoint(svc, ports[i], endpoint, sizeof endpoint);
+        wire_server_bind(svc->wire, endpoint);
+    }
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+/* Routes of delegated modules forward instead (bare tasks: bare_task). */
+static void delegate_routes(resource_t *self, wire_server_t *wire)
+{
+    static const char *const manager[] = { "get_stats", "check_resources", "allocate_resources",
+                                           "release_resources", "get_status", "set_thresholds",
+                                           "renew_resources", "agent_dead", NULL };
+    static const char *const scheduler[] = { "schedule_task", NULL };
+    static const char *const processor[] = { "health_check", NULL };
+    static const char *const vram[] = { "register_model_manager", "update_vram_status",
+                                        "can_accommodate_model", "make_room_for_model", NULL };
+    static const char *const commands[] = { "TRACK_MODEL_USAGE", "GET_VRAM_STATUS", "SET_IDLE_TIMEOUT",
+                                            "SET_VRAM_THRESHOLD", "HEALTH_CHECK", NULL };
+    const char *const *actions[] = { manager, scheduler, processor, vram };
+    for (int m = 0; m < 4; m++) {
+        rs_delegate_t *d = self->delegates[m] = rs_delegate_new(self->svc, module_names[m]);
+        for (int i = 0; d && actions[m][i]; i++)
+            wire_server_on_action(wire, actions[m][i], rs_delegate_handler, d);
+        for (int i = 0; d && m == MOD_VRAM && commands[i]; i++)
+            wire_server_on_command(wire, commands[i], rs_delegate_handler, d);
+    }
+}
+
+static void register_routes(resource_t *self, wire_server_t *wire)
+{
+    rs_manager_register(self->manager, wire);
+    rs_vram_register(self->vram, wire);
+    rs_sched_register(self->sched, wire);
+    wire_server_on_action(wire, "ping", on_ping, self);
+    wire_server_on_action(wire, "health_check", on_health_check, self);
+    wire_server_on_type(wire, on_task, self);
+    wire_server_on_unknown(wire, on_unknown, self);
+    delegate_routes(self, wire);
+}
+
+static void stop(service_t *svc);
+
+static int start(service_t *svc)
+{
+    config_t *cfg = svc->config;
+    resource_t *self = calloc(1, sizeof *self);
+    svc->impl = self;
+    self->svc = svc;
+    self->gpu = gpu_new();
+    if (!gpu_available(self->gpu))
+        log_info("resource", "no GPU (%s): VRAM figures use the documented fallbacks",
+                 gpu_error(self->gpu));
+    self->stats = rs_stats_new(config_str(cfg, "resource.proc_root", "/proc"), self->gpu,
+                               config_double(cfg, "resource.stats_cache_s", 0.1));
+    rs_sample_t first;
+    if (rs_stats_sample(self->stats, &first) == 0)
+        self->initialized = true;
+    else
+        snprintf(self->init_error, sizeof self->init_error, "cannot read system statistics");
+    rs_thresholds_t t = {
+        config_double(cfg, "resource.thresholds.cpu", 80),
+        config_double(cfg, "resource.thresholds.memory", 80),
+        config_double(cfg, "resource.thresholds.gpu", 80),
+    };
+    self->manager = rs_manager_new(self->stats, svc->metrics, &t,
+                                   config_double(cfg, "resource.allocation_lease_s", 0));
+    rs_vram_config_t vc;
+    vram_config(cfg, &vc);
+    self->vram = rs_vram_new(&vc, self->gpu, self->manager, svc->metrics, svc->errors);
+    rs_sched_config_t sc;
+    sched_config(svc, self, &sc);
+    char path[4096], err[256];
+    service_path(svc, "tasks.db", path, sizeof path);
+    self->sched = rs_sched_new(&sc, path, svc->metrics, svc->errors, err, sizeof err);
+    if (!self->sched) {
+        log_error("resource", "task journal %s: %s", path, err);
+        stop(svc);
+        return -1;
+    }
+    register_routes(self, svc->wire);
+    wire_server_set_workers(svc->wire, (int)config_int(cfg, "resource.wire_workers", 16));
+    if (config_bool(cfg, "legacy_ports", false))
+        bind_legacy(svc);
+    int port = (int)config_int(cfg, "resource.health_broadcast_port", 0);
+    if (port > 0) {
+        char endpoint[128];
+        service_bind_endpoint(svc, port, endpoint, sizeof endpoint);
+        self->broadcast = rs_broadcast_new(endpoint,
+                                           config_double(cfg, "resource.health_broadcast_interval_s", 30),
+                                           broadcast_frame, self);
+    }
+    rs_vram_start(self->vram);
+    return 0;
+}
+
+static void stop(service_t *svc)
+{
+    resource_t *self = svc->impl;
+    if (!self)
+        return;
+    rs_broadcast_destroy(&self->broadcast);
+    for (int m = 0; m < 4; m++)
+        rs_delegate_destroy(&self->delegates[m]);
+    rs_vram_destroy(&self->vram);
+    rs_sched_destroy(&self->sched);
+    rs_manager_destroy(&self->manager);
+    rs_stats_destroy(&self->stats);
+    gpu_destroy(&self->gpu);
+    free(self);
+    svc->impl = NULL;
+}
+
+const service_def_t resource_service = {
+    .name = "resource",
+    .title = "ResourceManager",
+    .zmq_port = 7001,
+    .http_port = 8001,
+    .start = start,
+    .stop = stop,
+    .health = health,
+};

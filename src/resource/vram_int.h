@@ -1,0 +1,59 @@
+/*  vram_int: the optimizer's state, shared by its request side (vram.c)
+ *  and its loops (vram_loops.c).  One mutex guards everything below it and
+ *  is only ever held for copying in or out: every request to another agent
+ *  is made with it released, which is what removes the original's
+ *  deadlocks (a handler re-taking the lock the monitor already held). */
+#ifndef KEEL_RS_VRAM_INT_H
+#define KEEL_RS_VRAM_INT_H
+#include <pthread.h>
+
+#include "vram.h"
+
+#define RS_VRAM_DEVICES 2
+
+typedef struct {
+    bool present;
+    double total_mb, used_mb, free_mb, ratio;
+} rs_vram_metrics_t;
+
+struct rs_vram_t {
+    rs_vram_config_t config;
+    gpu_t *gpu;
+    rs_manager_t *manager;
+    metrics_t *metrics;
+    errpub_t *errors;
+    double started_mono;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool running;
+    pthread_t threads[4];
+    int nthreads;
+    /* guarded by lock */
+    double critical, warning, safe, idle_timeout_s;
+    json_t *loaded_models;      /* MMA's table, replaced each monitor cycle */
+    json_t *usage_patterns;     /* model -> [epoch, ...] */
+    json_t *requirements;       /* model -> MiB */
+    json_t *mma;                /* what the ModelManager registered and reported */
+    json_t *batch_sizes;        /* model -> batch */
+    double mma_used_mb;         /* MMA's total_vram_used_mb, last reported */
+    double fragmentation;
+    unsigned long unloads, loads, defrags;
+};
+
+/* Device d's figures (NVML, or the budget fallback for MainPC). */
+void rs_vram_metrics(rs_vram_t *self, int d, rs_vram_metrics_t *out);
+/* MiB a load may still take on device d: total * critical - used - reserved. */
+double rs_vram_room(rs_vram_t *self, int d, const rs_vram_metrics_t *m);
+/* UNLOAD_MODEL / LOAD_MODEL through a loop's client: true iff "SUCCESS". */
+bool rs_vram_unload(rs_vram_t *self, wire_client_t *client, const char *model);
+bool rs_vram_load(rs_vram_t *self, wire_client_t *client, const char *model, const char *device,
+                  const char *quantization);
+/* The original's can_load_model, in MiB, with the SDT consult above 2048. */
+bool rs_vram_can_load(rs_vram_t *self, const char *model, double required_mb, int timeout_ms);
+/* Sleeps up to seconds unless stopping; false once stopping. */
+bool rs_vram_sleep(rs_vram_t *self, double seconds);
+void *rs_vram_monitor_main(void *arg);
+void *rs_vram_idle_main(void *arg);
+void *rs_vram_predictor_main(void *arg);
+void *rs_vram_optimizer_main(void *arg);
+#endif

@@ -1,0 +1,369 @@
+/*  test_resource_units: the ResourceManager+Scheduler's pure parts, each
+ *  checked against values worked out by hand from spec/resource_scheduler.md:
+ *  Python number text (RS-20, RS-47), truthiness (RS-33), the VRAM
+ *  policy rules (RS-52, RS-53, RS-56, RS-60, RS-61, RS-64), the three-level
+ *  queue (RS-37), the reservation table and admission in MiB (RS-21,
+ *  RS-23), the threshold check (RS-15) and the stats history (RS-27). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "resource/alloc.h"
+#include "resource/manager.h"
+#include "resource/pyfmt.h"
+#include "resource/stats.h"
+#include "resource/taskq.h"
+#include "resource/vram_policy.h"
+
+static void test_py_float_RS20_RS47(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_string_equal(rs_py_float(1.0, buf, sizeof buf), "1.0");
+    assert_string_equal(rs_py_float(0.85, buf, sizeof buf), "0.85");
+    assert_string_equal(rs_py_float(2.5, buf, sizeof buf), "2.5");
+    assert_string_equal(rs_py_float(100.0, buf, sizeof buf), "100.0");
+    assert_string_equal(rs_py_float(0.1, buf, sizeof buf), "0.1");
+    assert_string_equal(rs_py_float(0.0001, buf, sizeof buf), "0.0001");
+    assert_string_equal(rs_py_float(0.00001, buf, sizeof buf), "1e-05");
+    assert_string_equal(rs_py_float(1.5e-5, buf, sizeof buf), "1.5e-05");
+    assert_string_equal(rs_py_float(1e16, buf, sizeof buf), "1e+16");
+    assert_string_equal(rs_py_float(123456789012345.0, buf, sizeof buf), "123456789012345.0");
+    assert_string_equal(rs_py_float(-3.25, buf, sizeof buf), "-3.25");
+    assert_string_equal(rs_py_float(0.0, buf, sizeof buf), "0.0");
+    json_t *v = json_integer(2);
+    assert_string_equal(rs_py_str(v, buf, sizeof buf), "2");
+    json_decref(v);
+    assert_string_equal(rs_py_str(NULL, buf, sizeof buf), "None");
+    assert_string_equal(rs_py_str(json_true(), buf, sizeof buf), "True");
+}
+
+static void test_truthy_RS33(void **state)
+{
+    (void)state;
+    const char *falsy[] = { "null", "\"\"", "0", "0.0", "false", "{}", "[]" };
+    for (size_t i = 0; i < sizeof falsy / sizeof falsy[0]; i++) {
+        json_t *v = json_loads(falsy[i], JSON_DECODE_ANY, NULL);
+        assert_false(rs_py_truthy(v));
+        json_decref(v);
+    }
+    const char *truthy[] = { "\"x\"", "1", "0.5", "true", "{\"a\":1}", "[0]" };
+    for (size_t i = 0; i < sizeof truthy / sizeof truthy[0]; i++) {
+        json_t *v = json_loads(truthy[i], JSON_DECODE_ANY, NULL);
+        assert_true(rs_py_truthy(v));
+        json_decref(v);
+    }
+    assert_false(rs_py_truthy(NULL));
+}
+
+static json_t *table(void)
+{
+    return json_loads("{"
+                      "\"big\":{\"vram_usage_mb\":8000,\"device\":\"MainPC\",\"last_used\":100},"
+                      "\"mid\":{\"vram_usage_mb\":4000,\"device\":\"MainPC\",\"last_used\":50},"
+                      "\"small\":{\"vram_usage_mb\":1000,\"device\":\"MainPC\",\"last_used\":900},"
+                      "\"pc2\":{\"vram_usage_mb\":6000,\"device\":\"PC2\",\"last_used\":10},"
+                      "\"odd\":{\"vram_usage_mb\":9000,\"device\":\"mainpc\",\"last_used\":0},"
+                      "\"nolast\":{\"vram_usage_mb\":10,\"device\":\"PC2\"}"
+                      "}", 0, NULL);
+}
+
+static void test_critical_largest_first_RS52_RS56(void **state)
+{
+    (void)state;
+    json_t *models = table();
+    json_t *picks = rs_vram_pick_critical(models, "MainPC", "vram_usage_mb");
+    assert_int_equal(json_array_size(picks), 2);
+    assert_string_equal(json_string_value(json_array_get(picks, 0)), "big");
+    assert_string_equal(json_string_value(json_array_get(picks, 1)), "mid");
+    json_decref(picks);
+    picks = rs_vram_pick_critical(models, "PC2", "vram_usage_mb");
+    assert_string_equal(json_string_value(json_array_get(picks, 0)), "pc2");
+    json_decref(picks);
+    /* "mainpc" is not "MainPC": never a candidate */
+    picks = rs_vram_pick_critical(models, "Other", "vram_usage_mb");
+    assert_int_equal(json_array_size(picks), 0);
+    json_decref(picks);
+    json_decref(models);
+}
+
+static void test_idle_oldest_first_RS53_RS55(void **state)
+{
+    (void)state;
+    json_t *models = table();
+    /* now 1000, timeout 900: idle iff last_used < 100 (strictly greater gap) */
+    json_t *idle = rs_vram_idle(models, "MainPC", 1000, 900);
+    assert_int_equal(json_array_size(idle), 1);
+    assert_string_equal(json_string_value(json_array_get(idle, 0)), "mid");
+    json_decref(idle);
+    idle = rs_vram_idle(models, "PC2", 1000, 900);
+    assert_int_equal(json_array_size(idle), 2);
+    assert_string_equal(json_string_value(json_array_get(idle, 0)), "nolast");
+    assert_string_equal(json_string_value(json_array_get(idle, 1)), "pc2");
+    json_decref(idle);
+    idle = rs_vram_idle(models, "MainPC", 1000, 10000);
+    assert_int_equal(json_array_size(idle), 0);
+    json_decref(idle);
+    json_decref(models);
+}
+
+static void test_predictors_RS60_RS61(void **state)
+{
+    (void)state;
+    json_t *loaded = json_loads("{\"whisper-large-v3\":{}}", 0, NULL);
+    json_t *queue = json_loads("[{\"task_type\":\"tts\"},{\"task_type\":\"asr\"},"
+                               "{\"task_type\":\"chat\"},{\"task_type\":\"image_generation\"}]", 0, NULL);
+    assert_string_equal(rs_vram_predict_queue(queue, loaded), "gpt-3.5-turbo");
+    json_decref(queue);
+    double now = 100000;
+    json_t *patterns = json_object();
+    json_t *hot = json_array(), *few = json_array(), *fresh = json_array();
+    for (int i = 0; i < 400; i++)
+        json_array_append_new(hot, json_real(now - 3000 + i * 6.0));   /* last at now-606 */
+    for (int i = 0; i < 10; i++)
+        json_array_append_new(few, json_real(now - 600));
+    for (int i = 0; i < 400; i++)
+        json_array_append_new(fresh, json_real(now - 100));           /* used 100 s ago */
+    json_object_set_new(patterns, "few", few);
+    json_object_set_new(patterns, "fresh", fresh);
+    json_object_set_new(patterns, "hot", hot);
+    assert_string_equal(rs_vram_predict_pattern(patterns, loaded, now, 3600), "hot");
+    json_object_set_new(loaded, "hot", json_object());
+    assert_null(rs_vram_predict_pattern(patterns, loaded, now, 3600));
+    json_decref(patterns);
+    json_decref(loaded);
+}
+
+static void test_batch_and_fragmentation_RS63_RS64(void **state)
+{
+    (void)state;
+    assert_int_equal(rs_vram_batch_size(10000, 1.0), 8000);
+    assert_int_equal(rs_vram_batch_size(10000, 3000), 2);
+    assert_int_equal(rs_vram_batch_size(100, 1000), 1);
+    assert_int_equal(rs_vram_batch_size(100, 0), 1);
+    assert_true(rs_vram_fragmentation(10000, 2000) > 0.79 && rs_vram_fragmentation(10000, 2000) < 0.81);
+    assert_true(rs_vram_fragmentation(0, 0) == 0.0);
+    assert_true(rs_vram_fragmentation(1000, 2000) == 0.0);
+}
+
+static void test_make_room(void **state)
+{
+    (void)state;
+    json_t *models = json_loads("{"
+                                "\"a\":{\"vram_mb\":3000,\"priority\":\"high\",\"last_used\":1},"
+                                "\"b\":{\"vram_mb\":2000,\"priority\":\"low\",\"last_used\":50},"
+                                "\"c\":{\"vram_mb\":1000,\"priority\":\"low\",\"last_used\":10},"
+                                "\"p\":{\"vram_mb\":9000,\"priority\":\"low\",\"pinned\":true}"
+                                "}", 0, NULL);
+    double freed;
+    json_t *out = rs_vram_make_room(models, 2500, "vram_mb", &freed);
+    assert_int_equal(json_array_size(out), 2);
+    assert_string_equal(json_string_value(json_array_get(out, 0)), "c");
+    assert_string_equal(json_string_value(json_array_get(out, 1)), "b");
+    assert_true(freed == 3000);
+    json_decref(out);
+    out = rs_vram_make_room(models, 7000, "vram_mb", &freed);
+    assert_int_equal(json_array_size(out), 0);
+    json_decref(out);
+    json_decref(models);
+}
+
+static rs_task_t *task(const char *prio)
+{
+    json_t *p = json_string(prio), *data = json_true();
+    rs_task_t *t = rs_task_new("logging", data, rs_prio_parse(p));
+    json_decref(p);
+    return t;
+}
+
+static void test_taskq_order_and_bound_RS37_RS30(void **state)
+{
+    (void)state;
+    rs_taskq_t *q = rs_taskq_new(2);
+    rs_task_t *l1 = task("low"), *m1 = task("bogus"), *h1 = task("high"), *m2 = task("medium");
+    assert_int_equal(m1->prio, RS_PRIO_MEDIUM);
+    assert_int_equal(rs_taskq_push(q, l1), 0);
+    assert_int_equal(rs_taskq_push(q, m1), 0);
+    assert_int_equal(rs_taskq_push(q, h1), 0);
+    assert_int_equal(rs_taskq_push(q, m2), 0);
+    rs_task_t *m3 = task("medium");
+    assert_int_equal(rs_taskq_push(q, m3), -1);       /* full: refused, not dropped */
+    rs_task_unref(m3);
+    assert_int_equal(rs_taskq_size(q, RS_PRIO_MEDIUM), 2);
+    assert_ptr_equal(rs_taskq_pop(q), h1);
+    assert_ptr_equal(rs_taskq_pop(q), m1);
+    assert_ptr_equal(rs_taskq_pop(q), m2);
+    assert_ptr_equal(rs_taskq_pop(q), l1);
+    assert_null(rs_taskq_pop(q));
+    rs_task_unref(h1);
+    rs_task_unref(m1);
+    rs_task_unref(m2);
+    assert_int_equal(rs_taskq_push(q, l1), 0);        /* left in the queue: destroy frees it */
+    rs_taskq_destroy(&q);
+    assert_null(q);
+}
+
+static rs_sample_t sample_with_gpus(void)
+{
+    rs_sample_t s;
+    memset(&s, 0, sizeof s);
+    s.cpu_percent = 50;
+    s.cpu_count = 8;
+    s.memory_total = 16384ULL * 1024 * 1024;
+    s.memory_available = 8192ULL * 1024 * 1024;
+    s.memory_percent = 50;
+    s.ngpu = 2;
+    s.gpus[0].index = 0;
+    s.gpus[0].mem_total_bytes = 24564ULL * 1024 * 1024;
+    s.gpus[0].mem_used_bytes = 2000ULL * 1024 * 1024;
+    s.gpus[0].mem_percent = 100.0 * 2000 / 24564;
+    s.gpus[1].index = 1;
+    s.gpus[1].mem_total_bytes = 12288ULL * 1024 * 1024;
+    s.gpus[1].mem_used_bytes = 11000ULL * 1024 * 1024;
+    s.gpus[1].mem_percent = 100.0 * 11000 / 12288;
+    return s;
+}
+
+static rs_alloc_t *vram(const char *id, double mb, int device)
+{
+    rs_alloc_t *a = rs_alloc_new(id);
+    a->kind = RS_KIND_VRAM;
+    a->quantity = mb;
+    a->device = device;
+    a->amount = json_real(mb);
+    a->type = json_string("vram");
+    return a;
+}
+
+static void test_admission_in_mib_RS21(void **state)
+{
+    (void)state;
+    rs_sample_t s = sample_with_gpus();
+    rs_thresholds_t limits = { 100, 100, 100 };
+    rs_allocs_t *t = rs_allocs_new();
+    int device = -1;
+    double room;
+    /* picks the card with most room: the 4090 (22564 MiB free) */
+    assert_int_equal(rs_admit(t, RS_KIND_VRAM, 20000, &s, &limits, &device, &room), 1);
+    assert_int_equal(device, 0);
+    assert_true(room == 22564);
+    rs_allocs_add(t, vram("a", 20000, 0));
+    assert_true(rs_allocs_held(t, RS_KIND_VRAM, 0) == 20000);
+    /* 2564 left on the 4090, 1288 on the 3060: 3000 fits nowhere */
+    device = -1;
+    assert_int_equal(rs_admit(t, RS_KIND_VRAM, 3000, &s, &limits, &device, &room), 0);
+    device = 1;
+    assert_int_equal(rs_admit(t, RS_KIND_VRAM, 1288, &s, &limits, &device, &room), 1);
+    device = 5;
+    assert_int_equal(rs_admit(t, RS_KIND_VRAM, 1, &s, &limits, &device, &room), -1);
+    /* memory: limit 80% of 16384 = 13107.2, used 8192 */
+    limits.memory = 80;
+    assert_int_equal(rs_admit(t, RS_KIND_MEMORY, 4915, &s, &limits, &device, &room), 1);
+    assert_int_equal(rs_admit(t, RS_KIND_MEMORY, 4916, &s, &limits, &device, &room), 0);
+    /* cpu: 8 cores at 50% busy, threshold 100: 4 cores of room */
+    assert_int_equal(rs_admit(t, RS_KIND_CPU, 4, &s, &limits, &device, &room), 1);
+    assert_int_equal(rs_admit(t, RS_KIND_CPU, 4.5, &s, &limits, &device, &room), 0);
+    /* other types are bookkeeping only */
+    assert_int_equal(rs_admit(t, RS_KIND_OTHER, 1e12, &s, &limits, &device, &room), 1);
+    rs_alloc_free(rs_allocs_remove(t, "a"));
+    assert_true(rs_allocs_held(t, RS_KIND_VRAM, 0) == 0);
+    rs_allocs_destroy(&t);
+}
+
+static void test_table_many_owner_and_lease_RS23(void **state)
+{
+    (void)state;
+    rs_allocs_t *t = rs_allocs_new();
+    char id[32];
+    for (int i = 0; i < 10000; i++) {
+        snprintf(id, sizeof id, "r%d", i);
+        rs_alloc_t *a = vram(id, 1, i % 2);
+        if (i % 3 == 0)
+            a->owner = strdup("AgentX");
+        if (i % 5 == 0)
+            a->expires_mono = 10.0;
+        rs_allocs_add(t, a);
+    }
+    assert_int_equal(rs_allocs_count(t), 10000);
+    assert_non_null(rs_allocs_find(t, "r9999"));
+    assert_null(rs_allocs_find(t, "r10000"));
+    json_t *gone = json_array();
+    assert_int_equal(rs_allocs_expire(t, 9.0, gone), 0);       /* nothing due yet */
+    rs_alloc_t *renewed = rs_allocs_find(t, "r1");
+    rs_allocs_set_expiry(t, renewed, 5.0);                        /* a lease given later */
+    assert_int_equal(rs_allocs_expire(t, 6.0, gone), 1);
+    assert_string_equal(json_string_value(json_array_get(gone, 0)), "r1");
+    json_array_clear(gone);
+    size_t expired = rs_allocs_expire(t, 11.0, gone);
+    assert_int_equal(expired, 2000);
+    assert_int_equal(json_array_size(gone), 2000);
+    size_t owned = rs_allocs_release_owner(t, "AgentX", NULL);
+    assert_int_equal(owned, 3334 - 667);           /* multiples of 3, less those of 15 */
+    assert_int_equal(rs_allocs_count(t), 10000 - 1 - 2000 - owned);
+    assert_true(rs_allocs_held(t, RS_KIND_VRAM, 0) + rs_allocs_held(t, RS_KIND_VRAM, 1)
+                == (double)rs_allocs_count(t));
+    json_decref(gone);
+    rs_allocs_destroy(&t);
+}
+
+static void test_check_strict_RS15_RS7(void **state)
+{
+    (void)state;
+    rs_sample_t s = sample_with_gpus();     /* cpu 50, memory 50, gpu 89.5 */
+    rs_thresholds_t t = { 80, 80, 90 };
+    assert_true(rs_check(&s, &t));
+    t.gpu = 80;
+    assert_false(rs_check(&s, &t));
+    t.gpu = 100;
+    t.cpu = 50;                              /* equal is not above */
+    assert_true(rs_check(&s, &t));
+    t.cpu = 49.9;
+    assert_false(rs_check(&s, &t));
+    assert_true(rs_sample_gpu_percent(&s) == 89.5);
+}
+
+static void test_stats_history_100_RS27_RS11(void **state)
+{
+    (void)state;
+    rs_stats_t *stats = rs_stats_new("/proc", NULL, 0);
+    rs_sample_t s;
+    assert_int_equal(rs_stats_sample(stats, &s), 0);
+    assert_true(s.cpu_percent == 0.0);                  /* first sample */
+    assert_int_equal(s.ngpu, 0);
+    for (int i = 0; i < 149; i++)
+        rs_stats_sample(stats, &s);
+    assert_int_equal(rs_stats_taken(stats), 150);
+    assert_int_equal(rs_stats_history(stats), 100);
+    json_t *j = rs_sample_json(&s, NULL);
+    assert_non_null(json_object_get(j, "gpu_memory_percent"));
+    assert_null(json_object_get(j, "gpu_memory_allocated"));
+    assert_true(json_is_integer(json_object_get(j, "memory_total")));
+    json_decref(j);
+    rs_stats_destroy(&stats);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_py_float_RS20_RS47),
+        cmocka_unit_test(test_truthy_RS33),
+        cmocka_unit_test(test_critical_largest_first_RS52_RS56),
+        cmocka_unit_test(test_idle_oldest_first_RS53_RS55),
+        cmocka_unit_test(test_predictors_RS60_RS61),
+        cmocka_unit_test(test_batch_and_fragmentation_RS63_RS64),
+        cmocka_unit_test(test_make_room),
+        cmocka_unit_test(test_taskq_order_and_bound_RS37_RS30),
+        cmocka_unit_test(test_admission_in_mib_RS21),
+        cmocka_unit_test(test_table_many_owner_and_lease_RS23),
+        cmocka_unit_test(test_check_strict_RS15_RS7),
+        cmocka_unit_test(test_stats_history_100_RS27_RS11),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -113,8 +113,10 @@ static int merge(json_t *base, json_t *over, const char *path, json_t *lines,
                 snprintf(err, errlen, "%s:%lld: unknown key '%s'", origin, (long long)line, child);
                 return -1;
             }
-            log_warn("config", "%s:%lld: key '%s' is not one Keel knows; kept as given",
-                     origin, (long long)line, child);
+            /* Services read many keys beyond the defaults here, each with
+             * its own fallback: only a top-level stranger is an error. */
+            log_debug("config", "%s:%lld: key '%s' has no built-in default; kept as given",
+                      origin, (long long)line, child);
             json_object_set(base, key, value);
             continue;
         }

@@ -36,6 +36,7 @@ typedef struct {
 /* A module whose requests go to its legacy agent instead (delegation). */
 typedef struct {
     char *module;
+    char *endpoint;
     wire_client_t *client;
     breaker_t *breaker;
     bool fallback;          /* on failure, answer with the C implementation */
@@ -151,6 +152,7 @@ static void routes_free(routes_t *routes)
 static void delegate_clear(delegate_t *d)
 {
     free(d->module);
+    free(d->endpoint);
     wire_client_destroy(&d->client);
     breaker_destroy(&d->breaker);
 }
@@ -326,7 +328,7 @@ int wire_server_delegate(wire_server_t *self, const char *module, const char *en
     if (endpoint && *endpoint) {
         self->delegates = realloc(self->delegates, (self->ndelegates + 1) * sizeof *self->delegates);
         self->delegates[self->ndelegates++] = (delegate_t){
-            strdup(module), wire_client_new(endpoint, timeout_ms, 0),
+            strdup(module), strdup(endpoint), wire_client_new(endpoint, timeout_ms, 0),
             breaker_new(module, 3, 30.0), fallback,
         };
         log_info(self->service, "module %s delegated to %s%s", module, endpoint,
@@ -443,6 +445,25 @@ static json_t *forward(wire_server_t *self, const char *module, const char *fram
     if (!reply && !fallback)
         reply = wire_error("Delegate for %s unavailable: %s", module, err);
     return reply;
+}
+
+json_t *wire_server_forward(wire_server_t *self, const char *module, const wire_request_t *req)
+{
+    return forward(self, module, req->raw, req->raw_len);
+}
+
+json_t *wire_server_delegation(wire_server_t *self)
+{
+    json_t *status = json_object();
+    pthread_mutex_lock(&self->delegate_lock);
+    for (size_t i = 0; i < self->ndelegates; i++) {
+        delegate_t *d = &self->delegates[i];
+        const char *state = breaker_state_name(breaker_state(d->breaker, clock_mono()));
+        json_object_set_new(status, d->module, json_pack("{s:s, s:s, s:b}", "endpoint", d->endpoint,
+                                                         "breaker", state, "fallback", d->fallback));
+    }
+    pthread_mutex_unlock(&self->delegate_lock);
+    return status;
 }
 
 /* ---- one request ------------------------------------------------------- */

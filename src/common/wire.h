@@ -78,6 +78,13 @@ void wire_server_tag(wire_server_t *self, const char *module, wire_dialect_t dia
                      const char *name);
 int wire_server_delegate(wire_server_t *self, const char *module, const char *endpoint,
                          int timeout_ms, bool fallback);
+/* For a handler that serves two modules' forms of one request and so has
+ * no single tag: the delegate's reply when `module` is delegated now, or
+ * NULL when the request is to be answered here (not delegated, or the
+ * forward failed and the module falls back). */
+json_t *wire_server_forward(wire_server_t *self, const char *module, const wire_request_t *req);
+/* {module: {endpoint, breaker, fallback}} of the modules delegated now. */
+json_t *wire_server_delegation(wire_server_t *self);
 /* Also listens on `endpoint` with only the module's routes and the health
  * actions (a legacy port), served by this server's thread.  Call after the
  * routes are registered and tagged, before wire_server_start.  0 or -1. */

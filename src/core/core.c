@@ -9,14 +9,18 @@
  *  At start the service registers itself under its own name and the four
  *  old names, in the registry and the legacy store, so an unmodified agent
  *  that looks up SystemDigitalTwin or ServiceRegistry lands here; with
- *  `legacy_ports` it also listens on their old ports.  A module set to
- *  `mode: delegate` has its requests forwarded to the legacy agent instead
- *  (delegate.c), which is the migration and rollback path. */
+ *  `legacy_ports` it also listens on their old ports, each serving every
+ *  route (an unmodified BaseAgent registers on 7120 and resolves on 7100).
+ *
+ *  Delegation (the migration and rollback path) is the runtime's: the
+ *  `modules` table tags each old agent's routes, and service_reload swaps
+ *  `modules.<Agent>.mode` on SIGHUP without a restart.  The two merged
+ *  actions carry no tag, since each belongs to two agents by its form, so
+ *  their handlers ask wire_server_forward for the agent the form names. */
 #include "core.h"
 #include "backend.h"
 #include "clock.h"
 #include "coordinator.h"
-#include "delegate.h"
 #include "legacy.h"
 #include "log.h"
 #include "registry.h"
@@ -30,22 +34,16 @@
 
 typedef struct {
     service_t *svc;
-    wire_server_t *legacy_health;   /* the old agents' health ports */
     backend_t *backend;
     registry_t *registry;
     twin_t *twin;
     legacy_t *legacy;
     coordinator_t *coordinator;
     supervisor_t *supervisor;
-    delegate_t *delegates[4];       /* indexed like modules[] */
 } core_t;
 
 /* The four absorbed agents, and the requests each of them owned, for
  * delegation (modules.<name>.mode: delegate). */
-enum { SR, SDT, RC, USA, NMODULES };
-static const char *const modules[NMODULES] = {
-    "ServiceRegistry", "SystemDigitalTwin", "RequestCoordinator", "UnifiedSystemAgent",
-};
 static const char *const sr_actions[] = { "get_agent_endpoint", "list_agents", NULL };
 static const char *const sdt_actions[] = {
     "get_metrics", "get_history", "get_all_agents", "get_registered_agents", "get_ok_agents",
@@ -57,11 +55,18 @@ static const char *const usa_actions[] = {
     "list_services", "get_service_status", "cleanup_system", NULL,
 };
 
-/* With legacy_ports, the four agents' old main ports (served like 7000)
- * and their health ports (any frame gets the health dict, as BaseAgent's
- * health loop did). */
+/* Their old main ports are bound here, served like 7000 (legacy_port 0
+ * keeps the runtime from serving them with one module's routes only); the
+ * runtime binds their health ports, which answer any frame with the
+ * health dict, as BaseAgent's health loop did. */
+static const service_module_t modules[] = {
+    { "ServiceRegistry", 0, sr_actions, NULL, false, false, 8100 },
+    { "SystemDigitalTwin", 0, sdt_actions, sdt_commands, false, false, 7121 },
+    { "RequestCoordinator", 0, NULL, NULL, true, false, 26003 },
+    { "UnifiedSystemAgent", 0, usa_actions, NULL, false, false, 8125 },
+    { NULL, 0, NULL, NULL, false, false, 0 },
+};
 static const int legacy_main_ports[] = { 7100, 7120, 26002, 7125 };
-static const int legacy_health_ports[] = { 8100, 7121, 26003, 8125 };
 
 static const char *const aliases[] = {
     "CoreOrchestrator", "ServiceRegistry", "SystemDigitalTwin", "RequestCoordinator", "UnifiedSystemAgent",
@@ -74,9 +79,10 @@ static json_t *on_register_agent(void *ctx, wire_request_t *req)
     core_t *self = ctx;
     json_t *data = json_object_get(req->body, "registration_data");
     bool registry_form = (data && json_object_size(data)) || json_object_get(req->body, "agent_id");
-    delegate_t *d = self->delegates[registry_form ? SR : SDT];
-    if (d)
-        return core_delegate_forward(d, req->body);
+    json_t *forwarded = wire_server_forward(self->svc->wire,
+                                            registry_form ? "ServiceRegistry" : "SystemDigitalTwin", req);
+    if (forwarded)
+        return forwarded;
     /* The original used registration_data only when truthy, so {} falls
      * through to the flat form; anything but an object is refused. */
     if (data && !json_is_object(data))
@@ -107,9 +113,10 @@ static json_t *on_get_agent_info(void *ctx, wire_request_t *req)
     json_t *name = json_object_get(req->body, "agent_name");
     json_t *agent = json_object_get(req->body, "agent");
     bool usa_form = (!name || json_is_null(name)) && agent;
-    delegate_t *d = self->delegates[usa_form ? USA : SDT];
-    if (d)
-        return core_delegate_forward(d, req->body);
+    json_t *forwarded = wire_server_forward(self->svc->wire,
+                                            usa_form ? "UnifiedSystemAgent" : "SystemDigitalTwin", req);
+    if (forwarded)
+        return forwarded;
     if (usa_form)
         return core_supervisor_agent_info(self->supervisor, agent);
     return core_twin_agent_info(self->twin, req->body);
@@ -178,7 +185,9 @@ static void register_aliases(core_t *self)
     char host[256], err[1100], id[256];
     advertised_host(self->svc, host, sizeof host);
     int port = config_port(self->svc->config, self->svc->def->zmq_port);
-    int hport = config_port(self->svc->config, self->svc->def->http_port);
+    /* Monitors send a ZMQ health_check to health_check_port; Keel answers it
+     * on the main port (its HTTP /health is for people and Prometheus). */
+    int hport = port;
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++) {
         json_t *fields = json_pack("{s:s, s:s, s:s, s:i, s:i, s:[s], s:{s:s}}", "agent_id", aliases[i],
                                    "agent_type", "CoreOrchestrator", "host", host, "port", port,
@@ -220,13 +229,6 @@ static int open_backend(core_t *self)
     return 0;
 }
 
-static json_t *on_legacy_health(void *ctx, wire_request_t *req)
-{
-    (void)req;
-    core_t *self = ctx;
-    return service_health(self->svc);
-}
-
 static int bind_legacy_ports(core_t *self)
 {
     char endpoint[256];
@@ -235,36 +237,20 @@ static int bind_legacy_ports(core_t *self)
         if (wire_server_bind(self->svc->wire, endpoint) < 0)
             return -1;
     }
-    self->legacy_health = wire_server_new("core_legacy_health", self->svc->metrics);
-    wire_server_on_raw(self->legacy_health, on_legacy_health, self);
-    wire_server_on_unknown(self->legacy_health, on_legacy_health, self);
-    for (size_t i = 0; i < sizeof legacy_health_ports / sizeof legacy_health_ports[0]; i++) {
-        service_bind_endpoint(self->svc, legacy_health_ports[i], endpoint, sizeof endpoint);
-        if (wire_server_bind(self->legacy_health, endpoint) < 0)
-            return -1;
-    }
-    return wire_server_start(self->legacy_health);
+    return 0;
 }
 
-/* Routes a delegated module's requests to its legacy agent; returns
- * whether any module is delegated. */
-static bool attach_delegates(core_t *self, wire_server_t *wire)
+/* Whether the configuration names any of the four agents: only then may
+ * one be delegated, now or after a reload. */
+static bool may_delegate(config_t *config)
 {
-    bool any = false;
-    for (int m = 0; m < NMODULES; m++) {
-        delegate_t *d = self->delegates[m] = core_delegate_new(self->svc, modules[m]);
-        if (!d)
-            continue;
-        any = true;
-        const char *const *actions = m == SR ? sr_actions : m == SDT ? sdt_actions : m == USA ? usa_actions : NULL;
-        for (size_t i = 0; actions && actions[i]; i++)
-            wire_server_on_action(wire, actions[i], core_delegate_handler, d);
-        for (size_t i = 0; m == SDT && sdt_commands[i]; i++)
-            wire_server_on_command(wire, sdt_commands[i], core_delegate_handler, d);
-        if (m == RC)
-            wire_server_on_type(wire, core_delegate_handler, d);
+    for (const service_module_t *m = modules; m->name; m++) {
+        char key[96];
+        snprintf(key, sizeof key, "modules.%s", m->name);
+        if (config_get(config, key))
+            return true;
     }
-    return any;
+    return false;
 }
 
 static void collect(metrics_t *metrics, void *arg)
@@ -310,8 +296,10 @@ static int core_start(service_t *svc)
     wire_server_on_action(wire, "ping", on_ping, self);
     wire_server_on_raw(wire, on_raw, self);
     wire_server_on_unknown(wire, on_unknown, self);
-    /* Forwarding waits on a legacy agent: never on the one wire thread. */
-    if (attach_delegates(self, wire) && workers < 4)
+    /* Forwarding waits on a legacy agent: never on the one wire thread.
+     * Workers are fixed at start, so a module that a reload may delegate
+     * (one named under `modules`) gets them from the first request. */
+    if (may_delegate(svc->config) && workers < 4)
         workers = 4;
     wire_server_set_workers(wire, workers);
 
@@ -329,12 +317,6 @@ static void core_stop(service_t *svc)
     core_t *self = svc->impl;
     if (!self)
         return;
-    if (self->legacy_health) {
-        wire_server_stop(self->legacy_health);
-        wire_server_destroy(&self->legacy_health);
-    }
-    for (int m = 0; m < NMODULES; m++)
-        core_delegate_destroy(&self->delegates[m]);
     core_supervisor_destroy(&self->supervisor);
     core_coordinator_destroy(&self->coordinator);
     core_twin_destroy(&self->twin);
@@ -355,11 +337,7 @@ static void core_health(service_t *svc, json_t *dict)
     core_twin_health(self->twin, dict);
     core_coordinator_health(self->coordinator, dict);
     core_supervisor_health(self->supervisor, dict);
-    json_t *delegated = json_object();
-    for (int m = 0; m < NMODULES; m++)
-        if (self->delegates[m])
-            json_object_set_new(delegated, modules[m], core_delegate_status(self->delegates[m]));
-    json_object_set_new(dict, "delegated", delegated);
+    json_object_set_new(dict, "delegated", wire_server_delegation(svc->wire));
     /* Redis is a dependency only when it was chosen; its absence degrades. */
     if (core_backend_kind(self->backend) == BACKEND_REDIS && !core_backend_up(self->backend))
         json_object_set_new(dict, "status", json_string("degraded"));
@@ -373,4 +351,5 @@ const service_def_t core_service = {
     .start = core_start,
     .stop = core_stop,
     .health = core_health,
+    .modules = modules,
 };

@@ -370,7 +370,8 @@ def test_co54_aliases_resolve_to_core(core, name):
     d = cmd(core, "DISCOVER", {"name": name})
     assert d["status"] == "SUCCESS" and d["payload"]["ip"] == "127.0.0.1" and d["payload"]["port"] == core.port(7000)
     ep = act(core, "get_agent_endpoint", agent_name=name)
-    assert ep["port"] == core.port(7000) and ep["health_check_port"] == core.port(8000)
+    # health_check_port is where a monitor's ZMQ health_check is answered
+    assert ep["port"] == core.port(7000) and ep["health_check_port"] == core.port(7000)
 
 
 def test_legacy_unknown_command_and_raw_status(core):

@@ -319,10 +319,6 @@ def test_killed_standin_is_marked_down_then_up(machines):
     assert wait_for(lambda: resource_peers(machines).get("mma_reachable") is True, 5)
 
 
-@pytest.mark.xfail(reason="CoreOrchestrator registers its five aliases with health_check_port = its "
-                          "HTTP port (src/core/core.c register_aliases), and the hub probes a "
-                          "health_check_port over ZMQ as BaseAgent's (src/observability/fleet.c "
-                          "agent_new): the probe times out and the hub reports CoreOrchestrator down")
 def test_hub_sees_core_orchestrator_up(machines):
     """CoreOrchestrator on MainPC, as the hub finds it in the registry, is up."""
     assert wait_for(lambda: machines.hub_state("CoreOrchestrator") == "up", 2), \

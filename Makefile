@@ -5,7 +5,8 @@
 #   make            build/keeld, build/keelctl, unit tests, fake NVML, benches
 #   make run        install what is missing, build, run `keeld all`
 #   make test       install what is missing, build, run every test
-#                   (plain, then AddressSanitizer+UBSan, then valgrind)
+#                   (plain and in a browser, then AddressSanitizer+UBSan,
+#                   then valgrind)
 #   make SAN=1 BUILD=build-san ...   the same targets, sanitized
 
 BUILD   ?= build
@@ -102,7 +103,7 @@ valgrind: all
 	@VALGRIND=1 sh tests/run-unit.sh $(BUILD)
 
 test: deps
-	$(MAKE) unit integration
+	$(MAKE) unit integration browser
 	$(MAKE) sanitize
 	$(MAKE) valgrind
 

@@ -365,6 +365,8 @@ static void http_restart(void *ctx, const http_request_t *req, http_reply_t *rep
     const char *status = json_string_value(json_object_get(answer, "status"));
     bool ok = status && !strcmp(status, "success");
     const char *why = answer ? json_string_value(json_object_get(answer, "error")) : err;
+    if (!why)
+        why = json_string_value(json_object_get(answer, "message"));
     hubdb_recovery_action(self->db, name, "dashboard_restart", ok, ok ? NULL : why);
     log_info("observability", "dashboard: restart of %s %s", name, ok ? "requested" : "refused");
     json_decref(body);

@@ -61,12 +61,14 @@ void dashpeers_call(config_t *config, dashpeer_call_t *calls, size_t n, int time
 {
     zmq_pollitem_t items[MAX_CALLS];
     size_t index[MAX_CALLS];
-    if (n > MAX_CALLS)
-        n = MAX_CALLS;
     size_t open = 0;
     for (size_t i = 0; i < n; i++) {
         calls[i].reply = NULL;
         snprintf(calls[i].error, sizeof calls[i].error, "no reply within %d ms", timeout_ms);
+        if (open == MAX_CALLS) {
+            snprintf(calls[i].error, sizeof calls[i].error, "more than %d calls at once", MAX_CALLS);
+            continue;
+        }
         void *socket = open_call(config, &calls[i]);
         if (socket) {
             items[open] = (zmq_pollitem_t){ socket, 0, ZMQ_POLLIN, 0 };
@@ -172,7 +174,7 @@ json_t *dashpeers_counters(config_t *config, int http_port, const char *const *f
         return NULL;
     char *text = http_get(fd, "/metrics", clock_mono() + timeout_ms / 1000.0);
     close(fd);
-    if (!text || strncmp(text, "HTTP/1.", 7) || strncmp(text + 9, "200", 3)) {
+    if (!text || strlen(text) < 12 || strncmp(text, "HTTP/1.", 7) || strncmp(text + 9, "200", 3)) {
         free(text);
         return NULL;
     }

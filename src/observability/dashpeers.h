@@ -16,7 +16,8 @@ typedef struct {
     char error[96];         /* why there is no reply */
 } dashpeer_call_t;
 
-/* Sends every request, waits at most timeout_ms for all the replies. */
+/* Sends every request (the first 32; later ones get an error), then waits
+ * at most timeout_ms for all the replies together. */
 void dashpeers_call(config_t *config, dashpeer_call_t *calls, size_t n, int timeout_ms);
 /* Counters of one Keel service's /metrics whose names start with one of
  * `families` (NULL-terminated): {family: {label value: count}}.  NULL

@@ -27,7 +27,8 @@ const FAKE_NVML = path.join(BUILD, 'tests', 'libfake-nvml.so');
 const PYTHON = '/usr/bin/python3';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = path.join(BUILD, 'screenshots');
-const KEEL_PORTS = [7000, 7001, 7002, 7003, 7005, 8000, 8001, 8002, 8003, 8005, 7150, 7151, 6584];
+// Every port `keeld all` listens on without legacy_ports, before PORT_OFFSET.
+const KEEL_PORTS = [5591, 6584, 7000, 7001, 7002, 7003, 7005, 7150, 7151, 8000, 8001, 8002, 8003, 8005];
 const SIM = ['sim-a', 'sim-b', 'sim-c'];
 const MANAGED = 'sim-m';
 const PASSWORD = 'dashboard-test-' + process.pid;

@@ -33,13 +33,17 @@ typedef struct {
     char *module;           /* the absorbed agent this route belongs to, or NULL */
 } route_t;
 
-/* A module whose requests go to its legacy agent instead (delegation). */
+/* A module whose requests go to its legacy agent instead (delegation).
+ * The lock guards only the table: a forward takes a reference and calls
+ * with the lock released, on a client of its own, so forwards run in
+ * parallel on the workers and a reload never waits on a slow agent. */
 typedef struct {
     char *module;
     char *endpoint;
-    wire_client_t *client;
-    breaker_t *breaker;
+    int timeout_ms;
+    breaker_t *breaker;     /* thread-safe itself */
     bool fallback;          /* on failure, answer with the C implementation */
+    int refs;               /* the table's, plus one per forward in flight */
 } delegate_t;
 
 typedef struct {
@@ -65,7 +69,7 @@ struct wire_server_t {
     wire_server_t *attached[MAX_ATTACHED];  /* legacy listeners served by this thread */
     int nattached;
     pthread_mutex_t delegate_lock;
-    delegate_t *delegates;
+    delegate_t **delegates;
     size_t ndelegates;
 };
 
@@ -149,12 +153,15 @@ static void routes_free(routes_t *routes)
     free(routes->items);
 }
 
-static void delegate_clear(delegate_t *d)
+/* Drops one reference; the lock is held. */
+static void delegate_unref(delegate_t *d)
 {
+    if (--d->refs > 0)
+        return;
     free(d->module);
     free(d->endpoint);
-    wire_client_destroy(&d->client);
     breaker_destroy(&d->breaker);
+    free(d);
 }
 
 /* The default for requests no route takes, in the BaseAgent's words:
@@ -226,7 +233,7 @@ void wire_server_destroy(wire_server_t **self_p)
     free(self->on_raw.module);
     free(self->on_unknown.module);
     for (size_t i = 0; i < self->ndelegates; i++)
-        delegate_clear(&self->delegates[i]);
+        delegate_unref(self->delegates[i]);
     free(self->delegates);
     pthread_mutex_destroy(&self->delegate_lock);
     free(self->service);
@@ -319,18 +326,18 @@ int wire_server_delegate(wire_server_t *self, const char *module, const char *en
 {
     pthread_mutex_lock(&self->delegate_lock);
     size_t i = 0;
-    while (i < self->ndelegates && strcmp(self->delegates[i].module, module) != 0)
+    while (i < self->ndelegates && strcmp(self->delegates[i]->module, module) != 0)
         i++;
     if (i < self->ndelegates) {
-        delegate_clear(&self->delegates[i]);
+        delegate_unref(self->delegates[i]);
         self->delegates[i] = self->delegates[--self->ndelegates];
     }
     if (endpoint && *endpoint) {
+        delegate_t *d = calloc(1, sizeof *d);
+        *d = (delegate_t){ strdup(module), strdup(endpoint), timeout_ms,
+                           breaker_new(module, 3, 30.0), fallback, 1 };
         self->delegates = realloc(self->delegates, (self->ndelegates + 1) * sizeof *self->delegates);
-        self->delegates[self->ndelegates++] = (delegate_t){
-            strdup(module), strdup(endpoint), wire_client_new(endpoint, timeout_ms, 0),
-            breaker_new(module, 3, 30.0), fallback,
-        };
+        self->delegates[self->ndelegates++] = d;
         log_info(self->service, "module %s delegated to %s%s", module, endpoint,
                  fallback ? " (falling back to Keel)" : "");
     }
@@ -422,25 +429,34 @@ static json_t *forward(wire_server_t *self, const char *module, const char *fram
     pthread_mutex_lock(&owner->delegate_lock);
     delegate_t *d = NULL;
     for (size_t i = 0; i < owner->ndelegates; i++)
-        if (strcmp(owner->delegates[i].module, module) == 0)
-            d = &owner->delegates[i];
+        if (strcmp(owner->delegates[i]->module, module) == 0)
+            d = owner->delegates[i];
+    if (d)
+        d->refs++;
+    pthread_mutex_unlock(&owner->delegate_lock);
+    if (!d)
+        return NULL;
     json_t *reply = NULL;
     char err[256] = "circuit open";
-    if (d && breaker_allow(d->breaker, clock_mono())) {
+    if (breaker_allow(d->breaker, clock_mono())) {
         size_t reply_len;
-        char *text = wire_client_call_raw(d->client, frame, len, &reply_len, err, sizeof err);
+        wire_client_t *client = wire_client_new(d->endpoint, d->timeout_ms, 0);
+        char *text = wire_client_call_raw(client, frame, len, &reply_len, err, sizeof err);
+        wire_client_destroy(&client);
         json_error_t jerr;
         reply = text ? json_loadb(text, reply_len, JSON_DECODE_ANY, &jerr) : NULL;
+        if (text && !reply)
+            snprintf(err, sizeof err, "reply is not JSON");
         free(text);
         if (reply)
             breaker_record_success(d->breaker, clock_mono());
         else
             breaker_record_failure(d->breaker, clock_mono());
     }
-    bool fallback = d && d->fallback;
+    bool fallback = d->fallback;
+    pthread_mutex_lock(&owner->delegate_lock);
+    delegate_unref(d);
     pthread_mutex_unlock(&owner->delegate_lock);
-    if (!d)
-        return NULL;
     count_delegated(self, module, reply ? "forwarded" : fallback ? "fallback" : "failed");
     if (!reply && !fallback)
         reply = wire_error("Delegate for %s unavailable: %s", module, err);
@@ -457,7 +473,7 @@ json_t *wire_server_delegation(wire_server_t *self)
     json_t *status = json_object();
     pthread_mutex_lock(&self->delegate_lock);
     for (size_t i = 0; i < self->ndelegates; i++) {
-        delegate_t *d = &self->delegates[i];
+        delegate_t *d = self->delegates[i];
         const char *state = breaker_state_name(breaker_state(d->breaker, clock_mono()));
         json_object_set_new(status, d->module, json_pack("{s:s, s:s, s:b}", "endpoint", d->endpoint,
                                                          "breaker", state, "fallback", d->fallback));

@@ -5,12 +5,16 @@
  *  optimizer's (UPPERCASE replies), `action` the others', and a message
  *  with neither is an AsyncProcessor task.  Handlers run on a small worker
  *  pool because a task reply waits for the task, and a slow peer in
- *  HEALTH_CHECK must not hold up anyone else.  Any of the four agents can
- *  instead be delegated to its legacy process (delegate.c). */
+ *  HEALTH_CHECK must not hold up anyone else, nor a forward to a delegate.
+ *
+ *  Any of the four agents can instead be delegated to its legacy process,
+ *  and switched back and forth by a reload: the runtime does it for the
+ *  routes the `modules` table tags, and the two catch-alls that no tag
+ *  can name (a bare task is AsyncProcessor's, an unknown command the VRAM
+ *  optimizer's) ask wire_server_forward themselves. */
 #include "resource.h"
 #include "broadcast.h"
 #include "clock.h"
-#include "delegate.h"
 #include "gpu.h"
 #include "log.h"
 #include "manager.h"
@@ -23,12 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { MOD_MANAGER, MOD_SCHEDULER, MOD_PROCESSOR, MOD_VRAM } module_t;
-
-static const char *const module_names[] = {
-    "ResourceManager", "TaskScheduler", "AsyncProcessor", "VRAMOptimizerAgent",
-};
-
 typedef struct {
     service_t *svc;
     gpu_t *gpu;
@@ -37,7 +35,6 @@ typedef struct {
     rs_vram_t *vram;
     rs_sched_t *sched;
     rs_broadcast_t *broadcast;
-    rs_delegate_t *delegates[4];    /* by module_t; NULL: served in C */
     bool initialized;
     char init_error[256];
 } resource_t;
@@ -83,17 +80,12 @@ static json_t *broadcast_frame(void *arg)
     return processor_health(arg, false);
 }
 
-/* A bare task is AsyncProcessor's, whichever way it arrived. */
-static json_t *bare_task(resource_t *self, wire_request_t *req)
-{
-    if (self->delegates[MOD_PROCESSOR])
-        return rs_delegate_forward(self->delegates[MOD_PROCESSOR], req);
-    return rs_sched_task(self->sched, req->body);
-}
-
+/* The `type` route is tagged AsyncProcessor's, so the runtime forwards
+ * it when that agent is delegated. */
 static json_t *on_task(void *ctx, wire_request_t *req)
 {
-    return bare_task(ctx, req);
+    resource_t *self = ctx;
+    return rs_sched_task(self->sched, req->body);
 }
 
 /* Unknown commands in the optimizer's words, unknown actions in the
@@ -102,19 +94,23 @@ static json_t *on_unknown(void *ctx, wire_request_t *req)
 {
     resource_t *self = ctx;
     char name[256];
-    if (req->dialect == WIRE_COMMAND && self->delegates[MOD_VRAM])
-        return rs_delegate_forward(self->delegates[MOD_VRAM], req);
+    json_t *action = req->body ? json_object_get(req->body, "action") : NULL;
+    /* An unknown action is nobody's; the rest are the two agents' own. */
+    const char *owner = req->dialect == WIRE_COMMAND ? "VRAMOptimizerAgent"
+                        : action ? NULL : "AsyncProcessor";
+    json_t *forwarded = owner ? wire_server_forward(self->svc->wire, owner, req) : NULL;
+    if (forwarded)
+        return forwarded;
     if (req->dialect == WIRE_COMMAND) {
         json_t *command = json_object_get(req->body, "command");
         rs_py_str(command, name, sizeof name);
         return json_pack("{s:s, s:s+}", "status", "ERROR", "message", "Unknown command: ", name);
     }
-    json_t *action = req->body ? json_object_get(req->body, "action") : NULL;
     if (action) {
         rs_py_str(action, name, sizeof name);
         return wire_error_key("message", "Unknown action: %s", name);
     }
-    return bare_task(self, req);
+    return rs_sched_task(self->sched, req->body);
 }
 
 /* ---- /health ------------------------------------------------------------ */
@@ -138,6 +134,7 @@ static void health(service_t *svc, json_t *dict)
     json_object_set_new(dict, "allocations", json_integer((json_int_t)rs_manager_count(self->manager)));
     json_object_set_new(dict, "stats_samples", json_integer((json_int_t)rs_stats_history(self->stats)));
     json_object_set_new(dict, "vram", rs_vram_snapshot(self->vram));
+    json_object_set_new(dict, "delegated", wire_server_delegation(svc->wire));
 }
 
 /* ---- configuration ------------------------------------------------------ */
@@ -205,7 +202,8 @@ static void sched_config(service_t *svc, resource_t *self, rs_sched_config_t *c)
     c->stopping_state = SERVICE_STOPPING;
 }
 
-/* The four agents' old ports, when legacy_ports is on. */
+/* The four agents' old main ports, when legacy_ports is on, each serving
+ * every route like 7001 (their health ports are the runtime's: modules). */
 static void bind_legacy(service_t *svc)
 {
     static const int ports[] = { 7113, 7115, 7101, 5572 };
@@ -218,28 +216,6 @@ static void bind_legacy(service_t *svc)
 
 /* ---- life cycle --------------------------------------------------------- */
 
-/* Routes of delegated modules forward instead (bare tasks: bare_task). */
-static void delegate_routes(resource_t *self, wire_server_t *wire)
-{
-    static const char *const manager[] = { "get_stats", "check_resources", "allocate_resources",
-                                           "release_resources", "get_status", "set_thresholds",
-                                           "renew_resources", "agent_dead", NULL };
-    static const char *const scheduler[] = { "schedule_task", NULL };
-    static const char *const processor[] = { "health_check", NULL };
-    static const char *const vram[] = { "register_model_manager", "update_vram_status",
-                                        "can_accommodate_model", "make_room_for_model", NULL };
-    static const char *const commands[] = { "TRACK_MODEL_USAGE", "GET_VRAM_STATUS", "SET_IDLE_TIMEOUT",
-                                            "SET_VRAM_THRESHOLD", "HEALTH_CHECK", NULL };
-    const char *const *actions[] = { manager, scheduler, processor, vram };
-    for (int m = 0; m < 4; m++) {
-        rs_delegate_t *d = self->delegates[m] = rs_delegate_new(self->svc, module_names[m]);
-        for (int i = 0; d && actions[m][i]; i++)
-            wire_server_on_action(wire, actions[m][i], rs_delegate_handler, d);
-        for (int i = 0; d && m == MOD_VRAM && commands[i]; i++)
-            wire_server_on_command(wire, commands[i], rs_delegate_handler, d);
-    }
-}
-
 static void register_routes(resource_t *self, wire_server_t *wire)
 {
     rs_manager_register(self->manager, wire);
@@ -249,7 +225,6 @@ static void register_routes(resource_t *self, wire_server_t *wire)
     wire_server_on_action(wire, "health_check", on_health_check, self);
     wire_server_on_type(wire, on_task, self);
     wire_server_on_unknown(wire, on_unknown, self);
-    delegate_routes(self, wire);
 }
 
 static void stop(service_t *svc);
@@ -313,8 +288,6 @@ static void stop(service_t *svc)
     if (!self)
         return;
     rs_broadcast_destroy(&self->broadcast);
-    for (int m = 0; m < 4; m++)
-        rs_delegate_destroy(&self->delegates[m]);
     rs_vram_destroy(&self->vram);
     rs_sched_destroy(&self->sched);
     rs_manager_destroy(&self->manager);
@@ -324,6 +297,26 @@ static void stop(service_t *svc)
     svc->impl = NULL;
 }
 
+/* The four absorbed agents and the routes each owned, for delegation
+ * (`modules.<Agent>.mode`, switchable by a reload) and their old health
+ * ports; legacy_port is 0 because bind_legacy serves every route on each. */
+static const char *const manager_actions[] = { "get_stats", "check_resources", "allocate_resources",
+                                               "release_resources", "get_status", "set_thresholds",
+                                               "renew_resources", "agent_dead", NULL };
+static const char *const scheduler_actions[] = { "schedule_task", NULL };
+static const char *const processor_actions[] = { "health_check", NULL };
+static const char *const vram_actions[] = { "register_model_manager", "update_vram_status",
+                                            "can_accommodate_model", "make_room_for_model", NULL };
+static const char *const vram_commands[] = { "TRACK_MODEL_USAGE", "GET_VRAM_STATUS", "SET_IDLE_TIMEOUT",
+                                             "SET_VRAM_THRESHOLD", "HEALTH_CHECK", NULL };
+static const service_module_t modules[] = {
+    { "ResourceManager", 0, manager_actions, NULL, false, false, 8113 },
+    { "TaskScheduler", 0, scheduler_actions, NULL, false, false, 8115 },
+    { "AsyncProcessor", 0, processor_actions, NULL, true, false, 8101 },
+    { "VRAMOptimizerAgent", 0, vram_actions, vram_commands, false, false, 6572 },
+    { NULL, 0, NULL, NULL, false, false, 0 },
+};
+
 const service_def_t resource_service = {
     .name = "resource",
     .title = "ResourceManager",
@@ -332,4 +325,5 @@ const service_def_t resource_service = {
     .start = start,
     .stop = stop,
     .health = health,
+    .modules = modules,
 };

@@ -301,7 +301,7 @@ def test_delegation_mode_forwards_to_the_legacy_agent():
         legacy.close()
         for _ in range(3):
             r = k.request("core", {"action": "get_metrics"})
-            assert r["status"] == "error" and "SystemDigitalTwin delegate" in r["error"]
+            assert r["status"] == "error" and "Delegate for SystemDigitalTwin unavailable" in r["error"]
         t0 = time.time()
         r = k.request("core", {"action": "get_metrics"})
         assert "circuit open" in r["error"] and time.time() - t0 < 0.2

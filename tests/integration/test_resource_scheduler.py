@@ -294,7 +294,7 @@ def test_delegation_mode_forwards_to_legacy_agents(keel_factory):
         legacy_vram.close()
         for _ in range(3):
             r = req(k, {"command": "GET_VRAM_STATUS"})
-            assert r["status"] == "error" and "VRAMOptimizerAgent delegate" in r["error"]
+            assert r["status"] == "error" and "Delegate for VRAMOptimizerAgent unavailable" in r["error"]
         assert "circuit open" in req(k, {"command": "GET_VRAM_STATUS"})["error"]
     finally:
         legacy_ap.close()

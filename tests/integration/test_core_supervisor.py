@@ -179,6 +179,7 @@ def test_agent_actions_bad_input(sup):
     assert sup.keelctl("agent").returncode == 2
 
 
+# Proves CO-73 (docs/logic-preservation.md).
 def test_children_stopped_with_the_service():
     """Supervised processes do not outlive a SIGTERM of keeld."""
     k = Keel("core", config="metrics_source: mock\n" + yaml_agents(

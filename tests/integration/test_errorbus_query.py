@@ -75,6 +75,7 @@ def test_eb18_agent_health_ordered(keel_factory):
     assert agents.index("Second") < agents.index("First")
 
 
+# Proves EB-20, EB-21 (docs/logic-preservation.md).
 def test_eb19_eb20_eb21_eb22_bad_requests(keel_factory):
     """EB-19..EB-22: unknown action (message key), non-object JSON, non-JSON
     bytes, envelope keys ignored; one reply to every request."""

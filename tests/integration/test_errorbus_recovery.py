@@ -195,6 +195,7 @@ def test_eb36_eb37_error_log_ids_and_separate_tables(keel_factory):
     assert query(k, "ping")["status"] == "ok"
 
 
+# Proves EB-39, EB-40 (docs/logic-preservation.md).
 def test_eb38_eb39_eb40_eb41_eb42_log_scanner(keel_factory, tmp_path):
     """EB-38..EB-42: both scanners' rules, byte offsets (no line twice),
     truncation re-read from 0, and the bus's own lines never ingested."""

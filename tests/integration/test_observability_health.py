@@ -60,6 +60,7 @@ def events(hub, agent=None):
     return list(reversed(req(hub, msg)["events"]))
 
 
+# Proves OH-32, OH-33, OH-34, OH-39 (docs/logic-preservation.md).
 def test_oh32_oh33_oh34_oh35_probe_records(keel_factory, stand_ins):
     ok, phm, bad, silent, garbage = (stand_ins(StandInAgent, m) for m in
                                      ("ok", "ok", "unhealthy", "silent", "garbage"))
@@ -81,6 +82,7 @@ def test_oh32_oh33_oh34_oh35_probe_records(keel_factory, stand_ins):
     assert sysh["overall_status"] == "unhealthy"
 
 
+# Proves OH-36 (docs/logic-preservation.md).
 def test_oh36_sweep_of_unreachable_agents_takes_one_timeout(keel_factory, stand_ins):
     silent = [stand_ins(StandInAgent, "silent") for _ in range(40)]
     cfg = hub_config([agent_entry("S%d" % i, s) for i, s in enumerate(silent)], timeout_ms=400,
@@ -92,6 +94,7 @@ def test_oh36_sweep_of_unreachable_agents_takes_one_timeout(keel_factory, stand_
     assert 0.35 < h["last_sweep_seconds"] < 0.9, h["last_sweep_seconds"]
 
 
+# Proves OH-37 (docs/logic-preservation.md).
 def test_oh37_default_interval_is_30s(keel_factory, stand_ins):
     ok = stand_ins(StandInAgent, "ok")
     cfg = json.dumps({"observability": {"agents": [agent_entry("Ok", ok)], "discover": False,
@@ -183,6 +186,7 @@ class _Health(http.server.BaseHTTPRequestHandler):
         pass
 
 
+# Proves OH-44 (docs/logic-preservation.md).
 def test_oh44_http_health_checks_are_stored(keel_factory):
     servers = []
     for code in (200, 503):
@@ -235,6 +239,7 @@ def test_oh60_tiers_escalate_to_tier4_then_give_up(keel_factory, stand_ins, sink
     assert len(core.restarts()) == n, "no restarts after giving up"
 
 
+# Proves OH-61, OH-62 (docs/logic-preservation.md).
 def test_oh61_oh62_cooldown_and_auto_recover_off(keel_factory, stand_ins):
     core = stand_ins(StandInCore, restart_ok=False)
     slow = stand_ins(StandInAgent, "silent")
@@ -275,6 +280,7 @@ def test_trigger_recovery_action(keel_factory, stand_ins):
     assert req(hub, {"action": "trigger_recovery", "agent_name": "X", "strategy": "tier7"})["status"] == "error"
 
 
+# Proves OH-69 (docs/logic-preservation.md).
 def test_oh69_failure_prediction_alerts_self_healing(keel_factory, stand_ins):
     healer = stand_ins(StandInAgent, "success")
     doomed = stand_ins(StandInAgent, "silent")
@@ -291,6 +297,7 @@ def test_oh69_failure_prediction_alerts_self_healing(keel_factory, stand_ins):
     assert agents(hub)["Doomed"]["failure_probability"] == 1.0
 
 
+# Proves OH-38, OH-41, OH-42, OH-43 (docs/logic-preservation.md).
 def test_oh41_oh42_oh43_memory_services(keel_factory, stand_ins, sink):
     orch = stand_ins(StandInAgent, "success")
     sched = stand_ins(StandInAgent, "silent")
@@ -320,6 +327,7 @@ def test_oh41_oh42_oh43_memory_services(keel_factory, stand_ins, sink):
     assert st["memory_system"]["scheduler"] == {"status": "error", "message": "Request timed out"}
 
 
+# Proves OH-70 (docs/logic-preservation.md).
 def test_oh70_optimiser_never_kills_by_default(keel_factory, sink):
     cfg = hub_config(optimizer={"interval_ms": 100, "cpu_threshold": -1},
                      top={"error_bus_endpoint": sink.endpoint})
@@ -339,6 +347,7 @@ def prom_families(text):
     return fams
 
 
+# Proves OH-58 (docs/logic-preservation.md).
 def test_prometheus_exporter_passes_promtool_and_a_real_scrape(keel_factory, stand_ins):
     ok = stand_ins(StandInAgent, "ok")
     down = stand_ins(StandInAgent, "silent")

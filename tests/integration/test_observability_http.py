@@ -39,6 +39,7 @@ def get(hub, path):
     return status, json.loads(data)
 
 
+# Proves OH-45 (docs/logic-preservation.md).
 def test_oh45_update_agent_health_needs_auth_and_stores(hub):
     status, _ = post(hub, "/update_agent_health", {"agent_name": "A", "status": "healthy"}, token=False)
     assert status in (401, 403)
@@ -56,6 +57,7 @@ def test_update_agent_health_bad_input(hub):
     assert post(hub, "/update_agent_health", {"agent_name": "A", "status": "ok", "details": "x"})[0] == 400
 
 
+# Proves OH-46, OH-47 (docs/logic-preservation.md).
 def test_oh46_oh47_oh48_summary_stale_and_unknown_location(hub):
     post(hub, "/update_agent_health", {"agent_name": "Old", "status": "healthy", "location": "MainPC"})
     post(hub, "/update_agent_health", {"agent_name": "Odd", "status": "warning", "location": "Mars"})
@@ -78,6 +80,7 @@ def test_oh47_overall_degraded_and_healthy(hub):
     assert get(hub, "/health_summary")[1]["overall_status"] == "degraded"
 
 
+# Proves OH-50, OH-51, OH-52 (docs/logic-preservation.md).
 def test_oh49_oh50_oh51_oh52_alert_rules_fire_and_clear(hub):
     status, alerts = get(hub, "/alerts")
     assert status == 200 and set(alerts) == {"active_alerts", "alert_history"}
@@ -117,6 +120,7 @@ def test_alert_history_and_rules_survive_kill9(hub):
     assert [h["state"] for h in alerts["alert_history"] if h["rule_id"] == "mem"] == ["firing", "acknowledged"]
 
 
+# Proves OH-49 (docs/logic-preservation.md).
 def test_oh49_default_rules_exist(hub):
     status, rules = get(hub, "/alert_rules")
     assert status == 200
@@ -127,6 +131,7 @@ def test_oh49_default_rules_exist(hub):
                    "disk_full": ("disk_percent", "gt", 95, "critical", True)}
 
 
+# Proves OH-57, OH-58 (docs/logic-preservation.md).
 def test_oh57_oh58_oh59_metrics_json(hub):
     m = wait_until(lambda: (lambda m: m if "disk_percent" in m["metrics"] else None)(get(hub, "/metrics.json")[1]))
     assert set(m) == {"status", "metrics", "collection_time"}
@@ -138,6 +143,7 @@ def test_oh57_oh58_oh59_metrics_json(hub):
     assert not any(k.startswith("gpu") for k in m["metrics"]), "OH-59: no GPU, no constants"
 
 
+# Proves OH-56 (docs/logic-preservation.md).
 def test_oh56_anomalies_route(hub):
     status, a = get(hub, "/anomalies")
     assert status == 200 and isinstance(a["anomalies"], list)

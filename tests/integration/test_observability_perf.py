@@ -24,6 +24,7 @@ def log(hub, service, mtype, value):
     return req(hub, {"action": "log_metric", "service": service, "metric_type": mtype, "value": value})
 
 
+# Proves OH-8, OH-9 (docs/logic-preservation.md).
 def test_oh8_oh9_log_metric_required_parameters(hub):
     assert log(hub, "s", "response_time", 0) == {"status": "success", "message": "Metric logged"}
     missing = {"status": "error", "message": "Missing required parameters"}
@@ -32,6 +33,7 @@ def test_oh8_oh9_log_metric_required_parameters(hub):
     assert req(hub, {"action": "log_metric", "metric_type": "error", "value": 1}) == missing
 
 
+# Proves OH-10, OH-12, OH-15 (docs/logic-preservation.md).
 def test_oh10_oh12_oh15_formulas(hub):
     for v in range(1, 16):
         log(hub, "svc", "response_time", v)
@@ -43,6 +45,7 @@ def test_oh10_oh12_oh15_formulas(hub):
     assert m["queue_size"] == pytest.approx(sum(range(6, 16)) * 10 / 10)
 
 
+# Proves OH-13 (docs/logic-preservation.md).
 def test_oh13_error_rate_without_requests_can_exceed_one(hub):
     for _ in range(3):
         log(hub, "e", "error", 1)
@@ -52,6 +55,7 @@ def test_oh13_error_rate_without_requests_can_exceed_one(hub):
     assert req(hub, {"action": "get_metrics", "service": "e"})["metrics"]["error_rate"] == 0.75
 
 
+# Proves OH-14 (docs/logic-preservation.md).
 def test_oh14_throughput_counts_entries_over_the_window(hub):
     req(hub, {"action": "get_metrics"})     # resets the window
     for _ in range(10):
@@ -66,6 +70,7 @@ def test_oh14_throughput_counts_entries_over_the_window(hub):
     assert after > tp, "the full calculation must reset the window"
 
 
+# Proves OH-11 (docs/logic-preservation.md).
 def test_oh11_rings_keep_newest_1000(hub):
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.REQ)
@@ -81,6 +86,7 @@ def test_oh11_rings_keep_newest_1000(hub):
     assert m["response_time"]["average"] == 2.0
 
 
+# Proves OH-16, OH-17, OH-18 (docs/logic-preservation.md).
 def test_oh16_oh17_oh18_metrics_shapes(hub):
     log(hub, "a", "response_time", 1.0)
     full = req(hub, {"action": "get_metrics"})
@@ -95,6 +101,7 @@ def test_oh16_oh17_oh18_metrics_shapes(hub):
                                                     "error_rate": 0.0, "throughput": 0.0, "queue_size": 0.0}}
 
 
+# Proves OH-19, OH-20, OH-22 (docs/logic-preservation.md).
 def test_oh19_oh20_oh21_oh22_thresholds_health_and_alerts(keel_factory):
     # thresholds configurable: resources always "high" with cpu limit -1
     hub = keel_factory("observability", config=hub_config(thresholds={"cpu_percent": -1}))
@@ -118,6 +125,7 @@ def test_oh19_oh20_oh21_oh22_thresholds_health_and_alerts(keel_factory):
     assert not any(a.get("service") == "q" for a in alerts["alerts"]), "no queue alert in get_alerts"
 
 
+# Proves OH-21 (docs/logic-preservation.md).
 def test_oh21_all_ok_when_resources_fine(keel_factory):
     hub = keel_factory("observability", config=hub_config(thresholds={"cpu_percent": 100.0,
                                                                       "memory_percent": 100.0}))
@@ -126,6 +134,7 @@ def test_oh21_all_ok_when_resources_fine(keel_factory):
     assert h["status"] == "ok" and h["resources"]["status"] == "ok"
 
 
+# Proves OH-23 (docs/logic-preservation.md).
 def test_oh23_legacy_pub_feeds(keel_factory):
     hub = keel_factory("observability", config=hub_config(performance_feeds=True, broadcast_interval_ms=100),
                        extra_ports=(5619, 5620, 6584))
@@ -153,6 +162,7 @@ def iso(dt):
     return dt.isoformat()
 
 
+# Proves OH-24, OH-27 (docs/logic-preservation.md).
 def test_oh24_oh27_logger_roundtrip_filtered_and_sorted(hub):
     now = datetime.datetime.now()
     rows = [(now - datetime.timedelta(hours=h), "act%d" % h) for h in (3, 1, 2, 30)]
@@ -170,6 +180,7 @@ def test_oh24_oh27_logger_roundtrip_filtered_and_sorted(hub):
     assert [m["action"] for m in edge["metrics"]] == ["act3"], "BETWEEN is inclusive"
 
 
+# Proves OH-25, OH-28 (docs/logic-preservation.md).
 def test_oh25_oh28_resource_usage_roundtrip(hub):
     ts = datetime.datetime.now().isoformat()
     r = req(hub, {"action": "log_resource_usage", "usage": {"agent": "RA", "cpu_percent": 12.5,
@@ -181,6 +192,7 @@ def test_oh25_oh28_resource_usage_roundtrip(hub):
                                                   "metadata": {"gpu": 0}}]}
 
 
+# Proves OH-26 (docs/logic-preservation.md).
 def test_oh26_missing_key_inserts_nothing(hub):
     r = req(hub, {"action": "log_metric", "metric": {"agent": "X", "action": "a", "duration": 1,
                                                     "timestamp": "2025-01-01T00:00:00"}})
@@ -193,6 +205,7 @@ def test_oh26_missing_key_inserts_nothing(hub):
     assert req(hub, {"action": "get_agent_metrics", "agent": "X"}) == {"status": "error", "message": "'start_time'"}
 
 
+# Proves OH-29 (docs/logic-preservation.md).
 def test_oh29_schema_is_exact(hub):
     req(hub, {"action": "ping"})
     db = sqlite3.connect("%s/observability/observability.db" % hub.data_dir)
@@ -208,6 +221,7 @@ def test_oh29_schema_is_exact(hub):
         db.close()
 
 
+# Proves OH-30 (docs/logic-preservation.md).
 def test_oh30_retention_uses_real_timestamps(keel_factory):
     hub = keel_factory("observability", config=hub_config())
     now = datetime.datetime.now(datetime.timezone.utc)

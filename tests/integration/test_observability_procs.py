@@ -67,6 +67,7 @@ def up(hub, *names):
     return all(a[n]["state"] == "up" for n in names)
 
 
+# Proves OH-63, OH-67 (docs/logic-preservation.md).
 def test_oh63_oh67_dependencies_first_and_output_logged(managed):
     assert wait_until(lambda: up(managed, "Main", "Dep", "Deaf"), timeout=15)
     pids = procs(managed)
@@ -80,6 +81,7 @@ def test_oh63_oh67_dependencies_first_and_output_logged(managed):
     assert "error" in line.lower()
 
 
+# Proves OH-64 (docs/logic-preservation.md).
 def test_oh64_restart_keeps_a_running_dependency(managed):
     assert wait_until(lambda: up(managed, "Main", "Dep"), timeout=15)
     before = procs(managed)
@@ -90,6 +92,7 @@ def test_oh64_restart_keeps_a_running_dependency(managed):
     assert after["Main"] != before["Main"] and after["Main"] > 0
 
 
+# Proves OH-65 (docs/logic-preservation.md).
 def test_oh65_deaf_child_is_killed_and_reaped(managed):
     assert wait_until(lambda: procs(managed)["Deaf"] > 0, timeout=15)
     old = procs(managed)["Deaf"]
@@ -103,6 +106,7 @@ def test_oh65_deaf_child_is_killed_and_reaped(managed):
     assert "ignored SIGTERM" in managed.log_tail(200)
 
 
+# Proves OH-66 (docs/logic-preservation.md).
 def test_oh66_spawn_failure_is_retried_then_reported(managed):
     log = wait_until(lambda: (lambda t: t if "attempt 3 of 3" in t else None)(managed.log_tail(300)), timeout=10)
     assert "cannot start Broken (attempt 1 of 3)" in log

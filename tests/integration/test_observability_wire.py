@@ -24,6 +24,7 @@ def req(hub, msg, timeout_ms=5000):
     return hub.request("observability", msg, timeout_ms)
 
 
+# Proves OH-1, OH-7 (docs/logic-preservation.md).
 def test_oh1_oh7_health_actions_answer_ok_with_uptime(hub):
     for action in ("health_check", "health", "ping"):
         r = req(hub, {"action": action})
@@ -34,6 +35,7 @@ def test_oh1_oh7_health_actions_answer_ok_with_uptime(hub):
         assert r["agent_specific_metrics"]["model_loaded"] is False
 
 
+# Proves OH-2, OH-3 (docs/logic-preservation.md).
 def test_oh2_oh3_http_health_is_healthy_with_unified_services(hub):
     status, body, _ = http_get(hub.http("observability", "/health"))
     assert status == 200
@@ -43,6 +45,7 @@ def test_oh2_oh3_http_health_is_healthy_with_unified_services(hub):
     assert d["unified_services"] == {"health": True, "performance": True, "prediction": True}
 
 
+# Proves OH-4 (docs/logic-preservation.md).
 def test_oh4_invalid_json_gets_error_and_socket_stays_usable(hub):
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.REQ)
@@ -58,12 +61,14 @@ def test_oh4_invalid_json_gets_error_and_socket_stays_usable(hub):
         s.close()
 
 
+# Proves OH-6 (docs/logic-preservation.md).
 def test_oh5_oh6_unknown_action_uses_message_key(hub):
     assert req(hub, {"action": "frobnicate"}) == {"status": "error", "message": "Unknown action: frobnicate"}
     assert req(hub, {"action": None}) == {"status": "error", "message": "Unknown action: None"}
     assert req(hub, {"foo": 1}) == {"status": "error", "message": "Unknown action: None"}
 
 
+# Proves OH-31 (docs/logic-preservation.md).
 def test_oh31_non_object_json_is_refused(hub):
     r = req(hub, b"[1,2,3]")
     assert r["status"] == "error" and "Invalid request format" in r["error"]
@@ -88,6 +93,7 @@ def test_bad_input_on_every_action_gets_one_clear_reply(hub, action):
     assert req(hub, {"action": "ping"})["status"] == "ok"
 
 
+# Proves OH-8 (docs/logic-preservation.md).
 def test_oh8_log_metric_collision_routes_by_schema(hub):
     """§8.2: `metric` object → PerformanceLogger; service/metric_type → PerformanceMonitor."""
     r = req(hub, {"action": "log_metric", "service": "svc", "metric_type": "response_time", "value": 0.5})
@@ -99,11 +105,13 @@ def test_oh8_log_metric_collision_routes_by_schema(hub):
     assert r == {"status": "error", "message": "Missing required parameters"}
 
 
+# Proves OH-40 (docs/logic-preservation.md).
 def test_oh40_get_status_shape(hub):
     r = req(hub, {"action": "get_status"})
     assert r["status"] == "success" and r["agent_status"] == {} and "timestamp" in r
 
 
+# Proves OH-38, OH-39 (docs/logic-preservation.md).
 def test_oh38_oh39_empty_fleet_is_healthy(hub):
     assert req(hub, {"action": "get_agents_health"}) == {"status": "ok", "agents": {}}
     assert req(hub, {"action": "get_services_health"}) == {"status": "ok", "services": {}}
@@ -113,6 +121,7 @@ def test_oh38_oh39_empty_fleet_is_healthy(hub):
     assert set(r["system"]) >= {"timestamp", "agents", "services", "overall_status"}
 
 
+# Proves OH-71, OH-72, OH-73 (docs/logic-preservation.md).
 def test_oh71_oh72_oh73_discovery_request_type(hub):
     r = req(hub, {"request_type": "register", "machine_id": "pc2", "agent_name": "A"})
     assert r == {"status": "success", "message": "Registered agent A on machine pc2"}
@@ -129,6 +138,7 @@ def test_oh71_oh72_oh73_discovery_request_type(hub):
     assert req(hub, {"request_type": "explode"}) == {"status": "error", "error": "Unknown request type: explode"}
 
 
+# Proves OH-77 (docs/logic-preservation.md).
 def test_oh77_health_requests_are_fast_even_while_busy(hub):
     started = time.time()
     for _ in range(20):

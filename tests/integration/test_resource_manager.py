@@ -53,6 +53,7 @@ def test_transport_one_reply_each_RS1_RS2_RS5(rm):
     assert status == 200 and b"keel_bad_requests_total" in body
 
 
+# Proves RS-3, RS-4 (docs/logic-preservation.md).
 def test_http_health_RS3_RS4(rm):
     status, body, _ = http_get(rm.http("resource"))
     assert status == 200
@@ -91,6 +92,8 @@ def test_health_degraded_by_gpu_pressure_RS7(keel_factory):
 
 # ---- statistics -------------------------------------------------------------
 
+
+# Proves RS-10, RS-12, RS-8, RS-9 (docs/logic-preservation.md).
 def test_get_stats_fields_RS8_RS9_RS10_RS12_RS13(rm):
     r = req(rm, {"action": "get_stats"})
     assert r["status"] == "success"
@@ -111,6 +114,7 @@ def test_get_stats_fields_RS8_RS9_RS10_RS12_RS13(rm):
     assert "gpu_memory_allocated" not in s and "gpu_memory_reserved" not in s   # RS-14
 
 
+# Proves RS-11 (docs/logic-preservation.md).
 def test_cpu_percent_system_wide_RS11(keel_factory):
     """Real /proc: a system-wide percentage between samples.  (That the very
     first sample is 0.0 is proved in TU::test_stats_history_100_RS27_RS11;
@@ -122,6 +126,7 @@ def test_cpu_percent_system_wide_RS11(keel_factory):
         time.sleep(0.15)
 
 
+# Proves RS-67 (docs/logic-preservation.md).
 def test_gpu_fields_with_gpu_RS14(rm_gpu):
     s = req(rm_gpu, {"action": "get_stats"})["stats"]
     assert s["gpu_memory_percent"] == 89.5
@@ -130,6 +135,7 @@ def test_gpu_fields_with_gpu_RS14(rm_gpu):
     assert [g["total_mb"] for g in s["gpus"]] == [24564, 12288]
 
 
+# Proves RS-15, RS-16 (docs/logic-preservation.md).
 def test_check_resources_thresholds_RS15_RS16(rm):
     assert req(rm, {"action": "check_resources"}) == {"status": "success", "available": True}
     st = req(rm, {"action": "get_status"})
@@ -143,6 +149,8 @@ def test_check_resources_thresholds_RS15_RS16(rm):
 
 # ---- allocations --------------------------------------------------------------
 
+
+# Proves RS-17, RS-20 (docs/logic-preservation.md).
 def test_allocate_replies_RS17_RS18_RS19_RS20(rm):
     r = req(rm, {"action": "allocate_resources", "resource_id": "job1", "resource_type": "custom"})
     assert r == {"status": "success", "resource_id": "job1", "message": "Allocated 1.0 custom"}
@@ -168,6 +176,7 @@ def test_allocate_replies_RS17_RS18_RS19_RS20(rm):
     assert r["message"] == "Resource ID None already allocated"
 
 
+# Proves RS-22, RS-23, RS-24 (docs/logic-preservation.md).
 def test_allocation_record_and_release_RS21_RS22_RS23_RS24(rm):
     req(rm, {"action": "allocate_resources", "resource_id": "a", "resource_type": "custom",
              "amount": 3})
@@ -186,6 +195,7 @@ def test_allocation_record_and_release_RS21_RS22_RS23_RS24(rm):
     assert r == {"status": "error", "message": "Resource ID a not found"}
 
 
+# Proves RS-21 (docs/logic-preservation.md).
 def test_memory_reservations_hold_capacity_RS21(rm):
     """Deliberate change: memory is reserved in MiB.  Fake /proc: 16000 MiB
     total, 4000 used; at an 80 % limit 8800 MiB are free to reserve."""
@@ -250,6 +260,7 @@ def test_lease_expiry_renew_and_dead_agent(rm):
         "Resource ID short not found"
 
 
+# Proves RS-25 (docs/logic-preservation.md).
 def test_set_thresholds_RS25(rm):
     r = req(rm, {"action": "set_thresholds", "cpu_threshold": 90, "memory_threshold": None})
     assert r == {"status": "success", "thresholds": {"cpu": 90, "memory": 80, "gpu": 80}}
@@ -257,11 +268,13 @@ def test_set_thresholds_RS25(rm):
     assert r["thresholds"] == {"cpu": 90, "memory": 80, "gpu": 70.5}
 
 
+# Proves RS-26 (docs/logic-preservation.md).
 def test_unknown_action_RS26(rm):
     assert req(rm, {"action": "launch"}) == {"status": "error", "message": "Unknown action: launch"}
     assert req(rm, {"action": None}) == {"status": "error", "message": "Unknown action: None"}
 
 
+# Proves RS-28 (docs/logic-preservation.md).
 def test_restart_forgets_allocations_RS28(keel_factory):
     k = keel_factory("resource", config=config({"proc_root": fake_proc()}))
     req(k, {"action": "allocate_resources", "resource_id": "a", "resource_type": "custom"})
@@ -273,6 +286,7 @@ def test_restart_forgets_allocations_RS28(keel_factory):
     assert req(k, {"action": "health_check"})["queue_stats"]["task_stats"] == {}
 
 
+# Proves RS-68 (docs/logic-preservation.md).
 def test_no_gpu_everything_answers_RS67_RS68(rm):
     """The conftest points KEEL_NVML_LIB at a missing file: no NVML at all."""
     for msg in ({"action": "get_stats"}, {"action": "check_resources"}, {"action": "get_status"},
@@ -320,6 +334,7 @@ def test_bad_input_every_action(rm, msg, text):
     assert req(rm, {"action": "ping"})["message"] == "pong"
 
 
+# Proves RS-41, RS-46, RS-47 (docs/logic-preservation.md).
 def test_bad_input_legacy_commands_RS41_RS46_RS47(rm):
     assert req(rm, {"command": "TRACK_MODEL_USAGE"}) == {"status": "ERROR",
                                                          "message": "Missing model_id parameter"}

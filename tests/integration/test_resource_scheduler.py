@@ -65,6 +65,8 @@ class Handler:
 
 # ---- the task path ----------------------------------------------------------
 
+
+# Proves RS-29 (docs/logic-preservation.md).
 def test_schedule_task_same_as_bare_task_RS29_RS38(ts):
     for body in ({"type": "logging", "data": {"msg": "hi"}, "priority": "high"},
                  {"type": "nope", "data": "x"},
@@ -77,6 +79,7 @@ def test_schedule_task_same_as_bare_task_RS29_RS38(ts):
                                       "error": "Invalid task format. Required fields: type, data"}
 
 
+# Proves RS-31 (docs/logic-preservation.md).
 def test_known_types_succeed_RS31_RS34(ts):
     for kind in ("logging", "analysis", "memory"):
         r = req(ts, {"action": "schedule_task", "type": kind, "data": {"n": 1}})
@@ -86,6 +89,7 @@ def test_known_types_succeed_RS31_RS34(ts):
     assert stats["logging"]["success"] == 1 and stats["memory"]["success"] == 1
 
 
+# Proves RS-33 (docs/logic-preservation.md).
 @pytest.mark.parametrize("falsy", [None, "", 0, 0.0, False, {}, []])
 def test_falsy_fields_invalid_RS33_RS36(ts, falsy):
     err = {"status": "error", "error": "Invalid task format. Required fields: type, data"}
@@ -94,6 +98,7 @@ def test_falsy_fields_invalid_RS33_RS36(ts, falsy):
     assert req(ts, {"action": "health_check"})["queue_stats"]["task_stats"] == {}   # RS-36
 
 
+# Proves RS-35 (docs/logic-preservation.md).
 def test_stats_per_type_RS35(ts):
     req(ts, {"type": "logging", "data": 1})
     req(ts, {"type": "logging", "data": 2})
@@ -104,6 +109,7 @@ def test_stats_per_type_RS35(ts):
     assert stats["weird"] == {"success": 0, "failed": 1, "total_time": 0.0}
 
 
+# Proves RS-32, RS-69, RS-70 (docs/logic-preservation.md).
 def test_unknown_type_reaches_error_bus_RS32_RS69_RS70(keel_factory):
     """The error bus endpoint is configurable; the event is one frame
     ERROR:{json} with the spec's fields and a stack trace for ERROR."""
@@ -130,6 +136,7 @@ def test_unknown_type_reaches_error_bus_RS32_RS69_RS70(keel_factory):
     assert isinstance(event["timestamp"], float) and event["agent"]
 
 
+# Proves RS-30, RS-37 (docs/logic-preservation.md).
 def test_priorities_and_full_queue_RS30_RS37(keel_factory):
     """Three tasks fit per level here; the fourth is refused, honestly."""
     k = keel_factory("resource", config=config({"proc_root": fake_proc(),
@@ -151,6 +158,7 @@ def test_priorities_and_full_queue_RS30_RS37(keel_factory):
     assert [t["priority"] for t in listed[:3]] == ["high"] * 3          # high first
 
 
+# Proves RS-28 (docs/logic-preservation.md).
 def test_accepted_tasks_survive_kill9(keel_factory):
     """Accepted (journalled) tasks come back after kill -9 and then run."""
     k = keel_factory("resource", config=config({"proc_root": fake_proc()}))
@@ -243,6 +251,7 @@ def test_one_worker_per_gpu_single_queue(keel_factory):
         h.close()
 
 
+# Proves RS-39 (docs/logic-preservation.md).
 def test_health_broadcast_RS39(keel_factory):
     k = keel_factory("resource", extra_ports=(7199,), config=config({
         "proc_root": fake_proc(), "health_broadcast_port": 7199,

@@ -41,6 +41,8 @@ def unloads(peer):
 
 # ---- commands ---------------------------------------------------------------
 
+
+# Proves RS-40, RS-41, RS-46, RS-49 (docs/logic-preservation.md).
 def test_commands_RS40_RS41_RS46_RS47_RS49_RS50(keel_factory, mma):
     k = start(keel_factory, mma)
     assert req(k, {"command": "TRACK_MODEL_USAGE", "model_id": "phi-3"}) == \
@@ -61,6 +63,7 @@ def test_commands_RS40_RS41_RS46_RS47_RS49_RS50(keel_factory, mma):
     assert policy["idle_timeout"] == 300
 
 
+# Proves RS-50 (docs/logic-preservation.md).
 def test_defaults_RS50(keel_factory, mma):
     k = start(keel_factory, mma)
     st = req(k, {"command": "GET_VRAM_STATUS"})
@@ -68,6 +71,7 @@ def test_defaults_RS50(keel_factory, mma):
     assert req(k, {"action": "get_vram_policy"})["idle_timeout"] == 900
 
 
+# Proves RS-43, RS-44 (docs/logic-preservation.md).
 def test_vram_status_two_cards_RS43_RS44(keel_factory, mma):
     mma.models = {"llama": model(8000, "MainPC", 10)}
     k = start(keel_factory, mma, monitor_interval=0.2)
@@ -82,6 +86,7 @@ def test_vram_status_two_cards_RS43_RS44(keel_factory, mma):
     assert st["loaded_models"]["llama"]["vram_usage_mb"] == 8000
 
 
+# Proves RS-45 (docs/logic-preservation.md).
 def test_vram_status_no_gpu_fallback_RS45_RS44_RS71_RS72(keel_factory, mma):
     k = start(keel_factory, mma, gpus=False, mainpc_vram_budget_mb=12345)
     st = req(k, {"command": "GET_VRAM_STATUS"})
@@ -93,6 +98,7 @@ def test_vram_status_no_gpu_fallback_RS45_RS44_RS71_RS72(keel_factory, mma):
     assert r["can_accommodate"] is True
 
 
+# Proves RS-48 (docs/logic-preservation.md).
 def test_health_check_peers_RS48(keel_factory, mma):
     sdt = FakePeer()
     sdt.extra = {"PING": {"status": "SUCCESS"}}
@@ -123,6 +129,8 @@ def test_health_check_peers_RS48(keel_factory, mma):
 
 # ---- the monitor ----------------------------------------------------------------
 
+
+# Proves RS-51, RS-53, RS-54, RS-66 (docs/logic-preservation.md).
 def test_warning_unloads_one_lru_idle_model_per_cycle_RS51_RS53_RS54(keel_factory, mma):
     """PC2 (the 3060) sits at 0.895: warning.  One idle model per cycle,
     oldest first; the active-recently model and MainPC's stay."""
@@ -141,6 +149,7 @@ def test_warning_unloads_one_lru_idle_model_per_cycle_RS51_RS53_RS54(keel_factor
     assert req(k, {"action": "ping"})["message"] == "pong"
 
 
+# Proves RS-52, RS-57 (docs/logic-preservation.md).
 def test_critical_unloads_largest_then_second_RS52_RS57(keel_factory, mma, tmp_path):
     """PC2 at 12000/12288 = 0.977 >= 0.9: the largest PC2 model; the first
     unload fails (ERROR reply), so the second largest, then nothing more
@@ -163,6 +172,7 @@ def test_critical_unloads_largest_then_second_RS52_RS57(keel_factory, mma, tmp_p
     assert mma.sent("UNLOAD_MODEL")[0] == {"command": "UNLOAD_MODEL", "model_name": "huge"}
 
 
+# Proves RS-65 (docs/logic-preservation.md).
 def test_mma_failure_empties_table_and_reconnects_RS51_RS65_RS66(keel_factory, mma):
     """The first GET_LOADED_MODELS_STATUS gets no reply: the table is {} and
     requests on 7001 keep being answered; the next cycle works again on a
@@ -184,6 +194,7 @@ def test_mma_failure_empties_table_and_reconnects_RS51_RS65_RS66(keel_factory, m
     assert len(mma.sent("GET_LOADED_MODELS_STATUS")) >= 2
 
 
+# Proves RS-55, RS-56 (docs/logic-preservation.md).
 def test_idle_sweep_order_and_devices_RS55_RS56(keel_factory, mma):
     mma.models = {"p-old": model(100, "PC2", 5000), "m-new": model(100, "MainPC", 1000),
                   "m-old": model(100, "MainPC", 4000), "busy": model(100, "MainPC", 1),
@@ -201,6 +212,8 @@ def test_idle_sweep_order_and_devices_RS55_RS56(keel_factory, mma):
 
 # ---- prediction ----------------------------------------------------------------------
 
+
+# Proves RS-58, RS-59, RS-60 (docs/logic-preservation.md).
 def test_queue_predictor_loads_once_RS58_RS59_RS60(keel_factory, mma):
     rc = FakePeer()
     rc.extra = {"get_queue_status": {"status": "success",
@@ -232,6 +245,7 @@ def test_predictor_off_RS59(keel_factory, mma):
         rc.close()
 
 
+# Proves RS-62 (docs/logic-preservation.md).
 def test_large_load_consults_sdt_RS62(keel_factory, mma):
     sdt = FakePeer()
     verdict = {"status": "success", "recommendation": "deny"}
@@ -251,6 +265,7 @@ def test_large_load_consults_sdt_RS62(keel_factory, mma):
         sdt.close()
 
 
+# Proves RS-63, RS-64 (docs/logic-preservation.md).
 def test_defragmentation_and_batch_tuning_RS63(keel_factory, mma):
     """MMA holds 10000 MiB but its models account for 2000: fragmentation
     0.8 > 0.70, so idle models are unloaded and loaded again; MainPC is
@@ -273,6 +288,8 @@ def test_defragmentation_and_batch_tuning_RS63(keel_factory, mma):
 
 # ---- the ModelManager's requests --------------------------------------------------------
 
+
+# Proves RS-73 (docs/logic-preservation.md).
 def test_model_manager_requests_RS73(keel_factory, mma):
     """Deliberate extension: the four requests are answered with status ok,
     so the ModelManager asks the ResourceManager before any GPU load."""
@@ -319,6 +336,7 @@ def test_model_manager_requests_RS73(keel_factory, mma):
     assert r["success"] is False and r["unload_models"] == []
 
 
+# Proves RS-42, RS-71 (docs/logic-preservation.md).
 def test_track_usage_window_RS42(keel_factory, mma):
     k = start(keel_factory, mma, prediction_window=0.5)
     for _ in range(3):

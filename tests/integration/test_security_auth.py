@@ -87,6 +87,7 @@ def test_sg8_sg9_sg10_login_reply_and_token_shape(keel_factory):
     assert abs(expires.timestamp() - (before + 86400)) < 2
 
 
+# Proves SG-14, SG-15 (docs/logic-preservation.md).
 def test_sg11_sg12_sg13_sg14_sg15_validate(gw):
     """SG-11 (absolute expiry), SG-12 (independent sessions), SG-13..15."""
     c = sec(gw)
@@ -247,6 +248,7 @@ def test_sg25_thread_safe_under_load_and_sweep(keel_factory):
     assert sec(k)({"action": "health_check"})["cleanup_thread_alive"] is True
 
 
+# Proves SG-39 (docs/logic-preservation.md).
 def test_sessions_and_users_survive_kill9(keel_factory):
     """Acknowledged registrations and logins survive kill -9 (durable commits)."""
     k = keel_factory("security", config=FAST)

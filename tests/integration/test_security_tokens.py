@@ -47,6 +47,7 @@ def rotate(k, bearer):
     return status
 
 
+# Proves SG-14 (docs/logic-preservation.md).
 def test_jwt_issue_and_verify(gw):
     """A JWT carries iss, sub, exp, scopes and validates; authorize checks scope."""
     jwt = issue(gw)

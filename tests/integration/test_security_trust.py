@@ -30,6 +30,7 @@ def log(c, model, success, rt=None, **kw):
     return r["new_trust_score"]
 
 
+# Proves SG-27 (docs/logic-preservation.md).
 def test_sg26_sg27_sg28_sg29_reference_values(gw):
     """SG-26..SG-29: the formula and the original's reference doubles."""
     c = sec(gw)
@@ -53,6 +54,7 @@ def test_sg30_sg31_no_smoothing_and_clamp(gw):
     assert log(c, "h", True, 0) == 0.5 * 0.7 + 0.3
 
 
+# Proves SG-32, SG-33 (docs/logic-preservation.md).
 def test_sg32_sg33_get_trust_score(gw):
     c = sec(gw)
     assert c({"action": "get_trust_score", "model_id": "never"}) == {"status": "success", "trust_score": 0.5}
@@ -90,6 +92,7 @@ def test_sg35_missing_fields(gw):
     assert log(c, "s", "false") == 0.3      # the string "false" is a failure (fixed)
 
 
+# Proves SG-37 (docs/logic-preservation.md).
 def test_sg36_sg37_sg38_sg39_schema_persistence(keel_factory):
     """SG-36/37: tables and columns; SG-38: both rows per call; SG-39: scores
     persist across kill -9."""
@@ -156,6 +159,7 @@ def events(sub, wait_s=3.0, until=None):
     return seen
 
 
+# Proves SG-41 (docs/logic-preservation.md).
 def test_sg40_sg41_security_events_on_errorbus_and_metrics(keel_factory):
     """SG-40/41 and security monitoring: a burst of failed logins, a lockout,
     a forged token, a sharp trust drop and a non-JSON request are published

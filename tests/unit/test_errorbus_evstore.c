@@ -100,6 +100,7 @@ static void test_one_transaction_per_batch_and_stop_flushes(void **state)
     evstore_destroy(&s);
 }
 
+/* Proves EB-55 (docs/logic-preservation.md). */
 static void test_queue_bound_counts_drops(void **state)
 {
     fixture_t *f = *state;
@@ -125,6 +126,7 @@ static void test_queue_bound_counts_drops(void **state)
     metrics_destroy(&m);
 }
 
+/* Proves EB-36 (docs/logic-preservation.md). */
 static void test_duplicates_quarantine_and_wait(void **state)
 {
     fixture_t *f = *state;
@@ -238,6 +240,7 @@ static void test_rates_window_rank_and_bound(void **state)
     assert_null(r);
 }
 
+/* Proves EB-52 (docs/logic-preservation.md). */
 static void test_eb52_thresholds(void **state)
 {
     (void)state;

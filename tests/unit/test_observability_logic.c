@@ -26,6 +26,7 @@
 #include "observability/prober.h"
 #include "observability/tiers.h"
 
+/* Proves OH-55 (docs/logic-preservation.md). */
 static void test_oh55_baseline_example(void **state)
 {
     (void)state;
@@ -41,6 +42,7 @@ static void test_oh55_baseline_example(void **state)
     assert_true(z > 2.0);
 }
 
+/* Proves OH-54 (docs/logic-preservation.md). */
 static void test_oh53_oh54_baseline_rules(void **state)
 {
     (void)state;
@@ -167,6 +169,7 @@ static void test_oh33_probe_verdicts(void **state)
     json_decref(list);
 }
 
+/* Proves OH-36 (docs/logic-preservation.md). */
 static void test_oh36_unreachable_probes_run_in_parallel(void **state)
 {
     (void)state;

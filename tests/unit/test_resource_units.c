@@ -94,6 +94,7 @@ static void test_critical_largest_first_RS52_RS56(void **state)
     json_decref(models);
 }
 
+/* Proves RS-55 (docs/logic-preservation.md). */
 static void test_idle_oldest_first_RS53_RS55(void **state)
 {
     (void)state;
@@ -141,6 +142,7 @@ static void test_predictors_RS60_RS61(void **state)
     json_decref(loaded);
 }
 
+/* Proves RS-63 (docs/logic-preservation.md). */
 static void test_batch_and_fragmentation_RS63_RS64(void **state)
 {
     (void)state;
@@ -183,6 +185,7 @@ static rs_task_t *task(const char *prio)
     return t;
 }
 
+/* Proves RS-30 (docs/logic-preservation.md). */
 static void test_taskq_order_and_bound_RS37_RS30(void **state)
 {
     (void)state;
@@ -313,6 +316,7 @@ static void test_table_many_owner_and_lease_RS23(void **state)
     rs_allocs_destroy(&t);
 }
 
+/* Proves RS-7 (docs/logic-preservation.md). */
 static void test_check_strict_RS15_RS7(void **state)
 {
     (void)state;
@@ -329,6 +333,7 @@ static void test_check_strict_RS15_RS7(void **state)
     assert_true(rs_sample_gpu_percent(&s) == 89.5);
 }
 
+/* Proves RS-11 (docs/logic-preservation.md). */
 static void test_stats_history_100_RS27_RS11(void **state)
 {
     (void)state;

@@ -48,6 +48,7 @@ static int teardown(void **state)
 
 static const passwd_params_t cheap = { 1, 8192 };
 
+/* Proves SG-23 (docs/logic-preservation.md). */
 static void test_sg23_argon2id_and_legacy(void **state)
 {
     (void)state;
@@ -120,6 +121,7 @@ static void test_sg47_lockout_rules(void **state)
     assert_int_equal(lockout_sweep(f->db, &p, now + 5000), 3);
 }
 
+/* Proves SG-16 (docs/logic-preservation.md). */
 static void test_sessions_hash_expiry_limit_sweep(void **state)
 {
     fixture_t *f = *state;

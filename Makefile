@@ -8,6 +8,9 @@
 #                   (plain and in a browser, then AddressSanitizer+UBSan,
 #                   then valgrind)
 #   make SAN=1 BUILD=build-san ...   the same targets, sanitized
+#   make fuzz       libFuzzer targets (fuzz/) built with clang into
+#                   build-fuzz/, each run FUZZ_SECONDS (60); fuzz-check
+#                   replays corpus and regressions, then fuzzes 10 s each
 
 BUILD   ?= build
 SAN     ?= 0
@@ -24,6 +27,12 @@ ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
+endif
+# The fuzz build: every object instrumented for libFuzzer, which supplies
+# main() only when a target in fuzz/ is linked.
+ifeq ($(FUZZ),1)
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=undefined
 endif
 
 COMMON_SRC  := $(wildcard src/common/*.c)
@@ -116,7 +125,26 @@ browser: deps
 bench: all
 	sh bench/run.sh $(BUILD)
 
+# libFuzzer targets: fuzz/README.md.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_BIN     := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+.PHONY: fuzz fuzz-build fuzz-check
+fuzz-build:
+	$(MAKE) FUZZ=1 CC=clang BUILD=$(FUZZ_BUILD) $(FUZZ_BIN)
+
+.PRECIOUS: $(BUILD)/obj/fuzz/%.o
+$(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(BUILD)/libkeel.a
+	@mkdir -p $(dir $@)
+	$(CC) -fsanitize=fuzzer,address,undefined $^ $(LDLIBS) -o $@
+
+fuzz: fuzz-build
+	sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-check: fuzz-build
+	sh scripts/fuzz.sh $(FUZZ_BUILD) 10
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

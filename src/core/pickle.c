@@ -3,9 +3,17 @@
  *  A small stack machine, as pickle itself is: values are pushed, MARK
  *  remembers a stack depth, SETITEMS/APPENDS/TUPLE consume down to the
  *  mark.  The memo holds references, so a dict that is memoized and then
- *  filled is the same dict when fetched again.  Limits (stack depth, memo
- *  size, integer width) keep a hostile frame from costing more than its
- *  length; a LONG1 wider than 8 bytes is refused rather than rounded. */
+ *  filled is the complete dict when fetched again; a fetched container is
+ *  a copy, though, because JSON values are reference counted trees: a
+ *  shared one would let a recursive pickle build a cycle (never freed) and
+ *  a chain of doubled references a value exponentially larger than its
+ *  frame.  The copies are counted against MAX_COPIED.  Each stack entry
+ *  carries its nesting depth, because TUPLE1 wraps the top in a new list in
+ *  one byte, and every consumer of the value (jansson's encoder and
+ *  destructor among them) recurses once per level.  Limits (stack depth,
+ *  nesting, memo size, copies, integer width) keep a hostile frame from
+ *  costing more than its length; a LONG1 wider than 8 bytes is refused
+ *  rather than rounded. */
 #include "pickle.h"
 
 #include <stdint.h>
@@ -15,6 +23,8 @@
 
 #define MAX_STACK 4096
 #define MAX_MEMO 65536
+#define MAX_COPIED 100000       /* values copied out of the memo, per frame */
+#define MAX_NEST 1000           /* Python's own default recursion limit */
 #define MARK_SENTINEL ((json_t *)&mark_sentinel)
 
 static const int mark_sentinel = 0;
@@ -22,9 +32,11 @@ static const int mark_sentinel = 0;
 typedef struct {
     const unsigned char *p, *end;
     json_t *stack[MAX_STACK];
+    int nest[MAX_STACK];        /* nesting depth of each entry: 0 for a scalar */
     int depth;
     json_t **memo;
     size_t memo_len, memo_cap;
+    size_t copied;
     char *err;
     size_t errlen;
 } pk_t;
@@ -57,8 +69,31 @@ static int push(pk_t *k, json_t *v)
             json_decref(v);
         return fail(k, "pickle nests too deep");
     }
+    k->nest[k->depth] = v != MARK_SENTINEL && (json_is_array(v) || json_is_object(v));
     k->stack[k->depth++] = v;
     return 0;
+}
+
+/* The deepest of the entries from..to-1 (popped entries keep their depth
+ * until overwritten). */
+static int nest_of(pk_t *k, int from, int to)
+{
+    int deepest = 0;
+    for (int i = from; i < to; i++)
+        if (k->nest[i] > deepest)
+            deepest = k->nest[i];
+    return deepest;
+}
+
+/* After values of depth `inner` went into the top container (rc 0). */
+static int deepen(pk_t *k, int rc, int inner)
+{
+    if (rc < 0)
+        return -1;
+    int *top_nest = &k->nest[k->depth - 1];
+    if (inner + 1 > *top_nest)
+        *top_nest = inner + 1;
+    return *top_nest > MAX_NEST ? fail(k, "pickle nests too deep") : 0;
 }
 
 static json_t *top(pk_t *k)
@@ -113,11 +148,62 @@ static int memo_put(pk_t *k, size_t index)
     return 0;
 }
 
+/* Values in v, counting no further than limit + 1. */
+static size_t count_values(json_t *v, size_t limit)
+{
+    size_t n = 1;
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v) && n <= limit; i++)
+            n += count_values(json_array_get(v, i), limit - n);
+    } else if (json_is_object(v)) {
+        const char *key;
+        json_t *item;
+        json_object_foreach(v, key, item) {
+            if (n > limit)
+                break;
+            n += count_values(item, limit - n);
+        }
+    }
+    return n;
+}
+
+/* Nesting depth of v, which is never deeper than MAX_NEST + 1. */
+static int nest_depth(json_t *v)
+{
+    int deepest = 0;
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            int d = nest_depth(json_array_get(v, i));
+            deepest = d > deepest ? d : deepest;
+        }
+    } else if (json_is_object(v)) {
+        const char *key;
+        json_t *item;
+        json_object_foreach(v, key, item) {
+            int d = nest_depth(item);
+            deepest = d > deepest ? d : deepest;
+        }
+    } else {
+        return 0;
+    }
+    return deepest + 1;
+}
+
 static int memo_get(pk_t *k, size_t index)
 {
     if (index >= k->memo_len || !k->memo[index])
         return fail(k, "memo index not set");
-    return push(k, json_incref(k->memo[index]));
+    json_t *v = k->memo[index];
+    if (!json_is_array(v) && !json_is_object(v))
+        return push(k, json_incref(v));
+    size_t n = count_values(v, MAX_COPIED - k->copied);
+    if (n > MAX_COPIED - k->copied)
+        return fail(k, "memo references expand too far");
+    k->copied += n;
+    if (push(k, json_deep_copy(v)) < 0)
+        return -1;
+    k->nest[k->depth - 1] = nest_depth(v);
+    return 0;
 }
 
 /* Pops down to the mark into a new array (the items in order). */
@@ -164,21 +250,22 @@ static int append_items(pk_t *k, json_t *items)
     return 0;
 }
 
-/* Pops the top n values into a new array. */
+/* Pops the top n values into a new array.  The mark check comes first:
+ * the array steals each value, so refusing halfway would free values that
+ * are still on the stack. */
 static int tuple_n(pk_t *k, int n)
 {
     if (k->depth < n)
         return fail(k, "stack underflow");
-    json_t *t = json_array();
-    for (int i = k->depth - n; i < k->depth; i++) {
-        if (k->stack[i] == MARK_SENTINEL) {
-            json_decref(t);
+    for (int i = k->depth - n; i < k->depth; i++)
+        if (k->stack[i] == MARK_SENTINEL)
             return fail(k, "tuple over a mark");
-        }
+    int inner = nest_of(k, k->depth - n, k->depth);
+    json_t *t = json_array();
+    for (int i = k->depth - n; i < k->depth; i++)
         json_array_append_new(t, k->stack[i]);
-    }
     k->depth -= n;
-    return push(k, t);
+    return deepen(k, push(k, t), inner);
 }
 
 static int long1(pk_t *k)
@@ -265,23 +352,28 @@ static int step(pk_t *k)
         if (k->depth < 3 || !top(k) || k->stack[k->depth - 2] == MARK_SENTINEL)
             return fail(k, "stack underflow");
         k->depth -= 2;
-        return set_items(k, json_pack("[o,o]", k->stack[k->depth], k->stack[k->depth + 1]));
+        return deepen(k, set_items(k, json_pack("[o,o]", k->stack[k->depth], k->stack[k->depth + 1])),
+                      nest_of(k, k->depth, k->depth + 2));
     case 'u': { /* SETITEMS */
+        int inner = nest_of(k, mark_at(k) + 1, k->depth);
         json_t *items = pop_to_mark(k);
-        return items ? set_items(k, items) : fail(k, "SETITEMS without a mark");
+        return items ? deepen(k, set_items(k, items), inner) : fail(k, "SETITEMS without a mark");
     }
     case 'a': /* APPEND */
         if (k->depth < 2 || !top(k))
             return fail(k, "stack underflow");
         k->depth--;
-        return append_items(k, json_pack("[o]", k->stack[k->depth]));
+        return deepen(k, append_items(k, json_pack("[o]", k->stack[k->depth])),
+                      k->nest[k->depth]);
     case 'e': { /* APPENDS */
+        int inner = nest_of(k, mark_at(k) + 1, k->depth);
         json_t *items = pop_to_mark(k);
-        return items ? append_items(k, items) : fail(k, "APPENDS without a mark");
+        return items ? deepen(k, append_items(k, items), inner) : fail(k, "APPENDS without a mark");
     }
     case 't': { /* TUPLE */
+        int inner = nest_of(k, mark_at(k) + 1, k->depth);
         json_t *items = pop_to_mark(k);
-        return items ? push(k, items) : fail(k, "TUPLE without a mark");
+        return items ? deepen(k, push(k, items), inner) : fail(k, "TUPLE without a mark");
     }
     case 0x85: return tuple_n(k, 1);
     case 0x86: return tuple_n(k, 2);

@@ -331,7 +331,9 @@ static size_t put(char *out, size_t o, const char *text)
 char *normalise_strip(const char *m)
 {
     size_t n = strlen(m), o = 0, i = 0;
-    char *out = malloc(3 * n + 8);
+    /* Every token consumes at least one byte and writes at most six: a
+     * lone "/" before a quote or comma becomes "<path>". */
+    char *out = malloc(6 * n + 8);
     while (i < n) {
         unsigned char c = (unsigned char)m[i];
         int boundary = i == 0 || !is_word((unsigned char)m[i - 1]);

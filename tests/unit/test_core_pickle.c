@@ -110,6 +110,44 @@ static void test_bad_frames_are_refused(void **state)
     assert_null(core_pickle_decode(deep, sizeof deep, err, sizeof err));
 }
 
+/* Found by fuzz/fuzz_pickle: a TUPLE2 over a memoized dict and a mark
+ * used to free the dict while the stack and the memo still held it. */
+static void test_tuple_over_mark_is_refused(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_null(core_pickle_decode("\x80\x02}\x94(\x86.", 7, err, sizeof err));
+    assert_non_null(strstr(err, "mark"));
+    assert_null(core_pickle_decode("\x80\x02]\x94(K\x01\x87.", 9, err, sizeof err));
+}
+
+/* Found by fuzz/fuzz_pickle: a list fetched from the memo while it was
+ * still being filled made a cycle that was never freed, and one TUPLE1
+ * byte per level nested deep enough to overflow the stack of whoever
+ * encoded or freed the value. */
+static void test_recursion_and_depth_are_bounded(void **state)
+{
+    (void)state;
+    char err[128];
+    /* l = []; l.append(l): decodes to a snapshot, not a cycle. */
+    json_t *v = core_pickle_decode("\x80\x02]\x94h\x00" "a.", 8, err, sizeof err);
+    assert_non_null(v);
+    assert_int_equal(json_array_size(v), 1);
+    assert_int_equal(json_array_size(json_array_get(v, 0)), 0);
+    json_decref(v);
+    static char deep[3 + 5000 + 1];
+    memcpy(deep, "\x80\x02]", 3);
+    memset(deep + 3, 0x85, 5000);
+    deep[3 + 5000] = '.';
+    assert_null(core_pickle_decode(deep, sizeof deep, err, sizeof err));
+    assert_non_null(strstr(err, "deep"));
+    memset(deep + 3, 0x85, 900);
+    deep[3 + 900] = '.';
+    v = core_pickle_decode(deep, 3 + 900 + 1, err, sizeof err);
+    assert_non_null(v);
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -117,6 +155,8 @@ int main(void)
         cmocka_unit_test(test_memo_shares_values),
         cmocka_unit_test(test_code_is_refused),
         cmocka_unit_test(test_bad_frames_are_refused),
+        cmocka_unit_test(test_tuple_over_mark_is_refused),
+        cmocka_unit_test(test_recursion_and_depth_are_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -332,6 +332,23 @@ static void test_payload_not_object(void **state)
     json_decref(obj);
 }
 
+/* Found by fuzz/fuzz_normalise: a lone "/" before a quote is a one-byte
+ * path that becomes the six bytes "<path>", which overflowed the 3n buffer
+ * normalise_strip used to allocate. */
+static void test_strip_lone_slashes(void **state)
+{
+    (void)state;
+    /* The first "/" starts the message, not a path: a path follows no "/". */
+    char message[2 * 200 + 1], expected[2 + 7 * 199 + 1] = "/'";
+    for (int i = 0; i < 200; i++)
+        memcpy(message + 2 * i, "/'", 2);
+    for (int i = 0; i < 199; i++)
+        memcpy(expected + 2 + 7 * i, "<path>'", 7);
+    message[2 * 200] = '\0';
+    expected[2 + 7 * 199] = '\0';
+    check_strip(message, expected);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_eb9_wrong_types_kept),
         cmocka_unit_test(test_eb48_severity_vocabularies),
         cmocka_unit_test(test_strip_and_fingerprint),
+        cmocka_unit_test(test_strip_lone_slashes),
         cmocka_unit_test(test_payload_not_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

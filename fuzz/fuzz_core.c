@@ -1,0 +1,18 @@
+/*  fuzz_core: CoreOrchestrator's whole request path, every action of the
+ *  service and of the agents it absorbed behind the runtime's dispatcher,
+ *  on a real started service with its default configuration
+ *  (service_harness.h). */
+#include "core/core.h"
+#include "service_harness.h"
+
+static service_t *svc;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!svc)
+        svc = harness_start(&core_service, "");
+    if (!svc)
+        abort();
+    harness_handle(svc, data, size);
+    return 0;
+}

@@ -297,7 +297,7 @@ def test_oh69_failure_prediction_alerts_self_healing(keel_factory, stand_ins):
     assert agents(hub)["Doomed"]["failure_probability"] == 1.0
 
 
-# Proves OH-38, OH-41, OH-42, OH-43 (docs/logic-preservation.md).
+# Proves OH-38, OH-41, OH-42, OH-43, EB-53, EB-54 (docs/logic-preservation.md).
 def test_oh41_oh42_oh43_memory_services(keel_factory, stand_ins, sink):
     orch = stand_ins(StandInAgent, "success")
     sched = stand_ins(StandInAgent, "silent")

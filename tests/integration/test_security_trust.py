@@ -30,7 +30,7 @@ def log(c, model, success, rt=None, **kw):
     return r["new_trust_score"]
 
 
-# Proves SG-27 (docs/logic-preservation.md).
+# Proves SG-27, SG-28 (docs/logic-preservation.md).
 def test_sg26_sg27_sg28_sg29_reference_values(gw):
     """SG-26..SG-29: the formula and the original's reference doubles."""
     c = sec(gw)

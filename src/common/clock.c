@@ -94,3 +94,25 @@ int clock_parse_iso(const char *text, double *unix_s)
     *unix_s = result + frac;
     return 0;
 }
+
+void clock_cond_init(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+bool clock_cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock, double seconds,
+                     const bool *running)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    double t = (double)until.tv_sec + until.tv_nsec / 1e9 + (seconds > 0 ? seconds : 0);
+    until.tv_sec = (time_t)t;
+    until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
+    while (*running && pthread_cond_timedwait(cond, lock, &until) == 0)
+        ;
+    return *running;
+}

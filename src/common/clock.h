@@ -4,6 +4,8 @@
  *  datetime.now().isoformat(): no zone, microseconds left out when 0. */
 #ifndef KEEL_CLOCK_H
 #define KEEL_CLOCK_H
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 double clock_mono(void);          /* seconds, CLOCK_MONOTONIC */
@@ -14,4 +16,13 @@ char *clock_iso_utc(double unix_s, char *buf, size_t len);   /* ends in Z */
 /* Parses ISO-8601 ("2025-07-16T10:00:00[.ffffff][Z|+hh:mm]"); no zone is
  * local time.  Returns 0 and sets *unix_s, or -1. */
 int clock_parse_iso(const char *text, double *unix_s);
+
+/* Background loops sleep on a condition variable so that stopping wakes
+ * them at once.  The condition measures its timeouts on the monotonic
+ * clock, so a wall-clock jump neither stalls nor hurries a loop. */
+void clock_cond_init(pthread_cond_t *cond);
+/* With `lock` held: waits until `seconds` have passed or *running turns
+ * false (a wake that leaves it true keeps waiting).  Returns *running. */
+bool clock_cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock, double seconds,
+                     const bool *running);
 #endif

@@ -138,7 +138,7 @@ supervisor_t *core_supervisor_new(service_t *svc)
     supervisor_t *self = calloc(1, sizeof *self);
     self->svc = svc;
     pthread_mutex_init(&self->lock, NULL);
-    pthread_cond_init(&self->wake, NULL);
+    clock_cond_init(&self->wake);
     self->interval_s = config_double(cfg, "core.supervisor.health_interval_s", 30.0);
     self->backoff_base_s = config_double(cfg, "core.supervisor.backoff_base_s", 1.0);
     self->backoff_cap_s = config_double(cfg, "core.supervisor.backoff_max_s", 60.0);
@@ -409,13 +409,7 @@ static void *monitor(void *arg)
             a->last_seen = alive ? clock_wall() : 0;
             json_decref(reply);
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        double at = until.tv_sec + until.tv_nsec / 1e9 + self->interval_s;
-        until.tv_sec = (time_t)at;
-        until.tv_nsec = (long)((at - floor(at)) * 1e9);
-        while (self->running && pthread_cond_timedwait(&self->wake, &self->lock, &until) == 0)
-            ;
+        clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running);
     }
     pthread_mutex_unlock(&self->lock);
     return NULL;

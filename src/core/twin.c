@@ -121,13 +121,7 @@ static void *sampler(void *arg)
         pthread_mutex_unlock(&self->lock);
         record(self, fetch(self));
         pthread_mutex_lock(&self->lock);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        double at = until.tv_sec + until.tv_nsec / 1e9 + self->interval_s;
-        until.tv_sec = (time_t)at;
-        until.tv_nsec = (long)((at - floor(at)) * 1e9);
-        while (self->running && pthread_cond_timedwait(&self->wake, &self->lock, &until) == 0)
-            ;
+        clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running);
     }
     pthread_mutex_unlock(&self->lock);
     return NULL;
@@ -174,7 +168,7 @@ twin_t *core_twin_new(service_t *svc, backend_t *backend, registry_t *registry)
     self->health_stat = sysstat_new("/proc");
     self->gpu = gpu_new();
     pthread_mutex_init(&self->lock, NULL);
-    pthread_cond_init(&self->wake, NULL);
+    clock_cond_init(&self->wake);
     self->vram = initial_vram(self);
     metrics_declare(svc->metrics, "keel_core_events_total", "publish_event and report_error calls accepted.",
                     METRIC_COUNTER, NULL, 0);

@@ -143,11 +143,7 @@ alerting_t *alerting_new(config_t *config, hubdb_t *db, hostsampler_t *sampler, 
     self->errors = errors;
     self->gpu = gpu_new();
     pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    clock_cond_init(&self->wake);
     long ms = config_int(config, "observability.metrics.collection_interval_ms",
                          config_int(config, "observability.metrics.collection_interval_s", 5) * 1000);
     self->interval_s = (ms > 10 ? ms : 10) / 1000.0;
@@ -341,13 +337,7 @@ static void *loop(void *arg)
         pthread_mutex_unlock(&self->lock);
         alerting_collect(self);
         pthread_mutex_lock(&self->lock);
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        double t = until.tv_sec + until.tv_nsec / 1e9 + self->interval_s;
-        until.tv_sec = (time_t)t;
-        until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
-        while (self->running && pthread_cond_timedwait(&self->wake, &self->lock, &until) == 0)
-            ;
+        clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running);
     }
     pthread_mutex_unlock(&self->lock);
     return NULL;

@@ -155,11 +155,7 @@ fleet_t *fleet_new(const fleet_args_t *args)
     self->config = args->config;
     self->db = args->db;
     pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    clock_cond_init(&self->wake);
     config_t *cfg = args->config;
     long interval_ms = config_int(cfg, "observability.interval_ms",
                                   config_int(cfg, "observability.interval_s", 30) * 1000);
@@ -274,16 +270,7 @@ void fleet_clear_history(fleet_t *self, agent_t *a)
 /* Waits up to `seconds` on the condition; false once stopping.  Caller locks. */
 static bool wait_for(fleet_t *self, double seconds)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    double t = until.tv_sec + until.tv_nsec / 1e9 + seconds;
-    until.tv_sec = (time_t)t;
-    until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
-    while (self->running) {
-        if (pthread_cond_timedwait(&self->wake, &self->lock, &until) != 0)
-            break;
-    }
-    return self->running;
+    return clock_cond_wait(&self->wake, &self->lock, seconds, &self->running);
 }
 
 static void publish(fleet_t *self, json_t *event)

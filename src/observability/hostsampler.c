@@ -35,15 +35,7 @@ static void *run(void *arg)
 {
     hostsampler_t *self = arg;
     pthread_mutex_lock(&self->lock);
-    while (self->running) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        double next = until.tv_sec + until.tv_nsec / 1e9 + self->interval_s;
-        until.tv_sec = (time_t)next;
-        until.tv_nsec = (long)((next - (double)until.tv_sec) * 1e9);
-        pthread_cond_timedwait(&self->wake, &self->lock, &until);
-        if (!self->running)
-            break;
+    while (clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running)) {
         pthread_mutex_unlock(&self->lock);
         take(self);
         pthread_mutex_lock(&self->lock);
@@ -59,11 +51,7 @@ hostsampler_t *hostsampler_new(const char *proc_root, const char *disk_path, dou
     self->disk_path = strdup(disk_path);
     self->interval_s = interval_s > 0.05 ? interval_s : 0.05;
     pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    clock_cond_init(&self->wake);
     take(self);
     self->running = true;
     if (pthread_create(&self->thread, NULL, run, self) != 0)

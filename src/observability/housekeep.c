@@ -55,13 +55,7 @@ static void *loop(void *arg)
         }
         double next = min3(retention_due, stale_due, trim_due) - clock_mono();
         pthread_mutex_lock(&self->lock);
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        double t = until.tv_sec + until.tv_nsec / 1e9 + (next > 0.01 ? next : 0.01);
-        until.tv_sec = (time_t)t;
-        until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
-        while (self->running && pthread_cond_timedwait(&self->wake, &self->lock, &until) == 0)
-            ;
+        clock_cond_wait(&self->wake, &self->lock, next > 0.01 ? next : 0.01, &self->running);
     }
     pthread_mutex_unlock(&self->lock);
     return NULL;
@@ -80,11 +74,7 @@ housekeep_t *housekeep_new(config_t *config, hubdb_t *db, perfmon_t *perf, pushh
     self->stale_check_s = config_int(config, "observability.stale_check_ms", 30000) / 1000.0;
     self->trim_s = 3600;
     pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    clock_cond_init(&self->wake);
     self->running = true;
     if (pthread_create(&self->thread, NULL, loop, self) != 0)
         self->running = false;

@@ -53,11 +53,7 @@ memsvc_t *memsvc_new(config_t *config, errpub_t *errors)
     self->interval_s = (ms > 10 ? ms : 10) / 1000.0;
     self->enabled = config_bool(config, "observability.memory_services.enabled", true);
     pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    clock_cond_init(&self->wake);
     return self;
 }
 
@@ -150,16 +146,7 @@ static void *loop(void *arg)
 {
     memsvc_t *self = arg;
     pthread_mutex_lock(&self->lock);
-    while (self->running) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        double t = until.tv_sec + until.tv_nsec / 1e9 + self->interval_s;
-        until.tv_sec = (time_t)t;
-        until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
-        while (self->running && pthread_cond_timedwait(&self->wake, &self->lock, &until) == 0)
-            ;
-        if (!self->running)
-            break;
+    while (clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running)) {
         pthread_mutex_unlock(&self->lock);
         memsvc_check(self);
         pthread_mutex_lock(&self->lock);

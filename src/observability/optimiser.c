@@ -108,11 +108,7 @@ optimiser_t *optimiser_new(config_t *config, hostsampler_t *sampler, hubdb_t *db
                          config_int(config, "observability.optimizer.interval_s", 300) * 1000);
     self->interval_s = (ms > 10 ? ms : 10) / 1000.0;
     pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    clock_cond_init(&self->wake);
     return self;
 }
 
@@ -161,16 +157,7 @@ static void *loop(void *arg)
 {
     optimiser_t *self = arg;
     pthread_mutex_lock(&self->lock);
-    while (self->running) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        double t = until.tv_sec + until.tv_nsec / 1e9 + self->interval_s;
-        until.tv_sec = (time_t)t;
-        until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
-        while (self->running && pthread_cond_timedwait(&self->wake, &self->lock, &until) == 0)
-            ;
-        if (!self->running)
-            break;
+    while (clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running)) {
         pthread_mutex_unlock(&self->lock);
         json_decref(optimiser_run(self));
         pthread_mutex_lock(&self->lock);

@@ -65,13 +65,7 @@ static void *loop(void *arg)
         pthread_mutex_unlock(&self->lock);
         broadcast(self);
         pthread_mutex_lock(&self->lock);
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        double t = until.tv_sec + until.tv_nsec / 1e9 + self->interval_s;
-        until.tv_sec = (time_t)t;
-        until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
-        while (self->running && pthread_cond_timedwait(&self->wake, &self->lock, &until) == 0)
-            ;
+        clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running);
     }
     pthread_mutex_unlock(&self->lock);
     return NULL;
@@ -91,11 +85,7 @@ perffeeds_t *perffeeds_new(perfmon_t *perf, errpub_t *errors, const char *metric
     self->interval_s = interval_s > 0.01 ? interval_s : 0.01;
     self->started = started_mono;
     pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    clock_cond_init(&self->wake);
     self->running = true;
     if (pthread_create(&self->thread, NULL, loop, self) != 0)
         self->running = false;

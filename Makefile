@@ -7,10 +7,15 @@
 #   make test       install what is missing, build, run every test
 #                   (plain and in a browser, then AddressSanitizer+UBSan,
 #                   then valgrind)
+#   make valgrind   unit tests under memcheck, then VALGRIND_SUBSET (one or
+#                   two integration files per service) with every keeld and
+#                   keelctl under memcheck: a few minutes, part of `make test`
+#   make valgrind-full  the same with the whole integration suite (long)
 #   make SAN=1 BUILD=build-san ...   the same targets, sanitized
 #   make fuzz       libFuzzer targets (fuzz/) built with clang into
 #                   build-fuzz/, each run FUZZ_SECONDS (60); fuzz-check
-#                   replays corpus and regressions, then fuzzes 10 s each
+#                   (the bounded run in `make test`) replays corpus and
+#                   regressions, then fuzzes 10 s each
 
 BUILD   ?= build
 SAN     ?= 0
@@ -50,7 +55,7 @@ FAKE_NVML   := $(BUILD)/tests/libfake-nvml.so
 WEB_SRC     := $(wildcard web/*.html web/*.js web/*.css)
 WEB_OBJ     := $(BUILD)/gen/web_assets.o
 
-.PHONY: all run test unit integration sanitize valgrind bench clean deps
+.PHONY: all run test unit integration sanitize valgrind valgrind-full bench clean deps
 all: $(BUILD)/keeld $(BUILD)/keelctl $(UNIT_BIN) $(FAKE_NVML) $(BENCH_BIN)
 
 deps:
@@ -108,13 +113,29 @@ integration: all
 sanitize:
 	$(MAKE) SAN=1 BUILD=build-san unit integration
 
+# Integration tests under memcheck (tests/integration/conftest.py): any
+# memcheck error or definite leak in a keeld or keelctl fails the test that ran
+# it; failing logs stay in $(BUILD)/valgrind/.  Every harness wait is 10x.
+# The subset covers each service's main paths and the shared foundation.
+VALGRIND_SUBSET ?= test_foundation.py test_core_wire.py test_core_registry.py \
+                   test_resource_manager.py test_observability_wire.py \
+                   test_errorbus_ingress.py test_security_auth.py
+VALGRIND_PYTEST := KEEL_VALGRIND=1 KEEL_VALGRIND_DIR=$(BUILD)/valgrind KEEL_BUILD=$(BUILD) \
+                   $(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --timeout=1800
+
 valgrind: all
 	@VALGRIND=1 sh tests/run-unit.sh $(BUILD)
+	$(VALGRIND_PYTEST) $(addprefix tests/integration/,$(VALGRIND_SUBSET))
+
+valgrind-full: all
+	@VALGRIND=1 sh tests/run-unit.sh $(BUILD)
+	$(VALGRIND_PYTEST) tests/integration
 
 test: deps
 	$(MAKE) unit integration browser
 	$(MAKE) sanitize
 	$(MAKE) valgrind
+	$(MAKE) fuzz-check
 
 # The dashboard in headless Chromium (tests/browser).
 .PHONY: browser

@@ -162,8 +162,13 @@ static void health(service_t *svc, json_t *dict)
         "errors_collected", (json_int_t)st.total, "queued", (json_int_t)st.queued,
         "dropped", (json_int_t)st.dropped, "quarantined", (json_int_t)st.quarantined,
         "duplicates", (json_int_t)st.duplicates));
-    if (bus->nats)
-        json_object_set_new(dict, "nats", natsbridge_status(bus->nats));
+    if (!bus->nats)
+        return;
+    json_object_set_new(dict, "nats", natsbridge_status(bus->nats));
+    /* Events are still stored while NATS is away, but the other machine
+     * does not see them: say so instead of "ok". */
+    if (!natsbridge_connected(bus->nats))
+        json_object_set_new(dict, "status", json_string("degraded"));
 }
 
 /* The absorbed agents and the actions that came from each, for

@@ -99,6 +99,7 @@ struct evstore_t {
     batch_t pending;
     /* sequence numbers of submitted items, for evstore_submit_wait */
     unsigned long submitted, done_upto, failed_from, failed_to;
+    char failed_why[200];       /* SQLite's words for the failed batch */
     size_t writing;             /* taken by the writer, not yet written */
     size_t queue_max;           /* bounds pending + writing */
     bool stopping, running;
@@ -279,7 +280,7 @@ static int enqueue(evstore_t *self, item_t *item)
     return rc;
 }
 
-int evstore_submit_wait(evstore_t *self, event_t *event, int timeout_ms)
+int evstore_submit_wait(evstore_t *self, event_t *event, int timeout_ms, char *why, size_t whylen)
 {
     item_t item = { .event = event };
     unsigned long seq;
@@ -297,14 +298,20 @@ int evstore_submit_wait(evstore_t *self, event_t *event, int timeout_ms)
         if (self->metrics)
             metrics_add(self->metrics, "keel_errorbus_dropped_total", "reason=\"queue_full\"", 1);
         event_destroy(&event);
+        snprintf(why, whylen, "the write queue is full");
         return -1;
     }
     int rc = 0;
     while (self->done_upto < seq && rc == 0)
         rc = pthread_cond_timedwait(&self->done, &self->lock, &until);
-    bool ok = self->done_upto >= seq && !(seq > self->failed_from && seq <= self->failed_to);
+    bool done = self->done_upto >= seq;
+    bool failed = done && seq > self->failed_from && seq <= self->failed_to;
+    if (!done)
+        snprintf(why, whylen, "not written within %d ms", timeout_ms);
+    else if (failed)
+        snprintf(why, whylen, "database write failed: %s", self->failed_why);
     pthread_mutex_unlock(&self->lock);
-    return ok ? 0 : -1;
+    return done && !failed ? 0 : -1;
 }
 
 int evstore_submit(evstore_t *self, event_t *event)
@@ -576,7 +583,8 @@ static int upsert_groups(store_t *st, folds_t *groups)
 /* Writes one batch in one transaction.  Events newly stored move from
  * the batch into `fresh` (*nfresh of them); returns 0, or -1 when the
  * transaction failed. */
-static int write_batch(evstore_t *self, batch_t *b, event_t **fresh, size_t *nfresh, long *dups)
+static int write_batch(evstore_t *self, batch_t *b, event_t **fresh, size_t *nfresh, long *dups,
+                       char *why, size_t whylen)
 {
     store_t *st = self->writer;
     sqlite3_stmt *insert = store_prepare(st, INSERT_EVENT);
@@ -633,7 +641,8 @@ static int write_batch(evstore_t *self, batch_t *b, event_t **fresh, size_t *nfr
     free(groups.slots);
     if (rc == 0)
         return 0;
-    log_error("errorbus", "batch of %zu not written: %s", b->n, store_errmsg(st));
+    snprintf(why, whylen, "%s", store_errmsg(st));
+    log_error("errorbus", "batch of %zu not written: %s", b->n, why);
     store_rollback(st);
     return -1;
 }
@@ -649,7 +658,8 @@ static void handle_batch(evstore_t *self, item_t *items, size_t n, unsigned long
     long dups = 0, quarantined = 0;
     for (size_t i = 0; i < b->n; i++)
         quarantined += b->items[i].event == NULL;
-    int rc = write_batch(self, b, fresh, &nfresh, &dups);
+    char why[sizeof self->failed_why] = "";
+    int rc = write_batch(self, b, fresh, &nfresh, &dups, why, sizeof why);
     pthread_mutex_lock(&self->lock);
     if (rc == 0) {
         self->stats.stored += (long)nfresh;
@@ -667,6 +677,7 @@ static void handle_batch(evstore_t *self, item_t *items, size_t n, unsigned long
     if (rc < 0) {
         self->failed_from = self->done_upto;
         self->failed_to = upto;
+        memcpy(self->failed_why, why, sizeof why);
     }
     self->done_upto = upto;
     pthread_cond_broadcast(&self->done);

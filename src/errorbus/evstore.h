@@ -45,8 +45,9 @@ void evstore_stop(evstore_t *self);
 int evstore_submit(evstore_t *self, event_t *event);
 /* Submits and waits until the event's batch has committed, for callers
  * that acknowledge (report_error): 0 once stored (or found to be a
- * duplicate), -1 when dropped, failed or not committed within timeout_ms. */
-int evstore_submit_wait(evstore_t *self, event_t *event, int timeout_ms);
+ * duplicate), -1 when dropped, failed or not committed within timeout_ms,
+ * with the reason in `why`. */
+int evstore_submit_wait(evstore_t *self, event_t *event, int timeout_ms, char *why, size_t whylen);
 /* Keeps a message the ingress could not use, with the reason. */
 void evstore_quarantine(evstore_t *self, const char *framing, const char *reason,
                         const void *data, size_t len);

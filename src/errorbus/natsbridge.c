@@ -33,11 +33,25 @@ struct natsbridge_t {
     atomic_long published, received, failed, reconnects, disconnects;
 };
 
+static void show_connected(natsbridge_t *self, bool connected)
+{
+    if (self->metrics)
+        metrics_set(self->metrics, "keel_errorbus_nats_connected", "", connected);
+}
+
+/* A first connection made late (the server was not up at start). */
+static void on_connected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    show_connected(closure, true);
+}
+
 static void on_disconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
     natsbridge_t *self = closure;
     atomic_fetch_add(&self->disconnects, 1);
+    show_connected(self, false);
     log_warn("errorbus", "NATS connection to %s lost; reconnecting", self->url);
 }
 
@@ -46,6 +60,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
     (void)nc;
     natsbridge_t *self = closure;
     atomic_fetch_add(&self->reconnects, 1);
+    show_connected(self, true);
     log_info("errorbus", "NATS connection to %s restored", self->url);
 }
 
@@ -85,6 +100,14 @@ natsbridge_t *natsbridge_new(const char *url, const char *prefix, evstore_t *sto
     self->store = store;
     self->metrics = metrics;
     normalise_new_id("bus-", self->origin, sizeof self->origin);
+    if (metrics) {
+        metrics_declare(metrics, "keel_errorbus_nats_published_total",
+                        "Events published to NATS.", METRIC_COUNTER, NULL, 0);
+        metrics_declare(metrics, "keel_errorbus_nats_failed_total",
+                        "Events NATS did not take (reconnect buffer full).", METRIC_COUNTER, NULL, 0);
+        metrics_declare(metrics, "keel_errorbus_nats_connected",
+                        "1 while the NATS server is reachable.", METRIC_GAUGE, NULL, 0);
+    }
     natsStatus s = natsOptions_Create(&self->opts);
     if (s == NATS_OK) s = natsOptions_SetURL(self->opts, url);
     if (s == NATS_OK) s = natsOptions_SetName(self->opts, "keel-errorbus");
@@ -92,7 +115,7 @@ natsbridge_t *natsbridge_new(const char *url, const char *prefix, evstore_t *sto
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(self->opts, 250);
     if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(self->opts, 64 << 20);
     if (s == NATS_OK) s = natsOptions_SetNoEcho(self->opts, true);
-    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(self->opts, true, NULL, NULL);
+    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(self->opts, true, on_connected, self);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(self->opts, on_disconnected, self);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(self->opts, on_reconnected, self);
     if (s == NATS_OK) {
@@ -111,12 +134,7 @@ natsbridge_t *natsbridge_new(const char *url, const char *prefix, evstore_t *sto
         natsbridge_destroy(&self);
         return NULL;
     }
-    if (metrics) {
-        metrics_declare(metrics, "keel_errorbus_nats_published_total",
-                        "Events published to NATS.", METRIC_COUNTER, NULL, 0);
-        metrics_declare(metrics, "keel_errorbus_nats_failed_total",
-                        "Events NATS did not take (reconnect buffer full).", METRIC_COUNTER, NULL, 0);
-    }
+    show_connected(self, natsbridge_connected(self));
     log_info("errorbus", "NATS bridge on %s, subjects %s.<level>.<agent>", url, prefix);
     return self;
 }
@@ -182,9 +200,14 @@ void natsbridge_publish(void *arg, const event_t *e, const char *json, size_t le
     }
 }
 
+bool natsbridge_connected(natsbridge_t *self)
+{
+    return self->conn && natsConnection_Status(self->conn) == NATS_CONN_STATUS_CONNECTED;
+}
+
 json_t *natsbridge_status(natsbridge_t *self)
 {
-    bool connected = self->conn && natsConnection_Status(self->conn) == NATS_CONN_STATUS_CONNECTED;
+    bool connected = natsbridge_connected(self);
     return json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I}", "url", self->url,
                      "connected", connected,
                      "published", (json_int_t)atomic_load(&self->published),

@@ -8,6 +8,7 @@
 #ifndef KEEL_ERRORBUS_NATSBRIDGE_H
 #define KEEL_ERRORBUS_NATSBRIDGE_H
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "evstore.h"
 #include "metrics.h"
@@ -22,6 +23,8 @@ void natsbridge_destroy(natsbridge_t **self_p);
 void natsbridge_unsubscribe(natsbridge_t *self);
 /* The fan-out's bridge hook. */
 void natsbridge_publish(void *self, const event_t *event, const char *json, size_t len);
+/* Whether the server is reachable now (the bus is degraded while not). */
+bool natsbridge_connected(natsbridge_t *self);
 /* {url, connected, published, received, reconnects, failed} */
 json_t *natsbridge_status(natsbridge_t *self);
 #endif

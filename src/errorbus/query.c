@@ -264,10 +264,10 @@ static json_t *on_report_error(void *ctx, wire_request_t *req)
                                    reason, sizeof reason);
     if (!e)
         return fail("%s", reason);
-    char id[64];
+    char id[64], why[256];
     snprintf(id, sizeof id, "%s", e->error_id);
-    if (evstore_submit_wait(bus->store, e, 5000) < 0)
-        return fail("%s", "Error could not be stored");
+    if (evstore_submit_wait(bus->store, e, 5000, why, sizeof why) < 0)
+        return fail("Error could not be stored: %s", why);
     return json_pack("{s:s, s:s, s:s}", "status", "success",
                      "message", "Error reported successfully", "error_id", id);
 }

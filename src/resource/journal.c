@@ -11,6 +11,7 @@
 struct rs_journal_t {
     pthread_mutex_t lock;
     store_t *store;
+    char last_error[256];      /* why the latest apply failed */
 };
 
 static const char *const migrations[] = {
@@ -153,11 +154,17 @@ int rs_journal_apply(rs_journal_t *self, rs_task_t **inserts, size_t ninserts,
     if (rc == 0)
         rc = store_commit(self->store);
     if (rc != 0) {
-        log_error("resource", "task journal write failed: %s", store_errmsg(self->store));
+        snprintf(self->last_error, sizeof self->last_error, "%s", store_errmsg(self->store));
+        log_error("resource", "task journal write failed: %s", self->last_error);
         store_rollback(self->store);
     }
     pthread_mutex_unlock(&self->lock);
     return rc;
+}
+
+const char *rs_journal_last_error(rs_journal_t *self)
+{
+    return self->last_error;
 }
 
 static json_t *row_json(sqlite3_stmt *st)

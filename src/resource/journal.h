@@ -38,6 +38,9 @@ int64_t rs_journal_max_id(rs_journal_t *self);
 int rs_journal_apply(rs_journal_t *self, rs_task_t **inserts, size_t ninserts,
                      const rs_task_update_t *updates, size_t nupdates,
                      const int64_t *deletes, size_t ndeletes);
+/* SQLite's words for the latest failed apply ("database or disk is full"):
+ * only the thread that applies may read it. */
+const char *rs_journal_last_error(rs_journal_t *self);
 /* A stored task as JSON, or NULL when it is not stored. */
 json_t *rs_journal_get(rs_journal_t *self, int64_t id);
 /* Up to `limit` stored tasks, by priority then age. */

@@ -230,6 +230,10 @@ static void commit_locked(rs_sched_t *self)
     pthread_mutex_unlock(&self->lock);
     int rc = rs_journal_apply(self->journal, batch.inserts, batch.ninserts, batch.updates,
                               batch.nupdates, batch.deletes, batch.ndeletes);
+    char why[320] = "";
+    if (rc != 0)
+        snprintf(why, sizeof why, "task could not be written to the journal: %s",
+                 rs_journal_last_error(self->journal));
     pthread_mutex_lock(&self->lock);
     for (size_t i = 0; i < batch.ninserts; i++) {
         rs_task_t *task = batch.inserts[i];
@@ -239,7 +243,7 @@ static void commit_locked(rs_sched_t *self)
             place(self, task);
         } else {
             self->pending[task->prio]--;
-            finish(self, task, false, "task could not be written to the journal", 0);
+            finish(self, task, false, why, 0);
         }
     }
     ops_free(&batch);

@@ -79,15 +79,18 @@ static json_t *on_register(void *ctx, wire_request_t *req)
         monitor_error(gw->monitor, "REGISTRATION_ERROR", "cannot store a new user");
         return error_message("Registration failed");
     }
+    char why[200] = "";
     pthread_mutex_lock(&gw->db_lock);
     int rc = users_add(gw->db, user, hash, false);
+    if (rc < 0)
+        snprintf(why, sizeof why, "%s", store_errmsg(gw->db));
     pthread_mutex_unlock(&gw->db_lock);
     sodium_memzero(hash, sizeof hash);
     if (rc == 1)
         return error_message("User already exists");
     if (rc < 0) {
         monitor_error(gw->monitor, "REGISTRATION_ERROR", "cannot store a new user");
-        return error_message("Registration failed");
+        return wire_error_key("message", "Registration failed: %s", why);
     }
     log_info("security", "user registered");
     return json_pack("{s:s, s:s}", "status", "success", "message", "User registered successfully");
@@ -139,13 +142,16 @@ static json_t *session_reply(gateway_t *gw, const char *user)
     char token[65];
     double expires;
     pthread_mutex_lock(&gw->db_lock);
+    char why[200] = "";
     int rc = sessions_create(gw->sessions, user, clock_wall(), gw->session_ttl_s, gw->max_sessions, token, &expires);
     if (rc == 0)
         users_touch_login(gw->db, user);
+    else
+        snprintf(why, sizeof why, "%s", store_errmsg(gw->db));
     pthread_mutex_unlock(&gw->db_lock);
     if (rc < 0) {
         monitor_error(gw->monitor, "LOGIN_ERROR", "cannot store a session");
-        return error_message("Login failed: the session could not be stored");
+        return wire_error_key("message", "Login failed: the session could not be stored: %s", why);
     }
     char iso[40];
     clock_iso_local(expires, iso, sizeof iso);

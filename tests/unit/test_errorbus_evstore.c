@@ -133,9 +133,11 @@ static void test_duplicates_quarantine_and_wait(void **state)
     char err[256];
     evstore_t *s = evstore_new(f->path, NULL, 1000, err, sizeof err);
     evstore_start(s);
-    assert_int_equal(evstore_submit_wait(s, make("D", "id-1", "one", clock_wall()), 5000), 0);
+    assert_int_equal(evstore_submit_wait(s, make("D", "id-1", "one", clock_wall()), 5000, err,
+                                         sizeof err), 0);
     assert_int_equal((long)scalar(s, "SELECT count(*) FROM errors WHERE error_id='id-1'"), 1);
-    assert_int_equal(evstore_submit_wait(s, make("D", "id-1", "two", clock_wall()), 5000), 0);
+    assert_int_equal(evstore_submit_wait(s, make("D", "id-1", "two", clock_wall()), 5000, err,
+                                         sizeof err), 0);
     evstore_quarantine(s, "F1", "payload: not JSON", "\xff\x01 bad", 6);
     evstore_stop(s);
     evstore_stats_t st;
@@ -159,8 +161,9 @@ static void test_retention_and_count_failure(void **state)
     evstore_set_retention(s, 1, 0.05);
     evstore_start(s);
     assert_int_equal(evstore_submit_wait(s, make("Old", NULL, "old", clock_wall() - 3 * 86400),
-                                         5000), 0);
-    assert_int_equal(evstore_submit_wait(s, make("New", NULL, "new", clock_wall()), 5000), 0);
+                                         5000, err, sizeof err), 0);
+    assert_int_equal(evstore_submit_wait(s, make("New", NULL, "new", clock_wall()), 5000, err,
+                                         sizeof err), 0);
     for (int i = 0; i < 100 && scalar(s, "SELECT count(*) FROM errors WHERE agent='Old'") != 0; i++)
         usleep(20000);
     assert_int_equal((long)scalar(s, "SELECT count(*) FROM errors WHERE agent='Old'"), 0);

@@ -28,7 +28,7 @@ for t in $TARGETS; do
     mkdir -p "$work" "$crashes" "$seeds" "$regress" "$TMPDIR"
     started=$(date +%s)
     # Replay: every committed input, once each.
-    if ! "$bin" -runs=0 "$regress" "$seeds" >"$BUILD/fuzz-$t.log" 2>&1 ||
+    if ! "$bin" -runs=0 -artifact_prefix="$crashes/" "$regress" "$seeds" >"$BUILD/fuzz-$t.log" 2>&1 ||
        ! "$bin" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
             -max_len=65536 -print_final_stats=1 -artifact_prefix="$crashes/" \
             "$work" "$seeds" "$regress" >>"$BUILD/fuzz-$t.log" 2>&1; then

@@ -6,11 +6,21 @@
 # build/bench/core_registry, and redis-benchmark SET and GET at the same
 # concurrency, prints a table, and stops everything it started.
 #
-#   bench/core.sh [SECONDS_PER_POINT]     (default 3)
+#   sh bench/core.sh [BUILD]     env SECONDS_PER_POINT=3 (1 with BENCH_QUICK=1)
+#   sh bench/core.sh SECONDS     (the older form; BUILD from KEEL_BUILD)
 set -eu
 cd "$(dirname "$0")/.."
-BUILD=${KEEL_BUILD:-build}
-SECONDS_PER_POINT=${1:-3}
+. bench/lib.sh
+case ${1:-} in
+    *[!0-9.]*) BUILD=$1 ;;                                  # a build directory
+    "") BUILD=${KEEL_BUILD:-build} ;;
+    *) BUILD=${KEEL_BUILD:-build}; SECONDS_PER_POINT=$1 ;;   # a number of seconds
+esac
+SECONDS_PER_POINT=${SECONDS_PER_POINT:-$(quick_or 3 1)}
+REQUESTS_PER_CLIENT=$(quick_or 20000 4000)                 # redis-benchmark -n per client
+for f in "$BUILD/keeld" "$BUILD/bench/core_registry"; do
+    [ -x "$f" ] || { echo "core.sh: $f is missing; run make first" >&2; exit 2; }
+done
 TMP=$(mktemp -d /tmp/keel-bench-core.XXXXXX)
 KEELD_PID=""
 REDIS_PID=""
@@ -19,7 +29,8 @@ cleanup() {
     [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null || true
     rm -rf "$TMP"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE      # exit, so that the EXIT trap cleans up
 
 free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -56,9 +67,13 @@ printf '%-8s | %14s %14s %10s | %14s %14s %10s\n' clients register/s "redis SET/
 for c in 1 8 50; do
     reg=$("$BUILD/bench/core_registry" "$ENDPOINT" register "$c" "$SECONDS_PER_POINT" | awk '{print $5}')
     look=$("$BUILD/bench/core_registry" "$ENDPOINT" lookup "$c" "$SECONDS_PER_POINT" | awk '{print $5}')
-    n=$(( c * 20000 ))
+    n=$(( c * REQUESTS_PER_CLIENT ))
     rset=$(redis-benchmark -p "$REDIS_PORT" -c "$c" -n "$n" -t set --csv | awk -F'"' '$2 == "SET" {printf "%.0f", $4}')
     rget=$(redis-benchmark -p "$REDIS_PORT" -c "$c" -n "$n" -t get --csv | awk -F'"' '$2 == "GET" {printf "%.0f", $4}')
     printf '%-8s | %14s %14s %10.2f | %14s %14s %10.2f\n' "$c" "$reg" "$rset" \
         "$(echo "$reg / $rset" | bc -l)" "$look" "$rget" "$(echo "$look / $rget" | bc -l)"
+    result core "register_agent @$c clients (durable)" "$reg" req/s higher "redis SET" "$rset" \
+        "$(goal_at 50 "$c" 'ratio>=0.3')"
+    result core "get_agent_endpoint @$c clients" "$look" req/s higher "redis GET" "$rget" \
+        "$(goal_at 50 "$c" 'ratio>=0.7')"
 done

@@ -6,10 +6,11 @@
 # free PORT_OFFSET with a temp data dir and nats-server on a free port,
 # runs build/bench/errorbus, prints one table, stops both.
 #
-#   sh bench/errorbus.sh [BUILD]     env EVENTS=200000 (per run)
+#   sh bench/errorbus.sh [BUILD]     env EVENTS=200000 (per run; 50000 with BENCH_QUICK=1)
 set -eu
+. "$(dirname "$0")/lib.sh"
 build=${1:-build}
-events=${EVENTS:-200000}
+events=${EVENTS:-$(quick_or 200000 50000)}
 keeld="$build/keeld"
 bench="$build/bench/errorbus"
 nats_server=${NATS_SERVER:-/usr/sbin/nats-server}
@@ -42,11 +43,13 @@ dir=$(mktemp -d /tmp/keel-bench-errorbus-XXXXXX)
 keeld_pid=
 nats_pid=
 cleanup() {
-    [ -n "$keeld_pid" ] && kill "$keeld_pid" 2>/dev/null && wait "$keeld_pid" 2>/dev/null
-    [ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null
+    # nats-server exits non-zero on SIGTERM; that must not stop the cleanup under set -e
+    [ -n "$keeld_pid" ] && kill "$keeld_pid" 2>/dev/null && wait "$keeld_pid" 2>/dev/null || true
+    [ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
     rm -rf "$dir"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE      # exit, so that the EXIT trap cleans up
 
 PORT_OFFSET=$offset KEEL_DATA_DIR=$dir KEEL_LOG_LEVEL=warn "$keeld" errorbus >"$dir/keeld.log" 2>&1 &
 keeld_pid=$!
@@ -71,9 +74,18 @@ for p in 1 4 16; do
     "$bench" nats "nats://127.0.0.1:$nats_port" "$p" "$events" >>"$results"
 done
 
-/usr/bin/python3 - "$results" "$events" <<'PY'
+/usr/bin/python3 - "$results" "$events" "$dir/rows" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
+# one line per publisher count for the RESULT lines: p keel_rate nats_rate
+by = {}
+for r in rows:
+    by.setdefault(r["publishers"], {})[r["mode"]] = r
+with open(sys.argv[3], "w") as out:
+    for p in sorted(by):
+        out.write("%d %d %d\n" % (p, by[p].get("zmq", {}).get("rate", 0), by[p].get("nats", {}).get("rate", 0)))
+    out.write("lost %d %d\n" % (sum(r["lost"] for r in rows if r["mode"] == "zmq"),
+                                sum(r["lost"] for r in rows if r["mode"] == "nats")))
 import os
 print("ErrorBus ingest (stored = committed to SQLite) vs nats-server pass-through, %s events per run"
       % sys.argv[2])
@@ -84,3 +96,12 @@ for r in rows:
     path = "errorbus 7150 -> SQLite" if r["mode"] == "zmq" else "nats pub -> server -> sub"
     print("%-28s %10d %10d %8d %10.2f" % (path, r["publishers"], r["rate"], r["lost"], r["elapsed_s"]))
 PY
+
+while read -r p keel nats; do
+    if [ "$p" = lost ]; then
+        result errorbus "events lost, all runs" "$keel" events lower "nats-server" "$nats" 'keel==0'
+    else
+        result errorbus "events/s stored @$p publishers" "$keel" events/s higher "nats-server pub->sub" \
+            "$nats" 'keel>=100000'
+    fi
+done <"$dir/rows"

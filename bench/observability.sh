@@ -8,12 +8,15 @@
 # Starts `keeld observability` on a free PORT_OFFSET with a temp data dir,
 # prints one table, stops everything it started.
 #
-#   sh bench/observability.sh [BUILD]     env AGENTS=1000 SCRAPES=50 CPU_SECONDS=20
+#   sh bench/observability.sh [BUILD]     env AGENTS=1000 SCRAPES=50 CPU_SECONDS=20 SWEEPS=3
+#                                         (BENCH_QUICK=1: SCRAPES=20 CPU_SECONDS=5 SWEEPS=1)
 set -eu
+. "$(dirname "$0")/lib.sh"
 build=${1:-build}
 agents=${AGENTS:-1000}
-scrapes=${SCRAPES:-50}
-cpu_seconds=${CPU_SECONDS:-20}
+scrapes=${SCRAPES:-$(quick_or 50 20)}
+cpu_seconds=${CPU_SECONDS:-$(quick_or 20 5)}
+sweep_samples=${SWEEPS:-$(quick_or 3 1)}     # sweep durations read, 5 s apart
 keeld="$build/keeld"
 bench="$build/bench/observability"
 for f in "$keeld" "$bench"; do
@@ -49,12 +52,14 @@ offset=$1 base=$2 exporter_port=$3
 dir=$(mktemp -d /tmp/keel-bench-obs-XXXXXX)
 sim_pid= keeld_pid= exporter_pid=
 cleanup() {
+    # an exit status of 143 after SIGTERM must not stop the cleanup under set -e
     for pid in $keeld_pid $sim_pid $exporter_pid; do
-        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
     done
     rm -rf "$dir"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE      # exit, so that the EXIT trap cleans up
 
 /usr/bin/python3 - "$agents" "$base" >"$dir/keel.yaml" <<'PY'
 import json, sys
@@ -87,9 +92,9 @@ until [ "$(gauge keel_health_sweeps 2>/dev/null || echo 0)" -ge 3 ] 2>/dev/null;
 done
 
 sweeps=
-for i in 1 2 3; do
+for i in $(seq "$sweep_samples"); do
     sweeps="$sweeps $(gauge keel_health_sweep_duration_seconds)"
-    [ "$i" -lt 3 ] && sleep 5
+    if [ "$i" -lt "$sweep_samples" ]; then sleep 5; fi
 done
 up=$(curl -sf "$metrics" | grep -c '^keel_agent_up{.*} 1$' || true)
 hub_proc=$("$bench" proc "$keeld_pid" "$cpu_seconds")
@@ -131,3 +136,18 @@ printf '%-44s %s MB\n' "hub RSS (median of 100 ms samples)" "$(field "$hub_proc"
 printf '%-44s %s MB\n' "hub RSS (largest sample)" "$(field "$hub_proc" rss_max_mb)"
 printf '%-44s %s MB\n' "hub RSS peak (VmHWM, includes start)" "$(field "$hub_proc" hwm_mb)"
 printf '%-44s %s MB\n' "hub RSS after the ${scrapes} scrapes" "$rss_after"
+
+slowest_ms=$(echo $sweeps | tr ' ' '\n' | awk '{ ms = $1 * 1000; if (ms > max) max = ms } END { printf "%.1f", max }')
+result observability "health sweep of $agents agents (slowest of $sweep_samples)" "$slowest_ms" ms lower "" "" 'keel<1000'
+result observability "agents seen up by the sweeps" "$up" agents higher "" "" "keel>=$agents"
+peer_ms=
+peer_name="node-exporter (absent)"
+if [ -n "$exporter" ]; then
+    peer_ms=$(field "$exporter_scrape" median_ms)
+    peer_name=node-exporter
+fi
+result observability "/metrics scrape median, $agents agents" "$(field "$hub_scrape" median_ms)" ms lower \
+    "$peer_name" "$peer_ms" ""
+result observability "hub RSS while sweeping (median)" "$(field "$hub_proc" rss_mb)" MB lower "" "" 'keel<30'
+result observability "hub RSS peak (VmHWM)" "$(field "$hub_proc" hwm_mb)" MB lower "" "" ""
+result observability "hub CPU, sweeping every 5 s" "$(field "$hub_proc" cpu_percent)" % lower "" "" ""

@@ -5,10 +5,12 @@
 # on a free port (no persistence), runs build/bench/ping and
 # redis-benchmark at 1, 8 and 50 clients, prints one table, stops both.
 #
-#   sh bench/ping.sh [BUILD]     env SECONDS_PER_RUN=3, SERVICE_PORT=7003 (base port)
+#   sh bench/ping.sh [BUILD]     env SECONDS_PER_RUN=3 (1 with BENCH_QUICK=1),
+#                                    SERVICE_PORT=7003 (base port)
 set -eu
+. "$(dirname "$0")/lib.sh"
 build=${1:-build}
-seconds=${SECONDS_PER_RUN:-3}
+seconds=${SECONDS_PER_RUN:-$(quick_or 3 1)}
 base_port=${SERVICE_PORT:-7003}         # ErrorBus: its ping is the runtime's own health dict
 keeld="$build/keeld"
 ping="$build/bench/ping"
@@ -44,11 +46,13 @@ dir=$(mktemp -d /tmp/keel-bench-XXXXXX)
 keeld_pid=
 redis_pid=
 cleanup() {
-    [ -n "$keeld_pid" ] && kill "$keeld_pid" 2>/dev/null && wait "$keeld_pid" 2>/dev/null
-    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    # a server's exit status (143 after SIGTERM) must not stop the cleanup under set -e
+    [ -n "$keeld_pid" ] && kill "$keeld_pid" 2>/dev/null && wait "$keeld_pid" 2>/dev/null || true
+    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
     rm -rf "$dir"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE      # exit, so that the EXIT trap cleans up
 
 PORT_OFFSET=$offset KEEL_DATA_DIR=$dir KEEL_LOG_LEVEL=warn KEEL_NVML_LIB=$dir/none.so \
     "$keeld" all >"$dir/keeld.log" 2>&1 &
@@ -100,6 +104,13 @@ for c in 1 8 50; do
            | sed 's/.*: *\([0-9.]*\) requests per second.*/\1/')
     r1=$(cpu_s "$redis_pid")
     ratio=$(awk -v k="$krps" -v r="$rrps" 'BEGIN { printf "%.2f", (r > 0 ? k / r : 0) }')
+    kcpu=$(per_req "$k0" "$k1" "$kreq")
+    rcpu=$(per_req "$r0" "$r1" "$n")
     printf '%-8s %10s %8s %8s %10s %6s %12s %12s\n' "$c" "$krps" "$p50" "$p99" "$rrps" "$ratio" \
-        "$(per_req "$k0" "$k1" "$kreq")" "$(per_req "$r0" "$r1" "$n")"
+        "$kcpu" "$rcpu"
+    result ping "ping @$c clients" "$krps" req/s higher "redis PING" "$(printf '%.0f' "$rrps")" \
+        "$(goal_at 50 "$c" 'ratio>=0.8')"
+    if [ "$c" = 50 ]; then
+        result ping "server CPU per ping @50 clients" "$kcpu" us lower "redis PING" "$rcpu" ""
+    fi
 done

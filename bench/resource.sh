@@ -10,10 +10,12 @@
 # survives kill -9 but not a power cut).  beanstalkd is run twice to match:
 # in memory (its default) and with a binlog fsynced on every write (-b -f0).
 #
-#   sh bench/resource.sh [BUILD]     env TASKS=4000 (per run)
+#   sh bench/resource.sh [BUILD]     env TASKS=4000 (per run; 1000 with BENCH_QUICK=1)
 set -eu
+. "$(dirname "$0")/lib.sh"
 build=${1:-build}
-tasks=${TASKS:-4000}
+tasks=${TASKS:-$(quick_or 4000 1000)}
+samples=$(quick_or 2000 500)
 keeld="$build/keeld"
 bench="$build/bench/resource_bench"
 beanstalkd=${BEANSTALKD:-/usr/bin/beanstalkd}
@@ -52,7 +54,8 @@ cleanup() {
     for pid in $pids; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$tmp"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE      # exit, so that the EXIT trap cleans up
 
 start_keel() {   # $1: durable true|false, $2: port offset
     mkdir -p "$tmp/keel-$1"
@@ -91,7 +94,12 @@ for p in 1 8 50; do
     bm=$("$bench" beanstalk 127.0.0.1 "$bs_mem_port" "$p" "$tasks" | rate)
     printf '%-10s %14s %14s %14s %14s %10s %10s\n' "$p" "$kd" "$bd" "$kf" "$bm" \
         "$(awk "BEGIN{printf \"%.2fx\", $kd/$bd}")" "$(awk "BEGIN{printf \"%.2fx\", $kf/$bm}")"
+    result resource "tasks/s durable @$p producers" "$kd" tasks/s higher "beanstalkd -b -f0" "$bd" ""
+    result resource "tasks/s no fsync @$p producers" "$kf" tasks/s higher "beanstalkd memory" "$bm" ""
 done
 
-printf '\nallocate_resources latency with 10000 live reservations (2000 samples)\n'
-"$bench" alloc "$ep_fast" 10000 2000 | awk '{printf "mean %s us   p50 %s us   p99 %s us   failures %s\n", $9, $11, $13, $7}'
+printf '\nallocate_resources latency with 10000 live reservations (%d samples)\n' "$samples"
+alloc=$("$bench" alloc "$ep_fast" 10000 "$samples") || true     # failures are in the line
+echo "$alloc" | awk '{printf "mean %s us   p50 %s us   p99 %s us   failures %s\n", $9, $11, $13, $7}'
+result resource "allocate_resources p50, 10k live" "$(echo "$alloc" | awk '{print $11}')" us lower "" "" ""
+result resource "allocate_resources p99, 10k live" "$(echo "$alloc" | awk '{print $13}')" us lower "" "" ""

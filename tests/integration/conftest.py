@@ -8,10 +8,26 @@ Fixtures
   keel_factory  start(service="all", config=None, env=None) -> Keel, for tests
                 that need their own configuration, several instances, or
                 restarts; every instance is stopped at teardown.
+
+Under valgrind (KEEL_VALGRIND=1) every keeld and keelctl the tests start --
+through Keel, or through command() for the tests that run the binaries
+themselves -- runs under memcheck with its log in one directory per pytest
+worker (KEEL_VALGRIND_DIR, else a temporary one).  A log is read once its
+process has exited: at Keel.cleanup for that instance's processes, after every
+test for the others (keelctl), and at the end of the session for whatever a
+module-scoped fixture still held.  Any memcheck error or definite leak fails
+the test whose teardown found it, with the log's excerpt; a clean log is
+deleted, a failing one kept.  A process killed with SIGKILL writes no leak
+summary, but errors it made before the kill are still in its log and count.
+
+Every wait the harness makes (health, stop, requests, keelctl) is multiplied
+by TIME_FACTOR: KEEL_TIME_FACTOR, else 10 under valgrind and 1 without.
 """
+import glob
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -30,6 +46,15 @@ KEELD = os.path.join(BUILD, "keeld")
 KEELCTL = os.path.join(BUILD, "keelctl")
 FAKE_NVML = os.path.join(BUILD, "tests", "libfake-nvml.so")
 
+VALGRIND = os.environ.get("KEEL_VALGRIND") == "1"
+TIME_FACTOR = float(os.environ.get("KEEL_TIME_FACTOR") or (10 if VALGRIND else 1))
+VALGRIND_SUPP = os.path.join(ROOT, "tests", "valgrind.supp")
+VALGRIND_EXIT = 97
+# skipif marker for the few tests that measure speed or memory footprint,
+# which memcheck changes by an order of magnitude.
+not_under_valgrind = pytest.mark.skipif(VALGRIND, reason="measures speed or memory; "
+                                        "memcheck makes the process 10-50x slower and larger")
+
 # base ports of the five services: (zmq, http)
 PORTS = {
     "core": (7000, 8000),
@@ -38,7 +63,9 @@ PORTS = {
     "errorbus": (7003, 8003),
     "security": (7005, 8005),
 }
-EXTRA_PORTS = (7150, 7151)
+# Bound by default too: the error bus (7150, 7151), the coordinator's suggestion
+# port (5591) and the hub's status PUB (6584).
+EXTRA_PORTS = (7150, 7151, 5591, 6584)
 # The absorbed agents' old ports and side channels, bound with legacy_ports: true.
 LEGACY_PORTS = (7100, 8100, 7120, 7121, 8120, 26002, 26003, 27002, 7125, 8125, 5591, 5568, 5569,
                 7113, 8113, 7115, 8115, 7101, 8101, 5572, 6572,
@@ -56,14 +83,144 @@ def port_free(port):
             return False
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_offset(extra=()):
-    """A PORT_OFFSET at which every Keel port (and `extra` base ports) is free."""
+    """A PORT_OFFSET at which every Keel port (and `extra` base ports) is free.
+    Kept below the ephemeral range where the ports allow: a port free now but
+    ephemeral may be taken by any outgoing connection before keeld binds it."""
     bases = [p for pair in PORTS.values() for p in pair] + list(EXTRA_PORTS) + list(extra)
+    top = (_ephemeral_low() - max(bases)) // 10
+    top = top if top > 1000 else 3000
     for _ in range(200):
-        offset = random.randrange(100, 3000) * 10
+        offset = random.randrange(100, min(top, 3000)) * 10
         if all(port_free(b + offset) for b in bases):
             return offset
     raise RuntimeError("no free PORT_OFFSET found")
+
+
+def scaled(seconds):
+    """A wait the harness makes, stretched for a slowed-down keeld."""
+    return seconds * TIME_FACTOR
+
+
+# -- valgrind -----------------------------------------------------------------
+_vg_dir = None
+_vg_checked = set()
+_VG_ERROR = re.compile(r"^==\d+== (Invalid (read|write|free)|Conditional jump|Use of uninitialised"
+                       r"|Syscall param|Mismatched free|Source and destination overlap"
+                       r"|Argument '|.*fishy value"
+                       r"|Process terminating with default action of signal (4|6|7|8|11) )")
+
+
+def valgrind_dir():
+    """This worker's log directory: xdist workers never read each other's logs."""
+    global _vg_dir
+    if _vg_dir is None:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        base = os.environ.get("KEEL_VALGRIND_DIR")
+        if base:
+            _vg_dir = os.path.join(os.path.abspath(base), worker)
+            os.makedirs(_vg_dir, exist_ok=True)
+        else:
+            _vg_dir = tempfile.mkdtemp(prefix="keel-vg-%s-" % worker)
+    return _vg_dir
+
+
+def command(argv):
+    """argv for running keeld or keelctl: itself, or under memcheck when KEEL_VALGRIND=1.
+    The log's name carries the program and the running test, for whoever reads it."""
+    argv = list(argv)
+    if not VALGRIND:
+        return argv
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].split(" ")[0]
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", "%s.%s" % (os.path.basename(argv[0]), test))[:80]
+    vg = ["valgrind", "--tool=memcheck", "--error-exitcode=%d" % VALGRIND_EXIT,
+          "--leak-check=full", "--errors-for-leak-kinds=definite",
+          "--show-leak-kinds=definite", "--track-fds=no", "--num-callers=30",
+          # A child forked by keeld (observability's managed agents) that fails
+          # to exec and _exit()s holds the parent's heap without its threads:
+          # memcheck would call blocks only those threads point to lost.
+          "--child-silent-after-fork=yes",
+          "--log-file=%s/valgrind.%s.%%p.log" % (valgrind_dir(), tag)]
+    if os.path.exists(VALGRIND_SUPP):
+        vg.append("--suppressions=" + VALGRIND_SUPP)
+    return vg + argv
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def valgrind_problems(pids=None):
+    """Reads the logs of exited processes (of `pids`, else all) not read before;
+    returns one excerpt per failing log.  Clean logs are removed."""
+    if not VALGRIND:
+        return []
+    problems = []
+    for path in sorted(glob.glob(os.path.join(valgrind_dir(), "valgrind.*.log"))):
+        if path in _vg_checked:
+            continue
+        pid = int(path.rsplit(".", 2)[-2])
+        if pids is not None and pid not in pids:
+            continue
+        with open(path, errors="replace") as f:
+            text = f.read()
+        summary = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+        if summary is None and _pid_alive(pid):
+            continue                        # still running: read later
+        _vg_checked.add(path)
+        lost = re.search(r"definitely lost: ([\d,]+) bytes", text)
+        bad = ((summary and int(summary.group(1)) > 0)
+               or (lost and int(lost.group(1).replace(",", "")) > 0)
+               or any(_VG_ERROR.match(line) for line in text.splitlines()))
+        if bad:
+            problems.append("%s:\n%s" % (path, _excerpt(text)))
+        else:
+            os.unlink(path)
+    return problems
+
+
+def _excerpt(text, limit=12000):
+    """The log less its banner: the error records and the summaries."""
+    lines = [l for l in text.splitlines()
+             if not re.match(r"^==\d+== (Memcheck,|Copyright|Using Valgrind|Command:|Parent PID:|$)", l)]
+    out = "\n".join(lines)
+    return out if len(out) <= limit else out[:limit] + "\n... (truncated; see the log)"
+
+
+def assert_valgrind_clean(pids=None):
+    problems = valgrind_problems(pids)
+    if problems:
+        raise AssertionError("valgrind found errors:\n" + "\n\n".join(problems))
+
+
+@pytest.fixture(autouse=True)
+def _valgrind_per_test():
+    """Fails a test's teardown when a process it ran (keelctl, a keeld it started
+    itself) left memcheck errors.  Autouse fixtures are set up first, so this
+    teardown runs after keel_factory's."""
+    yield
+    assert_valgrind_clean()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _valgrind_session():
+    """Whatever module-scoped fixtures stopped after the last test of a module."""
+    yield
+    assert_valgrind_clean()
 
 
 def zmq_request(endpoint, message, timeout_ms=5000):
@@ -72,8 +229,8 @@ def zmq_request(endpoint, message, timeout_ms=5000):
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
-    sock.setsockopt(zmq.SNDTIMEO, timeout_ms)
+    sock.setsockopt(zmq.RCVTIMEO, int(scaled(timeout_ms)))
+    sock.setsockopt(zmq.SNDTIMEO, int(scaled(timeout_ms)))
     sock.connect(endpoint)
     try:
         if isinstance(message, (bytes, bytearray)):
@@ -89,7 +246,7 @@ def http_get(url, timeout=5, headers=None):
     """Returns (status, body bytes, headers)."""
     req = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=scaled(timeout)) as r:
             return r.status, r.read(), r.headers
     except urllib.error.HTTPError as e:
         return e.code, e.read(), e.headers
@@ -99,7 +256,7 @@ def http_request(url, method="POST", body=None, headers=None, timeout=5):
     data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=scaled(timeout)) as r:
             return r.status, r.read(), r.headers
     except urllib.error.HTTPError as e:
         return e.code, e.read(), e.headers
@@ -127,6 +284,7 @@ class Keel:
         if env:
             self.env.update(env)
         self.proc = None
+        self.pids = []
         self.stderr_path = os.path.join(self.data_dir, "keeld.stderr")
 
     # -- addresses ---------------------------------------------------------
@@ -156,12 +314,14 @@ class Keel:
         if self.config_path:
             args += ["--config", self.config_path]
         self.stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(args, env=self.env, stdout=self.stderr, stderr=self.stderr,
-                                     cwd=self.data_dir)
+        self.proc = subprocess.Popen(command(args), env=self.env, stdout=self.stderr,
+                                     stderr=self.stderr, cwd=self.data_dir)
+        self.pids.append(self.proc.pid)
         self.wait_healthy(timeout)
         return self
 
     def wait_healthy(self, timeout=15):
+        timeout = scaled(timeout)
         deadline = time.time() + timeout
         pending = set(self.services())
         while pending and time.time() < deadline:
@@ -192,7 +352,7 @@ class Keel:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
+            return self.proc.wait(scaled(timeout))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -208,9 +368,9 @@ class Keel:
         return self.start(timeout)
 
     def keelctl(self, *args, input=None, timeout=30):
-        return subprocess.run([KEELCTL, "--port-offset", str(self.offset)] + list(args),
-                              env=self.env, input=input, capture_output=True, timeout=timeout,
-                              text=True, cwd=self.data_dir)
+        return subprocess.run(command([KEELCTL, "--port-offset", str(self.offset)] + list(args)),
+                              env=self.env, input=input, capture_output=True,
+                              timeout=scaled(timeout), text=True, cwd=self.data_dir)
 
     def cleanup(self):
         try:
@@ -220,6 +380,7 @@ class Keel:
                 self.stderr.close()
             if self.owns_data_dir:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
+        assert_valgrind_clean(set(self.pids))
 
 
 @pytest.fixture
@@ -232,8 +393,15 @@ def keel_factory():
         return k.start()
 
     yield start
+    # Every instance is stopped even when an earlier one's cleanup fails.
+    failure = None
     for k in reversed(started):
-        k.cleanup()
+        try:
+            k.cleanup()
+        except Exception as e:
+            failure = failure or e
+    if failure:
+        raise failure
 
 
 @pytest.fixture

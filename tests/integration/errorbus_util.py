@@ -7,9 +7,11 @@ import time
 
 import zmq
 
+from conftest import scaled
+
 
 def wait_for(predicate, timeout=10.0, interval=0.05):
-    deadline = time.time() + timeout
+    deadline = time.time() + scaled(timeout)
     while time.time() < deadline:
         value = predicate()
         if value:

@@ -23,6 +23,8 @@ import time
 
 import zmq
 
+from conftest import scaled
+
 
 class FakePeer:
     def __init__(self, models=None, used_mb=None, total_mb=24564):
@@ -101,7 +103,7 @@ class FakePeer:
                     if command is None or r.get("command") == command or r.get("action") == command]
 
     def wait_for(self, predicate, timeout=10.0):
-        deadline = time.time() + timeout
+        deadline = time.time() + scaled(timeout)
         while time.time() < deadline:
             with self.lock:
                 if predicate(list(self.requests)):

@@ -19,6 +19,8 @@ import time
 
 import zmq
 
+from conftest import scaled
+
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -152,7 +154,7 @@ class ErrorSink(threading.Thread):
         self.sock.close()
 
     def wait_for(self, pred, timeout=10):
-        deadline = time.time() + timeout
+        deadline = time.time() + scaled(timeout)
         while time.time() < deadline:
             with self.lock:
                 hits = [e for e in self.events if pred(e)]
@@ -167,7 +169,7 @@ class ErrorSink(threading.Thread):
 
 
 def wait_until(fn, timeout=10, interval=0.05):
-    deadline = time.time() + timeout
+    deadline = time.time() + scaled(timeout)
     last = None
     while time.time() < deadline:
         last = fn()
@@ -184,8 +186,11 @@ def agent_entry(name, agent, **extra):
 
 
 def hub_config(agents=(), **obs):
-    """YAML (as JSON, which YAML reads) for a hub with fast loops."""
-    cfg = {"observability": {"agents": list(agents), "interval_ms": 200, "timeout_ms": 300,
+    """YAML (as JSON, which YAML reads) for a hub with fast loops.  The probe
+    timeout is scaled: under valgrind a first probe (connect and handshake)
+    alone can take longer than 300 ms."""
+    cfg = {"observability": {"agents": list(agents), "interval_ms": 200,
+                             "timeout_ms": int(scaled(300)),
                              "discover": False,
                              "memory_services": {"enabled": False, "timeout_ms": 300},
                              "memory_orchestrator_endpoint": "tcp://127.0.0.1:%d" % free_port(),

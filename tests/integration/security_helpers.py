@@ -8,6 +8,8 @@ import socket
 
 import zmq
 
+from conftest import scaled
+
 FAST = """
 security:
   allow_registration: true
@@ -32,8 +34,8 @@ class Client:
     def __init__(self, endpoint, timeout_ms=5000, curve=None):
         self.sock = zmq.Context.instance().socket(zmq.REQ)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
-        self.sock.setsockopt(zmq.SNDTIMEO, timeout_ms)
+        self.sock.setsockopt(zmq.RCVTIMEO, int(scaled(timeout_ms)))
+        self.sock.setsockopt(zmq.SNDTIMEO, int(scaled(timeout_ms)))
         if curve:
             public, secret, server = curve
             self.sock.curve_publickey = public

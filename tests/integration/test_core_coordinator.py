@@ -13,7 +13,7 @@ import time
 import pytest
 import zmq
 
-from conftest import Keel, free_offset, http_get, zmq_request
+from conftest import Keel, free_offset, http_get, scaled, zmq_request
 
 BASE = "metrics_source: mock\n"
 
@@ -60,8 +60,17 @@ def register(k, name, port):
     assert r["status"] == "success"
 
 
+def settle(agent):
+    """Waits until the agent has received nothing new for a while."""
+    for _ in range(50):
+        n = len(agent.got)
+        time.sleep(scaled(0.3))
+        if len(agent.got) == n:
+            return
+
+
 def wait_for(pred, timeout=5.0):
-    deadline = time.time() + timeout
+    deadline = time.time() + scaled(timeout)
     while time.time() < deadline:
         if pred():
             return True
@@ -344,6 +353,7 @@ def test_language_analysis_frames_json_and_pickle():
         msg = {"type": "language_analysis", "transcription": "kumusta", "translated_text": "hello",
                "detected_language": "tl", "translation_status": "ok", "analysis": {"intent": "greet"}}
         assert wait_for(lambda: (pub.send(pickle.dumps(msg)), len(cot.got) > 0)[1], 5)
+        settle(cot)     # frames sent before the first was seen are still arriving
         req = cot.got[0]["parameters"]["request"]
         assert req["data"] == "hello" and req["context"]["original_text"] == "kumusta"
         assert req["metadata"] == {"source": "speech_recognition", "was_translated": True,
@@ -360,7 +370,7 @@ def test_language_analysis_frames_json_and_pickle():
         n = len(cot.got)
         pub.send(pickle.dumps(Evil()))
         pub.send(pickle.dumps({"type": "metrics", "cpu": 3}))
-        time.sleep(0.5)
+        time.sleep(scaled(0.5))
         assert len(cot.got) == n
         _, body, _ = http_get(k.http("core", "/metrics"))
         assert b'keel_core_language_frames_total{outcome="rejected"} 1' in body

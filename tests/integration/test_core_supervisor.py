@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Keel, free_offset
+from conftest import Keel, free_offset, scaled
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$")
 
@@ -30,7 +30,7 @@ def free_port():
 
 
 def wait_for(pred, timeout=5.0):
-    deadline = time.time() + timeout
+    deadline = time.time() + scaled(timeout)
     while time.time() < deadline:
         if pred():
             return True

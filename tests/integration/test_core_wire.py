@@ -12,7 +12,7 @@ import time
 import pytest
 import zmq
 
-from conftest import KEELD, Keel, free_offset, http_get, zmq_request
+from conftest import KEELD, Keel, command, free_offset, http_get, scaled, zmq_request
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z?$")
 HEALTH_KEYS = {"status", "ready", "initialized", "message", "timestamp", "uptime", "active_threads"}
@@ -190,9 +190,10 @@ def test_co71_taken_port_fails_fast(base):
     k = Keel("core", offset=offset)
     try:
         t0 = time.time()
-        proc = subprocess.run([KEELD, "core"], env=k.env, cwd=k.data_dir, capture_output=True, timeout=10)
+        proc = subprocess.run(command([KEELD, "core"]), env=k.env, cwd=k.data_dir,
+                              capture_output=True, timeout=scaled(10))
         assert proc.returncode != 0
-        assert time.time() - t0 < 6
+        assert time.time() - t0 < scaled(6)
     finally:
         blocker.close()
         k.cleanup()

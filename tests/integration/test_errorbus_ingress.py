@@ -220,9 +220,10 @@ def test_eb1_secure_zmq_ingress_and_fanout_are_curve_servers(keel_factory, tmp_p
     allowed client key publishes and subscribes; plaintext is not heard."""
     import subprocess
     import zmq.auth
-    from conftest import KEELCTL
+    from conftest import KEELCTL, command
     d = str(tmp_path / "certs")
-    r = subprocess.run([KEELCTL, "certs", "generate", "--dir", d], capture_output=True, text=True)
+    r = subprocess.run(command([KEELCTL, "certs", "generate", "--dir", d]), capture_output=True,
+                       text=True)
     assert r.returncode == 0, r.stderr
     k = keel_factory("errorbus", env={"SECURE_ZMQ": "1", "ZMQ_CERTIFICATES_DIR": d})
     pub_key, sec_key = zmq.auth.load_certificate(os.path.join(d, "client.key_secret"))

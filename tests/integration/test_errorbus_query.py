@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import time
 
-from conftest import KEELCTL, http_get
+from conftest import KEELCTL, command, http_get, scaled
 from errorbus_util import Publisher, query, rows, stored, wait_for
 
 
@@ -328,22 +328,24 @@ def test_keelctl_errors_tail_filter_follow_groups(keel_factory):
     assert out.returncode == 0 and "boom" in out.stdout and out.stdout.startswith("COUNT")
     bad = k.keelctl("errors", "--severity", "nonsense")
     assert bad.returncode == 1 and "Unknown severity" in bad.stderr
-    follow = subprocess.Popen([KEELCTL, "--port-offset", str(k.offset), "errors", "--follow",
-                               "--agent", "CtlF"], stdout=subprocess.PIPE, text=True, env=k.env)
+    follow = subprocess.Popen(command([KEELCTL, "--port-offset", str(k.offset), "errors", "--follow",
+                                       "--agent", "CtlF"]), stdout=subprocess.PIPE, text=True,
+                              env=k.env)
     try:
-        time.sleep(0.5)
-        pub.f1({"agent": "CtlF", "message": "followed line"})
+        # Published until seen: a subscriber misses what is sent before it
+        # has joined, and how long joining takes depends on the machine.
         import select
         line = ""
-        deadline = time.time() + 10
+        deadline = time.time() + scaled(10)
         while "followed line" not in line and time.time() < deadline:
-            ready, _, _ = select.select([follow.stdout], [], [], max(0.0, deadline - time.time()))
+            pub.f1({"agent": "CtlF", "message": "followed line"})
+            ready, _, _ = select.select([follow.stdout], [], [], 0.5)
             if ready:
                 line = follow.stdout.readline()
         assert "followed line" in line
     finally:
         follow.send_signal(signal.SIGINT)
-        assert follow.wait(5) == 0
+        assert follow.wait(scaled(5)) == 0
 
 
 def test_clean_stop_writes_everything_received(keel_factory):

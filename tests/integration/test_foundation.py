@@ -17,7 +17,7 @@ import time
 import pytest
 import zmq
 
-from conftest import KEELD, PORTS, free_offset, http_get
+from conftest import KEELD, PORTS, command, free_offset, http_get, scaled
 
 TITLES = {
     "core": "CoreOrchestrator",
@@ -124,7 +124,7 @@ def test_sigterm_exits_zero_within_2s(keel):
         assert_answers(keel, name)
     started = time.monotonic()
     keel.proc.send_signal(signal.SIGTERM)
-    rc = keel.proc.wait(timeout=5)
+    rc = keel.proc.wait(timeout=scaled(5))
     took = time.monotonic() - started
     assert rc == 0, keel.log_tail()
     assert took < 2.0, took
@@ -186,8 +186,8 @@ def run_keeld(args, tmp_path, timeout=10):
     env = dict(os.environ)
     env.update({"PORT_OFFSET": str(free_offset()), "KEEL_DATA_DIR": str(tmp_path)})
     env.pop("KEEL_CONFIG", None)
-    return subprocess.run([KEELD] + args, env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=str(tmp_path))
+    return subprocess.run(command([KEELD] + args), env=env, capture_output=True, text=True,
+                          timeout=scaled(timeout), cwd=str(tmp_path))
 
 
 def test_keeld_bad_config_names_key_and_line(tmp_path):

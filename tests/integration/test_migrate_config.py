@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import KEELCTL, KEELD, ROOT
+from conftest import KEELCTL, KEELD, ROOT, command, scaled
 
 LEGACY = os.path.join(os.path.dirname(ROOT), "shared", "legacy")
 FILES = ["mainpc_startup_config.pre_phase1.yaml", "mainpc_startup_config.yaml",
@@ -37,8 +37,8 @@ def legacy_agents(doc):
 
 
 def translate(path, *extra):
-    out = subprocess.run([KEELCTL] + list(extra) + ["migrate", "config", path],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(command([KEELCTL] + list(extra) + ["migrate", "config", path]),
+                         capture_output=True, text=True, timeout=scaled(30))
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -78,16 +78,17 @@ def test_json_output_lists_the_absorbed_agents():
 def test_unreadable_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("agent_groups: [unclosed\n")
-    out = subprocess.run([KEELCTL, "migrate", "config", str(bad)], capture_output=True,
-                         text=True, timeout=30)
+    out = subprocess.run(command([KEELCTL, "migrate", "config", str(bad)]), capture_output=True,
+                         text=True, timeout=scaled(30))
     assert out.returncode == 1
     assert "cannot read" in out.stderr
 
 
 @pytest.mark.parametrize("name", ["mainpc.yaml", "pc2.yaml"])
 def test_machine_configurations_are_valid(name):
-    out = subprocess.run([KEELD, "all", "--check", "--config", os.path.join(ROOT, "config", name)],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(command([KEELD, "all", "--check", "--config",
+                                  os.path.join(ROOT, "config", name)]),
+                         capture_output=True, text=True, timeout=scaled(30))
     assert out.returncode == 0, out.stderr
     assert "configuration OK" in out.stdout
 
@@ -95,10 +96,11 @@ def test_machine_configurations_are_valid(name):
 @pytest.mark.skipif(not os.path.isdir(LEGACY), reason="../shared/legacy is not beside the checkout")
 def test_translated_configuration_is_accepted_by_keeld(tmp_path):
     target = tmp_path / "agents.yaml"
-    subprocess.run([KEELCTL, "migrate", "config", os.path.join(LEGACY, FILES[0]),
-                    "--output", str(target)], check=True, capture_output=True, timeout=30)
-    out = subprocess.run([KEELD, "all", "--check", "--config", str(target)],
-                         capture_output=True, text=True, timeout=30)
+    subprocess.run(command([KEELCTL, "migrate", "config", os.path.join(LEGACY, FILES[0]),
+                            "--output", str(target)]), check=True, capture_output=True,
+                   timeout=scaled(30))
+    out = subprocess.run(command([KEELD, "all", "--check", "--config", str(target)]),
+                         capture_output=True, text=True, timeout=scaled(30))
     assert out.returncode == 0, out.stderr
 
 

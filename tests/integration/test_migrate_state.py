@@ -22,7 +22,7 @@ import time
 import pytest
 import yaml
 
-from conftest import KEELCTL, KEELD, port_free
+from conftest import KEELCTL, KEELD, command, port_free, scaled
 
 NOW = time.time()
 
@@ -184,8 +184,8 @@ def legacy(tmp_path, redis_port):
 
 def migrate(data_dir, *args):
     env = dict(os.environ, KEEL_DATA_DIR=data_dir)
-    return subprocess.run([KEELCTL, "--json", "migrate", "state"] + list(args), env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(command([KEELCTL, "--json", "migrate", "state"] + list(args)), env=env,
+                          capture_output=True, text=True, timeout=scaled(60))
 
 
 def all_sources(legacy):
@@ -330,11 +330,12 @@ def test_refuses_while_keeld_runs(legacy, keel_factory):
 
 def test_rollback_configuration_delegates_all_fifteen(tmp_path):
     out = str(tmp_path / "rollback.yaml")
-    result = subprocess.run([KEELCTL, "migrate", "rollback", "--output", out, "--pc2-host", "192.168.100.17"],
-                            capture_output=True, text=True, timeout=10)
+    result = subprocess.run(command([KEELCTL, "migrate", "rollback", "--output", out,
+                                     "--pc2-host", "192.168.100.17"]),
+                            capture_output=True, text=True, timeout=scaled(10))
     assert result.returncode == 0, result.stderr
-    check = subprocess.run([KEELD, "all", "--check", "--config", out], capture_output=True, text=True,
-                           timeout=10)
+    check = subprocess.run(command([KEELD, "all", "--check", "--config", out]), capture_output=True,
+                           text=True, timeout=scaled(10))
     assert check.returncode == 0, check.stderr
     doc = yaml.safe_load(open(out))
     modules = doc["modules"]
@@ -357,8 +358,8 @@ def test_rollback_configuration_delegates_all_fifteen(tmp_path):
 
 
 def test_rollback_for_one_machine_lists_its_agents_only(tmp_path):
-    result = subprocess.run([KEELCTL, "--json", "migrate", "rollback", "--machine", "mainpc"],
-                            capture_output=True, text=True, timeout=10)
+    result = subprocess.run(command([KEELCTL, "--json", "migrate", "rollback", "--machine", "mainpc"]),
+                            capture_output=True, text=True, timeout=scaled(10))
     doc = json.loads(result.stdout)
     assert len(doc["modules"]) == 15
     assert {a["name"] for a in doc["agents"]} == {

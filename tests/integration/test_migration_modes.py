@@ -10,7 +10,7 @@ import time
 import pytest
 import zmq
 
-from conftest import free_offset, http_get, zmq_request
+from conftest import free_offset, http_get, scaled, zmq_request
 
 
 class StandIn:
@@ -138,7 +138,7 @@ def rewrite(k, text):
 
 def until(probe, timeout=5.0):
     """probe() until it returns something true; the reload is asynchronous."""
-    deadline = time.time() + timeout
+    deadline = time.time() + scaled(timeout)
     while True:
         value = probe()
         if value or time.time() > deadline:

@@ -245,13 +245,16 @@ def test_oh30_retention_uses_real_timestamps(keel_factory):
                                                        "timestamp": tricky.isoformat(), "metadata": None}}) \
         == {"status": "success"}
     hub.stop()
-    hub.start()     # retention runs at start
-    db = sqlite3.connect("%s/observability/observability.db" % hub.data_dir)
-    try:
-        agents = {r[0] for r in db.execute("SELECT agent FROM metrics UNION SELECT agent FROM resource_usage")}
-    finally:
-        db.close()
-    assert agents == {"new_metric", "new_usage"}
+    hub.start()     # retention runs at start, on the housekeeping thread
+
+    def agents():
+        db = sqlite3.connect("%s/observability/observability.db" % hub.data_dir)
+        try:
+            return {r[0] for r in db.execute("SELECT agent FROM metrics UNION SELECT agent FROM resource_usage")}
+        finally:
+            db.close()
+    wait_until(lambda: agents() == {"new_metric", "new_usage"}, timeout=5)
+    assert agents() == {"new_metric", "new_usage"}
 
 
 def test_metrics_and_logger_rows_survive_kill9(keel_factory):

@@ -11,6 +11,7 @@ import time
 import pytest
 import zmq
 
+from conftest import scaled
 from resource_util import config, fake_proc, gpu_env
 
 
@@ -163,16 +164,16 @@ def test_accepted_tasks_survive_kill9(keel_factory):
     """Accepted (journalled) tasks come back after kill -9 and then run."""
     k = keel_factory("resource", config=config({"proc_root": fake_proc()}))
     ids = []
-    for i in range(5):
+    for i in range(5):      # the delay outlasts the restart, which valgrind slows
         r = req(k, {"action": "schedule_task", "type": "analysis", "data": {"i": i},
-                    "priority": "low", "delay_s": 2.5})
+                    "priority": "low", "delay_s": scaled(2.5)})
         ids.append(r["task_id"])
     k.kill9()
     k.start()
     listed = req(k, {"action": "list_tasks"})
     assert sorted(t["task_id"] for t in listed["tasks"]) == ids
     assert listed["queue_sizes"]["low"] == 5
-    deadline = time.time() + 10
+    deadline = time.time() + scaled(10)
     while time.time() < deadline:
         states = [req(k, {"action": "get_task", "task_id": i})["task"]["state"] for i in ids]
         if states == ["succeeded"] * 5:

@@ -11,14 +11,14 @@ import pytest
 import zmq
 import zmq.auth
 
-from conftest import KEELCTL, Keel
+from conftest import KEELCTL, Keel, command, scaled
 from security_helpers import FAST, Client
 
 
 def certs(tmp_path, *extra):
     d = str(tmp_path / "certs")
-    r = subprocess.run([KEELCTL, "certs", "generate", "--dir", d] + list(extra),
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(command([KEELCTL, "certs", "generate", "--dir", d] + list(extra)),
+                       capture_output=True, text=True, timeout=scaled(30))
     assert r.returncode == 0, r.stderr
     return d
 
@@ -47,7 +47,8 @@ def test_certs_generate_modes_0600(tmp_path):
         assert stat.S_IMODE(os.stat(os.path.join(d, f)).st_mode) == 0o600, f
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
     assert not os.path.exists(os.path.join(d, "authorized_clients", "client.key_secret"))
-    r = subprocess.run([KEELCTL, "certs", "generate", "--dir", d], capture_output=True, text=True)
+    r = subprocess.run(command([KEELCTL, "certs", "generate", "--dir", d]), capture_output=True,
+                       text=True)
     assert r.returncode == 1 and "--force" in r.stderr
     before = open(os.path.join(d, "server.key")).read()
     certs(tmp_path, "--force")
@@ -79,8 +80,8 @@ def test_plaintext_client_refused(secure):
 def test_allow_list_is_live(secure, tmp_path):
     """Adding a client key works without a restart; removing it refuses the
     next connection."""
-    r = subprocess.run([KEELCTL, "certs", "generate", "--dir", secure.certs, "--client", "agent7"],
-                       capture_output=True, text=True)
+    r = subprocess.run(command([KEELCTL, "certs", "generate", "--dir", secure.certs,
+                                "--client", "agent7"]), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     c = Client(secure.zmq("security"), curve=keys(secure.certs, "agent7"))
     assert c({"action": "health_check"})["status"] == "ok"

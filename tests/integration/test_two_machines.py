@@ -28,7 +28,7 @@ import time
 
 import pytest
 
-from conftest import KEELD, PORTS
+from conftest import KEELD, PORTS, command, scaled
 from netns import Link, NetnsUnavailable, NsProcess, Relay, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -117,7 +117,7 @@ class TwoMachines:
         os.makedirs(data_dir, exist_ok=True)
         env = dict(os.environ, PORT_OFFSET=str(self.offset), KEEL_DATA_DIR=data_dir,
                    KEEL_NVML_LIB=os.path.join(data_dir, "no-nvml.so"))
-        argv = [KEELD, service, "--config", os.path.join(self.tmp, machine + ".yaml")]
+        argv = command([KEELD, service, "--config", os.path.join(self.tmp, machine + ".yaml")])
         ns = self.link.mainpc if machine == "mainpc" else self.link.pc2
         self.procs[service] = NsProcess(self.link, ns, argv, env=env, cwd=data_dir,
                                         log_path=os.path.join(data_dir, "keeld.log")).start()
@@ -131,7 +131,7 @@ class TwoMachines:
                 raise AssertionError("keeld %s exited:\n%s" % (service, proc.log_tail()))
             return relay.http_status(self.health_url(service), 1) == 200
 
-        assert wait_for(up, timeout, 0.05), "keeld %s not healthy:\n%s" % (service, proc.log_tail())
+        assert wait_for(up, scaled(timeout), 0.05), "keeld %s not healthy:\n%s" % (service, proc.log_tail())
 
     def start_standin(self, machine):
         ns, addr = ((self.link.mainpc, self.link.mainpc_addr) if machine == "mainpc"
@@ -160,7 +160,7 @@ class TwoMachines:
             for name in group:
                 self.procs[name].terminate()
             for name in group:
-                self.procs[name].stop()
+                self.procs[name].stop(scaled(5))
                 codes[name] = self.procs[name].proc.returncode
         return codes
 

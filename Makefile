@@ -11,6 +11,11 @@
 #                   two integration files per service) with every keeld and
 #                   keelctl under memcheck: a few minutes, part of `make test`
 #   make valgrind-full  the same with the whole integration suite (long)
+#   make soak       `keeld all` under 1,000 simulated agents for 10 minutes
+#                   (tests/soak/soak.py): no failed request, every agent
+#                   registered, every error stored, resident memory flat;
+#                   soak-ci, a 90 s version (baseline after 30 s), is part
+#                   of `make test`
 #   make SAN=1 BUILD=build-san ...   the same targets, sanitized
 #   make fuzz       libFuzzer targets (fuzz/) built with clang into
 #                   build-fuzz/, each run FUZZ_SECONDS (60); fuzz-check
@@ -117,7 +122,7 @@ sanitize:
 # memcheck error or definite leak in a keeld or keelctl fails the test that ran
 # it; failing logs stay in $(BUILD)/valgrind/.  Every harness wait is 10x.
 # The subset covers each service's main paths and the shared foundation.
-VALGRIND_SUBSET ?= test_foundation.py test_core_wire.py test_core_registry.py \
+VALGRIND_SUBSET ?= test_foundation.py test_core_wire.py test_observability_procs.py \
                    test_resource_manager.py test_observability_wire.py \
                    test_errorbus_ingress.py test_security_auth.py
 VALGRIND_PYTEST := KEEL_VALGRIND=1 KEEL_VALGRIND_DIR=$(BUILD)/valgrind KEEL_BUILD=$(BUILD) \
@@ -132,10 +137,18 @@ valgrind-full: all
 	$(VALGRIND_PYTEST) tests/integration
 
 test: deps
-	$(MAKE) unit integration browser
+	$(MAKE) unit integration browser soak-ci
 	$(MAKE) sanitize
 	$(MAKE) valgrind
 	$(MAKE) fuzz-check
+
+# Soak: tests/soak/soak.py starts its own keeld all on a free PORT_OFFSET.
+.PHONY: soak soak-ci
+soak: all
+	$(PYTHON) tests/soak/soak.py --build $(BUILD) --seconds 600
+
+soak-ci: all
+	$(PYTHON) tests/soak/soak.py --build $(BUILD) --seconds 90 --warmup-s 30 --agents 1000
 
 # The dashboard in headless Chromium (tests/browser).
 .PHONY: browser

@@ -113,7 +113,7 @@ unit: all
 	@sh tests/run-unit.sh $(BUILD)
 
 integration: all
-	KEEL_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --timeout=300 tests/integration
+	KEEL_BUILD=$(BUILD) KEEL_SANITIZED=$(SAN) $(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --timeout=300 tests/integration
 
 sanitize:
 	$(MAKE) SAN=1 BUILD=build-san unit integration

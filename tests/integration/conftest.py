@@ -50,10 +50,13 @@ VALGRIND = os.environ.get("KEEL_VALGRIND") == "1"
 TIME_FACTOR = float(os.environ.get("KEEL_TIME_FACTOR") or (10 if VALGRIND else 1))
 VALGRIND_SUPP = os.path.join(ROOT, "tests", "valgrind.supp")
 VALGRIND_EXIT = 97
+# `make sanitize` sets KEEL_SANITIZED=1: ASan keeps freed memory in its
+# quarantine (256 MiB) and shadows the rest, so resident size means nothing there.
+SANITIZED = os.environ.get("KEEL_SANITIZED") == "1"
 # skipif marker for the few tests that measure speed or memory footprint,
-# which memcheck changes by an order of magnitude.
-not_under_valgrind = pytest.mark.skipif(VALGRIND, reason="measures speed or memory; "
-                                        "memcheck makes the process 10-50x slower and larger")
+# which memcheck changes by an order of magnitude and ASan by several times.
+not_instrumented = pytest.mark.skipif(VALGRIND or SANITIZED, reason="measures speed or memory; "
+                                      "memcheck and ASan make the process slower and larger")
 
 # base ports of the five services: (zmq, http)
 PORTS = {

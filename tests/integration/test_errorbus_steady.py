@@ -8,7 +8,7 @@ filled, growing keeld by ~2 MiB a minute at 100 events/s."""
 import os
 import time
 
-from conftest import not_under_valgrind, scaled
+from conftest import not_instrumented, scaled
 from errorbus_util import Publisher, query, stored, wait_for
 
 MIB = 1024 * 1024
@@ -48,7 +48,7 @@ def test_wal_stays_bounded_under_a_steady_stream(keel_factory):
     assert largest < 32 * MIB, "WAL reached %.1f MiB" % (largest / MIB)
 
 
-@not_under_valgrind
+@not_instrumented
 def test_stored_volume_does_not_stay_resident(keel_factory):
     """About 50 MB written to error_system.db, in paced chunks so the queue
     never holds much: resident memory grows by well under that."""

@@ -32,22 +32,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP PIPE      # exit, so that the EXIT trap cleans up
 
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-port_free() {
-    /usr/bin/python3 -c "import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1',$1))" 2>/dev/null
-}
-
-# a PORT_OFFSET where CoreOrchestrator's ports are free
-OFFSET=""
-for try in $(seq 1 50); do
-    o=$(( ( $(od -An -N2 -tu2 /dev/urandom) % 2900 + 100 ) * 10 ))
-    if port_free $((7000 + o)) && port_free $((8000 + o)) && port_free $((5591 + o)); then OFFSET=$o; break; fi
-done
-[ -n "$OFFSET" ] || { echo "no free PORT_OFFSET" >&2; exit 1; }
-
-REDIS_PORT=$(free_port)
+# a PORT_OFFSET where CoreOrchestrator's ports are free, and a port for Redis
+OFFSET=$(keel_ports offset 7000 8000 5591)
+REDIS_PORT=$(keel_ports ports 1)
 /usr/bin/redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$TMP" >"$TMP/redis.log" 2>&1 &
 REDIS_PID=$!

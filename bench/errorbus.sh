@@ -18,27 +18,8 @@ for f in "$keeld" "$bench" "$nats_server"; do
     [ -x "$f" ] || { echo "errorbus.sh: $f is missing (make; apt-get install nats-server)" >&2; exit 2; }
 done
 
-ports=$(/usr/bin/python3 - <<'PY'
-import random, socket
-def free(p):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", p)); return True
-        except OSError:
-            return False
-bases = [7003, 8003, 7150, 7151]
-for _ in range(500):
-    off = random.randrange(100, 3000) * 10
-    if all(free(b + off) for b in bases):
-        break
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0)); nats = s.getsockname()[1]
-print(off, nats)
-PY
-)
-offset=${ports% *}
-nats_port=${ports#* }
+offset=$(keel_ports offset 7003 8003 7150 7151)
+nats_port=$(keel_ports ports 1)
 dir=$(mktemp -d /tmp/keel-bench-errorbus-XXXXXX)
 keeld_pid=
 nats_pid=

@@ -30,23 +30,7 @@ for f in "$keeld" "$ping" "$proc"; do
     [ -x "$f" ] || { echo "keeld.sh: $f is missing; run make first" >&2; exit 2; }
 done
 
-offset=$(/usr/bin/python3 - <<'PY'
-import random, socket
-def free(p):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", p)); return True
-        except OSError:
-            return False
-bases = [7000, 7001, 7002, 7003, 7005, 8000, 8001, 8002, 8003, 8005, 7150, 7151]
-for _ in range(500):
-    off = random.randrange(100, 3000) * 10
-    if all(free(b + off) for b in bases):
-        break
-print(off)
-PY
-)
+offset=$(keel_ports offset 7000 7001 7002 7003 7005 8000 8001 8002 8003 8005 7150 7151)
 dir=$(mktemp -d /tmp/keel-bench-keeld-XXXXXX)
 keeld_pid=
 ping_pids=

@@ -30,3 +30,10 @@ result() {
 goal_at() {
     if [ "$1" = "$2" ]; then echo "$3"; fi
 }
+
+# Free loopback ports (bench/ports.py): keeld's PORT_OFFSET for the given
+# base ports, a number of single ports for peers, N consecutive ports.
+KEEL_BENCH_DIR=$(dirname "$0")
+keel_ports() {
+    /usr/bin/python3 "$KEEL_BENCH_DIR/ports.py" "$@"
+}

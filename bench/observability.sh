@@ -24,31 +24,9 @@ for f in "$keeld" "$bench"; do
 done
 exporter=$(command -v prometheus-node-exporter || true)
 
-ports=$(/usr/bin/python3 - "$agents" <<'PY'
-import random, socket, sys
-n = int(sys.argv[1])
-def free(p):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", p)); return True
-        except OSError:
-            return False
-for _ in range(500):
-    off = random.randrange(100, 2000) * 10
-    if all(free(b + off) for b in (7002, 8002, 6584, 7150)):
-        break
-for _ in range(200):
-    base = random.randrange(30000, 60000 - n)
-    if all(free(p) for p in range(base, base + n)):
-        break
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0)); exp = s.getsockname()[1]
-print(off, base, exp)
-PY
-)
-set -- $ports
-offset=$1 base=$2 exporter_port=$3
+offset=$(keel_ports offset 7002 8002 6584 7150)
+base=$(keel_ports range "$agents")
+exporter_port=$(keel_ports ports 1)
 dir=$(mktemp -d /tmp/keel-bench-obs-XXXXXX)
 sim_pid= keeld_pid= exporter_pid=
 cleanup() {

@@ -21,27 +21,8 @@ command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null \
     || { echo "ping.sh: redis-server and redis-benchmark are needed (apt-get install redis-server redis-tools)" >&2; exit 2; }
 
 # A PORT_OFFSET at which every Keel port is free, and one more free port for Redis.
-ports=$(/usr/bin/python3 - <<'EOF'
-import random, socket
-def free(p):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", p)); return True
-        except OSError:
-            return False
-bases = [7000, 7001, 7002, 7003, 7005, 8000, 8001, 8002, 8003, 8005, 7150, 7151]
-for _ in range(500):
-    off = random.randrange(100, 3000) * 10
-    if all(free(b + off) for b in bases):
-        break
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0)); redis = s.getsockname()[1]
-print(off, redis)
-EOF
-)
-offset=${ports% *}
-redis_port=${ports#* }
+offset=$(keel_ports offset 7000 7001 7002 7003 7005 8000 8001 8002 8003 8005 7150 7151)
+redis_port=$(keel_ports ports 1)
 dir=$(mktemp -d /tmp/keel-bench-XXXXXX)
 keeld_pid=
 redis_pid=

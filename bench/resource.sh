@@ -23,30 +23,10 @@ for f in "$keeld" "$bench" "$beanstalkd"; do
     [ -x "$f" ] || { echo "resource.sh: $f is missing (make; apt-get install beanstalkd)" >&2; exit 2; }
 done
 
-ports=$(/usr/bin/python3 - <<'PY'
-import random, socket
-def free(p):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", p)); return True
-        except OSError:
-            return False
-bases = [7001, 8001, 7150]
-for _ in range(500):
-    off = random.randrange(100, 3000) * 10
-    if all(free(b + off) and free(b + off + 1) for b in bases):
-        break
-socks = []
-for _ in range(2):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(off, socks[0].getsockname()[1], socks[1].getsockname()[1])
-PY
-)
-set -- $ports
-offset=$1
-bs_mem_port=$2
-bs_disk_port=$3
+offset=$(keel_ports offset --span 2 7001 8001 7150)
+set -- $(keel_ports ports 2)
+bs_mem_port=$1
+bs_disk_port=$2
 tmp=$(mktemp -d /tmp/keel-bench-resource.XXXXXX)
 pids=""
 cleanup() {

@@ -10,15 +10,7 @@ set -eu
 build=${1:-build}
 seconds=${2:-$(quick_or 3 1)}
 dir=$(mktemp -d /tmp/keel-bench-sec-XXXXXX)
-offset=""
-for try in 1 2 3 4 5 6 7 8 9 10; do
-    cand=$(( ($(od -An -N2 -tu2 /dev/urandom) % 2000 + 300) * 10 ))
-    if ! (ss -ltn 2>/dev/null | grep -qE ":($((7005 + cand))|$((8005 + cand))|$((7150 + cand)))\b"); then
-        offset=$cand
-        break
-    fi
-done
-[ -n "$offset" ] || { echo "no free port offset" >&2; exit 1; }
+offset=$(keel_ports offset 7005 8005 7150)
 export PORT_OFFSET=$offset KEEL_DATA_DIR=$dir
 "$build/keeld" security >"$dir/keeld.log" 2>&1 &
 pid=$!

@@ -5,14 +5,7 @@
 #include "errorbus/errorbus.h"
 #include "service_harness.h"
 
-static service_t *svc;
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!svc)
-        svc = harness_start(&errorbus_service, "");
-    if (!svc)
-        abort();
-    harness_handle(svc, data, size);
-    return 0;
+    return harness_fuzz(&errorbus_service, "", data, size);
 }

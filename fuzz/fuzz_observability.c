@@ -7,19 +7,13 @@
 #include "observability/observability.h"
 #include "service_harness.h"
 
-static service_t *svc;
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!svc)
-        svc = harness_start(&observability_service,
-                            "observability:\n"
-                            "  timeout_ms: 100\n"
-                            "  registry_timeout_ms: 100\n"
-                            "  memory_services: {timeout_ms: 100}\n"
-                            "  recovery: {timeout_ms: 100}\n");
-    if (!svc)
-        abort();
-    harness_handle(svc, data, size);
-    return 0;
+    return harness_fuzz(&observability_service,
+                        "observability:\n"
+                        "  timeout_ms: 100\n"
+                        "  registry_timeout_ms: 100\n"
+                        "  memory_services: {timeout_ms: 100}\n"
+                        "  recovery: {timeout_ms: 100}\n",
+                        data, size);
 }

@@ -5,14 +5,7 @@
 #include "resource/resource.h"
 #include "service_harness.h"
 
-static service_t *svc;
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!svc)
-        svc = harness_start(&resource_service, "");
-    if (!svc)
-        abort();
-    harness_handle(svc, data, size);
-    return 0;
+    return harness_fuzz(&resource_service, "", data, size);
 }

@@ -7,17 +7,11 @@
 #include "security/security.h"
 #include "service_harness.h"
 
-static service_t *svc;
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!svc)
-        svc = harness_start(&security_service,
-                            "security:\n"
-                            "  allow_registration: true\n"
-                            "  argon2: {opslimit: 1, memlimit_kib: 8}\n");
-    if (!svc)
-        abort();
-    harness_handle(svc, data, size);
-    return 0;
+    return harness_fuzz(&security_service,
+                        "security:\n"
+                        "  allow_registration: true\n"
+                        "  argon2: {opslimit: 1, memlimit_kib: 8}\n",
+                        data, size);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "metrics.h"
+#include "service_harness.h"
 #include "wire.h"
 
 static json_t *echo_body(void *ctx, wire_request_t *req)
@@ -46,17 +47,6 @@ static void routes(wire_server_t *s)
 static wire_server_t *with_raw, *strict;
 static metrics_t *metrics;
 
-static void check(char *reply)
-{
-    json_t *obj = json_loads(reply, JSON_ALLOW_NUL, NULL);
-    if (!json_is_object(obj)) {
-        fprintf(stderr, "reply is not a JSON object: %s\n", reply);
-        abort();
-    }
-    json_decref(obj);
-    free(reply);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!with_raw) {
@@ -68,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         routes(strict);
         wire_server_set_max_request(strict, 256);
     }
-    check(wire_server_handle(with_raw, (const char *)data, size));
-    check(wire_server_handle(strict, (const char *)data, size));
+    harness_check_reply(wire_server_handle(with_raw, (const char *)data, size));
+    harness_check_reply(wire_server_handle(strict, (const char *)data, size));
     return 0;
 }

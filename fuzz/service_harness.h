@@ -20,7 +20,7 @@
 
 /* Other tests share the machine's loopback ports, so a start that cannot
  * bind is tried again at another offset rather than failing the run. */
-static service_t *harness_start(const service_def_t *def, const char *extra_yaml)
+static inline service_t *harness_start(const service_def_t *def, const char *extra_yaml)
 {
     char dir[4096], yaml[8192], err[512];
     const char *tmp = getenv("TMPDIR");
@@ -47,9 +47,10 @@ static service_t *harness_start(const service_def_t *def, const char *extra_yaml
     return NULL;
 }
 
-static void harness_handle(service_t *svc, const uint8_t *data, size_t size)
+/* Every dispatcher target's one property: whatever came in, the reply is a
+ * JSON object.  Takes the reply. */
+static inline void harness_check_reply(char *reply)
 {
-    char *reply = wire_server_handle(svc->wire, (const char *)data, size);
     json_t *obj = json_loads(reply, JSON_ALLOW_NUL, NULL);
     if (!json_is_object(obj)) {
         fprintf(stderr, "reply is not a JSON object: %s\n", reply);
@@ -57,5 +58,19 @@ static void harness_handle(service_t *svc, const uint8_t *data, size_t size)
     }
     json_decref(obj);
     free(reply);
+}
+
+/* A service target's whole body: the service started on the first input,
+ * then every input through its wire server. */
+static inline int harness_fuzz(const service_def_t *def, const char *extra_yaml,
+                               const uint8_t *data, size_t size)
+{
+    static service_t *svc;
+    if (!svc)
+        svc = harness_start(def, extra_yaml);
+    if (!svc)
+        abort();
+    harness_check_reply(wire_server_handle(svc->wire, (const char *)data, size));
+    return 0;
 }
 #endif

@@ -115,6 +115,13 @@ class NatsClient:
         self.sock.close()
 
 
+def bus_bridged_to(keel_factory, port):
+    """An ErrorBus whose bridge has connected to the nats-server on `port`."""
+    k = keel_factory("errorbus", config="errorbus:\n  nats_url: nats://127.0.0.1:%d\n" % port)
+    assert wait_for(lambda: query(k, "get_statistics")["data"]["nats"]["connected"], 5)
+    return k
+
+
 @pytest.mark.skipif(not os.path.exists(NATS_SERVER), reason="nats-server is not installed")
 def test_nats_bridge_publish_accept_and_reconnect(keel_factory):
     """Bridge: Nats-Msg-Id = error id, subjects by level and agent, events
@@ -123,8 +130,7 @@ def test_nats_bridge_publish_accept_and_reconnect(keel_factory):
     server = NatsServer(port).start()
     client = None
     try:
-        k = keel_factory("errorbus", config="errorbus:\n  nats_url: nats://127.0.0.1:%d\n" % port)
-        assert wait_for(lambda: query(k, "get_statistics")["data"]["nats"]["connected"], 5)
+        k = bus_bridged_to(keel_factory, port)
         client = NatsClient(port)
         client.subscribe("keel.errors.>")
         pub = Publisher(k)

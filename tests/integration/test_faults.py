@@ -28,7 +28,7 @@ from errorbus_util import Publisher, query, rows, wait_for
 from resource_util import config as resource_config, fake_proc
 from security_helpers import FAST
 from test_core_registry import free_port, redis_cli, start_redis
-from test_errorbus_nats import NATS_SERVER, NatsClient, NatsServer
+from test_errorbus_nats import NATS_SERVER, NatsClient, NatsServer, bus_bridged_to
 
 
 class Load:
@@ -296,8 +296,7 @@ def test_nats_restart_under_load(keel_factory):
     server = NatsServer(port).start()
     client = None
     try:
-        k = keel_factory("errorbus", config="errorbus:\n  nats_url: nats://127.0.0.1:%d\n" % port)
-        assert wait_for(lambda: query(k, "get_statistics")["data"]["nats"]["connected"], 5)
+        k = bus_bridged_to(keel_factory, port)
         load = errorbus_load(k).start()
         try:
             load.wait_acked(50)

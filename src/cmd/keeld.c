@@ -5,7 +5,9 @@
  *  Signals are blocked in every thread and taken synchronously by the main
  *  thread with sigwait(), so no handler ever runs inside library code:
  *  SIGINT/SIGTERM stop the services in reverse start order and exit 0,
- *  SIGHUP reloads the configuration file and hands it to each service. */
+ *  SIGHUP reloads the configuration file and hands it to each service.
+ *  The same reload reaches one service through its `reload` action
+ *  (`keelctl reload`), which reads the configuration with load_config. */
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
@@ -78,25 +80,29 @@ static int parse_options(int argc, char **argv, options_t *opts)
     return 0;
 }
 
-/* Defaults, then the file, then the environment, then the flags. */
-static config_t *load_config(const options_t *opts)
+/* Defaults, then the file, then the environment, then the flags; NULL
+ * with the reason in err. */
+static config_t *load_config(const options_t *opts, char *err, size_t errlen)
 {
     config_t *config = config_new();
-    char err[512];
     int rc = 0;
     if (opts->config_path && *opts->config_path)
-        rc = config_load_file(config, opts->config_path, err, sizeof err);
+        rc = config_load_file(config, opts->config_path, err, errlen);
     if (rc == 0)
-        rc = config_apply_env(config, err, sizeof err);
+        rc = config_apply_env(config, err, errlen);
     if (rc == 0 && opts->data_dir)
-        rc = config_set(config, "data_dir", opts->data_dir, err, sizeof err);
+        rc = config_set(config, "data_dir", opts->data_dir, err, errlen);
     if (rc == 0 && opts->port_offset)
-        rc = config_set(config, "port_offset", opts->port_offset, err, sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "keeld: configuration error: %s\n", err);
+        rc = config_set(config, "port_offset", opts->port_offset, err, errlen);
+    if (rc < 0)
         config_destroy(&config);
-    }
     return config;
+}
+
+/* service_loader_fn: the `reload` action's fresh configuration. */
+static config_t *reload_config(void *ctx, char *err, size_t errlen)
+{
+    return load_config(ctx, err, errlen);
 }
 
 static size_t select_services(const char *which, const service_def_t **out)
@@ -147,9 +153,10 @@ static void serve_signals(const sigset_t *set, const options_t *opts,
             log_info("keeld", "signal %d: stopping", sig);
             return;
         }
-        config_t *fresh = load_config(opts);
+        char err[512];
+        config_t *fresh = load_config(opts, err, sizeof err);
         if (!fresh) {
-            log_error("keeld", "reload refused: the configuration has errors; keeping the old one");
+            log_error("keeld", "reload refused: %s; keeping the old configuration", err);
             continue;
         }
         log_info("keeld", "configuration reloaded");
@@ -173,9 +180,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    config_t *config = load_config(&opts);
-    if (!config)
+    char err[512];
+    config_t *config = load_config(&opts, err, sizeof err);
+    if (!config) {
+        fprintf(stderr, "keeld: configuration error: %s\n", err);
         return 2;
+    }
     if (opts.check) {
         printf("keeld: configuration OK\n");
         config_destroy(&config);
@@ -200,6 +210,7 @@ int main(int argc, char **argv)
     int rc = 0;
     for (; started < n; started++) {
         services[started] = service_new(defs[started], config);
+        service_set_loader(services[started], reload_config, &opts);
         if (service_start(services[started]) < 0) {
             rc = 1;
             started++;

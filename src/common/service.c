@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Reading /proc/self/status cost more than everything else in a ping (a
  * third of keeld's CPU under bench/ping.sh), so the process-wide count is
@@ -53,6 +54,10 @@ json_t *service_health(service_t *self)
                              "active_threads", active_threads(),
                              "service", self->def->title, "version", KEEL_VERSION,
                              "requests", metrics_sum(self->metrics, "keel_requests_total", filter));
+    json_object_set_new(dict, "pid", json_integer((json_int_t)getpid()));
+    json_object_set_new(dict, "ports", json_pack("{s:i, s:i}",
+                                                 "zmq", config_port(self->config, self->def->zmq_port),
+                                                 "http", config_port(self->config, self->def->http_port)));
     if (self->def->health && state == SERVICE_READY)
         self->def->health(self, dict);
     return dict;
@@ -92,6 +97,49 @@ static json_t *on_health(void *ctx, wire_request_t *req)
     return service_health(ctx);
 }
 
+bool service_caller_is_admin(service_t *self, json_t *request)
+{
+    const char *bearer = json_string_value(json_object_get(request, "auth_token"));
+    if (!bearer || !*bearer)
+        return false;
+    if (self->def->verify_admin)
+        return self->def->verify_admin(self, bearer);
+    return token_verify_admin(self->config, bearer);
+}
+
+json_t *service_forbidden(service_t *self, const char *action)
+{
+    char labels[128];
+    metrics_labels(labels, sizeof labels, "service", self->def->name, "reason", "forbidden", NULL);
+    metrics_add(self->metrics, "keel_bad_requests_total", labels, 1);
+    return wire_error("Forbidden: %s needs an administrator's token in auth_token", action);
+}
+
+/* ADMIN.  The process's loader reads the file, environment and flags again;
+ * a configuration with errors changes nothing. */
+static json_t *on_reload(void *ctx, wire_request_t *req)
+{
+    service_t *self = ctx;
+    if (!service_caller_is_admin(self, req->body))
+        return service_forbidden(self, "reload");
+    if (!self->loader)
+        return wire_error("%s cannot reload here: this process has no configuration to read again",
+                          self->def->title);
+    char err[512] = "";
+    config_t *fresh = self->loader(self->loader_ctx, err, sizeof err);
+    if (!fresh) {
+        log_error(self->def->name, "reload refused: %s; keeping the old configuration", err);
+        return wire_error("Reload refused, the old configuration stays: %s", err);
+    }
+    service_reload(self, fresh);
+    config_destroy(&fresh);
+    log_info(self->def->name, "%s: configuration reloaded on request", self->def->title);
+    char message[160];
+    snprintf(message, sizeof message, "%s reloaded its configuration", self->def->title);
+    return json_pack("{s:s, s:s, s:s}", "status", "success", "service", self->def->title,
+                     "message", message);
+}
+
 static void on_http_health(void *ctx, const http_request_t *req, http_reply_t *reply)
 {
     (void)req;
@@ -122,6 +170,7 @@ service_t *service_new(const service_def_t *def, config_t *config)
     self->config = config;
     self->started_mono = clock_mono();
     atomic_store(&self->state, SERVICE_STARTING);
+    pthread_mutex_init(&self->reload_lock, NULL);
     snprintf(self->data_dir, sizeof self->data_dir, "%s/%s",
              config_str(config, "data_dir", "./var/keel"), def->name);
     self->metrics = metrics_new();
@@ -146,6 +195,7 @@ void service_destroy(service_t **self_p)
     httpd_destroy(&self->http);
     errpub_destroy(&self->errors);
     metrics_destroy(&self->metrics);
+    pthread_mutex_destroy(&self->reload_lock);
     free(self);
     *self_p = NULL;
 }
@@ -214,6 +264,12 @@ int service_start(service_t *self)
         log_error(self->def->name, "cannot create data directory %s", self->data_dir);
         return -1;
     }
+    char err[PATH_MAX + 128];
+    self->lock = dirlock_take(self->data_dir, err, sizeof err);
+    if (!self->lock) {
+        log_error(self->def->name, "%s cannot start: %s", self->def->title, err);
+        return -1;
+    }
     httpd_route(self->http, "GET", "/health", on_http_health, self);
     httpd_route(self->http, "GET", "/metrics", on_http_metrics, self);
     httpd_set_authorizer(self->http, token_http_authorizer, self->config);
@@ -223,6 +279,7 @@ int service_start(service_t *self)
     static const char *health_actions[] = { "ping", "health", "health_check" };
     for (size_t i = 0; i < 3; i++)
         wire_server_on_action(self->wire, health_actions[i], on_health, self);
+    wire_server_on_action(self->wire, "reload", on_reload, self);     /* ADMIN */
     char endpoint[256];
     service_bind_endpoint(self, self->def->zmq_port, endpoint, sizeof endpoint);
     if (wire_server_bind(self->wire, endpoint) < 0)
@@ -250,12 +307,21 @@ void service_stop(service_t *self)
     httpd_stop(self->http);
     if (self->def->stop)
         self->def->stop(self);
+    dirlock_release(&self->lock);
     log_info(self->def->name, "%s stopped", self->def->title);
 }
 
 void service_reload(service_t *self, config_t *fresh)
 {
+    pthread_mutex_lock(&self->reload_lock);
     apply_modes(self, fresh);
     if (self->def->reload)
         self->def->reload(self, fresh);
+    pthread_mutex_unlock(&self->reload_lock);
+}
+
+void service_set_loader(service_t *self, service_loader_fn *loader, void *ctx)
+{
+    self->loader = loader;
+    self->loader_ctx = ctx;
 }

@@ -9,15 +9,25 @@
  *  and closes the service's databases.
  *
  *  Services share no memory, even in one process: each owns its sockets,
- *  threads and database, and talks to the others over the wire. */
+ *  threads and database, and talks to the others over the wire.
+ *
+ *  A running service holds its data directory's lock (dirlock.h), so that
+ *  keelctl can tell whether it may write there offline.  Every service
+ *  answers `reload` on its own port (administrators only): keelctl reloads
+ *  a service by asking it, whichever process or machine runs it, and the
+ *  process that started the service says how a fresh configuration is read
+ *  (service_set_loader), since only it knows its file, environment and
+ *  flags. */
 #ifndef KEEL_SERVICE_H
 #define KEEL_SERVICE_H
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdatomic.h>
 
 #include "config.h"
+#include "dirlock.h"
 #include "errpub.h"
 #include "httpd.h"
 #include "metrics.h"
@@ -50,8 +60,16 @@ typedef struct {
     void (*stop)(service_t *svc);
     void (*health)(service_t *svc, json_t *dict);   /* adds or changes fields */
     void (*reload)(service_t *svc, config_t *fresh);
+    /* True when `bearer` is an administrator's token.  NULL: token.h's
+     * token_verify_admin, which asks SecurityGateway about session tokens;
+     * SecurityGateway itself checks its own table instead. */
+    bool (*verify_admin)(service_t *svc, const char *bearer);
     const service_module_t *modules;    /* ends with { NULL } */
 } service_def_t;
+
+/* Reads the configuration afresh for a reload: a new config_t, or NULL
+ * with the reason in err. */
+typedef config_t *(service_loader_fn)(void *ctx, char *err, size_t errlen);
 
 struct service_t {
     const service_def_t *def;
@@ -63,6 +81,10 @@ struct service_t {
     char data_dir[PATH_MAX];
     double started_mono;
     atomic_int state;
+    dirlock_t *lock;            /* held from start to stop */
+    pthread_mutex_t reload_lock;        /* one reload at a time: SIGHUP or `reload` */
+    service_loader_fn *loader;
+    void *loader_ctx;
     void *impl;                 /* the service's own state */
 };
 
@@ -71,8 +93,19 @@ void service_destroy(service_t **self_p);
 int service_start(service_t *self);
 void service_stop(service_t *self);
 void service_reload(service_t *self, config_t *fresh);
+/* How the `reload` action reads a fresh configuration (ctx borrowed);
+ * without a loader it answers that this process cannot reload. */
+void service_set_loader(service_t *self, service_loader_fn *loader, void *ctx);
+/* True when the request (borrowed) carries an administrator's token in
+ * `auth_token`, as the definition's verify_admin decides.  Until routes
+ * declare their privilege, every ADMIN handler asks this. */
+bool service_caller_is_admin(service_t *self, json_t *request);
+/* The refusal of an ADMIN action without that token (a new reference),
+ * counted in keel_bad_requests_total{reason="forbidden"}. */
+json_t *service_forbidden(service_t *self, const char *action);
 /* The BaseAgent health dict (spec/core_orchestrator.md §1.4) plus service,
- * version, uptime and requests, after the definition's health hook. */
+ * version, pid, ports ({zmq, http}), uptime and requests, after the
+ * definition's health hook. */
 json_t *service_health(service_t *self);
 double service_uptime(service_t *self);
 /* <data_dir>/<service>/<file>. */

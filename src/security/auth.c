@@ -280,6 +280,13 @@ static bool check_bearer(gateway_t *gw, const char *token, const char *scope, ch
     return false;
 }
 
+bool auth_bearer_is_admin(gateway_t *gw, const char *bearer)
+{
+    char subject[256];
+    bool admin;
+    return check_bearer(gw, bearer, "admin", subject, sizeof subject, &admin) && admin;
+}
+
 static json_t *on_validate_token(void *ctx, wire_request_t *req)
 {
     gateway_t *gw = ctx;

@@ -43,4 +43,7 @@ typedef struct {
 
 /* auth.c: the AuthenticationAgent actions on `wire`. */
 void auth_register(gateway_t *gw, wire_server_t *wire);
+/* True for an administrator's session (checked in this service's own
+ * table, never over the wire) or a JWT with scope admin. */
+bool auth_bearer_is_admin(gateway_t *gw, const char *bearer);
 #endif

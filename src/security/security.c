@@ -130,6 +130,13 @@ static void add_health(gateway_t *gw, json_t *dict)
     json_object_set_new(dict, "uptime_seconds", json_real(service_uptime(gw->svc)));
 }
 
+/* service_def_t.verify_admin: this service's own session table, never a
+ * wire call to itself (which would wait on its own workers). */
+static bool security_verify_admin(service_t *svc, const char *bearer)
+{
+    return svc->impl && auth_bearer_is_admin(svc->impl, bearer);
+}
+
 static void security_health(service_t *svc, json_t *dict)
 {
     if (svc->impl)
@@ -277,5 +284,6 @@ const service_def_t security_service = {
     .start = security_start,
     .stop = security_stop,
     .health = security_health,
+    .verify_admin = security_verify_admin,
     .modules = modules,
 };

@@ -2,7 +2,8 @@
  *  definition on a free PORT_OFFSET and a temp data directory: the health
  *  dict of spec/core_orchestrator.md §1.4 (plus service, version, uptime) on
  *  ZMQ and HTTP, 503 while the start hook runs, /metrics counting requests,
- *  the hooks' order, and refusals when a hook or a port fails. */
+ *  the hooks' order, refusals when a hook, a port or the data directory's
+ *  lock fails, and the `reload` action (administrators only). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,11 +22,12 @@
 #include "log.h"
 #include "service.h"
 #include "testutil.h"
+#include "token.h"
 
 #define ZMQ_BASE 7990
 #define HTTP_BASE 8990
 
-static atomic_int stops, slow_start_ms;
+static atomic_int stops, slow_start_ms, reloads, loads;
 
 typedef struct {
     int calls;
@@ -60,6 +62,28 @@ static void health_hook(service_t *svc, json_t *dict)
     json_object_set_new(dict, "doubles", json_integer(impl->calls));
 }
 
+static void reload_hook(service_t *svc, config_t *fresh)
+{
+    (void)svc;
+    if (strcmp(config_str(fresh, "log_level", "info"), "debug") == 0)
+        atomic_fetch_add(&reloads, 1);
+}
+
+/* service_loader_fn: a configuration the reload hook recognises, or an
+ * error when ctx says the file is broken. */
+static config_t *test_loader(void *ctx, char *err, size_t errlen)
+{
+    atomic_fetch_add(&loads, 1);
+    if (ctx) {
+        snprintf(err, errlen, "keel.yaml:3: key 'x': expected integer");
+        return NULL;
+    }
+    config_t *c = config_new();
+    if (config_load_text(c, "log_level: debug\n", "test", err, errlen) < 0)
+        config_destroy(&c);         /* runs on the server's thread: no assert here */
+    return c;
+}
+
 static int failing_start(service_t *svc)
 {
     (void)svc;
@@ -68,7 +92,7 @@ static int failing_start(service_t *svc)
 
 static const service_def_t test_def = {
     .name = "svctest", .title = "TestService", .zmq_port = ZMQ_BASE, .http_port = HTTP_BASE,
-    .start = start_hook, .stop = stop_hook, .health = health_hook,
+    .start = start_hook, .stop = stop_hook, .health = health_hook, .reload = reload_hook,
 };
 
 typedef struct {
@@ -96,6 +120,8 @@ static int setup(void **state)
     config_set(f->config, "data_dir", f->dir, err, sizeof err);
     atomic_store(&stops, 0);
     atomic_store(&slow_start_ms, 0);
+    atomic_store(&reloads, 0);
+    atomic_store(&loads, 0);
     *state = f;
     return f->offset ? 0 : -1;
 }
@@ -142,6 +168,11 @@ static void check_health_dict(json_t *h)
     assert_string_equal(json_string_value(json_object_get(h, "service")), "TestService");
     assert_string_equal(json_string_value(json_object_get(h, "version")), KEEL_VERSION);
     assert_true(json_is_number(json_object_get(h, "requests")));
+    assert_int_equal(json_integer_value(json_object_get(h, "pid")), getpid());
+    json_t *ports = json_object_get(h, "ports");
+    assert_true(json_integer_value(json_object_get(ports, "zmq")) > ZMQ_BASE);
+    assert_int_equal(json_integer_value(json_object_get(ports, "http")),
+                     json_integer_value(json_object_get(ports, "zmq")) + HTTP_BASE - ZMQ_BASE);
 }
 
 static void test_health_before_start(void **state)
@@ -297,14 +328,109 @@ static void test_port_taken(void **state)
     fixture_t *f = *state;
     service_t *first = service_new(&test_def, f->config);
     assert_int_equal(service_start(first), 0);
-    service_t *second = service_new(&test_def, f->config);
+    /* Another data directory, the same ports. */
+    char dir[64], err[256];
+    snprintf(dir, sizeof dir, "/tmp/keel-test-svc2-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    config_t *other = config_new();
+    char offset[32];
+    snprintf(offset, sizeof offset, "%d", f->offset);
+    config_set(other, "data_dir", dir, err, sizeof err);
+    config_set(other, "port_offset", offset, err, sizeof err);
+    service_t *second = service_new(&test_def, other);
     assert_int_equal(service_start(second), -1);
     service_destroy(&second);
+    config_destroy(&other);
+    tu_rmtree(dir);
     /* The first is unharmed. */
     json_t *h = zmq_ask(f, "ping");
     check_health_dict(h);
     json_decref(h);
     service_destroy(&first);
+}
+
+/* A second process (here, a second service) on the same data directory is
+ * refused by the directory's lock, whatever its ports. */
+static void test_data_dir_taken(void **state)
+{
+    fixture_t *f = *state;
+    service_t *first = service_new(&test_def, f->config);
+    assert_int_equal(service_start(first), 0);
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/svctest", f->dir);
+    assert_int_equal(dirlock_holder(dir), getpid());
+    config_t *other = config_new();
+    char err[256], offset[32];
+    snprintf(offset, sizeof offset, "%d", f->offset + 5);
+    config_set(other, "data_dir", f->dir, err, sizeof err);
+    config_set(other, "port_offset", offset, err, sizeof err);
+    service_t *second = service_new(&test_def, other);
+    assert_int_equal(service_start(second), -1);
+    service_destroy(&second);
+    config_destroy(&other);
+    service_destroy(&first);
+    assert_int_equal(dirlock_holder(dir), 0);       /* released at stop */
+}
+
+static json_t *reload_with(fixture_t *f, const char *token)
+{
+    char endpoint[64], err[256] = "";
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", ZMQ_BASE + f->offset);
+    json_t *req = json_pack("{s:s, s:s?}", "action", "reload", "auth_token", token);
+    json_t *reply = wire_call(endpoint, req, 3000, 0, err, sizeof err);
+    json_decref(req);
+    assert_non_null(reply);
+    return reply;
+}
+
+static void assert_error_starts(json_t *reply, const char *prefix)
+{
+    const char *error = json_string_value(json_object_get(reply, "error"));
+    assert_non_null(error);
+    if (strncmp(error, prefix, strlen(prefix)) != 0)
+        fail_msg("%s does not start with %s", error, prefix);
+    json_decref(reply);
+}
+
+static void test_reload_action(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(token_keys_ensure(f->config), 0);
+    json_t *admin = json_pack("[s]", "admin"), *plain = json_pack("[s]", "agent");
+    char *admin_jwt = token_issue(f->config, "ops", admin, 60);
+    char *agent_jwt = token_issue(f->config, "bot", plain, 60);
+    service_t *svc = service_new(&test_def, f->config);
+    assert_int_equal(service_start(svc), 0);
+
+    /* Without a loader: refused, whoever asks. */
+    assert_error_starts(reload_with(f, admin_jwt), "TestService cannot reload here");
+    service_set_loader(svc, test_loader, NULL);
+    /* Without an administrator's token: refused and counted, nothing read. */
+    assert_error_starts(reload_with(f, NULL), "Forbidden: reload needs an administrator's token");
+    assert_error_starts(reload_with(f, agent_jwt), "Forbidden");
+    assert_error_starts(reload_with(f, "not-a-token"), "Forbidden");
+    assert_int_equal(atomic_load(&loads), 0);
+    tu_http_t resp;
+    assert_int_equal(tu_http_get(HTTP_BASE + f->offset, "/metrics", &resp), 0);
+    assert_non_null(strstr(resp.body,
+                           "keel_bad_requests_total{service=\"svctest\",reason=\"forbidden\"} 3\n"));
+    tu_http_free(&resp);
+    /* An administrator: the loader's configuration reaches the hook. */
+    json_t *r = reload_with(f, admin_jwt);
+    assert_string_equal(json_string_value(json_object_get(r, "status")), "success");
+    assert_string_equal(json_string_value(json_object_get(r, "service")), "TestService");
+    json_decref(r);
+    assert_int_equal(atomic_load(&reloads), 1);
+    /* A configuration with errors changes nothing and says why. */
+    service_set_loader(svc, test_loader, (void *)1);
+    assert_error_starts(reload_with(f, admin_jwt), "Reload refused, the old configuration stays: keel.yaml:3");
+    assert_int_equal(atomic_load(&reloads), 1);
+    assert_int_equal(atomic_load(&loads), 2);
+    service_destroy(&svc);
+    free(admin_jwt);
+    free(agent_jwt);
+    json_decref(admin);
+    json_decref(plain);
 }
 
 static void test_endpoints(void **state)
@@ -337,6 +463,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_503_while_starting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_hook_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_taken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_dir_taken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_action, setup, teardown),
         cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,4 +46,7 @@ void auth_register(gateway_t *gw, wire_server_t *wire);
 /* True for an administrator's session (checked in this service's own
  * table, never over the wire) or a JWT with scope admin. */
 bool auth_bearer_is_admin(gateway_t *gw, const char *bearer);
+/* accounts.c: user management for administrators (add_user, set_password,
+ * delete_user, list_users) on `wire`. */
+void accounts_register(gateway_t *gw, wire_server_t *wire);
 #endif

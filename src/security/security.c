@@ -180,6 +180,7 @@ static void routes(gateway_t *gw, wire_server_t *wire)
     wire_server_on_raw(wire, on_raw, gw);
     wire_server_on_action(wire, "health_check", on_health_check, gw);
     auth_register(gw, wire);
+    accounts_register(gw, wire);
     trust_register(gw->trust, wire);
 }
 

@@ -160,7 +160,8 @@ void sessions_destroy(sessions_t **self_p)
 
 /* ---- operations ------------------------------------------------------------- */
 
-/* Deletes the user's oldest sessions beyond `keep`, in the file and the index. */
+/* Deletes the user's oldest sessions beyond `keep`, in the file and the
+ * index; how many, or -1. */
 static int trim_user(sessions_t *self, const char *user_id, int keep)
 {
     sqlite3_stmt *st = store_prepare(self->db, "SELECT token_hash FROM sessions WHERE user_id=?"
@@ -194,7 +195,7 @@ static int trim_user(sessions_t *self, const char *user_id, int keep)
         pthread_rwlock_unlock(&self->lock);
     }
     free(old);
-    return rc;
+    return rc == 0 ? n : -1;
 }
 
 int sessions_create(sessions_t *self, const char *user_id, double now, double ttl_s, int max_per_user,
@@ -272,6 +273,11 @@ int sessions_delete(sessions_t *self, const char *token)
     int removed = remove_digest(self, digest);
     pthread_rwlock_unlock(&self->lock);
     return removed > 0 ? 1 : 0;
+}
+
+int sessions_end_user(sessions_t *self, const char *user_id)
+{
+    return trim_user(self, user_id, 0);
 }
 
 int sessions_sweep(sessions_t *self, double now)

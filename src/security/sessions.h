@@ -34,6 +34,9 @@ session_state_t sessions_check(sessions_t *self, const char *token, double now,
                                char *user_id, size_t user_len);
 /* 1 deleted, 0 unknown, -1 error. */
 int sessions_delete(sessions_t *self, const char *token);
+/* Ends every session of the user (a password change, a deleted user):
+ * how many, or -1. */
+int sessions_end_user(sessions_t *self, const char *user_id);
 /* Deletes expired sessions; returns how many rows went, or -1. */
 int sessions_sweep(sessions_t *self, double now);
 long sessions_active(sessions_t *self, double now);

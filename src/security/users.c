@@ -102,12 +102,57 @@ int users_touch_login(store_t *db, const char *user_id)
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
-long users_count(store_t *db)
+int users_delete(store_t *db, const char *user_id)
 {
-    sqlite3_stmt *st = store_prepare(db, "SELECT COUNT(*) FROM users");
+    sqlite3_stmt *st = store_prepare(db, "DELETE FROM users WHERE user_id=?");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return -1;
+    return sqlite3_changes(store_db(db)) > 0 ? 1 : 0;
+}
+
+static long count_of(store_t *db, const char *sql)
+{
+    sqlite3_stmt *st = store_prepare(db, sql);
     if (!st || sqlite3_step(st) != SQLITE_ROW)
         return -1;
     long n = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     return n;
+}
+
+long users_count(store_t *db)
+{
+    return count_of(db, "SELECT COUNT(*) FROM users");
+}
+
+long users_count_admins(store_t *db)
+{
+    return count_of(db, "SELECT COUNT(*) FROM users WHERE is_admin != 0");
+}
+
+json_t *users_list(store_t *db)
+{
+    sqlite3_stmt *st = store_prepare(db, "SELECT user_id, is_admin, created_at, last_login FROM users"
+                                         " ORDER BY user_id");
+    if (!st)
+        return NULL;
+    json_t *list = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *last = (const char *)sqlite3_column_text(st, 3);
+        json_array_append_new(list, json_pack("{s:s, s:b, s:s, s:o}",
+                                              "user_id", (const char *)sqlite3_column_text(st, 0),
+                                              "admin", sqlite3_column_int(st, 1) != 0,
+                                              "created_at", (const char *)sqlite3_column_text(st, 2),
+                                              "last_login", last ? json_string(last) : json_null()));
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(list);
+        return NULL;
+    }
+    return list;
 }

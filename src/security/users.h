@@ -5,6 +5,7 @@
  *  reads users from the file at every login, never from a cache). */
 #ifndef KEEL_SECURITY_USERS_H
 #define KEEL_SECURITY_USERS_H
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -20,5 +21,10 @@ int users_set_hash(store_t *db, const char *user_id, const char *hash);
 int users_touch_login(store_t *db, const char *user_id);
 /* Replaces an existing user's hash and role, or adds the user. */
 int users_upsert(store_t *db, const char *user_id, const char *hash, bool admin);
+/* 1 deleted, 0 unknown, -1 error. */
+int users_delete(store_t *db, const char *user_id);
 long users_count(store_t *db);
+long users_count_admins(store_t *db);
+/* [{user_id, admin, created_at, last_login}] by name (a new reference), or NULL. */
+json_t *users_list(store_t *db);
 #endif

@@ -1,0 +1,219 @@
+/*  accounts: user management on SecurityGateway's port, for
+ *  administrators (`keelctl user ...`).  It goes through the running
+ *  service, not its database file, because only the service can end the
+ *  sessions a change invalidates (its in-memory index answers validations)
+ *  and because an operator's keelctl may run on another machine.
+ *
+ *  Every action needs an administrator's token in `auth_token` (ADMIN),
+ *  checked against this service's own session table.  One exception makes
+ *  the first administrator on a fresh install: while no administrator
+ *  exists, add_user may create one without a token, from a loopback
+ *  address only, so nobody else on the network can take an unconfigured
+ *  Keel.  The check and the insert happen under one lock, so two such
+ *  requests racing make one administrator, not two.  (The other way is
+ *  offline, before the first start: `keelctl --data-dir DIR user add`.)
+ *
+ *  Passwords are hashed here, with the service's Argon2id parameters,
+ *  outside the database lock; `legacy_sha256` takes an original agent's
+ *  hash instead, replaced by Argon2id at the user's next login. */
+#include "gateway.h"
+#include "log.h"
+#include "users.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool from_loopback(const char *peer)
+{
+    return peer && (strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0
+                    || strncmp(peer, "::ffff:127.", 11) == 0);
+}
+
+/* The user_id of a request, or NULL with *reply set. */
+static const char *user_of(gateway_t *gw, json_t *body, json_t **reply)
+{
+    json_t *u = json_object_get(body, "user_id");
+    const char *name = json_string_value(u);
+    if (!name || !*name) {
+        *reply = wire_error("user_id must be a non-empty string");
+        return NULL;
+    }
+    if (json_string_length(u) > gw->max_user_len) {
+        *reply = wire_error("user_id is longer than %zu bytes", gw->max_user_len);
+        return NULL;
+    }
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) {
+            *reply = wire_error("user_id must not contain control characters");
+            return NULL;
+        }
+    if (strlen(name) != json_string_length(u)) {
+        *reply = wire_error("user_id must not contain NUL characters");
+        return NULL;
+    }
+    return name;
+}
+
+/* The stored form of the request's secret (Argon2id of `password`, or
+ * `legacy_sha256` as given) into hash; NULL, or an error reply. */
+static json_t *secret_of(gateway_t *gw, json_t *body, char *hash)
+{
+    json_t *p = json_object_get(body, "password"), *legacy = json_object_get(body, "legacy_sha256");
+    if (p && legacy)
+        return wire_error("give password or legacy_sha256, not both");
+    if (legacy) {
+        const char *hex = json_string_value(legacy);
+        if (!hex || !passwd_is_legacy(hex))
+            return wire_error("legacy_sha256 must be 64 lowercase hex characters");
+        memcpy(hash, hex, 65);
+        return NULL;
+    }
+    const char *password = json_string_value(p);
+    if (!password || !*password)
+        return wire_error("password must be a non-empty string");
+    if (json_string_length(p) > gw->max_password_len)
+        return wire_error("password is longer than %zu bytes", gw->max_password_len);
+    if (strlen(password) != json_string_length(p))
+        return wire_error("password must not contain NUL characters");
+    if (passwd_hash(&gw->pw, password, hash) < 0) {
+        monitor_error(gw->monitor, "ACCOUNT_ERROR", "cannot hash a password");
+        return wire_error("cannot hash the password");
+    }
+    return NULL;
+}
+
+static json_t *store_failed(gateway_t *gw, const char *what)
+{
+    monitor_error(gw->monitor, "ACCOUNT_ERROR", what);
+    return wire_error("%s", what);
+}
+
+/* ADMIN, or the first administrator from loopback (see the top). */
+static json_t *on_add_user(void *ctx, wire_request_t *req)
+{
+    gateway_t *gw = ctx;
+    json_t *admin_v = json_object_get(req->body, "admin");
+    if (admin_v && !json_is_boolean(admin_v))
+        return wire_error("admin must be true or false");
+    bool admin = json_is_true(admin_v);
+    bool by_admin = service_caller_is_admin(gw->svc, req->body);
+    pthread_mutex_lock(&gw->db_lock);
+    long admins = users_count_admins(gw->db);
+    pthread_mutex_unlock(&gw->db_lock);
+    bool bootstrap = !by_admin && admin && admins == 0 && from_loopback(req->peer);
+    if (!by_admin && !bootstrap)
+        return service_forbidden(gw->svc, "add_user");
+    json_t *reply = NULL;
+    const char *name = user_of(gw, req->body, &reply);
+    if (!name)
+        return reply;
+    char hash[PASSWD_MAX];
+    if ((reply = secret_of(gw, req->body, hash)))
+        return reply;
+    pthread_mutex_lock(&gw->db_lock);
+    int rc = bootstrap && users_count_admins(gw->db) != 0 ? 2 : users_add(gw->db, name, hash, admin);
+    pthread_mutex_unlock(&gw->db_lock);
+    sodium_memzero(hash, sizeof hash);
+    if (rc == 2)        /* another request made the first administrator meanwhile */
+        return service_forbidden(gw->svc, "add_user");
+    if (rc == 1)
+        return wire_error("User %s already exists (keelctl user passwd changes a password)", name);
+    if (rc < 0)
+        return store_failed(gw, "cannot store the user");
+    log_info("security", "user %s added%s%s", name, admin ? " as an administrator" : "",
+             bootstrap ? " (the first administrator, from loopback)" : "");
+    char message[300];
+    snprintf(message, sizeof message, "User %s added%s", name, admin ? " (administrator)" : "");
+    return json_pack("{s:s, s:s, s:s, s:b, s:b}", "status", "success", "message", message,
+                     "user_id", name, "admin", admin, "first_admin", bootstrap);
+}
+
+/* ADMIN.  A new password ends every session of the user. */
+static json_t *on_set_password(void *ctx, wire_request_t *req)
+{
+    gateway_t *gw = ctx;
+    if (!service_caller_is_admin(gw->svc, req->body))
+        return service_forbidden(gw->svc, "set_password");
+    json_t *reply = NULL;
+    const char *name = user_of(gw, req->body, &reply);
+    if (!name)
+        return reply;
+    char hash[PASSWD_MAX];
+    if ((reply = secret_of(gw, req->body, hash)))
+        return reply;
+    char stored[PASSWD_MAX];
+    pthread_mutex_lock(&gw->db_lock);
+    int found = users_get(gw->db, name, stored, sizeof stored, NULL);
+    int rc = found == 1 ? users_set_hash(gw->db, name, hash) : found;
+    int ended = rc == 0 ? sessions_end_user(gw->sessions, name) : 0;
+    pthread_mutex_unlock(&gw->db_lock);
+    sodium_memzero(hash, sizeof hash);
+    sodium_memzero(stored, sizeof stored);
+    if (found == 0)
+        return wire_error("Unknown user: %s", name);
+    if (rc < 0 || ended < 0)
+        return store_failed(gw, "cannot store the new password");
+    log_info("security", "password of %s changed; %d session(s) ended", name, ended);
+    char message[300];
+    snprintf(message, sizeof message, "Password of %s changed; %d session(s) ended", name, ended);
+    return json_pack("{s:s, s:s, s:s, s:i}", "status", "success", "message", message, "user_id", name,
+                     "sessions_ended", ended);
+}
+
+/* ADMIN.  The last administrator stays: without one, only loopback could
+ * make another. */
+static json_t *on_delete_user(void *ctx, wire_request_t *req)
+{
+    gateway_t *gw = ctx;
+    if (!service_caller_is_admin(gw->svc, req->body))
+        return service_forbidden(gw->svc, "delete_user");
+    json_t *reply = NULL;
+    const char *name = user_of(gw, req->body, &reply);
+    if (!name)
+        return reply;
+    char stored[PASSWD_MAX];
+    bool admin = false;
+    int ended = 0, rc;
+    pthread_mutex_lock(&gw->db_lock);
+    int found = users_get(gw->db, name, stored, sizeof stored, &admin);
+    bool last_admin = found == 1 && admin && users_count_admins(gw->db) == 1;
+    rc = found == 1 && !last_admin ? users_delete(gw->db, name) : found;
+    if (rc == 1)
+        ended = sessions_end_user(gw->sessions, name);
+    pthread_mutex_unlock(&gw->db_lock);
+    sodium_memzero(stored, sizeof stored);
+    if (found == 0)
+        return wire_error("Unknown user: %s", name);
+    if (last_admin)
+        return wire_error("Refused: %s is the last administrator; add another one first", name);
+    if (rc < 0 || ended < 0)
+        return store_failed(gw, "cannot delete the user");
+    log_info("security", "user %s deleted; %d session(s) ended", name, ended);
+    char message[300];
+    snprintf(message, sizeof message, "User %s deleted; %d session(s) ended", name, ended);
+    return json_pack("{s:s, s:s, s:s, s:i}", "status", "success", "message", message, "user_id", name,
+                     "sessions_ended", ended);
+}
+
+/* ADMIN: the names are not for everyone. */
+static json_t *on_list_users(void *ctx, wire_request_t *req)
+{
+    gateway_t *gw = ctx;
+    if (!service_caller_is_admin(gw->svc, req->body))
+        return service_forbidden(gw->svc, "list_users");
+    pthread_mutex_lock(&gw->db_lock);
+    json_t *users = users_list(gw->db);
+    pthread_mutex_unlock(&gw->db_lock);
+    if (!users)
+        return store_failed(gw, "cannot read the users table");
+    return json_pack("{s:s, s:o}", "status", "success", "users", users);
+}
+
+void accounts_register(gateway_t *gw, wire_server_t *wire)
+{
+    wire_server_on_action(wire, "add_user", on_add_user, gw);           /* ADMIN (first admin: loopback) */
+    wire_server_on_action(wire, "set_password", on_set_password, gw);   /* ADMIN */
+    wire_server_on_action(wire, "delete_user", on_delete_user, gw);     /* ADMIN */
+    wire_server_on_action(wire, "list_users", on_list_users, gw);       /* ADMIN */
+}

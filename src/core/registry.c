@@ -323,12 +323,15 @@ json_t *core_registry_describe(registry_t *self, char *err, size_t errlen)
         clock_parse_iso(json_string_value(json_object_get(rec, "last_registered")), &seen);
         if (beat > seen)
             seen = beat;
+        /* An alias is CoreOrchestrator itself, healthy while it answers; it
+         * never heartbeats, so its age is the time since it was registered
+         * at start, the same clock as last_heartbeat. */
         bool self_alias = json_is_string(json_object_get(json_object_get(rec, "metadata"), "alias_of"));
         char ts[40];
         json_t *row = json_deep_copy(rec);
         json_object_set_new(row, "agent_id", json_string(key));
         json_object_set_new(row, "last_heartbeat", json_string(clock_iso_utc(seen, ts, sizeof ts)));
-        json_object_set_new(row, "heartbeat_age_s", json_real(self_alias ? 0.0 : now - seen));
+        json_object_set_new(row, "heartbeat_age_s", json_real(now - seen));
         json_object_set_new(row, "health", json_string(self_alias ? "healthy"
                                                        : core_registry_health_word(now - seen, self->ttl_s)));
         json_array_append_new(out, row);

@@ -578,9 +578,13 @@ static json_t *agent_op(supervisor_t *self, wire_request_t *req, op_t op)
     agent_t *a = find(self, name);
     json_t *reply;
     if (!a) {
-        reply = wire_error("Unknown agent: %s", name);
+        reply = wire_error("Agent %s is not supervised by Keel (it is not in core.agents), so Keel cannot"
+                           " %s it: %s it where it runs", name, verbs[op], verbs[op]);
+        json_object_set_new(reply, "supervised", json_false());
     } else if (!a->managed) {
-        reply = wire_error("Agent %s is watched, not run, by CoreOrchestrator: it has no command", name);
+        reply = wire_error("Agent %s is watched but not supervised by Keel: it has no command in"
+                           " core.agents, so Keel cannot %s it", name, verbs[op]);
+        json_object_set_new(reply, "supervised", json_false());
     } else {
         apply(self, a, op);
         char message[300];

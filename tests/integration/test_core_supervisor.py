@@ -170,12 +170,14 @@ def test_env_dependencies_restart_stop_start(sup):
 def test_agent_actions_bad_input(sup):
     """Unknown and unmanaged agents get clear errors."""
     assert sup.request("core", {"action": "restart_agent", "agent": "Ghost"}) == {
-        "status": "error", "error": "Unknown agent: Ghost"}
+        "status": "error", "supervised": False,
+        "error": "Agent Ghost is not supervised by Keel (it is not in core.agents), so Keel cannot"
+                 " restart it: restart it where it runs"}
     assert sup.request("core", {"action": "restart_agent"})["status"] == "error"
     assert sup.request("core", {"action": "restart_agent", "agent": 5})["status"] == "error"
     assert "no command" in sup.request("core", {"action": "start_agent", "agent": "Watched"})["error"]
     out = sup.keelctl("agent", "restart", "Ghost")
-    assert out.returncode == 1 and "Unknown agent" in out.stderr
+    assert out.returncode == 1 and "Ghost is not supervised by Keel" in out.stderr
     assert sup.keelctl("agent").returncode == 2
 
 

@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* ErrorBus first, so the others' start-up errors have somewhere to go. */
 static const service_def_t *all_services[] = {
@@ -112,21 +111,6 @@ static size_t select_services(const char *which, const service_def_t **out)
         if (!strcmp(which, "all") || !strcmp(which, all_services[i]->name))
             out[n++] = all_services[i];
     return n;
-}
-
-/* <data_dir>/keeld.pid, so `keelctl reload` can find the daemon. */
-static void write_pid_file(config_t *config, bool remove_it)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/keeld.pid", config_str(config, "data_dir", "./var/keel"));
-    if (remove_it) {
-        unlink(path);
-        return;
-    }
-    char text[32];
-    int n = snprintf(text, sizeof text, "%d\n", (int)getpid());
-    if (fs_write_atomic(path, text, (size_t)n, 0640) < 0)
-        log_warn("keeld", "cannot write %s", path);
 }
 
 static void open_log(config_t *config)
@@ -218,10 +202,8 @@ int main(int argc, char **argv)
         }
     }
     if (rc == 0) {
-        write_pid_file(config, false);
         log_info("keeld", "Keel %s: %zu service(s) ready", KEEL_VERSION, n);
         serve_signals(&set, &opts, services, n);
-        write_pid_file(config, true);
     }
     while (started > 0)
         service_destroy(&services[--started]);

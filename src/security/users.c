@@ -48,20 +48,6 @@ int users_add(store_t *db, const char *user_id, const char *hash, bool admin)
     return sqlite3_changes(store_db(db)) == 1 ? 0 : 1;
 }
 
-int users_upsert(store_t *db, const char *user_id, const char *hash, bool admin)
-{
-    int rc = users_add(db, user_id, hash, admin);
-    if (rc != 1)
-        return rc;
-    sqlite3_stmt *st = store_prepare(db, "UPDATE users SET password_hash=?, is_admin=? WHERE user_id=?");
-    if (!st)
-        return -1;
-    sqlite3_bind_text(st, 1, hash, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 2, admin);
-    sqlite3_bind_text(st, 3, user_id, -1, SQLITE_TRANSIENT);
-    return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-}
-
 int users_get(store_t *db, const char *user_id, char *hash, size_t hash_len, bool *admin)
 {
     sqlite3_stmt *st = store_prepare(db, "SELECT password_hash, is_admin FROM users WHERE user_id=?");

@@ -1,8 +1,9 @@
 /*  users: the security database (security.db) and its users table.  The
- *  schema lives here because keelctl opens the same file to add an
- *  administrator: it writes directly, with SQLite's locking, so `keelctl
- *  user add` works whether SecurityGateway is running or not (the service
- *  reads users from the file at every login, never from a cache). */
+ *  schema lives here because two programs open the file: SecurityGateway,
+ *  and keelctl when it manages users offline (`keelctl --data-dir DIR
+ *  user ...`), which it does only while no service holds the directory's
+ *  lock.  While the service runs, users are managed through it
+ *  (accounts.c), so that it can end the sessions a change invalidates. */
 #ifndef KEEL_SECURITY_USERS_H
 #define KEEL_SECURITY_USERS_H
 #include <jansson.h>
@@ -19,8 +20,6 @@ int users_add(store_t *db, const char *user_id, const char *hash, bool admin);
 int users_get(store_t *db, const char *user_id, char *hash, size_t hash_len, bool *admin);
 int users_set_hash(store_t *db, const char *user_id, const char *hash);
 int users_touch_login(store_t *db, const char *user_id);
-/* Replaces an existing user's hash and role, or adds the user. */
-int users_upsert(store_t *db, const char *user_id, const char *hash, bool admin);
 /* 1 deleted, 0 unknown, -1 error. */
 int users_delete(store_t *db, const char *user_id);
 long users_count(store_t *db);

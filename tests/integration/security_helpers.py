@@ -1,10 +1,16 @@
 """Shared helpers for the SecurityGateway integration tests: a configuration
-with cheap Argon2id parameters (so a test can log in hundreds of times), and
-a REQ client that keeps one socket, as a long-lived agent does."""
+with cheap Argon2id parameters (so a test can log in hundreds of times), a
+REQ client that keeps one socket, as a long-lived agent does, and an
+administrator's JWT signed with a data directory's key file, for tests whose
+keeld runs no SecurityGateway."""
+import base64
+import hashlib
+import hmac
 import json
 import os
 import sqlite3
 import socket
+import time
 
 import zmq
 
@@ -70,3 +76,27 @@ def add_admin(k, name="root", password="admin-pass"):
     r = k.keelctl("user", "add", name, "--admin", "--password-stdin", input=password + "\n")
     assert r.returncode == 0, r.stderr
     return password
+
+
+def admin_jwt(data_dir, ttl_s=3600):
+    """A JWT with scope admin that every service of `data_dir` accepts: signed
+    with the first key of <data_dir>/security/jwt.keys, which is written (one
+    fresh key, as token.c would) when no SecurityGateway made it."""
+    path = os.path.join(data_dir, "security", "jwt.keys")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write("test:%s\n" % os.urandom(32).hex())
+    with open(path) as f:
+        kid, secret = f.readline().strip().split(":")
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    now = int(time.time())
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    claims = b64(json.dumps({"iss": "keel", "sub": "tester", "iat": now, "exp": now + ttl_s,
+                             "scopes": ["admin"]}).encode())
+    signing = ("%s.%s" % (header, claims)).encode()
+    sig = b64(hmac.new(bytes.fromhex(secret), signing, hashlib.sha256).digest())
+    return "%s.%s.%s" % (header, claims, sig)

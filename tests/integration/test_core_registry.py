@@ -216,7 +216,7 @@ def test_keelctl_agents_table():
         line = [l for l in out.stdout.splitlines() if l.startswith("CtlAgent")][0]
         assert "4321" in line and "healthy" in line
         data = json.loads(k.keelctl("--json", "agents").stdout)
-        assert any(a["agent_id"] == "CtlAgent" for a in data["agents"])
+        assert any(a["agent_id"] == "CtlAgent" for a in data)
     finally:
         k.cleanup()
 

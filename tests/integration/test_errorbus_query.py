@@ -322,8 +322,7 @@ def test_keelctl_errors_tail_filter_follow_groups(keel_factory):
     out = k.keelctl("errors", "--severity", "critical")
     assert "CtlA" in out.stdout and "CtlB" not in out.stdout
     out = k.keelctl("--json", "errors", "--agent", "CtlB")
-    lines = [json.loads(line) for line in out.stdout.splitlines()]
-    assert [r["agent"] for r in lines] == ["CtlB"]
+    assert [r["agent"] for r in json.loads(out.stdout)] == ["CtlB"]
     out = k.keelctl("errors", "groups")
     assert out.returncode == 0 and "boom" in out.stdout and out.stdout.startswith("COUNT")
     bad = k.keelctl("errors", "--severity", "nonsense")

@@ -154,12 +154,14 @@ def test_keelctl_status_table_and_json(keel):
     out = keel.keelctl("status")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
-    assert lines[0].split()[:5] == ["SERVICE", "PORT", "STATUS", "UPTIME", "REQUESTS"]
+    assert lines[0].split() == ["SERVICE", "STATUS", "PID", "VERSION", "ZMQ", "HTTP", "UPTIME", "REQUESTS"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert set(rows) == set(TITLES.values())
     for name, title in TITLES.items():
-        assert rows[title][1] == str(keel.port(PORTS[name][0]))
-        assert rows[title][2] == "ok"
+        assert rows[title][1] == "ok"
+        assert rows[title][2] == str(keel.proc.pid)
+        assert rows[title][4] == str(keel.port(PORTS[name][0]))
+        assert rows[title][5] == str(keel.port(PORTS[name][1]))
 
     out = keel.keelctl("--json", "status")
     assert out.returncode == 0, out.stderr
@@ -168,8 +170,10 @@ def test_keelctl_status_table_and_json(keel):
     for d in data:
         assert d["status"] == "ok"
         assert d["health"]["uptime"] >= 0
+        assert d["pid"] == keel.proc.pid
     errorbus = next(d for d in data if d["service"] == "ErrorBus")
     assert errorbus["port"] == keel.port(7003)
+    assert errorbus["ports"] == {"zmq": keel.port(7003), "http": keel.port(8003)}
     assert errorbus["health"]["requests"] >= 3
 
 

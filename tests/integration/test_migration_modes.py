@@ -11,6 +11,7 @@ import pytest
 import zmq
 
 from conftest import free_offset, http_get, scaled, zmq_request
+from security_helpers import admin_jwt
 
 
 class StandIn:
@@ -211,7 +212,8 @@ def test_resource_switches_modes_on_reload(keel_factory, stand_in):
     assert k.request("resource", odd) == {"status": "ERROR", "message": "Unknown command: NO_SUCH_COMMAND"}
 
     rewrite(k, two_modules("delegate", stand_in.port, "AsyncProcessor", "VRAMOptimizerAgent"))
-    out = k.keelctl("reload")
+    token = admin_jwt(k.data_dir)
+    out = k.keelctl("reload", "--token", token)
     assert out.returncode == 0, out.stderr
     assert until(lambda: answered_by_legacy(k, "resource", task))
     for target, request_ in ((7101, task), ("resource", no_type), (5572, status), ("resource", odd)):
@@ -222,7 +224,7 @@ def test_resource_switches_modes_on_reload(keel_factory, stand_in):
         "AsyncProcessor", "VRAMOptimizerAgent"}
 
     rewrite(k, two_modules("unified", stand_in.port, "AsyncProcessor", "VRAMOptimizerAgent"))
-    assert k.keelctl("reload").returncode == 0
+    assert k.keelctl("reload", "--token", token).returncode == 0
     assert until(lambda: not answered_by_legacy(k, "resource", task))
     assert k.request(5572, status)["status"] == "SUCCESS"
     assert k.request("resource", no_type)["error"].startswith("Invalid task format")

@@ -409,7 +409,7 @@ def test_keelctl_health_lists_worst_first(keel_factory, stand_ins):
     r = hub.keelctl("health")
     assert r.returncode == 1, r.stdout + r.stderr
     lines = [l for l in r.stdout.splitlines() if l.strip()]
-    assert lines[0].split()[:3] == ["AGENT", "MACHINE", "STATUS"]
+    assert lines[0].split()[:4] == ["AGENT", "MACHINE", "STATE", "PROBE"]
     assert lines[1].split()[0] == "Zulu" and "down" in lines[1]
     assert lines[2].split()[0] == "Alpha" and "up" in lines[2]
     j = json.loads(hub.keelctl("--json", "health").stdout)

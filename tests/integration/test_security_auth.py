@@ -193,7 +193,9 @@ def test_sg23_argon2id_stored_and_legacy_sha256_rehashed(keel_factory):
     (h,) = db(k).execute("SELECT password_hash FROM users WHERE user_id='eve'").fetchone()
     assert h.startswith("$argon2id$v=19$m=65536,t=3,p=1$") and "s3cret-pw" not in h
     legacy = hashlib.sha256(b"old-pw").hexdigest()
-    r = k.keelctl("user", "add", "legacy", "--legacy-sha256", input=legacy + "\n")
+    add_admin(k, "root", "admin-pass")
+    r = k.keelctl("--user", "root", "user", "add", "legacy", "--legacy-sha256",
+                  input="admin-pass\n" + legacy + "\n")
     assert r.returncode == 0, r.stderr
     assert c({"action": "login", "user_id": "legacy", "password": "bad"})["status"] == "error"
     assert db(k).execute("SELECT password_hash FROM users WHERE user_id='legacy'").fetchone()[0] == legacy
@@ -364,8 +366,8 @@ def test_parallel_guesses_share_one_counter(keel_factory):
 
 
 def test_keelctl_user_add_admin_while_running(gw):
-    """`keelctl user add NAME --admin --password-stdin` writes the security
-    database directly; it works while the service runs."""
+    """`keelctl user add NAME --admin --password-stdin` makes the first
+    administrator through the running service, which can use it at once."""
     add_admin(gw, "root", "admin-pass")
     c = sec(gw)
     r = c({"action": "login", "user_id": "root", "password": "admin-pass"})

@@ -1,6 +1,9 @@
 /*  agents: the CoreOrchestrator registry as a table (`keelctl agents`), and
  *  the supervisor's process control (`keelctl agent restart NAME`, also
- *  start and stop).  Both ask CoreOrchestrator on its ZMQ port. */
+ *  start and stop), which sends the administrator's token when keelctl has
+ *  one.  Both ask CoreOrchestrator on its ZMQ port.  An agent Keel does not
+ *  supervise cannot be restarted by it; CoreOrchestrator's answer says so,
+ *  and keelctl passes it on. */
 #include "ctl.h"
 
 #include <stdio.h>
@@ -19,76 +22,103 @@ static const char *text_of(json_t *v, char *buf, size_t len)
     return "-";
 }
 
-static int run_agents(ctl_t *ctl, int argc, char **argv)
+static int run_agents(ctl_t *ctl, const ctl_args_t *args)
 {
-    (void)argc;
-    (void)argv;
+    (void)args;
     json_t *request = json_pack("{s:s}", "action", "describe_agents");
-    json_t *reply = ctl_call(ctl, CORE_PORT, request);
+    json_t *reply = ctl_call(ctl, CORE_PORT, request, ctl_timeout(ctl, CTL_TIMEOUT_MS));
     json_decref(request);
     if (!reply)
-        return 1;
-    const char *status = json_string_value(json_object_get(reply, "status"));
-    if (!status || strcmp(status, "success") != 0) {
-        fprintf(stderr, "keelctl: %s\n", json_string_value(json_object_get(reply, "error")));
-        json_decref(reply);
-        return 1;
+        return CTL_UNREACHABLE;
+    int rc = ctl_check_reply(reply);
+    json_t *agents = json_object_get(reply, "agents");
+    if (rc == CTL_OK && ctl->json) {
+        ctl_print_json(json_is_array(agents) ? agents : json_array());
+    } else if (rc == CTL_OK) {
+        json_t *rows = json_array();
+        size_t i;
+        json_t *a;
+        json_array_foreach(agents, i, a) {
+            char port[16], hport[16], age[32];
+            ctl_duration(json_number_value(json_object_get(a, "heartbeat_age_s")), age, sizeof age);
+            json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s]",
+                text_of(json_object_get(a, "agent_id"), port, sizeof port),
+                text_of(json_object_get(a, "host"), hport, sizeof hport),
+                text_of(json_object_get(a, "port"), port, sizeof port),
+                text_of(json_object_get(a, "health_check_port"), hport, sizeof hport),
+                ctl_agent_state(a, NULL),
+                text_of(json_object_get(a, "last_heartbeat"), age, 0), age));
+        }
+        static const char *header[] = { "AGENT", "HOST", "PORT", "HEALTH_PORT", "HEALTH",
+                                        "LAST_HEARTBEAT", "SINCE_HEARTBEAT" };
+        ctl_table(header, 7, rows);
+        json_decref(rows);
     }
-    if (ctl->json) {
-        ctl_print_json(reply);
-        json_decref(reply);
-        return 0;
-    }
-    json_t *rows = json_array();
-    size_t i;
-    json_t *a;
-    json_array_foreach(json_object_get(reply, "agents"), i, a) {
-        char port[16], hport[16], age[32];
-        ctl_duration(json_number_value(json_object_get(a, "heartbeat_age_s")), age, sizeof age);
-        json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s]",
-            text_of(json_object_get(a, "agent_id"), port, sizeof port),
-            text_of(json_object_get(a, "host"), hport, sizeof hport),
-            text_of(json_object_get(a, "port"), port, sizeof port),
-            text_of(json_object_get(a, "health_check_port"), hport, sizeof hport),
-            text_of(json_object_get(a, "health"), age, 0),
-            text_of(json_object_get(a, "last_heartbeat"), age, 0), age));
-    }
-    static const char *header[] = { "AGENT", "HOST", "PORT", "HEALTH_PORT", "HEALTH", "LAST_HEARTBEAT", "AGE" };
-    ctl_table(header, 7, rows);
-    json_decref(rows);
-    json_decref(reply);
-    return 0;
-}
-
-static int run_agent(ctl_t *ctl, int argc, char **argv)
-{
-    if (argc < 2 || (strcmp(argv[0], "restart") && strcmp(argv[0], "start") && strcmp(argv[0], "stop"))) {
-        fprintf(stderr, "usage: keelctl agent restart|start|stop NAME\n");
-        return 2;
-    }
-    char action[32];
-    snprintf(action, sizeof action, "%s_agent", argv[0]);
-    json_t *request = json_pack("{s:s, s:s}", "action", action, "agent", argv[1]);
-    json_t *reply = ctl_call(ctl, CORE_PORT, request);
-    json_decref(request);
-    if (!reply)
-        return 1;
-    const char *status = json_string_value(json_object_get(reply, "status"));
-    int rc = status && !strcmp(status, "success") ? 0 : 1;
-    if (ctl->json)
-        ctl_print_json(reply);
-    else if (rc == 0)
-        printf("%s\n", json_string_value(json_object_get(reply, "message")));
-    else
-        fprintf(stderr, "keelctl: %s\n", json_string_value(json_object_get(reply, "error")));
     json_decref(reply);
     return rc;
 }
 
+/* restart, start and stop share this; the verb is the subcommand's name. */
+static int run_agent_op(ctl_t *ctl, const char *verb, const char *name)
+{
+    char action[32];
+    snprintf(action, sizeof action, "%s_agent", verb);
+    json_t *request = json_pack("{s:s, s:s}", "action", action, "agent", name);
+    int rc = ctl_authorize(ctl, request);
+    json_t *reply = rc == CTL_OK ? ctl_call(ctl, CORE_PORT, request, ctl_timeout(ctl, CTL_TIMEOUT_MS)) : NULL;
+    json_decref(request);
+    if (rc != CTL_OK)
+        return rc;
+    if (!reply)
+        return CTL_UNREACHABLE;
+    rc = ctl_check_reply(reply);
+    if (ctl->json)
+        ctl_print_json(reply);
+    else if (rc == CTL_OK)
+        ctl_say("%s", json_string_value(json_object_get(reply, "message")));
+    json_decref(reply);
+    return rc;
+}
+
+static int run_restart(ctl_t *ctl, const ctl_args_t *args) { return run_agent_op(ctl, "restart", args->argv[0]); }
+static int run_start(ctl_t *ctl, const ctl_args_t *args) { return run_agent_op(ctl, "start", args->argv[0]); }
+static int run_stop(ctl_t *ctl, const ctl_args_t *args) { return run_agent_op(ctl, "stop", args->argv[0]); }
+
+#define AGENT_OP_HELP(verb) \
+    "Asks CoreOrchestrator to " verb " NAME, an agent it supervises (one with a\n" \
+    "command in core.agents), sending the administrator's token (--token,\n" \
+    "KEEL_TOKEN or --user).  An agent Keel does not supervise is refused with a\n" \
+    "message saying so (exit 1)."
+
+static const ctl_command_t restart_command = {
+    .name = "restart", .operands = "NAME", .summary = "restart an agent Keel supervises",
+    .description = AGENT_OP_HELP("restart"), .min_operands = 1, .max_operands = 1, .run = run_restart,
+};
+static const ctl_command_t start_command = {
+    .name = "start", .operands = "NAME", .summary = "start an agent Keel supervises",
+    .description = AGENT_OP_HELP("start"), .min_operands = 1, .max_operands = 1, .run = run_start,
+};
+static const ctl_command_t stop_command = {
+    .name = "stop", .operands = "NAME", .summary = "stop an agent Keel supervises",
+    .description = AGENT_OP_HELP("stop"), .min_operands = 1, .max_operands = 1, .run = run_stop,
+};
+static const ctl_command_t *const agent_subcommands[] = { &restart_command, &start_command, &stop_command, NULL };
+
 const ctl_command_t ctl_agents_command = {
-    "agents", "agents                      registered agents with health and last heartbeat", run_agents,
+    .name = "agents",
+    .operands = "",
+    .summary = "registered agents with their health and last heartbeat",
+    .description =
+        "CoreOrchestrator's registry: each agent's host and ports, its health, when its\n"
+        "last heartbeat (or registration) arrived (UTC) and how long ago that was.\n"
+        "Keel's own names (CoreOrchestrator and the agents it absorbed) are healthy\n"
+        "while CoreOrchestrator answers; their heartbeat is their registration at start.",
+    .run = run_agents,
 };
 
 const ctl_command_t ctl_agent_command = {
-    "agent", "agent restart|start|stop NAME   control an agent CoreOrchestrator supervises", run_agent,
+    .name = "agent",
+    .operands = "",
+    .summary = "restart, start or stop an agent CoreOrchestrator supervises",
+    .subcommands = agent_subcommands,
 };

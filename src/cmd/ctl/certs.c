@@ -8,44 +8,56 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-static int usage(void)
-{
-    fprintf(stderr, "usage: keelctl certs generate [--dir DIR] [--force] [--client NAME]\n");
-    return 2;
-}
-
-/* argv[0] is the subcommand; options may come anywhere after it. */
-static int run(ctl_t *ctl, int argc, char **argv)
+static int run_generate(ctl_t *ctl, const ctl_args_t *args)
 {
     const char *env = getenv("ZMQ_CERTIFICATES_DIR");
-    const char *dir = env && *env ? env : config_str(ctl->config, "certificates_dir", "./certificates");
-    const char *client = NULL;
-    bool force = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--force"))
-            force = true;
-        else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-            dir = argv[++i];
-        else if (!strcmp(argv[i], "--client") && i + 1 < argc)
-            client = argv[++i];
-        else
-            return usage();
-    }
-    if (argc < 1 || strcmp(argv[0], "generate") != 0)
-        return usage();
+    const char *dir = ctl_option(args, "dir");
+    if (!dir)
+        dir = env && *env ? env : config_str(ctl->config, "certificates_dir", "./certificates");
+    const char *client = ctl_option(args, "client");
     char err[512];
     int rc = client ? zcurve_generate_client(dir, client, err, sizeof err)
-                    : zcurve_generate(dir, force, err, sizeof err);
+                    : zcurve_generate(dir, ctl_option(args, "force") != NULL, err, sizeof err);
     if (rc < 0) {
-        fprintf(stderr, "keelctl: %s\n", err);
-        return 1;
+        ctl_warn("%s", err);
+        return CTL_FAILED;
     }
-    printf("CURVE keys written to %s%s%s\n", dir, client ? " for client " : "", client ? client : "");
-    return 0;
+    if (ctl->json) {
+        json_t *out = json_pack("{s:s, s:s?}", "dir", dir, "client", client);
+        ctl_print_json(out);
+        json_decref(out);
+    } else {
+        ctl_say("CURVE keys written to %s%s%s", dir, client ? " for client " : "", client ? client : "");
+    }
+    return CTL_OK;
 }
 
+static const ctl_option_t generate_options[] = {
+    { "dir", 0, "DIR", "where (default: $ZMQ_CERTIFICATES_DIR, certificates_dir, ./certificates)" },
+    { "force", 0, NULL, "replace existing keys" },
+    { "client", 0, "NAME", "an extra client pair for one agent, added to the allow-list" },
+    { NULL, 0, NULL, NULL },
+};
+
+static const ctl_command_t generate_command = {
+    .name = "generate",
+    .operands = "",
+    .summary = "write CURVE keys for SECURE_ZMQ",
+    .description =
+        "Writes the server pair, this machine's client pair and the allow-list entry\n"
+        "(every file mode 0600, directories 0700), or with --client an extra client\n"
+        "pair.  Existing keys are kept unless --force.",
+    .options = generate_options,
+    .run = run_generate,
+    .local = true,
+};
+
+static const ctl_command_t *const certs_subcommands[] = { &generate_command, NULL };
+
 const ctl_command_t ctl_certs_command = {
-    "certs", "certs generate [--dir DIR] [--force] [--client NAME]   CURVE keys for SECURE_ZMQ", run,
+    .name = "certs",
+    .operands = "",
+    .summary = "CURVE keys for SECURE_ZMQ",
+    .subcommands = certs_subcommands,
 };

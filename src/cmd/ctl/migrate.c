@@ -12,6 +12,7 @@
 #include "fsutil.h"
 #include "yamljson.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,7 +156,7 @@ static void translate_one(const char *name, json_t *spec, void *arg)
 
 static void put_yaml_value(FILE *out, json_t *value)
 {
-    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
     fputs(text, out);
     free(text);
 }
@@ -171,49 +172,61 @@ static void put_list(FILE *out, const char *indent, json_t *list)
     }
 }
 
+/* A name from the legacy file in a YAML comment: escaped, so a newline in
+ * it cannot end the comment and add configuration. */
+static void put_comment_line(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put_comment_line(FILE *out, const char *fmt, ...)
+{
+    char *text = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&text, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    char *safe = ctl_escape(text);
+    fprintf(out, "# %s\n", safe);
+    free(safe);
+    free(text);
+}
+
 static void write_config(FILE *out, const char *source, translation_t *t)
 {
-    fprintf(out, "# Keel configuration for %s, translated by `keelctl migrate config` from\n"
-                 "# %s. Absorbed agents (now Keel services):\n", t->machine, source);
+    put_comment_line(out, "Keel configuration for %s, translated by `keelctl migrate config` from", t->machine);
+    put_comment_line(out, "%s. Absorbed agents (now Keel services):", source);
     const char *name;
     json_t *service;
     json_object_foreach(t->removed, name, service)
-        fprintf(out, "#   %s -> %s\n", name, json_string_value(service));
+        put_comment_line(out, "  %s -> %s", name, json_string_value(service));
     size_t i;
     json_t *conflict;
     json_array_foreach(t->conflicts, i, conflict)
-        fprintf(out, "# PORT CONFLICT: %s uses %lld/%lld, which a Keel service binds: move it first.\n",
-                json_string_value(json_object_get(conflict, "agent")),
-                json_integer_value(json_object_get(conflict, "port")),
-                json_integer_value(json_object_get(conflict, "health_check_port")));
+        put_comment_line(out, "PORT CONFLICT: %s uses %lld/%lld, which a Keel service binds: move it first.",
+                         json_string_value(json_object_get(conflict, "agent")),
+                         json_integer_value(json_object_get(conflict, "port")),
+                         json_integer_value(json_object_get(conflict, "health_check_port")));
     fprintf(out, "core:\n  agents:\n");
     put_list(out, "    ", t->agents);
     fprintf(out, "observability:\n  agents:\n");
     put_list(out, "    ", t->watch);
 }
 
-static int migrate_config(ctl_t *ctl, int argc, char **argv)
+static int migrate_config(ctl_t *ctl, const ctl_args_t *args)
 {
-    const char *source = NULL, *output = NULL, *machine = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--output") && i + 1 < argc)
-            output = argv[++i];
-        else if (!strcmp(argv[i], "--machine") && i + 1 < argc)
-            machine = argv[++i];
-        else
-            source = argv[i];
-    }
-    if (!source) {
-        fprintf(stderr, "usage: keelctl migrate config FILE [--machine mainpc|pc2] [--output FILE]\n");
-        return 2;
+    const char *source = args->argv[0], *output = ctl_option(args, "output");
+    const char *machine = ctl_option(args, "machine");
+    if (machine && strcmp(machine, "mainpc") && strcmp(machine, "pc2")) {
+        ctl_warn("--machine is mainpc or pc2");
+        return CTL_USAGE;
     }
     char *text = fs_read_all(source, NULL);
     char err[256];
     json_t *root = text ? yamljson_parse(text, strlen(text), NULL, err, sizeof err) : NULL;
     free(text);
     if (!root) {
-        fprintf(stderr, "keelctl: cannot read %s%s%s\n", source, text ? ": line " : "", text ? err : "");
-        return 1;
+        ctl_warn("cannot read %s%s%s", source, text ? ": line " : "", text ? err : "");
+        return CTL_FAILED;
     }
     if (!machine)
         machine = json_object_get(root, "pc2_services") ? "pc2" : "mainpc";
@@ -230,8 +243,8 @@ static int migrate_config(ctl_t *ctl, int argc, char **argv)
     } else {
         FILE *out = output ? fopen(output, "w") : stdout;
         if (!out) {
-            fprintf(stderr, "keelctl: cannot write %s\n", output);
-            rc = 1;
+            ctl_warn("cannot write %s", output);
+            rc = CTL_FAILED;
         } else {
             write_config(out, source, &t);
             if (out != stdout)
@@ -250,22 +263,36 @@ static int migrate_config(ctl_t *ctl, int argc, char **argv)
     return rc;
 }
 
-static int run(ctl_t *ctl, int argc, char **argv)
-{
-    if (argc >= 1 && strcmp(argv[0], "config") == 0)
-        return migrate_config(ctl, argc - 1, argv + 1);
-    if (argc >= 1 && strcmp(argv[0], "state") == 0)
-        return ctl_migrate_state(ctl, argc - 1, argv + 1);
-    if (argc >= 1 && strcmp(argv[0], "rollback") == 0)
-        return ctl_migrate_rollback(ctl, argc - 1, argv + 1);
-    fprintf(stderr, "usage: keelctl migrate config FILE [--machine mainpc|pc2] [--output FILE]\n"
-                    "       keelctl migrate state [--dry-run] [--redis URL] [--perf-db FILE]"
-                    " [--error-db FILE] [--auth-users FILE] [--data-dir DIR]\n"
-                    "       keelctl migrate rollback [--output FILE] [--mainpc-host H] [--pc2-host H]\n");
-    return 2;
-}
+static const ctl_option_t config_options[] = {
+    { "machine", 0, "mainpc|pc2", "which machine's layout (default: read from FILE)" },
+    { "output", 0, "FILE", "write the Keel configuration here (default: stdout)" },
+    { NULL, 0, NULL, NULL },
+};
+
+static const ctl_command_t config_command = {
+    .name = "config",
+    .operands = "FILE",
+    .summary = "translate a legacy startup configuration into Keel's",
+    .description =
+        "Reads one machine's original startup configuration (MainPC's agent_groups or\n"
+        "PC2's pc2_services) and writes a Keel configuration: the fifteen absorbed agents\n"
+        "removed, dependencies on them moved to the Keel service that absorbed them,\n"
+        "every other agent kept for CoreOrchestrator to supervise and ObservabilityHub to\n"
+        "watch.  Kept agents on a port Keel binds are reported as port conflicts.",
+    .options = config_options,
+    .min_operands = 1,
+    .max_operands = 1,
+    .run = migrate_config,
+    .local = true,
+};
+
+static const ctl_command_t *const migrate_subcommands[] = {
+    &config_command, &ctl_migrate_state_command, &ctl_migrate_rollback_command, NULL,
+};
 
 const ctl_command_t ctl_migrate_command = {
-    "migrate", "migrate config|state|rollback  translate a legacy configuration, import legacy"
-               " state, or write the rollback configuration", run,
+    .name = "migrate",
+    .operands = "",
+    .summary = "move from the legacy agents: config, state, rollback",
+    .subcommands = migrate_subcommands,
 };

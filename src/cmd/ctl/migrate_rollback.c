@@ -46,34 +46,21 @@ typedef struct {
     const char *output, *mainpc_host, *pc2_host, *machine;
 } options_t;
 
-static int usage(void)
+static int parse(const ctl_args_t *args, options_t *o)
 {
-    fprintf(stderr, "usage: keelctl migrate rollback [--output FILE] [--mainpc-host H]"
-                    " [--pc2-host H] [--machine mainpc|pc2|all]\n");
-    return 2;
-}
-
-static int parse(int argc, char **argv, options_t *o)
-{
-    *o = (options_t){ NULL, "127.0.0.1", NULL, "all" };
-    for (int i = 0; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--output"))
-            o->output = argv[i + 1];
-        else if (!strcmp(argv[i], "--mainpc-host"))
-            o->mainpc_host = argv[i + 1];
-        else if (!strcmp(argv[i], "--pc2-host"))
-            o->pc2_host = argv[i + 1];
-        else if (!strcmp(argv[i], "--machine"))
-            o->machine = argv[i + 1];
-        else
-            return -1;
-    }
-    if (argc % 2)
-        return -1;
+    *o = (options_t){ ctl_option(args, "output"), ctl_option(args, "mainpc-host"),
+                      ctl_option(args, "pc2-host"), ctl_option(args, "machine") };
+    if (!o->mainpc_host)
+        o->mainpc_host = "127.0.0.1";
     if (!o->pc2_host)
         o->pc2_host = o->mainpc_host;
-    return strcmp(o->machine, "all") && strcmp(o->machine, "mainpc") && strcmp(o->machine, "pc2")
-           ? -1 : 0;
+    if (!o->machine)
+        o->machine = "all";
+    if (strcmp(o->machine, "all") && strcmp(o->machine, "mainpc") && strcmp(o->machine, "pc2")) {
+        ctl_warn("--machine is mainpc, pc2 or all");
+        return -1;
+    }
+    return 0;
 }
 
 /* {modules: {...}, agents: [...]} for the options. */
@@ -128,11 +115,11 @@ static void write_yaml(FILE *out, const options_t *o, json_t *doc)
     }
 }
 
-int ctl_migrate_rollback(ctl_t *ctl, int argc, char **argv)
+static int run(ctl_t *ctl, const ctl_args_t *args)
 {
     options_t o;
-    if (parse(argc, argv, &o) < 0)
-        return usage();
+    if (parse(args, &o) < 0)
+        return CTL_USAGE;
     json_t *doc = build(&o);
     int rc = 0;
     if (ctl->json && !o.output) {
@@ -140,13 +127,13 @@ int ctl_migrate_rollback(ctl_t *ctl, int argc, char **argv)
     } else {
         FILE *out = o.output ? fopen(o.output, "w") : stdout;
         if (!out) {
-            fprintf(stderr, "keelctl: cannot write %s\n", o.output);
-            rc = 1;
+            ctl_warn("cannot write %s", o.output);
+            rc = CTL_FAILED;
         } else {
             write_yaml(out, &o, doc);
             if (out != stdout && fclose(out) != 0) {
-                fprintf(stderr, "keelctl: cannot write %s\n", o.output);
-                rc = 1;
+                ctl_warn("cannot write %s", o.output);
+                rc = CTL_FAILED;
             }
             if (rc == 0)
                 fprintf(stderr, "rollback: %zu modules delegated, %zu legacy agents to start\n",
@@ -157,3 +144,24 @@ int ctl_migrate_rollback(ctl_t *ctl, int argc, char **argv)
     json_decref(doc);
     return rc;
 }
+
+static const ctl_option_t rollback_options[] = {
+    { "output", 0, "FILE", "write the configuration here (default: stdout)" },
+    { "mainpc-host", 0, "HOST", "where MainPC's legacy agents run (default 127.0.0.1)" },
+    { "pc2-host", 0, "HOST", "where PC2's legacy agents run (default: --mainpc-host)" },
+    { "machine", 0, "mainpc|pc2|all", "whose legacy agents to list for starting (default all)" },
+    { NULL, 0, NULL, NULL },
+};
+
+const ctl_command_t ctl_migrate_rollback_command = {
+    .name = "rollback",
+    .operands = "",
+    .summary = "write the configuration that hands every module back to its legacy agent",
+    .description =
+        "Writes a Keel configuration delegating every absorbed agent to its legacy\n"
+        "process (with Keel's implementation as fallback) and listing the legacy agents\n"
+        "to start; start them, then `keelctl reload`.",
+    .options = rollback_options,
+    .run = run,
+    .local = true,
+};

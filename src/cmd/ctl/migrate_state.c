@@ -17,9 +17,9 @@
  *                      rehashed to Argon2id at the next login.
  *
  *  The files are written directly, through each service's own opener (its
- *  schema and migrations), never through a copy of its DDL; so keeld must
- *  not be running on the data directory, and the command refuses when
- *  keeld.pid names a live process.  Every source is read and checked in
+ *  schema and migrations), never through a copy of its DDL; so no service
+ *  may be running on the data directory, and the command refuses while any
+ *  holds its directory's lock (dirlock.h).  Every source is read and checked in
  *  full before anything is written: a missing file or an unreachable
  *  Redis fails the whole run with nothing changed.
  *
@@ -32,6 +32,7 @@
  *  and creates no file). */
 #include "ctl.h"
 #include "clock.h"
+#include "dirlock.h"
 #include "fsutil.h"
 #include "core/backend.h"
 #include "core/registry.h"
@@ -162,7 +163,7 @@ static void report(ctl_t *ctl, bool dry_run, tally_t *tallies, size_t n)
         size_t j;
         json_t *p;
         json_array_foreach(json_object_get(row, "problems"), j, p)
-            printf("invalid %s record %s: %s\n", json_string_value(json_object_get(row, "source")),
+            ctl_say("invalid %s record %s: %s", json_string_value(json_object_get(row, "source")),
                    json_string_value(json_object_get(p, "record")),
                    json_string_value(json_object_get(p, "error")));
     }
@@ -215,7 +216,7 @@ static int service_dir(const options_t *o, const char *service)
     snprintf(dir, sizeof dir, "%s/%s", o->data_dir, service);
     if (fs_mkdirs(dir) == 0)
         return 0;
-    fprintf(stderr, "keelctl: cannot create %s: %s\n", dir, strerror(errno));
+    ctl_warn("cannot create %s: %s", dir, strerror(errno));
     return -1;
 }
 
@@ -224,12 +225,12 @@ static int service_dir(const options_t *o, const char *service)
 static sqlite3 *legacy_open(const char *path, const char *what, const char *const *tables)
 {
     if (access(path, R_OK) != 0) {
-        fprintf(stderr, "keelctl: cannot read %s %s: %s\n", what, path, strerror(errno));
+        ctl_warn("cannot read %s %s: %s", what, path, strerror(errno));
         return NULL;
     }
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        fprintf(stderr, "keelctl: cannot open %s %s: %s\n", what, path, sqlite3_errmsg(db));
+        ctl_warn("cannot open %s %s: %s", what, path, sqlite3_errmsg(db));
         sqlite3_close(db);
         return NULL;
     }
@@ -238,7 +239,7 @@ static sqlite3 *legacy_open(const char *path, const char *what, const char *cons
         sqlite3_stmt *st = NULL;
         const char *sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?";
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-            fprintf(stderr, "keelctl: %s %s is not a SQLite database: %s\n", what, path,
+            ctl_warn("%s %s is not a SQLite database: %s", what, path,
                     sqlite3_errmsg(db));
             sqlite3_finalize(st);
             sqlite3_close(db);
@@ -248,14 +249,12 @@ static sqlite3 *legacy_open(const char *path, const char *what, const char *cons
         if (sqlite3_step(st) == SQLITE_ROW)
             found += sqlite3_column_int64(st, 0);
         else
-            fprintf(stderr, "keelctl: %s %s: %s\n", what, path, sqlite3_errmsg(db));
+            ctl_warn("%s %s: %s", what, path, sqlite3_errmsg(db));
         sqlite3_finalize(st);
     }
     if (found == 0) {
-        fprintf(stderr, "keelctl: %s %s has none of the expected tables (", what, path);
-        for (size_t i = 0; tables[i]; i++)
-            fprintf(stderr, "%s%s", i ? ", " : "", tables[i]);
-        fprintf(stderr, ")\n");
+        ctl_warn("%s %s has none of the expected tables (%s%s%s)", what, path, tables[0],
+                 tables[1] ? ", " : "", tables[1] ? tables[1] : "");
         sqlite3_close(db);
         return NULL;
     }
@@ -346,11 +345,11 @@ static redisReply *command(redisContext *rc, const char *what, const char *fmt, 
     redisReply *r = redisvCommand(rc, fmt, ap);
     va_end(ap);
     if (!r) {
-        fprintf(stderr, "keelctl: Redis %s failed: %s\n", what, rc->errstr);
+        ctl_warn("Redis %s failed: %s", what, rc->errstr);
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "keelctl: Redis %s failed: %s\n", what, r->str);
+        ctl_warn("Redis %s failed: %s", what, r->str);
         freeReplyObject(r);
         return NULL;
     }
@@ -361,13 +360,13 @@ static redisContext *redis_connect(const char *url)
 {
     redis_addr_t a;
     if (parse_redis_url(url, &a) < 0) {
-        fprintf(stderr, "keelctl: bad Redis URL '%s' (redis://[:password@]host[:port][/db])\n", url);
+        ctl_warn("bad Redis URL '%s' (redis://[:password@]host[:port][/db])", url);
         return NULL;
     }
     struct timeval tv = { 2, 0 };
     redisContext *rc = redisConnectWithTimeout(a.host, a.port, tv);
     if (!rc || rc->err) {
-        fprintf(stderr, "keelctl: cannot reach Redis at %s:%d: %s\n", a.host, a.port,
+        ctl_warn("cannot reach Redis at %s:%d: %s", a.host, a.port,
                 rc ? rc->errstr : "out of memory");
         if (rc)
             redisFree(rc);
@@ -419,7 +418,7 @@ static json_t *redis_read(const char *url, const char *prefix)
             const char *key = keys->element[i]->str;
             redisReply *v = redisCommand(rc, "GET %s", key);
             if (!v) {
-                fprintf(stderr, "keelctl: Redis GET %s failed: %s\n", key, rc->errstr);
+                ctl_warn("Redis GET %s failed: %s", key, rc->errstr);
                 freeReplyObject(r);
                 json_decref(entries);
                 redisFree(rc);
@@ -474,7 +473,7 @@ static int import_registry(const options_t *o, json_t *entries, tally_t *t)
             return -1;
         backend = core_backend_new("sqlite", t->target, NULL, o->redis_prefix, false, err, sizeof err);
         if (!backend) {
-            fprintf(stderr, "keelctl: cannot open %s: %s\n", t->target, err);
+            ctl_warn("cannot open %s: %s", t->target, err);
             return -1;
         }
     }
@@ -490,7 +489,7 @@ static int import_registry(const options_t *o, json_t *entries, tally_t *t)
                                            " AND key = ?", id) > 0) {
             t->present++;
         } else if (backend && core_backend_put(backend, "agents", id, rec, err, sizeof err) < 0) {
-            fprintf(stderr, "keelctl: cannot store %s: %s\n", id, err);
+            ctl_warn("cannot store %s: %s", id, err);
             rc = -1;
         } else {
             t->added++;
@@ -587,7 +586,7 @@ static int import_perf_table(sqlite3 *legacy, hubdb_t *hub, sqlite3 *probe,
     snprintf(sql, sizeof sql, "SELECT %s FROM %s ORDER BY %s", pt->columns, pt->table, pt->columns);
     sqlite3_stmt *row = NULL;
     if (sqlite3_prepare_v2(legacy, sql, -1, &row, NULL) != SQLITE_OK) {
-        fprintf(stderr, "keelctl: cannot read %s: %s\n", pt->table, sqlite3_errmsg(legacy));
+        ctl_warn("cannot read %s: %s", pt->table, sqlite3_errmsg(legacy));
         sqlite3_finalize(row);
         return -1;
     }
@@ -615,7 +614,7 @@ static int import_perf_table(sqlite3 *legacy, hubdb_t *hub, sqlite3 *probe,
             for (int i = 0; i < PERF_COLS; i++)
                 sqlite3_bind_value(insert, i + 1, sqlite3_column_value(row, i));
             if (sqlite3_step(insert) != SQLITE_DONE) {
-                fprintf(stderr, "keelctl: cannot insert into %s: %s\n", pt->table,
+                ctl_warn("cannot insert into %s: %s", pt->table,
                         store_errmsg(hub->store));
                 rc = -1;
             }
@@ -627,7 +626,7 @@ static int import_perf_table(sqlite3 *legacy, hubdb_t *hub, sqlite3 *probe,
         tally_step(t);
     }
     if (rc == 0 && step != SQLITE_DONE) {
-        fprintf(stderr, "keelctl: reading %s failed: %s\n", pt->table, sqlite3_errmsg(legacy));
+        ctl_warn("reading %s failed: %s", pt->table, sqlite3_errmsg(legacy));
         rc = -1;
     }
     for (int i = 0; i < PERF_COLS; i++)
@@ -647,7 +646,7 @@ static int import_perf(const options_t *o, sqlite3 *legacy, tally_t *tallies)
         if (service_dir(o, "observability") < 0)
             return -1;
         if (!(hub = hubdb_new(path))) {
-            fprintf(stderr, "keelctl: cannot open %s\n", path);
+            ctl_warn("cannot open %s", path);
             return -1;
         }
         if (store_begin(hub->store) < 0) {
@@ -736,7 +735,7 @@ static int import_error_table(sqlite3 *legacy, evstore_t *store, sqlite3 *probe,
                             " context, rowid FROM errors ORDER BY id";
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(legacy, sql, -1, &st, NULL) != SQLITE_OK) {
-        fprintf(stderr, "keelctl: cannot read the legacy %s table: %s\n", ems ? "error_log" : "errors",
+        ctl_warn("cannot read the legacy %s table: %s", ems ? "error_log" : "errors",
                 sqlite3_errmsg(legacy));
         sqlite3_finalize(st);
         return -1;
@@ -764,7 +763,7 @@ static int import_error_table(sqlite3 *legacy, evstore_t *store, sqlite3 *probe,
         tally_step(t);
     }
     if (rc == 0 && step != SQLITE_DONE) {
-        fprintf(stderr, "keelctl: reading the legacy errors failed: %s\n", sqlite3_errmsg(legacy));
+        ctl_warn("reading the legacy errors failed: %s", sqlite3_errmsg(legacy));
         rc = -1;
     }
     sqlite3_finalize(st);
@@ -779,7 +778,7 @@ static int import_errors(const options_t *o, sqlite3 *legacy, tally_t *t)
     if (!o->dry_run) {
         store = evstore_new(t->target, NULL, 100000, err, sizeof err);
         if (!store) {
-            fprintf(stderr, "keelctl: cannot open %s: %s\n", t->target, err);
+            ctl_warn("cannot open %s: %s", t->target, err);
             return -1;
         }
         /* Retention is the service's business: the import deletes nothing. */
@@ -801,7 +800,7 @@ static int import_errors(const options_t *o, sqlite3 *legacy, tally_t *t)
         evstore_stats_t st;
         evstore_stats(store, &st);
         if (st.dropped || st.write_failed) {
-            fprintf(stderr, "keelctl: %ld errors could not be written to %s\n",
+            ctl_warn("%ld errors could not be written to %s",
                     st.dropped + st.write_failed, t->target);
             rc = -1;
         }
@@ -820,14 +819,14 @@ static json_t *users_read(const char *path)
 {
     char *text = fs_read_all(path, NULL);
     if (!text) {
-        fprintf(stderr, "keelctl: cannot read users file %s: %s\n", path, strerror(errno));
+        ctl_warn("cannot read users file %s: %s", path, strerror(errno));
         return NULL;
     }
     json_error_t jerr;
     json_t *doc = json_loads(text, 0, &jerr);
     free(text);
     if (!doc) {
-        fprintf(stderr, "keelctl: users file %s, line %d: %s\n", path, jerr.line, jerr.text);
+        ctl_warn("users file %s, line %d: %s", path, jerr.line, jerr.text);
         return NULL;
     }
     if (json_is_object(doc))
@@ -842,7 +841,7 @@ static json_t *users_read(const char *path)
         json_decref(doc);
         return users;
     }
-    fprintf(stderr, "keelctl: users file %s must hold an object {user_id: {password_hash, ...}}\n", path);
+    ctl_warn("users file %s must hold an object {user_id: {password_hash, ...}}", path);
     json_decref(doc);
     return NULL;
 }
@@ -878,7 +877,7 @@ static int import_users(const options_t *o, json_t *users, tally_t *t)
         if (service_dir(o, "security") < 0)
             return -1;
         if (!(db = users_open(t->target, err, sizeof err))) {
-            fprintf(stderr, "keelctl: cannot open %s: %s\n", t->target, err);
+            ctl_warn("cannot open %s: %s", t->target, err);
             return -1;
         }
     }
@@ -895,7 +894,7 @@ static int import_users(const options_t *o, json_t *users, tally_t *t)
         } else if (probe_count_text(probe, "SELECT count(*) FROM users WHERE user_id = ?", id) > 0) {
             t->present++;
         } else if (db && store_user(db, id, hash, u) < 0) {
-            fprintf(stderr, "keelctl: cannot store user %s: %s\n", id, store_errmsg(db));
+            ctl_warn("cannot store user %s: %s", id, store_errmsg(db));
             rc = -1;
         } else {
             t->added++;
@@ -911,58 +910,37 @@ static int import_users(const options_t *o, json_t *users, tally_t *t)
 
 /* ---- the command -------------------------------------------------------- */
 
-/* keeld writes these files itself; a second writer would race its caches. */
-static bool keeld_running(const char *data_dir, long *pid_out)
+/* The services write these files themselves; a second writer would race
+ * their caches.  The pid of one running on data_dir, or 0. */
+static long service_running(const char *data_dir)
 {
-    char path[2200];
-    snprintf(path, sizeof path, "%s/keeld.pid", data_dir);
-    char *text = fs_read_all(path, NULL);
-    if (!text)
-        return false;
-    long pid = strtol(text, NULL, 10);
-    free(text);
-    *pid_out = pid;
-    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+    static const char *const names[] = { "core", "resource", "observability", "errorbus", "security" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char dir[2200];
+        snprintf(dir, sizeof dir, "%s/%s", data_dir, names[i]);
+        long pid = dirlock_holder(dir);
+        if (pid != 0)
+            return pid;
+    }
+    return 0;
 }
 
-static int usage(void)
-{
-    fprintf(stderr, "usage: keelctl migrate state [--dry-run] [--redis URL [--redis-prefix P]]"
-                    " [--perf-db FILE] [--error-db FILE] [--auth-users FILE] [--data-dir DIR]\n");
-    return 2;
-}
-
-static int parse(ctl_t *ctl, int argc, char **argv, options_t *o)
+static int parse(ctl_t *ctl, const ctl_args_t *args, options_t *o)
 {
     memset(o, 0, sizeof *o);
-    o->redis_prefix = "service_registry:";
-    const char *data_dir = config_str(ctl->config, "data_dir", "./var/keel");
-    for (int i = 0; i < argc; i++) {
-        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(argv[i], "--dry-run")) {
-            o->dry_run = true;
-            continue;
-        }
-        if (!next)
-            return -1;
-        if (!strcmp(argv[i], "--redis"))
-            o->redis_url = next;
-        else if (!strcmp(argv[i], "--redis-prefix"))
-            o->redis_prefix = next;
-        else if (!strcmp(argv[i], "--perf-db"))
-            o->perf_db = next;
-        else if (!strcmp(argv[i], "--error-db"))
-            o->error_db = next;
-        else if (!strcmp(argv[i], "--auth-users"))
-            o->auth_users = next;
-        else if (!strcmp(argv[i], "--data-dir"))
-            data_dir = next;
-        else
-            return -1;
-        i++;
-    }
-    snprintf(o->data_dir, sizeof o->data_dir, "%s", data_dir);
-    return o->redis_url || o->perf_db || o->error_db || o->auth_users ? 0 : -1;
+    o->dry_run = ctl_option(args, "dry-run") != NULL;
+    o->redis_url = ctl_option(args, "redis");
+    o->redis_prefix = ctl_option(args, "redis-prefix");
+    if (!o->redis_prefix)
+        o->redis_prefix = "service_registry:";
+    o->perf_db = ctl_option(args, "perf-db");
+    o->error_db = ctl_option(args, "error-db");
+    o->auth_users = ctl_option(args, "auth-users");
+    snprintf(o->data_dir, sizeof o->data_dir, "%s", config_str(ctl->config, "data_dir", "./var/keel"));
+    if (o->redis_url || o->perf_db || o->error_db || o->auth_users)
+        return 0;
+    ctl_warn("migrate state: name at least one source (--redis, --perf-db, --error-db, --auth-users)");
+    return -1;
 }
 
 typedef struct {
@@ -1036,21 +1014,21 @@ static int run_imports(const options_t *o, sources_t *s, tally_t *tallies, size_
     return 0;
 }
 
-int ctl_migrate_state(ctl_t *ctl, int argc, char **argv)
+static int run(ctl_t *ctl, const ctl_args_t *args)
 {
     options_t o;
-    if (parse(ctl, argc, argv, &o) < 0)
-        return usage();
-    long pid = 0;
-    if (!o.dry_run && keeld_running(o.data_dir, &pid)) {
-        fprintf(stderr, "keelctl: keeld (pid %ld) is running on %s; stop it first: the migration"
-                        " writes the services' database files directly\n", pid, o.data_dir);
-        return 1;
+    if (parse(ctl, args, &o) < 0)
+        return CTL_USAGE;
+    long pid = o.dry_run ? 0 : service_running(o.data_dir);
+    if (pid != 0) {
+        ctl_warn("keeld (pid %ld) is running on %s; stop it first: the migration writes the services'"
+                 " database files directly", pid, o.data_dir);
+        return CTL_FAILED;
     }
     sources_t s;
     if (sources_open(&o, &s) < 0) {
         sources_close(&s);
-        return 1;
+        return CTL_FAILED;
     }
     tally_t tallies[5];
     size_t n = 0;
@@ -1060,5 +1038,30 @@ int ctl_migrate_state(ctl_t *ctl, int argc, char **argv)
         report(ctl, o.dry_run, tallies, n);
     for (size_t i = 0; i < n; i++)
         json_decref(tallies[i].problems);
-    return rc == 0 ? 0 : 1;
+    return rc == 0 ? CTL_OK : CTL_FAILED;
 }
+
+static const ctl_option_t state_options[] = {
+    { "dry-run", 0, NULL, "read and count everything, write nothing" },
+    { "redis", 0, "URL", "ServiceRegistry's Redis (redis://[:password@]host[:port][/db])" },
+    { "redis-prefix", 0, "P", "the registry's key prefix (default service_registry:)" },
+    { "perf-db", 0, "FILE", "PerformanceLoggerAgent's SQLite database" },
+    { "error-db", 0, "FILE", "the error bus's error_system.db" },
+    { "auth-users", 0, "FILE", "AuthenticationAgent's users dumped as JSON" },
+    { NULL, 0, NULL, NULL },
+};
+
+const ctl_command_t ctl_migrate_state_command = {
+    .name = "state",
+    .operands = "",
+    .summary = "import the legacy agents' state into Keel's databases",
+    .description =
+        "Imports what the legacy agents kept into the databases of the Keel services\n"
+        "that absorbed them, under the data directory (--data-dir, KEEL_DATA_DIR, the\n"
+        "configuration's data_dir).  Every source is read and checked before anything is\n"
+        "written; a record already present is not imported twice.  Refused while a Keel\n"
+        "service runs on the data directory.",
+    .options = state_options,
+    .run = run,
+    .local = true,
+};

@@ -13,7 +13,7 @@
 static json_t *ask(ctl_t *ctl, const char *action)
 {
     json_t *request = json_pack("{s:s}", "action", action);
-    json_t *reply = ctl_call(ctl, RESOURCE_PORT, request);
+    json_t *reply = ctl_call(ctl, RESOURCE_PORT, request, ctl_timeout(ctl, CTL_TIMEOUT_MS));
     json_decref(request);
     return reply;
 }
@@ -107,15 +107,14 @@ static void print_queue(json_t *tasks, json_t *status)
     json_decref(rows);
 }
 
-static int run(ctl_t *ctl, int argc, char **argv)
+static int run(ctl_t *ctl, const ctl_args_t *args)
 {
-    (void)argc;
-    (void)argv;
+    (void)args;
     json_t *stats = ask(ctl, "get_stats");
     json_t *policy = stats ? ask(ctl, "get_vram_policy") : NULL;
     json_t *tasks = policy ? ask(ctl, "list_tasks") : NULL;
     json_t *status = tasks ? ask(ctl, "get_status") : NULL;
-    int rc = status ? 0 : 1;
+    int rc = status ? CTL_OK : CTL_UNREACHABLE;
     if (!rc && ctl->json) {
         json_t *gpus = json_object_get(json_object_get(stats, "stats"), "gpus");
         json_t *all = json_pack("{s:o, s:O, s:O, s:O, s:O, s:O}",
@@ -140,6 +139,12 @@ static int run(ctl_t *ctl, int argc, char **argv)
 }
 
 const ctl_command_t ctl_resources_command = {
-    "resources", "resources                   GPUs, VRAM used/reserved/free, loaded models, task queue",
-    run,
+    .name = "resources",
+    .operands = "",
+    .summary = "GPUs, VRAM used/reserved/free, loaded models, reservations, task queue",
+    .description =
+        "ResourceManager+Scheduler at a glance: each GPU (or the configured budget when\n"
+        "there is none) with VRAM in MiB, the models loaded and how long idle, the live\n"
+        "reservations and the task queue (the first 20 tasks).",
+    .run = run,
 };

@@ -1,5 +1,6 @@
 /*  service: see service.h. */
 #include "service.h"
+#include "announce.h"
 #include "clock.h"
 #include "fsutil.h"
 #include "log.h"
@@ -236,6 +237,7 @@ int service_start(service_t *self)
     if (listen_legacy_ports(self) < 0 || wire_server_start(self->wire) < 0)
         return -1;
     atomic_store(&self->state, SERVICE_READY);
+    self->announce = announce_new(self);
     log_info(self->def->name, "%s ready (ZMQ %d, HTTP %d)", self->def->title,
              config_port(self->config, self->def->zmq_port),
              config_port(self->config, self->def->http_port));
@@ -246,6 +248,7 @@ void service_stop(service_t *self)
 {
     if (atomic_exchange(&self->state, SERVICE_STOPPING) == SERVICE_STOPPING)
         return;
+    announce_destroy(&self->announce);
     wire_server_stop(self->wire);
     httpd_stop(self->http);
     if (self->def->stop)
@@ -256,6 +259,7 @@ void service_stop(service_t *self)
 void service_reload(service_t *self, config_t *fresh)
 {
     apply_modes(self, fresh);
+    announce_kick(self->announce);
     if (self->def->reload)
         self->def->reload(self, fresh);
 }

@@ -49,7 +49,7 @@ json_t *core_legacy_unknown(const char *command)
     return upper("ERROR", text);
 }
 
-int core_legacy_store(legacy_t *self, json_t *payload, char *err, size_t errlen)
+static int store(legacy_t *self, json_t *payload, char *err, size_t errlen)
 {
     return core_backend_put(self->backend, "legacy", json_string_value(json_object_get(payload, "name")),
                        payload, err, errlen);
@@ -85,7 +85,7 @@ static json_t *on_register(void *ctx, wire_request_t *req)
     if (!name || !*name)
         return upper("ERROR", "Missing required field 'name' in registration payload");
     char err[512], message[512];
-    if (core_legacy_store(self, req->payload, err, sizeof err) < 0)
+    if (store(self, req->payload, err, sizeof err) < 0)
         return upper("ERROR", err);
     map_into_registry(self, req->payload);
     snprintf(message, sizeof message, "Service %s registered successfully", name);

@@ -371,11 +371,11 @@ static void http_performance(void *ctx, const http_request_t *req, http_reply_t 
 static void declare_metrics(metrics_t *m)
 {
     static const struct { const char *name, *help; } gauges[] = {
-        { "keel_agent_up", "1 when the agent's damped state is up, else 0." },
+        { "keel_agent_up", "1 when the agent's state is up, else 0." },
         { "keel_agent_check_latency_seconds", "Duration of the agent's last health probe." },
         { "keel_agent_failure_probability", "Predicted probability that the agent fails (0..1)." },
         { "keel_agent_recovery_tier", "Recovery tier in progress for the agent (0 = none, 1..4)." },
-        { "keel_agent_state", "Damped agent state: 0 unknown, 1 up, 2 down, 3 unreachable." },
+        { "keel_agent_state", "Agent state: 0 unknown, 1 up, 2 degraded, 3 down." },
         { "keel_health_sweep_duration_seconds", "Duration of the last health sweep over all agents." },
         { "keel_health_sweeps", "Health sweeps completed since start." },
         { "keel_perf_response_time_seconds", "Mean of the service's last 10 response times." },
@@ -585,12 +585,12 @@ static const char *const pla_actions[] = { "log_resource_usage", "get_agent_metr
 static const char *const shm_actions[] = { "get_system_status", NULL };
 
 static const service_module_t modules[] = {
-    { "PerformanceMonitor", 7103, pm_actions, NULL, false, false, 8103 },
-    { "HealthMonitor", 7114, hm_actions, NULL, false, false, 8114 },
-    { "PerformanceLoggerAgent", 7128, pla_actions, NULL, false, false, 8128 },
-    { "SystemHealthManager", 7117, shm_actions, NULL, false, false, 8117 },
-    { "PredictiveHealthMonitor", 5613, NULL, NULL, false, false, 6613 },
-    { NULL, 0, NULL, NULL, false, false, 0 },
+    { "PerformanceMonitor", 7103, pm_actions, NULL, false, false, 8103, 0 },
+    { "HealthMonitor", 7114, hm_actions, NULL, false, false, 8114, 0 },
+    { "PerformanceLoggerAgent", 7128, pla_actions, NULL, false, false, 8128, 0 },
+    { "SystemHealthManager", 7117, shm_actions, NULL, false, false, 8117, 0 },
+    { "PredictiveHealthMonitor", 5613, NULL, NULL, false, false, 6613, 0 },
+    { NULL, 0, NULL, NULL, false, false, 0, 0 },
 };
 
 const service_def_t observability_service = {

@@ -1,4 +1,6 @@
-/*  agents: the CoreOrchestrator registry as a table (`keelctl agents`), and
+/*  agents: the CoreOrchestrator registry as a table (`keelctl agents`), each
+ *  agent with its one state and the reason (ObservabilityHub's verdict, as
+ *  the registry holds it), and
  *  the supervisor's process control (`keelctl agent restart NAME`, also
  *  start and stop).  Both ask CoreOrchestrator on its ZMQ port. */
 #include "ctl.h"
@@ -45,16 +47,18 @@ static int run_agents(ctl_t *ctl, int argc, char **argv)
     json_array_foreach(json_object_get(reply, "agents"), i, a) {
         char port[16], hport[16], age[32];
         ctl_duration(json_number_value(json_object_get(a, "heartbeat_age_s")), age, sizeof age);
-        json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s]",
+        json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s,s]",
             text_of(json_object_get(a, "agent_id"), port, sizeof port),
             text_of(json_object_get(a, "host"), hport, sizeof hport),
             text_of(json_object_get(a, "port"), port, sizeof port),
             text_of(json_object_get(a, "health_check_port"), hport, sizeof hport),
-            text_of(json_object_get(a, "health"), age, 0),
-            text_of(json_object_get(a, "last_heartbeat"), age, 0), age));
+            text_of(json_object_get(a, "state"), age, 0),
+            text_of(json_object_get(a, "last_heartbeat"), age, 0), age,
+            text_of(json_object_get(a, "reason"), age, 0)));
     }
-    static const char *header[] = { "AGENT", "HOST", "PORT", "HEALTH_PORT", "HEALTH", "LAST_HEARTBEAT", "AGE" };
-    ctl_table(header, 7, rows);
+    static const char *header[] = { "AGENT", "HOST", "PORT", "HEALTH_PORT", "STATE", "LAST_HEARTBEAT", "AGE",
+                                    "REASON" };
+    ctl_table(header, 8, rows);
     json_decref(rows);
     json_decref(reply);
     return 0;
@@ -86,7 +90,7 @@ static int run_agent(ctl_t *ctl, int argc, char **argv)
 }
 
 const ctl_command_t ctl_agents_command = {
-    "agents", "agents                      registered agents with health and last heartbeat", run_agents,
+    "agents", "agents                      registered agents with state, reason and last heartbeat", run_agents,
 };
 
 const ctl_command_t ctl_agent_command = {

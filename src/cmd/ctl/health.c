@@ -1,7 +1,9 @@
-/*  health: the fleet as ObservabilityHub sees it, one row per agent,
- *  worst first: down, then unreachable (suspected partition), then
- *  unknown, then up; within a state the highest failure probability and
- *  then the slowest probe come first, so the agent to look at is on top. */
+/*  health: the fleet as ObservabilityHub sees it, one row per agent with
+ *  its one state and the reason, worst first: down, then degraded, then
+ *  unknown (a suspected partition among them), then up; within a state the
+ *  highest failure probability and then the slowest probe come first, so
+ *  the agent to look at is on top. */
+#include "agentstate.h"
 #include "ctl.h"
 
 #include <stdio.h>
@@ -10,11 +12,7 @@
 
 static int state_rank(const char *state)
 {
-    static const char *order[] = { "down", "unreachable", "unknown", "up" };
-    for (int i = 0; i < 4; i++)
-        if (state && !strcmp(state, order[i]))
-            return i;
-    return 2;
+    return agentstate_rank(agentstate_from_name(state));
 }
 
 static int worst_first(const void *a, const void *b)
@@ -83,17 +81,18 @@ static int run(ctl_t *ctl, int argc, char **argv)
         snprintf(tier, sizeof tier, "%lld", (long long)json_integer_value(json_object_get(rec, "recovery_tier")));
         const char *machine = json_string_value(json_object_get(rec, "machine"));
         const char *check = json_string_value(json_object_get(rec, "status"));
-        json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s]",
+        const char *reason = json_string_value(json_object_get(rec, "reason"));
+        json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s,s]",
                                               json_string_value(json_object_get(rec, "agent")),
                                               machine ? machine : "-", state ? state : "unknown",
-                                              check ? check : "-", latency, prob, tier));
+                                              check ? check : "-", latency, prob, tier, reason ? reason : "-"));
     }
     if (ctl->json) {
         ctl_print_json(fleet);
     } else {
         static const char *header[] = { "AGENT", "MACHINE", "STATUS", "LAST CHECK", "LATENCY",
-                                        "FAILURE P", "TIER" };
-        ctl_table(header, 7, rows);
+                                        "FAILURE P", "TIER", "REASON" };
+        ctl_table(header, 8, rows);
     }
     json_decref(rows);
     json_decref(fleet);

@@ -176,8 +176,11 @@ static int listen_legacy_ports(service_t *self)
         return 0;
     for (const service_module_t *m = self->def->modules; m && m->name; m++) {
         char endpoint[256];
-        if (m->legacy_port) {
-            service_bind_endpoint(self, m->legacy_port, endpoint, sizeof endpoint);
+        const int ports[] = { m->legacy_port, m->client_port };
+        for (size_t i = 0; i < 2; i++) {
+            if (!ports[i])
+                continue;
+            service_bind_endpoint(self, ports[i], endpoint, sizeof endpoint);
             if (wire_server_listen_module(self->wire, m->name, endpoint) < 0)
                 return -1;
         }

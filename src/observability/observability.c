@@ -75,10 +75,16 @@ static json_t *on_health(void *ctx, wire_request_t *req)
     return hub_health(ctx, false);
 }
 
+/* Two agents' log_metric, told apart by form as spec §8.2 proposes; each
+ * form follows its own agent when that agent is delegated. */
 static json_t *on_log_metric(void *ctx, wire_request_t *req)
 {
     hub_t *hub = ctx;
     json_t *metric = json_object_get(req->body, "metric");
+    json_t *forwarded = wire_server_forward(hub->svc->wire, json_is_object(metric) ? "PerformanceLoggerAgent"
+                                                                                   : "PerformanceMonitor", req);
+    if (forwarded)
+        return forwarded;
     if (json_is_object(metric))
         return perflog_log_metric(hub->db, metric);
     const char *service = json_string_value(json_object_get(req->body, "service"));
@@ -476,6 +482,19 @@ static void register_actions(service_t *svc, hub_t *hub)
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         wire_server_on_action(svc->wire, routes[i].action, routes[i].fn, hub);
+    /* Served on a second agent's old port too, because kept agents dial it
+     * there (issue 15); privileges for the route tables:
+     * - log_metric, AGENT, owners PerformanceMonitor and PerformanceLoggerAgent
+     *   by form (untagged, forwarded by on_log_metric): the PerformanceLogger
+     *   form on 7128, where it answered "Unknown action" before;
+     * - get_system_health, PUBLIC, owner HealthMonitor: main_pc_code/check_health.py
+     *   asks PredictiveHealthMonitor's 5613 for it. */
+    static const struct { const char *module, *action; } shared[] = {
+        { "PerformanceMonitor", "log_metric" }, { "PerformanceLoggerAgent", "log_metric" },
+        { "PredictiveHealthMonitor", "get_system_health" },
+    };
+    for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
+        wire_server_share(svc->wire, shared[i].module, shared[i].action);
     wire_server_on_unknown(svc->wire, on_unknown, hub);
     wire_server_set_workers(svc->wire, (int)config_int(svc->config, "observability.workers", 4));
 }
@@ -575,8 +594,7 @@ static void obs_stop(service_t *svc)
     hub_free(hub);
 }
 
-static const char *const pm_actions[] = { "log_metric", "get_metrics", "get_alerts",
-                                          "get_performance_health", NULL };
+static const char *const pm_actions[] = { "get_metrics", "get_alerts", "get_performance_health", NULL };
 static const char *const hm_actions[] = { "get_status", "get_agents_health", "get_services_health",
                                           "get_system_health", "get_health_events",
                                           "trigger_recovery", "get_processes", NULL };
@@ -587,7 +605,8 @@ static const char *const shm_actions[] = { "get_system_status", NULL };
 static const service_module_t modules[] = {
     { "PerformanceMonitor", 7103, pm_actions, NULL, false, false, 8103, 0 },
     { "HealthMonitor", 7114, hm_actions, NULL, false, false, 8114, 0 },
-    { "PerformanceLoggerAgent", 7128, pla_actions, NULL, false, false, 8128, 0 },
+    /* 5632: where LearningAdjusterAgent (pc2_code/agents) looks for it by default. */
+    { "PerformanceLoggerAgent", 7128, pla_actions, NULL, false, false, 8128, 5632 },
     { "SystemHealthManager", 7117, shm_actions, NULL, false, false, 8117, 0 },
     { "PredictiveHealthMonitor", 5613, NULL, NULL, false, false, 6613, 0 },
     { NULL, 0, NULL, NULL, false, false, 0, 0 },

@@ -265,7 +265,8 @@ static const char *const trust_actions[] = {
 };
 static const service_module_t modules[] = {
     { "AuthenticationAgent", 7116, auth_actions, NULL, false, false, 8116, 0 },
-    { "AgentTrustScorer", 7122, trust_actions, NULL, false, false, 8122, 0 },
+    /* 5628: where LearningAdjusterAgent (pc2_code/agents) looks for it by default. */
+    { "AgentTrustScorer", 7122, trust_actions, NULL, false, false, 8122, 5628 },
     { NULL, 0, NULL, NULL, false, false, 0, 0 },
 };
 

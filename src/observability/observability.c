@@ -553,7 +553,8 @@ static int obs_start(service_t *svc)
     service_bind_endpoint(svc, (int)config_int(cfg, "observability.status_port", 6584),
                           status_ep, sizeof status_ep);
     config_local_endpoint(cfg, 7000, registry, sizeof registry);
-    const char *reg = config_str(cfg, "observability.registry_endpoint", registry);
+    const char *common = config_str(cfg, "registry_endpoint", "");
+    const char *reg = config_str(cfg, "observability.registry_endpoint", *common ? common : registry);
     bool discover = config_bool(cfg, "observability.discover", true) && *reg;
     fleet_args_t args = { cfg, hub->db, status_ep, discover ? reg : NULL };
     hub->fleet = fleet_new(&args);

@@ -4,7 +4,8 @@ Each stand-in is a real ZMQ ROUTER socket on loopback, answering exactly as
 a BaseAgent health socket would (or failing in a chosen way), so the hub is
 exercised over the wire: nothing in the hub is mocked.
 
-  StandInAgent   health replies: ok | success | unhealthy | silent | garbage | list
+  StandInAgent   health replies: ok | success | unhealthy | silent | garbage | list, or a
+                 dict answered to every request
   StandInCore    CoreOrchestrator's describe_agents / report_agent_states / list_agents /
                  get_agent_endpoint / restart_agent
   ErrorSink      a SUB bound where the hub's errpub connects (the ErrorBus ingress)
@@ -82,6 +83,8 @@ class StandInAgent(_Router):
 
     def reply(self, request):
         mode = self.mode
+        if isinstance(mode, dict):      # a kept agent's own health reply, answered to anything
+            return mode
         if mode == "ok":
             return {"status": "ok", "uptime": 1.0}
         if mode == "success":

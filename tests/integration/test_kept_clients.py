@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 import pytest
 import zmq
 
-from conftest import PORTS, ROOT, Keel, scaled, zmq_request
+from conftest import PORTS, ROOT, Keel, http_get, scaled, zmq_request
 from errorbus_util import rows
 from keel_names import ALL as KEEL_NAMES
 from observability_util import StandInAgent, free_port, wait_until
@@ -578,6 +578,17 @@ def test_goal_manager_end_to_end(keel):
         hub = wait_until(lambda: probed(keel, "GoalManager", "up"), 10)
         assert hub and hub["details"]["status"] == "HEALTHY", hub_record(keel, "GoalManager")
         assert wait_until(lambda: (registry_row(keel, "GoalManager") or {}).get("state") == "up", 5)
+        # One state in every view: keelctl agents, keelctl health, the dashboard's data, get_system_health.
+        listed = json.loads(keel.keelctl("--json", "agents").stdout)["agents"]
+        assert [(a["state"], a["state_source"]) for a in listed if a["agent_id"] == "GoalManager"] == \
+            [("up", "ObservabilityHub")]
+        fleet = json.loads(keel.keelctl("--json", "health").stdout)
+        assert [a["state"] for a in fleet if a["agent"] == "GoalManager"] == ["up"]
+        status, body, _ = http_get(keel.http("observability", "/api/dashboard"))
+        assert status == 200
+        assert [a["state"] for a in json.loads(body)["fleet"] if a["name"] == "GoalManager"] == ["up"]
+        system = keel.request(PHM, {"action": "get_system_health"})["system"]
+        assert system["agents"]["GoalManager"]["state"] == "up"
         reply = zmq_request("tcp://127.0.0.1:%d" % port, {"action": "set_goal", "data": {"description": "plan a trip"}},
                             timeout_ms=15000)
         assert reply == {"status": "error", "message": "Request timed out. Reconnection attempted."}

@@ -1,5 +1,6 @@
 /*  service: see service.h. */
 #include "service.h"
+#include "announce.h"
 #include "clock.h"
 #include "fsutil.h"
 #include "log.h"
@@ -225,8 +226,11 @@ static int listen_legacy_ports(service_t *self)
         return 0;
     for (const service_module_t *m = self->def->modules; m && m->name; m++) {
         char endpoint[256];
-        if (m->legacy_port) {
-            service_bind_endpoint(self, m->legacy_port, endpoint, sizeof endpoint);
+        const int ports[] = { m->legacy_port, m->client_port };
+        for (size_t i = 0; i < 2; i++) {
+            if (!ports[i])
+                continue;
+            service_bind_endpoint(self, ports[i], endpoint, sizeof endpoint);
             if (wire_server_listen_module(self->wire, m->name, endpoint) < 0)
                 return -1;
         }
@@ -293,6 +297,7 @@ int service_start(service_t *self)
     if (listen_legacy_ports(self) < 0 || wire_server_start(self->wire) < 0)
         return -1;
     atomic_store(&self->state, SERVICE_READY);
+    self->announce = announce_new(self);
     log_info(self->def->name, "%s ready (ZMQ %d, HTTP %d)", self->def->title,
              config_port(self->config, self->def->zmq_port),
              config_port(self->config, self->def->http_port));
@@ -303,6 +308,7 @@ void service_stop(service_t *self)
 {
     if (atomic_exchange(&self->state, SERVICE_STOPPING) == SERVICE_STOPPING)
         return;
+    announce_destroy(&self->announce);
     wire_server_stop(self->wire);
     httpd_stop(self->http);
     if (self->def->stop)
@@ -315,6 +321,7 @@ void service_reload(service_t *self, config_t *fresh)
 {
     pthread_mutex_lock(&self->reload_lock);
     apply_modes(self, fresh);
+    announce_kick(self->announce);
     if (self->def->reload)
         self->def->reload(self, fresh);
     pthread_mutex_unlock(&self->reload_lock);

@@ -8,6 +8,9 @@
  *  lets replies in flight finish, then calls the stop hook, which flushes
  *  and closes the service's databases.
  *
+ *  Once ready, a service keeps its names (its title and every absorbed
+ *  agent) registered with CoreOrchestrator, so the kept agents find it.
+ *
  *  Services share no memory, even in one process: each owns its sockets,
  *  threads and database, and talks to the others over the wire.
  *
@@ -50,6 +53,9 @@ typedef struct {
     const char *const *commands;        /* NULL-terminated, or NULL */
     bool type_route, raw_route;         /* owns the `type` / raw route */
     int legacy_health_port;             /* its health REP port, or 0 */
+    int client_port;    /* a port kept agents dial for it by default though the original
+                         * never bound it (LearningAdjusterAgent's 5632), served like
+                         * legacy_port; 0 when none */
 } service_module_t;
 
 typedef struct {
@@ -85,6 +91,7 @@ struct service_t {
     pthread_mutex_t reload_lock;        /* one reload at a time: SIGHUP or `reload` */
     service_loader_fn *loader;
     void *loader_ctx;
+    struct announce_t *announce;    /* its names in the registry (announce.h) */
     void *impl;                 /* the service's own state */
 };
 

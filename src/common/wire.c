@@ -58,6 +58,7 @@ struct wire_server_t {
     routes_t actions, commands;
     route_t on_type, on_raw, on_unknown;
     routes_t module_unknowns;   /* a module's own unknown-action answer, by module */
+    routes_t shares;            /* {action, module}: module's legacy port serves the action too */
     size_t max_request;
     int nworkers;
     pthread_t thread;
@@ -229,6 +230,7 @@ void wire_server_destroy(wire_server_t **self_p)
     routes_free(&self->actions);
     routes_free(&self->commands);
     routes_free(&self->module_unknowns);
+    routes_free(&self->shares);
     free(self->on_type.module);
     free(self->on_raw.module);
     free(self->on_unknown.module);
@@ -321,6 +323,26 @@ void wire_server_tag(wire_server_t *self, const char *module, wire_dialect_t dia
         tag_route(route, module);
 }
 
+int wire_server_share(wire_server_t *self, const char *module, const char *action)
+{
+    if (!routes_find(&self->actions, action)) {
+        log_error(self->service, "cannot share %s with %s: no such route", action, module);
+        return -1;
+    }
+    routes_t *shares = &self->shares;
+    shares->items = realloc(shares->items, (shares->count + 1) * sizeof *shares->items);
+    shares->items[shares->count++] = (route_t){ strdup(action), NULL, NULL, strdup(module) };
+    return 0;
+}
+
+static bool shared_with(routes_t *shares, const char *action, const char *module)
+{
+    for (size_t i = 0; shares && i < shares->count; i++)
+        if (!strcmp(shares->items[i].name, action) && !strcmp(shares->items[i].module, module))
+            return true;
+    return false;
+}
+
 int wire_server_delegate(wire_server_t *self, const char *module, const char *endpoint,
                          int timeout_ms, bool fallback)
 {
@@ -352,7 +374,7 @@ static void copy_route(routes_t *into, route_t *route)
         tag_route(&into->items[into->count - 1], route->module);
 }
 
-static void copy_routes(routes_t *into, routes_t *from, const char *module)
+static void copy_routes(routes_t *into, routes_t *from, routes_t *shares, const char *module)
 {
     static const char *health[] = { "ping", "health", "health_check" };
     for (size_t i = 0; i < from->count; i++) {
@@ -360,7 +382,8 @@ static void copy_routes(routes_t *into, routes_t *from, const char *module)
         bool is_health = false;
         for (size_t k = 0; k < 3; k++)
             is_health |= !route->module && strcmp(route->name, health[k]) == 0;
-        if (is_health || (route->module && strcmp(route->module, module) == 0))
+        if (is_health || (route->module && strcmp(route->module, module) == 0)
+            || shared_with(shares, route->name, module))
             copy_route(into, route);
     }
 }
@@ -372,8 +395,8 @@ int wire_server_listen_module(wire_server_t *self, const char *module, const cha
     wire_server_t *subset = wire_server_new(self->service, self->metrics);
     subset->parent = self;
     subset->max_request = self->max_request;
-    copy_routes(&subset->actions, &self->actions, module);
-    copy_routes(&subset->commands, &self->commands, module);
+    copy_routes(&subset->actions, &self->actions, &self->shares, module);
+    copy_routes(&subset->commands, &self->commands, NULL, module);
     /* The `type` route goes with its module; an untagged raw route is the
      * service's answer to non-JSON frames, on every port. */
     if (self->on_type.module && strcmp(self->on_type.module, module) == 0)

@@ -85,6 +85,12 @@ int wire_server_delegate(wire_server_t *self, const char *module, const char *en
 json_t *wire_server_forward(wire_server_t *self, const char *module, const wire_request_t *req);
 /* {module: {endpoint, breaker, fallback}} of the modules delegated now. */
 json_t *wire_server_delegation(wire_server_t *self);
+/* Serves an action route on `module`'s legacy port too, though it belongs
+ * to another module or to none (a request two agents answered by its
+ * form, whose handler calls wire_server_forward): a kept agent dials that
+ * port for it.  Delegation still follows the route's own tag.  0, or -1
+ * when the action has no route or is shared too often. */
+int wire_server_share(wire_server_t *self, const char *module, const char *action);
 /* Also listens on `endpoint` with only the module's routes and the health
  * actions (a legacy port), served by this server's thread.  Call after the
  * routes are registered and tagged, before wire_server_start.  0 or -1. */

@@ -214,20 +214,21 @@ static void count(coordinator_t *self, const char *family, const char *key, cons
     metrics_add(self->svc->metrics, family, labels, 1);
 }
 
-/* Builds the task and queues it; 0, or -1 when the queue is full. */
-static int enqueue(coordinator_t *self, const char *type, json_t *request)
+/* Builds a task of task_type carrying `request` (borrowed) as parameters[key]
+ * and queues it; 0 with its id in id, or -1 when the queue is full. */
+static int enqueue_task(coordinator_t *self, const char *task_type, const char *key, json_t *request,
+                        char *id, size_t idlen)
 {
-    char task_type[32], ts[40], id[48];
-    snprintf(task_type, sizeof task_type, "%s_processing", type);
+    char ts[40];
     double now = clock_wall();
-    snprintf(id, sizeof id, "task_%.6f", now);
+    snprintf(id, idlen, "task_%.6f", now);
     json_t *meta = json_object_get(request, "metadata");
     pthread_mutex_lock(&self->lock);
     int prio = core_coordinator_priority(task_type, json_string_value(json_object_get(request, "user_id")),
                                     meta, heap_size(self->queue), self->queue_max);
     json_t *task = json_pack("{s:s, s:s, s:s, s:i, s:{s:O}, s:[], s:n, s:s, s:n}",
                              "task_id", id, "agent_id", "RequestCoordinator", "task_type", task_type,
-                             "priority", prio, "parameters", "request", request, "dependencies",
+                             "priority", prio, "parameters", key, request, "dependencies",
                              "timeout_seconds", "created_at", clock_iso_local(now, ts, sizeof ts),
                              "scheduled_for");
     int rc = heap_push(self->queue, prio, task);
@@ -237,9 +238,17 @@ static int enqueue(coordinator_t *self, const char *type, json_t *request)
     if (rc < 0) {
         json_decref(task);
         count(self, "keel_core_tasks_dropped_total", "reason", "queue_full");
-        log_warn("core", "task queue full (%zu); %s request dropped", self->queue_max, type);
+        log_warn("core", "task queue full (%zu); %s dropped", self->queue_max, task_type);
     }
     return rc;
+}
+
+/* A user request of `type` (text, audio, vision) as a task. */
+static int enqueue(coordinator_t *self, const char *type, json_t *request)
+{
+    char task_type[32], id[48];
+    snprintf(task_type, sizeof task_type, "%s_processing", type);
+    return enqueue_task(self, task_type, "request", request, id, sizeof id);
 }
 
 static json_t *on_type(void *ctx, wire_request_t *req)
@@ -285,6 +294,28 @@ static json_t *on_type(void *ctx, wire_request_t *req)
     char message[64];
     snprintf(message, sizeof message, "%c%s request queued", type[0] - 32, type + 1);
     return response("success", message, NULL);
+}
+
+/* ProactiveAgent's due task ({"action":"execute_task","task":{...}},
+ * main_pc_code/agents/ProactiveAgent.py:_execute_task), which no original
+ * coordinator answered: queued whole as a background task (priority 5 in
+ * the formula) for ChainOfThoughtAgent.  ProactiveAgent marks the task
+ * completed on "success" and logs `message` otherwise. */
+static json_t *on_execute_task(void *ctx, wire_request_t *req)
+{
+    coordinator_t *self = ctx;
+    json_t *task = json_object_get(req->body, "task");
+    if (!json_is_object(task))
+        return response("error", "'task' must be an object", "invalid_task");
+    char id[48], message[160];
+    if (enqueue_task(self, "background_task", "task", task, id, sizeof id) < 0) {
+        snprintf(message, sizeof message, "Request queue is full (%zu tasks); task not queued", self->queue_max);
+        return response("error", message, "queue_full");
+    }
+    snprintf(message, sizeof message, "Task queued as %s", id);
+    json_t *reply = response("success", message, NULL);
+    json_object_set_new(reply, "task_id", json_string(id));
+    return reply;
 }
 
 /* ---- dispatch --------------------------------------------------------------- */
@@ -636,6 +667,9 @@ void core_coordinator_destroy(coordinator_t **self_p)
 void core_coordinator_attach(coordinator_t *self, wire_server_t *wire)
 {
     wire_server_on_type(wire, on_type, self);
+    /* AGENT, owner RequestCoordinator (rc_actions in core.c): sent by
+     * ProactiveAgent to 26002, RequestCoordinator's old port. */
+    wire_server_on_action(wire, "execute_task", on_execute_task, self);
 }
 
 void core_coordinator_health(coordinator_t *self, json_t *dict)

@@ -6,11 +6,13 @@
  *  is the twin's, a bare `agent` the supervisor's); ping (SDT's pong plus
  *  the health keys); and the raw frames `ping` and `GET_ALL_STATUS`.
  *
- *  At start the service registers itself under its own name and the four
- *  old names, in the registry and the legacy store, so an unmodified agent
- *  that looks up SystemDigitalTwin or ServiceRegistry lands here; with
- *  `legacy_ports` it also listens on their old ports, each serving every
- *  route (an unmodified BaseAgent registers on 7120 and resolves on 7100).
+ *  At start the service writes its own name and the four old names into
+ *  its registry at once (announce.h keeps them there afterwards, as it
+ *  does every service's names), so an unmodified agent that looks up
+ *  SystemDigitalTwin or ServiceRegistry lands here from the first request;
+ *  with `legacy_ports` it also listens on their old ports, each serving
+ *  every route (an unmodified BaseAgent registers on 7120 and resolves on
+ *  7100).
  *
  *  Delegation (the migration and rollback path) is the runtime's: the
  *  `modules` table tags each old agent's routes, and service_reload swaps
@@ -18,6 +20,7 @@
  *  actions carry no tag, since each belongs to two agents by its form, so
  *  their handlers ask wire_server_forward for the agent the form names. */
 #include "core.h"
+#include "announce.h"
 #include "backend.h"
 #include "clock.h"
 #include "coordinator.h"
@@ -50,6 +53,7 @@ static const char *const sdt_actions[] = {
     "simulate_load", "update_vram_metrics", "publish_event", "report_error", NULL,
 };
 static const char *const sdt_commands[] = { "REGISTER", "DISCOVER", "REPORT_MODEL_VRAM", "GET_METRICS", NULL };
+static const char *const rc_actions[] = { "execute_task", NULL };
 static const char *const usa_actions[] = {
     "get_agent_status", "get_system_info", "start_service", "stop_service", "restart_service",
     "list_services", "get_service_status", "cleanup_system", NULL,
@@ -60,17 +64,13 @@ static const char *const usa_actions[] = {
  * runtime binds their health ports, which answer any frame with the
  * health dict, as BaseAgent's health loop did. */
 static const service_module_t modules[] = {
-    { "ServiceRegistry", 0, sr_actions, NULL, false, false, 8100 },
-    { "SystemDigitalTwin", 0, sdt_actions, sdt_commands, false, false, 7121 },
-    { "RequestCoordinator", 0, NULL, NULL, true, false, 26003 },
-    { "UnifiedSystemAgent", 0, usa_actions, NULL, false, false, 8125 },
-    { NULL, 0, NULL, NULL, false, false, 0 },
+    { "ServiceRegistry", 0, sr_actions, NULL, false, false, 8100, 0 },
+    { "SystemDigitalTwin", 0, sdt_actions, sdt_commands, false, false, 7121, 0 },
+    { "RequestCoordinator", 0, rc_actions, NULL, true, false, 26003, 0 },
+    { "UnifiedSystemAgent", 0, usa_actions, NULL, false, false, 8125, 0 },
+    { NULL, 0, NULL, NULL, false, false, 0, 0 },
 };
 static const int legacy_main_ports[] = { 7100, 7120, 26002, 7125 };
-
-static const char *const aliases[] = {
-    "CoreOrchestrator", "ServiceRegistry", "SystemDigitalTwin", "RequestCoordinator", "UnifiedSystemAgent",
-};
 
 /* ---- merged actions --------------------------------------------------------- */
 
@@ -166,44 +166,18 @@ static json_t *on_unknown(void *ctx, wire_request_t *req)
 
 /* ---- lifecycle ----------------------------------------------------------------- */
 
-static void advertised_host(service_t *svc, char *buf, size_t len)
+/* The registry is this service: its names need no trip over the wire. */
+static void register_own_names(core_t *self)
 {
-    const char *host = config_str(svc->config, "core.advertise_host", "");
-    if (!*host) {
-        host = config_str(svc->config, "bind", "127.0.0.1");
-        if (!strcmp(host, "0.0.0.0") || !strcmp(host, "*")) {
-            if (gethostname(buf, len) == 0)
-                return;
-            host = "127.0.0.1";
-        }
-    }
-    snprintf(buf, len, "%s", host);
-}
-
-static void register_aliases(core_t *self)
-{
-    char host[256], err[1100], id[256];
-    advertised_host(self->svc, host, sizeof host);
-    int port = config_port(self->svc->config, self->svc->def->zmq_port);
-    /* Monitors send a ZMQ health_check to health_check_port; Keel answers it
-     * on the main port (its HTTP /health is for people and Prometheus). */
-    int hport = port;
-    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++) {
-        json_t *fields = json_pack("{s:s, s:s, s:s, s:i, s:i, s:[s], s:{s:s}}", "agent_id", aliases[i],
-                                   "agent_type", "CoreOrchestrator", "host", host, "port", port,
-                                   "health_check_port", hport, "capabilities", "core_orchestrator",
-                                   "metadata", "alias_of", "CoreOrchestrator");
+    json_t *records = announce_records(self->svc);
+    size_t i;
+    json_t *fields;
+    json_array_foreach(records, i, fields) {
+        char id[256], err[1100];
         if (core_registry_register(self->registry, fields, id, sizeof id, err, sizeof err) < 0)
-            log_warn("core", "cannot register alias %s: %s", aliases[i], err);
-        json_decref(fields);
-        json_t *payload = json_pack("{s:s, s:s, s:i, s:i, s:[s,s,s], s:s}", "name", aliases[i], "ip", host,
-                                    "port", port, "health_check_port", hport, "capabilities",
-                                    "system_monitoring", "resource_management", "predictive_analytics",
-                                    "status", "running");
-        if (core_legacy_store(self->legacy, payload, err, sizeof err) < 0)
-            log_warn("core", "cannot store legacy alias %s: %s", aliases[i], err);
-        json_decref(payload);
+            log_warn("core", "cannot register %s: %s", json_string_value(json_object_get(fields, "agent_id")), err);
     }
+    json_decref(records);
 }
 
 static int open_backend(core_t *self)
@@ -270,12 +244,12 @@ static int core_start(service_t *svc)
         return -1;
     self->registry = core_registry_new(self->backend, svc->metrics,
                                        config_double(svc->config, "core.registry.ttl_s", 300),
-                                       (int)config_int(svc->config, "core.registry.partition_min_agents", 3));
+                                       config_get(svc->config, "core.aliases"));
     self->twin = core_twin_new(svc, self->backend, self->registry);
     self->legacy = core_legacy_new(self->backend, self->registry, self->twin);
     self->coordinator = core_coordinator_new(svc, self->registry);
     self->supervisor = core_supervisor_new(svc);
-    register_aliases(self);
+    register_own_names(self);
     metrics_declare(svc->metrics, "keel_core_registry_agents", "Records in the agent registry.",
                     METRIC_GAUGE, NULL, 0);
     metrics_add_collector(svc->metrics, collect, self);

@@ -5,8 +5,11 @@
  *  also becomes a registry record (name -> agent_id, ip -> host), so a
  *  BaseAgent client's get_agent_endpoint finds a service that only ever
  *  spoke the legacy protocol.  DISCOVER falls back the other way, to the
- *  registry (host -> ip), so legacy clients find modern agents too.  The
- *  original kept three registries that never saw each other. */
+ *  registry (host -> ip), so legacy clients find modern agents too, and
+ *  Keel's own names.  A REGISTER without an ip gets the address the
+ *  request came from (ZMQ's Peer-Address), so DISCOVER can answer with an
+ *  endpoint.  The original kept three registries that never saw each
+ *  other. */
 #include "legacy.h"
 #include "log.h"
 
@@ -49,7 +52,7 @@ json_t *core_legacy_unknown(const char *command)
     return upper("ERROR", text);
 }
 
-int core_legacy_store(legacy_t *self, json_t *payload, char *err, size_t errlen)
+static int store(legacy_t *self, json_t *payload, char *err, size_t errlen)
 {
     return core_backend_put(self->backend, "legacy", json_string_value(json_object_get(payload, "name")),
                        payload, err, errlen);
@@ -84,10 +87,19 @@ static json_t *on_register(void *ctx, wire_request_t *req)
     const char *name = json_string_value(json_object_get(req->payload, "name"));
     if (!name || !*name)
         return upper("ERROR", "Missing required field 'name' in registration payload");
+    /* stt_service, tts_service and the streaming agents name no ip: the
+     * address their request came from is where they are. */
+    json_t *payload = json_copy(req->payload);
+    json_t *ip = json_object_get(payload, "ip");
+    if ((!ip || json_is_null(ip)) && req->peer && *req->peer)
+        json_object_set_new(payload, "ip", json_string(req->peer));
     char err[512], message[512];
-    if (core_legacy_store(self, req->payload, err, sizeof err) < 0)
+    int rc = store(self, payload, err, sizeof err);
+    if (rc == 0)
+        map_into_registry(self, payload);
+    json_decref(payload);
+    if (rc < 0)
         return upper("ERROR", err);
-    map_into_registry(self, req->payload);
     snprintf(message, sizeof message, "Service %s registered successfully", name);
     return upper("SUCCESS", message);
 }

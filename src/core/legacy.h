@@ -14,8 +14,6 @@ typedef struct legacy_t legacy_t;
 legacy_t *core_legacy_new(backend_t *backend, registry_t *registry, twin_t *twin);
 void core_legacy_destroy(legacy_t **self_p);
 void core_legacy_attach(legacy_t *self, wire_server_t *wire);
-/* Stores a discovery payload under its name (aliases at startup). */
-int core_legacy_store(legacy_t *self, json_t *payload, char *err, size_t errlen);
 /* The reply to any command no route takes. */
 json_t *core_legacy_unknown(const char *command);
 #endif

@@ -9,8 +9,15 @@
  *  replies are what BaseAgent.get_agent_endpoint expects.
  *
  *  Heartbeats live in their own table: a registration is itself a
- *  heartbeat, so the hot path stays one durable write. */
+ *  heartbeat, so the hot path stays one durable write.
+ *
+ *  The state of each agent is not decided here.  ObservabilityHub, which
+ *  probes the agents and reads these heartbeats, combines both into one
+ *  state (agentstate.h) and reports it back (report_agent_states);
+ *  describe_agents shows that verdict while it is fresh, and only without
+ *  one applies the same rule to the heartbeats alone, saying so. */
 #include "registry.h"
+#include "agentstate.h"
 #include "clock.h"
 #include "log.h"
 
@@ -35,18 +42,22 @@ struct registry_t {
     backend_t *backend;
     metrics_t *metrics;
     double ttl_s;
-    int partition_min;          /* agents of one host silent together: a partition */
+    json_t *aliases;            /* {name: [other names]}, tried after the name */
     atomic_long last_size;      /* Redis: the size seen by the last listing */
-    pthread_mutex_t lock;       /* the change log */
+    pthread_mutex_t lock;       /* the change log and the verdicts */
     char epoch[32];             /* a new one per process: revisions restart */
     long revision;
     change_t changes[CHANGES];
+    json_t *verdicts;           /* the hub's last report: {name: {state, reason, since}} */
+    char verdicts_from[64];
+    double verdicts_until;      /* wall time after which they are too old to show */
 };
 
-registry_t *core_registry_new(backend_t *backend, metrics_t *metrics, double ttl_s, int partition_min)
+registry_t *core_registry_new(backend_t *backend, metrics_t *metrics, double ttl_s, json_t *aliases)
 {
     registry_t *self = calloc(1, sizeof *self);
-    self->partition_min = partition_min < 2 ? 2 : partition_min;
+    self->aliases = json_is_object(aliases) ? json_deep_copy(aliases) : json_object();
+    self->verdicts = json_object();
     self->backend = backend;
     self->metrics = metrics;
     self->ttl_s = ttl_s > 0 ? ttl_s : 300;
@@ -64,6 +75,8 @@ void core_registry_destroy(registry_t **self_p)
     if (!self_p || !*self_p)
         return;
     pthread_mutex_destroy(&(*self_p)->lock);
+    json_decref((*self_p)->aliases);
+    json_decref((*self_p)->verdicts);
     free(*self_p);
     *self_p = NULL;
 }
@@ -245,10 +258,19 @@ int core_registry_register(registry_t *self, json_t *fields, char *id, size_t id
     return rc;
 }
 
+/* The name as asked first, then each of its aliases in order. */
 json_t *core_registry_lookup(registry_t *self, const char *name, char *err, size_t errlen)
 {
     json_t *rec = NULL;
     int rc = core_backend_get(self->backend, "agents", name, &rec, err, errlen);
+    json_t *others = json_object_get(self->aliases, name);
+    size_t i;
+    json_t *other;
+    json_array_foreach(others, i, other) {
+        if (rc != 0 || !json_is_string(other))
+            break;
+        rc = core_backend_get(self->backend, "agents", json_string_value(other), &rec, err, errlen);
+    }
     if (rc == 0)
         snprintf(err, errlen, "Agent %s not found", name);
     count(self, "keel_core_lookups_total", rc == 1 ? "found" : rc == 0 ? "not_found" : "error");
@@ -270,42 +292,29 @@ json_t *core_registry_list(registry_t *self, char *err, size_t errlen)
     return ids;
 }
 
-const char *core_registry_health_word(double age_s, double ttl_s)
+/* The hub's verdict on `name` while its report is fresh; else the same
+ * rule (agentstate_combine) applied to the heartbeat alone. */
+static void state_of(registry_t *self, json_t *row, const char *name, double beat, double now)
 {
-    if (age_s <= ttl_s)
-        return "healthy";
-    return age_s <= 2 * ttl_s ? "stale" : "critical";
-}
-
-/* Eureka's lesson: when every agent of one host goes silent at once, the
- * link to that machine is the likelier fault, so they are "unreachable"
- * (not dead, not to be restarted) rather than stale or critical. */
-static void mark_partitions(json_t *rows, int min_agents)
-{
-    json_t *hosts = json_object();          /* host -> [total, silent] */
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) {
-        const char *host = json_string_value(json_object_get(row, "host"));
-        if (!host)
-            continue;
-        json_t *n = json_object_get(hosts, host);
-        if (!n) {
-            n = json_pack("[i,i]", 0, 0);
-            json_object_set_new(hosts, host, n);
-        }
-        bool silent = strcmp(json_string_value(json_object_get(row, "health")), "healthy") != 0;
-        json_array_set_new(n, 0, json_integer(json_integer_value(json_array_get(n, 0)) + 1));
-        json_array_set_new(n, 1, json_integer(json_integer_value(json_array_get(n, 1)) + silent));
+    pthread_mutex_lock(&self->lock);
+    json_t *verdict = now <= self->verdicts_until ? json_object_get(self->verdicts, name) : NULL;
+    if (verdict) {
+        json_object_set(row, "state", json_object_get(verdict, "state"));
+        json_object_set(row, "reason", json_object_get(verdict, "reason"));
+        json_object_set(row, "state_since", json_object_get(verdict, "since"));
+        json_object_set_new(row, "state_source", json_string(self->verdicts_from));
     }
-    json_array_foreach(rows, i, row) {
-        const char *host = json_string_value(json_object_get(row, "host"));
-        json_t *n = host ? json_object_get(hosts, host) : NULL;
-        json_int_t total = json_integer_value(json_array_get(n, 0));
-        if (n && total >= min_agents && json_integer_value(json_array_get(n, 1)) == total)
-            json_object_set_new(row, "health", json_string("unreachable"));
-    }
-    json_decref(hosts);
+    pthread_mutex_unlock(&self->lock);
+    if (verdict)
+        return;
+    char reason[256], text[320];
+    agentstate_evidence_t e = { .probe = AGENTSTATE_PROBE_NONE, .heartbeat_at = beat,
+                                .ttl_s = self->ttl_s, .now = now };
+    agentstate_t state = agentstate_combine(&e, reason, sizeof reason);
+    snprintf(text, sizeof text, "%s; no verdict from ObservabilityHub", reason);
+    json_object_set_new(row, "state", json_string(agentstate_name(state)));
+    json_object_set_new(row, "reason", json_string(text));
+    json_object_set_new(row, "state_source", json_string("registry"));
 }
 
 json_t *core_registry_describe(registry_t *self, char *err, size_t errlen)
@@ -323,20 +332,14 @@ json_t *core_registry_describe(registry_t *self, char *err, size_t errlen)
         clock_parse_iso(json_string_value(json_object_get(rec, "last_registered")), &seen);
         if (beat > seen)
             seen = beat;
-        /* An alias is CoreOrchestrator itself, healthy while it answers; it
-         * never heartbeats, so its age is the time since it was registered
-         * at start, the same clock as last_heartbeat. */
-        bool self_alias = json_is_string(json_object_get(json_object_get(rec, "metadata"), "alias_of"));
         char ts[40];
         json_t *row = json_deep_copy(rec);
         json_object_set_new(row, "agent_id", json_string(key));
         json_object_set_new(row, "last_heartbeat", json_string(clock_iso_utc(seen, ts, sizeof ts)));
         json_object_set_new(row, "heartbeat_age_s", json_real(now - seen));
-        json_object_set_new(row, "health", json_string(self_alias ? "healthy"
-                                                       : core_registry_health_word(now - seen, self->ttl_s)));
+        state_of(self, row, key, seen, now);
         json_array_append_new(out, row);
     }
-    mark_partitions(out, self->partition_min);
     self->last_size = (long)json_array_size(out);
     json_decref(all);
     json_decref(beats);
@@ -443,6 +446,38 @@ static json_t *on_describe(void *ctx, wire_request_t *req)
     return reply;
 }
 
+/* ObservabilityHub's verdicts, replacing the previous report whole; they
+ * are shown for valid_s (the hub says how often it reports). */
+static json_t *on_report_states(void *ctx, wire_request_t *req)
+{
+    registry_t *self = ctx;
+    json_t *states = json_object_get(req->body, "states");
+    json_t *valid = json_object_get(req->body, "valid_s");
+    const char *from = json_string_value(json_object_get(req->body, "source_agent"));
+    if (!json_is_object(states) || (valid && (!json_is_number(valid) || json_number_value(valid) <= 0)))
+        return wire_error("'states' must be an object of {state, reason} and 'valid_s' a positive number");
+    json_t *kept = json_object();
+    const char *name;
+    json_t *v;
+    json_object_foreach(states, name, v) {
+        const char *state = json_string_value(json_object_get(v, "state"));
+        const char *reason = json_string_value(json_object_get(v, "reason"));
+        if (!state || !reason || strcmp(agentstate_name(agentstate_from_name(state)), state)) {
+            json_decref(kept);
+            return wire_error("Invalid state for %s: expected {state: up|degraded|down|unknown, reason}", name);
+        }
+        json_object_set_new(kept, name, json_pack("{s:s, s:s, s:O?}", "state", state, "reason", reason,
+                                                  "since", json_object_get(v, "since")));
+    }
+    pthread_mutex_lock(&self->lock);
+    json_decref(self->verdicts);
+    self->verdicts = kept;
+    snprintf(self->verdicts_from, sizeof self->verdicts_from, "%s", from ? from : "ObservabilityHub");
+    self->verdicts_until = clock_wall() + (valid ? json_number_value(valid) : self->ttl_s);
+    pthread_mutex_unlock(&self->lock);
+    return json_pack("{s:s, s:I}", "status", "success", "accepted", (json_int_t)json_object_size(kept));
+}
+
 /* Changes after revision `since`.  complete is false when the log no
  * longer reaches back that far, or the epoch changed (a restart): the
  * watcher then lists everything again. */
@@ -472,6 +507,10 @@ static json_t *on_watch(void *ctx, wire_request_t *req)
 
 void core_registry_attach(registry_t *self, wire_server_t *wire)
 {
+    /* AGENT, owner ServiceRegistry (Keel's own, never delegated, as
+     * describe_agents): sent by ObservabilityHub, from the other machine
+     * in the two-machine layout. */
+    wire_server_on_action(wire, "report_agent_states", on_report_states, self);
     wire_server_on_action(wire, "watch_registry", on_watch, self);
     wire_server_on_action(wire, "get_agent_endpoint", on_get_endpoint, self);
     wire_server_on_action(wire, "list_agents", on_list, self);

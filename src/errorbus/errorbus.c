@@ -182,10 +182,10 @@ static const char *const ems_actions[] = { "heartbeat", "get_system_status", NUL
 static const char *const unified_error_actions[] = { "report_error", "get_error_stats", NULL };
 
 static const service_module_t modules[] = {
-    { "ErrorBusService", 0, errorbusservice_actions, NULL, false, false, 0 },
-    { "ErrorManagementSystem", 0, ems_actions, NULL, false, false, 0 },
-    { "UnifiedErrorAgent", 0, unified_error_actions, NULL, false, false, 0 },
-    { NULL, 0, NULL, NULL, false, false, 0 },
+    { "ErrorBusService", 0, errorbusservice_actions, NULL, false, false, 0, 0 },
+    { "ErrorManagementSystem", 0, ems_actions, NULL, false, false, 0, 0 },
+    { "UnifiedErrorAgent", 0, unified_error_actions, NULL, false, false, 0, 0 },
+    { NULL, 0, NULL, NULL, false, false, 0, 0 },
 };
 
 const service_def_t errorbus_service = {

@@ -15,6 +15,7 @@
  *  there is nothing to free.  The HTTP server is stopped before the hub's
  *  parts are destroyed, so no request can use them after that. */
 #include "dashboard.h"
+#include "agentstate.h"
 #include "clock.h"
 #include "dashpeers.h"
 #include "log.h"
@@ -77,20 +78,11 @@ static void http_asset(void *ctx, const http_request_t *req, http_reply_t *reply
 
 /* ---- the fleet, worst first ------------------------------------------------ */
 
-static int state_rank(const char *state)
-{
-    static const char *order[] = { "down", "unreachable", "unknown", "up" };
-    for (int i = 0; i < 4; i++)
-        if (state && !strcmp(state, order[i]))
-            return i;
-    return 2;
-}
-
 static int worst_first(const void *pa, const void *pb)
 {
     json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
-    int ra = state_rank(json_string_value(json_object_get(a, "state")));
-    int rb = state_rank(json_string_value(json_object_get(b, "state")));
+    int ra = agentstate_rank(agentstate_from_name(json_string_value(json_object_get(a, "state"))));
+    int rb = agentstate_rank(agentstate_from_name(json_string_value(json_object_get(b, "state"))));
     if (ra != rb)
         return ra - rb;
     double fa = json_number_value(json_object_get(a, "failure_probability"));

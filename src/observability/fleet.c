@@ -47,16 +47,6 @@ static const char *HM_REQUEST = "{\"action\":\"health_check\"}";
 static const char *PHM_REQUEST = "{\"action\":\"health\"}";
 static const char *SHM_REQUEST = "{\"action\":\"health_check\",\"data\":{}}";
 
-const char *fleet_agent_state_name(agent_state_t s)
-{
-    switch (s) {
-    case AGENT_UP: return "up";
-    case AGENT_DOWN: return "down";
-    case AGENT_UNREACHABLE: return "unreachable";
-    default: return "unknown";
-    }
-}
-
 static int popcount_window(unsigned bits, int window)
 {
     int n = 0;
@@ -72,7 +62,7 @@ agent_state_t fleet_next_state(agent_state_t state, unsigned outcomes, int probe
     int failures = popcount_window(outcomes, window);
     bool last_failed = outcomes & 1;
     if (failures >= n_fail)
-        return state == AGENT_UNREACHABLE ? AGENT_UNREACHABLE : AGENT_DOWN;
+        return AGENT_DOWN;
     if (!last_failed && (state == AGENT_UNKNOWN || window - failures >= n_fail))
         return AGENT_UP;
     return state;
@@ -136,8 +126,10 @@ static agent_t *agent_new(fleet_t *self, json_t *entry, const char *source)
     json_t *deps = json_object_get(entry, "dependencies");
     a->dependencies = json_is_array(deps) ? json_deep_copy(deps) : json_array();
     a->latency = ring_new(LATENCY_HISTORY);
-    a->state = AGENT_UNKNOWN;
+    a->probe_state = AGENT_UNKNOWN;
+    a->state = AGENTSTATE_UNKNOWN;
     a->state_since = clock_wall();
+    snprintf(a->reason, sizeof a->reason, "not checked yet");
     if (a->port <= 0 && !a->http_check)
         a->required = false;
     return a;
@@ -320,19 +312,19 @@ static hprobe_t *combine(target_t *t)
     return t->zmq.result != HPROBE_HEALTHY ? &t->zmq : &t->http;
 }
 
-static void change_state(fleet_t *self, agent_t *a, agent_state_t next)
+static void change_state(fleet_t *self, agent_t *a, agentstate_t next)
 {
     if (next == a->state)
         return;
     char ts[40];
     clock_iso_local(clock_wall(), ts, sizeof ts);
-    json_t *event = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "agent_status",
+    json_t *event = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "type", "agent_status",
                               "agent", a->name, "machine", a->machine,
-                              "previous", fleet_agent_state_name(a->state),
-                              "status", fleet_agent_state_name(next), "timestamp", ts);
+                              "previous", agentstate_name(a->state), "status", agentstate_name(next),
+                              "reason", a->reason, "timestamp", ts);
     publish(self, event);
-    log_info("observability", "agent %s: %s -> %s", a->name, fleet_agent_state_name(a->state),
-             fleet_agent_state_name(next));
+    log_info("observability", "agent %s: %s -> %s (%s)", a->name, agentstate_name(a->state),
+             agentstate_name(next), a->reason);
     a->state = next;
     a->state_since = clock_wall();
     json_decref(event);
@@ -350,27 +342,28 @@ static void apply(fleet_t *self, target_t *t, double now, double started, json_t
     a->details = p->details ? json_incref(p->details) : NULL;
     snprintf(a->error, sizeof a->error, "%s", p->error);
     ring_push(a->latency, now, p->latency_s);
-    bool failed = p->result != HPROBE_HEALTHY;
+    /* A degraded answer is an answer: the agent is alive, so not a failure. */
+    bool failed = p->result != HPROBE_HEALTHY && p->result != HPROBE_DEGRADED;
+    if (failed && !(a->outcomes & 1))
+        a->failing_since = now;
     a->outcomes = (a->outcomes << 1) | failed;
     a->probes += a->probes < 32;
     int window = a->probes < self->m_window ? a->probes : self->m_window;
     a->failure_probability = predictor_failure(a->latency, popcount_window(a->outcomes, window),
                                              self->m_window, a->timeout_ms / 1000.0);
-    agent_state_t next = fleet_next_state(a->state, a->outcomes, a->probes, self->n_fail,
+    agent_state_t next = fleet_next_state(a->probe_state, a->outcomes, a->probes, self->n_fail,
                                           self->m_window);
-    if (next == AGENT_DOWN && a->state != AGENT_DOWN && a->state != AGENT_UNREACHABLE)
+    if (next == AGENT_DOWN && a->probe_state != AGENT_DOWN)
         json_array_append_new(events, json_pack("{s:s, s:s}", "agent", a->name, "error",
                                                 *a->error ? a->error : hprobe_result_name(a->result)));
-    if (next == AGENT_UP && a->state == AGENT_UNREACHABLE)
-        change_state(self, a, AGENT_UP);
-    else if (a->state != AGENT_UNREACHABLE || next == AGENT_UP)
-        change_state(self, a, next);
+    a->probe_state = next;
 }
 
 /* Eureka's lesson: many agents of another machine failing at once suggests
- * the link, so they become unreachable (not restarted) instead of down.
- * The hub's own machine is reached over loopback: no link to suspect, so
- * its agents failing together are really down and get recovered. */
+ * the link, so they are marked partitioned (unknown, not restarted) instead
+ * of down; agentstate_partition_suspected is the rule.  The hub's own
+ * machine is reached over loopback: no link to suspect, so its agents
+ * failing together are really down and get recovered. */
 static void detect_partitions(fleet_t *self)
 {
     json_t *machines = json_object();
@@ -390,19 +383,38 @@ static void detect_partitions(fleet_t *self)
     for (size_t i = 0; i < self->count; i++) {
         agent_t *a = self->agents[i];
         json_t *m = json_object_get(machines, a->machine);
-        if (!m || a->removed)
-            continue;
-        long total = (long)json_integer_value(json_array_get(m, 0));
-        long failing = (long)json_integer_value(json_array_get(m, 1));
-        bool partitioned = total >= self->partition_min && strcmp(a->machine, self->machine)
-                           && (double)failing >= self->partition_ratio * (double)total;
-        if (partitioned && a->state == AGENT_DOWN)
-            change_state(self, a, AGENT_UNREACHABLE);
-        else if (!partitioned && a->state == AGENT_UNREACHABLE)
-            change_state(self, a, fleet_next_state(AGENT_DOWN, a->outcomes, a->probes,
-                                                   self->n_fail, self->m_window));
+        a->partitioned = m && a->probe_state == AGENT_DOWN
+            && agentstate_partition_suspected((int)json_integer_value(json_array_get(m, 0)),
+                                              (int)json_integer_value(json_array_get(m, 1)),
+                                              self->partition_min, self->partition_ratio,
+                                              !strcmp(a->machine, self->machine));
     }
     json_decref(machines);
+}
+
+/* The agent's one state from everything known about it now. */
+static void assess(fleet_t *self, agent_t *a, double now)
+{
+    /* An answer is quoted as it was given; a silence is named. */
+    char words[224] = "";
+    if (a->last_checked && (a->result == HPROBE_DEGRADED || a->result == HPROBE_UNHEALTHY))
+        snprintf(words, sizeof words, "%s", *a->error ? a->error : hprobe_result_name(a->result));
+    else if (a->last_checked && a->result != HPROBE_HEALTHY)
+        snprintf(words, sizeof words, "%s: %s", hprobe_result_name(a->result), a->error);
+    agentstate_evidence_t e = {
+        .probe = a->probe_state == AGENT_DOWN ? AGENTSTATE_PROBE_FAILING
+               : a->probe_state == AGENT_UNKNOWN ? AGENTSTATE_PROBE_NONE
+               : a->result == HPROBE_DEGRADED ? AGENTSTATE_PROBE_DEGRADED : AGENTSTATE_PROBE_PASSING,
+        .probe_words = *words ? words : NULL,
+        .failing_since = a->failing_since,
+        .heartbeat_at = a->heartbeat_at,
+        .ttl_s = a->ttl_s,
+        .partitioned = a->partitioned,
+        .machine = a->machine,
+        .now = now,
+    };
+    agentstate_t next = agentstate_combine(&e, a->reason, sizeof a->reason);
+    change_state(self, a, next);
 }
 
 static void sweep(fleet_t *self)
@@ -445,6 +457,9 @@ static void sweep(fleet_t *self)
     for (size_t i = 0; i < n; i++)
         apply(self, &targets[i], now, started, events);
     detect_partitions(self);
+    for (size_t i = 0; i < self->count; i++)
+        if (!self->agents[i]->removed)
+            assess(self, self->agents[i], now);
     self->last_sweep_s = elapsed;
     self->sweeps++;
     pthread_mutex_unlock(&self->lock);
@@ -506,7 +521,7 @@ static json_t *registry_call(fleet_t *self, json_t *request)
     return reply;
 }
 
-/* The registry's flat record as a configuration-like entry. */
+/* A describe_agents row as a configuration-like entry. */
 static json_t *registry_entry(const char *name, json_t *rec)
 {
     json_t *meta = json_object_get(rec, "metadata");
@@ -526,59 +541,100 @@ static json_t *registry_entry(const char *name, json_t *rec)
     return entry;
 }
 
-static void discover(fleet_t *self)
+/* A registry agent that registered again elsewhere is probed there. */
+static void follow(agent_t *a, json_t *row)
 {
-    json_t *list = registry_call(self, json_pack("{s:s}", "action", "list_agents"));
-    json_t *ids = json_object_get(list, "agents");
-    if (!json_is_array(ids)) {
-        json_decref(list);
-        return;
+    const char *host = json_string_value(json_object_get(row, "host"));
+    int port = (int)json_integer_value(json_object_get(row, "port"));
+    int health_port = (int)json_integer_value(json_object_get(row, "health_check_port"));
+    if (health_port > 0)
+        port = health_port;
+    if (host && *host && strcmp(host, a->host)) {
+        free(a->host);
+        a->host = strdup(host);
     }
+    if (port > 0)
+        a->port = port;
+}
+
+/* Learns the registry's agents and their heartbeats: adds the new, follows
+ * the moved, marks the unregistered removed.  The registry's ages are
+ * turned into this clock's instants, so the two machines' clocks need
+ * not agree. */
+static void learn(fleet_t *self, json_t *rows, double ttl_s)
+{
+    double now = clock_wall();
+    size_t max = (size_t)config_int(self->config, "observability.max_agents", 4096);
     pthread_mutex_lock(&self->lock);
     for (size_t i = 0; i < self->count; i++) {
         agent_t *a = self->agents[i];
-        if (strcmp(a->source, "registry"))
-            continue;
         bool listed = false;
         size_t k;
-        json_t *id;
-        json_array_foreach(ids, k, id)
-            listed = listed || (json_is_string(id) && !strcmp(json_string_value(id), a->name));
-        a->removed = a->removed || !listed;
+        json_t *row;
+        json_array_foreach(rows, k, row) {
+            const char *id = json_string_value(json_object_get(row, "agent_id"));
+            listed = listed || (id && !strcmp(id, a->name));
+        }
+        if (!listed)
+            a->heartbeat_at = 0;
+        if (!strcmp(a->source, "registry"))
+            a->removed = a->removed || !listed;
+    }
+    size_t k;
+    json_t *row;
+    json_array_foreach(rows, k, row) {
+        const char *name = json_string_value(json_object_get(row, "agent_id"));
+        if (!name)
+            continue;
+        agent_t *a = fleet_find(self, name);
+        if (!a && self->count < max) {
+            json_t *entry = registry_entry(name, row);
+            a = agent_new(self, entry, "registry");
+            json_decref(entry);
+            if (a) {
+                add_agent(self, a);
+                log_info("observability", "watching %s (%s:%d) from the registry", name, a->host, a->port);
+            }
+        } else if (a && !strcmp(a->source, "registry")) {
+            follow(a, row);
+        }
+        if (a) {
+            a->heartbeat_at = now - json_number_value(json_object_get(row, "heartbeat_age_s"));
+            a->ttl_s = ttl_s;
+        }
     }
     pthread_mutex_unlock(&self->lock);
-    size_t k;
-    json_t *id;
-    json_array_foreach(ids, k, id) {
-        const char *name = json_string_value(id);
-        if (!name || !self->discovering)
-            continue;
-        pthread_mutex_lock(&self->lock);
-        bool known = fleet_find(self, name) != NULL
-                     || self->count >= (size_t)config_int(self->config, "observability.max_agents", 4096);
-        pthread_mutex_unlock(&self->lock);
-        if (known)
-            continue;
-        json_t *rec = registry_call(self, json_pack("{s:s, s:s}", "action", "get_agent_endpoint",
-                                                    "agent_name", name));
-        if (!rec)
-            continue;
-        json_t *entry = registry_entry(name, rec);
-        agent_t *a = agent_new(self, entry, "registry");
-        json_decref(entry);
-        json_decref(rec);
-        if (!a)
-            continue;
-        pthread_mutex_lock(&self->lock);
-        if (fleet_find(self, name)) {
-            agent_free(a);
-        } else {
-            add_agent(self, a);
-            log_info("observability", "watching %s (%s:%d) from the registry", name, a->host, a->port);
-        }
-        pthread_mutex_unlock(&self->lock);
+}
+
+/* Sends every agent's state to the registry, which shows it in
+ * describe_agents (keelctl agents) until valid_s passes without another. */
+static void report(fleet_t *self)
+{
+    json_t *states = json_object();
+    char ts[40];
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->count; i++) {
+        agent_t *a = self->agents[i];
+        if (!a->removed)
+            json_object_set_new(states, a->name, json_pack("{s:s, s:s, s:s}", "state", agentstate_name(a->state),
+                                "reason", a->reason, "since", clock_iso_utc(a->state_since, ts, sizeof ts)));
     }
-    json_decref(list);
+    double valid_s = 3 * (self->discovery_s > self->interval_s ? self->discovery_s : self->interval_s);
+    pthread_mutex_unlock(&self->lock);
+    json_decref(registry_call(self, json_pack("{s:s, s:s, s:f, s:o}", "action", "report_agent_states",
+                                              "source_agent", "ObservabilityHub", "valid_s", valid_s,
+                                              "states", states)));
+}
+
+static void discover(fleet_t *self)
+{
+    json_t *reply = registry_call(self, json_pack("{s:s}", "action", "describe_agents"));
+    json_t *rows = json_object_get(reply, "agents");
+    if (json_is_array(rows)) {
+        learn(self, rows, json_number_value(json_object_get(reply, "ttl_s")));
+        report(self);
+    }
+    json_decref(reply);
 }
 
 static void *discovery_loop(void *arg)
@@ -639,14 +695,17 @@ json_t *fleet_agent_record(agent_t *a)
     } else {
         clock_iso_local(a->last_checked, ts, sizeof ts);
         rec = json_pack("{s:s, s:s}", "status", hprobe_result_name(a->result), "last_checked", ts);
-        if (a->result == HPROBE_HEALTHY || a->result == HPROBE_UNHEALTHY)
+        if (a->result == HPROBE_HEALTHY || a->result == HPROBE_DEGRADED || a->result == HPROBE_UNHEALTHY)
             json_object_set_new(rec, "details", a->details ? json_incref(a->details) : json_object());
         else
             json_object_set_new(rec, "error", json_string(a->error));
     }
-    json_object_set_new(rec, "state", json_string(fleet_agent_state_name(a->state)));
+    json_object_set_new(rec, "state", json_string(agentstate_name(a->state)));
+    json_object_set_new(rec, "reason", json_string(a->reason));
     json_object_set_new(rec, "machine", json_string(a->machine));
     json_object_set_new(rec, "source", json_string(a->source));
+    if (a->heartbeat_at > 0)
+        json_object_set_new(rec, "heartbeat_age_s", json_real(clock_wall() - a->heartbeat_at));
     json_object_set_new(rec, "latency_ms", json_real(a->latency_s * 1000.0));
     json_object_set_new(rec, "failure_probability", json_real(a->failure_probability));
     json_object_set_new(rec, "recovery_tier", json_integer(a->tier));
@@ -664,6 +723,11 @@ json_t *fleet_agents_health(fleet_t *self)
     return agents;
 }
 
+static void bump(json_t *counts, const char *key)
+{
+    json_object_set_new(counts, key, json_integer(json_integer_value(json_object_get(counts, key)) + 1));
+}
+
 json_t *fleet_machines(fleet_t *self)
 {
     json_t *machines = json_object();
@@ -674,25 +738,23 @@ json_t *fleet_machines(fleet_t *self)
             continue;
         json_t *m = json_object_get(machines, a->machine);
         if (!m) {
-            m = json_pack("{s:i, s:i, s:i, s:i, s:i}", "agents", 0, "up", 0, "down", 0,
-                          "unreachable", 0, "unknown", 0);
+            m = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "agents", 0, "up", 0, "degraded", 0, "down", 0,
+                          "unknown", 0, "partitioned", 0);
             json_object_set_new(machines, a->machine, m);
         }
-        const char *keys[] = { "agents", fleet_agent_state_name(a->state) };
-        for (int k = 0; k < 2; k++)
-            json_object_set_new(m, keys[k], json_integer(json_integer_value(json_object_get(m, keys[k])) + 1));
+        bump(m, "agents");
+        bump(m, agentstate_name(a->state));
+        if (a->partitioned)
+            bump(m, "partitioned");
     }
     pthread_mutex_unlock(&self->lock);
     const char *name;
     json_t *m;
     json_object_foreach(machines, name, m) {
         json_int_t total = json_integer_value(json_object_get(m, "agents"));
-        json_int_t up = json_integer_value(json_object_get(m, "up"));
-        json_int_t unreachable = json_integer_value(json_object_get(m, "unreachable"));
-        json_int_t down = json_integer_value(json_object_get(m, "down"));
-        const char *status = unreachable ? "partitioned"
-                             : up == total ? "healthy"
-                             : down == total ? "down" : "degraded";
+        const char *status = json_integer_value(json_object_get(m, "partitioned")) ? "partitioned"
+                             : json_integer_value(json_object_get(m, "up")) == total ? "healthy"
+                             : json_integer_value(json_object_get(m, "down")) == total ? "down" : "degraded";
         json_object_set_new(m, "status", json_string(status));
     }
     return machines;
@@ -707,9 +769,9 @@ void fleet_counts(fleet_t *self, int *total, int *healthy, int *unhealthy)
         if (a->removed)
             continue;
         (*total)++;
-        if (a->last_checked && a->result == HPROBE_HEALTHY)
+        if (a->state == AGENTSTATE_UP)
             (*healthy)++;
-        else if (a->last_checked)
+        else if (a->state == AGENTSTATE_DEGRADED || a->state == AGENTSTATE_DOWN)
             (*unhealthy)++;
     }
     pthread_mutex_unlock(&self->lock);
@@ -721,7 +783,7 @@ const char *fleet_overall(fleet_t *self)
     pthread_mutex_lock(&self->lock);
     for (size_t i = 0; i < self->count; i++) {
         agent_t *a = self->agents[i];
-        if (!a->removed && a->last_checked && a->result != HPROBE_HEALTHY)
+        if (!a->removed && (!a->last_checked || a->result != HPROBE_HEALTHY))
             healthy = false;
     }
     pthread_mutex_unlock(&self->lock);
@@ -742,7 +804,7 @@ void fleet_export(fleet_t *self, metrics_t *metrics)
         if (a->removed)
             continue;
         metrics_labels(labels, sizeof labels, "agent", a->name, "machine", a->machine, NULL);
-        metrics_set(metrics, "keel_agent_up", labels, a->state == AGENT_UP);
+        metrics_set(metrics, "keel_agent_up", labels, a->state == AGENTSTATE_UP);
         metrics_set(metrics, "keel_agent_check_latency_seconds", labels, a->latency_s);
         metrics_set(metrics, "keel_agent_failure_probability", labels, a->failure_probability);
         metrics_set(metrics, "keel_agent_recovery_tier", labels, a->tier);

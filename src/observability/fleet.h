@@ -1,28 +1,34 @@
 /*  fleet: the agents the hub watches and their health.  Agents come from
  *  the configuration (observability.agents) and from CoreOrchestrator's
- *  registry (list_agents, then get_agent_endpoint for each new one); a
- *  sweep probes all of them at once (probe.h) every interval.
+ *  registry (describe_agents, which also gives each agent's last heartbeat);
+ *  a sweep probes all of them at once (prober.h) every interval.
  *
  *  Each agent has the raw result of its last probe (HealthMonitor's record:
- *  healthy, unhealthy, timeout, error) and a damped state (up, down,
- *  unreachable) that only changes after N failures among the last M probes,
- *  so one lost reply never flaps it.  When most agents of one machine fail
- *  together the link is suspected: they become "unreachable", not down, and
- *  are not restarted.  State changes are published as JSON on a PUB socket
- *  and recorded in health_events. */
+ *  healthy, degraded, unhealthy, timeout, error) and a damped probe state
+ *  that only changes after N failures among the last M probes, so one lost
+ *  reply never flaps it.  From the damped probe, the registry's heartbeat
+ *  and the partition rule, agentstate_combine makes the agent's one state
+ *  (up, degraded, down, unknown, with the reason) that every view shows and
+ *  recovery acts on; the hub sends these verdicts back to the registry, so
+ *  `keelctl agents` shows them too.  When most agents of one machine fail
+ *  together the link is suspected: they become unknown, not down, and are
+ *  not restarted.  State changes are published as JSON on a PUB socket and
+ *  recorded in health_events. */
 #ifndef OBS_FLEET_H
 #define OBS_FLEET_H
 #include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "agentstate.h"
 #include "config.h"
 #include "hubdb.h"
 #include "metrics.h"
 #include "prober.h"
 #include "ring.h"
 
-typedef enum { AGENT_UNKNOWN, AGENT_UP, AGENT_DOWN, AGENT_UNREACHABLE } agent_state_t;
+/* The damped probe state: one input of the agent's state, not the state. */
+typedef enum { AGENT_UNKNOWN, AGENT_UP, AGENT_DOWN } agent_state_t;
 
 typedef struct {
     char *name, *host, *machine, *source;
@@ -46,11 +52,19 @@ typedef struct {
     /* damping and prediction */
     unsigned outcomes;          /* bit 0 = newest probe; 1 = failed */
     int probes;
-    agent_state_t state;
-    double state_since;
+    agent_state_t probe_state;  /* damped */
+    double failing_since;       /* wall time the current run of failures began */
     ring_t *latency;
     double failure_probability;
     bool predicted;             /* failure_predicted already reported */
+    /* the registry's view, from describe_agents */
+    double heartbeat_at;        /* wall time of the last registration or heartbeat; 0 = none */
+    double ttl_s;
+    /* the one state (agentstate.h) */
+    bool partitioned;
+    agentstate_t state;
+    double state_since;         /* wall time */
+    char reason[256];
     /* recovery (recovery.c) */
     int tier;                   /* tier of the attempt in progress; 0 = none */
     double tier_at;             /* monotonic time of that attempt */
@@ -84,16 +98,17 @@ agent_t *fleet_find(fleet_t *self, const char *name);
 /* Forgets an agent's probe history (tier2's clear_agent_state); caller locks. */
 void fleet_clear_history(fleet_t *self, agent_t *agent);
 
-const char *fleet_agent_state_name(agent_state_t s);
-/* HealthMonitor's per-agent record plus Keel's fields; caller locks. */
+/* HealthMonitor's per-agent record plus Keel's fields (state, reason, ...);
+ * caller locks. */
 json_t *fleet_agent_record(agent_t *a);
 /* {name: record} of every agent. */
 json_t *fleet_agents_health(fleet_t *self);
-/* {machine: {agents, up, down, unreachable, unknown, status}}. */
+/* {machine: {agents, up, degraded, down, unknown, partitioned, status}}. */
 json_t *fleet_machines(fleet_t *self);
-/* Agents watched, and how many of them were last seen healthy / not. */
+/* Agents watched, and how many of them are up / degraded or down. */
 void fleet_counts(fleet_t *self, int *total, int *healthy, int *unhealthy);
-/* "healthy" iff every agent's last record is healthy (none counts). */
+/* "healthy" iff every agent's record is healthy (OH-39: one not yet
+ * checked is not); no agents at all is healthy. */
 const char *fleet_overall(fleet_t *self);
 /* Sets the per-agent gauges for /metrics. */
 void fleet_export(fleet_t *self, metrics_t *metrics);

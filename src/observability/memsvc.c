@@ -111,7 +111,7 @@ static void check_one(memsvc_t *self, target_t *t)
     char ts[40];
     clock_iso_local(clock_wall(), ts, sizeof ts);
     json_t *record;
-    if (reply && hprobe_reply_healthy(reply, HPROBE_EXPECT_SUCCESS)) {
+    if (reply && hprobe_reply_verdict(reply, HPROBE_EXPECT_SUCCESS) == HPROBE_HEALTHY) {
         record = json_pack("{s:s, s:s, s:O}", "status", "healthy", "last_checked", ts, "details", reply);
     } else {
         if (reply) {

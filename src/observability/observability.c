@@ -75,10 +75,16 @@ static json_t *on_health(void *ctx, wire_request_t *req)
     return hub_health(ctx, false);
 }
 
+/* Two agents' log_metric, told apart by form as spec §8.2 proposes; each
+ * form follows its own agent when that agent is delegated. */
 static json_t *on_log_metric(void *ctx, wire_request_t *req)
 {
     hub_t *hub = ctx;
     json_t *metric = json_object_get(req->body, "metric");
+    json_t *forwarded = wire_server_forward(hub->svc->wire, json_is_object(metric) ? "PerformanceLoggerAgent"
+                                                                                   : "PerformanceMonitor", req);
+    if (forwarded)
+        return forwarded;
     if (json_is_object(metric))
         return perflog_log_metric(hub->db, metric);
     const char *service = json_string_value(json_object_get(req->body, "service"));
@@ -371,11 +377,11 @@ static void http_performance(void *ctx, const http_request_t *req, http_reply_t 
 static void declare_metrics(metrics_t *m)
 {
     static const struct { const char *name, *help; } gauges[] = {
-        { "keel_agent_up", "1 when the agent's damped state is up, else 0." },
+        { "keel_agent_up", "1 when the agent's state is up, else 0." },
         { "keel_agent_check_latency_seconds", "Duration of the agent's last health probe." },
         { "keel_agent_failure_probability", "Predicted probability that the agent fails (0..1)." },
         { "keel_agent_recovery_tier", "Recovery tier in progress for the agent (0 = none, 1..4)." },
-        { "keel_agent_state", "Damped agent state: 0 unknown, 1 up, 2 down, 3 unreachable." },
+        { "keel_agent_state", "Agent state: 0 unknown, 1 up, 2 degraded, 3 down." },
         { "keel_health_sweep_duration_seconds", "Duration of the last health sweep over all agents." },
         { "keel_health_sweeps", "Health sweeps completed since start." },
         { "keel_perf_response_time_seconds", "Mean of the service's last 10 response times." },
@@ -476,6 +482,19 @@ static void register_actions(service_t *svc, hub_t *hub)
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         wire_server_on_action(svc->wire, routes[i].action, routes[i].fn, hub);
+    /* Served on a second agent's old port too, because kept agents dial it
+     * there (issue 15); privileges for the route tables:
+     * - log_metric, AGENT, owners PerformanceMonitor and PerformanceLoggerAgent
+     *   by form (untagged, forwarded by on_log_metric): the PerformanceLogger
+     *   form on 7128, where it answered "Unknown action" before;
+     * - get_system_health, PUBLIC, owner HealthMonitor: main_pc_code/check_health.py
+     *   asks PredictiveHealthMonitor's 5613 for it. */
+    static const struct { const char *module, *action; } shared[] = {
+        { "PerformanceMonitor", "log_metric" }, { "PerformanceLoggerAgent", "log_metric" },
+        { "PredictiveHealthMonitor", "get_system_health" },
+    };
+    for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
+        wire_server_share(svc->wire, shared[i].module, shared[i].action);
     wire_server_on_unknown(svc->wire, on_unknown, hub);
     wire_server_set_workers(svc->wire, (int)config_int(svc->config, "observability.workers", 4));
 }
@@ -534,7 +553,8 @@ static int obs_start(service_t *svc)
     service_bind_endpoint(svc, (int)config_int(cfg, "observability.status_port", 6584),
                           status_ep, sizeof status_ep);
     config_local_endpoint(cfg, 7000, registry, sizeof registry);
-    const char *reg = config_str(cfg, "observability.registry_endpoint", registry);
+    const char *common = config_str(cfg, "registry_endpoint", "");
+    const char *reg = config_str(cfg, "observability.registry_endpoint", *common ? common : registry);
     bool discover = config_bool(cfg, "observability.discover", true) && *reg;
     fleet_args_t args = { cfg, hub->db, status_ep, discover ? reg : NULL };
     hub->fleet = fleet_new(&args);
@@ -575,8 +595,7 @@ static void obs_stop(service_t *svc)
     hub_free(hub);
 }
 
-static const char *const pm_actions[] = { "log_metric", "get_metrics", "get_alerts",
-                                          "get_performance_health", NULL };
+static const char *const pm_actions[] = { "get_metrics", "get_alerts", "get_performance_health", NULL };
 static const char *const hm_actions[] = { "get_status", "get_agents_health", "get_services_health",
                                           "get_system_health", "get_health_events",
                                           "trigger_recovery", "get_processes", NULL };
@@ -585,12 +604,13 @@ static const char *const pla_actions[] = { "log_resource_usage", "get_agent_metr
 static const char *const shm_actions[] = { "get_system_status", NULL };
 
 static const service_module_t modules[] = {
-    { "PerformanceMonitor", 7103, pm_actions, NULL, false, false, 8103 },
-    { "HealthMonitor", 7114, hm_actions, NULL, false, false, 8114 },
-    { "PerformanceLoggerAgent", 7128, pla_actions, NULL, false, false, 8128 },
-    { "SystemHealthManager", 7117, shm_actions, NULL, false, false, 8117 },
-    { "PredictiveHealthMonitor", 5613, NULL, NULL, false, false, 6613 },
-    { NULL, 0, NULL, NULL, false, false, 0 },
+    { "PerformanceMonitor", 7103, pm_actions, NULL, false, false, 8103, 0 },
+    { "HealthMonitor", 7114, hm_actions, NULL, false, false, 8114, 0 },
+    /* 5632: where LearningAdjusterAgent (pc2_code/agents) looks for it by default. */
+    { "PerformanceLoggerAgent", 7128, pla_actions, NULL, false, false, 8128, 5632 },
+    { "SystemHealthManager", 7117, shm_actions, NULL, false, false, 8117, 0 },
+    { "PredictiveHealthMonitor", 5613, NULL, NULL, false, false, 6613, 0 },
+    { NULL, 0, NULL, NULL, false, false, 0, 0 },
 };
 
 const service_def_t observability_service = {

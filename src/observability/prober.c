@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -59,6 +60,7 @@ const char *hprobe_result_name(hprobe_result_t r)
 {
     switch (r) {
     case HPROBE_HEALTHY: return "healthy";
+    case HPROBE_DEGRADED: return "degraded";
     case HPROBE_UNHEALTHY: return "unhealthy";
     case HPROBE_TIMEOUT: return "timeout";
     case HPROBE_ERROR: return "error";
@@ -66,14 +68,47 @@ const char *hprobe_result_name(hprobe_result_t r)
     }
 }
 
-bool hprobe_reply_healthy(json_t *reply, hprobe_expect_t expect)
+static bool word_in(const char *word, const char *const *words)
 {
+    for (size_t i = 0; words[i]; i++)
+        if (!strcasecmp(word, words[i]))
+            return true;
+    return false;
+}
+
+hprobe_result_t hprobe_reply_verdict(json_t *reply, hprobe_expect_t expect)
+{
+    /* The words the kept agents' health replies use when well, in every
+     * case they are written: BaseAgent's "ok", KnowledgeBase's, MemoryClient's
+     * and GoalManager's "HEALTHY", Executor's "OK", the speech services'
+     * "online", the broadcasters' "running", and "success" from handlers
+     * that answer health_check on the main port.  An agent alive but not
+     * yet (or no longer fully) well says one of the degraded words. */
+    static const char *const healthy[] = { "ok", "healthy", "success", "online", "running", NULL };
+    static const char *const degraded[] = { "degraded", "warning", "initializing", "starting", NULL };
     const char *status = json_string_value(json_object_get(reply, "status"));
-    if (!json_is_object(reply) || !status)
-        return false;
+    if (!json_is_object(reply) || !status || json_is_false(json_object_get(reply, "healthy")))
+        return HPROBE_UNHEALTHY;
     if (expect == HPROBE_EXPECT_SUCCESS)
-        return !strcmp(status, "success");
-    return !strcmp(status, "ok") || !strcmp(status, "healthy");
+        return !strcmp(status, "success") ? HPROBE_HEALTHY : HPROBE_UNHEALTHY;
+    return word_in(status, healthy) ? HPROBE_HEALTHY : word_in(status, degraded) ? HPROBE_DEGRADED
+                                                                              : HPROBE_UNHEALTHY;
+}
+
+char *hprobe_reply_words(json_t *reply, char *buf, size_t len)
+{
+    static const char *const keys[] = { "message", "error", "status_reason", "reason" };
+    const char *status = json_string_value(json_object_get(reply, "status"));
+    const char *said = NULL;
+    for (size_t i = 0; !said && i < sizeof keys / sizeof keys[0]; i++)
+        said = json_string_value(json_object_get(reply, keys[i]));
+    if (!json_is_object(reply))
+        snprintf(buf, len, "reply is not a JSON object");
+    else if (!status)
+        snprintf(buf, len, "reply has no status%s%s", said ? ": " : "", said ? said : "");
+    else
+        snprintf(buf, len, "status '%s'%s%s", status, said ? ": " : "", said ? said : "");
+    return buf;
 }
 
 static void finish(hprobe_t *p, hprobe_io_t *io, hprobe_result_t r, const char *fmt, const char *arg)
@@ -182,7 +217,10 @@ static void http_read(hprobe_t *p, hprobe_io_t *io)
             return;
         }
         p->details = json_pack("{s:i}", "http_status", code);
-        finish(p, io, code == 200 ? HPROBE_HEALTHY : HPROBE_UNHEALTHY, NULL, NULL);
+        char text[16];
+        snprintf(text, sizeof text, "%d", code);
+        finish(p, io, code == 200 ? HPROBE_HEALTHY : HPROBE_UNHEALTHY, code == 200 ? NULL : "HTTP status %s",
+               text);
     }
 }
 
@@ -203,7 +241,10 @@ static void zmq_read(hprobe_t *p, hprobe_io_t *io)
         return;
     }
     p->details = reply;
-    finish(p, io, hprobe_reply_healthy(reply, p->expect) ? HPROBE_HEALTHY : HPROBE_UNHEALTHY, NULL, NULL);
+    hprobe_result_t verdict = hprobe_reply_verdict(reply, p->expect);
+    char words[160];
+    finish(p, io, verdict, verdict == HPROBE_HEALTHY ? NULL : "%s",
+           verdict == HPROBE_HEALTHY ? NULL : hprobe_reply_words(reply, words, sizeof words));
 }
 
 void prober_run(prober_t *self, hprobe_t *probes, size_t n)

@@ -9,9 +9,12 @@
 #include <stdbool.h>
 
 typedef enum { HPROBE_ZMQ, HPROBE_HTTP } hprobe_kind_t;
-typedef enum { HPROBE_PENDING, HPROBE_HEALTHY, HPROBE_UNHEALTHY, HPROBE_TIMEOUT, HPROBE_ERROR } hprobe_result_t;
-/* What a healthy ZMQ reply says: status ok|healthy (HealthMonitor, PHM),
- * or status success (SystemHealthManager's memory services). */
+/* DEGRADED: the agent answered, alive but saying it is not (yet) well. */
+typedef enum { HPROBE_PENDING, HPROBE_HEALTHY, HPROBE_DEGRADED, HPROBE_UNHEALTHY, HPROBE_TIMEOUT,
+               HPROBE_ERROR } hprobe_result_t;
+/* What a healthy ZMQ reply says: a status in any of the words the kept
+ * agents write (HealthMonitor, PHM, BaseAgent's loop and its overrides), or
+ * exactly "success" (SystemHealthManager's memory services). */
 typedef enum { HPROBE_EXPECT_OK, HPROBE_EXPECT_SUCCESS } hprobe_expect_t;
 
 typedef struct {
@@ -37,8 +40,10 @@ prober_t *prober_new(int max_sockets);
 void prober_destroy(prober_t **self_p);
 /* Runs every probe to its result; probes[i].details must be NULL before. */
 void prober_run(prober_t *self, hprobe_t *probes, size_t n);
-/* "healthy", "unhealthy", "timeout", "error". */
+/* "healthy", "degraded", "unhealthy", "timeout", "error". */
 const char *hprobe_result_name(hprobe_result_t r);
-/* True when a reply object means healthy under `expect`. */
-bool hprobe_reply_healthy(json_t *reply, hprobe_expect_t expect);
+/* HEALTHY, DEGRADED or UNHEALTHY: what a reply object says under `expect`. */
+hprobe_result_t hprobe_reply_verdict(json_t *reply, hprobe_expect_t expect);
+/* The reply's own words for a record: "status 'error': degraded disk". */
+char *hprobe_reply_words(json_t *reply, char *buf, size_t len);
 #endif

@@ -242,11 +242,11 @@ static void plan(tiers_t *self, job_t **jobs_out, size_t *n_out)
         } else if (a->failure_probability <= self->predict_threshold) {
             a->predicted = false;
         }
-        if (a->state == AGENT_UP && (a->tier || a->gave_up)) {
+        if (a->state == AGENTSTATE_UP && (a->tier || a->gave_up)) {
             job.recovered = a->tier > 0;
             a->tier = 0;
             a->gave_up = false;
-        } else if (a->state == AGENT_DOWN && a->auto_recover && !a->gave_up) {
+        } else if (a->state == AGENTSTATE_DOWN && a->auto_recover && !a->gave_up) {
             if (!a->tier && (!a->last_restart || now - a->last_restart >= self->base_cooldown)) {
                 job.tier = a->strategy;
             } else if (a->tier && (a->outcomes & 1) && a->probe_started > a->tier_at

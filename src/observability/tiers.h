@@ -1,6 +1,7 @@
 /*  tiers: PredictiveHealthMonitor's tiered recovery, made to escalate.
- *  An agent that is down (never one that is unreachable behind a suspected
- *  partition) and allows auto_recover gets its configured tier first
+ *  An agent whose one state (agentstate.h) is down -- never one degraded
+ *  or unknown, as the agents behind a suspected partition are -- and that
+ *  allows auto_recover gets its configured tier first
  *  (tier1 unless recovery_strategy says otherwise); if it is still down
  *  once that tier's cooldown has passed, the next tier runs, up to tier4;
  *  if tier4 fails too, the hub gives up loudly (ErrorBus CRITICAL) and

@@ -310,11 +310,11 @@ static const char *const vram_actions[] = { "register_model_manager", "update_vr
 static const char *const vram_commands[] = { "TRACK_MODEL_USAGE", "GET_VRAM_STATUS", "SET_IDLE_TIMEOUT",
                                              "SET_VRAM_THRESHOLD", "HEALTH_CHECK", NULL };
 static const service_module_t modules[] = {
-    { "ResourceManager", 0, manager_actions, NULL, false, false, 8113 },
-    { "TaskScheduler", 0, scheduler_actions, NULL, false, false, 8115 },
-    { "AsyncProcessor", 0, processor_actions, NULL, true, false, 8101 },
-    { "VRAMOptimizerAgent", 0, vram_actions, vram_commands, false, false, 6572 },
-    { NULL, 0, NULL, NULL, false, false, 0 },
+    { "ResourceManager", 0, manager_actions, NULL, false, false, 8113, 0 },
+    { "TaskScheduler", 0, scheduler_actions, NULL, false, false, 8115, 0 },
+    { "AsyncProcessor", 0, processor_actions, NULL, true, false, 8101, 0 },
+    { "VRAMOptimizerAgent", 0, vram_actions, vram_commands, false, false, 6572, 0 },
+    { NULL, 0, NULL, NULL, false, false, 0, 0 },
 };
 
 const service_def_t resource_service = {

@@ -272,9 +272,10 @@ static const char *const trust_actions[] = {
     "log_performance", "get_trust_score", "get_performance_history", "get_agent_scores", NULL,
 };
 static const service_module_t modules[] = {
-    { "AuthenticationAgent", 7116, auth_actions, NULL, false, false, 8116 },
-    { "AgentTrustScorer", 7122, trust_actions, NULL, false, false, 8122 },
-    { NULL, 0, NULL, NULL, false, false, 0 },
+    { "AuthenticationAgent", 7116, auth_actions, NULL, false, false, 8116, 0 },
+    /* 5628: where LearningAdjusterAgent (pc2_code/agents) looks for it by default. */
+    { "AgentTrustScorer", 7122, trust_actions, NULL, false, false, 8122, 5628 },
+    { NULL, 0, NULL, NULL, false, false, 0, 0 },
 };
 
 const service_def_t security_service = {

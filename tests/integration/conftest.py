@@ -69,11 +69,13 @@ PORTS = {
 # Bound by default too: the error bus (7150, 7151), the coordinator's suggestion
 # port (5591) and the hub's status PUB (6584).
 EXTRA_PORTS = (7150, 7151, 5591, 6584)
-# The absorbed agents' old ports and side channels, bound with legacy_ports: true.
+# The absorbed agents' old ports and side channels, bound with legacy_ports: true,
+# and the two ports kept agents dial by default though no original bound them
+# (LearningAdjusterAgent: PerformanceLogger on 5632, AgentTrustScorer on 5628).
 LEGACY_PORTS = (7100, 8100, 7120, 7121, 8120, 26002, 26003, 27002, 7125, 8125, 5591, 5568, 5569,
                 7113, 8113, 7115, 8115, 7101, 8101, 5572, 6572,
                 7103, 8103, 7114, 8114, 7128, 8128, 7117, 8117, 5613, 6613, 5619, 5620, 7152,
-                7116, 8116, 7122, 8122)
+                7116, 8116, 7122, 8122, 5632, 5628)
 
 
 def port_free(port):

@@ -4,8 +4,10 @@ Each stand-in is a real ZMQ ROUTER socket on loopback, answering exactly as
 a BaseAgent health socket would (or failing in a chosen way), so the hub is
 exercised over the wire: nothing in the hub is mocked.
 
-  StandInAgent   health replies: ok | success | unhealthy | silent | garbage | list
-  StandInCore    CoreOrchestrator's list_agents / get_agent_endpoint / restart_agent
+  StandInAgent   health replies: ok | success | unhealthy | silent | garbage | list, or a
+                 dict answered to every request
+  StandInCore    CoreOrchestrator's describe_agents / report_agent_states / list_agents /
+                 get_agent_endpoint / restart_agent
   ErrorSink      a SUB bound where the hub's errpub connects (the ErrorBus ingress)
 """
 import base64
@@ -81,6 +83,8 @@ class StandInAgent(_Router):
 
     def reply(self, request):
         mode = self.mode
+        if isinstance(mode, dict):      # a kept agent's own health reply, answered to anything
+            return mode
         if mode == "ok":
             return {"status": "ok", "uptime": 1.0}
         if mode == "success":
@@ -95,16 +99,27 @@ class StandInAgent(_Router):
 
 
 class StandInCore(_Router):
-    """Answers the registry and restart_agent; `on_restart(name)` decides."""
+    """Answers the registry (describe_agents with each agent's heartbeat age,
+    report_agent_states, whose last report it keeps in `states`) and
+    restart_agent; `on_restart(name)` decides."""
 
-    def __init__(self, agents=None, restart_ok=True, on_restart=None):
+    def __init__(self, agents=None, restart_ok=True, on_restart=None, ttl_s=300.0):
         self.agents = agents or {}
         self.restart_ok = restart_ok
         self.on_restart = on_restart
+        self.ttl_s = ttl_s
+        self.states = {}
         super().__init__()
 
     def reply(self, request):
         action = request.get("action") if isinstance(request, dict) else None
+        if action == "describe_agents":
+            rows = [dict(rec, agent_id=name, heartbeat_age_s=rec.get("heartbeat_age_s", 0.0))
+                    for name, rec in list(self.agents.items())]
+            return {"status": "success", "agents": rows, "ttl_s": self.ttl_s}
+        if action == "report_agent_states":
+            self.states = request["states"]
+            return {"status": "success", "accepted": len(self.states)}
         if action == "list_agents":
             return {"status": "success", "agents": list(self.agents)}
         if action == "get_agent_endpoint":

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from conftest import Keel, port_free
+from conftest import Keel, port_free, scaled
+from observability_util import wait_until
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 RECORD_KEYS = {"host", "port", "health_check_port", "agent_type", "capabilities", "metadata", "last_registered"}
@@ -171,31 +172,27 @@ def test_co22_sqlite_registrations_survive_kill9(tmp_path):
 
 
 def test_unregister_and_heartbeat_ttl():
-    """CO-18 extension: unregister, heartbeats, stale/critical after the TTL,
-    and "unreachable" when every agent of one host goes silent together."""
+    """CO-18 extension: unregister, heartbeats, and each agent's one state
+    from its heartbeat while ObservabilityHub has given no verdict (the rule
+    of agentstate.h): up within the TTL, degraded past it, down past twice it."""
     k = Keel("core", config="metrics_source: mock\ncore:\n  registry: {ttl_s: 1}\n")
     k.start()
     try:
         reg(k, agent_id="H", agent_type="t", host="h", port=1, health_check_port=2)
-        for i in range(3):
-            reg(k, agent_id="P%d" % i, agent_type="t", host="pc2", port=10 + i)
         rows = {r["agent_id"]: r for r in k.request("core", {"action": "describe_agents"})["agents"]}
-        assert rows["H"]["health"] == "healthy" and rows["H"]["health_check_port"] == 2
+        assert rows["H"]["state"] == "up" and rows["H"]["health_check_port"] == 2
+        assert rows["H"]["state_source"] == "registry" and "no verdict from ObservabilityHub" in rows["H"]["reason"]
         time.sleep(1.2)
         rows = {r["agent_id"]: r for r in k.request("core", {"action": "describe_agents"})["agents"]}
-        assert rows["H"]["health"] == "stale"
-        # every agent of pc2 silent at once: a partition, not three failures
-        assert {rows["P%d" % i]["health"] for i in range(3)} == {"unreachable"}
-        k.request("core", {"action": "heartbeat", "agent_id": "P0"})
-        rows = {r["agent_id"]: r for r in k.request("core", {"action": "describe_agents"})["agents"]}
-        assert rows["P0"]["health"] == "healthy" and rows["P1"]["health"] == "stale"
-        assert rows["CoreOrchestrator"]["health"] == "healthy"
+        assert rows["H"]["state"] == "degraded" and "heartbeat stale" in rows["H"]["reason"]
+        # the service's own names are kept fresh by its announcer's heartbeats
+        assert rows["CoreOrchestrator"]["state"] == "up"
         assert k.request("core", {"action": "heartbeat", "agent_id": "H"})["status"] == "success"
         rows = {r["agent_id"]: r for r in k.request("core", {"action": "describe_agents"})["agents"]}
-        assert rows["H"]["health"] == "healthy"
+        assert rows["H"]["state"] == "up"
         time.sleep(2.2)
         rows = {r["agent_id"]: r for r in k.request("core", {"action": "describe_agents"})["agents"]}
-        assert rows["H"]["health"] == "critical"
+        assert rows["H"]["state"] == "down" and "no heartbeat for" in rows["H"]["reason"]
         assert k.request("core", {"action": "heartbeat", "agent_id": "Nope"})["error"] == "Agent Nope not found"
         assert k.request("core", {"action": "heartbeat"})["error"] == "Missing 'agent_name'"
         assert k.request("core", {"action": "unregister_agent", "agent_id": "H"})["status"] == "success"
@@ -205,8 +202,34 @@ def test_unregister_and_heartbeat_ttl():
         k.cleanup()
 
 
+def test_hub_verdicts_are_the_state_shown():
+    """One truth per agent: ObservabilityHub's report_agent_states is what
+    describe_agents (and keelctl agents) shows while it is fresh; bad reports
+    get one clear error and change nothing."""
+    k = Keel("core", config="metrics_source: mock\n")
+    k.start()
+    try:
+        reg(k, agent_id="V", agent_type="t", host="h", port=1)
+        verdict = {"state": "down", "reason": "health checks fail: timeout: Request timed out",
+                   "since": "2026-01-01T00:00:00Z"}
+        r = k.request("core", {"action": "report_agent_states", "source_agent": "ObservabilityHub",
+                               "valid_s": scaled(1.0), "states": {"V": verdict}})
+        assert r == {"status": "success", "accepted": 1}
+        rows = {r["agent_id"]: r for r in k.request("core", {"action": "describe_agents"})["agents"]}
+        assert (rows["V"]["state"], rows["V"]["reason"], rows["V"]["state_source"]) == \
+            ("down", verdict["reason"], "ObservabilityHub")
+        for bad in ({"states": []}, {"states": {"V": {"state": "sideways", "reason": "x"}}},
+                    {"states": {"V": {"state": "up"}}}, {"states": {}, "valid_s": -1}):
+            r = k.request("core", dict(bad, action="report_agent_states"))
+            assert r["status"] == "error" and r["error"], r
+        assert wait_until(lambda: {r["agent_id"]: r for r in k.request("core", {"action": "describe_agents"})
+                                   ["agents"]}["V"]["state_source"] == "registry", 5)
+    finally:
+        k.cleanup()
+
+
 def test_keelctl_agents_table():
-    """keelctl agents lists agents with health and last heartbeat; --json for scripts."""
+    """keelctl agents lists agents with their state, reason and last heartbeat; --json for scripts."""
     k = Keel("core", config="metrics_source: mock\n")
     k.start()
     try:
@@ -214,7 +237,7 @@ def test_keelctl_agents_table():
         out = k.keelctl("agents")
         assert out.returncode == 0, out.stderr
         line = [l for l in out.stdout.splitlines() if l.startswith("CtlAgent")][0]
-        assert "4321" in line and "healthy" in line
+        assert "4321" in line and " up " in line and "no verdict from ObservabilityHub" in line
         data = json.loads(k.keelctl("--json", "agents").stdout)
         assert any(a["agent_id"] == "CtlAgent" for a in data)
     finally:

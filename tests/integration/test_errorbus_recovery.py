@@ -23,10 +23,13 @@ errorbus:
 
 
 class FakeCore:
-    """REP on CoreOrchestrator's port: records requests, replies success or error."""
+    """REP on CoreOrchestrator's port: records the recovery requests, replies
+    success or error.  The registrations of ErrorBus's own names (announce.h:
+    register_agent, heartbeat) are answered and kept apart, in `announced`."""
 
     def __init__(self, port, succeed=True):
         self.requests = []
+        self.announced = []
         self.succeed = succeed
         self.sock = zmq.Context.instance().socket(zmq.REP)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -41,6 +44,11 @@ class FakeCore:
             try:
                 request = json.loads(self.sock.recv())
             except zmq.Again:
+                continue
+            if request.get("action") == "register_agent" or \
+                    (request.get("action") == "heartbeat" and "agent_name" in request):
+                self.announced.append(request)
+                self.sock.send_json({"status": "success", "ttl_s": 300})
                 continue
             self.requests.append(request)
             if self.succeed:

@@ -303,7 +303,7 @@ def test_health_last_check_is_a_time(keel_factory):
     r = hub.keelctl("health")
     header, row = r.stdout.splitlines()[:2]
     assert header.split() == ["AGENT", "MACHINE", "STATE", "PROBE", "LAST", "CHECK", "LATENCY",
-                              "FAILURE", "P", "TIER"]
+                              "FAILURE", "P", "TIER", "REASON"]
     when = re.search(r"\s(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\s", row)
     assert when, row
     checked = time.mktime(time.strptime(when.group(1), "%Y-%m-%d %H:%M:%S"))
@@ -312,8 +312,8 @@ def test_health_last_check_is_a_time(keel_factory):
 
 
 def test_agents_age_of_keel_entries_is_true(keel_factory):
-    """Keel's own registry entries (CoreOrchestrator and its aliases) age from
-    their registration at start, as LAST_HEARTBEAT says, not 0.0s forever."""
+    """Keel's own registry entries (CoreOrchestrator and the agents it absorbed)
+    age from their last heartbeat, as LAST_HEARTBEAT says, not 0.0s forever."""
     core = keel_factory("core")
 
     def aged():
@@ -323,9 +323,12 @@ def test_agents_age_of_keel_entries_is_true(keel_factory):
 
     assert wait_until(aged, timeout=10)
     r = core.keelctl("agents")
-    assert r.stdout.splitlines()[0].split()[-1] == "SINCE_HEARTBEAT"
+    header = r.stdout.splitlines()[0]
+    assert header.split()[-3:] == ["LAST_HEARTBEAT", "SINCE_HEARTBEAT", "REASON"]
     own = [line for line in r.stdout.splitlines() if line.startswith("CoreOrchestrator ")][0]
-    assert own.split()[-1] != "0.0s" and "healthy" in own
+    since = own[header.index("SINCE_HEARTBEAT"):header.index("REASON")].strip()
+    state = own[header.index("STATE"):header.index("LAST_HEARTBEAT")].strip()
+    assert since != "0.0s" and state == "up"
 
 
 def test_restart_of_an_unsupervised_agent_says_so(keel_factory):

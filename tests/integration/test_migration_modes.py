@@ -118,7 +118,10 @@ def test_original_requests_in_delegate_mode(keel_factory, stand_in, service, mod
     for target in (service, port):
         reply = k.request(target, request_)
         assert reply["answered_by"] == "legacy", (target, reply)
-    assert [r.get("action", r.get("command")) for r in stand_in.requests] == \
+    # With ServiceRegistry delegated, Keel's own names are registered with the
+    # original registry too (it answers the lookups now): not this test's traffic.
+    theirs = [r for r in stand_in.requests if "alias_of" not in r.get("metadata", {})]
+    assert [r.get("action", r.get("command")) for r in theirs] == \
         [request_.get("action", request_.get("command"))] * 2
 
 

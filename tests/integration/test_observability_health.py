@@ -138,7 +138,7 @@ def test_damped_state_needs_n_of_m_and_changes_are_published(keel_factory, stand
         sub.close()
 
 
-def test_partition_marks_machine_unreachable_and_never_restarts(keel_factory, stand_ins):
+def test_partition_marks_machine_unknown_and_never_restarts(keel_factory, stand_ins):
     core = stand_ins(StandInCore)
     far = [stand_ins(StandInAgent, "silent") for _ in range(3)]
     near = stand_ins(StandInAgent, "ok")
@@ -149,12 +149,13 @@ def test_partition_marks_machine_unreachable_and_never_restarts(keel_factory, st
     cfg = hub_config(entries, registry_endpoint="tcp://127.0.0.1:%d" % core.port,
                      recovery={"cooldown_s": 0.1})
     hub = keel_factory("observability", config=cfg)
-    a = wait_agents(hub, lambda a: all(a["Far%d" % i]["state"] == "unreachable" for i in range(3)))
+    a = wait_agents(hub, lambda a: all(a["Far%d" % i]["state"] == "unknown"
+                                       and "suspected cut off" in a["Far%d" % i]["reason"] for i in range(3)))
     assert a["Near"]["state"] == "up"
     a = wait_agents(hub, lambda a: all(a["Local%d" % i]["state"] == "down" for i in range(3)))
     assert a["Local0"]["machine"] == "local", "loopback has no link to suspect: really down"
     machines = req(hub, {"action": "get_system_health"})["system"]["machines"]
-    assert machines["PC2"]["status"] == "partitioned" and machines["PC2"]["unreachable"] == 3
+    assert machines["PC2"]["status"] == "partitioned" and machines["PC2"]["partitioned"] == 3
     assert machines["MainPC"]["status"] == "healthy"
     time.sleep(0.8)
     assert core.restarts() == []

@@ -29,6 +29,7 @@ import time
 import pytest
 
 from conftest import KEELD, PORTS, command, scaled
+from keel_names import ALL as KEEL_NAMES
 from netns import Link, NetnsUnavailable, NsProcess, Relay, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,8 +47,8 @@ def mainpc_config(link, offset):
 bind: 0.0.0.0
 metrics_source: real
 error_bus_endpoint: tcp://{pc2}:{bus}
+advertise_host: {mainpc}
 core:
-  advertise_host: {mainpc}
   registry: {{backend: sqlite, ttl_s: 300}}
 """.format(pc2=link.pc2_addr, mainpc=link.mainpc_addr, bus=7150 + offset)
 
@@ -57,19 +58,21 @@ def pc2_config(link, offset):
 bind: 0.0.0.0
 metrics_source: real
 error_bus_endpoint: tcp://127.0.0.1:{bus}
+registry_endpoint: tcp://{mainpc}:{core}
+advertise_host: {pc2}
 resource:
   model_manager_endpoint: tcp://{mainpc}:{mm}
   vram: {{sdt_endpoint: "tcp://{mainpc}:{core}", health_probe_timeout_ms: 500}}
 observability:
   machine: PC2
-  registry_endpoint: tcp://{mainpc}:{core}
   interval_ms: {sweep}
   discovery_interval_ms: {sweep}
   timeout_ms: {probe}
   flap: {{failures: {fails}, window: 3}}
 errorbus:
   recovery_endpoint: tcp://{mainpc}:{core}
-""".format(mainpc=link.mainpc_addr, bus=7150 + offset, mm=STANDIN_PORT + offset, core=7000 + offset,
+""".format(mainpc=link.mainpc_addr, pc2=link.pc2_addr, bus=7150 + offset, mm=STANDIN_PORT + offset,
+           core=7000 + offset,
            sweep=SWEEP_MS, probe=PROBE_TIMEOUT_MS, fails=FLAP_FAILURES)
 
 
@@ -240,6 +243,31 @@ def test_registrations_resolve_across_the_link(machines):
             assert rec["health_check_port"] == STANDIN_PORT + machines.offset + 1
     listed = machines.request("pc2", "core", {"action": "list_agents"})
     assert {machines.standin_name("mainpc"), machines.standin_name("pc2")} <= set(listed["agents"])
+
+
+def test_names_resolve_to_the_machine_that_serves_them(machines):
+    """Every name Keel answers for -- the fifteen absorbed agents and the five
+    services -- resolves from either machine, in both lookup dialects, to the
+    machine whose service absorbed it (issue 15): CoreOrchestrator's names to
+    MainPC, ResourceManager's, HealthMonitor's, AgentTrustScorer's... to PC2's
+    advertised address, where the PC2 services registered them over the link."""
+    def where(service):
+        return machines.link.mainpc_addr if service == "core" else machines.link.pc2_addr
+
+    def resolved(asker, name, service):
+        rec = machines.request(asker, "core", {"action": "get_agent_endpoint", "agent_name": name})
+        return rec and rec.get("host") == where(service) and rec
+
+    for name, service in KEEL_NAMES.items():
+        port = PORTS[service][0] + machines.offset
+        for asker in ("mainpc", "pc2"):
+            rec = wait_for(lambda: resolved(asker, name, service), 10)
+            assert rec, (name, machines.request(asker, "core", {"action": "get_agent_endpoint",
+                                                                "agent_name": name}))
+            assert (rec["status"], rec["port"], rec["health_check_port"]) == ("success", port, port), rec
+            found = machines.request(asker, "core", {"command": "DISCOVER", "payload": {"name": name}})
+            assert found["status"] == "SUCCESS", found
+            assert (found["payload"]["ip"], found["payload"]["port"]) == (where(service), port), found
 
 
 def test_errors_from_both_machines_reach_the_errorbus(machines):

@@ -1,5 +1,6 @@
-/*  agents: the CoreOrchestrator registry as a table (`keelctl agents`), and
- *  the supervisor's process control (`keelctl agent restart NAME`, also
+/*  agents: the CoreOrchestrator registry as a table (`keelctl agents`), each
+ *  agent with its one state and the reason (ObservabilityHub's verdict, as
+ *  the registry holds it), and the supervisor's process control (`keelctl agent restart NAME`, also
  *  start and stop), which sends the administrator's token when keelctl has
  *  one.  Both ask CoreOrchestrator on its ZMQ port.  An agent Keel does not
  *  supervise cannot be restarted by it; CoreOrchestrator's answer says so,
@@ -40,18 +41,20 @@ static int run_agents(ctl_t *ctl, const ctl_args_t *args)
         json_t *a;
         json_array_foreach(agents, i, a) {
             char port[16], hport[16], age[32];
+            const char *reason;
             ctl_duration(json_number_value(json_object_get(a, "heartbeat_age_s")), age, sizeof age);
-            json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s]",
+            const char *state = ctl_agent_state(a, &reason);
+            json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s,s]",
                 text_of(json_object_get(a, "agent_id"), port, sizeof port),
                 text_of(json_object_get(a, "host"), hport, sizeof hport),
                 text_of(json_object_get(a, "port"), port, sizeof port),
                 text_of(json_object_get(a, "health_check_port"), hport, sizeof hport),
-                ctl_agent_state(a, NULL),
-                text_of(json_object_get(a, "last_heartbeat"), age, 0), age));
+                state, text_of(json_object_get(a, "last_heartbeat"), age, 0), age,
+                *reason ? reason : "-"));
         }
-        static const char *header[] = { "AGENT", "HOST", "PORT", "HEALTH_PORT", "HEALTH",
-                                        "LAST_HEARTBEAT", "SINCE_HEARTBEAT" };
-        ctl_table(header, 7, rows);
+        static const char *header[] = { "AGENT", "HOST", "PORT", "HEALTH_PORT", "STATE",
+                                        "LAST_HEARTBEAT", "SINCE_HEARTBEAT", "REASON" };
+        ctl_table(header, 8, rows);
         json_decref(rows);
     }
     json_decref(reply);
@@ -107,12 +110,13 @@ static const ctl_command_t *const agent_subcommands[] = { &restart_command, &sta
 const ctl_command_t ctl_agents_command = {
     .name = "agents",
     .operands = "",
-    .summary = "registered agents with their health and last heartbeat",
+    .summary = "registered agents with their state, reason and last heartbeat",
     .description =
-        "CoreOrchestrator's registry: each agent's host and ports, its health, when its\n"
-        "last heartbeat (or registration) arrived (UTC) and how long ago that was.\n"
-        "Keel's own names (CoreOrchestrator and the agents it absorbed) are healthy\n"
-        "while CoreOrchestrator answers; their heartbeat is their registration at start.",
+        "CoreOrchestrator's registry: each agent's host and ports, its one STATE (up,\n"
+        "degraded, down, unknown: ObservabilityHub's verdict, or the heartbeats alone\n"
+        "while the hub has none) and REASON, when its last heartbeat arrived (UTC) and\n"
+        "how long ago that was.  Keel's own names (the five services and the agents they\n"
+        "absorbed) are kept fresh by the services that answer for them.",
     .run = run_agents,
 };
 

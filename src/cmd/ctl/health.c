@@ -1,8 +1,10 @@
-/*  health: the fleet as ObservabilityHub sees it, one row per agent,
- *  worst first: down, then unreachable (suspected partition), then
- *  unknown, then up; within a state the highest failure probability and
- *  then the slowest probe come first, so the agent to look at is on top.
- *  PROBE is the last probe's result, LAST CHECK the time it was made. */
+/*  health: the fleet as ObservabilityHub sees it, one row per agent with
+ *  its one state and the reason, worst first: down, then degraded, then
+ *  unknown (a suspected partition among them), then up; within a state the
+ *  highest failure probability and then the slowest probe come first, so
+ *  the agent to look at is on top.  PROBE is the last probe's result, LAST
+ *  CHECK the time it was made. */
+#include "agentstate.h"
 #include "ctl.h"
 #include "clock.h"
 
@@ -12,11 +14,7 @@
 
 static int state_rank(const char *state)
 {
-    static const char *order[] = { "down", "unreachable", "unknown", "up" };
-    for (int i = 0; i < 4; i++)
-        if (state && !strcmp(state, order[i]))
-            return i;
-    return 2;
+    return agentstate_rank(agentstate_from_name(state));
 }
 
 static int worst_first(const void *a, const void *b)
@@ -88,7 +86,8 @@ static int run(ctl_t *ctl, const ctl_args_t *args)
     json_t *rec;
     json_t *rows = json_array();
     json_array_foreach(fleet, i, rec) {
-        const char *state = ctl_agent_state(rec, NULL);
+        const char *reason;
+        const char *state = ctl_agent_state(rec, &reason);
         down += !strcmp(state, "down");
         char latency[32], prob[16], tier[8], checked[32];
         snprintf(latency, sizeof latency, "%.1f ms", json_number_value(json_object_get(rec, "latency_ms")));
@@ -96,17 +95,18 @@ static int run(ctl_t *ctl, const ctl_args_t *args)
         snprintf(tier, sizeof tier, "%lld", (long long)json_integer_value(json_object_get(rec, "recovery_tier")));
         const char *machine = json_string_value(json_object_get(rec, "machine"));
         const char *probe = json_string_value(json_object_get(rec, "status"));
-        json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s,s]",
+        json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s,s,s]",
                                               json_string_value(json_object_get(rec, "agent")),
                                               machine ? machine : "-", state, probe ? probe : "-",
-                                              check_time(rec, checked, sizeof checked), latency, prob, tier));
+                                              check_time(rec, checked, sizeof checked), latency, prob, tier,
+                                              *reason ? reason : "-"));
     }
     if (ctl->json) {
         ctl_print_json(fleet);
     } else {
         static const char *header[] = { "AGENT", "MACHINE", "STATE", "PROBE", "LAST CHECK", "LATENCY",
-                                        "FAILURE P", "TIER" };
-        ctl_table(header, 8, rows);
+                                        "FAILURE P", "TIER", "REASON" };
+        ctl_table(header, 9, rows);
     }
     json_decref(rows);
     json_decref(fleet);
@@ -119,9 +119,10 @@ const ctl_command_t ctl_health_command = {
     .operands = "",
     .summary = "the fleet's health as ObservabilityHub sees it, worst first",
     .description =
-        "One row per agent ObservabilityHub watches, worst first: down, unreachable\n"
-        "(a suspected partition), unknown, up; then by failure probability and latency.\n"
-        "STATE is the agent's state, PROBE the last health probe's result, LAST CHECK\n"
+        "One row per agent ObservabilityHub watches, worst first: down, degraded,\n"
+        "unknown (a suspected partition among them), up; then by failure probability\n"
+        "and latency.  STATE is the agent's one state (its health probes and its\n"
+        "heartbeats combined), REASON why, PROBE the last health probe's result, LAST CHECK\n"
         "when that probe was made (local time), LATENCY its round trip, FAILURE P the\n"
         "predicted probability of failure, TIER the recovery tier reached.\n"
         "Exit 0 when no agent is down, else 1.",

@@ -3,8 +3,9 @@
 # adding a module never means editing this file.
 #
 #   make            build/keeld, build/keelctl, unit tests, fake NVML, benches
-#   make run        install what is missing, build, run `keeld all`
-#   make test       install what is missing, build, run every test
+#   make run        install what building and running need, build, run
+#                   `keeld all`
+#   make test       install what the tests need too, build, run every test
 #                   (plain and in a browser, then AddressSanitizer+UBSan,
 #                   then valgrind)
 #   make valgrind   unit tests under memcheck, then VALGRIND_SUBSET (one or
@@ -60,11 +61,16 @@ FAKE_NVML   := $(BUILD)/tests/libfake-nvml.so
 WEB_SRC     := $(wildcard web/*.html web/*.js web/*.css)
 WEB_OBJ     := $(BUILD)/gen/web_assets.o
 
-.PHONY: all run test unit integration sanitize valgrind valgrind-full bench clean deps
+.PHONY: all run test unit integration sanitize valgrind valgrind-full bench clean deps deps-test
 all: $(BUILD)/keeld $(BUILD)/keelctl $(UNIT_BIN) $(FAKE_NVML) $(BENCH_BIN)
 
+# scripts/install-deps.sh: what building and running need; --test adds what
+# the tests, benchmarks and the package build need.
 deps:
 	@sh scripts/install-deps.sh
+
+deps-test:
+	@sh scripts/install-deps.sh --test
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -136,7 +142,7 @@ valgrind-full: all
 	@VALGRIND=1 sh tests/run-unit.sh $(BUILD)
 	$(VALGRIND_PYTEST) tests/integration
 
-test: deps
+test: deps-test
 	$(MAKE) unit integration browser soak-ci
 	$(MAKE) sanitize
 	$(MAKE) valgrind
@@ -152,7 +158,7 @@ soak-ci: all
 
 # The dashboard in headless Chromium (tests/browser).
 .PHONY: browser
-browser: deps
+browser: deps-test
 	$(MAKE) $(BUILD)/keeld $(BUILD)/keelctl $(FAKE_NVML)
 	cd tests/browser && npm ci --no-audit --no-fund && KEEL_BUILD=$(abspath $(BUILD)) node --test
 

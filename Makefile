@@ -62,7 +62,7 @@ WEB_SRC     := $(wildcard web/*.html web/*.js web/*.css)
 WEB_OBJ     := $(BUILD)/gen/web_assets.o
 
 .PHONY: all run test unit integration sanitize valgrind valgrind-full bench clean deps deps-test
-all: $(BUILD)/keeld $(BUILD)/keelctl $(UNIT_BIN) $(FAKE_NVML) $(BENCH_BIN)
+all: $(BUILD)/keeld $(BUILD)/keelctl $(BUILD)/configdoc $(UNIT_BIN) $(FAKE_NVML) $(BENCH_BIN)
 
 # scripts/install-deps.sh: what building and running need; --test adds what
 # the tests, benchmarks and the package build need.
@@ -96,6 +96,16 @@ $(BUILD)/keeld: $(BUILD)/obj/src/cmd/keeld.o $(BUILD)/libkeel.a
 
 $(BUILD)/keelctl: $(BUILD)/obj/src/cmd/keelctl.o $(CTL_OBJ) $(BUILD)/libkeel.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# The documentation of every configuration key, from the key table
+# (src/common/configkeys.c): keel.yaml(5), the example /etc/keel/keel.yaml
+# and the table in docs/configuration.md.  A test fails when they drift.
+$(BUILD)/configdoc: $(BUILD)/obj/src/cmd/configdoc.o $(BUILD)/libkeel.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+.PHONY: config-docs
+config-docs: $(BUILD)/configdoc
+	sh scripts/config-docs.sh $(BUILD)/configdoc
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libkeel.a
 	@mkdir -p $(dir $@)

@@ -88,12 +88,15 @@ static config_t *load_config(const options_t *opts)
         rc = config_load_file(config, opts->config_path, err, sizeof err);
     if (rc == 0)
         rc = config_apply_env(config, err, sizeof err);
+    const char *flag = NULL;
     if (rc == 0 && opts->data_dir)
         rc = config_set(config, "data_dir", opts->data_dir, err, sizeof err);
-    if (rc == 0 && opts->port_offset)
+    if (rc == 0 && opts->port_offset) {
+        flag = "flag --port-offset: ";
         rc = config_set(config, "port_offset", opts->port_offset, err, sizeof err);
+    }
     if (rc < 0) {
-        fprintf(stderr, "keeld: configuration error: %s\n", err);
+        fprintf(stderr, "keeld: configuration error: %s%s\n", flag ? flag : "", err);
         config_destroy(&config);
     }
     return config;

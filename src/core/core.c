@@ -217,7 +217,9 @@ static int open_backend(core_t *self)
     const char *prefix = getenv("SERVICE_REGISTRY_REDIS_PREFIX");
     char path[4096], err[512];
     service_path(self->svc, "registry.db", path, sizeof path);
-    self->backend = core_backend_new(kind, path, url && *url ? url : config_str(cfg, "core.registry.redis_url", ""),
+    if (!url || !*url)
+        url = config_str(cfg, "core.registry.redis_url", "redis://127.0.0.1:6379/0");
+    self->backend = core_backend_new(kind, path, url,
                                 prefix && *prefix ? prefix : config_str(cfg, "core.registry.prefix", "service_registry:"),
                                 config_bool(cfg, "core.registry.fsync", false), err, sizeof err);
     if (!self->backend) {

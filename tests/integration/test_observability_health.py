@@ -329,7 +329,7 @@ def test_oh41_oh42_oh43_memory_services(keel_factory, stand_ins, sink):
 
 # Proves OH-70 (docs/logic-preservation.md).
 def test_oh70_optimiser_never_kills_by_default(keel_factory, sink):
-    cfg = hub_config(optimizer={"interval_ms": 100, "cpu_threshold": -1},
+    cfg = hub_config(optimizer={"interval_ms": 100, "memory_threshold": 0},
                      top={"error_bus_endpoint": sink.endpoint})
     hub = keel_factory("observability", config=cfg)
     ev = sink.wait_for(lambda e: e["error_type"] == "resource_pressure")

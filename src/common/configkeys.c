@@ -23,6 +23,8 @@ static const configkey_t keys[] = {
     { "port_offset", CK_INTEGER, "0", "0..38533", "Added to every Keel port and to the built-in endpoints of Keel services, so several instances can run on one host; the highest port, 27002 + offset, must stay below 65536 (environment PORT_OFFSET, flag --port-offset)." },
     { "data_dir", CK_STRING, "./var/keel", NULL, "Directory holding each service's databases (one subdirectory per service), keeld.pid and, by default, keel.log (environment KEEL_DATA_DIR, flag --data-dir)." },
     { "log_level", CK_STRING, "info", "debug|info|warn|warning|error", "Lowest level written to stderr and to the log file (environment KEEL_LOG_LEVEL)." },
+    { "log_file", CK_STRING, "", NULL, "The JSON log, one object per line, reopened on SIGHUP for logrotate; empty: <data_dir>/keel.log; \"none\": no file." },
+    { "loop_stall_s", CK_NUMBER, "30", "1..3600", "A service loop (a wire thread or worker, a health sweep) that has not come round for this many seconds beyond its own interval counts as stalled, and keeld stops feeding systemd's watchdog." },
     { "legacy_ports", CK_BOOLEAN, "false", NULL, "Also listen on the fifteen absorbed agents' old ports (moved by port_offset), so unchanged agents that dial them reach Keel." },
     { "metrics_source", CK_STRING, "real", "real|mock", "real: system figures from /proc and NVML; mock: the original agents' constant figures, for tests." },
     { "error_bus_endpoint", CK_STRING, "", NULL, "Where every service publishes its own errors; empty: the local ErrorBus ingress, tcp://<bind>:7150 + port_offset." },

@@ -127,7 +127,9 @@ service_t *service_new(const service_def_t *def, config_t *config)
     self->metrics = metrics_new();
     metrics_declare(self->metrics, "keel_uptime_seconds", "Seconds since the service started.",
                     METRIC_GAUGE, NULL, 0);
+    self->liveness = liveness_new();
     self->wire = wire_server_new(def->name, self->metrics);
+    wire_server_set_liveness(self->wire, self->liveness);
     wire_server_set_max_request(self->wire, (size_t)config_int(config, "max_request_bytes", 1 << 20));
     self->http = httpd_new(def->name, self->metrics);
     char endpoint[256];
@@ -146,6 +148,7 @@ void service_destroy(service_t **self_p)
     httpd_destroy(&self->http);
     errpub_destroy(&self->errors);
     metrics_destroy(&self->metrics);
+    liveness_destroy(&self->liveness);
     free(self);
     *self_p = NULL;
 }

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "errpub.h"
 #include "httpd.h"
+#include "liveness.h"
 #include "metrics.h"
 #include "wire.h"
 
@@ -60,6 +61,10 @@ struct service_t {
     wire_server_t *wire;
     httpd_t *http;
     errpub_t *errors;
+    /* Its loops' stamps (the wire thread and workers; loops of its own
+     * take theirs with liveness_stamp): keeld feeds systemd's watchdog
+     * only while all are fresh. */
+    liveness_t *liveness;
     char data_dir[PATH_MAX];
     double started_mono;
     atomic_int state;

@@ -35,6 +35,8 @@ struct fleet_t {
     int n_fail, m_window, partition_min;
     double partition_ratio;
     char *machine;              /* the hub's own machine */
+    liveness_t *liveness;
+    liveness_stamp_t *stamp;    /* beaten once per sweep */
     pthread_t health_thread, discovery_thread;
     bool running, discovering;
     fleet_sweep_fn *on_sweep;
@@ -154,6 +156,7 @@ fleet_t *fleet_new(const fleet_args_t *args)
     fleet_t *self = calloc(1, sizeof *self);
     self->config = args->config;
     self->db = args->db;
+    self->liveness = args->liveness;
     pthread_mutex_init(&self->lock, NULL);
     clock_cond_init(&self->wake);
     config_t *cfg = args->config;
@@ -472,6 +475,7 @@ static void *health_loop(void *arg)
     fleet_t *self = arg;
     pthread_mutex_lock(&self->lock);
     while (self->running) {
+        liveness_beat(self->stamp);
         double started = clock_mono();
         sweep(self);
         /* libzmq's per-connection buffers (tens of kB each) are freed by
@@ -596,8 +600,20 @@ static void *discovery_loop(void *arg)
     return NULL;
 }
 
+/* A sweep probes every agent at once, so it lasts about the longest probe
+ * timeout: a turn of the health loop takes at most that plus the interval. */
+static double longest_turn_s(fleet_t *self)
+{
+    int longest = (int)config_int(self->config, "observability.timeout_ms", 2000);
+    for (size_t i = 0; i < self->count; i++)
+        if (self->agents[i]->timeout_ms > longest)
+            longest = self->agents[i]->timeout_ms;
+    return self->interval_s + longest / 1000.0;
+}
+
 int fleet_start(fleet_t *self)
 {
+    self->stamp = liveness_stamp(self->liveness, "observability health sweep", longest_turn_s(self));
     self->running = true;
     if (pthread_create(&self->health_thread, NULL, health_loop, self) != 0) {
         self->running = false;
@@ -623,6 +639,7 @@ void fleet_stop(fleet_t *self)
     if (!was)
         return;
     pthread_join(self->health_thread, NULL);
+    liveness_retire(self->stamp);
     if (discovering)
         pthread_join(self->discovery_thread, NULL);
 }

@@ -536,7 +536,7 @@ static int obs_start(service_t *svc)
     config_local_endpoint(cfg, 7000, registry, sizeof registry);
     const char *reg = config_str(cfg, "observability.registry_endpoint", registry);
     bool discover = config_bool(cfg, "observability.discover", true) && *reg;
-    fleet_args_t args = { cfg, hub->db, status_ep, discover ? reg : NULL };
+    fleet_args_t args = { cfg, hub->db, status_ep, discover ? reg : NULL, svc->liveness };
     hub->fleet = fleet_new(&args);
     hub->procs = procs_new(cfg);
     hub->recovery = tiers_new(cfg, hub->fleet, hub->db, svc->errors, hub->procs, *reg ? reg : registry);

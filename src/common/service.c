@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "fsutil.h"
 #include "log.h"
+#include "procmetrics.h"
 #include "token.h"
 
 #include <stdio.h>
@@ -127,6 +128,7 @@ service_t *service_new(const service_def_t *def, config_t *config)
     self->metrics = metrics_new();
     metrics_declare(self->metrics, "keel_uptime_seconds", "Seconds since the service started.",
                     METRIC_GAUGE, NULL, 0);
+    procmetrics_attach(self->metrics, KEEL_VERSION);
     self->liveness = liveness_new();
     self->wire = wire_server_new(def->name, self->metrics);
     wire_server_set_liveness(self->wire, self->liveness);

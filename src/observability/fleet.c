@@ -766,7 +766,7 @@ void fleet_export(fleet_t *self, metrics_t *metrics)
         metrics_set(metrics, "keel_agent_state", labels, a->state);
     }
     metrics_set(metrics, "keel_health_sweep_duration_seconds", "", self->last_sweep_s);
-    metrics_set(metrics, "keel_health_sweeps", "", (double)self->sweeps);
+    metrics_set(metrics, "keel_health_sweeps_total", "", (double)self->sweeps);
     pthread_mutex_unlock(&self->lock);
 }
 

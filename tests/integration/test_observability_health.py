@@ -362,7 +362,7 @@ def test_prometheus_exporter_passes_promtool_and_a_real_scrape(keel_factory, sta
     assert 'keel_agent_up{agent="Dn",machine="MainPC"} 0' in text
     assert 'keel_agent_failure_probability{agent="Dn",machine="MainPC"} 1' in text
     assert 'keel_agent_recovery_tier{agent="Up",machine="MainPC"} 0' in text
-    assert 'keel_perf_response_time_seconds{service="tts"} 0.25' in text
+    assert 'keel_perf_response_time_seconds{agent="tts"} 0.25' in text
     fams = prom_families(text)
     assert fams["keel_agent_check_latency_seconds"] == "gauge"
     promtool = shutil.which("promtool")

@@ -22,6 +22,13 @@
 #                   build-fuzz/, each run FUZZ_SECONDS (60); fuzz-check
 #                   (the bounded run in `make test`) replays corpus and
 #                   regressions, then fuzzes 10 s each
+#   make install    keeld, keelctl, units, the keel user (sysusers.d), its
+#                   directories (tmpfiles.d), logrotate, manual pages,
+#                   completion and /etc/keel/keel.yaml under DESTDIR and
+#                   PREFIX (/usr/local)
+#   make deb        the Debian package, built from debian/ with
+#                   dpkg-buildpackage in build/deb/; package-test installs
+#                   it on this machine, runs it as the keel user, purges it
 
 BUILD   ?= build
 SAN     ?= 0
@@ -75,7 +82,7 @@ deps-test:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # The dashboard's page (web/) compiled in: see scripts/embed-assets.py.
 $(BUILD)/gen/web_assets.c: scripts/embed-assets.py $(WEB_SRC)
@@ -84,7 +91,7 @@ $(BUILD)/gen/web_assets.c: scripts/embed-assets.py $(WEB_SRC)
 
 $(WEB_OBJ): $(BUILD)/gen/web_assets.c src/observability/web_assets.h
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) -c $< -o $@
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 # P keeps each member's full path: two services may both have a recovery.c.
 $(BUILD)/libkeel.a: $(COMMON_OBJ) $(SERVICE_OBJ) $(WEB_OBJ)
@@ -153,7 +160,7 @@ valgrind-full: all
 	$(VALGRIND_PYTEST) tests/integration
 
 test: deps-test
-	$(MAKE) unit integration browser soak-ci
+	$(MAKE) unit integration browser soak-ci package-test
 	$(MAKE) sanitize
 	$(MAKE) valgrind
 	$(MAKE) fuzz-check
@@ -193,6 +200,53 @@ fuzz: fuzz-build
 
 fuzz-check: fuzz-build
 	sh scripts/fuzz.sh $(FUZZ_BUILD) 10
+
+# ---- installing and packaging ---------------------------------------------
+# The usual directories; with PREFIX=/usr the configuration goes to /etc.
+# The units name /usr/bin/keeld and /etc/keel/keel.yaml, rewritten here for
+# another BINDIR or SYSCONFDIR.  State and logs live where the units'
+# StateDirectory= and LogsDirectory= put them: /var/lib/keel, /var/log/keel.
+PREFIX        ?= /usr/local
+BINDIR        ?= $(PREFIX)/bin
+MANDIR        ?= $(PREFIX)/share/man
+SYSCONFDIR    ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR   ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+INSTALL       ?= install
+PATHS_SED     := -e 's|/usr/bin/keeld|$(BINDIR)/keeld|g' -e 's|/etc/keel/|$(SYSCONFDIR)/keel/|g'
+
+.PHONY: install deb package-test
+install: $(BUILD)/keeld $(BUILD)/keelctl
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	    $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/keel $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	$(INSTALL) -m 0755 $(BUILD)/keeld $(BUILD)/keelctl $(DESTDIR)$(BINDIR)
+	for unit in deploy/*.service; do \
+	    sed $(PATHS_SED) $$unit >$(DESTDIR)$(UNITDIR)/$${unit##*/} && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$${unit##*/} || exit 1; done
+	$(INSTALL) -m 0644 deploy/keel.sysusers $(DESTDIR)$(SYSUSERSDIR)/keel.conf
+	$(INSTALL) -m 0644 deploy/keel.tmpfiles $(DESTDIR)$(TMPFILESDIR)/keel.conf
+	$(INSTALL) -m 0644 deploy/keel.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/keel
+	# an operator's own configuration is never overwritten
+	[ -e $(DESTDIR)$(SYSCONFDIR)/keel/keel.yaml ] || \
+	    { sed $(PATHS_SED) deploy/keel.yaml >$(DESTDIR)$(SYSCONFDIR)/keel/keel.yaml && \
+	      chmod 0644 $(DESTDIR)$(SYSCONFDIR)/keel/keel.yaml; }
+	# manual pages and completion by wildcard: each helper's file joins when it lands
+	for page in man/*.[158]; do [ -e "$$page" ] || continue; \
+	    $(INSTALL) -d $(DESTDIR)$(MANDIR)/man$${page##*.} && \
+	    $(INSTALL) -m 0644 $$page $(DESTDIR)$(MANDIR)/man$${page##*.}/ || exit 1; done
+	for script in deploy/completion/*; do [ -e "$$script" ] || continue; \
+	    $(INSTALL) -d $(DESTDIR)$(COMPLETIONDIR) && name=$${script##*/} && \
+	    $(INSTALL) -m 0644 $$script $(DESTDIR)$(COMPLETIONDIR)/$${name%.bash} || exit 1; done
+
+deb:
+	sh scripts/make-deb.sh
+
+# Installs the package on this machine, runs keeld all from it as the keel
+# user, purges it (tests/package/test_deb.sh; root, one run at a time).
+package-test: deb
+	sh tests/package/test_deb.sh build/deb
 
 clean:
 	rm -rf build build-san build-fuzz

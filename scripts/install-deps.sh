@@ -18,12 +18,12 @@ libsodium-dev libjwt-dev libyaml-dev"
 # agents), the peers the benchmarks and fault tests run beside Keel (Redis,
 # NATS, beanstalkd, node-exporter), promtool, valgrind, the dashboard in
 # Chromium, the fuzz targets (clang), and the Debian package (debhelper,
-# lintian).
+# lintian; man-db and logrotate check its manual pages and logrotate file).
 TEST_PACKAGES="libcmocka-dev python3-zmq python3-yaml python3-pytest
 python3-pytest-xdist python3-pytest-timeout beanstalkd prometheus-node-exporter
 redis-server redis-tools nats-server prometheus sqlite3 valgrind curl iproute2
 chromium nodejs clang libclang-rt-14-dev debhelper dpkg-dev fakeroot lintian
-man-db"
+man-db logrotate"
 
 case "${1:-}" in
     "") ;;

@@ -76,7 +76,7 @@ void service_destroy(service_t **self_p);
 int service_start(service_t *self);
 void service_stop(service_t *self);
 void service_reload(service_t *self, config_t *fresh);
-/* The BaseAgent health dict (spec/core_orchestrator.md §1.4) plus service,
+/* The BaseAgent health dict (CO-9, docs/wire-protocol.md) plus service,
  * version, uptime and requests, after the definition's health hook. */
 json_t *service_health(service_t *self);
 double service_uptime(service_t *self);

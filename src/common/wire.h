@@ -7,7 +7,7 @@
  *  routed by dialect: `action` (Keel and the modern agents), legacy
  *  `command`+`payload` (UPPERCASE replies), coordinator `type`, and a raw
  *  non-JSON frame.  Transport faults get the BaseAgent error replies
- *  (spec/core_orchestrator.md §1.2) and a counter; a frame over the size
+ *  (CO-2..CO-5, docs/wire-protocol.md) and a counter; a frame over the size
  *  limit gets "Request too large" without being parsed.  Handlers run on
  *  the server thread, or on a pool of worker threads when the service has
  *  slow handlers (password hashing, forwarding): the ROUTER socket itself

@@ -1,7 +1,7 @@
 /*  core: the CoreOrchestrator service: one port (7000) for what four agents
  *  served on four (ServiceRegistry, SystemDigitalTwin, RequestCoordinator,
  *  UnifiedSystemAgent).  This file wires the modules together and owns the
- *  few actions two of them both claimed (spec §10): register_agent, whose
+ *  few actions two of them both claimed (CO-8, CO-12..CO-14, CO-26): register_agent, whose
  *  three forms are told apart by their keys; get_agent_info (`agent_name`
  *  is the twin's, a bare `agent` the supervisor's); ping (SDT's pong plus
  *  the health keys); and the raw frames `ping` and `GET_ALL_STATUS`.

@@ -5,7 +5,7 @@
  *  (perfmon.c, feeds.c), PerformanceLoggerAgent (perflog.c),
  *  SystemHealthManager (memsvc.c) and the prior hub's HTTP routes
  *  (pushed.c, alerts.c), plus the Prometheus exporter.  This file wires
- *  them together and resolves the action collisions as spec §8.2 proposes:
+ *  them together and resolves the action collisions (docs/logic-preservation.md, ObservabilityHub):
  *  log_metric goes to the logger when it carries a `metric` object and to
  *  the monitor when it carries service/metric_type; ping/health/health_check
  *  answer the hub's own health with status "ok"; `request_type` requests

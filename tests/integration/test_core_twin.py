@@ -1,4 +1,4 @@
-"""CoreOrchestrator digital twin (spec/core_orchestrator.md CO-25..CO-54):
+"""CoreOrchestrator digital twin (CO-25..CO-54):
 the agent status table, metrics and history, simulate_load with the exact
 limits and reasons, VRAM reports, events and error reports, and the legacy
 `command` protocol sharing one store with the registry."""

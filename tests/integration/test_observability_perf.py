@@ -1,4 +1,4 @@
-"""PerformanceMonitor and PerformanceLoggerAgent on 7002 (spec §2, §5), with
+"""PerformanceMonitor and PerformanceLoggerAgent on 7002 (OH-8..OH-30), with
 persistence across kill -9.  OH-n ids in names."""
 import datetime
 import json

@@ -8,7 +8,7 @@ set -e
 cd "$(dirname "$0")/.."
 version=$(sed -n 's/^#define KEEL_VERSION "\(.*\)"/\1/p' src/common/service.h)
 packaged=$(dpkg-parsechangelog -S Version)
-if [ "${packaged%-*}" != "$version" ]; then
+if [ "$packaged" != "$version" ]; then     # a native package: no Debian revision
     echo "make-deb: debian/changelog is at $packaged but src/common/service.h at $version" >&2
     exit 1
 fi

@@ -8,7 +8,7 @@
 #
 #   sh tests/package/test_deb.sh DIR     DIR holds keel_*.deb (build/deb)
 #
-# Needs root (dpkg).  Runs one at a time (flock), on a port offset no other
+# Needs root (dpkg; through sudo when not root).  Runs one at a time (flock), on a port offset no other
 # test uses (the integration harness stays below 30000), and refuses to
 # touch a machine where keel is already installed by someone else.
 set -eu
@@ -22,6 +22,8 @@ fail() { echo "package-test: FAILED: $*" >&2; failures=$((failures + 1)); }
 check() { desc=$1; shift; if "$@" >/dev/null 2>&1; then echo "package-test: ok: $desc"; else fail "$desc"; fi; }
 
 if [ "$(id -u)" -ne 0 ]; then
+    # dpkg -i and runuser need root; sudo as scripts/install-deps.sh does.
+    command -v sudo >/dev/null && exec sudo KEEL_TIME_FACTOR="$factor" sh "$0" "$dir"
     echo "package-test: needs root (dpkg -i, runuser)" >&2
     exit 1
 fi

@@ -196,6 +196,7 @@ static void reload(daemon_t *d)
         log_error("keeld", "reload refused: the configuration has errors; keeping the old one");
     } else {
         open_log(fresh);
+        d->stall_s = config_double(fresh, "loop_stall_s", 30);
         log_info("keeld", "configuration reloaded");
         for (size_t i = 0; i < d->n; i++)
             service_reload(d->services[i], fresh);

@@ -2,12 +2,13 @@
 # and every new file under src/ or tests/unit/ is picked up by wildcard, so
 # adding a module never means editing this file.
 #
-#   make            build/keeld, build/keelctl, unit tests, fake NVML, benches
+#   make            build/keeld, build/keelctl, build/configdoc, unit tests,
+#                   fake NVML, benches
 #   make run        install what building and running need, build, run
 #                   `keeld all`
 #   make test       install what the tests need too, build, run every test
-#                   (plain and in a browser, then AddressSanitizer+UBSan,
-#                   then valgrind)
+#                   (plain and in a browser, the soak, the Debian package,
+#                   then AddressSanitizer+UBSan, then valgrind, then fuzz)
 #   make valgrind   unit tests under memcheck, then VALGRIND_SUBSET (one or
 #                   two integration files per service) with every keeld and
 #                   keelctl under memcheck: a few minutes, part of `make test`

@@ -2,11 +2,13 @@
 # and every new file under src/ or tests/unit/ is picked up by wildcard, so
 # adding a module never means editing this file.
 #
-#   make            build/keeld, build/keelctl, unit tests, fake NVML, benches
-#   make run        install what is missing, build, run `keeld all`
-#   make test       install what is missing, build, run every test
-#                   (plain and in a browser, then AddressSanitizer+UBSan,
-#                   then valgrind)
+#   make            build/keeld, build/keelctl, build/configdoc, unit tests,
+#                   fake NVML, benches
+#   make run        install what building and running need, build, run
+#                   `keeld all`
+#   make test       install what the tests need too, build, run every test
+#                   (plain and in a browser, the soak, the Debian package,
+#                   then AddressSanitizer+UBSan, then valgrind, then fuzz)
 #   make valgrind   unit tests under memcheck, then VALGRIND_SUBSET (one or
 #                   two integration files per service) with every keeld and
 #                   keelctl under memcheck: a few minutes, part of `make test`
@@ -21,6 +23,13 @@
 #                   build-fuzz/, each run FUZZ_SECONDS (60); fuzz-check
 #                   (the bounded run in `make test`) replays corpus and
 #                   regressions, then fuzzes 10 s each
+#   make install    keeld, keelctl, units, the keel user (sysusers.d), its
+#                   directories (tmpfiles.d), logrotate, manual pages,
+#                   completion and /etc/keel/keel.yaml under DESTDIR and
+#                   PREFIX (/usr/local)
+#   make deb        the Debian package, built from debian/ with
+#                   dpkg-buildpackage in build/deb/; package-test installs
+#                   it on this machine, runs it as the keel user, purges it
 
 BUILD   ?= build
 SAN     ?= 0
@@ -60,16 +69,21 @@ FAKE_NVML   := $(BUILD)/tests/libfake-nvml.so
 WEB_SRC     := $(wildcard web/*.html web/*.js web/*.css)
 WEB_OBJ     := $(BUILD)/gen/web_assets.o
 
-.PHONY: all run test unit integration sanitize valgrind valgrind-full bench clean deps
-all: $(BUILD)/keeld $(BUILD)/keelctl $(UNIT_BIN) $(FAKE_NVML) $(BENCH_BIN)
+.PHONY: all run test unit integration sanitize valgrind valgrind-full bench clean deps deps-test
+all: $(BUILD)/keeld $(BUILD)/keelctl $(BUILD)/configdoc $(UNIT_BIN) $(FAKE_NVML) $(BENCH_BIN)
 
+# scripts/install-deps.sh: what building and running need; --test adds what
+# the tests, benchmarks and the package build need.
 deps:
 	@sh scripts/install-deps.sh
+
+deps-test:
+	@sh scripts/install-deps.sh --test
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # The dashboard's page (web/) compiled in: see scripts/embed-assets.py.
 $(BUILD)/gen/web_assets.c: scripts/embed-assets.py $(WEB_SRC)
@@ -78,7 +92,7 @@ $(BUILD)/gen/web_assets.c: scripts/embed-assets.py $(WEB_SRC)
 
 $(WEB_OBJ): $(BUILD)/gen/web_assets.c src/observability/web_assets.h
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) -c $< -o $@
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 # P keeps each member's full path: two services may both have a recovery.c.
 $(BUILD)/libkeel.a: $(COMMON_OBJ) $(SERVICE_OBJ) $(WEB_OBJ)
@@ -90,6 +104,16 @@ $(BUILD)/keeld: $(BUILD)/obj/src/cmd/keeld.o $(BUILD)/libkeel.a
 
 $(BUILD)/keelctl: $(BUILD)/obj/src/cmd/keelctl.o $(CTL_OBJ) $(BUILD)/libkeel.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# The documentation of every configuration key, from the key table
+# (src/common/configkeys.c): keel.yaml(5), the example /etc/keel/keel.yaml
+# and the table in docs/configuration.md.  A test fails when they drift.
+$(BUILD)/configdoc: $(BUILD)/obj/src/cmd/configdoc.o $(BUILD)/libkeel.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+.PHONY: config-docs
+config-docs: $(BUILD)/configdoc
+	sh scripts/config-docs.sh $(BUILD)/configdoc
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libkeel.a
 	@mkdir -p $(dir $@)
@@ -136,8 +160,8 @@ valgrind-full: all
 	@VALGRIND=1 sh tests/run-unit.sh $(BUILD)
 	$(VALGRIND_PYTEST) tests/integration
 
-test: deps
-	$(MAKE) unit integration browser soak-ci
+test: deps-test
+	$(MAKE) unit integration browser soak-ci package-test
 	$(MAKE) sanitize
 	$(MAKE) valgrind
 	$(MAKE) fuzz-check
@@ -152,7 +176,7 @@ soak-ci: all
 
 # The dashboard in headless Chromium (tests/browser).
 .PHONY: browser
-browser: deps
+browser: deps-test
 	$(MAKE) $(BUILD)/keeld $(BUILD)/keelctl $(FAKE_NVML)
 	cd tests/browser && npm ci --no-audit --no-fund && KEEL_BUILD=$(abspath $(BUILD)) node --test
 
@@ -177,6 +201,53 @@ fuzz: fuzz-build
 
 fuzz-check: fuzz-build
 	sh scripts/fuzz.sh $(FUZZ_BUILD) 10
+
+# ---- installing and packaging ---------------------------------------------
+# The usual directories; with PREFIX=/usr the configuration goes to /etc.
+# The units name /usr/bin/keeld and /etc/keel/keel.yaml, rewritten here for
+# another BINDIR or SYSCONFDIR.  State and logs live where the units'
+# StateDirectory= and LogsDirectory= put them: /var/lib/keel, /var/log/keel.
+PREFIX        ?= /usr/local
+BINDIR        ?= $(PREFIX)/bin
+MANDIR        ?= $(PREFIX)/share/man
+SYSCONFDIR    ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR   ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+INSTALL       ?= install
+PATHS_SED     := -e 's|/usr/bin/keeld|$(BINDIR)/keeld|g' -e 's|/etc/keel/|$(SYSCONFDIR)/keel/|g'
+
+.PHONY: install deb package-test
+install: $(BUILD)/keeld $(BUILD)/keelctl
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	    $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/keel $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	$(INSTALL) -m 0755 $(BUILD)/keeld $(BUILD)/keelctl $(DESTDIR)$(BINDIR)
+	for unit in deploy/*.service; do \
+	    sed $(PATHS_SED) $$unit >$(DESTDIR)$(UNITDIR)/$${unit##*/} && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$${unit##*/} || exit 1; done
+	$(INSTALL) -m 0644 deploy/keel.sysusers $(DESTDIR)$(SYSUSERSDIR)/keel.conf
+	$(INSTALL) -m 0644 deploy/keel.tmpfiles $(DESTDIR)$(TMPFILESDIR)/keel.conf
+	$(INSTALL) -m 0644 deploy/keel.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/keel
+	# an operator's own configuration is never overwritten
+	[ -e $(DESTDIR)$(SYSCONFDIR)/keel/keel.yaml ] || \
+	    { sed $(PATHS_SED) deploy/keel.yaml >$(DESTDIR)$(SYSCONFDIR)/keel/keel.yaml && \
+	      chmod 0644 $(DESTDIR)$(SYSCONFDIR)/keel/keel.yaml; }
+	# manual pages and completion by wildcard: each helper's file joins when it lands
+	for page in man/*.[158]; do [ -e "$$page" ] || continue; \
+	    $(INSTALL) -d $(DESTDIR)$(MANDIR)/man$${page##*.} && \
+	    $(INSTALL) -m 0644 $$page $(DESTDIR)$(MANDIR)/man$${page##*.}/ || exit 1; done
+	for script in deploy/completion/*; do [ -e "$$script" ] || continue; \
+	    $(INSTALL) -d $(DESTDIR)$(COMPLETIONDIR) && name=$${script##*/} && \
+	    $(INSTALL) -m 0644 $$script $(DESTDIR)$(COMPLETIONDIR)/$${name%.bash} || exit 1; done
+
+deb:
+	sh scripts/make-deb.sh
+
+# Installs the package on this machine, runs keeld all from it as the keel
+# user, purges it (tests/package/test_deb.sh; root, one run at a time).
+package-test: deb
+	sh tests/package/test_deb.sh build/deb
 
 clean:
 	rm -rf build build-san build-fuzz

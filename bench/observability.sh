@@ -63,7 +63,7 @@ gauge() {
     curl -sf "$metrics" | awk -v name="$1" '$1 == name { print $2 }'
 }
 tries=0
-until [ "$(gauge keel_health_sweeps 2>/dev/null || echo 0)" -ge 3 ] 2>/dev/null; do
+until [ "$(gauge keel_health_sweeps_total 2>/dev/null || echo 0)" -ge 3 ] 2>/dev/null; do
     tries=$((tries + 1))
     [ "$tries" -lt 600 ] || { echo "observability.sh: hub did not sweep" >&2; cat "$dir/keeld.log" >&2; exit 1; }
     sleep 0.05

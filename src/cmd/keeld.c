@@ -3,14 +3,20 @@
  *  errorbus|security` runs one of them, for the two-machine layout.
  *
  *  Signals are blocked in every thread and taken synchronously by the main
- *  thread with sigwait(), so no handler ever runs inside library code:
+ *  thread with sigtimedwait(), so no handler ever runs inside library code:
  *  SIGINT/SIGTERM stop the services in reverse start order and exit 0,
- *  SIGHUP reloads the configuration file and hands it to each service.
- *  The same reload reaches one service through its `reload` action
- *  (`keelctl reload`), which reads the configuration with load_config. */
+ *  SIGHUP opens the log file again (logrotate) and reloads the configuration
+ *  file, handing it to each service.  Between signals the same thread feeds
+ *  systemd's watchdog, and only while every service's loops are alive
+ *  (liveness.h); systemd hears READY=1 once every service answers, and
+ *  STOPPING=1 when keeld begins to stop (sdnotify.h).  The same reload
+ *  reaches one service through its `reload` action (`keelctl reload`),
+ *  which reads the configuration with load_config. */
+#include "clock.h"
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "service.h"
 #include "zcurve.h"
 
@@ -21,6 +27,7 @@
 #include "security/security.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,8 +45,11 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: keeld all|core|resource|observability|errorbus|security\n"
-            "             [--config FILE] [--data-dir DIR] [--port-offset N]\n"
-            "environment: KEEL_CONFIG, KEEL_DATA_DIR, PORT_OFFSET, KEEL_BIND, SECURE_ZMQ\n");
+            "             [--config FILE] [--data-dir DIR] [--port-offset N] [--check]\n"
+            "       keeld --version | --help\n"
+            "environment: KEEL_CONFIG, KEEL_DATA_DIR, PORT_OFFSET, KEEL_BIND, SECURE_ZMQ,\n"
+            "             KEEL_LOG_LEVEL\n"
+            "keeld(8) and keel.yaml(5) say more.\n");
 }
 
 typedef struct {
@@ -58,6 +68,7 @@ static int parse_options(int argc, char **argv, options_t *opts)
         { "port-offset", required_argument, NULL, 'p' },
         { "check", no_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     memset(opts, 0, sizeof *opts);
@@ -70,6 +81,7 @@ static int parse_options(int argc, char **argv, options_t *opts)
         case 'p': opts->port_offset = optarg; break;
         case 'k': opts->check = true; break;
         case 'h': usage(stdout); exit(0);
+        case 'V': printf("keeld (Keel) %s\n", KEEL_VERSION); exit(0);
         default: return -1;
         }
     }
@@ -91,8 +103,12 @@ static config_t *load_config(const options_t *opts, char *err, size_t errlen)
         rc = config_apply_env(config, err, errlen);
     if (rc == 0 && opts->data_dir)
         rc = config_set(config, "data_dir", opts->data_dir, err, errlen);
-    if (rc == 0 && opts->port_offset)
-        rc = config_set(config, "port_offset", opts->port_offset, err, errlen);
+    if (rc == 0 && opts->port_offset) {
+        char why[512];
+        rc = config_set(config, "port_offset", opts->port_offset, why, sizeof why);
+        if (rc < 0)
+            snprintf(err, errlen, "flag --port-offset: %s", why);
+    }
     if (rc < 0)
         config_destroy(&config);
     return config;
@@ -113,40 +129,102 @@ static size_t select_services(const char *which, const service_def_t **out)
     return n;
 }
 
+/* The level, and the JSON log file: log_file, or <data_dir>/keel.log. */
 static void open_log(config_t *config)
 {
     int level = log_level_parse(config_str(config, "log_level", "info"));
     if (level >= 0)
         log_set_level(level);
     const char *dir = config_str(config, "data_dir", "./var/keel");
+    const char *file = config_str(config, "log_file", "");
+    if (!strcmp(file, "none")) {
+        log_close();
+        return;
+    }
     char path[4096];
-    snprintf(path, sizeof path, "%s/keel.log", dir);
+    if (*file)
+        snprintf(path, sizeof path, "%s", file);
+    else
+        snprintf(path, sizeof path, "%s/keel.log", dir);
     if (fs_mkdirs(dir) < 0 || log_open(path) < 0)
         log_warn("keeld", "cannot open the log file %s; logging to stderr only", path);
 }
 
-/* Waits for signals; returns when asked to stop. */
-static void serve_signals(const sigset_t *set, const options_t *opts,
-                          service_t **services, size_t n)
+typedef struct {
+    const options_t *opts;
+    service_t **services;
+    size_t n;
+    sdnotify_t *notify;
+    double stall_s;             /* loop_stall_s */
+    char stalled[160];          /* the loop last reported stalled, or "" */
+} daemon_t;
+
+/* WATCHDOG=1 only while every loop of every service came round in time;
+ * a stall is logged once, when it starts, and once when it ends. */
+static void feed_watchdog(daemon_t *d)
 {
+    char stalled[160] = "";
+    for (size_t i = 0; i < d->n && !*stalled; i++)
+        liveness_fresh(d->services[i]->liveness, clock_mono(), d->stall_s, stalled, sizeof stalled);
+    if (!*stalled) {
+        if (*d->stalled)
+            log_info("keeld", "every service loop is running again: feeding the watchdog");
+        d->stalled[0] = '\0';
+        sdnotify_send(d->notify, "WATCHDOG=1");
+        return;
+    }
+    if (!*d->stalled)
+        log_error("keeld", "%s has stalled: systemd's watchdog is no longer fed", stalled);
+    snprintf(d->stalled, sizeof d->stalled, "%s", stalled);
+}
+
+static void reload(daemon_t *d)
+{
+    sdnotify_send(d->notify, "RELOADING=1\nSTATUS=Reloading the configuration");
+    char err[512];
+    config_t *fresh = load_config(d->opts, err, sizeof err);
+    if (!fresh) {
+        log_reopen();
+        log_error("keeld", "reload refused: %s; keeping the old configuration", err);
+    } else {
+        open_log(fresh);
+        d->stall_s = config_double(fresh, "loop_stall_s", 30);
+        log_info("keeld", "configuration reloaded");
+        for (size_t i = 0; i < d->n; i++)
+            service_reload(d->services[i], fresh);
+        config_destroy(&fresh);
+    }
+    sdnotify_send(d->notify, "READY=1\nSTATUS=Running");
+}
+
+/* Waits for signals, feeding the watchdog every half period between them,
+ * as sd_watchdog_enabled(3) advises; returns when asked to stop. */
+static void serve_signals(const sigset_t *set, daemon_t *d)
+{
+    double period = sdnotify_watchdog_s(d->notify) / 2;
+    double next_feed = clock_mono();
     for (;;) {
         int sig;
-        if (sigwait(set, &sig) != 0)
+        if (period > 0) {
+            double now = clock_mono();
+            if (now >= next_feed) {
+                feed_watchdog(d);
+                next_feed = now + period;
+            }
+            double wait = next_feed - now;
+            struct timespec ts = { (time_t)wait, (long)((wait - floor(wait)) * 1e9) };
+            sig = sigtimedwait(set, NULL, &ts);
+            if (sig < 0)
+                continue;           /* EAGAIN: time to feed; EINTR: again */
+        } else if (sigwait(set, &sig) != 0) {
             continue;
+        }
         if (sig != SIGHUP) {
             log_info("keeld", "signal %d: stopping", sig);
+            sdnotify_send(d->notify, "STOPPING=1\nSTATUS=Stopping");
             return;
         }
-        char err[512];
-        config_t *fresh = load_config(opts, err, sizeof err);
-        if (!fresh) {
-            log_error("keeld", "reload refused: %s; keeping the old configuration", err);
-            continue;
-        }
-        log_info("keeld", "configuration reloaded");
-        for (size_t i = 0; i < n; i++)
-            service_reload(services[i], fresh);
-        config_destroy(&fresh);
+        reload(d);
     }
 }
 
@@ -175,8 +253,11 @@ int main(int argc, char **argv)
         config_destroy(&config);
         return 0;
     }
+    log_follow_journal();
+    sdnotify_t *notify = sdnotify_new();        /* before any thread: it edits the environment */
     open_log(config);
     if (zcurve_configure(config, true) < 0) {   /* secure_zmq without usable keys: refuse */
+        sdnotify_destroy(&notify);
         config_destroy(&config);
         return 2;
     }
@@ -203,10 +284,17 @@ int main(int argc, char **argv)
     }
     if (rc == 0) {
         log_info("keeld", "Keel %s: %zu service(s) ready", KEEL_VERSION, n);
-        serve_signals(&set, &opts, services, n);
+        char status[96];
+        snprintf(status, sizeof status, "READY=1\nSTATUS=Running: %zu service(s) ready", n);
+        sdnotify_send(notify, status);
+        daemon_t d = { &opts, services, n, notify, config_double(config, "loop_stall_s", 30), "" };
+        serve_signals(&set, &d);
+    } else {
+        sdnotify_send(notify, "STOPPING=1\nSTATUS=A service failed to start");
     }
     while (started > 0)
         service_destroy(&services[--started]);
+    sdnotify_destroy(&notify);
     config_destroy(&config);
     log_close();
     return rc;

@@ -1,10 +1,14 @@
-/*  config: see config.h.  The defaults are written as JSON text below, so
- *  the set of known keys and their types live in one place; a key whose
- *  default is null or an empty list/object accepts any value of that kind
- *  (lists of agents, module maps). */
+/*  config: see config.h.  Loading is two passes over the parsed YAML:
+ *  check() walks it against the key table (configkeys.c) and refuses the
+ *  first unknown key, wrong type or value out of range, naming the file,
+ *  the line and the dotted key; only a document that passes is merged, so a
+ *  refused file changes nothing.  Mappings merge key by key; lists and
+ *  scalars replace what was there; null puts a key back to its default
+ *  (and leaves a mapping of declared keys as it is, so a file may keep
+ *  "core:" with every key below it commented out). */
 #include "config.h"
+#include "configkeys.h"
 #include "fsutil.h"
-#include "log.h"
 #include "yamljson.h"
 
 #include <errno.h>
@@ -12,54 +16,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *defaults_json =
-    "{"
-    "\"bind\": \"127.0.0.1\","
-    "\"port_offset\": 0,"
-    "\"data_dir\": \"./var/keel\","
-    "\"log_level\": \"info\","
-    "\"legacy_ports\": false,"
-    "\"metrics_source\": \"real\","
-    "\"error_bus_endpoint\": \"\","
-    "\"registry_endpoint\": \"\","
-    "\"advertise_host\": \"\","
-    "\"secure_zmq\": false,"
-    "\"certificates_dir\": \"./certificates\","
-    "\"max_request_bytes\": 1048576,"
-    "\"core\": {"
-    "  \"registry\": {\"backend\": \"sqlite\", \"redis_url\": \"redis://127.0.0.1:6379/0\","
-    "                \"prefix\": \"service_registry:\", \"ttl_s\": 300.0},"
-    "  \"prometheus_url\": \"\","
-    "  \"aliases\": {\"MemoryOrchestrator\": [\"MemoryOrchestratorService\"],"
-    "               \"GOT_TOTAgent\": [\"GoTToTAgent\"], \"StreamingTTSAgent\": [\"StreamingTtsAgent\"]},"
-    "  \"agents\": []"
-    "},"
-    "\"resource\": {"
-    "  \"model_manager_endpoint\": \"tcp://127.0.0.1:5570\","
-    "  \"thresholds\": {\"cpu\": 80.0, \"memory\": 80.0, \"gpu\": 80.0}"
-    "},"
-    "\"observability\": {\"agents\": [], \"interval_s\": 30.0},"
-    "\"errorbus\": {\"nats_url\": \"\", \"retention_days\": 30},"
-    "\"security\": {"
-    "  \"allow_registration\": false,"
-    "  \"lockout\": {\"failures\": 5, \"window_s\": 900, \"base_lock_s\": 60}"
-    "},"
-    "\"modules\": {}"
-    "}";
-
 struct config_t {
     json_t *root;
 };
 
+/* Sets `value` (stolen) at the dotted `name`, making the mappings on the way. */
+static void set_path(json_t *root, const char *name, json_t *value)
+{
+    json_t *node = root;
+    char part[128];
+    const char *p = name;
+    const char *dot;
+    while ((dot = strchr(p, '.')) != NULL) {
+        snprintf(part, sizeof part, "%.*s", (int)(dot - p), p);
+        json_t *next = json_object_get(node, part);
+        if (!json_is_object(next)) {
+            next = json_object();
+            json_object_set_new(node, part, next);
+        }
+        node = next;
+        p = dot + 1;
+    }
+    json_object_set_new(node, p, value);
+}
+
 config_t *config_new(void)
 {
     config_t *self = calloc(1, sizeof *self);
-    json_error_t jerr;
-    self->root = json_loads(defaults_json, 0, &jerr);
-    if (!self->root) {
-        log_error("config", "built-in defaults do not parse: %s", jerr.text);
-        free(self);
-        return NULL;
+    self->root = json_object();
+    size_t n;
+    const configkey_t *keys = configkeys_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (strpbrk(keys[i].name, "*[") || !keys[i].def)
+            continue;
+        set_path(self->root, keys[i].name, configkeys_default(&keys[i]));
     }
     return self;
 }
@@ -87,56 +77,178 @@ static const char *type_name(json_t *v)
     }
 }
 
-/* May `value` replace `def`?  Integers may stand for numbers; an empty
- * default container or null default accepts anything. */
-static bool type_fits(json_t *def, json_t *value)
+/* Where a key was written, for messages. */
+typedef struct {
+    json_t *lines;
+    const char *origin;
+    char *err;
+    size_t errlen;
+} where_t;
+
+static int refuse(const where_t *w, const char *path, const char *fmt, const char *detail)
 {
-    if (json_is_null(def))
-        return true;
-    if (json_is_object(def) && json_object_size(def) == 0)
-        return json_is_object(value);
-    if (json_is_real(def))
-        return json_is_number(value);
-    if (json_is_boolean(def))
-        return json_is_boolean(value);
-    return json_typeof(def) == json_typeof(value);
+    json_int_t line = w->lines ? json_integer_value(json_object_get(w->lines, path)) : 0;
+    char text[512];
+    snprintf(text, sizeof text, fmt, path, detail);
+    if (w->origin)
+        snprintf(w->err, w->errlen, "%s:%lld: %s", w->origin, (long long)line, text);
+    else
+        snprintf(w->err, w->errlen, "%s", text);
+    return -1;
 }
 
-static int merge(json_t *base, json_t *over, const char *path, json_t *lines,
-                 const char *origin, bool top, char *err, size_t errlen)
+/* Edit distance of two short names, for "did you mean". */
+static size_t distance(const char *a, const char *b)
 {
-    const char *key;
-    json_t *value;
-    json_object_foreach(over, key, value) {
-        char child[512];
-        snprintf(child, sizeof child, "%s%s%s", path, *path ? "." : "", key);
-        json_int_t line = lines ? json_integer_value(json_object_get(lines, child)) : 0;
-        json_t *def = json_object_get(base, key);
-        if (!def) {
-            if (top) {
-                snprintf(err, errlen, "%s:%lld: unknown key '%s'", origin, (long long)line, child);
-                return -1;
-            }
-            /* Services read many keys beyond the defaults here, each with
-             * its own fallback: only a top-level stranger is an error. */
-            log_debug("config", "%s:%lld: key '%s' has no built-in default; kept as given",
-                      origin, (long long)line, child);
-            json_object_set(base, key, value);
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 64;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* " (did you mean 'window_s'?)" when a sibling of `pattern` is close to `name`. */
+static void suggestion(const char *pattern, const char *name, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    size_t n, plen = strlen(pattern), best = 3;
+    const configkey_t *keys = configkeys_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        const char *k = keys[i].name;
+        if (plen && (strncmp(k, pattern, plen) != 0 || k[plen] != '.'))
             continue;
+        const char *leaf = plen ? k + plen + 1 : k;
+        if (strpbrk(leaf, ".[*"))
+            continue;
+        size_t d = distance(leaf, name);
+        if (d < best) {
+            best = d;
+            snprintf(buf, len, " (did you mean '%s'?)", leaf);
         }
-        if (!type_fits(def, value)) {
-            snprintf(err, errlen, "%s:%lld: key '%s': expected %s, got %s", origin,
-                     (long long)line, child, type_name(def), type_name(value));
+    }
+}
+
+static int check_mapping(json_t *obj, const char *pattern, const char *path, const where_t *w);
+
+/* One value against its entry: type, range, then what it contains. */
+static int check_value(const configkey_t *key, json_t *value, const char *path, const where_t *w)
+{
+    char why[256];
+    if (json_is_null(value))
+        return 0;
+    if (!configkeys_type_fits(key, value)) {
+        snprintf(why, sizeof why, "expected %s, got %s", configkeys_type_name(key->type),
+                 type_name(value));
+        return refuse(w, path, "key '%s': %s", why);
+    }
+    if (!configkeys_in_range(key, value, why, sizeof why))
+        return refuse(w, path, "key '%s': %s", why);
+    if (key->type == CK_MAPPING && configkeys_has_children(key->name))
+        return check_mapping(value, key->name, path, w);
+    if (key->type != CK_LIST)
+        return 0;
+    char items[160];
+    snprintf(items, sizeof items, "%s[]", key->name);
+    bool declared = configkeys_has_children(items);
+    size_t i;
+    json_t *item;
+    json_array_foreach(value, i, item) {
+        char child[600];
+        snprintf(child, sizeof child, "%s[%zu]", path, i);
+        if (!json_is_object(item)) {
+            snprintf(why, sizeof why, "expected mapping, got %s", type_name(item));
+            return refuse(w, child, "key '%s': %s", why);
+        }
+        if (declared && check_mapping(item, items, child, w) < 0)
             return -1;
+    }
+    return 0;
+}
+
+static int check_mapping(json_t *obj, const char *pattern, const char *path, const where_t *w)
+{
+    const char *name;
+    json_t *value;
+    json_object_foreach(obj, name, value) {
+        char child[512];
+        snprintf(child, sizeof child, "%s%s%s", path, *path ? "." : "", name);
+        const configkey_t *key = configkeys_child(pattern, name);
+        if (!key) {
+            char hint[96];
+            suggestion(pattern, name, hint, sizeof hint);
+            return refuse(w, child, "unknown key '%s'%s", hint);
         }
-        if (json_is_object(def) && json_object_size(def) > 0) {
-            if (merge(def, value, child, lines, origin, false, err, errlen) < 0)
-                return -1;
-        } else {
-            json_object_set(base, key, value);
+        char why[512];
+        if (!configkeys_name_allowed(key, name, why, sizeof why))
+            return refuse(w, child, "key '%s': %s", why);
+        if (check_value(key, value, child, w) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Keel's own ports must stay ports once port_offset moves them. */
+static int check_ports(config_t *self, const where_t *w)
+{
+    long offset = config_int(self, "port_offset", 0);
+    size_t n;
+    const configkey_t *keys = configkeys_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i].type != CK_PORT || strpbrk(keys[i].name, "*["))
+            continue;
+        long port = config_int(self, keys[i].name, 0);
+        if (port > 0 && port + offset > 65535) {
+            char why[128];
+            snprintf(why, sizeof why, "%ld + port_offset %ld is above 65535", port, offset);
+            return refuse(w, keys[i].name, "key '%s': %s", why);
         }
     }
     return 0;
+}
+
+/* Merges a checked mapping into base. */
+static void merge(json_t *base, json_t *over, const char *pattern)
+{
+    const char *name;
+    json_t *value;
+    json_object_foreach(over, name, value) {
+        const configkey_t *key = configkeys_child(pattern, name);
+        bool structured = key->type == CK_MAPPING && configkeys_has_children(key->name);
+        if (json_is_null(value) && structured) {
+            continue;           /* "core:" with every key below commented out */
+        } else if (json_is_null(value)) {
+            json_t *def = configkeys_default(key);
+            if (def)
+                json_object_set_new(base, name, def);
+            else
+                json_object_del(base, name);
+        } else if (structured) {
+            json_t *inner = json_object_get(base, name);
+            if (!json_is_object(inner)) {
+                inner = json_object();
+                json_object_set_new(base, name, inner);
+            }
+            merge(inner, value, key->name);
+        } else {
+            json_object_set(base, name, value);
+        }
+    }
 }
 
 int config_load_text(config_t *self, const char *text, const char *origin,
@@ -149,12 +261,23 @@ int config_load_text(config_t *self, const char *text, const char *origin,
         snprintf(err, errlen, "%s:%s", origin, perr);
         return -1;
     }
+    where_t w = { lines, origin, err, errlen };
     int rc = 0;
     if (!json_is_object(tree)) {
         snprintf(err, errlen, "%s:1: the document must be a mapping of keys", origin);
         rc = -1;
+    } else if (check_mapping(tree, "", "", &w) < 0) {
+        rc = -1;
     } else {
-        rc = merge(self->root, tree, "", lines, origin, true, err, errlen);
+        json_t *before = json_deep_copy(self->root);
+        merge(self->root, tree, "");
+        rc = check_ports(self, &w);
+        if (rc < 0) {
+            json_decref(self->root);
+            self->root = before;
+        } else {
+            json_decref(before);
+        }
     }
     json_decref(tree);
     json_decref(lines);
@@ -202,45 +325,83 @@ json_t *config_get(config_t *self, const char *key)
     return parent ? json_object_get(parent, last) : NULL;
 }
 
-static json_t *parse_flag_value(json_t *def, const char *text)
+/* The table entry of a concrete dotted key ("modules.ServiceRegistry.mode"). */
+static const configkey_t *entry_of(const char *key)
+{
+    char pattern[256] = "", part[128];
+    const configkey_t *entry = NULL;
+    const char *p = key;
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (n >= sizeof part)
+            return NULL;
+        snprintf(part, sizeof part, "%.*s", (int)n, p);
+        entry = configkeys_child(pattern, part);
+        if (!entry || !configkeys_name_allowed(entry, part, NULL, 0))
+            return NULL;
+        snprintf(pattern, sizeof pattern, "%s", entry->name);
+        if (!dot)
+            return entry;
+        p = dot + 1;
+    }
+}
+
+static json_t *parse_text(const configkey_t *key, const char *text)
 {
     char *end;
-    if (json_is_integer(def)) {
+    switch (key->type) {
+    case CK_INTEGER:
+    case CK_PORT: {
         errno = 0;
         long long v = strtoll(text, &end, 10);
         return (*text && *end == '\0' && errno == 0) ? json_integer(v) : NULL;
     }
-    if (json_is_real(def)) {
+    case CK_NUMBER: {
         double v = strtod(text, &end);
         return (*text && *end == '\0') ? json_real(v) : NULL;
     }
-    if (json_is_boolean(def)) {
+    case CK_BOOLEAN:
         if (!strcmp(text, "1") || !strcmp(text, "true") || !strcmp(text, "yes"))
             return json_true();
         if (!strcmp(text, "0") || !strcmp(text, "false") || !strcmp(text, "no") || !*text)
             return json_false();
         return NULL;
-    }
-    if (json_is_string(def) || json_is_null(def))
+    case CK_STRING:
         return json_string(text);
-    return NULL;
+    default:
+        return NULL;
+    }
 }
 
 int config_set(config_t *self, const char *key, const char *text, char *err, size_t errlen)
 {
-    char last[128];
-    json_t *parent = parent_of(self->root, key, last, sizeof last);
-    json_t *def = parent ? json_object_get(parent, last) : NULL;
-    if (!def) {
+    const configkey_t *entry = entry_of(key);
+    if (!entry) {
         snprintf(err, errlen, "unknown key '%s'", key);
         return -1;
     }
-    json_t *value = parse_flag_value(def, text);
+    json_t *value = parse_text(entry, text);
+    char why[256];
     if (!value) {
-        snprintf(err, errlen, "key '%s': expected %s, got '%s'", key, type_name(def), text);
+        snprintf(err, errlen, "key '%s': expected %s, got '%s'", key,
+                 configkeys_type_name(entry->type), text);
         return -1;
     }
-    json_object_set_new(parent, last, value);
+    if (!configkeys_in_range(entry, value, why, sizeof why)) {
+        snprintf(err, errlen, "key '%s': %s", key, why);
+        json_decref(value);
+        return -1;
+    }
+    json_t *before = json_deep_copy(self->root);
+    set_path(self->root, key, value);
+    where_t w = { NULL, NULL, err, errlen };
+    if (check_ports(self, &w) < 0) {
+        json_decref(self->root);
+        self->root = before;
+        return -1;
+    }
+    json_decref(before);
     return 0;
 }
 

@@ -1,10 +1,11 @@
 /*  config: Keel's configuration as one JSON tree.  The built-in defaults
- *  (DESIGN.md's keys) are the base; a YAML file is merged over them, then
- *  the environment, then command-line flags.  Every value read from YAML is
- *  checked against the type of its default, and a mismatch or an unknown
- *  top-level key is an error naming the file, the line and the dotted key,
- *  so a typo never silently becomes a default.  Read-only after loading,
- *  except for a whole reload, so readers take no lock. */
+ *  come from the key table (configkeys.h); a YAML file is merged over them,
+ *  then the environment, then command-line flags.  Every key is checked
+ *  against the table at every depth: an unknown key, a value of the wrong
+ *  type or out of its range is an error naming the file, the line and the
+ *  dotted key, so a typo never silently becomes a default, and a refused
+ *  file changes nothing.  Read-only after loading, except for a whole
+ *  reload, so readers take no lock. */
 #ifndef KEEL_CONFIG_H
 #define KEEL_CONFIG_H
 #include <jansson.h>
@@ -22,7 +23,8 @@ int config_load_text(config_t *self, const char *text, const char *origin,
                      char *err, size_t errlen);
 /* PORT_OFFSET, KEEL_DATA_DIR, KEEL_BIND, SECURE_ZMQ, KEEL_LOG_LEVEL. */
 int config_apply_env(config_t *self, char *err, size_t errlen);
-/* Sets one dotted key from text, parsed as the default's type (flags). */
+/* Sets one dotted key from text, parsed as its type in the table and
+ * range-checked (flags, environment). */
 int config_set(config_t *self, const char *key, const char *text, char *err, size_t errlen);
 
 json_t *config_get(config_t *self, const char *key);       /* borrowed; NULL if absent */

@@ -1,6 +1,6 @@
 /*  errpub: reporting an error to the ErrorBus exactly as the existing agents
  *  do: a PUB socket connected to the bus's bound SUB (port 7150) sending one
- *  frame `ERROR:{json}` (framing F1 of spec/errorbus_security.md) with
+ *  frame `ERROR:{json}` (framing F1 of docs/wire-protocol.md) with
  *  timestamp (epoch), agent, error_type, message, severity and details.
  *  Fire and forget, as for the agents: a bus that is down costs nothing but
  *  the message.  Thread-safe (a mutex around the socket). */

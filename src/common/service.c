@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "fsutil.h"
 #include "log.h"
+#include "procmetrics.h"
 #include "token.h"
 
 #include <stdio.h>
@@ -177,7 +178,10 @@ service_t *service_new(const service_def_t *def, config_t *config)
     self->metrics = metrics_new();
     metrics_declare(self->metrics, "keel_uptime_seconds", "Seconds since the service started.",
                     METRIC_GAUGE, NULL, 0);
+    procmetrics_attach(self->metrics, KEEL_VERSION);
+    self->liveness = liveness_new();
     self->wire = wire_server_new(def->name, self->metrics);
+    wire_server_set_liveness(self->wire, self->liveness);
     wire_server_set_max_request(self->wire, (size_t)config_int(config, "max_request_bytes", 1 << 20));
     self->http = httpd_new(def->name, self->metrics);
     char endpoint[256];
@@ -197,6 +201,7 @@ void service_destroy(service_t **self_p)
     errpub_destroy(&self->errors);
     metrics_destroy(&self->metrics);
     pthread_mutex_destroy(&self->reload_lock);
+    liveness_destroy(&self->liveness);
     free(self);
     *self_p = NULL;
 }

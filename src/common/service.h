@@ -33,6 +33,7 @@
 #include "dirlock.h"
 #include "errpub.h"
 #include "httpd.h"
+#include "liveness.h"
 #include "metrics.h"
 #include "wire.h"
 
@@ -84,6 +85,10 @@ struct service_t {
     wire_server_t *wire;
     httpd_t *http;
     errpub_t *errors;
+    /* Its loops' stamps (the wire thread and workers; loops of its own
+     * take theirs with liveness_stamp): keeld feeds systemd's watchdog
+     * only while all are fresh. */
+    liveness_t *liveness;
     char data_dir[PATH_MAX];
     double started_mono;
     atomic_int state;
@@ -110,7 +115,7 @@ bool service_caller_is_admin(service_t *self, json_t *request);
 /* The refusal of an ADMIN action without that token (a new reference),
  * counted in keel_bad_requests_total{reason="forbidden"}. */
 json_t *service_forbidden(service_t *self, const char *action);
-/* The BaseAgent health dict (spec/core_orchestrator.md §1.4) plus service,
+/* The BaseAgent health dict (CO-9, docs/wire-protocol.md) plus service,
  * version, pid, ports ({zmq, http}), uptime and requests, after the
  * definition's health hook. */
 json_t *service_health(service_t *self);

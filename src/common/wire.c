@@ -51,6 +51,12 @@ typedef struct {
     size_t count;
 } routes_t;
 
+/* What a worker thread is given: its server and its own liveness stamp. */
+typedef struct {
+    wire_server_t *server;
+    liveness_stamp_t *stamp;
+} worker_t;
+
 struct wire_server_t {
     char *service;
     metrics_t *metrics;
@@ -63,6 +69,9 @@ struct wire_server_t {
     int nworkers;
     pthread_t thread;
     pthread_t workers[MAX_WORKERS];
+    worker_t worker_args[MAX_WORKERS];
+    liveness_t *liveness;               /* borrowed: the service's */
+    liveness_stamp_t *stamp;            /* the server thread's */
     char jobs_endpoint[64], results_endpoint[64];
     atomic_bool running;
     bool started;
@@ -822,7 +831,8 @@ static wire_server_t *listener_of(wire_server_t *self, message_t *m)
 
 static void *worker_main(void *arg)
 {
-    wire_server_t *self = arg;
+    worker_t *me = arg;
+    wire_server_t *self = me->server;
     void *jobs = zmq_socket(wire_context(), ZMQ_PULL);
     void *results = zmq_socket(wire_context(), ZMQ_PUSH);
     int zero = 0, timeout = 100;
@@ -833,6 +843,7 @@ static void *worker_main(void *arg)
     zmq_connect(results, self->results_endpoint);
     message_t m;
     while (atomic_load(&self->running)) {
+        liveness_beat(me->stamp);
         if (message_recv(&m, jobs, 0) < 0)
             continue;
         serve_message(listener_of(self, &m), &m, 1, results);
@@ -859,7 +870,7 @@ static void start_workers(wire_server_t *self, void **jobs, void **results)
     zmq_bind(*jobs, self->jobs_endpoint);
     zmq_bind(*results, self->results_endpoint);
     for (int i = 0; i < self->nworkers; i++)
-        pthread_create(&self->workers[i], NULL, worker_main, self);
+        pthread_create(&self->workers[i], NULL, worker_main, &self->worker_args[i]);
 }
 
 /* One thread serves the main socket and every attached listener, so a
@@ -879,6 +890,7 @@ static void *server_main(void *arg)
     int nitems = nlisteners + (results ? 1 : 0);
     message_t m;
     while (atomic_load(&self->running)) {
+        liveness_beat(self->stamp);
         if (zmq_poll(items, nitems, 100) <= 0)
             continue;
         for (int i = 0; i < nlisteners; i++) {
@@ -913,8 +925,26 @@ static void *server_main(void *arg)
     return NULL;
 }
 
+void wire_server_set_liveness(wire_server_t *self, liveness_t *liveness)
+{
+    self->liveness = liveness;
+}
+
+/* Both loops wait at most 100 ms for a message before coming round. */
+static void take_stamps(wire_server_t *self)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s wire thread", self->service);
+    self->stamp = liveness_stamp(self->liveness, name, 0.1);
+    for (int i = 0; i < self->nworkers; i++) {
+        snprintf(name, sizeof name, "%s wire worker %d", self->service, i + 1);
+        self->worker_args[i] = (worker_t){ self, liveness_stamp(self->liveness, name, 0.1) };
+    }
+}
+
 int wire_server_start(wire_server_t *self)
 {
+    take_stamps(self);
     atomic_store(&self->running, true);
     if (pthread_create(&self->thread, NULL, server_main, self) != 0) {
         log_error(self->service, "cannot start the wire thread");
@@ -930,6 +960,9 @@ void wire_server_stop(wire_server_t *self)
         return;
     atomic_store(&self->running, false);
     pthread_join(self->thread, NULL);
+    liveness_retire(self->stamp);
+    for (int i = 0; i < self->nworkers; i++)
+        liveness_retire(self->worker_args[i].stamp);
     self->started = false;
 }
 

@@ -7,7 +7,7 @@
  *  routed by dialect: `action` (Keel and the modern agents), legacy
  *  `command`+`payload` (UPPERCASE replies), coordinator `type`, and a raw
  *  non-JSON frame.  Transport faults get the BaseAgent error replies
- *  (spec/core_orchestrator.md §1.2) and a counter; a frame over the size
+ *  (CO-2..CO-5, docs/wire-protocol.md) and a counter; a frame over the size
  *  limit gets "Request too large" without being parsed.  Handlers run on
  *  the server thread, or on a pool of worker threads when the service has
  *  slow handlers (password hashing, forwarding): the ROUTER socket itself
@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "liveness.h"
 #include "metrics.h"
 
 /* How Keel writes JSON on the wire.  Reals keep jansson's 17 significant
@@ -101,6 +102,9 @@ int wire_server_listen_any(wire_server_t *self, const char *endpoint, wire_handl
 
 /* 0 runs handlers on the server thread (the default). */
 void wire_server_set_workers(wire_server_t *self, int workers);
+/* The server thread and each worker beat a stamp of `liveness` (borrowed)
+ * every time round their loop; call before wire_server_start. */
+void wire_server_set_liveness(wire_server_t *self, liveness_t *liveness);
 void wire_server_set_max_request(wire_server_t *self, size_t bytes);
 int wire_server_start(wire_server_t *self);
 /* Stops taking requests, answers those in flight, joins the threads. */

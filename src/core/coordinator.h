@@ -1,4 +1,4 @@
-/*  coordinator: RequestCoordinator (spec §5): user requests by `type`
+/*  coordinator: RequestCoordinator (CO-55..CO-66): user requests by `type`
  *  (text, audio, vision) become prioritised tasks in a bounded queue; a
  *  dispatcher sends them to the reasoning agents found in the registry,
  *  behind one circuit breaker per downstream; interrupts clear the queue,

@@ -1,7 +1,7 @@
 /*  core: the CoreOrchestrator service: one port (7000) for what four agents
  *  served on four (ServiceRegistry, SystemDigitalTwin, RequestCoordinator,
  *  UnifiedSystemAgent).  This file wires the modules together and owns the
- *  few actions two of them both claimed (spec §10): register_agent, whose
+ *  few actions two of them both claimed (CO-8, CO-12..CO-14, CO-26): register_agent, whose
  *  three forms are told apart by their keys; get_agent_info (`agent_name`
  *  is the twin's, a bare `agent` the supervisor's); ping (SDT's pong plus
  *  the health keys); and the raw frames `ping` and `GET_ALL_STATUS`.
@@ -191,7 +191,9 @@ static int open_backend(core_t *self)
     const char *prefix = getenv("SERVICE_REGISTRY_REDIS_PREFIX");
     char path[4096], err[512];
     service_path(self->svc, "registry.db", path, sizeof path);
-    self->backend = core_backend_new(kind, path, url && *url ? url : config_str(cfg, "core.registry.redis_url", ""),
+    if (!url || !*url)
+        url = config_str(cfg, "core.registry.redis_url", "redis://127.0.0.1:6379/0");
+    self->backend = core_backend_new(kind, path, url,
                                 prefix && *prefix ? prefix : config_str(cfg, "core.registry.prefix", "service_registry:"),
                                 config_bool(cfg, "core.registry.fsync", false), err, sizeof err);
     if (!self->backend) {

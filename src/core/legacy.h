@@ -1,5 +1,5 @@
 /*  legacy: the `command` + `payload` discovery protocol SystemDigitalTwin
- *  served before commit 6584679d (spec §4.2b), which about twenty agents
+ *  served before commit 6584679d (CO-50..CO-54), which about twenty agents
  *  still speak: REGISTER, DISCOVER, REPORT_MODEL_VRAM, GET_METRICS, with
  *  UPPERCASE status words.  It shares one store with the registry. */
 #ifndef KEEL_CORE_LEGACY_H

@@ -1,4 +1,4 @@
-/*  registry: ServiceRegistry's endpoint records (spec §3): validation with
+/*  registry: ServiceRegistry's endpoint records (CO-12..CO-24): validation with
  *  pydantic's lax rules, the flat get_agent_endpoint reply every BaseAgent
  *  client depends on, and what the original lacked: unregister, heartbeats
  *  with a TTL, the health port of every record, names looked up through an

@@ -1,4 +1,4 @@
-/*  supervisor: UnifiedSystemAgent (spec §6): the status of the agents it
+/*  supervisor: UnifiedSystemAgent (CO-67..CO-69): the status of the agents it
  *  watches (pinged at an interval), and the processes it runs: the agents
  *  listed under core.agents, started in dependency order, restarted with
  *  exponential backoff, their output kept in log files, their exit codes

@@ -1,4 +1,4 @@
-/*  twin: SystemDigitalTwin (spec §4): sampled system metrics and their
+/*  twin: SystemDigitalTwin (CO-25..CO-54): sampled system metrics and their
  *  history, what-if load simulation, the VRAM picture ModelManager reports,
  *  the agent status table, events and error reports. */
 #ifndef KEEL_CORE_TWIN_H

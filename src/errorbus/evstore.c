@@ -128,7 +128,7 @@ static void declare_metrics(metrics_t *m)
     static const double sizes[] = { 1, 10, 100, 1000, 10000, 100000 };
     metrics_declare(m, "keel_errorbus_batch_size", "Events per write transaction.",
                     METRIC_HISTOGRAM, sizes, sizeof sizes / sizeof sizes[0]);
-    metrics_declare(m, "keel_errorbus_batch_seconds", "Time to write one batch.",
+    metrics_declare(m, "keel_errorbus_batch_duration_seconds", "Time to write one batch.",
                     METRIC_HISTOGRAM, NULL, 0);
 }
 
@@ -697,7 +697,7 @@ static void handle_batch(evstore_t *self, item_t *items, size_t n, unsigned long
             metrics_add(self->metrics, "keel_errorbus_dropped_total", "reason=\"write_failed\"",
                         (double)b->n);
         metrics_observe(self->metrics, "keel_errorbus_batch_size", "", (double)b->n);
-        metrics_observe(self->metrics, "keel_errorbus_batch_seconds", "", clock_mono() - started);
+        metrics_observe(self->metrics, "keel_errorbus_batch_duration_seconds", "", clock_mono() - started);
     }
     /* Committed events go on to the sink, which owns them from here. */
     if (rc == 0 && nfresh > 0 && self->sink)

@@ -474,6 +474,17 @@ json_t *alerting_metrics_json(alerting_t *self)
     return json_pack("{s:s, s:o, s:s}", "status", "success", "metrics", metrics, "collection_time", ts);
 }
 
+/* The collected series as Prometheus families in base units: one family
+ * per quantity, the GPU's index as a label (the series name carries it). */
+static const struct { const char *series, *family; double scale; } exported[] = {
+    { "cpu_percent", "keel_host_cpu_usage_ratio", 0.01 },
+    { "memory_percent", "keel_host_memory_usage_ratio", 0.01 },
+    { "memory_available_gb", "keel_host_memory_available_bytes", 1024.0 * 1024.0 * 1024.0 },
+    { "disk_percent", "keel_host_disk_usage_ratio", 0.01 },
+    { "utilization_percent", "keel_gpu_utilization_ratio", 0.01 },
+    { "memory_percent", "keel_gpu_memory_usage_ratio", 0.01 },
+};
+
 void alerting_export(alerting_t *self, metrics_t *metrics)
 {
     char labels[128];
@@ -482,9 +493,17 @@ void alerting_export(alerting_t *self, metrics_t *metrics)
         ring_point_t p;
         if (ring_last(self->series[i].ring, &p) < 0)
             continue;
-        metrics_labels(labels, sizeof labels, "metric", self->series[i].name,
-                       "source", self->series[i].source, NULL);
-        metrics_set(metrics, "keel_system_metric", labels, p.value);
+        const char *name = self->series[i].name;
+        const char *gpu = json_string_value(json_object_get(self->series[i].tags, "gpu_id"));
+        if (gpu) {                      /* "gpu_memory_percent", "gpu1_memory_percent" */
+            name = strchr(name, '_') ? strchr(name, '_') + 1 : name;
+            metrics_labels(labels, sizeof labels, "gpu", gpu, NULL);
+        } else {
+            labels[0] = '\0';
+        }
+        for (size_t k = 0; k < sizeof exported / sizeof exported[0]; k++)
+            if (!strcmp(name, exported[k].series) && (k >= 4) == (gpu != NULL))
+                metrics_set(metrics, exported[k].family, labels, p.value * exported[k].scale);
     }
     metrics_set(metrics, "keel_alerts_active", "", (double)json_object_size(self->active));
     metrics_set(metrics, "keel_anomalies_recent", "", (double)json_array_size(self->anomalies));

@@ -38,7 +38,7 @@ json_t *alerting_view(alerting_t *self);
 json_t *alerting_rules(alerting_t *self);
 /* {"anomalies":[...]}: recent detections, newest last. */
 json_t *alerting_anomalies(alerting_t *self);
-/* GET /metrics.json (spec §6.2 unified mode). */
+/* GET /metrics.json (OH-58, the prior hub's unified mode). */
 json_t *alerting_metrics_json(alerting_t *self);
 void alerting_export(alerting_t *self, metrics_t *metrics);
 /* OH-51: strict comparison of a rule condition. */

@@ -35,6 +35,8 @@ struct fleet_t {
     int n_fail, m_window, partition_min;
     double partition_ratio;
     char *machine;              /* the hub's own machine */
+    liveness_t *liveness;
+    liveness_stamp_t *stamp;    /* beaten once per sweep */
     pthread_t health_thread, discovery_thread;
     bool running, discovering;
     fleet_sweep_fn *on_sweep;
@@ -146,6 +148,7 @@ fleet_t *fleet_new(const fleet_args_t *args)
     fleet_t *self = calloc(1, sizeof *self);
     self->config = args->config;
     self->db = args->db;
+    self->liveness = args->liveness;
     pthread_mutex_init(&self->lock, NULL);
     clock_cond_init(&self->wake);
     config_t *cfg = args->config;
@@ -487,6 +490,7 @@ static void *health_loop(void *arg)
     fleet_t *self = arg;
     pthread_mutex_lock(&self->lock);
     while (self->running) {
+        liveness_beat(self->stamp);
         double started = clock_mono();
         sweep(self);
         /* libzmq's per-connection buffers (tens of kB each) are freed by
@@ -652,8 +656,20 @@ static void *discovery_loop(void *arg)
     return NULL;
 }
 
+/* A sweep probes every agent at once, so it lasts about the longest probe
+ * timeout: a turn of the health loop takes at most that plus the interval. */
+static double longest_turn_s(fleet_t *self)
+{
+    int longest = (int)config_int(self->config, "observability.timeout_ms", 2000);
+    for (size_t i = 0; i < self->count; i++)
+        if (self->agents[i]->timeout_ms > longest)
+            longest = self->agents[i]->timeout_ms;
+    return self->interval_s + longest / 1000.0;
+}
+
 int fleet_start(fleet_t *self)
 {
+    self->stamp = liveness_stamp(self->liveness, "observability health sweep", longest_turn_s(self));
     self->running = true;
     if (pthread_create(&self->health_thread, NULL, health_loop, self) != 0) {
         self->running = false;
@@ -679,6 +695,7 @@ void fleet_stop(fleet_t *self)
     if (!was)
         return;
     pthread_join(self->health_thread, NULL);
+    liveness_retire(self->stamp);
     if (discovering)
         pthread_join(self->discovery_thread, NULL);
 }
@@ -811,7 +828,7 @@ void fleet_export(fleet_t *self, metrics_t *metrics)
         metrics_set(metrics, "keel_agent_state", labels, a->state);
     }
     metrics_set(metrics, "keel_health_sweep_duration_seconds", "", self->last_sweep_s);
-    metrics_set(metrics, "keel_health_sweeps", "", (double)self->sweeps);
+    metrics_set(metrics, "keel_health_sweeps_total", "", (double)self->sweeps);
     pthread_mutex_unlock(&self->lock);
 }
 

@@ -23,6 +23,7 @@
 #include "agentstate.h"
 #include "config.h"
 #include "hubdb.h"
+#include "liveness.h"
 #include "metrics.h"
 #include "prober.h"
 #include "ring.h"
@@ -80,6 +81,7 @@ typedef struct {
     hubdb_t *db;
     const char *status_endpoint;    /* PUB bind, or NULL */
     const char *registry_endpoint;  /* CoreOrchestrator, or NULL */
+    liveness_t *liveness;           /* the service's: the sweep beats a stamp */
 } fleet_args_t;
 
 fleet_t *fleet_new(const fleet_args_t *args);

@@ -14,7 +14,7 @@ hostsampler_t *hostsampler_new(const char *proc_root, const char *disk_path, dou
 void hostsampler_destroy(hostsampler_t **self_p);
 /* The latest sample; false (and the reason) when /proc could not be read. */
 bool hostsampler_latest(hostsampler_t *self, sysstat_sample_t *out, char *err, size_t errlen);
-/* PredictiveHealthMonitor's system_metrics dict (spec §1.2): a field whose
+/* PredictiveHealthMonitor's system_metrics dict (OH-57): a field whose
  * source failed becomes {"error": msg}. */
 json_t *hostsampler_system_metrics(hostsampler_t *self);
 #endif

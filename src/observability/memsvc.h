@@ -22,6 +22,6 @@ void memsvc_stop(memsvc_t *self);
 void memsvc_check(memsvc_t *self);
 /* {memory_orchestrator: record, memory_scheduler: record} of the last checks. */
 json_t *memsvc_records(memsvc_t *self);
-/* get_system_status's reply (spec §4). */
+/* get_system_status's reply (OH-43). */
 json_t *memsvc_system_status(memsvc_t *self);
 #endif

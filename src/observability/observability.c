@@ -5,7 +5,7 @@
  *  (perfmon.c, feeds.c), PerformanceLoggerAgent (perflog.c),
  *  SystemHealthManager (memsvc.c) and the prior hub's HTTP routes
  *  (pushed.c, alerts.c), plus the Prometheus exporter.  This file wires
- *  them together and resolves the action collisions as spec §8.2 proposes:
+ *  them together and resolves the action collisions (docs/logic-preservation.md, ObservabilityHub):
  *  log_metric goes to the logger when it carries a `metric` object and to
  *  the monitor when it carries service/metric_type; ping/health/health_check
  *  answer the hub's own health with status "ok"; `request_type` requests
@@ -75,8 +75,9 @@ static json_t *on_health(void *ctx, wire_request_t *req)
     return hub_health(ctx, false);
 }
 
-/* Two agents' log_metric, told apart by form as spec §8.2 proposes; each
- * form follows its own agent when that agent is delegated. */
+/* Two agents' log_metric, told apart by form (the collision rule of
+ * docs/logic-preservation.md); each form follows its own agent when that
+ * agent is delegated. */
 static json_t *on_log_metric(void *ctx, wire_request_t *req)
 {
     hub_t *hub = ctx;
@@ -374,28 +375,43 @@ static void http_performance(void *ctx, const http_request_t *req, http_reply_t 
 
 /* ---- Prometheus --------------------------------------------------------- */
 
+/* Prometheus conventions: counters end in _total, base units (seconds,
+ * bytes, ratios 0..1), one family per quantity; `agent` always names an
+ * agent, `service` always one of Keel's five. */
 static void declare_metrics(metrics_t *m)
 {
-    static const struct { const char *name, *help; } gauges[] = {
-        { "keel_agent_up", "1 when the agent's state is up, else 0." },
-        { "keel_agent_check_latency_seconds", "Duration of the agent's last health probe." },
-        { "keel_agent_failure_probability", "Predicted probability that the agent fails (0..1)." },
-        { "keel_agent_recovery_tier", "Recovery tier in progress for the agent (0 = none, 1..4)." },
-        { "keel_agent_state", "Agent state: 0 unknown, 1 up, 2 degraded, 3 down." },
-        { "keel_health_sweep_duration_seconds", "Duration of the last health sweep over all agents." },
-        { "keel_health_sweeps", "Health sweeps completed since start." },
-        { "keel_perf_response_time_seconds", "Mean of the service's last 10 response times." },
-        { "keel_perf_response_time_average_seconds", "Mean of the service's retained response times." },
-        { "keel_perf_error_rate", "Errors divided by requests (at least 1) logged for the service." },
-        { "keel_perf_queue_size", "Mean of the service's last 10 queue sizes." },
-        { "keel_perf_errors", "Errors logged for the service with log_metric." },
-        { "keel_perf_requests", "Requests logged for the service with log_metric." },
-        { "keel_system_metric", "Latest collected system metric (cpu_percent, memory_percent, ...)." },
-        { "keel_alerts_active", "Alert rules currently firing." },
-        { "keel_anomalies_recent", "Anomalies among the last 100 detections kept." },
+    static const struct { const char *name, *help; metric_type_t type; } families[] = {
+        { "keel_agent_up", "1 when the agent's state is up, else 0.", METRIC_GAUGE },
+        { "keel_agent_check_latency_seconds", "Duration of the agent's last health probe.", METRIC_GAUGE },
+        { "keel_agent_failure_probability", "Predicted probability that the agent fails (0..1).",
+          METRIC_GAUGE },
+        { "keel_agent_recovery_tier", "Recovery tier in progress for the agent (0 = none, 1..4).",
+          METRIC_GAUGE },
+        { "keel_agent_state", "Agent state: 0 unknown, 1 up, 2 degraded, 3 down.", METRIC_GAUGE },
+        { "keel_health_sweep_duration_seconds", "Duration of the last health sweep over all agents.",
+          METRIC_GAUGE },
+        { "keel_health_sweeps_total", "Health sweeps completed since start.", METRIC_COUNTER },
+        { "keel_perf_response_time_seconds", "Mean of the agent's last 10 response times (log_metric).",
+          METRIC_GAUGE },
+        { "keel_perf_response_time_average_seconds", "Mean of the agent's retained response times.",
+          METRIC_GAUGE },
+        { "keel_perf_error_ratio", "Errors divided by requests (at least 1) the agent logged.",
+          METRIC_GAUGE },
+        { "keel_perf_queue_size", "Mean of the agent's last 10 queue sizes.", METRIC_GAUGE },
+        { "keel_perf_errors_total", "Errors the agent logged with log_metric.", METRIC_COUNTER },
+        { "keel_perf_requests_total", "Requests the agent logged with log_metric.", METRIC_COUNTER },
+        { "keel_host_cpu_usage_ratio", "Host CPU in use (0..1), sampled by the hub.", METRIC_GAUGE },
+        { "keel_host_memory_usage_ratio", "Host memory in use (0..1).", METRIC_GAUGE },
+        { "keel_host_memory_available_bytes", "Host memory available.", METRIC_GAUGE },
+        { "keel_host_disk_usage_ratio", "Data directory's disk in use (0..1).", METRIC_GAUGE },
+        { "keel_gpu_utilization_ratio", "GPU busy (0..1), by device, from NVML.", METRIC_GAUGE },
+        { "keel_gpu_memory_usage_ratio", "GPU memory (VRAM) in use (0..1), by device, from NVML.",
+          METRIC_GAUGE },
+        { "keel_alerts_active", "Alert rules currently firing.", METRIC_GAUGE },
+        { "keel_anomalies_recent", "Anomalies among the last 100 detections kept.", METRIC_GAUGE },
     };
-    for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)
-        metrics_declare(m, gauges[i].name, gauges[i].help, METRIC_GAUGE, NULL, 0);
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
+        metrics_declare(m, families[i].name, families[i].help, families[i].type, NULL, 0);
 }
 
 static void collect(metrics_t *metrics, void *arg)
@@ -556,7 +572,7 @@ static int obs_start(service_t *svc)
     const char *common = config_str(cfg, "registry_endpoint", "");
     const char *reg = config_str(cfg, "observability.registry_endpoint", *common ? common : registry);
     bool discover = config_bool(cfg, "observability.discover", true) && *reg;
-    fleet_args_t args = { cfg, hub->db, status_ep, discover ? reg : NULL };
+    fleet_args_t args = { cfg, hub->db, status_ep, discover ? reg : NULL, svc->liveness };
     hub->fleet = fleet_new(&args);
     hub->procs = procs_new(cfg);
     hub->recovery = tiers_new(cfg, hub->fleet, hub->db, svc->errors, hub->procs, *reg ? reg : registry);

@@ -1,5 +1,5 @@
 /*  perflog: the PerformanceLoggerAgent.  Agents log action durations and
- *  resource usage into the SQLite tables of spec §5, and LearningAdjuster
+ *  resource usage into the SQLite tables of OH-24..OH-30, and LearningAdjuster
  *  reads them back by agent and time range.  Retention (30 days of
  *  metrics, 7 of resource usage) compares real instants, not text. */
 #ifndef OBS_PERFLOG_H

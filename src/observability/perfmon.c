@@ -349,18 +349,18 @@ void perfmon_export(perfmon_t *self, metrics_t *metrics)
     for (size_t i = 0; i < self->count; i++) {
         perf_service_t *s = self->services[i];
         json_t *d = service_dict(s, time_diff);
-        metrics_labels(labels, sizeof labels, "service", s->name, NULL);
+        metrics_labels(labels, sizeof labels, "agent", s->name, NULL);
         json_t *rt = json_object_get(d, "response_time");
         metrics_set(metrics, "keel_perf_response_time_seconds", labels,
                     json_number_value(json_object_get(rt, "current")));
         metrics_set(metrics, "keel_perf_response_time_average_seconds", labels,
                     json_number_value(json_object_get(rt, "average")));
-        metrics_set(metrics, "keel_perf_error_rate", labels,
+        metrics_set(metrics, "keel_perf_error_ratio", labels,
                     json_number_value(json_object_get(d, "error_rate")));
         metrics_set(metrics, "keel_perf_queue_size", labels,
                     json_number_value(json_object_get(d, "queue_size")));
-        metrics_set(metrics, "keel_perf_errors", labels, (double)s->errors);
-        metrics_set(metrics, "keel_perf_requests", labels, (double)s->requests);
+        metrics_set(metrics, "keel_perf_errors_total", labels, (double)s->errors);
+        metrics_set(metrics, "keel_perf_requests_total", labels, (double)s->requests);
         json_decref(d);
     }
     pthread_mutex_unlock(&self->lock);

@@ -1,7 +1,7 @@
 /*  perfmon: the PerformanceMonitor.  Clients push per-service samples
  *  (response_time, queue_size, throughput, error, request) with log_metric;
  *  the hub combines them with host CPU and memory into the metrics, health
- *  and alert dicts of spec §2.5, with the original formulas kept exactly
+ *  and alert dicts of OH-12..OH-22, with the original formulas kept exactly
  *  (including the throughput window that each full calculation resets).
  *  Every sample is also written to SQLite, so the histories survive kill -9. */
 #ifndef OBS_PERFMON_H

@@ -1,6 +1,6 @@
 /*  predictor: the statistics behind anomaly alerts and failure prediction.
  *
- *  anomaly_t is the prior hub's baseline detector (spec §6.4), kept
+ *  anomaly_t is the prior hub's baseline detector (OH-53..OH-55), kept
  *  exactly: a baseline of at most 100 values, no verdict before 10, sample
  *  standard deviation, anomalous iff z > 2, anomalies kept out of the
  *  baseline.

@@ -2,7 +2,7 @@
  *  with a `command` is started by the hub (dependencies first), restarted
  *  by the recovery tiers locally instead of through CoreOrchestrator, and
  *  stopped with the hub: PredictiveHealthMonitor's and HealthMonitor's
- *  process control (spec §1.5, §3.2), done without their races.  A child's
+ *  process control (OH-63..OH-67), done without their races.  A child's
  *  stdout and stderr lines are logged as "[<agent>] <line>", stderr at
  *  ERROR level. */
 #ifndef OBS_PROCS_H

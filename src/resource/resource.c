@@ -1,7 +1,7 @@
 /*  resource: the ResourceManager+Scheduler service, the four original
  *  agents (ResourceManager, TaskScheduler, AsyncProcessor,
  *  VRAMOptimizerAgent) on one port.  This file wires the parts together
- *  and owns the dialect rules of spec §7: `command` is the VRAM
+ *  and owns the dialect rules (RS-38, RS-40): `command` is the VRAM
  *  optimizer's (UPPERCASE replies), `action` the others', and a message
  *  with neither is an AsyncProcessor task.  Handlers run on a small worker
  *  pool because a task reply waits for the task, and a slow peer in

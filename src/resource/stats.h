@@ -41,7 +41,7 @@ size_t rs_stats_history(rs_stats_t *self);
 double rs_sample_gpu_percent(const rs_sample_t *sample);
 /* Rounds to one decimal, as Python's round(x, 1). */
 double rs_round1(double value);
-/* The ResourceManager <Stats> object (spec §B.2).  reserved_mb[i] is what
+/* The ResourceManager <Stats> object (RS-8..RS-13).  reserved_mb[i] is what
  * reservations hold on device i (NULL: none). */
 json_t *rs_sample_json(const rs_sample_t *sample, const double *reserved_mb);
 #endif

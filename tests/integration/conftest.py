@@ -275,6 +275,10 @@ class Keel:
         self.service = service
         if config is not None and "legacy_ports: true" in str(config):
             extra_ports = tuple(extra_ports) + LEGACY_PORTS
+        # An offset the harness chose may be taken between the check and the
+        # bind by another test's process: start() then moves to another one.
+        self.extra_ports = extra_ports
+        self.offset_pinned = offset is not None
         self.offset = offset if offset is not None else free_offset(extra_ports)
         self.owns_data_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="keel-test-")
@@ -318,11 +322,22 @@ class Keel:
         args = [KEELD, self.service]
         if self.config_path:
             args += ["--config", self.config_path]
-        self.stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(command(args), env=self.env, stdout=self.stderr,
-                                     stderr=self.stderr, cwd=self.data_dir)
-        self.pids.append(self.proc.pid)
-        self.wait_healthy(timeout)
+        for attempt in range(3):
+            self.stderr = open(self.stderr_path, "ab")
+            self.proc = subprocess.Popen(command(args), env=self.env, stdout=self.stderr,
+                                         stderr=self.stderr, cwd=self.data_dir)
+            self.pids.append(self.proc.pid)
+            try:
+                self.wait_healthy(timeout)
+                return self
+            except RuntimeError:
+                lost_race = (self.proc.poll() is not None and not self.offset_pinned
+                             and "Address already in use" in self.log_tail())
+                if not lost_race or attempt == 2:
+                    raise
+                self.stderr.close()
+                self.offset = free_offset(self.extra_ports)
+                self.env["PORT_OFFSET"] = str(self.offset)
         return self
 
     def wait_healthy(self, timeout=15):

@@ -1,6 +1,6 @@
 """A stand-in for ModelManagerAgent (model_manager_agent_fixed.py) as the
 VRAM optimizer sees it: a REP socket answering the `command` requests
-exactly as the original does (spec/resource_scheduler.md section A.2).
+exactly as the original does (RS-73).
 
   GET_LOADED_MODELS_STATUS -> {"status":"SUCCESS","loaded_models":{...},"total_models":n,
                                "total_vram_used_mb":n,"total_vram_mb":n}

@@ -1,4 +1,4 @@
-"""CoreOrchestrator request coordinator (spec/core_orchestrator.md CO-55..CO-66):
+"""CoreOrchestrator request coordinator (CO-55..CO-66):
 requests by `type`, the priority formula, the bounded queue, dispatch to the
 downstream agents found in the registry behind circuit breakers, the
 suggestion port, interrupts, language-analysis frames (JSON and pickles through

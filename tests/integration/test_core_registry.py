@@ -1,4 +1,4 @@
-"""CoreOrchestrator registry (spec/core_orchestrator.md CO-12..CO-24): the
+"""CoreOrchestrator registry (CO-12..CO-24): the
 ServiceRegistry wire format, pydantic-lax validation, the flat
 get_agent_endpoint reply, SQLite durability across kill -9, the Redis backend
 against a real redis-server (SCAN, outage, recovery), and what the original

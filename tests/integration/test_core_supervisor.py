@@ -1,4 +1,4 @@
-"""CoreOrchestrator agent supervision (spec/core_orchestrator.md CO-67..CO-69,
+"""CoreOrchestrator agent supervision (CO-67..CO-69,
 UnifiedSystemAgent): status sweeps, system info, the service actions, and real
 process management of configured agents: dependency order, restart with
 backoff, output captured to log files, exit codes, give-up on ErrorBus, and

@@ -1,4 +1,4 @@
-"""CoreOrchestrator digital twin (spec/core_orchestrator.md CO-25..CO-54):
+"""CoreOrchestrator digital twin (CO-25..CO-54):
 the agent status table, metrics and history, simulate_load with the exact
 limits and reasons, VRAM reports, events and error reports, and the legacy
 `command` protocol sharing one store with the registry."""
@@ -71,7 +71,8 @@ def test_co30_get_registered_agents(core):
     rows = {r["name"]: r for r in act(core, "get_registered_agents")["agents"]}
     assert rows["Both"]["port"] == 77 and rows["Both"]["script_path"] == "a/b.py"
     assert ISO.match(rows["Both"]["last_updated"])
-    assert "port" not in rows.get("B", {"port": None}) or rows["B"]["port"] is None
+    # "B" is registered by test_co26 when it ran first on this worker's core.
+    assert rows.get("B", {}).get("port") is None
 
 
 def test_co31_get_ok_agents(core):

@@ -1,4 +1,4 @@
-"""CoreOrchestrator transport and envelope (spec/core_orchestrator.md CO-1..CO-11,
+"""CoreOrchestrator transport and envelope (CO-1..CO-11,
 CO-70..CO-73): one JSON reply per frame, the BaseAgent error texts, health on
 ZMQ and HTTP, ErrorBus frames, fast failure on a taken port, clean SIGTERM."""
 import json
@@ -262,7 +262,7 @@ def test_legacy_ports_serve_the_old_agents():
 
 
 def test_delegation_mode_forwards_to_the_legacy_agent():
-    """DESIGN.md delegation (CO-6 envelope passes through): with
+    """Delegation (docs/wire-protocol.md) (CO-6 envelope passes through): with
     modules.SystemDigitalTwin.mode delegate, its requests go to the legacy
     agent and come back unchanged, the registry stays local, and a dead
     legacy agent gets a clear error and then an open breaker."""

@@ -579,7 +579,7 @@ def test_goal_manager_end_to_end(keel):
         assert hub and hub["details"]["status"] == "HEALTHY", hub_record(keel, "GoalManager")
         assert wait_until(lambda: (registry_row(keel, "GoalManager") or {}).get("state") == "up", 5)
         # One state in every view: keelctl agents, keelctl health, the dashboard's data, get_system_health.
-        listed = json.loads(keel.keelctl("--json", "agents").stdout)["agents"]
+        listed = json.loads(keel.keelctl("--json", "agents").stdout)
         assert [(a["state"], a["state_source"]) for a in listed if a["agent_id"] == "GoalManager"] == \
             [("up", "ObservabilityHub")]
         fleet = json.loads(keel.keelctl("--json", "health").stdout)

@@ -65,7 +65,7 @@ AGENTS = [
     ("resource", "VRAMOptimizerAgent", 5572, 6572,
      {"command": "SET_IDLE_TIMEOUT", "payload": {"timeout_seconds": 600}}),
     # PredictiveHealthMonitor is absent: its main port served only ping /
-    # health / health_check (spec/observability_hub.md §1.2), so it has no
+    # health / health_check (docs/wire-protocol.md, Health), so it has no
     # request of its own to compare or to delegate.
     ("security", "AuthenticationAgent", 7116, 8116,
      {"action": "validate_token", "token": "0" * 64}),

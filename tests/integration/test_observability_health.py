@@ -330,7 +330,7 @@ def test_oh41_oh42_oh43_memory_services(keel_factory, stand_ins, sink):
 
 # Proves OH-70 (docs/logic-preservation.md).
 def test_oh70_optimiser_never_kills_by_default(keel_factory, sink):
-    cfg = hub_config(optimizer={"interval_ms": 100, "cpu_threshold": -1},
+    cfg = hub_config(optimizer={"interval_ms": 100, "memory_threshold": 0},
                      top={"error_bus_endpoint": sink.endpoint})
     hub = keel_factory("observability", config=cfg)
     ev = sink.wait_for(lambda e: e["error_type"] == "resource_pressure")
@@ -363,7 +363,7 @@ def test_prometheus_exporter_passes_promtool_and_a_real_scrape(keel_factory, sta
     assert 'keel_agent_up{agent="Dn",machine="MainPC"} 0' in text
     assert 'keel_agent_failure_probability{agent="Dn",machine="MainPC"} 1' in text
     assert 'keel_agent_recovery_tier{agent="Up",machine="MainPC"} 0' in text
-    assert 'keel_perf_response_time_seconds{service="tts"} 0.25' in text
+    assert 'keel_perf_response_time_seconds{agent="tts"} 0.25' in text
     fams = prom_families(text)
     assert fams["keel_agent_check_latency_seconds"] == "gauge"
     promtool = shutil.which("promtool")

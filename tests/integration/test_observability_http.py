@@ -1,4 +1,4 @@
-"""ObservabilityHub's HTTP routes on 8002 (the prior hub, spec §6.2):
+"""ObservabilityHub's HTTP routes on 8002 (the prior hub's, OH-45..OH-58):
 pushed health and its summary, alert rules and history, anomalies, system
 metrics as JSON.  Mutating routes need an admin bearer token.  OH-n ids."""
 import json

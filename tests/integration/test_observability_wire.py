@@ -1,5 +1,5 @@
-"""ObservabilityHub on 7002/8002: the wire contract, action collisions (spec
-§8.2), bad input on every action, and PHM discovery.  OH-n ids in names."""
+"""ObservabilityHub on 7002/8002: the wire contract, action collisions (OH-8,
+OH-24), bad input on every action, and PHM discovery.  OH-n ids in names."""
 import json
 import time
 
@@ -95,7 +95,7 @@ def test_bad_input_on_every_action_gets_one_clear_reply(hub, action):
 
 # Proves OH-8 (docs/logic-preservation.md).
 def test_oh8_log_metric_collision_routes_by_schema(hub):
-    """§8.2: `metric` object → PerformanceLogger; service/metric_type → PerformanceMonitor."""
+    """OH-8, OH-24: `metric` object → PerformanceLogger; service/metric_type → PerformanceMonitor."""
     r = req(hub, {"action": "log_metric", "service": "svc", "metric_type": "response_time", "value": 0.5})
     assert r == {"status": "success", "message": "Metric logged"}
     r = req(hub, {"action": "log_metric", "metric": {"agent": "a", "action": "x", "duration": 1.5,

@@ -1,7 +1,7 @@
 """ResourceManager+Scheduler, the ResourceManager side: transport, health,
 the six ResourceManager actions with their exact replies, reservations that
 really hold capacity (MiB, per device), leases, dead agents, and bad input on
-every action.  IDs are spec/resource_scheduler.md's RS-n."""
+every action.  IDs are the RS-n checklist items (docs/logic-preservation.md)."""
 import os
 import time
 

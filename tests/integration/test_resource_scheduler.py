@@ -3,7 +3,7 @@ schedule_task and bare task messages with the exact replies, priorities,
 bounded queues that say when they are full, synchronous replies,
 statistics, one worker per GPU, timeouts and retries with backoff for
 handler endpoints, the error bus, the health broadcast, and accepted tasks
-surviving kill -9.  IDs are spec/resource_scheduler.md's RS-n."""
+surviving kill -9.  IDs are the RS-n checklist items (docs/logic-preservation.md)."""
 import json
 import threading
 import time

@@ -1,7 +1,7 @@
 """ResourceManager+Scheduler, the VRAMOptimizerAgent side, against a fake
 ModelManager that answers as the original does and the fake NVML with two
 cards (RTX 4090 24564 MiB, 2000 used; RTX 3060 12288 MiB, 11000 used: the
-one under pressure).  IDs are spec/resource_scheduler.md's RS-n."""
+one under pressure).  IDs are the RS-n checklist items (docs/logic-preservation.md)."""
 import os
 import tempfile
 import time

@@ -1,5 +1,5 @@
-"""SecurityGateway, AuthenticationAgent part (spec/errorbus_security.md
-part B1, checklist SG-1 ... SG-25, SG-47, SG-48, SG-50): the wire replies
+"""SecurityGateway, AuthenticationAgent part (checklist SG-1 ... SG-25,
+SG-47, SG-48, SG-50): the wire replies
 pinned by the original, the deliberate changes (one generic login failure,
 lockout, closed registration), durability of sessions across kill -9, and
 bad input of every kind."""

@@ -317,7 +317,7 @@ def test_pc2_resource_reaches_the_mainpc_model_manager(machines):
     """ResourceManager on PC2 reaches the ModelManager on MainPC (the
     stand-in, `command: HEALTH_CHECK`) across the link.  SystemDigitalTwin
     is not asserted: the original SDT answered the `command: PING` probe
-    with an error, so `sdt_reachable` is false by the spec (RS, §A.2)."""
+    with an error, so `sdt_reachable` is false by RS-73."""
     peers = resource_peers(machines)
     assert peers.get("mma_reachable") is True, peers
     assert peers["connected_services"]["ModelManagerAgent"] is True

@@ -1,7 +1,7 @@
-/*  test_config: the layering (defaults < YAML file < environment < flags)
- *  and the error texts, which must name the file, the line and the dotted
- *  key exactly, since they are what an operator sees when keeld refuses to
- *  start. */
+/*  test_config: the layering (defaults < YAML file < environment < flags),
+ *  the key table's checks at every depth, and the error texts, which must
+ *  name the file, the line and the dotted key exactly, since they are what
+ *  an operator sees when keeld refuses to start. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,9 +13,17 @@
 #include <string.h>
 
 #include "config.h"
+#include "configkeys.h"
 #include "fsutil.h"
+#include "service.h"
 #include "log.h"
 #include "testutil.h"
+
+#include "core/core.h"
+#include "errorbus/errorbus.h"
+#include "observability/observability.h"
+#include "resource/resource.h"
+#include "security/security.h"
 
 typedef struct {
     char dir[64];
@@ -92,7 +100,7 @@ static void test_file_merges_over_defaults(void **state)
                "    - name: A\n"
                "      port: 5000\n"
                "modules:\n"
-               "  anything: {x: 1}\n");
+               "  ServiceRegistry: {mode: delegate, delegate_to: \"tcp://10.0.0.1:7100\"}\n");
     char err[256] = "";
     assert_int_equal(config_load_file(f->cfg, f->path, err, sizeof err), 0);
     assert_int_equal(config_int(f->cfg, "port_offset", 0), 10);
@@ -103,7 +111,9 @@ static void test_file_merges_over_defaults(void **state)
     json_t *agents = config_get(f->cfg, "core.agents");
     assert_int_equal(json_array_size(agents), 1);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(agents, 0), "port")), 5000);
-    assert_int_equal(config_int(f->cfg, "modules.anything.x", 0), 1);
+    assert_string_equal(config_str(f->cfg, "modules.ServiceRegistry.mode", NULL), "delegate");
+    assert_string_equal(config_str(f->cfg, "modules.ServiceRegistry.delegate_to", NULL),
+                        "tcp://10.0.0.1:7100");
     assert_int_equal(config_port(f->cfg, 7000), 7010);
 }
 
@@ -147,17 +157,172 @@ static void test_unknown_top_level_key(void **state)
     write_file(f->path, "bind: 127.0.0.1\nport_ofset: 5\n");
     char err[512] = "", want[512];
     assert_int_equal(config_load_file(f->cfg, f->path, err, sizeof err), -1);
-    snprintf(want, sizeof want, "%s:2: unknown key 'port_ofset'", f->path);
+    snprintf(want, sizeof want, "%s:2: unknown key 'port_ofset' (did you mean 'port_offset'?)",
+             f->path);
     assert_string_equal(err, want);
 }
 
-static void test_unknown_nested_key_is_kept(void **state)
+/* Issue 18: a typo at any depth used to be accepted with "configuration OK". */
+static void test_unknown_nested_keys_are_refused(void **state)
 {
     fixture_t *f = *state;
     char err[512] = "";
+    assert_int_equal(config_load_text(f->cfg, "security:\n  lockout: {windw_s: 900}\n", "t.yaml",
+                                      err, sizeof err), -1);
+    assert_string_equal(err, "t.yaml:2: unknown key 'security.lockout.windw_s' "
+                             "(did you mean 'window_s'?)");
     assert_int_equal(config_load_text(f->cfg, "security:\n  new_knob: 3\n", "t.yaml", err,
+                                      sizeof err), -1);
+    assert_string_equal(err, "t.yaml:2: unknown key 'security.new_knob'");
+    /* Inside a list of mappings, the item's index is in the name. */
+    assert_int_equal(config_load_text(f->cfg,
+                                      "core:\n  agents:\n    - name: A\n    - name: B\n"
+                                      "      comand: run\n", "t.yaml", err, sizeof err), -1);
+    assert_string_equal(err, "t.yaml:5: unknown key 'core.agents[1].comand' "
+                             "(did you mean 'command'?)");
+    assert_int_equal(config_load_text(f->cfg, "observability:\n  agents: [5]\n", "t.yaml", err,
+                                      sizeof err), -1);
+    assert_string_equal(err, "t.yaml:2: key 'observability.agents[0]': expected mapping, got integer");
+    /* A module must be an absorbed agent's name. */
+    assert_int_equal(config_load_text(f->cfg, "modules:\n  ServiceRegstry: {mode: delegate}\n",
+                                      "t.yaml", err, sizeof err), -1);
+    assert_non_null(strstr(err, "t.yaml:2: key 'modules.ServiceRegstry': 'ServiceRegstry' is not one "
+                                "of ServiceRegistry|"));
+    assert_int_equal(config_load_text(f->cfg, "modules:\n  HealthMonitor: {mod: delegate}\n",
+                                      "t.yaml", err, sizeof err), -1);
+    assert_string_equal(err, "t.yaml:2: unknown key 'modules.HealthMonitor.mod' (did you mean 'mode'?)");
+    /* Free-form mappings take anything: an agent's environment and settings. */
+    assert_int_equal(config_load_text(f->cfg,
+                                      "core:\n  agents:\n    - name: A\n      env: {X: \"1\"}\n"
+                                      "      config: {anything: [1, 2]}\n", "t.yaml", err,
                                       sizeof err), 0);
-    assert_int_equal(config_int(f->cfg, "security.new_knob", 0), 3);
+}
+
+/* Issue 18: --port-offset 99999 and -5 were accepted. */
+static void test_values_out_of_range_are_refused(void **state)
+{
+    fixture_t *f = *state;
+    char err[512] = "";
+    assert_int_equal(config_load_text(f->cfg, "port_offset: 99999\n", "t.yaml", err, sizeof err), -1);
+    assert_string_equal(err, "t.yaml:1: key 'port_offset': 99999 is out of range 0..38533");
+    assert_int_equal(config_load_text(f->cfg, "resource:\n  thresholds: {cpu: 120.5}\n", "t.yaml",
+                                      err, sizeof err), -1);
+    assert_string_equal(err, "t.yaml:2: key 'resource.thresholds.cpu': 120.5 is out of range 0..100");
+    assert_int_equal(config_load_text(f->cfg, "core:\n  registry:\n    backend: mysql\n", "t.yaml",
+                                      err, sizeof err), -1);
+    assert_string_equal(err, "t.yaml:3: key 'core.registry.backend': 'mysql' is not one of "
+                             "sqlite|memory|redis");
+    assert_int_equal(config_set(f->cfg, "port_offset", "-5", err, sizeof err), -1);
+    assert_string_equal(err, "key 'port_offset': -5 is out of range 0..38533");
+    setenv("PORT_OFFSET", "99999", 1);
+    assert_int_equal(config_apply_env(f->cfg, err, sizeof err), -1);
+    assert_string_equal(err, "environment PORT_OFFSET: key 'port_offset': 99999 is out of range 0..38533");
+    assert_int_equal(config_int(f->cfg, "port_offset", -1), 0);
+    /* A port key moved past 65535 by the offset, from either side. */
+    assert_int_equal(config_load_text(f->cfg, "port_offset: 30000\ncore:\n  coordinator:\n"
+                                      "    suggestion_port: 40000\n", "t.yaml", err, sizeof err), -1);
+    assert_string_equal(err, "t.yaml:4: key 'core.coordinator.suggestion_port': 40000 + port_offset "
+                             "30000 is above 65535");
+    assert_int_equal(config_int(f->cfg, "port_offset", -1), 0);
+    assert_int_equal(config_set(f->cfg, "observability.status_port", "60000", err, sizeof err), 0);
+    assert_int_equal(config_set(f->cfg, "port_offset", "6000", err, sizeof err), -1);
+    assert_string_equal(err, "key 'observability.status_port': 60000 + port_offset 6000 is above 65535");
+    assert_int_equal(config_int(f->cfg, "port_offset", -1), 0);
+}
+
+/* Nothing of a refused file is applied, even the keys before the bad one. */
+static void test_refused_file_changes_nothing(void **state)
+{
+    fixture_t *f = *state;
+    char err[512] = "";
+    assert_int_equal(config_load_text(f->cfg, "port_offset: 10\nsecurity:\n  lockout:\n"
+                                      "    failures: 9\n    windw_s: 1\n", "t.yaml", err,
+                                      sizeof err), -1);
+    assert_int_equal(config_int(f->cfg, "port_offset", -1), 0);
+    assert_int_equal(config_int(f->cfg, "security.lockout.failures", 0), 5);
+}
+
+/* null puts a key back to its default, or removes a key that has none. */
+static void test_null_restores_the_default(void **state)
+{
+    fixture_t *f = *state;
+    char err[512] = "";
+    assert_int_equal(config_load_text(f->cfg, "bind: 0.0.0.0\nresource:\n  scheduler:\n"
+                                      "    workers: 4\n", "a.yaml", err, sizeof err), 0);
+    assert_int_equal(config_load_text(f->cfg, "bind: ~\nresource:\n  scheduler:\n    workers:\n",
+                                      "b.yaml", err, sizeof err), 0);
+    assert_string_equal(config_str(f->cfg, "bind", NULL), "127.0.0.1");
+    assert_null(config_get(f->cfg, "resource.scheduler.workers"));
+    /* A mapping left empty keeps what it held. */
+    assert_int_equal(config_load_text(f->cfg, "security:\nresource:\n", "c.yaml", err, sizeof err), 0);
+    assert_int_equal(config_int(f->cfg, "security.lockout.failures", 0), 5);
+}
+
+/* The table itself: every default has its key's type and lies in its
+ * range, every range parses, and parents are declared before children. */
+static void test_key_table_is_consistent(void **state)
+{
+    (void)state;
+    size_t n;
+    const configkey_t *keys = configkeys_all(&n);
+    assert_true(n > 200);
+    for (size_t i = 0; i < n; i++) {
+        const configkey_t *k = &keys[i];
+        assert_non_null(k->meaning);
+        assert_true(strlen(k->meaning) > 5);
+        assert_ptr_equal(configkeys_find(k->name), k);          /* no duplicate */
+        json_t *def = configkeys_default(k);
+        if (def) {
+            char why[256] = "";
+            if (!configkeys_type_fits(k, def) || !configkeys_in_range(k, def, why, sizeof why))
+                fail_msg("%s: default %s does not fit (%s)", k->name, k->def, why);
+            json_decref(def);
+        }
+        if (k->range && strstr(k->range, "..")) {
+            assert_true(k->type == CK_INTEGER || k->type == CK_NUMBER || k->type == CK_PORT);
+            char lo[32], *end;
+            snprintf(lo, sizeof lo, "%.*s", (int)(strstr(k->range, "..") - k->range), k->range);
+            if (*lo) {
+                strtod(lo, &end);
+                assert_true(*end == '\0');
+            }
+            const char *hi = strstr(k->range, "..") + 2;
+            if (*hi) {
+                strtod(hi, &end);
+                assert_true(*end == '\0');
+            }
+        }
+        const char *dot = strrchr(k->name, '.');
+        if (dot) {
+            char parent[160];
+            snprintf(parent, sizeof parent, "%.*s", (int)(dot - k->name), k->name);
+            size_t plen = strlen(parent);
+            if (plen > 2 && !strcmp(parent + plen - 2, "[]"))
+                parent[plen - 2] = '\0';
+            const configkey_t *p = configkeys_find(parent);
+            if (!p || p > k)
+                fail_msg("%s: parent %s is not declared before it", k->name, parent);
+        }
+    }
+}
+
+/* modules.<name> takes exactly the absorbed agents the services declare. */
+static void test_module_names_are_the_services_modules(void **state)
+{
+    (void)state;
+    const service_def_t *defs[] = { &core_service, &resource_service, &observability_service,
+                                    &errorbus_service, &security_service };
+    const configkey_t *any = configkeys_find("modules.*");
+    assert_non_null(any);
+    size_t declared = 0;
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++)
+        for (const service_module_t *m = defs[i]->modules; m && m->name; m++, declared++)
+            if (!configkeys_name_allowed(any, m->name, NULL, 0))
+                fail_msg("module %s is missing from modules.* in configkeys.c", m->name);
+    size_t listed = 1;
+    for (const char *p = any->range; (p = strchr(p, '|')) != NULL; p++)
+        listed++;
+    assert_int_equal(listed, declared);
 }
 
 static void test_bad_yaml_and_bad_documents(void **state)
@@ -244,23 +409,28 @@ static void test_port_and_endpoint(void **state)
     assert_int_equal(config_port(f->cfg, 7003), 7003);
     config_local_endpoint(f->cfg, 7003, endpoint, sizeof endpoint);
     assert_string_equal(endpoint, "tcp://127.0.0.1:7003");
-    assert_int_equal(config_set(f->cfg, "port_offset", "-1000", err, sizeof err), 0);
-    assert_int_equal(config_port(f->cfg, 7003), 6003);
+    assert_int_equal(config_set(f->cfg, "port_offset", "1000", err, sizeof err), 0);
+    assert_int_equal(config_port(f->cfg, 7003), 8003);
     assert_int_equal(config_set(f->cfg, "bind", "10.1.2.3", err, sizeof err), 0);
     config_local_endpoint(f->cfg, 7003, endpoint, sizeof endpoint);
-    assert_string_equal(endpoint, "tcp://10.1.2.3:6003");
+    assert_string_equal(endpoint, "tcp://10.1.2.3:8003");
 }
 
 int main(void)
 {
-    log_set_level(LOG_ERROR);       /* the unknown-nested-key warning is expected */
+    log_set_level(LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_merges_over_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_type_mismatch_names_file_line_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_type_mismatch_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_top_level_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_nested_key_is_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_nested_keys_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_values_out_of_range_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_file_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_null_restores_the_default, setup, teardown),
+        cmocka_unit_test(test_key_table_is_consistent),
+        cmocka_unit_test(test_module_names_are_the_services_modules),
         cmocka_unit_test_setup_teardown(test_bad_yaml_and_bad_documents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_overrides, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_bad_value, setup, teardown),

@@ -1,5 +1,5 @@
 /*  test_core_pickle: the safe-subset pickle decoder of the coordinator's
- *  language-analysis channel (CO-60 input path, DESIGN.md decision): plain
+ *  language-analysis channel (CO-60 input path, a decision of docs/architecture.md): plain
  *  data in protocols 2, 4 and 5 decodes exactly; anything that names a
  *  class or calls a function, truncated frames, and garbage are refused.
  *  The vectors were made with CPython's pickle.dumps. */

@@ -1,6 +1,8 @@
 /*  test_log: every JSON line the log file gets must parse on its own (that
  *  is the point of the file), carry ts/level/component/msg, and survive any
- *  byte a message holds; stderr gets the readable form; levels filter both. */
+ *  byte a message holds; stderr gets the readable form, or the journal's
+ *  (priority prefix, no timestamp) when it is the journal stream; levels
+ *  filter both; the file is opened again after logrotate moved it. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,6 +11,7 @@
 
 #include <fcntl.h>
 #include <jansson.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +182,82 @@ static void test_stderr_text(void **state)
     free(err);
 }
 
+/* Issue 18: under journald `journalctl -p err` could not filter Keel's lines. */
+static void test_journal_stream_gets_priorities_and_no_timestamp(void **state)
+{
+    fixture_t *f = *state;
+    capture_stderr(f);
+    struct stat st;
+    assert_int_equal(fstat(2, &st), 0);
+    char stream[64];
+    snprintf(stream, sizeof stream, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    setenv("JOURNAL_STREAM", stream, 1);
+    log_follow_journal();
+    log_set_level(LOG_DEBUG);
+    log_error("errorbus", "disk full");
+    log_warn("security", "lockout for %s", "alice");
+    log_info("core", "ready");
+    log_debug("core", "detail");
+    log_error("core", "forged\n<3>[core] line");
+    /* A JOURNAL_STREAM inherited by a process whose stderr went elsewhere. */
+    setenv("JOURNAL_STREAM", "1:2", 1);
+    log_follow_journal();
+    log_info("core", "plain again");
+    unsetenv("JOURNAL_STREAM");
+    log_follow_journal();
+    log_set_level(LOG_INFO);
+    char *err = captured_stderr(f);
+    const char *want = "<3>[errorbus] disk full\n"
+                       "<4>[security] lockout for alice\n"
+                       "<6>[core] ready\n"
+                       "<7>[core] detail\n"
+                       "<3>[core] forged\\n<3>[core] line\n";
+    assert_int_equal(strncmp(err, want, strlen(want)), 0);
+    const char *plain = err + strlen(want);
+    assert_true(plain[0] == '2' && strstr(plain, "Z info  [core] plain again\n") != NULL);
+    free(err);
+    /* The file keeps its timestamps either way. */
+    json_t *lines = read_lines(f->path);
+    assert_int_equal(json_array_size(lines), 6);
+    assert_non_null(field(json_array_get(lines, 0), "ts"));
+    json_decref(lines);
+}
+
+static void test_stderr_lines_never_split(void **state)
+{
+    fixture_t *f = *state;
+    capture_stderr(f);
+    log_warn("core", "agent said \"a\nb\r\x01\"");
+    char *err = captured_stderr(f);
+    assert_non_null(strstr(err, "[core] agent said \"a\\nb\\r\\x01\"\n"));
+    assert_int_equal(strchr(err, '\n') - err, (long)strlen(err) - 1);
+    free(err);
+}
+
+/* logrotate renames keel.log and sends SIGHUP; keeld opens the path again. */
+static void test_reopen_after_rotation(void **state)
+{
+    fixture_t *f = *state;
+    log_info("core", "before");
+    char rotated[160];
+    snprintf(rotated, sizeof rotated, "%s.1", f->path);
+    assert_int_equal(rename(f->path, rotated), 0);
+    log_info("core", "still old");
+    assert_int_equal(log_reopen(), 0);
+    log_info("core", "after");
+    json_t *old = read_lines(rotated), *fresh = read_lines(f->path);
+    assert_int_equal(json_array_size(old), 2);
+    assert_string_equal(field(json_array_get(old, 1), "msg"), "still old");
+    assert_int_equal(json_array_size(fresh), 1);
+    assert_string_equal(field(json_array_get(fresh, 0), "msg"), "after");
+    json_decref(old);
+    json_decref(fresh);
+    /* With no file open, reopening is nothing. */
+    log_close();
+    assert_int_equal(log_reopen(), 0);
+}
+
 static void test_long_message_truncated_not_overflowed(void **state)
 {
     fixture_t *f = *state;
@@ -220,6 +299,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_utf8_never_breaks_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stderr_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_stream_gets_priorities_and_no_timestamp, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stderr_lines_never_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_after_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_message_truncated_not_overflowed, setup, teardown),
         cmocka_unit_test(test_level_parse),
         cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),

@@ -1,5 +1,5 @@
 /*  test_resource_units: the ResourceManager+Scheduler's pure parts, each
- *  checked against values worked out by hand from spec/resource_scheduler.md:
+ *  checked against values worked out by hand from the RS checklist:
  *  Python number text (RS-20, RS-47), truthiness (RS-33), the VRAM
  *  policy rules (RS-52, RS-53, RS-56, RS-60, RS-61, RS-64), the three-level
  *  queue (RS-37), the reservation table and admission in MiB (RS-21,

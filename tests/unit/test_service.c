@@ -1,6 +1,6 @@
 /*  test_service: the lifecycle every service shares, driven through a test
  *  definition on a free PORT_OFFSET and a temp data directory: the health
- *  dict of spec/core_orchestrator.md §1.4 (plus service, version, uptime) on
+ *  dict of CO-9 (docs/wire-protocol.md) (plus service, version, uptime) on
  *  ZMQ and HTTP, 503 while the start hook runs, /metrics counting requests,
  *  the hooks' order, refusals when a hook, a port or the data directory's
  *  lock fails, and the `reload` action (administrators only). */
@@ -148,7 +148,7 @@ static json_t *zmq_ask(fixture_t *f, const char *action)
     return reply;
 }
 
-/* Every field of §1.4 plus Keel's, with the right types and values. */
+/* Every field of CO-9 plus Keel's, with the right types and values. */
 static void check_health_dict(json_t *h)
 {
     assert_string_equal(json_string_value(json_object_get(h, "status")), "ok");

@@ -24,6 +24,7 @@ static const char *defaults_json =
     "\"secure_zmq\": false,"
     "\"certificates_dir\": \"./certificates\","
     "\"max_request_bytes\": 1048576,"
+    "\"trusted_sources\": [\"127.0.0.0/8\", \"::1\"],"
     "\"core\": {"
     "  \"registry\": {\"backend\": \"sqlite\", \"redis_url\": \"redis://127.0.0.1:6379/0\","
     "                \"prefix\": \"service_registry:\", \"ttl_s\": 300.0},"

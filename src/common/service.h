@@ -2,7 +2,8 @@
  *  definition (name, ports, start/stop hooks) plus the runtime the common
  *  library gives it: configuration, metrics, a wire server on its ZMQ port,
  *  an HTTP server with /health and /metrics, an error publisher and a data
- *  directory of its own.  service_start brings HTTP up first, answering 503
+ *  directory of its own, and the privilege every route is checked against
+ *  (`trusted_sources`, the administrator's token).  service_start brings HTTP up first, answering 503
  *  "starting" until the service's own start hook has finished, so /health
  *  tells the truth from the first second; service_stop refuses new work,
  *  lets replies in flight finish, then calls the stop hook, which flushes
@@ -21,6 +22,7 @@
 #include "errpub.h"
 #include "httpd.h"
 #include "metrics.h"
+#include "privilege.h"
 #include "wire.h"
 
 #define KEEL_VERSION "0.1.0"
@@ -29,16 +31,18 @@ typedef enum { SERVICE_STARTING, SERVICE_READY, SERVICE_STOPPING } service_state
 
 typedef struct service_t service_t;
 
-/* One absorbed agent: the routes that came from it, and its old port.  With
- * `legacy_ports: true` the service also listens there (+ PORT_OFFSET) with
- * only these routes; with `modules.<name>.mode: delegate` these routes are
- * forwarded to `modules.<name>.delegate_to` (the still-running original). */
+/* One absorbed agent and its old ports.  Its routes are those whose
+ * table entry names it as `module`.  With `legacy_ports: true` the service
+ * also listens on its port (+ PORT_OFFSET) with only those routes; with
+ * `modules.<name>.mode: delegate` they are forwarded to
+ * `modules.<name>.delegate_to` (the still-running original).  A route
+ * naming a module its service does not list fails the start. */
 typedef struct {
     const char *name;                   /* "ServiceRegistry" */
     int legacy_port;                    /* 0 when it had none of its own */
-    const char *const *actions;         /* NULL-terminated, or NULL */
-    const char *const *commands;        /* NULL-terminated, or NULL */
-    bool type_route, raw_route;         /* owns the `type` / raw route */
+    /* Transitional, while services move to tables: the names to tag. */
+    const char *const *actions, *const *commands;
+    bool type_route, raw_route;
     int legacy_health_port;             /* its health REP port, or 0 */
 } service_module_t;
 
@@ -60,6 +64,7 @@ struct service_t {
     wire_server_t *wire;
     httpd_t *http;
     errpub_t *errors;
+    privilege_t *privilege;     /* shared by the wire and HTTP servers */
     char data_dir[PATH_MAX];
     double started_mono;
     atomic_int state;

@@ -94,6 +94,7 @@ static int build_parts(bus_t *bus, service_t *svc)
         .poll_s = cfg_double(c, "recovery_poll_s", 1),
         .max_attempts = (int)cfg_double(c, "recovery_max_attempts", 3),
         .core_endpoint = endpoint,
+        .keys = svc->config,
         .call_timeout_ms = (int)(cfg_double(c, "recovery_timeout_s", 5) * 1000),
     };
     bus->recovery = recovery_new(&rc, bus->store, bus->fanout);

@@ -359,7 +359,9 @@ static void http_restart(void *ctx, const http_request_t *req, http_reply_t *rep
     }
     char endpoint[256], err[128];
     config_local_endpoint(self->svc->config, CORE, endpoint, sizeof endpoint);
-    json_t *request = json_pack("{s:s, s:s}", "action", "restart_agent", "agent_name", name);
+    /* The operator's own token: CoreOrchestrator checks it again. */
+    json_t *request = json_pack("{s:s, s:s, s:s}", "action", "restart_agent", "agent_name", name,
+                                "auth_token", req->bearer);
     json_t *answer = wire_call(endpoint, request, ACTION_TIMEOUT_MS, 0, err, sizeof err);
     json_decref(request);
     const char *status = json_string_value(json_object_get(answer, "status"));

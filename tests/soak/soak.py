@@ -6,7 +6,10 @@ life, with the same messages the integration tests pin down:
 
   core (7000)           register_agent in BaseAgent's form (agent_name +
                         registration_data), then `heartbeat {agent_id}`
-                        every --heartbeat-s seconds;
+                        every --heartbeat-s seconds (an administrator's
+                        route: no kept agent sends it, so the simulated
+                        agents carry a token signed with the data
+                        directory's key file);
   observability (7002)  log_metric every --metric-s seconds, cycling through
                         PerformanceMonitor's form {service, metric_type,
                         value} (response_time, queue_size, request,
@@ -123,8 +126,8 @@ def register_msg(i, port):
             "source_agent": name, "request_id": str(uuid.uuid4()), "timestamp": iso_now()}
 
 
-def heartbeat_msg(i):
-    return {"action": "heartbeat", "agent_id": agent_name(i)}
+def heartbeat_msg(i, token):
+    return {"action": "heartbeat", "agent_id": agent_name(i), "auth_token": token}
 
 
 # One agent's metric cycle: both ring series come first so every
@@ -332,6 +335,7 @@ def rss_verdict(samples, seconds, warmup=None):
 class Soak:
     def __init__(self, keel, args):
         self.k, self.args = keel, args
+        self.token = keel.admin_token()
         self.ctx = zmq.Context.instance()
         self.poller = zmq.Poller()
         self.stats = Stats()
@@ -361,7 +365,7 @@ class Soak:
 
     def _issue_heartbeat(self, n):
         i = n % self.args.agents
-        return self.pools["core"].send("heartbeat", agent_name(i), heartbeat_msg(i))
+        return self.pools["core"].send("heartbeat", agent_name(i), heartbeat_msg(i, self.token))
 
     def _issue_metric(self, n):
         i, r = n % self.args.agents, n // self.args.agents

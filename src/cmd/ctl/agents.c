@@ -4,6 +4,7 @@
 #include "ctl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CORE_PORT 7000
@@ -68,7 +69,9 @@ static int run_agent(ctl_t *ctl, int argc, char **argv)
     }
     char action[32];
     snprintf(action, sizeof action, "%s_agent", argv[0]);
-    json_t *request = json_pack("{s:s, s:s}", "action", action, "agent", argv[1]);
+    char *token = ctl_admin_token(ctl);
+    json_t *request = json_pack("{s:s, s:s, s:s?}", "action", action, "agent", argv[1], "auth_token", token);
+    free(token);
     json_t *reply = ctl_call(ctl, CORE_PORT, request);
     json_decref(request);
     if (!reply)

@@ -1,8 +1,10 @@
 /*  ctl: see ctl.h. */
 #include "ctl.h"
+#include "token.h"
 #include "wire.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void ctl_endpoint(ctl_t *ctl, int base_port, char *buf, size_t len)
@@ -18,6 +20,22 @@ json_t *ctl_call(ctl_t *ctl, int base_port, json_t *request)
     if (!reply)
         fprintf(stderr, "keelctl: %s\n", err);
     return reply;
+}
+
+char *ctl_admin_token(ctl_t *ctl)
+{
+    const char *given = getenv("KEEL_TOKEN");
+    if (given && *given)
+        return strdup(given);
+    char path[4096];
+    FILE *keys = fopen(token_keys_path(ctl->config, path, sizeof path), "r");
+    if (!keys)
+        return NULL;
+    fclose(keys);
+    json_t *scopes = json_pack("[s]", "admin");
+    char *jwt = token_issue(ctl->config, "keelctl", scopes, 60);
+    json_decref(scopes);
+    return jwt;
 }
 
 void ctl_table(const char *const *header, size_t ncols, json_t *rows)

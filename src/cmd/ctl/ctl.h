@@ -24,6 +24,10 @@ typedef struct {
 void ctl_endpoint(ctl_t *ctl, int base_port, char *buf, size_t len);
 /* Calls a Keel service; NULL with the reason printed on stderr. */
 json_t *ctl_call(ctl_t *ctl, int base_port, json_t *request);
+/* An administrator's token for the routes that need one (the caller frees
+ * it): $KEEL_TOKEN, else a short JWT signed with the key file when this
+ * user can read it (whoever reads it may sign anything), else NULL. */
+char *ctl_admin_token(ctl_t *ctl);
 /* Prints rows (arrays of strings) under a header, columns padded. */
 void ctl_table(const char *const *header, size_t ncols, json_t *rows);
 /* Prints a JSON value for scripts. */

@@ -1,0 +1,143 @@
+"""Every route declares its privilege (public, agent, admin) in its table, and
+the runtime enforces it alike on ZMQ and HTTP (issue 16, finding 1).  Each test
+starts from the attack as it was made against Keel, asserts that it now fails,
+and that the legitimate call still works: an administrator made with `keelctl
+user add --admin` against the data directory, then logged in."""
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import KEELCTL, Keel, command, http_get, http_request, scaled, zmq_request
+from security_helpers import FAST, add_admin
+from test_core_coordinator import FakeAgent, register
+
+
+def wait_for(pred, timeout=5.0):
+    deadline = time.time() + scaled(timeout)
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def forbidden(reply, route):
+    return reply == {"status": "error",
+                     "error": "Forbidden: %s needs an administrator's token" % route}
+
+
+def login(k, user, password):
+    reply = k.request("security", {"action": "login", "user_id": user, "password": password})
+    assert reply["status"] == "success", reply
+    return reply["session"]["token"]
+
+
+def metric(k, service, name, labels):
+    _, body, _ = http_get(k.http(service, "/metrics"))
+    for line in body.decode().splitlines():
+        if line.startswith("%s{%s} " % (name, labels)):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    """keeld all with one supervised child, an administrator and a user."""
+    config = FAST + ("metrics_source: mock\ncore:\n"
+                     "  supervisor: {health_interval_s: 0.3, backoff_base_s: 0.3, stop_grace_s: 1}\n"
+                     '  agents: [{"name": "Sleeper", "command": "/bin/sleep", "args": ["600"]}]\n')
+    k = Keel("all", config=config)
+    k.start()
+    password = add_admin(k, "root", "admin-pass")
+    k.admin_session = login(k, "root", password)
+    assert k.request("security", {"action": "register", "user_id": "alice",
+                                  "password": "correct horse"})["status"] == "success"
+    k.user_session = login(k, "alice", "correct horse")
+    yield k
+    k.cleanup()
+
+
+def sleeper(k):
+    return k.request("core", {"action": "get_agent_status"})["agents"]["Sleeper"]["process"]
+
+
+def test_stop_and_restart_agent_need_an_administrator(fleet):
+    """Attack: `stop_agent` / `restart_agent` on 7000 with no credentials
+    killed or restarted a supervised child (CO-69's process control).  Now
+    refused, the child's pid unchanged, also with an ordinary user's session;
+    an administrator's session token does it."""
+    assert wait_for(lambda: sleeper(fleet)["state"] == "running")
+    pid = sleeper(fleet)["pid"]
+    before = metric(fleet, "core", "keel_bad_requests_total", 'service="core",reason="forbidden"')
+    for action in ("stop_agent", "restart_agent"):
+        assert forbidden(fleet.request("core", {"action": action, "agent": "Sleeper"}), action)
+        assert forbidden(fleet.request("core", {"action": action, "agent": "Sleeper",
+                                                "auth_token": fleet.user_session}), action)
+        assert forbidden(fleet.request("core", {"action": action, "agent": "Sleeper",
+                                                "auth_token": "0" * 64}), action)
+    assert sleeper(fleet)["pid"] == pid and sleeper(fleet)["state"] == "running"
+    assert os.path.exists("/proc/%d" % pid)
+    assert metric(fleet, "core", "keel_bad_requests_total",
+                  'service="core",reason="forbidden"') == before + 6
+
+    reply = fleet.request("core", {"action": "restart_agent", "agent": "Sleeper",
+                                   "auth_token": fleet.admin_session})
+    assert reply["status"] == "success", reply
+    assert wait_for(lambda: sleeper(fleet)["pid"] not in (None, pid))
+    pid = sleeper(fleet)["pid"]
+    reply = fleet.request("core", {"action": "stop_agent", "agent": "Sleeper",
+                                   "auth_token": fleet.admin_session})
+    assert reply["status"] == "success", reply
+    assert wait_for(lambda: sleeper(fleet)["state"] == "exited")
+    assert fleet.request("core", {"action": "restart_agent", "agent": "Sleeper",
+                                  "auth_token": fleet.admin_session})["status"] == "success"
+    assert wait_for(lambda: sleeper(fleet)["state"] == "running")
+
+
+def test_unified_system_agent_service_control_needs_an_administrator(fleet):
+    """UnifiedSystemAgent's start/stop/restart_service on 7000, and on its
+    old port's actions through the same table, answer only an administrator;
+    its reads stay public."""
+    for action in ("start_service", "stop_service", "restart_service", "cleanup_system"):
+        assert forbidden(fleet.request("core", {"action": action, "service_name": "x"}), action)
+        reply = fleet.request("core", {"action": action, "service_name": "x",
+                                       "auth_token": fleet.admin_session})
+        assert reply["status"] == "success", (action, reply)
+    assert fleet.request("core", {"action": "list_services"})["status"] == "success"
+    assert fleet.request("core", {"action": "get_service_status", "service_name": "x"})["status"] == "success"
+
+
+def test_the_handler_never_sees_the_token(fleet):
+    """A request's `auth_token` is checked, then removed: a handler that
+    passes its request on (the coordinator queues whole requests for the
+    reasoning agents) cannot leak an administrator's token downstream."""
+    cot = FakeAgent()
+    try:
+        register(fleet, "ChainOfThoughtAgent", cot.port)
+        reply = fleet.request("core", {"type": "text", "data": "hi", "auth_token": fleet.admin_session})
+        assert reply["status"] == "success", reply
+        assert wait_for(lambda: cot.got)
+        assert cot.got[0]["parameters"]["request"]["data"] == "hi"
+        assert fleet.admin_session not in repr(cot.got)
+    finally:
+        cot.close()
+
+
+def keelctl_with(k, env, *args):
+    return subprocess.run(command([KEELCTL, "--port-offset", str(k.offset)] + list(args)),
+                          env=dict(k.env, **env), capture_output=True, timeout=scaled(30), text=True,
+                          cwd=k.data_dir)
+
+
+def test_keelctl_signs_its_own_token(fleet):
+    """`keelctl agent restart` runs as whoever can read the key file and
+    signs itself a short administrator's token with it; given a KEEL_TOKEN
+    that is not an administrator's, it is refused."""
+    pid = sleeper(fleet)["pid"]
+    out = fleet.keelctl("agent", "restart", "Sleeper")
+    assert out.returncode == 0, out.stderr
+    assert wait_for(lambda: sleeper(fleet)["state"] == "running" and sleeper(fleet)["pid"] != pid)
+    out = keelctl_with(fleet, {"KEEL_TOKEN": fleet.user_session}, "agent", "restart", "Sleeper")
+    assert out.returncode == 1 and "Forbidden: restart_agent" in out.stderr, out.stderr

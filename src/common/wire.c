@@ -507,9 +507,18 @@ static json_t *forward(wire_server_t *self, const char *module, const char *fram
     return reply;
 }
 
+/* The frame goes as it came, unless it carries a token: then without it. */
 json_t *wire_server_forward(wire_server_t *self, const char *module, const wire_request_t *req)
 {
-    return forward(self, module, req->raw, req->raw_len);
+    if (!json_object_get(req->body, "auth_token"))
+        return forward(self, module, req->raw, req->raw_len);
+    json_t *copy = json_copy(req->body);
+    json_object_del(copy, "auth_token");
+    char *text = json_dumps(copy, WIRE_JSON_FLAGS);
+    json_decref(copy);
+    json_t *reply = text ? forward(self, module, text, strlen(text)) : NULL;
+    free(text);
+    return reply;
 }
 
 json_t *wire_server_delegation(wire_server_t *self)
@@ -626,14 +635,14 @@ static json_t *refusal(wire_server_t *self, const route_t *route, const wire_req
     return wire_error("%s", text);
 }
 
-/* The caller's privilege first, then the module's delegate (the frame as
- * it came) or the handler, which never sees the token: a handler that
- * stores or passes on its request cannot leak an administrator's token. */
+/* The caller's privilege first, then the module's delegate or the
+ * handler.  Neither sees the token: a handler that stores or passes on its
+ * request, or a legacy agent, cannot leak an administrator's token. */
 static json_t *run_route(wire_server_t *self, const route_t *route, wire_request_t *req)
 {
     json_t *reply = refusal(self, route, req);
     if (!reply && route->module)
-        reply = forward(self, route->module, req->raw, req->raw_len);
+        reply = wire_server_forward(self, route->module, req);
     if (reply)
         return reply;
     if (req->body)

@@ -111,7 +111,8 @@ int wire_server_delegate(wire_server_t *self, const char *module, const char *en
 /* For a handler that serves two modules' forms of one request and so has
  * no single module: the delegate's reply when `module` is delegated now, or
  * NULL when the request is to be answered here (not delegated, or the
- * forward failed and the module falls back). */
+ * forward failed and the module falls back).  The frame goes as it came,
+ * less its `auth_token`: a legacy agent never sees an administrator's token. */
 json_t *wire_server_forward(wire_server_t *self, const char *module, const wire_request_t *req);
 /* {module: {endpoint, breaker, fallback}} of the modules delegated now. */
 json_t *wire_server_delegation(wire_server_t *self);

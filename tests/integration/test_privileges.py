@@ -141,3 +141,27 @@ def test_keelctl_signs_its_own_token(fleet):
     assert wait_for(lambda: sleeper(fleet)["state"] == "running" and sleeper(fleet)["pid"] != pid)
     out = keelctl_with(fleet, {"KEEL_TOKEN": fleet.user_session}, "agent", "restart", "Sleeper")
     assert out.returncode == 1 and "Forbidden: restart_agent" in out.stderr, out.stderr
+
+
+def test_set_thresholds_is_an_administrators_and_range_checked(fleet):
+    """Attack (RS-25): `set_thresholds` with cpu/memory/gpu = -1, unauthenticated,
+    after which every allocate_resources failed.  Now refused without a token;
+    with one, an out-of-range value is refused with a clear error and changes
+    nothing, not even the valid values beside it; allocate_resources still
+    succeeds afterwards (RS-17)."""
+    before = fleet.request("resource", {"action": "get_status"})["thresholds"]
+    attack = {"action": "set_thresholds", "cpu_threshold": -1, "memory_threshold": -1, "gpu_threshold": -1}
+    assert forbidden(fleet.request("resource", attack), "set_thresholds")
+    reply = fleet.request("resource", dict(attack, auth_token=fleet.admin_session))
+    assert reply["status"] == "error" and reply["message"].startswith(
+        "Invalid cpu_threshold: -1 is not a percentage above 0 and at most 100"), reply
+    mixed = {"action": "set_thresholds", "cpu_threshold": 50, "gpu_threshold": 101,
+             "auth_token": fleet.admin_session}
+    assert fleet.request("resource", mixed)["message"].startswith("Invalid gpu_threshold")
+    assert fleet.request("resource", {"action": "get_status"})["thresholds"] == before
+    reply = fleet.request("resource", {"action": "allocate_resources", "resource_id": "after-attack",
+                                       "resource_type": "custom", "auth_token": fleet.admin_session})
+    assert reply["status"] == "success", reply
+    # The VRAM optimizer's settings, in the command dialect's own words.
+    assert fleet.request("resource", {"command": "SET_IDLE_TIMEOUT", "payload": {"timeout_seconds": 5}}) == {
+        "status": "ERROR", "message": "Forbidden: SET_IDLE_TIMEOUT needs an administrator's token"}

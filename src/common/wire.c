@@ -56,7 +56,7 @@ struct wire_server_t {
     char *service;
     metrics_t *metrics;
     void *router;
-    routes_t actions, commands;
+    routes_t actions, commands, request_types;
     route_t on_type, on_raw, on_unknown;
     routes_t module_unknowns;   /* a module's own unknown-action answer, by module */
     privilege_t *privilege;     /* borrowed */
@@ -92,8 +92,8 @@ void *wire_context(void)
 
 const char *wire_dialect_name(wire_dialect_t dialect)
 {
-    static const char *const names[] = { "action", "command", "type", "raw" };
-    return dialect <= WIRE_RAW ? names[dialect] : "?";
+    static const char *const names[] = { "action", "command", "type", "raw", "request_type" };
+    return dialect <= WIRE_REQUEST_TYPE ? names[dialect] : "?";
 }
 
 /* ---- replies ----------------------------------------------------------- */
@@ -251,6 +251,7 @@ void wire_server_destroy(wire_server_t **self_p)
     zmq_close(self->router);
     routes_free(&self->actions);
     routes_free(&self->commands);
+    routes_free(&self->request_types);
     routes_free(&self->module_unknowns);
     route_free(&self->on_type);
     route_free(&self->on_raw);
@@ -283,6 +284,8 @@ void wire_server_attach(wire_server_t *self, const wire_route_t *table, void *ct
             routes_add(&self->actions, r->name, r->fn, ctx, r->module, r->privilege);
         else if (r->dialect == WIRE_COMMAND)
             routes_add(&self->commands, r->name, r->fn, ctx, r->module, r->privilege);
+        else if (r->dialect == WIRE_REQUEST_TYPE)
+            routes_add(&self->request_types, r->name, r->fn, ctx, r->module, r->privilege);
         else
             route_set(r->dialect == WIRE_TYPE ? &self->on_type : &self->on_raw, NULL, r->fn, ctx,
                       r->module, r->privilege);
@@ -340,6 +343,8 @@ void wire_server_each_route(wire_server_t *self, wire_route_visitor_fn *fn, void
         visit(&self->actions.items[i], WIRE_ACTION, fn, arg);
     for (size_t i = 0; i < self->commands.count; i++)
         visit(&self->commands.items[i], WIRE_COMMAND, fn, arg);
+    for (size_t i = 0; i < self->request_types.count; i++)
+        visit(&self->request_types.items[i], WIRE_REQUEST_TYPE, fn, arg);
     visit(&self->on_type, WIRE_TYPE, fn, arg);
     visit(&self->on_raw, WIRE_RAW, fn, arg);
 }
@@ -418,6 +423,7 @@ int wire_server_listen_module(wire_server_t *self, const char *module, const cha
     subset->max_request = self->max_request;
     copy_routes(&subset->actions, &self->actions, module);
     copy_routes(&subset->commands, &self->commands, module);
+    copy_routes(&subset->request_types, &self->request_types, module);
     /* The `type` route goes with its module; an untagged raw route is the
      * service's answer to non-JSON frames, on every port. */
     route_t *type = &self->on_type, *raw = &self->on_raw;
@@ -610,6 +616,10 @@ static route_t *route_for(wire_server_t *self, wire_request_t *req)
         json_t *type = json_object_get(body, "type");
         req->name = json_is_string(type) ? json_string_value(type) : "";
         route = &self->on_type;
+    } else if (json_object_get(body, "request_type") && self->request_types.count) {
+        req->dialect = WIRE_REQUEST_TYPE;
+        req->name = json_string_value(json_object_get(body, "request_type"));
+        route = routes_find(&self->request_types, req->name);
     } else {
         req->dialect = WIRE_ACTION;
     }
@@ -627,8 +637,11 @@ static json_t *refusal(wire_server_t *self, const route_t *route, const wire_req
         return NULL;
     count_bad(self, "forbidden");
     char text[400];
+    char request_type[160];
+    snprintf(request_type, sizeof request_type, "request_type %.100s", req->name);
     const char *name = req->dialect == WIRE_TYPE ? "a `type` request"
-                       : req->dialect == WIRE_RAW ? "a non-JSON request" : req->name;
+                       : req->dialect == WIRE_RAW ? "a non-JSON request"
+                       : req->dialect == WIRE_REQUEST_TYPE ? request_type : req->name;
     privilege_refusal(route->privilege, name, text, sizeof text);
     if (req->dialect == WIRE_COMMAND)
         return json_pack("{s:s, s:s}", "status", "ERROR", "message", text);

@@ -5,8 +5,8 @@
  *  plain REQ clients still work) takes one frame of UTF-8 JSON and answers
  *  exactly one frame of JSON, always, even for garbage.  The request is
  *  routed by dialect: `action` (Keel and the modern agents), legacy
- *  `command`+`payload` (UPPERCASE replies), coordinator `type`, and a raw
- *  non-JSON frame, each route declared once in a table with its privilege,
+ *  `command`+`payload` (UPPERCASE replies), coordinator `type`, the
+ *  cross-machine registry's `request_type`, and a raw non-JSON frame, each route declared once in a table with its privilege,
  *  which is checked before the handler runs.  Transport faults get the BaseAgent error replies
  *  (spec/core_orchestrator.md §1.2) and a counter; a frame over the size
  *  limit gets "Request too large" without being parsed.  Handlers run on
@@ -32,9 +32,11 @@
  * guarantee. */
 #define WIRE_JSON_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 
-typedef enum { WIRE_ACTION, WIRE_COMMAND, WIRE_TYPE, WIRE_RAW } wire_dialect_t;
+/* WIRE_REQUEST_TYPE is PredictiveHealthMonitor's cross-machine registry:
+ * `request_type` names the request, as `action` does. */
+typedef enum { WIRE_ACTION, WIRE_COMMAND, WIRE_TYPE, WIRE_RAW, WIRE_REQUEST_TYPE } wire_dialect_t;
 
-/* "action", "command", "type" or "raw". */
+/* "action", "command", "type", "raw" or "request_type". */
 const char *wire_dialect_name(wire_dialect_t dialect);
 
 typedef struct {

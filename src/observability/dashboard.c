@@ -328,7 +328,7 @@ static void http_agent(void *ctx, const http_request_t *req, http_reply_t *reply
     http_reply_json(reply, 200, doc);
 }
 
-/* ---- actions (protected routes) ------------------------------------------------ */
+/* ---- actions (an administrator's routes) --------------------------------------- */
 
 static json_t *body_object(const http_request_t *req, http_reply_t *reply)
 {
@@ -395,6 +395,18 @@ static void http_ack(void *ctx, const http_request_t *req, http_reply_t *reply)
                                               why ? why : "No such alert"));
 }
 
+/* The page and its data are public; restarting an agent and acknowledging
+ * an alert are an operator's, with the same token on the wire. */
+static const http_route_t routes[] = {
+    { "GET", "/", http_asset, ROUTE_PUBLIC },
+    { "GET", "/ui/*", http_asset, ROUTE_PUBLIC },
+    { "GET", "/api/dashboard", http_dashboard, ROUTE_PUBLIC },
+    { "GET", "/api/agent", http_agent, ROUTE_PUBLIC },
+    { "POST", "/api/restart", http_restart, ROUTE_ADMIN },
+    { "POST", "/api/ack", http_ack, ROUTE_ADMIN },
+    { 0 },
+};
+
 int dashboard_start(service_t *svc, fleet_t *fleet, alerting_t *alerts, hubdb_t *db)
 {
     dashboard_t *self = &board;
@@ -406,11 +418,6 @@ int dashboard_start(service_t *svc, fleet_t *fleet, alerting_t *alerts, hubdb_t 
     free(self->document);
     self->document = NULL;
     pthread_mutex_unlock(&self->refresh);
-    httpd_route(svc->http, "GET", "/", http_asset, self);
-    httpd_route(svc->http, "GET", "/ui/*", http_asset, self);
-    httpd_route(svc->http, "GET", "/api/dashboard", http_dashboard, self);
-    httpd_route(svc->http, "GET", "/api/agent", http_agent, self);
-    httpd_route_protected(svc->http, "POST", "/api/restart", http_restart, self);
-    httpd_route_protected(svc->http, "POST", "/api/ack", http_ack, self);
+    httpd_attach(svc->http, routes, self);
     return 0;
 }

@@ -340,8 +340,11 @@ class Keel:
         return admin_jwt(os.path.join(self.data_dir, "security", "jwt.keys"))
 
     def admin(self, name_or_port, message, timeout_ms=5000):
-        """A request that needs an administrator's token (an ADMIN route)."""
-        return self.request(name_or_port, dict(message, auth_token=self.admin_token()), timeout_ms)
+        """A request that needs an administrator's token (an ADMIN route);
+        anything but a JSON object goes as it is."""
+        if isinstance(message, dict):
+            message = dict(message, auth_token=self.admin_token())
+        return self.request(name_or_port, message, timeout_ms)
 
     def services(self):
         return list(PORTS) if self.service == "all" else [self.service]

@@ -165,3 +165,52 @@ def test_set_thresholds_is_an_administrators_and_range_checked(fleet):
     # The VRAM optimizer's settings, in the command dialect's own words.
     assert fleet.request("resource", {"command": "SET_IDLE_TIMEOUT", "payload": {"timeout_seconds": 5}}) == {
         "status": "ERROR", "message": "Forbidden: SET_IDLE_TIMEOUT needs an administrator's token"}
+
+
+def post(k, service, path, body, token=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    status, _, _ = http_request(k.http(service, path), body=body, headers=headers)
+    return status
+
+
+def test_trigger_recovery_alike_on_zmq_and_http(fleet):
+    """Attack: `trigger_recovery` on 7002 (OH-60's tiers) restarted agents for
+    anyone.  The same route is refused alike on ZMQ and on HTTP's
+    POST /trigger_recovery (401 without a token, 403 with a user's), the
+    child untouched; an administrator's session opens both, and the hub's
+    restart through CoreOrchestrator carries the hub's own token."""
+    assert wait_for(lambda: sleeper(fleet)["state"] == "running")
+    pid = sleeper(fleet)["pid"]
+    body = {"agent_name": "Sleeper", "strategy": "tier1"}
+    assert forbidden(fleet.request("observability", dict(body, action="trigger_recovery")),
+                     "trigger_recovery")
+    assert forbidden(fleet.request("observability", dict(body, action="trigger_recovery",
+                                                         auth_token=fleet.user_session)), "trigger_recovery")
+    assert post(fleet, "observability", "/trigger_recovery", body) == 401
+    assert post(fleet, "observability", "/trigger_recovery", body, fleet.user_session) == 403
+    assert sleeper(fleet)["pid"] == pid
+
+    reply = fleet.request("observability", dict(body, action="trigger_recovery",
+                                                auth_token=fleet.admin_session))
+    assert reply["status"] == "success" and reply["actions"] == ["restart_agent"], reply
+    assert wait_for(lambda: sleeper(fleet)["pid"] not in (None, pid))
+    pid = sleeper(fleet)["pid"]
+    assert post(fleet, "observability", "/trigger_recovery", body, fleet.admin_session) == 200
+    assert wait_for(lambda: sleeper(fleet)["pid"] not in (None, pid))
+    assert metric(fleet, "observability", "keel_bad_requests_total",
+                  'service="observability",reason="forbidden"') >= 4
+
+
+def test_log_metric_needs_an_administrator(fleet):
+    """No kept agent logs metrics to the hub (OH-8's log_metric is the
+    absorbed PerformanceMonitor's own API), so a stranger cannot fill its
+    tables or move its alerts; an administrator still can."""
+    metric_ = {"action": "log_metric", "service": "intruder", "metric_type": "response_time", "value": 9}
+    assert forbidden(fleet.request("observability", metric_), "log_metric")
+    get = {"action": "get_metrics", "service": "intruder"}
+    assert fleet.request("observability", get)["metrics"]["response_time"]["current"] == 0.0
+    assert fleet.request("observability", dict(metric_, auth_token=fleet.admin_session)) == {
+        "status": "success", "message": "Metric logged"}
+    assert fleet.request("observability", get)["metrics"]["response_time"]["current"] == 9

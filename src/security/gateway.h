@@ -42,5 +42,8 @@ typedef struct {
 } gateway_t;
 
 /* auth.c: the AuthenticationAgent actions on `wire`. */
-void auth_register(gateway_t *gw, wire_server_t *wire);
+void auth_attach(gateway_t *gw, wire_server_t *wire);
+/* True when `token` is an administrator's: a live session of an admin
+ * user, or a JWT with scope admin. */
+bool auth_is_admin(gateway_t *gw, const char *token);
 #endif

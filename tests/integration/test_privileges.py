@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import KEELCTL, Keel, command, http_get, http_request, scaled, zmq_request
+from resource_util import fake_proc
 from security_helpers import FAST, add_admin
 from test_core_coordinator import FakeAgent, register
 
@@ -45,7 +46,7 @@ def metric(k, service, name, labels):
 @pytest.fixture(scope="module")
 def fleet():
     """keeld all with one supervised child, an administrator and a user."""
-    config = FAST + ("metrics_source: mock\ncore:\n"
+    config = FAST + ("metrics_source: mock\nresource: {proc_root: %s}\ncore:\n" % fake_proc() +
                      "  supervisor: {health_interval_s: 0.3, backoff_base_s: 0.3, stop_grace_s: 1}\n"
                      '  agents: [{"name": "Sleeper", "command": "/bin/sleep", "args": ["600"]}]\n')
     k = Keel("all", config=config)
@@ -214,3 +215,38 @@ def test_log_metric_needs_an_administrator(fleet):
     assert fleet.request("observability", dict(metric_, auth_token=fleet.admin_session)) == {
         "status": "success", "message": "Metric logged"}
     assert fleet.request("observability", get)["metrics"]["response_time"]["current"] == 9
+
+
+def test_twenty_log_performance_calls_do_not_move_a_trust_score(fleet):
+    """Attack (SG-26, SG-27): twenty unauthenticated `log_performance` calls
+    with success false drove a model's trust score from 0.994 to 0.033.  Now
+    each is refused and the score stays where it was; with an administrator's
+    token the same call moves it, as the formula says."""
+    model = {"model_id": "victim"}
+    admin = dict(model, action="log_performance", success=True, response_time=0.1,
+                 auth_token=fleet.admin_session)
+    assert fleet.request("security", admin)["status"] == "success"
+    score = fleet.request("security", dict(model, action="get_trust_score"))["trust_score"]
+    assert score > 0.99
+    for _ in range(20):
+        reply = fleet.request("security", dict(model, action="log_performance", success=False))
+        assert forbidden(reply, "log_performance")
+    assert fleet.request("security", dict(model, action="get_trust_score"))["trust_score"] == score
+    reply = fleet.request("security", dict(admin, success=False, response_time=0.0))
+    assert reply["new_trust_score"] < score
+
+
+def test_service_tokens_and_the_signing_key_are_an_administrators(fleet):
+    """issue_token and rotate_jwt_key take the administrator's token in
+    `auth_token` like every other route; an ordinary user's session gets the
+    same refusal as no token."""
+    for token in (None, fleet.user_session):
+        request = {"action": "issue_token", "subject": "x", "scopes": ["admin"]}
+        if token:
+            request["auth_token"] = token
+        assert forbidden(fleet.request("security", request), "issue_token")
+    reply = fleet.request("security", {"action": "issue_token", "subject": "ops", "scopes": ["admin"],
+                                       "auth_token": fleet.admin_session})
+    assert reply["status"] == "success"
+    # the JWT just issued is itself an administrator's token, on another service too
+    assert fleet.request("core", {"action": "cleanup_system", "auth_token": reply["token"]})["status"] == "success"

@@ -19,7 +19,6 @@
 typedef struct {
     const http_route_t *decl;       /* in its module's static table */
     void *ctx;
-    http_route_t *owned;            /* transitional: a route made by httpd_route */
 } attached_t;
 
 struct httpd_t {
@@ -59,12 +58,6 @@ void httpd_destroy(httpd_t **self_p)
         return;
     httpd_t *self = *self_p;
     httpd_stop(self);
-    for (size_t i = 0; i < self->nroutes; i++)
-        if (self->routes[i].owned) {
-            free((char *)self->routes[i].owned->method);
-            free((char *)self->routes[i].owned->path);
-            free(self->routes[i].owned);
-        }
     free(self->routes);
     pthread_rwlock_destroy(&self->lock);
     free(self->service);
@@ -80,30 +73,8 @@ void httpd_attach(httpd_t *self, const http_route_t *table, void *ctx)
     pthread_rwlock_wrlock(&self->lock);
     self->routes = realloc(self->routes, (self->nroutes + n) * sizeof *self->routes);
     for (size_t i = 0; i < n; i++)
-        self->routes[self->nroutes++] = (attached_t){ &table[i], ctx, NULL };
+        self->routes[self->nroutes++] = (attached_t){ &table[i], ctx };
     pthread_rwlock_unlock(&self->lock);
-}
-
-static void add_route(httpd_t *self, const char *method, const char *path,
-                      http_handler_fn *fn, void *ctx, route_privilege_t privilege)
-{
-    http_route_t *route = malloc(sizeof *route);
-    *route = (http_route_t){ strdup(method), strdup(path), fn, privilege };
-    pthread_rwlock_wrlock(&self->lock);
-    self->routes = realloc(self->routes, (self->nroutes + 1) * sizeof *self->routes);
-    self->routes[self->nroutes++] = (attached_t){ route, ctx, route };
-    pthread_rwlock_unlock(&self->lock);
-}
-
-void httpd_route(httpd_t *self, const char *method, const char *path, http_handler_fn *fn, void *ctx)
-{
-    add_route(self, method, path, fn, ctx, ROUTE_PUBLIC);
-}
-
-void httpd_route_protected(httpd_t *self, const char *method, const char *path,
-                           http_handler_fn *fn, void *ctx)
-{
-    add_route(self, method, path, fn, ctx, ROUTE_ADMIN);
 }
 
 void httpd_set_privilege(httpd_t *self, privilege_t *privilege)

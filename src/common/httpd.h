@@ -54,12 +54,6 @@ void httpd_destroy(httpd_t **self_p);
 /* Registers every route of `table` (borrowed: static) with `ctx`; also
  * while serving. */
 void httpd_attach(httpd_t *self, const http_route_t *table, void *ctx);
-/* Transitional, while services move to tables: one public or one
- * administrator's route. */
-void httpd_route(httpd_t *self, const char *method, const char *path,
-                 http_handler_fn *fn, void *ctx);
-void httpd_route_protected(httpd_t *self, const char *method, const char *path,
-                           http_handler_fn *fn, void *ctx);
 /* Who may call what (borrowed; NULL grants only public routes). */
 void httpd_set_privilege(httpd_t *self, privilege_t *privilege);
 /* Calls fn once per route registered now. */

@@ -197,25 +197,6 @@ void service_destroy(service_t **self_p)
     *self_p = NULL;
 }
 
-static void tag_names(service_t *self, const char *module, wire_dialect_t dialect,
-                      const char *const *names)
-{
-    for (size_t i = 0; names && names[i]; i++)
-        wire_server_tag(self->wire, module, dialect, names[i]);
-}
-
-static void tag_modules(service_t *self)
-{
-    for (const service_module_t *m = self->def->modules; m && m->name; m++) {
-        tag_names(self, m->name, WIRE_ACTION, m->actions);
-        tag_names(self, m->name, WIRE_COMMAND, m->commands);
-        if (m->type_route)
-            wire_server_tag(self->wire, m->name, WIRE_TYPE, NULL);
-        if (m->raw_route)
-            wire_server_tag(self->wire, m->name, WIRE_RAW, NULL);
-    }
-}
-
 typedef struct {
     service_t *svc;
     int refused;
@@ -327,7 +308,6 @@ int service_start(service_t *self)
         log_error(self->def->name, "%s failed to start", self->def->title);
         return -1;
     }
-    tag_modules(self);
     if (check_routes(self) < 0) {
         log_error(self->def->name, "%s refused: a route above is declared wrong", self->def->title);
         return -1;

@@ -40,9 +40,6 @@ typedef struct service_t service_t;
 typedef struct {
     const char *name;                   /* "ServiceRegistry" */
     int legacy_port;                    /* 0 when it had none of its own */
-    /* Transitional, while services move to tables: the names to tag. */
-    const char *const *actions, *const *commands;
-    bool type_route, raw_route;
     int legacy_health_port;             /* its health REP port, or 0 */
 } service_module_t;
 

@@ -294,34 +294,7 @@ void wire_server_attach(wire_server_t *self, const wire_route_t *table, void *ct
 
 void wire_server_on_action(wire_server_t *self, const char *action, wire_handler_fn *fn, void *ctx)
 {
-    routes_add(&self->actions, action, fn, ctx, NULL, ROUTE_PUBLIC);
-}
-
-void wire_server_on_command(wire_server_t *self, const char *command, wire_handler_fn *fn, void *ctx)
-{
-    routes_add(&self->commands, command, fn, ctx, NULL, ROUTE_PUBLIC);
-}
-
-void wire_server_on_type(wire_server_t *self, wire_handler_fn *fn, void *ctx)
-{
-    route_set(&self->on_type, NULL, fn, ctx, NULL, ROUTE_PUBLIC);
-}
-
-void wire_server_on_raw(wire_server_t *self, wire_handler_fn *fn, void *ctx)
-{
-    route_set(&self->on_raw, NULL, fn, ctx, NULL, ROUTE_PUBLIC);
-}
-
-void wire_server_tag(wire_server_t *self, const char *module, wire_dialect_t dialect,
-                     const char *name)
-{
-    route_t *route = dialect == WIRE_ACTION ? routes_find(&self->actions, name)
-                     : dialect == WIRE_COMMAND ? routes_find(&self->commands, name)
-                     : dialect == WIRE_TYPE ? &self->on_type : &self->on_raw;
-    if (route && route->fn) {
-        free(route->module);
-        route->module = strdup(module);
-    }
+    routes_add(&self->actions, action, fn, ctx, NULL, ROUTE_ADMIN);
 }
 
 void wire_server_set_privilege(wire_server_t *self, privilege_t *privilege)

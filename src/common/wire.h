@@ -82,14 +82,9 @@ int wire_server_bind(wire_server_t *self, const char *endpoint);
  * refusal is one error reply in the route's dialect and counts
  * keel_bad_requests_total{reason="forbidden"}. */
 void wire_server_attach(wire_server_t *self, const wire_route_t *table, void *ctx);
-/* Transitional, while services move to tables: routes of no privilege
- * check (public) and the tagging of their module. */
+/* For code still written before the tables: one action of no module, an
+ * administrator's, so that a route that declares nothing fails closed. */
 void wire_server_on_action(wire_server_t *self, const char *action, wire_handler_fn *fn, void *ctx);
-void wire_server_on_command(wire_server_t *self, const char *command, wire_handler_fn *fn, void *ctx);
-void wire_server_on_type(wire_server_t *self, wire_handler_fn *fn, void *ctx);
-void wire_server_on_raw(wire_server_t *self, wire_handler_fn *fn, void *ctx);
-void wire_server_tag(wire_server_t *self, const char *module, wire_dialect_t dialect,
-                     const char *name);
 /* Who may call what (borrowed; NULL grants only public routes).  Legacy
  * listeners share their server's. */
 void wire_server_set_privilege(wire_server_t *self, privilege_t *privilege);

@@ -9,7 +9,6 @@ exercised over the wire: nothing in the hub is mocked.
   ErrorSink      a SUB bound where the hub's errpub connects (the ErrorBus ingress)
 """
 import json
-import os
 import socket
 import threading
 import time

@@ -3,16 +3,18 @@ the runtime enforces it alike on ZMQ and HTTP (issue 16, finding 1).  Each test
 starts from the attack as it was made against Keel, asserts that it now fails,
 and that the legitimate call still works: an administrator made with `keelctl
 user add --admin` against the data directory, then logged in."""
+import json
 import os
 import subprocess
 import time
 
 import pytest
 
-from conftest import KEELCTL, Keel, command, http_get, http_request, scaled, zmq_request
+from conftest import KEELCTL, Keel, command, http_get, http_request, scaled
 from resource_util import fake_proc
-from security_helpers import FAST, add_admin
+from security_helpers import FAST, Client, add_admin
 from test_core_coordinator import FakeAgent, register
+from test_security_curve import keys as curve_keys
 
 
 def wait_for(pred, timeout=5.0):
@@ -250,3 +252,111 @@ def test_service_tokens_and_the_signing_key_are_an_administrators(fleet):
     assert reply["status"] == "success"
     # the JWT just issued is itself an administrator's token, on another service too
     assert fleet.request("core", {"action": "cleanup_system", "auth_token": reply["token"]})["status"] == "success"
+
+
+# BaseAgent._register_with_digital_twin (common/core/base_agent.py), as it sends it.
+def base_agent_registration(name):
+    return {"action": "register_agent", "agent_name": name, "status": "HEALTHY", "location": "MainPC",
+            "registration_data": {"agent_id": name, "agent_type": "KnowledgeBase", "host": "127.0.0.1",
+                                  "port": 5715, "health_check_port": 6715, "capabilities": [],
+                                  "dependencies": [], "metadata": {"start_time": "2025-07-16T10:00:00",
+                                                                   "python_version": "3.10.12"}}}
+
+
+AGENT_REFUSAL = ("Forbidden: register_agent needs a CURVE client key, a trusted source address or "
+                 "an administrator's token")
+
+
+def test_agent_routes_from_an_untrusted_plaintext_source_are_refused(keel_factory, fleet):
+    """Attack: anyone who could reach 7000 registered (or re-pointed) an agent.
+    In plaintext mode an AGENT route is open to `trusted_sources` only: with a
+    list that leaves out loopback, a kept agent's registration from 127.0.0.1
+    is refused, in the command dialect's words too; with the default list
+    (loopback) the same registration is accepted."""
+    k = keel_factory("core", config="trusted_sources: [10.99.0.0/16]\n")
+    reply = k.request("core", base_agent_registration("KnowledgeBase"))
+    assert reply == {"status": "error", "error": AGENT_REFUSAL}
+    # service_discovery_client.register_service's legacy form
+    reply = k.request("core", {"command": "REGISTER", "payload": {"name": "stt", "port": 5800}})
+    assert reply["status"] == "ERROR" and reply["message"].startswith("Forbidden: REGISTER needs")
+    assert "KnowledgeBase" not in k.request("core", {"action": "list_agents"})["agents"]
+    # an administrator's token still opens it
+    assert k.admin("core", base_agent_registration("KnowledgeBase"))["status"] == "success"
+
+    assert fleet.request("core", base_agent_registration("KnowledgeBase"))["status"] == "success"
+    assert fleet.request("core", {"action": "get_agent_endpoint",
+                                  "agent_name": "KnowledgeBase"})["port"] == 5715
+
+
+def test_agent_routes_open_to_curve_clients_whatever_their_address(keel_factory, tmp_path):
+    """With CURVE on, the peer the ZAP handler admitted is an agent, whatever
+    its address: the registration goes through although trusted_sources
+    leaves the loopback out; an administrator's route still needs the token."""
+    certs = str(tmp_path / "certs")
+    out = subprocess.run(command([KEELCTL, "certs", "generate", "--dir", certs]), capture_output=True,
+                         text=True, timeout=scaled(30))
+    assert out.returncode == 0, out.stderr
+    k = keel_factory("core", config="trusted_sources: []\n",
+                     env={"SECURE_ZMQ": "1", "ZMQ_CERTIFICATES_DIR": certs})
+    c = Client(k.zmq("core"), curve=curve_keys(certs, "client"))
+    assert c(base_agent_registration("KnowledgeBase"))["status"] == "success"
+    assert forbidden(c({"action": "stop_agent", "agent": "KnowledgeBase"}), "stop_agent")
+    c.close()
+
+
+SERVICES = ("core", "resource", "observability", "errorbus", "security")
+PRIVILEGES = {"public", "agent", "admin"}
+
+
+def routes_of(k, service):
+    status, body, _ = http_get(k.http(service, "/routes"))
+    assert status == 200
+    return json.loads(body)
+
+
+def test_every_route_of_every_service_declares_a_privilege_and_a_known_module(fleet):
+    """The table walk: every route of the five services, as attached at run
+    time (GET /routes), declares public, agent or admin, names no module but
+    its own service's, and the state changes the issue found open are now
+    an administrator's on both transports."""
+    seen = {}
+    for service in SERVICES:
+        table = routes_of(fleet, service)
+        assert table["zmq"] and table["http"], service
+        for route in table["zmq"]:
+            assert route["privilege"] in PRIVILEGES, (service, route)
+            assert route["module"] is None or route["module"] in table["modules"], (service, route)
+            seen[(service, route["dialect"], route["name"])] = route["privilege"]
+        for route in table["http"]:
+            assert route["privilege"] in PRIVILEGES, (service, route)
+            seen[(service, "http", route["method"] + " " + route["path"])] = route["privilege"]
+    admin = [("core", "action", a) for a in ("stop_agent", "start_agent", "restart_agent", "start_service",
+                                             "stop_service", "restart_service")]
+    admin += [("resource", "action", "set_thresholds"), ("observability", "action", "trigger_recovery"),
+              ("security", "action", "rotate_jwt_key"), ("security", "action", "log_performance"),
+              ("observability", "http", "POST /trigger_recovery"), ("observability", "http", "POST /api/restart"),
+              ("security", "http", "POST /jwt/rotate")]
+    for key in admin:
+        assert seen[key] == "admin", key
+    for key in (("core", "action", "register_agent"), ("core", "command", "REGISTER"),
+                ("core", "action", "report_error"), ("errorbus", "action", "report_error")):
+        assert seen[key] == "agent", key
+    for key in (("core", "action", "get_agent_endpoint"), ("core", "raw", None),
+                ("security", "action", "login"), ("core", "http", "GET /health")):
+        assert seen[key] == "public", key
+
+
+def test_no_service_registers_a_route_outside_a_table():
+    """Routes are declared once, in tables: no file under src/ but the
+    runtime's own calls the one-route registration kept for old code."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src")
+    offenders = []
+    for folder, _, files in os.walk(root):
+        if os.path.basename(folder) == "common":
+            continue
+        for name in files:
+            if name.endswith((".c", ".h")):
+                text = open(os.path.join(folder, name)).read()
+                if "wire_server_on_action(" in text:
+                    offenders.append(os.path.join(os.path.basename(folder), name))
+    assert not offenders, offenders

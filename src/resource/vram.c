@@ -18,6 +18,7 @@
 #define MAX_USES 10000
 #define MAX_MODELS 4096
 #define MAX_IDLE_TIMEOUT_S (30 * 86400)    /* past a month an idle model is simply never unloaded */
+#define MAX_VRAM_MB 1048576                 /* 1 TiB: past any GPU's memory, a typo */
 
 /* ---- shared helpers --------------------------------------------------- */
 
@@ -425,6 +426,10 @@ static json_t *on_register_mm(void *ctx, wire_request_t *req)
     json_t *idle = json_object_get(req->body, "idle_timeout");
     if ((budget && !json_is_number(budget)) || (idle && !json_is_null(idle) && !json_is_number(idle)))
         return mma_error("%s", "Invalid registration: vram_budget_mb and idle_timeout must be numbers");
+    double mb = json_number_value(budget), idle_s = json_number_value(idle);
+    if ((budget && !(mb > 0 && mb <= MAX_VRAM_MB)) || !(idle_s >= 0 && idle_s <= MAX_IDLE_TIMEOUT_S))
+        return mma_error("%s", "Invalid registration: vram_budget_mb must be above 0 and at most 1048576 MiB,"
+                               " idle_timeout from 0 to 2592000 seconds");
     pthread_mutex_lock(&self->lock);
     if (budget)
         json_object_set(self->mma, "vram_budget_mb", budget);

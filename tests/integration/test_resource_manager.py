@@ -328,6 +328,8 @@ BAD = [
     ({"action": "make_room_for_model", "vram_mb": 1, "loaded_models": []}, "Invalid loaded_models"),
     ({"action": "update_vram_status", "current_vram_mb": 1}, "Invalid total_vram_mb"),
     ({"action": "register_model_manager", "vram_budget_mb": "x"}, "Invalid registration"),
+    ({"action": "register_model_manager", "vram_budget_mb": -1}, "vram_budget_mb must be above 0"),
+    ({"action": "register_model_manager", "idle_timeout": 10 ** 9}, "idle_timeout from 0 to 2592000"),
 ]
 
 

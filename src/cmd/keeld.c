@@ -9,6 +9,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "privilege.h"
 #include "service.h"
 #include "zcurve.h"
 
@@ -78,6 +79,16 @@ static int parse_options(int argc, char **argv, options_t *opts)
     return 0;
 }
 
+/* A list the services would refuse at start is an error of the file, for
+ * --check and for a reload alike. */
+static int check_trusted_sources(config_t *config, char *err, size_t len)
+{
+    privilege_t *probe = privilege_new();
+    int rc = privilege_configure(probe, config, err, len);
+    privilege_destroy(&probe);
+    return rc;
+}
+
 /* Defaults, then the file, then the environment, then the flags. */
 static config_t *load_config(const options_t *opts)
 {
@@ -92,6 +103,8 @@ static config_t *load_config(const options_t *opts)
         rc = config_set(config, "data_dir", opts->data_dir, err, sizeof err);
     if (rc == 0 && opts->port_offset)
         rc = config_set(config, "port_offset", opts->port_offset, err, sizeof err);
+    if (rc == 0)
+        rc = check_trusted_sources(config, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "keeld: configuration error: %s\n", err);
         config_destroy(&config);

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import KEELCTL, Keel, command, http_get, http_request, scaled
+from conftest import KEELCTL, KEELD, Keel, command, http_get, http_request, scaled
 from resource_util import fake_proc
 from security_helpers import FAST, Client, add_admin
 from test_core_coordinator import FakeAgent, register
@@ -360,3 +360,20 @@ def test_no_service_registers_a_route_outside_a_table():
                 if "wire_server_on_action(" in text:
                     offenders.append(os.path.join(os.path.basename(folder), name))
     assert not offenders, offenders
+
+
+def test_shipped_configurations_turn_curve_on_and_bad_sources_are_refused(tmp_path):
+    """Attack: the two-machine configurations bound 0.0.0.0 with
+    `secure_zmq: false`.  They now ship with CURVE on (SG-43); and a
+    `trusted_sources` entry that is not an address is a configuration error
+    that `keeld --check` reports, not a silently empty list."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    for name in ("mainpc.yaml", "pc2.yaml"):
+        text = open(os.path.join(root, "config", name)).read()
+        assert "\nbind: 0.0.0.0\n" in text and "\nsecure_zmq: true\n" in text, name
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trusted_sources: [192.168.100.0/33]\n")
+    out = subprocess.run(command([KEELD, "all", "--check", "--config", str(bad)]), capture_output=True,
+                         text=True, timeout=scaled(30))
+    assert out.returncode == 2
+    assert 'trusted_sources: "192.168.100.0/33" is not an address or CIDR' in out.stderr

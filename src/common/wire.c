@@ -397,8 +397,8 @@ int wire_server_listen_module(wire_server_t *self, const char *module, const cha
     copy_routes(&subset->actions, &self->actions, module);
     copy_routes(&subset->commands, &self->commands, module);
     copy_routes(&subset->request_types, &self->request_types, module);
-    /* The `type` route goes with its module; an untagged raw route is the
-     * service's answer to non-JSON frames, on every port. */
+    /* The `type` route goes with its module; a raw route of no module is
+     * the service's answer to non-JSON frames, on every port. */
     route_t *type = &self->on_type, *raw = &self->on_raw;
     if (type->module && strcmp(type->module, module) == 0)
         route_set(&subset->on_type, NULL, type->fn, type->ctx, type->module, type->privilege);

@@ -9,9 +9,9 @@
  *
  *  Any of the four agents can instead be delegated to its legacy process,
  *  and switched back and forth by a reload: the runtime does it for the
- *  routes the `modules` table tags, and the two catch-alls that no tag
- *  can name (a bare task is AsyncProcessor's, an unknown command the VRAM
- *  optimizer's) ask wire_server_forward themselves. */
+ *  routes whose table entry names that agent, and the two catch-alls that
+ *  no entry can name (a bare task is AsyncProcessor's, an unknown command
+ *  the VRAM optimizer's) ask wire_server_forward themselves. */
 #include "resource.h"
 #include "broadcast.h"
 #include "clock.h"
@@ -80,8 +80,8 @@ static json_t *broadcast_frame(void *arg)
     return processor_health(arg, false);
 }
 
-/* The `type` route is tagged AsyncProcessor's, so the runtime forwards
- * it when that agent is delegated. */
+/* The `type` route is AsyncProcessor's (its table entry names it), so the
+ * runtime forwards it when that agent is delegated. */
 static json_t *on_task(void *ctx, wire_request_t *req)
 {
     resource_t *self = ctx;

@@ -18,7 +18,7 @@ typedef struct {
 } cidr_t;
 
 struct privilege_t {
-    pthread_rwlock_t lock;      /* the trusted sources, replaced on reload */
+    pthread_rwlock_t lock;      /* everything below: a reload or a start hook changes it while serving */
     cidr_t sources[MAX_SOURCES];
     int nsources;
     privilege_admin_fn *admin;
@@ -129,8 +129,10 @@ int privilege_configure(privilege_t *self, config_t *config, char *err, size_t e
 
 void privilege_set_admin_check(privilege_t *self, privilege_admin_fn *fn, void *ctx)
 {
+    pthread_rwlock_wrlock(&self->lock);
     self->admin = fn;
     self->admin_ctx = ctx;
+    pthread_rwlock_unlock(&self->lock);
 }
 
 static bool source_trusted(privilege_t *self, const char *peer)
@@ -146,9 +148,14 @@ static bool source_trusted(privilege_t *self, const char *peer)
     return found;
 }
 
+/* The check runs outside the lock: it may ask SecurityGateway over the wire. */
 static bool is_admin(privilege_t *self, const char *token)
 {
-    return token && *token && self->admin && self->admin(self->admin_ctx, token);
+    pthread_rwlock_rdlock(&self->lock);
+    privilege_admin_fn *admin = self->admin;
+    void *ctx = self->admin_ctx;
+    pthread_rwlock_unlock(&self->lock);
+    return token && *token && admin && admin(ctx, token);
 }
 
 privilege_verdict_t privilege_check(privilege_t *self, route_privilege_t need,

@@ -137,11 +137,17 @@ static void list_http_route(void *arg, const http_route_t *route)
 }
 
 /* GET /routes: every route of this service with its privilege and module,
- * the table docs/reliability.md's threat model is written from. */
+ * the table docs/reliability.md's threat model is written from.  While the
+ * start hook attaches routes there is nothing stable to list. */
 static void on_http_routes(void *ctx, const http_request_t *req, http_reply_t *reply)
 {
     (void)req;
     service_t *self = ctx;
+    if (atomic_load(&self->state) != SERVICE_READY) {
+        http_reply_json(reply, 503, json_pack("{s:s, s:s}", "status", "error", "error",
+                                              "the service is not ready"));
+        return;
+    }
     json_t *modules = json_array(), *zmq = json_array(), *http = json_array();
     for (const service_module_t *m = self->def->modules; m && m->name; m++)
         json_array_append_new(modules, json_string(m->name));

@@ -609,12 +609,14 @@ static json_t *refusal(wire_server_t *self, const route_t *route, const wire_req
     if (privilege_check(owner->privilege, route->privilege, &caller) == PRIVILEGE_GRANTED)
         return NULL;
     count_bad(self, "forbidden");
-    char text[400];
-    char request_type[160];
-    snprintf(request_type, sizeof request_type, "request_type %.100s", req->name);
-    const char *name = req->dialect == WIRE_TYPE ? "a `type` request"
-                       : req->dialect == WIRE_RAW ? "a non-JSON request"
-                       : req->dialect == WIRE_REQUEST_TYPE ? request_type : req->name;
+    char name[160], text[400];
+    if (req->dialect == WIRE_TYPE)
+        snprintf(name, sizeof name, "a `type` request");
+    else if (req->dialect == WIRE_RAW)
+        snprintf(name, sizeof name, "a non-JSON request");
+    else
+        snprintf(name, sizeof name, "%s%.100s", req->dialect == WIRE_REQUEST_TYPE ? "request_type " : "",
+                 req->name);
     privilege_refusal(route->privilege, name, text, sizeof text);
     if (req->dialect == WIRE_COMMAND)
         return json_pack("{s:s, s:s}", "status", "ERROR", "message", text);

@@ -579,6 +579,31 @@ static void test_undeclared_and_unset_fail_closed(void **state)
     wire_server_destroy(&s);
 }
 
+/* `request_type` names a route as `action` does, after `type`; a name no
+ * route has is the unknown handler's. */
+static void test_request_type_dialect(void **state)
+{
+    (void)state;
+    static const wire_route_t registry[] = {
+        { WIRE_REQUEST_TYPE, "get_status", on_body, NULL, ROUTE_PUBLIC },
+        { WIRE_REQUEST_TYPE, "register", on_body, NULL, ROUTE_ADMIN },
+        { 0 },
+    };
+    wire_server_t *s = wire_server_new("rt", NULL);
+    wire_server_attach(s, registry, NULL);
+    char *reply = wire_server_handle(s, "{\"request_type\":\"get_status\"}", 29);
+    assert_string_equal(reply, "{\"status\":\"success\",\"body\":{\"request_type\":\"get_status\"}}");
+    free(reply);
+    reply = wire_server_handle(s, "{\"request_type\":\"register\"}", 27);
+    assert_string_equal(reply, "{\"status\":\"error\",\"error\":"
+                               "\"Forbidden: request_type register needs an administrator's token\"}");
+    free(reply);
+    reply = wire_server_handle(s, "{\"request_type\":7}", 18);
+    assert_string_equal(reply, "{\"status\":\"error\",\"error\":\"Unknown action: None\"}");
+    free(reply);
+    wire_server_destroy(&s);
+}
+
 static void collect_route(void *arg, const wire_route_t *route)
 {
     char line[160];
@@ -782,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_privileges_through_the_workers),
         cmocka_unit_test(test_undeclared_and_unset_fail_closed),
         cmocka_unit_test(test_each_route_lists_the_tables),
+        cmocka_unit_test(test_request_type_dialect),
         cmocka_unit_test(test_client_retries_until_server_appears),
         cmocka_unit_test(test_client_recreates_socket_after_lost_reply),
         cmocka_unit_test(test_client_non_json_reply),

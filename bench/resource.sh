@@ -68,9 +68,9 @@ ep_fast="tcp://127.0.0.1:$((7001 + offset + 1))"
 printf '\nResourceManager+Scheduler: tasks/s, enqueue -> dispatch -> completion (%d tasks per run)\n' "$tasks"
 printf '%-10s %14s %14s %14s %14s %10s %10s\n' producers "keel durable" "bs -b -f0" "keel no-fsync" "bs memory" "ratio dur" "ratio mem"
 for p in 1 8 50; do
-    kd=$("$bench" tasks "$ep_durable" "$p" "$tasks" | rate)
+    kd=$(KEEL_DATA_DIR="$tmp/keel-true" "$bench" tasks "$ep_durable" "$p" "$tasks" | rate)
     bd=$("$bench" beanstalk 127.0.0.1 "$bs_disk_port" "$p" "$tasks" | rate)
-    kf=$("$bench" tasks "$ep_fast" "$p" "$tasks" | rate)
+    kf=$(KEEL_DATA_DIR="$tmp/keel-false" "$bench" tasks "$ep_fast" "$p" "$tasks" | rate)
     bm=$("$bench" beanstalk 127.0.0.1 "$bs_mem_port" "$p" "$tasks" | rate)
     printf '%-10s %14s %14s %14s %14s %10s %10s\n' "$p" "$kd" "$bd" "$kf" "$bm" \
         "$(awk "BEGIN{printf \"%.2fx\", $kd/$bd}")" "$(awk "BEGIN{printf \"%.2fx\", $kf/$bm}")"
@@ -79,7 +79,7 @@ for p in 1 8 50; do
 done
 
 printf '\nallocate_resources latency with 10000 live reservations (%d samples)\n' "$samples"
-alloc=$("$bench" alloc "$ep_fast" 10000 "$samples") || true     # failures are in the line
+alloc=$(KEEL_DATA_DIR="$tmp/keel-false" "$bench" alloc "$ep_fast" 10000 "$samples") || true     # failures are in the line
 echo "$alloc" | awk '{printf "mean %s us   p50 %s us   p99 %s us   failures %s\n", $9, $11, $13, $7}'
 result resource "allocate_resources p50, 10k live" "$(echo "$alloc" | awk '{print $11}')" us lower "" "" ""
 result resource "allocate_resources p99, 10k live" "$(echo "$alloc" | awk '{print $13}')" us lower "" "" ""

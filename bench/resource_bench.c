@@ -12,8 +12,12 @@
  *        Fills LIVE reservations, then times SAMPLES allocate_resources
  *        calls (each released again, so LIVE stay live): mean, p50, p99.
  *
- *  One line of "key value" pairs per run, for bench/resource.sh to tabulate. */
+ *  One line of "key value" pairs per run, for bench/resource.sh to tabulate.
+ *  schedule_task and the allocation actions are an administrator's routes:
+ *  with KEEL_DATA_DIR set to the keeld's data directory, every request
+ *  carries a token signed with its key file. */
 #include "clock.h"
+#include "token.h"
 #include "wire.h"
 
 #include <arpa/inet.h>
@@ -34,9 +38,13 @@ typedef struct {
     pthread_t thread;
 } job_t;
 
+static char *admin_token;       /* NULL without KEEL_DATA_DIR */
+
 static json_t *call(wire_client_t *client, json_t *request)
 {
     char err[256];
+    if (admin_token)
+        json_object_set_new(request, "auth_token", json_string(admin_token));
     json_t *reply = wire_client_call(client, request, err, sizeof err);
     json_decref(request);
     if (!reply)
@@ -253,16 +261,32 @@ static int run_alloc(const char *endpoint, int live, int samples)
     return failures ? 1 : 0;
 }
 
+static void sign_token(void)
+{
+    const char *dir = getenv("KEEL_DATA_DIR");
+    if (!dir || !*dir)
+        return;
+    config_t *config = config_new();
+    char err[256];
+    if (config_set(config, "data_dir", dir, err, sizeof err) == 0)
+        admin_token = token_issue_service(config, "resource_bench", 3600);
+    config_destroy(&config);
+}
+
 int main(int argc, char **argv)
 {
+    sign_token();
+    int rc = 2;
     if (argc == 5 && !strcmp(argv[1], "tasks"))
-        return run_tasks(argv[2], atoi(argv[3]), atoi(argv[4]));
-    if (argc == 6 && !strcmp(argv[1], "beanstalk"))
-        return run_beanstalk(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
-    if (argc == 5 && !strcmp(argv[1], "alloc"))
-        return run_alloc(argv[2], atoi(argv[3]), atoi(argv[4]));
-    fprintf(stderr, "usage: resource_bench tasks ENDPOINT PRODUCERS TOTAL\n"
-                    "       resource_bench beanstalk HOST PORT PRODUCERS TOTAL\n"
-                    "       resource_bench alloc ENDPOINT LIVE SAMPLES\n");
-    return 2;
+        rc = run_tasks(argv[2], atoi(argv[3]), atoi(argv[4]));
+    else if (argc == 6 && !strcmp(argv[1], "beanstalk"))
+        rc = run_beanstalk(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+    else if (argc == 5 && !strcmp(argv[1], "alloc"))
+        rc = run_alloc(argv[2], atoi(argv[3]), atoi(argv[4]));
+    else
+        fprintf(stderr, "usage: resource_bench tasks ENDPOINT PRODUCERS TOTAL\n"
+                        "       resource_bench beanstalk HOST PORT PRODUCERS TOTAL\n"
+                        "       resource_bench alloc ENDPOINT LIVE SAMPLES\n");
+    free(admin_token);
+    return rc;
 }

@@ -114,7 +114,7 @@ int main(int argc, char **argv)
         snprintf(session, sizeof session, "%s", t);
         json_decref(r);
     }
-    json_t *r = call(endpoint, json_pack("{s:s, s:s, s:s, s:[s], s:i}", "action", "issue_token", "token",
+    json_t *r = call(endpoint, json_pack("{s:s, s:s, s:s, s:[s], s:i}", "action", "issue_token", "auth_token",
                                          session, "subject", "bench", "scopes", "admin", "ttl_s", 3600));
     const char *jwt_text = json_string_value(json_object_get(r, "token"));
     if (!jwt_text) {

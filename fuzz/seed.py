@@ -2,7 +2,9 @@
 """Rebuilds fuzz/corpus/ from the tests' real messages: every literal JSON
 request in tests/integration/*.py, the config files, pickles Python itself
 writes (protocols 2 to 5) and the ErrorBus framings.  Deterministic, so a
-re-run changes nothing unless the tests did.  Run from the repository root."""
+re-run changes nothing unless the tests did.  Requests carry "root", the
+fuzz targets' administrator's token (fuzz/service_harness.h), so they reach
+the handlers behind every privilege.  Run from the repository root."""
 import ast
 import glob
 import hashlib
@@ -51,7 +53,7 @@ def main():
     for r in reqs:
         by_action.setdefault(str(r.get("action", r.get("command", r.get("type")))), r)
     for r in by_action.values():
-        save("wire", json.dumps(r))
+        save("wire", json.dumps(dict(r, auth_token="root")))
     for raw in ("hello there", "{\"action\":", "\xff\xfe", "[1,2]", "{\"action\":\"ping\"}GARBAGE"):
         save("wire", raw)
     for r in reqs:
@@ -66,7 +68,7 @@ def main():
         save("pyfmt", v)
     for svc in ("security", "core", "errorbus", "resource", "observability"):
         for r in requests("test_%s_*.py" % svc):
-            save(svc, json.dumps(r))
+            save(svc, json.dumps(dict(r, auth_token="root")))
     for path in sorted(glob.glob("config/*.yaml")):
         save("config", open(path, "rb").read())
     save("config", "port_offset: 100\ndata_dir: /tmp/x\ncore:\n  ttl: 30\n")

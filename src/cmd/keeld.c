@@ -16,6 +16,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "privilege.h"
 #include "sdnotify.h"
 #include "service.h"
 #include "zcurve.h"
@@ -91,6 +92,16 @@ static int parse_options(int argc, char **argv, options_t *opts)
     return 0;
 }
 
+/* A list the services would refuse at start is an error of the file, for
+ * --check and for a reload alike. */
+static int check_trusted_sources(config_t *config, char *err, size_t len)
+{
+    privilege_t *probe = privilege_new();
+    int rc = privilege_configure(probe, config, err, len);
+    privilege_destroy(&probe);
+    return rc;
+}
+
 /* Defaults, then the file, then the environment, then the flags; NULL
  * with the reason in err. */
 static config_t *load_config(const options_t *opts, char *err, size_t errlen)
@@ -109,6 +120,8 @@ static config_t *load_config(const options_t *opts, char *err, size_t errlen)
         if (rc < 0)
             snprintf(err, errlen, "flag --port-offset: %s", why);
     }
+    if (rc == 0)
+        rc = check_trusted_sources(config, err, errlen);
     if (rc < 0)
         config_destroy(&config);
     return config;

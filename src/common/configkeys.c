@@ -31,6 +31,7 @@ static const configkey_t keys[] = {
     { "registry_endpoint", CK_STRING, "", NULL, "CoreOrchestrator every service registers its names with and the hub reads agents from; empty: the local one, tcp://127.0.0.1:7000 + port_offset." },
     { "advertise_host", CK_STRING, "", NULL, "Host written into the registry for this machine's Keel names, so agents on the other machine can reach them; empty: bind, or the host name when bind is 0.0.0.0." },
     { "secure_zmq", CK_BOOLEAN, "false", NULL, "CURVE encryption and authentication on every ZMQ socket, keys from certificates_dir (environment SECURE_ZMQ=1)." },
+    { "trusted_sources", CK_STRINGS, "[\"127.0.0.0/8\", \"::1\"]", NULL, "Addresses and CIDRs whose plaintext requests may use the routes of privilege agent (the state changes the kept agents make: registration, error reports, telemetry); CURVE clients may anyway, and administrators' tokens open every route. List both machines on the two-machine layout without CURVE." },
     { "certificates_dir", CK_STRING, "./certificates", NULL, "Directory of the CURVE key pairs made by keelctl certs generate." },
     { "max_request_bytes", CK_INTEGER, "1048576", "1024..268435456", "Largest request frame a service parses; a larger one gets {\"status\":\"error\",\"error\":\"Request too large\"}." },
     /* ---- CoreOrchestrator ---- */

@@ -17,20 +17,17 @@
 #define MAX_BODY (1 << 20)
 
 typedef struct {
-    char *method, *path;
-    http_handler_fn *fn;
+    const http_route_t *decl;       /* in its module's static table */
     void *ctx;
-    bool protected_route;
-} http_route_t;
+} attached_t;
 
 struct httpd_t {
     pthread_rwlock_t lock;          /* routes may be added while serving */
     char *service;
     metrics_t *metrics;
-    http_route_t *routes;
+    attached_t *routes;
     size_t nroutes;
-    http_authorizer_fn *authorize;
-    void *authorize_ctx;
+    privilege_t *privilege;         /* borrowed */
     struct MHD_Daemon *daemon;
 };
 
@@ -46,9 +43,12 @@ httpd_t *httpd_new(const char *service, metrics_t *metrics)
     pthread_rwlock_init(&self->lock, NULL);
     self->service = strdup(service);
     self->metrics = metrics;
-    if (metrics)
+    if (metrics) {
         metrics_declare(metrics, "keel_http_requests_total",
                         "HTTP requests answered, by route and status code.", METRIC_COUNTER, NULL, 0);
+        metrics_declare(metrics, "keel_bad_requests_total",
+                        "Requests refused before their handler ran, by reason.", METRIC_COUNTER, NULL, 0);
+    }
     return self;
 }
 
@@ -58,10 +58,6 @@ void httpd_destroy(httpd_t **self_p)
         return;
     httpd_t *self = *self_p;
     httpd_stop(self);
-    for (size_t i = 0; i < self->nroutes; i++) {
-        free(self->routes[i].method);
-        free(self->routes[i].path);
-    }
     free(self->routes);
     pthread_rwlock_destroy(&self->lock);
     free(self->service);
@@ -69,31 +65,29 @@ void httpd_destroy(httpd_t **self_p)
     *self_p = NULL;
 }
 
-static void add_route(httpd_t *self, const char *method, const char *path,
-                      http_handler_fn *fn, void *ctx, bool protected_route)
+void httpd_attach(httpd_t *self, const http_route_t *table, void *ctx)
 {
+    size_t n = 0;
+    while (table[n].fn)
+        n++;
     pthread_rwlock_wrlock(&self->lock);
-    self->routes = realloc(self->routes, (self->nroutes + 1) * sizeof *self->routes);
-    self->routes[self->nroutes++] = (http_route_t){ strdup(method), strdup(path), fn, ctx,
-                                                   protected_route };
+    self->routes = realloc(self->routes, (self->nroutes + n) * sizeof *self->routes);
+    for (size_t i = 0; i < n; i++)
+        self->routes[self->nroutes++] = (attached_t){ &table[i], ctx };
     pthread_rwlock_unlock(&self->lock);
 }
 
-void httpd_route(httpd_t *self, const char *method, const char *path, http_handler_fn *fn, void *ctx)
+void httpd_set_privilege(httpd_t *self, privilege_t *privilege)
 {
-    add_route(self, method, path, fn, ctx, false);
+    self->privilege = privilege;
 }
 
-void httpd_route_protected(httpd_t *self, const char *method, const char *path,
-                           http_handler_fn *fn, void *ctx)
+void httpd_each_route(httpd_t *self, http_route_visitor_fn *fn, void *arg)
 {
-    add_route(self, method, path, fn, ctx, true);
-}
-
-void httpd_set_authorizer(httpd_t *self, http_authorizer_fn *fn, void *ctx)
-{
-    self->authorize = fn;
-    self->authorize_ctx = ctx;
+    pthread_rwlock_rdlock(&self->lock);
+    for (size_t i = 0; i < self->nroutes; i++)
+        fn(arg, self->routes[i].decl);
+    pthread_rwlock_unlock(&self->lock);
 }
 
 static bool path_matches(const char *pattern, const char *path)
@@ -105,15 +99,16 @@ static bool path_matches(const char *pattern, const char *path)
 }
 
 /* The matching route, or NULL; *path_known tells 404 from 405. */
-static http_route_t *find_route(httpd_t *self, const char *method, const char *path, bool *path_known)
+static attached_t *find_route(httpd_t *self, const char *method, const char *path, bool *path_known)
 {
     *path_known = false;
     for (size_t i = 0; i < self->nroutes; i++) {
-        if (!path_matches(self->routes[i].path, path))
+        const http_route_t *decl = self->routes[i].decl;
+        if (!path_matches(decl->path, path))
             continue;
         *path_known = true;
-        if (strcmp(self->routes[i].method, method) == 0
-            || (strcmp(method, "HEAD") == 0 && strcmp(self->routes[i].method, "GET") == 0))
+        if (strcmp(decl->method, method) == 0
+            || (strcmp(method, "HEAD") == 0 && strcmp(decl->method, "GET") == 0))
             return &self->routes[i];
     }
     return NULL;
@@ -148,24 +143,41 @@ static void error_json(http_reply_t *reply, int status, const char *message)
     http_reply_json(reply, status, json_pack("{s:s, s:s}", "status", "error", "error", message));
 }
 
+/* 401 without a token, 403 with one that is not enough, as the wire
+ * refuses: true when the caller may go on. */
+static bool privilege_allows(httpd_t *self, const http_route_t *route, const http_request_t *req,
+                             http_reply_t *reply)
+{
+    privilege_caller_t caller = { req->peer, false, req->bearer };
+    privilege_verdict_t verdict = privilege_check(self->privilege, route->privilege, &caller);
+    if (verdict == PRIVILEGE_GRANTED)
+        return true;
+    if (self->metrics) {
+        char labels[128];
+        metrics_labels(labels, sizeof labels, "service", self->service, "reason", "forbidden", NULL);
+        metrics_add(self->metrics, "keel_bad_requests_total", labels, 1);
+    }
+    char name[160], text[400];
+    snprintf(name, sizeof name, "%s %s", route->method, route->path);
+    privilege_refusal(route->privilege, name, text, sizeof text);
+    error_json(reply, verdict == PRIVILEGE_NO_TOKEN ? 401 : 403, text);
+    return false;
+}
+
 static void run_route(httpd_t *self, const http_request_t *req, http_reply_t *reply)
 {
     bool path_known;
     pthread_rwlock_rdlock(&self->lock);
-    http_route_t *found = find_route(self, req->method, req->path, &path_known);
-    http_route_t copy = found ? *found : (http_route_t){ 0 };
+    attached_t *found = find_route(self, req->method, req->path, &path_known);
+    attached_t route = found ? *found : (attached_t){ 0 };
     pthread_rwlock_unlock(&self->lock);
-    http_route_t *route = found ? &copy : NULL;
-    if (!route) {
+    if (!found) {
         error_json(reply, path_known ? 405 : 404, path_known ? "Method not allowed" : "Not found");
         return;
     }
-    if (route->protected_route
-        && (!req->bearer || !self->authorize || !self->authorize(self->authorize_ctx, req->bearer))) {
-        error_json(reply, 401, "A valid bearer token is required");
+    if (!privilege_allows(self, route.decl, req, reply))
         return;
-    }
-    route->fn(route->ctx, req, reply);
+    route.decl->fn(route.ctx, req, reply);
     if (!reply->body && !reply->stream)
         error_json(reply, 500, "Internal error");
 }
@@ -207,12 +219,25 @@ static void count_request(httpd_t *self, const char *method, const char *path, i
     snprintf(code, sizeof code, "%d", status);
     bool path_known;
     pthread_rwlock_rdlock(&self->lock);
-    http_route_t *found = find_route(self, method, path, &path_known);
+    attached_t *found = find_route(self, method, path, &path_known);
     if (found)
-        snprintf(route, sizeof route, "%s", found->path);
+        snprintf(route, sizeof route, "%s", found->decl->path);
     pthread_rwlock_unlock(&self->lock);
     metrics_labels(labels, sizeof labels, "service", self->service, "route", route, "code", code, NULL);
     metrics_add(self->metrics, "keel_http_requests_total", labels, 1);
+}
+
+static const char *peer_address(struct MHD_Connection *conn, char *buf, size_t len)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = info ? info->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET
+        && inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len))
+        return buf;
+    if (sa && sa->sa_family == AF_INET6
+        && inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, (socklen_t)len))
+        return buf;
+    return NULL;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -239,7 +264,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     const char *bearer = auth && strncasecmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
-    http_request_t req = { method, url, pending->body ? pending->body : "", pending->len, bearer, conn };
+    char peer[INET6_ADDRSTRLEN];
+    http_request_t req = { method, url, pending->body ? pending->body : "", pending->len, bearer,
+                           peer_address(conn, peer, sizeof peer), conn };
     if (pending->body)
         pending->body[pending->len] = '\0';
     http_reply_t reply = { 0 };

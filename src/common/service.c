@@ -99,31 +99,12 @@ static json_t *on_health(void *ctx, wire_request_t *req)
     return service_health(ctx);
 }
 
-bool service_caller_is_admin(service_t *self, json_t *request)
-{
-    const char *bearer = json_string_value(json_object_get(request, "auth_token"));
-    if (!bearer || !*bearer)
-        return false;
-    if (self->def->verify_admin)
-        return self->def->verify_admin(self, bearer);
-    return token_verify_admin(self->config, bearer);
-}
-
-json_t *service_forbidden(service_t *self, const char *action)
-{
-    char labels[128];
-    metrics_labels(labels, sizeof labels, "service", self->def->name, "reason", "forbidden", NULL);
-    metrics_add(self->metrics, "keel_bad_requests_total", labels, 1);
-    return wire_error("Forbidden: %s needs an administrator's token in auth_token", action);
-}
-
-/* ADMIN.  The process's loader reads the file, environment and flags again;
- * a configuration with errors changes nothing. */
+/* The process's loader reads the file, environment and flags again; a
+ * configuration with errors changes nothing. */
 static json_t *on_reload(void *ctx, wire_request_t *req)
 {
+    (void)req;
     service_t *self = ctx;
-    if (!service_caller_is_admin(self, req->body))
-        return service_forbidden(self, "reload");
     if (!self->loader)
         return wire_error("%s cannot reload here: this process has no configuration to read again",
                           self->def->title);
@@ -141,6 +122,16 @@ static json_t *on_reload(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:s, s:s}", "status", "success", "service", self->def->title,
                      "message", message);
 }
+
+/* BaseAgent's health actions, which a service's own table may replace,
+ * and the reload every service answers. */
+static const wire_route_t health_routes[] = {
+    { WIRE_ACTION, "ping", on_health, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "health", on_health, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "health_check", on_health, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "reload", on_reload, NULL, ROUTE_ADMIN },
+    { 0 },
+};
 
 static void on_http_health(void *ctx, const http_request_t *req, http_reply_t *reply)
 {
@@ -165,6 +156,47 @@ static void on_http_metrics(void *ctx, const http_request_t *req, http_reply_t *
     reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
+static void list_wire_route(void *arg, const wire_route_t *route)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:s?, s:s?, s:s}", "dialect", wire_dialect_name(route->dialect),
+                                         "name", route->name, "module", route->module,
+                                         "privilege", privilege_name(route->privilege)));
+}
+
+static void list_http_route(void *arg, const http_route_t *route)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:s, s:s}", "method", route->method, "path", route->path,
+                                         "privilege", privilege_name(route->privilege)));
+}
+
+/* GET /routes: every route of this service with its privilege and module,
+ * the table docs/reliability.md's threat model is written from.  While the
+ * start hook attaches routes there is nothing stable to list. */
+static void on_http_routes(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    (void)req;
+    service_t *self = ctx;
+    if (atomic_load(&self->state) != SERVICE_READY) {
+        http_reply_json(reply, 503, json_pack("{s:s, s:s}", "status", "error", "error",
+                                              "the service is not ready"));
+        return;
+    }
+    json_t *modules = json_array(), *zmq = json_array(), *http = json_array();
+    for (const service_module_t *m = self->def->modules; m && m->name; m++)
+        json_array_append_new(modules, json_string(m->name));
+    wire_server_each_route(self->wire, list_wire_route, zmq);
+    httpd_each_route(self->http, list_http_route, http);
+    http_reply_json(reply, 200, json_pack("{s:s, s:o, s:o, s:o}", "service", self->def->title,
+                                          "modules", modules, "zmq", zmq, "http", http));
+}
+
+static const http_route_t http_routes[] = {
+    { "GET", "/health", on_http_health, ROUTE_PUBLIC },
+    { "GET", "/metrics", on_http_metrics, ROUTE_PUBLIC },
+    { "GET", "/routes", on_http_routes, ROUTE_PUBLIC },
+    { 0 },
+};
+
 service_t *service_new(const service_def_t *def, config_t *config)
 {
     service_t *self = calloc(1, sizeof *self);
@@ -184,6 +216,9 @@ service_t *service_new(const service_def_t *def, config_t *config)
     wire_server_set_liveness(self->wire, self->liveness);
     wire_server_set_max_request(self->wire, (size_t)config_int(config, "max_request_bytes", 1 << 20));
     self->http = httpd_new(def->name, self->metrics);
+    self->privilege = privilege_new();
+    wire_server_set_privilege(self->wire, self->privilege);
+    httpd_set_privilege(self->http, self->privilege);
     char endpoint[256];
     service_error_bus_endpoint(config, endpoint, sizeof endpoint);
     self->errors = errpub_new(endpoint, def->title);
@@ -199,6 +234,7 @@ void service_destroy(service_t **self_p)
     wire_server_destroy(&self->wire);
     httpd_destroy(&self->http);
     errpub_destroy(&self->errors);
+    privilege_destroy(&self->privilege);
     metrics_destroy(&self->metrics);
     pthread_mutex_destroy(&self->reload_lock);
     liveness_destroy(&self->liveness);
@@ -206,23 +242,51 @@ void service_destroy(service_t **self_p)
     *self_p = NULL;
 }
 
-static void tag_names(service_t *self, const char *module, wire_dialect_t dialect,
-                      const char *const *names)
+typedef struct {
+    service_t *svc;
+    int refused;
+} route_check_t;
+
+static bool module_known(service_t *self, const char *name)
 {
-    for (size_t i = 0; names && names[i]; i++)
-        wire_server_tag(self->wire, module, dialect, names[i]);
+    for (const service_module_t *m = self->def->modules; m && m->name; m++)
+        if (strcmp(m->name, name) == 0)
+            return true;
+    return false;
 }
 
-static void tag_modules(service_t *self)
+static void check_wire_route(void *arg, const wire_route_t *route)
 {
-    for (const service_module_t *m = self->def->modules; m && m->name; m++) {
-        tag_names(self, m->name, WIRE_ACTION, m->actions);
-        tag_names(self, m->name, WIRE_COMMAND, m->commands);
-        if (m->type_route)
-            wire_server_tag(self->wire, m->name, WIRE_TYPE, NULL);
-        if (m->raw_route)
-            wire_server_tag(self->wire, m->name, WIRE_RAW, NULL);
+    route_check_t *check = arg;
+    const char *name = route->name ? route->name : wire_dialect_name(route->dialect);
+    if (!privilege_declared(route->privilege)) {
+        log_error(check->svc->def->name, "route %s declares no privilege", name);
+        check->refused++;
     }
+    if (route->module && !module_known(check->svc, route->module)) {
+        log_error(check->svc->def->name, "route %s names module %s, which %s does not have", name,
+                  route->module, check->svc->def->title);
+        check->refused++;
+    }
+}
+
+static void check_http_route(void *arg, const http_route_t *route)
+{
+    route_check_t *check = arg;
+    if (!privilege_declared(route->privilege)) {
+        log_error(check->svc->def->name, "route %s %s declares no privilege", route->method, route->path);
+        check->refused++;
+    }
+}
+
+/* Every route declares a privilege and belongs to a module of this
+ * service, or the service does not start. */
+static int check_routes(service_t *self)
+{
+    route_check_t check = { self, 0 };
+    wire_server_each_route(self->wire, check_wire_route, &check);
+    httpd_each_route(self->http, check_http_route, &check);
+    return check.refused ? -1 : 0;
 }
 
 static int listen_legacy_ports(service_t *self)
@@ -279,16 +343,16 @@ int service_start(service_t *self)
         log_error(self->def->name, "%s cannot start: %s", self->def->title, err);
         return -1;
     }
-    httpd_route(self->http, "GET", "/health", on_http_health, self);
-    httpd_route(self->http, "GET", "/metrics", on_http_metrics, self);
-    httpd_set_authorizer(self->http, token_http_authorizer, self->config);
+    if (privilege_configure(self->privilege, self->config, err, sizeof err) < 0) {
+        log_error(self->def->name, "%s", err);
+        return -1;
+    }
+    privilege_set_admin_check(self->privilege, token_check_admin, self->config);
+    httpd_attach(self->http, http_routes, self);
     const char *bind = config_str(self->config, "bind", "127.0.0.1");
     if (httpd_start(self->http, bind, config_port(self->config, self->def->http_port)) < 0)
         return -1;
-    static const char *health_actions[] = { "ping", "health", "health_check" };
-    for (size_t i = 0; i < 3; i++)
-        wire_server_on_action(self->wire, health_actions[i], on_health, self);
-    wire_server_on_action(self->wire, "reload", on_reload, self);     /* ADMIN */
+    wire_server_attach(self->wire, health_routes, self);
     char endpoint[256];
     service_bind_endpoint(self, self->def->zmq_port, endpoint, sizeof endpoint);
     if (wire_server_bind(self->wire, endpoint) < 0)
@@ -297,7 +361,10 @@ int service_start(service_t *self)
         log_error(self->def->name, "%s failed to start", self->def->title);
         return -1;
     }
-    tag_modules(self);
+    if (check_routes(self) < 0) {
+        log_error(self->def->name, "%s refused: a route above is declared wrong", self->def->title);
+        return -1;
+    }
     apply_modes(self, self->config);
     if (listen_legacy_ports(self) < 0 || wire_server_start(self->wire) < 0)
         return -1;
@@ -325,6 +392,9 @@ void service_stop(service_t *self)
 void service_reload(service_t *self, config_t *fresh)
 {
     pthread_mutex_lock(&self->reload_lock);
+    char err[256];
+    if (privilege_configure(self->privilege, fresh, err, sizeof err) < 0)
+        log_error(self->def->name, "reload: %s; keeping the trusted sources", err);
     apply_modes(self, fresh);
     announce_kick(self->announce);
     if (self->def->reload)

@@ -2,7 +2,8 @@
  *  definition (name, ports, start/stop hooks) plus the runtime the common
  *  library gives it: configuration, metrics, a wire server on its ZMQ port,
  *  an HTTP server with /health and /metrics, an error publisher and a data
- *  directory of its own.  service_start brings HTTP up first, answering 503
+ *  directory of its own, and the privilege every route is checked against
+ *  (`trusted_sources`, the administrator's token).  service_start brings HTTP up first, answering 503
  *  "starting" until the service's own start hook has finished, so /health
  *  tells the truth from the first second; service_stop refuses new work,
  *  lets replies in flight finish, then calls the stop hook, which flushes
@@ -35,6 +36,7 @@
 #include "httpd.h"
 #include "liveness.h"
 #include "metrics.h"
+#include "privilege.h"
 #include "wire.h"
 
 #define KEEL_VERSION "0.1.0"
@@ -43,16 +45,15 @@ typedef enum { SERVICE_STARTING, SERVICE_READY, SERVICE_STOPPING } service_state
 
 typedef struct service_t service_t;
 
-/* One absorbed agent: the routes that came from it, and its old port.  With
- * `legacy_ports: true` the service also listens there (+ PORT_OFFSET) with
- * only these routes; with `modules.<name>.mode: delegate` these routes are
- * forwarded to `modules.<name>.delegate_to` (the still-running original). */
+/* One absorbed agent and its old ports.  Its routes are those whose
+ * table entry names it as `module`.  With `legacy_ports: true` the service
+ * also listens on its port (+ PORT_OFFSET) with only those routes; with
+ * `modules.<name>.mode: delegate` they are forwarded to
+ * `modules.<name>.delegate_to` (the still-running original).  A route
+ * naming a module its service does not list fails the start. */
 typedef struct {
     const char *name;                   /* "ServiceRegistry" */
     int legacy_port;                    /* 0 when it had none of its own */
-    const char *const *actions;         /* NULL-terminated, or NULL */
-    const char *const *commands;        /* NULL-terminated, or NULL */
-    bool type_route, raw_route;         /* owns the `type` / raw route */
     int legacy_health_port;             /* its health REP port, or 0 */
     int client_port;    /* a port kept agents dial for it by default though the original
                          * never bound it (LearningAdjusterAgent's 5632), served like
@@ -67,10 +68,6 @@ typedef struct {
     void (*stop)(service_t *svc);
     void (*health)(service_t *svc, json_t *dict);   /* adds or changes fields */
     void (*reload)(service_t *svc, config_t *fresh);
-    /* True when `bearer` is an administrator's token.  NULL: token.h's
-     * token_verify_admin, which asks SecurityGateway about session tokens;
-     * SecurityGateway itself checks its own table instead. */
-    bool (*verify_admin)(service_t *svc, const char *bearer);
     const service_module_t *modules;    /* ends with { NULL } */
 } service_def_t;
 
@@ -89,6 +86,7 @@ struct service_t {
      * take theirs with liveness_stamp): keeld feeds systemd's watchdog
      * only while all are fresh. */
     liveness_t *liveness;
+    privilege_t *privilege;     /* shared by the wire and HTTP servers */
     char data_dir[PATH_MAX];
     double started_mono;
     atomic_int state;
@@ -108,13 +106,6 @@ void service_reload(service_t *self, config_t *fresh);
 /* How the `reload` action reads a fresh configuration (ctx borrowed);
  * without a loader it answers that this process cannot reload. */
 void service_set_loader(service_t *self, service_loader_fn *loader, void *ctx);
-/* True when the request (borrowed) carries an administrator's token in
- * `auth_token`, as the definition's verify_admin decides.  Until routes
- * declare their privilege, every ADMIN handler asks this. */
-bool service_caller_is_admin(service_t *self, json_t *request);
-/* The refusal of an ADMIN action without that token (a new reference),
- * counted in keel_bad_requests_total{reason="forbidden"}. */
-json_t *service_forbidden(service_t *self, const char *action);
 /* The BaseAgent health dict (CO-9, docs/wire-protocol.md) plus service,
  * version, pid, ports ({zmq, http}), uptime and requests, after the
  * definition's health hook. */

@@ -345,7 +345,17 @@ bool token_verify_admin(config_t *cfg, const char *bearer)
     return token_verify_jwt(cfg, bearer, "admin", NULL, 0, NULL) == 0;
 }
 
-bool token_http_authorizer(void *ctx, const char *bearer)
+bool token_check_admin(void *ctx, const char *token)
 {
-    return token_verify_admin(ctx, bearer);
+    return token_verify_admin(ctx, token);
+}
+
+char *token_issue_service(config_t *cfg, const char *service, long ttl_s)
+{
+    if (token_keys_ensure(cfg) < 0)
+        return NULL;
+    json_t *scopes = json_pack("[s]", "admin");
+    char *jwt = token_issue(cfg, service, scopes, ttl_s);
+    json_decref(scopes);
+    return jwt;
 }

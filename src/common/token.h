@@ -40,6 +40,10 @@ bool token_is_session(const char *text);
 /* True when `bearer` may change state: a JWT with scope admin, or the
  * session token of an administrator (asked of SecurityGateway). */
 bool token_verify_admin(config_t *cfg, const char *bearer);
-/* httpd authorizer: ctx is the service's config_t. */
-bool token_http_authorizer(void *ctx, const char *bearer);
+/* token_verify_admin as a privilege_admin_fn: ctx is the service's config_t. */
+bool token_check_admin(void *ctx, const char *token);
+/* An administrator's JWT for a Keel service's own calls that need one (a
+ * restart its recovery asks of CoreOrchestrator), valid ttl_s; creates the
+ * key file when missing.  The caller frees it; NULL on error (logged). */
+char *token_issue_service(config_t *cfg, const char *service, long ttl_s);
 #endif

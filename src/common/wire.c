@@ -27,10 +27,11 @@
 #define DRAIN_BATCH 64
 
 typedef struct {
-    char *name;
+    char *name;             /* NULL for the type and raw routes */
     wire_handler_fn *fn;
     void *ctx;
     char *module;           /* the absorbed agent this route belongs to, or NULL */
+    route_privilege_t privilege;
 } route_t;
 
 /* A module whose requests go to its legacy agent instead (delegation).
@@ -61,10 +62,11 @@ struct wire_server_t {
     char *service;
     metrics_t *metrics;
     void *router;
-    routes_t actions, commands;
+    routes_t actions, commands, request_types;
     route_t on_type, on_raw, on_unknown;
     routes_t module_unknowns;   /* a module's own unknown-action answer, by module */
     routes_t shares;            /* {action, module}: module's legacy port serves the action too */
+    privilege_t *privilege;     /* borrowed */
     size_t max_request;
     int nworkers;
     pthread_t thread;
@@ -96,6 +98,12 @@ void *wire_context(void)
 {
     pthread_once(&context_once, context_init);
     return context;
+}
+
+const char *wire_dialect_name(wire_dialect_t dialect)
+{
+    static const char *const names[] = { "action", "command", "type", "raw", "request_type" };
+    return dialect <= WIRE_REQUEST_TYPE ? names[dialect] : "?";
 }
 
 /* ---- replies ----------------------------------------------------------- */
@@ -132,16 +140,33 @@ json_t *wire_success(void)
 
 /* ---- routing ------------------------------------------------------------ */
 
-static void routes_add(routes_t *routes, const char *name, wire_handler_fn *fn, void *ctx)
+static void route_free(route_t *route)
 {
-    for (size_t i = 0; i < routes->count; i++)
-        if (strcmp(routes->items[i].name, name) == 0) {
-            routes->items[i].fn = fn;
-            routes->items[i].ctx = ctx;
-            return;
-        }
-    routes->items = realloc(routes->items, (routes->count + 1) * sizeof *routes->items);
-    routes->items[routes->count++] = (route_t){ strdup(name), fn, ctx, NULL };
+    free(route->name);
+    free(route->module);
+    *route = (route_t){ 0 };
+}
+
+/* Fills `route` with a copy of the declaration's fields. */
+static void route_set(route_t *route, const char *name, wire_handler_fn *fn, void *ctx,
+                      const char *module, route_privilege_t privilege)
+{
+    route_free(route);
+    *route = (route_t){ name ? strdup(name) : NULL, fn, ctx, module ? strdup(module) : NULL,
+                        privilege };
+}
+
+static void routes_add(routes_t *routes, const char *name, wire_handler_fn *fn, void *ctx,
+                       const char *module, route_privilege_t privilege)
+{
+    size_t i = 0;
+    while (i < routes->count && strcmp(routes->items[i].name, name) != 0)
+        i++;
+    if (i == routes->count) {
+        routes->items = realloc(routes->items, (routes->count + 1) * sizeof *routes->items);
+        routes->items[routes->count++] = (route_t){ 0 };
+    }
+    route_set(&routes->items[i], name, fn, ctx, module, privilege);
 }
 
 static route_t *routes_find(routes_t *routes, const char *name)
@@ -156,10 +181,8 @@ static route_t *routes_find(routes_t *routes, const char *name)
 
 static void routes_free(routes_t *routes)
 {
-    for (size_t i = 0; i < routes->count; i++) {
-        free(routes->items[i].name);
-        free(routes->items[i].module);
-    }
+    for (size_t i = 0; i < routes->count; i++)
+        route_free(&routes->items[i]);
     free(routes->items);
 }
 
@@ -200,7 +223,7 @@ wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
     self->service = strdup(service);
     self->metrics = metrics;
     self->max_request = 1 << 20;
-    self->on_unknown = (route_t){ NULL, unknown_action, NULL, NULL };
+    self->on_unknown = (route_t){ NULL, unknown_action, NULL, NULL, ROUTE_PUBLIC };
     pthread_mutex_init(&self->delegate_lock, NULL);
     self->router = zmq_socket(wire_context(), ZMQ_ROUTER);
     int zero = 0, hwm = 10000;
@@ -219,7 +242,7 @@ wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
                         "Time from a request's arrival to its reply being built.",
                         METRIC_HISTOGRAM, NULL, 0);
         metrics_declare(metrics, "keel_bad_requests_total",
-                        "Requests refused before dispatch, by reason.", METRIC_COUNTER, NULL, 0);
+                        "Requests refused before their handler ran, by reason.", METRIC_COUNTER, NULL, 0);
         metrics_declare(metrics, "keel_delegated_requests_total",
                         "Requests of delegated modules, by outcome (forwarded, fallback, failed).",
                         METRIC_COUNTER, NULL, 0);
@@ -238,11 +261,12 @@ void wire_server_destroy(wire_server_t **self_p)
     zmq_close(self->router);
     routes_free(&self->actions);
     routes_free(&self->commands);
+    routes_free(&self->request_types);
     routes_free(&self->module_unknowns);
     routes_free(&self->shares);
-    free(self->on_type.module);
-    free(self->on_raw.module);
-    free(self->on_unknown.module);
+    route_free(&self->on_type);
+    route_free(&self->on_raw);
+    route_free(&self->on_unknown);
     for (size_t i = 0; i < self->ndelegates; i++)
         delegate_unref(self->delegates[i]);
     free(self->delegates);
@@ -264,38 +288,60 @@ int wire_server_bind(wire_server_t *self, const char *endpoint)
     return 0;
 }
 
+void wire_server_attach(wire_server_t *self, const wire_route_t *table, void *ctx)
+{
+    for (const wire_route_t *r = table; r->fn; r++) {
+        if (r->dialect == WIRE_ACTION)
+            routes_add(&self->actions, r->name, r->fn, ctx, r->module, r->privilege);
+        else if (r->dialect == WIRE_COMMAND)
+            routes_add(&self->commands, r->name, r->fn, ctx, r->module, r->privilege);
+        else if (r->dialect == WIRE_REQUEST_TYPE)
+            routes_add(&self->request_types, r->name, r->fn, ctx, r->module, r->privilege);
+        else
+            route_set(r->dialect == WIRE_TYPE ? &self->on_type : &self->on_raw, NULL, r->fn, ctx,
+                      r->module, r->privilege);
+    }
+}
+
 void wire_server_on_action(wire_server_t *self, const char *action, wire_handler_fn *fn, void *ctx)
 {
-    routes_add(&self->actions, action, fn, ctx);
+    routes_add(&self->actions, action, fn, ctx, NULL, ROUTE_ADMIN);
 }
 
-void wire_server_on_command(wire_server_t *self, const char *command, wire_handler_fn *fn, void *ctx)
+void wire_server_set_privilege(wire_server_t *self, privilege_t *privilege)
 {
-    routes_add(&self->commands, command, fn, ctx);
+    self->privilege = privilege;
 }
 
-void wire_server_on_type(wire_server_t *self, wire_handler_fn *fn, void *ctx)
+static void visit(const route_t *route, wire_dialect_t dialect, wire_route_visitor_fn *fn, void *arg)
 {
-    free(self->on_type.module);
-    self->on_type = (route_t){ NULL, fn, ctx, NULL };
+    if (!route->fn)
+        return;
+    wire_route_t entry = { dialect, route->name, route->fn, route->module, route->privilege };
+    fn(arg, &entry);
 }
 
-void wire_server_on_raw(wire_server_t *self, wire_handler_fn *fn, void *ctx)
+void wire_server_each_route(wire_server_t *self, wire_route_visitor_fn *fn, void *arg)
 {
-    free(self->on_raw.module);
-    self->on_raw = (route_t){ NULL, fn, ctx, NULL };
+    for (size_t i = 0; i < self->actions.count; i++)
+        visit(&self->actions.items[i], WIRE_ACTION, fn, arg);
+    for (size_t i = 0; i < self->commands.count; i++)
+        visit(&self->commands.items[i], WIRE_COMMAND, fn, arg);
+    for (size_t i = 0; i < self->request_types.count; i++)
+        visit(&self->request_types.items[i], WIRE_REQUEST_TYPE, fn, arg);
+    visit(&self->on_type, WIRE_TYPE, fn, arg);
+    visit(&self->on_raw, WIRE_RAW, fn, arg);
 }
 
 void wire_server_on_unknown(wire_server_t *self, wire_handler_fn *fn, void *ctx)
 {
-    free(self->on_unknown.module);
-    self->on_unknown = (route_t){ NULL, fn, ctx, NULL };
+    route_set(&self->on_unknown, NULL, fn, ctx, NULL, ROUTE_PUBLIC);
 }
 
 void wire_server_on_module_unknown(wire_server_t *self, const char *module, wire_handler_fn *fn,
                                    void *ctx)
 {
-    routes_add(&self->module_unknowns, module, fn, ctx);
+    routes_add(&self->module_unknowns, module, fn, ctx, NULL, ROUTE_PUBLIC);
 }
 
 void wire_server_set_workers(wire_server_t *self, int workers)
@@ -308,29 +354,7 @@ void wire_server_set_max_request(wire_server_t *self, size_t bytes)
     self->max_request = bytes;
 }
 
-/* ---- modules: tagging, delegation, legacy subsets ---------------------- */
-
-static void tag_route(route_t *route, const char *module)
-{
-    free(route->module);
-    route->module = strdup(module);
-}
-
-void wire_server_tag(wire_server_t *self, const char *module, wire_dialect_t dialect,
-                     const char *name)
-{
-    route_t *route = NULL;
-    if (dialect == WIRE_ACTION)
-        route = routes_find(&self->actions, name);
-    else if (dialect == WIRE_COMMAND)
-        route = routes_find(&self->commands, name);
-    else if (dialect == WIRE_TYPE)
-        route = &self->on_type;
-    else
-        route = &self->on_raw;
-    if (route && route->fn)
-        tag_route(route, module);
-}
+/* ---- modules: delegation, legacy subsets ------------------------------- */
 
 int wire_server_share(wire_server_t *self, const char *module, const char *action)
 {
@@ -340,7 +364,7 @@ int wire_server_share(wire_server_t *self, const char *module, const char *actio
     }
     routes_t *shares = &self->shares;
     shares->items = realloc(shares->items, (shares->count + 1) * sizeof *shares->items);
-    shares->items[shares->count++] = (route_t){ strdup(action), NULL, NULL, strdup(module) };
+    shares->items[shares->count++] = (route_t){ strdup(action), NULL, NULL, strdup(module), 0 };
     return 0;
 }
 
@@ -378,9 +402,7 @@ int wire_server_delegate(wire_server_t *self, const char *module, const char *en
 
 static void copy_route(routes_t *into, route_t *route)
 {
-    routes_add(into, route->name, route->fn, route->ctx);
-    if (route->module)
-        tag_route(&into->items[into->count - 1], route->module);
+    routes_add(into, route->name, route->fn, route->ctx, route->module, route->privilege);
 }
 
 static void copy_routes(routes_t *into, routes_t *from, routes_t *shares, const char *module)
@@ -406,17 +428,18 @@ int wire_server_listen_module(wire_server_t *self, const char *module, const cha
     subset->max_request = self->max_request;
     copy_routes(&subset->actions, &self->actions, &self->shares, module);
     copy_routes(&subset->commands, &self->commands, NULL, module);
-    /* The `type` route goes with its module; an untagged raw route is the
-     * service's answer to non-JSON frames, on every port. */
-    if (self->on_type.module && strcmp(self->on_type.module, module) == 0)
-        subset->on_type = (route_t){ NULL, self->on_type.fn, self->on_type.ctx, strdup(module) };
-    if (self->on_raw.fn && (!self->on_raw.module || strcmp(self->on_raw.module, module) == 0))
-        subset->on_raw = (route_t){ NULL, self->on_raw.fn, self->on_raw.ctx,
-                                    self->on_raw.module ? strdup(module) : NULL };
+    copy_routes(&subset->request_types, &self->request_types, NULL, module);
+    /* The `type` route goes with its module; a raw route of no module is
+     * the service's answer to non-JSON frames, on every port. */
+    route_t *type = &self->on_type, *raw = &self->on_raw;
+    if (type->module && strcmp(type->module, module) == 0)
+        route_set(&subset->on_type, NULL, type->fn, type->ctx, type->module, type->privilege);
+    if (raw->fn && (!raw->module || strcmp(raw->module, module) == 0))
+        route_set(&subset->on_raw, NULL, raw->fn, raw->ctx, raw->module, raw->privilege);
     route_t *unknown = routes_find(&self->module_unknowns, module);
     if (!unknown)
         unknown = &self->on_unknown;
-    subset->on_unknown = (route_t){ NULL, unknown->fn, unknown->ctx, NULL };
+    route_set(&subset->on_unknown, NULL, unknown->fn, unknown->ctx, NULL, ROUTE_PUBLIC);
     if (wire_server_bind(subset, endpoint) < 0) {
         wire_server_destroy(&subset);
         return -1;
@@ -432,8 +455,8 @@ int wire_server_listen_any(wire_server_t *self, const char *endpoint, wire_handl
     wire_server_t *listener = wire_server_new(self->service, self->metrics);
     listener->parent = self;
     listener->max_request = self->max_request;
-    listener->on_raw = (route_t){ NULL, fn, ctx, NULL };
-    listener->on_unknown = (route_t){ NULL, fn, ctx, NULL };
+    route_set(&listener->on_raw, NULL, fn, ctx, NULL, ROUTE_PUBLIC);
+    route_set(&listener->on_unknown, NULL, fn, ctx, NULL, ROUTE_PUBLIC);
     if (wire_server_bind(listener, endpoint) < 0) {
         wire_server_destroy(&listener);
         return -1;
@@ -495,9 +518,18 @@ static json_t *forward(wire_server_t *self, const char *module, const char *fram
     return reply;
 }
 
+/* The frame goes as it came, unless it carries a token: then without it. */
 json_t *wire_server_forward(wire_server_t *self, const char *module, const wire_request_t *req)
 {
-    return forward(self, module, req->raw, req->raw_len);
+    if (!json_object_get(req->body, "auth_token"))
+        return forward(self, module, req->raw, req->raw_len);
+    json_t *copy = json_copy(req->body);
+    json_object_del(copy, "auth_token");
+    char *text = json_dumps(copy, WIRE_JSON_FLAGS);
+    json_decref(copy);
+    json_t *reply = text ? forward(self, module, text, strlen(text)) : NULL;
+    free(text);
+    return reply;
 }
 
 json_t *wire_server_delegation(wire_server_t *self)
@@ -589,17 +621,60 @@ static route_t *route_for(wire_server_t *self, wire_request_t *req)
         json_t *type = json_object_get(body, "type");
         req->name = json_is_string(type) ? json_string_value(type) : "";
         route = &self->on_type;
+    } else if (json_object_get(body, "request_type") && self->request_types.count) {
+        req->dialect = WIRE_REQUEST_TYPE;
+        req->name = json_string_value(json_object_get(body, "request_type"));
+        route = routes_find(&self->request_types, req->name);
     } else {
         req->dialect = WIRE_ACTION;
     }
     return route;
 }
 
+/* The refusal in the route's dialect when the caller may not use it, else
+ * NULL.  Legacy listeners check with their server's privilege. */
+static json_t *refusal(wire_server_t *self, const route_t *route, const wire_request_t *req)
+{
+    wire_server_t *owner = self->parent ? self->parent : self;
+    json_t *token = req->body ? json_object_get(req->body, "auth_token") : NULL;
+    privilege_caller_t caller = { req->peer, req->curve, json_string_value(token) };
+    if (privilege_check(owner->privilege, route->privilege, &caller) == PRIVILEGE_GRANTED)
+        return NULL;
+    count_bad(self, "forbidden");
+    char name[160], text[400];
+    if (req->dialect == WIRE_TYPE)
+        snprintf(name, sizeof name, "a `type` request");
+    else if (req->dialect == WIRE_RAW)
+        snprintf(name, sizeof name, "a non-JSON request");
+    else
+        snprintf(name, sizeof name, "%s%.100s", req->dialect == WIRE_REQUEST_TYPE ? "request_type " : "",
+                 req->name);
+    privilege_refusal(route->privilege, name, text, sizeof text);
+    if (req->dialect == WIRE_COMMAND)
+        return json_pack("{s:s, s:s}", "status", "ERROR", "message", text);
+    return wire_error("%s", text);
+}
+
+/* The caller's privilege first, then the module's delegate or the
+ * handler.  Neither sees the token: a handler that stores or passes on its
+ * request, or a legacy agent, cannot leak an administrator's token. */
+static json_t *run_route(wire_server_t *self, const route_t *route, wire_request_t *req)
+{
+    json_t *reply = refusal(self, route, req);
+    if (!reply && route->module)
+        reply = wire_server_forward(self, route->module, req);
+    if (reply)
+        return reply;
+    if (req->body)
+        json_object_del(req->body, "auth_token");
+    return route->fn(route->ctx, req);
+}
+
 /* Builds the reply object for one frame; *label names the route for metrics. */
 static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, const char *peer,
-                        const char **label)
+                        bool curve, const char **label)
 {
-    wire_request_t req = { WIRE_RAW, "", NULL, NULL, frame, len, peer };
+    wire_request_t req = { WIRE_RAW, "", NULL, NULL, frame, len, peer, curve };
     if (len > self->max_request) {
         *label = "invalid";
         count_bad(self, "too_large");
@@ -615,13 +690,12 @@ static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, cons
     if (!body) {
         if (self->on_raw.fn) {
             *label = "raw";
-            json_t *reply = self->on_raw.module ? forward(self, self->on_raw.module, frame, len) : NULL;
-            return reply ? reply : self->on_raw.fn(self->on_raw.ctx, &req);
+            return run_route(self, &self->on_raw, &req);
         }
         route_t *ping = is_raw_ping(frame, len) ? routes_find(&self->actions, "ping") : NULL;
         if (ping) {
             *label = "ping";
-            return ping->fn(ping->ctx, &req);
+            return run_route(self, ping, &req);
         }
         *label = "invalid";
         count_bad(self, "invalid_json");
@@ -642,9 +716,7 @@ static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, cons
             json_incref(req.payload);
         if (route) {
             *label = route->name ? route->name : "type";
-            reply = route->module ? forward(self, route->module, frame, len) : NULL;
-            if (!reply)
-                reply = route->fn(route->ctx, &req);
+            reply = run_route(self, route, &req);
         } else {
             *label = "unknown";
             count_bad(self, "unknown_action");
@@ -665,11 +737,12 @@ static const char *outcome_of(json_t *reply)
     return "ok";
 }
 
-static char *handle_frame(wire_server_t *self, const char *frame, size_t len, const char *peer)
+static char *handle_frame(wire_server_t *self, const char *frame, size_t len, const char *peer,
+                          bool curve)
 {
     double started = clock_mono();
     const char *label = "invalid";
-    json_t *reply = dispatch(self, frame, len, peer, &label);
+    json_t *reply = dispatch(self, frame, len, peer, curve, &label);
     if (!reply)
         reply = wire_error("Internal error");
     char *text = json_dumps(reply, WIRE_JSON_FLAGS);
@@ -693,7 +766,7 @@ static char *handle_frame(wire_server_t *self, const char *frame, size_t len, co
 
 char *wire_server_handle(wire_server_t *self, const char *frame, size_t len)
 {
-    return handle_frame(self, frame, len, NULL);
+    return handle_frame(self, frame, len, NULL, false);
 }
 
 /* ---- the server thread ---------------------------------------------- */
@@ -764,18 +837,30 @@ static void message_reply(message_t *m, int body, void *socket, char *text)
     message_close(m);
 }
 
-/* The client's address: the body frame's metadata from a TCP peer, or, in
- * worker mode, the text after the listener index in the first frame (ZMQ
- * metadata does not survive the inproc hop). */
-static const char *peer_of(message_t *m, int first, int body, char *buf, size_t len)
+/* Whether the body frame came from a client the ZAP handler admitted
+ * (it names every admitted CURVE key as the connection's User-Id). */
+static bool curve_of(zmq_msg_t *body)
 {
-    if (first == 0)
+    const char *user = zmq_msg_gets(body, "User-Id");
+    return user && *user;
+}
+
+/* The client's address and CURVE admission: the body frame's metadata from
+ * a TCP peer, or, in worker mode, the flag and text after the listener
+ * index in the first frame (ZMQ metadata does not survive the inproc hop). */
+static const char *origin_of(message_t *m, int first, int body, char *buf, size_t len, bool *curve)
+{
+    if (first == 0) {
+        *curve = curve_of(&m->frames[body]);
         return zmq_msg_gets(&m->frames[body], "Peer-Address");
+    }
     size_t n = zmq_msg_size(&m->frames[0]);
-    if (n <= 1 || n > len)
+    const char *prefix = zmq_msg_data(&m->frames[0]);
+    *curve = n >= 2 && prefix[1] == 1;
+    if (n <= 2 || n - 1 > len)
         return NULL;
-    memcpy(buf, (char *)zmq_msg_data(&m->frames[0]) + 1, n - 1);
-    buf[n - 1] = '\0';
+    memcpy(buf, prefix + 2, n - 2);
+    buf[n - 2] = '\0';
     return buf;
 }
 
@@ -789,10 +874,11 @@ static void serve_message(wire_server_t *self, message_t *m, int first, void *so
         message_close(m);
         return;
     }
-    char peer[64];
+    char buf[64];
+    bool curve;
+    const char *peer = origin_of(m, first, body, buf, sizeof buf, &curve);
     zmq_msg_t *frame = &m->frames[body];
-    char *text = handle_frame(self, zmq_msg_data(frame), zmq_msg_size(frame),
-                              peer_of(m, first, body, peer, sizeof peer));
+    char *text = handle_frame(self, zmq_msg_data(frame), zmq_msg_size(frame), peer, curve);
     message_reply(m, body, socket, text);
 }
 
@@ -804,20 +890,21 @@ static void message_forward(message_t *m, int from, void *socket)
     message_close(m);
 }
 
-/* Hands a message to the workers behind a frame of the listener index and
- * the client's address. */
+/* Hands a message to the workers behind a frame of the listener index,
+ * the CURVE admission (1 or 0) and the client's address. */
 static void send_job(message_t *m, unsigned char index, void *jobs)
 {
     char prefix[64];
     prefix[0] = (char)index;
     int body = body_index(m, 0);
+    prefix[1] = body >= 0 && curve_of(&m->frames[body]) ? 1 : 0;
     const char *peer = body >= 0 ? zmq_msg_gets(&m->frames[body], "Peer-Address") : NULL;
     size_t n = peer ? strlen(peer) : 0;
-    if (n > sizeof prefix - 1)
+    if (n > sizeof prefix - 2)
         n = 0;
     if (n)
-        memcpy(prefix + 1, peer, n);
-    zmq_send(jobs, prefix, n + 1, ZMQ_SNDMORE);
+        memcpy(prefix + 2, peer, n);
+    zmq_send(jobs, prefix, n + 2, ZMQ_SNDMORE);
     message_forward(m, 0, jobs);
 }
 

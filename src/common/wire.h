@@ -5,9 +5,11 @@
  *  plain REQ clients still work) takes one frame of UTF-8 JSON and answers
  *  exactly one frame of JSON, always, even for garbage.  The request is
  *  routed by dialect: `action` (Keel and the modern agents), legacy
- *  `command`+`payload` (UPPERCASE replies), coordinator `type`, and a raw
- *  non-JSON frame.  Transport faults get the BaseAgent error replies
- *  (CO-2..CO-5, docs/wire-protocol.md) and a counter; a frame over the size
+ *  `command`+`payload` (UPPERCASE replies), coordinator `type`, the
+ *  cross-machine registry's `request_type`, and a raw non-JSON frame, each
+ *  route declared once in a table with its privilege, which is checked
+ *  before the handler runs.  Transport faults get the BaseAgent error
+ *  replies (CO-2..CO-5, docs/wire-protocol.md) and a counter; a frame over the size
  *  limit gets "Request too large" without being parsed.  Handlers run on
  *  the server thread, or on a pool of worker threads when the service has
  *  slow handlers (password hashing, forwarding): the ROUTER socket itself
@@ -24,6 +26,7 @@
 
 #include "liveness.h"
 #include "metrics.h"
+#include "privilege.h"
 
 /* How Keel writes JSON on the wire.  Reals keep jansson's 17 significant
  * digits: the text may read 0.84999999999999998 where Python writes 0.85,
@@ -31,7 +34,12 @@
  * guarantee. */
 #define WIRE_JSON_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 
-typedef enum { WIRE_ACTION, WIRE_COMMAND, WIRE_TYPE, WIRE_RAW } wire_dialect_t;
+/* WIRE_REQUEST_TYPE is PredictiveHealthMonitor's cross-machine registry:
+ * `request_type` names the request, as `action` does. */
+typedef enum { WIRE_ACTION, WIRE_COMMAND, WIRE_TYPE, WIRE_RAW, WIRE_REQUEST_TYPE } wire_dialect_t;
+
+/* "action", "command", "type", "raw" or "request_type". */
+const char *wire_dialect_name(wire_dialect_t dialect);
 
 typedef struct {
     wire_dialect_t dialect;
@@ -41,10 +49,26 @@ typedef struct {
     const char *raw;        /* the frame as received */
     size_t raw_len;
     const char *peer;       /* the client's IP address (TCP), or NULL */
+    bool curve;             /* the client is a CURVE key the ZAP handler admitted */
 } wire_request_t;
 
 /* Returns the reply (a new reference), or NULL for a generic error reply. */
 typedef json_t *(wire_handler_fn)(void *ctx, wire_request_t *req);
+
+/* One route, declared once in a module's `static const` table that ends
+ * with an all-zero entry.  `module` names the absorbed agent the route came
+ * from ("ServiceRegistry"), or NULL for the service's own: it decides
+ * delegation and which legacy port serves the route.  WIRE_TYPE declares
+ * the route of every request carrying `type` (and no `action`), WIRE_RAW
+ * that of frames which are not JSON (name NULL for both).  A later route of
+ * the same dialect and name replaces an earlier one. */
+typedef struct {
+    wire_dialect_t dialect;
+    const char *name;
+    wire_handler_fn *fn;
+    const char *module;
+    route_privilege_t privilege;
+} wire_route_t;
 
 typedef struct wire_server_t wire_server_t;
 
@@ -55,12 +79,20 @@ wire_server_t *wire_server_new(const char *service, metrics_t *metrics);
 void wire_server_destroy(wire_server_t **self_p);
 /* Any number of endpoints ("tcp://127.0.0.1:7000"); 0 or -1 (logged). */
 int wire_server_bind(wire_server_t *self, const char *endpoint);
+/* Registers every route of `table` (borrowed: static) with `ctx`.  Each
+ * request's privilege is checked before its handler or delegate runs; a
+ * refusal is one error reply in the route's dialect and counts
+ * keel_bad_requests_total{reason="forbidden"}. */
+void wire_server_attach(wire_server_t *self, const wire_route_t *table, void *ctx);
+/* For code still written before the tables: one action of no module, an
+ * administrator's, so that a route that declares nothing fails closed. */
 void wire_server_on_action(wire_server_t *self, const char *action, wire_handler_fn *fn, void *ctx);
-void wire_server_on_command(wire_server_t *self, const char *command, wire_handler_fn *fn, void *ctx);
-/* Every request carrying `type` (and no `action`) goes to fn. */
-void wire_server_on_type(wire_server_t *self, wire_handler_fn *fn, void *ctx);
-/* Frames that are not JSON go to fn instead of the "Invalid JSON" reply. */
-void wire_server_on_raw(wire_server_t *self, wire_handler_fn *fn, void *ctx);
+/* Who may call what (borrowed; NULL grants only public routes).  Legacy
+ * listeners share their server's. */
+void wire_server_set_privilege(wire_server_t *self, privilege_t *privilege);
+/* Calls fn once per route registered now (the entry is built for the call). */
+typedef void (wire_route_visitor_fn)(void *arg, const wire_route_t *route);
+void wire_server_each_route(wire_server_t *self, wire_route_visitor_fn *fn, void *arg);
 /* Requests no route takes (unknown action/command, no dialect key).  The
  * default answers {"status":"error","error":"Unknown action: <a>"}. */
 void wire_server_on_unknown(wire_server_t *self, wire_handler_fn *fn, void *ctx);
@@ -68,21 +100,18 @@ void wire_server_on_unknown(wire_server_t *self, wire_handler_fn *fn, void *ctx)
  * worded it differently from the service's main port. */
 void wire_server_on_module_unknown(wire_server_t *self, const char *module, wire_handler_fn *fn,
                                    void *ctx);
-/* Modules.  Each route may be tagged with the absorbed agent it came from
- * ("ServiceRegistry"), so that a module can be delegated to its still-running
- * legacy agent (each request forwarded as is, behind a circuit breaker of 3
- * failures / 30 s; with `fallback` a failed forward is answered here
- * instead), and so that a legacy port can serve exactly its module's routes.
- * WIRE_TYPE tags the `type` route and WIRE_RAW the raw route (name unused).
- * Delegation may change while serving; an empty endpoint ends it. */
-void wire_server_tag(wire_server_t *self, const char *module, wire_dialect_t dialect,
-                     const char *name);
+/* Modules.  A module (the `module` of its routes) can be delegated to its
+ * still-running legacy agent: each request forwarded as is, behind a
+ * circuit breaker of 3 failures / 30 s; with `fallback` a failed forward is
+ * answered here instead.  Delegation may change while serving; an empty
+ * endpoint ends it. */
 int wire_server_delegate(wire_server_t *self, const char *module, const char *endpoint,
                          int timeout_ms, bool fallback);
 /* For a handler that serves two modules' forms of one request and so has
- * no single tag: the delegate's reply when `module` is delegated now, or
+ * no single module: the delegate's reply when `module` is delegated now, or
  * NULL when the request is to be answered here (not delegated, or the
- * forward failed and the module falls back). */
+ * forward failed and the module falls back).  The frame goes as it came,
+ * less its `auth_token`: a legacy agent never sees an administrator's token. */
 json_t *wire_server_forward(wire_server_t *self, const char *module, const wire_request_t *req);
 /* {module: {endpoint, breaker, fallback}} of the modules delegated now. */
 json_t *wire_server_delegation(wire_server_t *self);
@@ -94,7 +123,7 @@ json_t *wire_server_delegation(wire_server_t *self);
 int wire_server_share(wire_server_t *self, const char *module, const char *action);
 /* Also listens on `endpoint` with only the module's routes and the health
  * actions (a legacy port), served by this server's thread.  Call after the
- * routes are registered and tagged, before wire_server_start.  0 or -1. */
+ * routes are attached, before wire_server_start.  0 or -1. */
 int wire_server_listen_module(wire_server_t *self, const char *module, const char *endpoint);
 /* Also listens on `endpoint`, answering every frame, JSON or not, with fn
  * (an old agent's health port, which answered anything with its health). */

@@ -612,8 +612,13 @@ int core_coordinator_start(coordinator_t *self)
     char endpoint[256];
     service_bind_endpoint(self->svc, (int)config_int(self->svc->config, "core.coordinator.suggestion_port", 5591),
                           endpoint, sizeof endpoint);
+    /* Popping the oldest suggestion is what the port is for: a read. */
+    static const wire_route_t suggestion_routes[] = {
+        { WIRE_RAW, NULL, on_suggestion_raw, NULL, ROUTE_PUBLIC },
+        { 0 },
+    };
     self->suggest = wire_server_new("core_suggestion", self->svc->metrics);
-    wire_server_on_raw(self->suggest, on_suggestion_raw, self);
+    wire_server_attach(self->suggest, suggestion_routes, self);
     wire_server_on_unknown(self->suggest, on_suggestion_other, self);
     if (wire_server_bind(self->suggest, endpoint) < 0 || wire_server_start(self->suggest) < 0) {
         log_error("core", "cannot serve the suggestion port %s", endpoint);
@@ -664,12 +669,18 @@ void core_coordinator_destroy(coordinator_t **self_p)
     *self_p = NULL;
 }
 
+/* No kept agent sends a `type` request: queueing work for the reasoning
+ * agents that way is an administrator's.  ProactiveAgent sends
+ * execute_task to 26002, RequestCoordinator's old port (AGENT). */
+static const wire_route_t routes[] = {
+    { WIRE_TYPE, NULL, on_type, "RequestCoordinator", ROUTE_ADMIN },
+    { WIRE_ACTION, "execute_task", on_execute_task, "RequestCoordinator", ROUTE_AGENT },
+    { 0 },
+};
+
 void core_coordinator_attach(coordinator_t *self, wire_server_t *wire)
 {
-    wire_server_on_type(wire, on_type, self);
-    /* AGENT, owner RequestCoordinator (rc_actions in core.c): sent by
-     * ProactiveAgent to 26002, RequestCoordinator's old port. */
-    wire_server_on_action(wire, "execute_task", on_execute_task, self);
+    wire_server_attach(wire, routes, self);
 }
 
 void core_coordinator_health(coordinator_t *self, json_t *dict)

@@ -14,11 +14,12 @@
  *  every route (an unmodified BaseAgent registers on 7120 and resolves on
  *  7100).
  *
- *  Delegation (the migration and rollback path) is the runtime's: the
- *  `modules` table tags each old agent's routes, and service_reload swaps
- *  `modules.<Agent>.mode` on SIGHUP without a restart.  The two merged
- *  actions carry no tag, since each belongs to two agents by its form, so
- *  their handlers ask wire_server_forward for the agent the form names. */
+ *  Delegation (the migration and rollback path) is the runtime's: each
+ *  module's route table names the old agent a route came from, and
+ *  service_reload swaps `modules.<Agent>.mode` on SIGHUP without a restart.
+ *  The two merged actions name no module, since each belongs to two agents
+ *  by its form, so their handlers ask wire_server_forward for the agent the
+ *  form names. */
 #include "core.h"
 #include "announce.h"
 #include "backend.h"
@@ -45,30 +46,16 @@ typedef struct {
     supervisor_t *supervisor;
 } core_t;
 
-/* The four absorbed agents, and the requests each of them owned, for
- * delegation (modules.<name>.mode: delegate). */
-static const char *const sr_actions[] = { "get_agent_endpoint", "list_agents", NULL };
-static const char *const sdt_actions[] = {
-    "get_metrics", "get_history", "get_all_agents", "get_registered_agents", "get_ok_agents",
-    "simulate_load", "update_vram_metrics", "publish_event", "report_error", NULL,
-};
-static const char *const sdt_commands[] = { "REGISTER", "DISCOVER", "REPORT_MODEL_VRAM", "GET_METRICS", NULL };
-static const char *const rc_actions[] = { "execute_task", NULL };
-static const char *const usa_actions[] = {
-    "get_agent_status", "get_system_info", "start_service", "stop_service", "restart_service",
-    "list_services", "get_service_status", "cleanup_system", NULL,
-};
-
-/* Their old main ports are bound here, served like 7000 (legacy_port 0
- * keeps the runtime from serving them with one module's routes only); the
- * runtime binds their health ports, which answer any frame with the
- * health dict, as BaseAgent's health loop did. */
+/* The four absorbed agents.  Their old main ports are bound here, served
+ * like 7000 (legacy_port 0 keeps the runtime from serving them with one
+ * module's routes only); the runtime binds their health ports, which
+ * answer any frame with the health dict, as BaseAgent's health loop did. */
 static const service_module_t modules[] = {
-    { "ServiceRegistry", 0, sr_actions, NULL, false, false, 8100, 0 },
-    { "SystemDigitalTwin", 0, sdt_actions, sdt_commands, false, false, 7121, 0 },
-    { "RequestCoordinator", 0, rc_actions, NULL, true, false, 26003, 0 },
-    { "UnifiedSystemAgent", 0, usa_actions, NULL, false, false, 8125, 0 },
-    { NULL, 0, NULL, NULL, false, false, 0, 0 },
+    { .name = "ServiceRegistry", .legacy_health_port = 8100 },
+    { .name = "SystemDigitalTwin", .legacy_health_port = 7121 },
+    { .name = "RequestCoordinator", .legacy_health_port = 26003 },
+    { .name = "UnifiedSystemAgent", .legacy_health_port = 8125 },
+    { .name = NULL },
 };
 static const int legacy_main_ports[] = { 7100, 7120, 26002, 7125 };
 
@@ -147,6 +134,15 @@ static json_t *on_raw(void *ctx, wire_request_t *req)
     metrics_add(self->svc->metrics, "keel_bad_requests_total", labels, 1);
     return wire_error("Invalid JSON request");
 }
+
+static const wire_route_t routes[] = {
+    /* sent by common/core/base_agent.py (_register_with_digital_twin) */
+    { WIRE_ACTION, "register_agent", on_register_agent, NULL, ROUTE_AGENT },
+    { WIRE_ACTION, "get_agent_info", on_get_agent_info, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "ping", on_ping, NULL, ROUTE_PUBLIC },
+    { WIRE_RAW, NULL, on_raw, NULL, ROUTE_PUBLIC },        /* ping and GET_ALL_STATUS: reads */
+    { 0 },
+};
 
 static json_t *on_unknown(void *ctx, wire_request_t *req)
 {
@@ -267,10 +263,7 @@ static int core_start(service_t *svc)
     core_legacy_attach(self->legacy, wire);
     core_coordinator_attach(self->coordinator, wire);
     core_supervisor_attach(self->supervisor, wire);
-    wire_server_on_action(wire, "register_agent", on_register_agent, self);
-    wire_server_on_action(wire, "get_agent_info", on_get_agent_info, self);
-    wire_server_on_action(wire, "ping", on_ping, self);
-    wire_server_on_raw(wire, on_raw, self);
+    wire_server_attach(wire, routes, self);
     wire_server_on_unknown(wire, on_unknown, self);
     /* Forwarding waits on a legacy agent: never on the one wire thread.
      * Workers are fixed at start, so a module that a reload may delegate

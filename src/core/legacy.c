@@ -172,10 +172,17 @@ static json_t *on_get_metrics(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:o}", "status", "SUCCESS", "payload", out);
 }
 
+static const wire_route_t routes[] = {
+    /* sent by main_pc_code/utils/service_discovery_client.py (register_service) */
+    { WIRE_COMMAND, "REGISTER", on_register, "SystemDigitalTwin", ROUTE_AGENT },
+    { WIRE_COMMAND, "DISCOVER", on_discover, "SystemDigitalTwin", ROUTE_PUBLIC },
+    /* sent by main_pc_code/agents/model_manager_agent_fixed.py (ModelManagerAgent) */
+    { WIRE_COMMAND, "REPORT_MODEL_VRAM", on_report_vram, "SystemDigitalTwin", ROUTE_AGENT },
+    { WIRE_COMMAND, "GET_METRICS", on_get_metrics, "SystemDigitalTwin", ROUTE_PUBLIC },
+    { 0 },
+};
+
 void core_legacy_attach(legacy_t *self, wire_server_t *wire)
 {
-    wire_server_on_command(wire, "REGISTER", on_register, self);
-    wire_server_on_command(wire, "DISCOVER", on_discover, self);
-    wire_server_on_command(wire, "REPORT_MODEL_VRAM", on_report_vram, self);
-    wire_server_on_command(wire, "GET_METRICS", on_get_metrics, self);
+    wire_server_attach(wire, routes, self);
 }

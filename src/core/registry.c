@@ -505,16 +505,25 @@ static json_t *on_watch(void *ctx, wire_request_t *req)
     return reply;
 }
 
+/* Reads are public.  A heartbeat only renews a registration, which an
+ * agent may make anyway (register_agent is AGENT), so it is an agent's
+ * too; so are the hub's verdicts (report_agent_states, Keel's own, sent
+ * from the other machine in the two-machine layout).  Unregistering is an
+ * administrator's: no kept agent sends it (grep of main_pc_code, pc2_code,
+ * common and scripts; pc2_code/agents/agent_utils.py's unregister_agent is
+ * a `request_type` to its own discovery service). */
+static const wire_route_t routes[] = {
+    { WIRE_ACTION, "report_agent_states", on_report_states, NULL, ROUTE_AGENT },
+    { WIRE_ACTION, "watch_registry", on_watch, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_agent_endpoint", on_get_endpoint, "ServiceRegistry", ROUTE_PUBLIC },
+    { WIRE_ACTION, "list_agents", on_list, "ServiceRegistry", ROUTE_PUBLIC },
+    { WIRE_ACTION, "unregister_agent", on_unregister, NULL, ROUTE_ADMIN },  /* no kept agent sends it */
+    { WIRE_ACTION, "heartbeat", on_heartbeat, NULL, ROUTE_AGENT },
+    { WIRE_ACTION, "describe_agents", on_describe, NULL, ROUTE_PUBLIC },
+    { 0 },
+};
+
 void core_registry_attach(registry_t *self, wire_server_t *wire)
 {
-    /* AGENT, owner ServiceRegistry (Keel's own, never delegated, as
-     * describe_agents): sent by ObservabilityHub, from the other machine
-     * in the two-machine layout. */
-    wire_server_on_action(wire, "report_agent_states", on_report_states, self);
-    wire_server_on_action(wire, "watch_registry", on_watch, self);
-    wire_server_on_action(wire, "get_agent_endpoint", on_get_endpoint, self);
-    wire_server_on_action(wire, "list_agents", on_list, self);
-    wire_server_on_action(wire, "unregister_agent", on_unregister, self);
-    wire_server_on_action(wire, "heartbeat", on_heartbeat, self);
-    wire_server_on_action(wire, "describe_agents", on_describe, self);
+    wire_server_attach(wire, routes, self);
 }

@@ -653,19 +653,29 @@ static json_t *on_cleanup_system(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:s}", "status", "success", "message", "System cleanup completed");
 }
 
+#define USA "UnifiedSystemAgent"
+
+/* Process control is an administrator's: no kept agent sends any of it
+ * (predictive_health_monitor.py's restart_agent was an absorbed agent's
+ * recovery, now ObservabilityHub's, which carries a service token). */
+static const wire_route_t routes[] = {
+    { WIRE_ACTION, "get_agent_status", on_get_agent_status, USA, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_system_info", on_get_system_info, USA, ROUTE_PUBLIC },
+    { WIRE_ACTION, "start_agent", on_start_agent, NULL, ROUTE_ADMIN },          /* no kept agent sends it */
+    { WIRE_ACTION, "stop_agent", on_stop_agent, NULL, ROUTE_ADMIN },            /* no kept agent sends it */
+    { WIRE_ACTION, "restart_agent", on_restart_agent, NULL, ROUTE_ADMIN },      /* no kept agent sends it */
+    { WIRE_ACTION, "start_service", on_start_service, USA, ROUTE_ADMIN },       /* no kept agent sends it */
+    { WIRE_ACTION, "stop_service", on_stop_service, USA, ROUTE_ADMIN },         /* no kept agent sends it */
+    { WIRE_ACTION, "restart_service", on_restart_service, USA, ROUTE_ADMIN },   /* no kept agent sends it */
+    { WIRE_ACTION, "list_services", on_list_services, USA, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_service_status", on_get_service_status, USA, ROUTE_PUBLIC },
+    { WIRE_ACTION, "cleanup_system", on_cleanup_system, USA, ROUTE_ADMIN },     /* no kept agent sends it */
+    { 0 },
+};
+
 void core_supervisor_attach(supervisor_t *self, wire_server_t *wire)
 {
-    wire_server_on_action(wire, "get_agent_status", on_get_agent_status, self);
-    wire_server_on_action(wire, "get_system_info", on_get_system_info, self);
-    wire_server_on_action(wire, "start_agent", on_start_agent, self);
-    wire_server_on_action(wire, "stop_agent", on_stop_agent, self);
-    wire_server_on_action(wire, "restart_agent", on_restart_agent, self);
-    wire_server_on_action(wire, "start_service", on_start_service, self);
-    wire_server_on_action(wire, "stop_service", on_stop_service, self);
-    wire_server_on_action(wire, "restart_service", on_restart_service, self);
-    wire_server_on_action(wire, "list_services", on_list_services, self);
-    wire_server_on_action(wire, "get_service_status", on_get_service_status, self);
-    wire_server_on_action(wire, "cleanup_system", on_cleanup_system, self);
+    wire_server_attach(wire, routes, self);
 }
 
 void core_supervisor_health(supervisor_t *self, json_t *dict)

@@ -699,17 +699,28 @@ static json_t *on_report_error(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:s, s:s}", "status", "success", "message", message, "error_id", id);
 }
 
+#define SDT "SystemDigitalTwin"
+
+/* simulate_load computes a prediction and changes nothing: a read. */
+static const wire_route_t routes[] = {
+    { WIRE_ACTION, "get_metrics", on_get_metrics, SDT, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_history", on_get_history, SDT, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_all_agents", on_get_all_agents, SDT, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_registered_agents", on_get_registered_agents, SDT, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_ok_agents", on_get_ok_agents, SDT, ROUTE_PUBLIC },
+    { WIRE_ACTION, "simulate_load", on_simulate, SDT, ROUTE_PUBLIC },
+    /* no kept agent sends it */
+    { WIRE_ACTION, "update_vram_metrics", on_update_vram, SDT, ROUTE_ADMIN },
+    /* sent by common/core/base_agent.py (BaseAgent.send_event) */
+    { WIRE_ACTION, "publish_event", on_publish_event, SDT, ROUTE_AGENT },
+    /* sent by common/core/base_agent.py (BaseAgent.report_error) */
+    { WIRE_ACTION, "report_error", on_report_error, SDT, ROUTE_AGENT },
+    { 0 },
+};
+
 void core_twin_attach(twin_t *self, wire_server_t *wire)
 {
-    wire_server_on_action(wire, "get_metrics", on_get_metrics, self);
-    wire_server_on_action(wire, "get_history", on_get_history, self);
-    wire_server_on_action(wire, "get_all_agents", on_get_all_agents, self);
-    wire_server_on_action(wire, "get_registered_agents", on_get_registered_agents, self);
-    wire_server_on_action(wire, "get_ok_agents", on_get_ok_agents, self);
-    wire_server_on_action(wire, "simulate_load", on_simulate, self);
-    wire_server_on_action(wire, "update_vram_metrics", on_update_vram, self);
-    wire_server_on_action(wire, "publish_event", on_publish_event, self);
-    wire_server_on_action(wire, "report_error", on_report_error, self);
+    wire_server_attach(wire, routes, self);
 }
 
 void core_twin_health(twin_t *self, json_t *dict)

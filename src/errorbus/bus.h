@@ -23,6 +23,6 @@ typedef struct {
     natsbridge_t *nats;         /* NULL unless errorbus.nats_url is set */
 } bus_t;
 
-/* Registers the query actions of 7003 on the service's wire server. */
-void query_register(bus_t *bus, wire_server_t *wire);
+/* Attaches the routes of 7003 to the service's wire server. */
+void query_attach(bus_t *bus, wire_server_t *wire);
 #endif

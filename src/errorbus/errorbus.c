@@ -94,6 +94,7 @@ static int build_parts(bus_t *bus, service_t *svc)
         .poll_s = cfg_double(c, "recovery_poll_s", 1),
         .max_attempts = (int)cfg_double(c, "recovery_max_attempts", 3),
         .core_endpoint = endpoint,
+        .keys = svc->config,
         .call_timeout_ms = (int)(cfg_double(c, "recovery_timeout_s", 5) * 1000),
     };
     bus->recovery = recovery_new(&rc, bus->store, bus->fanout);
@@ -138,7 +139,7 @@ static int start(service_t *svc)
         bus_destroy(&bus);
         return -1;
     }
-    query_register(bus, svc->wire);
+    query_attach(bus, svc->wire);
     svc->impl = bus;
     return 0;
 }
@@ -171,21 +172,15 @@ static void health(service_t *svc, json_t *dict)
         json_object_set_new(dict, "status", json_string("degraded"));
 }
 
-/* The absorbed agents and the actions that came from each, for
- * `modules.<name>.mode: delegate` (forward them to the still-running
- * original).  None keeps a legacy port: ErrorBusService's 7150 is the
- * ingress now, EMS's 7125 belongs to UnifiedSystemAgent, and
- * UnifiedErrorAgent was never deployed. */
-static const char *const errorbusservice_actions[] = { "health_check", "get_recent_errors",
-                                                       "get_agent_health", NULL };
-static const char *const ems_actions[] = { "heartbeat", "get_system_status", NULL };
-static const char *const unified_error_actions[] = { "report_error", "get_error_stats", NULL };
-
+/* The absorbed agents, for `modules.<name>.mode: delegate` (forward their
+ * routes to the still-running original).  None keeps a legacy port:
+ * ErrorBusService's 7150 is the ingress now, EMS's 7125 belongs to
+ * UnifiedSystemAgent, and UnifiedErrorAgent was never deployed. */
 static const service_module_t modules[] = {
-    { "ErrorBusService", 0, errorbusservice_actions, NULL, false, false, 0, 0 },
-    { "ErrorManagementSystem", 0, ems_actions, NULL, false, false, 0, 0 },
-    { "UnifiedErrorAgent", 0, unified_error_actions, NULL, false, false, 0, 0 },
-    { NULL, 0, NULL, NULL, false, false, 0, 0 },
+    { .name = "ErrorBusService" },
+    { .name = "ErrorManagementSystem" },
+    { .name = "UnifiedErrorAgent" },
+    { .name = NULL },
 };
 
 const service_def_t errorbus_service = {

@@ -446,20 +446,36 @@ static json_t *on_unknown(void *ctx, wire_request_t *req)
     return reply;
 }
 
-void query_register(bus_t *bus, wire_server_t *wire)
+#define EBS "ErrorBusService"
+#define EMS "ErrorManagementSystem"
+
+/* Reads are public (errors themselves arrive on the PUB/SUB ingress, which
+ * has no routes).  The two writes on this port: */
+static const wire_route_t routes[] = {
+    { WIRE_ACTION, "health_check", on_health_check, EBS, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_recent_errors", on_recent, EBS, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_agent_health", on_agent_health, EBS, ROUTE_PUBLIC },
+    /* no kept agent sends it (only Error_Management_System.py, absorbed, handles it) */
+    { WIRE_ACTION, "heartbeat", on_heartbeat, EMS, ROUTE_ADMIN },
+    { WIRE_ACTION, "get_system_status", on_system_status, EMS, ROUTE_PUBLIC },
+    /* sent by main_pc_code/agents/translation_service.py (to UnifiedErrorAgent) */
+    { WIRE_ACTION, "report_error", on_report_error, "UnifiedErrorAgent", ROUTE_AGENT },
+    { WIRE_ACTION, "get_error_stats", on_error_stats, "UnifiedErrorAgent", ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_errors", on_errors, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_errors_by_agent", on_by_agent, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_errors_by_severity", on_by_severity, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_errors_by_time_range", on_by_time, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_error_groups", on_groups, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_correlations", on_correlations, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_statistics", on_statistics, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_alerts", on_alerts, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_quarantine", on_quarantine, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_recovery_actions", on_recovery_actions, NULL, ROUTE_PUBLIC },
+    { 0 },
+};
+
+void query_attach(bus_t *bus, wire_server_t *wire)
 {
-    static const struct { const char *action; wire_handler_fn *fn; } routes[] = {
-        { "health_check", on_health_check }, { "get_recent_errors", on_recent },
-        { "get_agent_health", on_agent_health }, { "heartbeat", on_heartbeat },
-        { "get_system_status", on_system_status }, { "report_error", on_report_error },
-        { "get_error_stats", on_error_stats }, { "get_errors", on_errors },
-        { "get_errors_by_agent", on_by_agent }, { "get_errors_by_severity", on_by_severity },
-        { "get_errors_by_time_range", on_by_time }, { "get_error_groups", on_groups },
-        { "get_correlations", on_correlations }, { "get_statistics", on_statistics },
-        { "get_alerts", on_alerts }, { "get_quarantine", on_quarantine },
-        { "get_recovery_actions", on_recovery_actions },
-    };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        wire_server_on_action(wire, routes[i].action, routes[i].fn, bus);
+    wire_server_attach(wire, routes, bus);
     wire_server_on_unknown(wire, on_unknown, bus);
 }

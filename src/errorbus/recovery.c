@@ -14,6 +14,7 @@
 #include "analysis.h"
 #include "clock.h"
 #include "log.h"
+#include "token.h"
 #include "wire.h"
 
 #include <pthread.h>
@@ -244,11 +245,14 @@ static void give_up(recovery_t *self, task_t *t)
 }
 
 /* EB-29 (changed): CoreOrchestrator supervises processes, so a restart is
- * its restart_agent; success is its "success" reply. */
+ * its restart_agent, an administrator's route: the bus signs itself a
+ * short token.  Success is its "success" reply. */
 static bool restart(recovery_t *self, const char *agent)
 {
-    json_t *request = json_pack("{s:s, s:s, s:s}", "action", "restart_agent", "agent_name", agent,
-                                "reason", "Missed heartbeats");
+    char *token = token_issue_service(self->config.keys, "ErrorBus", 60);
+    json_t *request = json_pack("{s:s, s:s, s:s, s:s?}", "action", "restart_agent", "agent_name", agent,
+                                "reason", "Missed heartbeats", "auth_token", token);
+    free(token);
     char err[256];
     json_t *reply = wire_call(self->config.core_endpoint, request, self->config.call_timeout_ms,
                               0, err, sizeof err);

@@ -10,6 +10,7 @@
 #define KEEL_ERRORBUS_RECOVERY_H
 #include <jansson.h>
 
+#include "config.h"
 #include "evstore.h"
 #include "fanout.h"
 
@@ -20,6 +21,7 @@ typedef struct {
     double poll_s;                  /* 1: one task per poll */
     int max_attempts;               /* 3 */
     const char *core_endpoint;      /* CoreOrchestrator, for restart_agent */
+    config_t *keys;                 /* signs the administrator's token restart_agent needs */
     int call_timeout_ms;            /* 5000 */
 } recovery_config_t;
 

@@ -387,6 +387,11 @@ json_t *alerting_add_rule(alerting_t *self, json_t *body, const char **why)
                " threshold a number";
         return NULL;
     }
+    /* A negative hold would fire at once; past a week it would never fire. */
+    if (for_s && !(json_number_value(for_s) >= 0 && json_number_value(for_s) <= 7 * 86400)) {
+        *why = "invalid rule: for_s must be from 0 to 604800 seconds";
+        return NULL;
+    }
     json_t *rule = json_pack("{s:s, s:s, s:s, s:f, s:b, s:s, s:f}", "rule_id", id, "metric_name", metric,
                              "condition", cond, "threshold", json_number_value(threshold),
                              "enabled", enabled ? json_is_true(enabled) : 1,

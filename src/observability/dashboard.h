@@ -4,8 +4,8 @@
  *  shows in one JSON document (the hub's fleet and alerts, and what the
  *  other four services answer within a short timeout); GET /api/agent
  *  gives one agent's histories.  The two actions, POST /api/restart and
- *  POST /api/ack, are protected routes: they need an administrator's
- *  bearer token, as every mutating route of Keel does. */
+ *  POST /api/ack, are ROUTE_ADMIN: they need an administrator's bearer
+ *  token, which the restart passes on to CoreOrchestrator. */
 #ifndef OBS_DASHBOARD_H
 #define OBS_DASHBOARD_H
 #include "alerting.h"

@@ -229,6 +229,12 @@ static json_t *on_processes(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:o}", "status", "success", "processes", procs_list(((hub_t *)ctx)->procs));
 }
 
+static json_t *on_crossreg(void *ctx, wire_request_t *req)
+{
+    return crossreg_handle(((hub_t *)ctx)->discovery, req->body);
+}
+
+/* A request_type the registry does not know gets its answer there. */
 static json_t *on_unknown(void *ctx, wire_request_t *req)
 {
     hub_t *hub = ctx;
@@ -482,52 +488,78 @@ static void raise_fd_limit(void)
     }
 }
 
-static void register_actions(service_t *svc, hub_t *hub)
+#define PM "PerformanceMonitor"
+#define HM "HealthMonitor"
+#define PLA "PerformanceLoggerAgent"
+
+/* Reads are public.  log_metric is an agent's: the kept agents' telemetry
+ * reaches PerformanceLoggerAgent's port with it (issue 15); it belongs to
+ * two agents by its form, so it names no module and its handler forwards
+ * each form to its own agent when that one is delegated.  No kept agent
+ * logs resource usage or asks for a recovery (grep of main_pc_code,
+ * pc2_code, common and scripts: only the absorbed agents themselves handle
+ * log_resource_usage and the cross-machine registry), so those are an
+ * administrator's. */
+static const wire_route_t routes[] = {
+    { WIRE_ACTION, "ping", on_health, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "health", on_health, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "health_check", on_health, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "log_metric", on_log_metric, NULL, ROUTE_AGENT },
+    { WIRE_ACTION, "get_metrics", on_get_metrics, PM, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_alerts", on_get_alerts, PM, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_performance_health", on_performance_health, PM, ROUTE_PUBLIC },
+    { WIRE_ACTION, "log_resource_usage", on_log_resource_usage, PLA, ROUTE_ADMIN }, /* no kept agent sends it */
+    { WIRE_ACTION, "get_agent_metrics", on_get_agent_metrics, PLA, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_agent_resource_usage", on_get_agent_resource_usage, PLA, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_agents_health", on_agents_health, HM, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_services_health", on_services_health, HM, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_system_health", on_system_health, HM, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_status", on_get_status, HM, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_system_status", on_system_status, "SystemHealthManager", ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_health_events", on_health_events, HM, ROUTE_PUBLIC },
+    { WIRE_ACTION, "trigger_recovery", on_trigger_recovery, HM, ROUTE_ADMIN },  /* no kept agent sends it */
+    { WIRE_ACTION, "get_processes", on_processes, HM, ROUTE_PUBLIC },
+    /* PredictiveHealthMonitor's cross-machine registry: its writes came from
+     * the other machine's PredictiveHealthMonitor, absorbed; no kept agent */
+    { WIRE_REQUEST_TYPE, "register", on_crossreg, "PredictiveHealthMonitor", ROUTE_ADMIN },
+    { WIRE_REQUEST_TYPE, "unregister", on_crossreg, "PredictiveHealthMonitor", ROUTE_ADMIN },
+    { WIRE_REQUEST_TYPE, "heartbeat", on_crossreg, "PredictiveHealthMonitor", ROUTE_ADMIN },
+    { WIRE_REQUEST_TYPE, "get_status", on_crossreg, "PredictiveHealthMonitor", ROUTE_PUBLIC },
+    { 0 },
+};
+
+/* The same four writes over HTTP, an administrator's as on ZMQ (the
+ * phase-1 deploy script, not an agent, posted update_agent_health). */
+static const http_route_t http_routes[] = {
+    { "GET", "/metrics.json", http_metrics_json, ROUTE_PUBLIC },
+    { "GET", "/health_summary", http_health_summary, ROUTE_PUBLIC },
+    { "GET", "/alerts", http_alerts, ROUTE_PUBLIC },
+    { "GET", "/alert_rules", http_alert_rules, ROUTE_PUBLIC },
+    { "GET", "/anomalies", http_anomalies, ROUTE_PUBLIC },
+    { "GET", "/fleet", http_fleet, ROUTE_PUBLIC },
+    { "GET", "/performance_metrics/*", http_performance, ROUTE_PUBLIC },
+    { "POST", "/update_agent_health", http_update_health, ROUTE_ADMIN },
+    { "POST", "/add_alert_rule", http_add_rule, ROUTE_ADMIN },
+    { "POST", "/trigger_recovery", http_trigger_recovery, ROUTE_ADMIN },
+    { "POST", "/acknowledge_alert", http_acknowledge, ROUTE_ADMIN },
+    { 0 },
+};
+
+static void attach_routes(service_t *svc, hub_t *hub)
 {
-    static const struct { const char *action; wire_handler_fn *fn; } routes[] = {
-        { "ping", on_health }, { "health", on_health }, { "health_check", on_health },
-        { "log_metric", on_log_metric }, { "get_metrics", on_get_metrics },
-        { "get_alerts", on_get_alerts }, { "get_performance_health", on_performance_health },
-        { "log_resource_usage", on_log_resource_usage },
-        { "get_agent_metrics", on_get_agent_metrics },
-        { "get_agent_resource_usage", on_get_agent_resource_usage },
-        { "get_agents_health", on_agents_health }, { "get_services_health", on_services_health },
-        { "get_system_health", on_system_health }, { "get_status", on_get_status },
-        { "get_system_status", on_system_status }, { "get_health_events", on_health_events },
-        { "trigger_recovery", on_trigger_recovery }, { "get_processes", on_processes },
-    };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        wire_server_on_action(svc->wire, routes[i].action, routes[i].fn, hub);
+    wire_server_attach(svc->wire, routes, hub);
     /* Served on a second agent's old port too, because kept agents dial it
-     * there (issue 15); privileges for the route tables:
-     * - log_metric, AGENT, owners PerformanceMonitor and PerformanceLoggerAgent
-     *   by form (untagged, forwarded by on_log_metric): the PerformanceLogger
-     *   form on 7128, where it answered "Unknown action" before;
-     * - get_system_health, PUBLIC, owner HealthMonitor: main_pc_code/check_health.py
-     *   asks PredictiveHealthMonitor's 5613 for it. */
+     * there (issue 15): the PerformanceLogger form of log_metric on 7128,
+     * and get_system_health on PredictiveHealthMonitor's 5613, where
+     * main_pc_code/check_health.py asks for it. */
     static const struct { const char *module, *action; } shared[] = {
-        { "PerformanceMonitor", "log_metric" }, { "PerformanceLoggerAgent", "log_metric" },
-        { "PredictiveHealthMonitor", "get_system_health" },
+        { PM, "log_metric" }, { PLA, "log_metric" }, { "PredictiveHealthMonitor", "get_system_health" },
     };
     for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
         wire_server_share(svc->wire, shared[i].module, shared[i].action);
     wire_server_on_unknown(svc->wire, on_unknown, hub);
     wire_server_set_workers(svc->wire, (int)config_int(svc->config, "observability.workers", 4));
-}
-
-static void register_routes(service_t *svc, hub_t *hub)
-{
-    httpd_route(svc->http, "GET", "/metrics.json", http_metrics_json, hub);
-    httpd_route(svc->http, "GET", "/health_summary", http_health_summary, hub);
-    httpd_route(svc->http, "GET", "/alerts", http_alerts, hub);
-    httpd_route(svc->http, "GET", "/alert_rules", http_alert_rules, hub);
-    httpd_route(svc->http, "GET", "/anomalies", http_anomalies, hub);
-    httpd_route(svc->http, "GET", "/fleet", http_fleet, hub);
-    httpd_route(svc->http, "GET", "/performance_metrics/*", http_performance, hub);
-    httpd_route_protected(svc->http, "POST", "/update_agent_health", http_update_health, hub);
-    httpd_route_protected(svc->http, "POST", "/add_alert_rule", http_add_rule, hub);
-    httpd_route_protected(svc->http, "POST", "/trigger_recovery", http_trigger_recovery, hub);
-    httpd_route_protected(svc->http, "POST", "/acknowledge_alert", http_acknowledge, hub);
+    httpd_attach(svc->http, http_routes, hub);
 }
 
 static int start_feeds(service_t *svc, hub_t *hub)
@@ -580,8 +612,7 @@ static int obs_start(service_t *svc)
     svc->impl = hub;
     declare_metrics(svc->metrics);
     metrics_add_collector(svc->metrics, collect, hub);
-    register_actions(svc, hub);
-    register_routes(svc, hub);
+    attach_routes(svc, hub);
     dashboard_start(svc, hub->fleet, hub->alerts, hub->db);
     if (tiers_start(hub->recovery) < 0 || fleet_start(hub->fleet) < 0
         || alerting_start(hub->alerts) < 0 || memsvc_start(hub->memsvc) < 0
@@ -611,22 +642,14 @@ static void obs_stop(service_t *svc)
     hub_free(hub);
 }
 
-static const char *const pm_actions[] = { "get_metrics", "get_alerts", "get_performance_health", NULL };
-static const char *const hm_actions[] = { "get_status", "get_agents_health", "get_services_health",
-                                          "get_system_health", "get_health_events",
-                                          "trigger_recovery", "get_processes", NULL };
-static const char *const pla_actions[] = { "log_resource_usage", "get_agent_metrics",
-                                           "get_agent_resource_usage", NULL };
-static const char *const shm_actions[] = { "get_system_status", NULL };
-
 static const service_module_t modules[] = {
-    { "PerformanceMonitor", 7103, pm_actions, NULL, false, false, 8103, 0 },
-    { "HealthMonitor", 7114, hm_actions, NULL, false, false, 8114, 0 },
+    { .name = "PerformanceMonitor", .legacy_port = 7103, .legacy_health_port = 8103 },
+    { .name = "HealthMonitor", .legacy_port = 7114, .legacy_health_port = 8114 },
     /* 5632: where LearningAdjusterAgent (pc2_code/agents) looks for it by default. */
-    { "PerformanceLoggerAgent", 7128, pla_actions, NULL, false, false, 8128, 5632 },
-    { "SystemHealthManager", 7117, shm_actions, NULL, false, false, 8117, 0 },
-    { "PredictiveHealthMonitor", 5613, NULL, NULL, false, false, 6613, 0 },
-    { NULL, 0, NULL, NULL, false, false, 0, 0 },
+    { .name = "PerformanceLoggerAgent", .legacy_port = 7128, .legacy_health_port = 8128, .client_port = 5632 },
+    { .name = "SystemHealthManager", .legacy_port = 7117, .legacy_health_port = 8117 },
+    { .name = "PredictiveHealthMonitor", .legacy_port = 5613, .legacy_health_port = 6613 },
+    { .name = NULL },
 };
 
 const service_def_t observability_service = {

@@ -12,6 +12,7 @@
 #include "tiers.h"
 #include "clock.h"
 #include "log.h"
+#include "token.h"
 #include "wire.h"
 
 #include <math.h>
@@ -94,7 +95,8 @@ void tiers_destroy(tiers_t **self_p)
 }
 
 /* One restart, by the hub for its own agents, else through
- * CoreOrchestrator; 0 on success, else the reason. */
+ * CoreOrchestrator, whose restart_agent needs an administrator's token:
+ * the hub signs itself a short one.  0 on success, else the reason. */
 static int restart_agent(tiers_t *self, const char *name, char *why, size_t len)
 {
     if (procs_manages(self->procs, name)) {
@@ -102,8 +104,10 @@ static int restart_agent(tiers_t *self, const char *name, char *why, size_t len)
         hubdb_recovery_action(self->db, name, "restart_agent", rc == 0, rc == 0 ? NULL : why);
         return rc;
     }
-    json_t *req = json_pack("{s:s, s:s, s:s}", "action", "restart_agent", "agent_name", name,
-                            "source_agent", "ObservabilityHub");
+    char *token = token_issue_service(self->config, "ObservabilityHub", 60);
+    json_t *req = json_pack("{s:s, s:s, s:s, s:s?}", "action", "restart_agent", "agent_name", name,
+                            "source_agent", "ObservabilityHub", "auth_token", token);
+    free(token);
     json_t *reply = wire_call(self->core, req, self->timeout_ms, 0, why, len);
     json_decref(req);
     const char *status = json_string_value(json_object_get(reply, "status"));

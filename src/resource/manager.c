@@ -435,10 +435,16 @@ static json_t *on_set_thresholds(void *ctx, wire_request_t *req)
     rs_manager_t *self = ctx;
     static const char *keys[] = { "cpu_threshold", "memory_threshold", "gpu_threshold" };
     json_t *values[3];
+    /* Every value is checked before any is set: a refused request changes
+     * nothing.  0 or less would refuse every allocation (usage > threshold). */
     for (int i = 0; i < 3; i++) {
         values[i] = json_object_get(req->body, keys[i]);
         if (values[i] && !json_is_null(values[i]) && !json_is_number(values[i]))
             return wire_error_key("message", "Invalid %s: must be a number (percent)", keys[i]);
+        double v = json_number_value(values[i]);
+        if (json_is_number(values[i]) && !(v > 0 && v <= 100))
+            return wire_error_key("message", "Invalid %s: %g is not a percentage above 0 and at most 100",
+                                  keys[i], v);
     }
     pthread_mutex_lock(&self->lock);
     double *fields[3] = { &self->thresholds.cpu, &self->thresholds.memory, &self->thresholds.gpu };
@@ -480,14 +486,24 @@ int rs_manager_release(rs_manager_t *self, const char *id)
     return a ? 0 : -1;
 }
 
-void rs_manager_register(rs_manager_t *self, wire_server_t *wire)
+#define RM "ResourceManager"
+
+/* Reads are public.  No kept agent asks ResourceManager for anything but
+ * its health (the inventory, RS-n in docs/logic-preservation.md: "no production caller of
+ * allocate_resources exists"), so every change is an administrator's. */
+static const wire_route_t routes[] = {
+    { WIRE_ACTION, "get_stats", on_get_stats, RM, ROUTE_PUBLIC },
+    { WIRE_ACTION, "check_resources", on_check_resources, RM, ROUTE_PUBLIC },
+    { WIRE_ACTION, "allocate_resources", on_allocate, RM, ROUTE_ADMIN },    /* no kept agent sends it */
+    { WIRE_ACTION, "release_resources", on_release, RM, ROUTE_ADMIN },      /* no kept agent sends it */
+    { WIRE_ACTION, "renew_resources", on_renew, RM, ROUTE_ADMIN },          /* no kept agent sends it */
+    { WIRE_ACTION, "agent_dead", on_agent_dead, RM, ROUTE_ADMIN },          /* no kept agent sends it */
+    { WIRE_ACTION, "get_status", on_get_status, RM, ROUTE_PUBLIC },
+    { WIRE_ACTION, "set_thresholds", on_set_thresholds, RM, ROUTE_ADMIN },  /* no kept agent sends it */
+    { 0 },
+};
+
+void rs_manager_attach(rs_manager_t *self, wire_server_t *wire)
 {
-    wire_server_on_action(wire, "get_stats", on_get_stats, self);
-    wire_server_on_action(wire, "check_resources", on_check_resources, self);
-    wire_server_on_action(wire, "allocate_resources", on_allocate, self);
-    wire_server_on_action(wire, "release_resources", on_release, self);
-    wire_server_on_action(wire, "renew_resources", on_renew, self);
-    wire_server_on_action(wire, "agent_dead", on_agent_dead, self);
-    wire_server_on_action(wire, "get_status", on_get_status, self);
-    wire_server_on_action(wire, "set_thresholds", on_set_thresholds, self);
+    wire_server_attach(wire, routes, self);
 }

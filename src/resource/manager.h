@@ -19,7 +19,7 @@ typedef struct rs_manager_t rs_manager_t;
 rs_manager_t *rs_manager_new(rs_stats_t *stats, metrics_t *metrics,
                              const rs_thresholds_t *thresholds, double default_lease_s);
 void rs_manager_destroy(rs_manager_t **self_p);
-void rs_manager_register(rs_manager_t *self, wire_server_t *wire);
+void rs_manager_attach(rs_manager_t *self, wire_server_t *wire);
 /* MiB held by vram reservations on each device (RS_MAX_GPUS entries). */
 void rs_manager_vram_held(rs_manager_t *self, double *held);
 rs_thresholds_t rs_manager_thresholds(rs_manager_t *self);

@@ -9,9 +9,9 @@
  *
  *  Any of the four agents can instead be delegated to its legacy process,
  *  and switched back and forth by a reload: the runtime does it for the
- *  routes the `modules` table tags, and the two catch-alls that no tag
- *  can name (a bare task is AsyncProcessor's, an unknown command the VRAM
- *  optimizer's) ask wire_server_forward themselves. */
+ *  routes whose table entry names that agent, and the two catch-alls that
+ *  no entry can name (a bare task is AsyncProcessor's, an unknown command
+ *  the VRAM optimizer's) ask wire_server_forward themselves. */
 #include "resource.h"
 #include "broadcast.h"
 #include "clock.h"
@@ -80,8 +80,8 @@ static json_t *broadcast_frame(void *arg)
     return processor_health(arg, false);
 }
 
-/* The `type` route is tagged AsyncProcessor's, so the runtime forwards
- * it when that agent is delegated. */
+/* The `type` route is AsyncProcessor's (its table entry names it), so the
+ * runtime forwards it when that agent is delegated. */
 static json_t *on_task(void *ctx, wire_request_t *req)
 {
     resource_t *self = ctx;
@@ -216,14 +216,20 @@ static void bind_legacy(service_t *svc)
 
 /* ---- life cycle --------------------------------------------------------- */
 
-static void register_routes(resource_t *self, wire_server_t *wire)
+static const wire_route_t routes[] = {
+    { WIRE_ACTION, "ping", on_ping, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "health_check", on_health_check, "AsyncProcessor", ROUTE_PUBLIC },
+    /* no kept agent sends a bare task: TaskScheduler, absorbed, was its caller */
+    { WIRE_TYPE, NULL, on_task, "AsyncProcessor", ROUTE_ADMIN },
+    { 0 },
+};
+
+static void attach_routes(resource_t *self, wire_server_t *wire)
 {
-    rs_manager_register(self->manager, wire);
-    rs_vram_register(self->vram, wire);
-    rs_sched_register(self->sched, wire);
-    wire_server_on_action(wire, "ping", on_ping, self);
-    wire_server_on_action(wire, "health_check", on_health_check, self);
-    wire_server_on_type(wire, on_task, self);
+    rs_manager_attach(self->manager, wire);
+    rs_vram_attach(self->vram, wire);
+    rs_sched_attach(self->sched, wire);
+    wire_server_attach(wire, routes, self);
     wire_server_on_unknown(wire, on_unknown, self);
 }
 
@@ -266,7 +272,7 @@ static int start(service_t *svc)
         stop(svc);
         return -1;
     }
-    register_routes(self, svc->wire);
+    attach_routes(self, svc->wire);
     wire_server_set_workers(svc->wire, (int)config_int(cfg, "resource.wire_workers", 16));
     if (config_bool(cfg, "legacy_ports", false))
         bind_legacy(svc);
@@ -297,24 +303,14 @@ static void stop(service_t *svc)
     svc->impl = NULL;
 }
 
-/* The four absorbed agents and the routes each owned, for delegation
- * (`modules.<Agent>.mode`, switchable by a reload) and their old health
- * ports; legacy_port is 0 because bind_legacy serves every route on each. */
-static const char *const manager_actions[] = { "get_stats", "check_resources", "allocate_resources",
-                                               "release_resources", "get_status", "set_thresholds",
-                                               "renew_resources", "agent_dead", NULL };
-static const char *const scheduler_actions[] = { "schedule_task", NULL };
-static const char *const processor_actions[] = { "health_check", NULL };
-static const char *const vram_actions[] = { "register_model_manager", "update_vram_status",
-                                            "can_accommodate_model", "make_room_for_model", NULL };
-static const char *const vram_commands[] = { "TRACK_MODEL_USAGE", "GET_VRAM_STATUS", "SET_IDLE_TIMEOUT",
-                                             "SET_VRAM_THRESHOLD", "HEALTH_CHECK", NULL };
+/* The four absorbed agents and their old health ports; legacy_port is 0
+ * because bind_legacy serves every route on each of their main ports. */
 static const service_module_t modules[] = {
-    { "ResourceManager", 0, manager_actions, NULL, false, false, 8113, 0 },
-    { "TaskScheduler", 0, scheduler_actions, NULL, false, false, 8115, 0 },
-    { "AsyncProcessor", 0, processor_actions, NULL, true, false, 8101, 0 },
-    { "VRAMOptimizerAgent", 0, vram_actions, vram_commands, false, false, 6572, 0 },
-    { NULL, 0, NULL, NULL, false, false, 0, 0 },
+    { .name = "ResourceManager", .legacy_health_port = 8113 },
+    { .name = "TaskScheduler", .legacy_health_port = 8115 },
+    { .name = "AsyncProcessor", .legacy_health_port = 8101 },
+    { .name = "VRAMOptimizerAgent", .legacy_health_port = 6572 },
+    { .name = NULL },
 };
 
 const service_def_t resource_service = {

@@ -742,9 +742,15 @@ static json_t *on_list_tasks(void *ctx, wire_request_t *req)
     return reply;
 }
 
-void rs_sched_register(rs_sched_t *self, wire_server_t *wire)
+static const wire_route_t routes[] = {
+    /* no kept agent sends it (AdvancedRouter names TaskScheduler a dependency and never calls it) */
+    { WIRE_ACTION, "schedule_task", on_schedule_task, "TaskScheduler", ROUTE_ADMIN },
+    { WIRE_ACTION, "get_task", on_get_task, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "list_tasks", on_list_tasks, NULL, ROUTE_PUBLIC },
+    { 0 },
+};
+
+void rs_sched_attach(rs_sched_t *self, wire_server_t *wire)
 {
-    wire_server_on_action(wire, "schedule_task", on_schedule_task, self);
-    wire_server_on_action(wire, "get_task", on_get_task, self);
-    wire_server_on_action(wire, "list_tasks", on_list_tasks, self);
+    wire_server_attach(wire, routes, self);
 }

@@ -41,7 +41,7 @@ rs_sched_t *rs_sched_new(const rs_sched_config_t *config, const char *db_path,
                          metrics_t *metrics, errpub_t *errors, char *err, size_t errlen);
 void rs_sched_destroy(rs_sched_t **self_p);
 /* schedule_task, get_task, list_tasks. */
-void rs_sched_register(rs_sched_t *self, wire_server_t *wire);
+void rs_sched_attach(rs_sched_t *self, wire_server_t *wire);
 /* The AsyncProcessor task path for a request object. */
 json_t *rs_sched_task(rs_sched_t *self, json_t *body);
 /* {"queue_sizes":{high,medium,low},"task_stats":{...}} */

@@ -17,6 +17,8 @@
  * uses an hour, so 10000 per model loses nothing it looks at. */
 #define MAX_USES 10000
 #define MAX_MODELS 4096
+#define MAX_IDLE_TIMEOUT_S (30 * 86400)    /* past a month an idle model is simply never unloaded */
+#define MAX_VRAM_MB 1048576                 /* 1 TiB: past any GPU's memory, a typo */
 
 /* ---- shared helpers --------------------------------------------------- */
 
@@ -289,6 +291,11 @@ static json_t *on_idle_timeout(void *ctx, wire_request_t *req)
     bool as_true = json_is_true(v);
     if (!as_true && !(json_is_integer(v) && json_integer_value(v) > 0))
         return upper("ERROR", "%s", "Invalid timeout parameter");
+    if (!as_true && json_integer_value(v) > MAX_IDLE_TIMEOUT_S) {
+        char why[96];
+        snprintf(why, sizeof why, "Invalid timeout parameter: at most %d seconds", MAX_IDLE_TIMEOUT_S);
+        return upper("ERROR", "%s", why);
+    }
     char text[32];
     rs_py_str(v, text, sizeof text);
     pthread_mutex_lock(&self->lock);
@@ -419,6 +426,10 @@ static json_t *on_register_mm(void *ctx, wire_request_t *req)
     json_t *idle = json_object_get(req->body, "idle_timeout");
     if ((budget && !json_is_number(budget)) || (idle && !json_is_null(idle) && !json_is_number(idle)))
         return mma_error("%s", "Invalid registration: vram_budget_mb and idle_timeout must be numbers");
+    double mb = json_number_value(budget), idle_s = json_number_value(idle);
+    if ((budget && !(mb > 0 && mb <= MAX_VRAM_MB)) || !(idle_s >= 0 && idle_s <= MAX_IDLE_TIMEOUT_S))
+        return mma_error("%s", "Invalid registration: vram_budget_mb must be above 0 and at most 1048576 MiB,"
+                               " idle_timeout from 0 to 2592000 seconds");
     pthread_mutex_lock(&self->lock);
     if (budget)
         json_object_set(self->mma, "vram_budget_mb", budget);
@@ -604,16 +615,26 @@ static json_t *on_get_vram_policy(void *ctx, wire_request_t *req)
     return snap;
 }
 
-void rs_vram_register(rs_vram_t *self, wire_server_t *wire)
+#define VO "VRAMOptimizerAgent"
+
+/* The commands were only ever sent by test_vram_optimizer.py, a test;
+ * ModelManagerAgent's action-style calls (main_pc_code/agents/
+ * model_manager_agent_fixed.py) are the agent traffic. */
+static const wire_route_t routes[] = {
+    { WIRE_COMMAND, "TRACK_MODEL_USAGE", on_track, VO, ROUTE_ADMIN },         /* no kept agent sends it */
+    { WIRE_COMMAND, "GET_VRAM_STATUS", on_vram_status, VO, ROUTE_PUBLIC },
+    { WIRE_COMMAND, "SET_IDLE_TIMEOUT", on_idle_timeout, VO, ROUTE_ADMIN },   /* no kept agent sends it */
+    { WIRE_COMMAND, "SET_VRAM_THRESHOLD", on_threshold, VO, ROUTE_ADMIN },    /* no kept agent sends it */
+    { WIRE_COMMAND, "HEALTH_CHECK", on_health_check, VO, ROUTE_PUBLIC },
+    { WIRE_ACTION, "register_model_manager", on_register_mm, VO, ROUTE_AGENT },   /* sent by ModelManagerAgent */
+    { WIRE_ACTION, "update_vram_status", on_update_vram, VO, ROUTE_AGENT },       /* sent by ModelManagerAgent */
+    { WIRE_ACTION, "can_accommodate_model", on_can_accommodate, VO, ROUTE_PUBLIC },
+    { WIRE_ACTION, "make_room_for_model", on_make_room, VO, ROUTE_AGENT },        /* sent by ModelManagerAgent */
+    { WIRE_ACTION, "get_vram_policy", on_get_vram_policy, NULL, ROUTE_PUBLIC },
+    { 0 },
+};
+
+void rs_vram_attach(rs_vram_t *self, wire_server_t *wire)
 {
-    wire_server_on_command(wire, "TRACK_MODEL_USAGE", on_track, self);
-    wire_server_on_command(wire, "GET_VRAM_STATUS", on_vram_status, self);
-    wire_server_on_command(wire, "SET_IDLE_TIMEOUT", on_idle_timeout, self);
-    wire_server_on_command(wire, "SET_VRAM_THRESHOLD", on_threshold, self);
-    wire_server_on_command(wire, "HEALTH_CHECK", on_health_check, self);
-    wire_server_on_action(wire, "register_model_manager", on_register_mm, self);
-    wire_server_on_action(wire, "update_vram_status", on_update_vram, self);
-    wire_server_on_action(wire, "can_accommodate_model", on_can_accommodate, self);
-    wire_server_on_action(wire, "make_room_for_model", on_make_room, self);
-    wire_server_on_action(wire, "get_vram_policy", on_get_vram_policy, self);
+    wire_server_attach(wire, routes, self);
 }

@@ -4,14 +4,16 @@
  *  sessions a change invalidates (its in-memory index answers validations)
  *  and because an operator's keelctl may run on another machine.
  *
- *  Every action needs an administrator's token in `auth_token` (ADMIN),
- *  checked against this service's own session table.  One exception makes
- *  the first administrator on a fresh install: while no administrator
- *  exists, add_user may create one without a token, from a loopback
- *  address only, so nobody else on the network can take an unconfigured
- *  Keel.  The check and the insert happen under one lock, so two such
- *  requests racing make one administrator, not two.  (The other way is
- *  offline, before the first start: `keelctl --data-dir DIR user add`.)
+ *  Every action needs an administrator's token in `auth_token` (ADMIN in
+ *  the route table), checked against this service's own session table,
+ *  but one: add_first_admin makes the first administrator on a fresh
+ *  install.  It is an agent's route, and its handler narrows it further:
+ *  only while no administrator exists, and only from a loopback address,
+ *  so nobody else on the network (not even a trusted source) can take an
+ *  unconfigured Keel.  The check and the insert happen under one lock, so
+ *  two such requests racing make one administrator, not two.  (The other
+ *  way is offline, before the first start: `keelctl --data-dir DIR user
+ *  add`.)
  *
  *  Passwords are hashed here, with the service's Argon2id parameters,
  *  outside the database lock; `legacy_sha256` takes an original agent's
@@ -89,7 +91,25 @@ static json_t *store_failed(gateway_t *gw, const char *what)
     return wire_error("%s", what);
 }
 
-/* ADMIN, or the first administrator from loopback (see the top). */
+/* The user of an add: name and stored secret; NULL, or an error reply. */
+static json_t *new_user_of(gateway_t *gw, json_t *body, const char **name, char *hash)
+{
+    json_t *reply = NULL;
+    if (!(*name = user_of(gw, body, &reply)))
+        return reply;
+    return secret_of(gw, body, hash);
+}
+
+static json_t *added(const char *name, bool admin, bool first)
+{
+    log_info("security", "user %s added%s%s", name, admin ? " as an administrator" : "",
+             first ? " (the first administrator, from loopback)" : "");
+    char message[300];
+    snprintf(message, sizeof message, "User %s added%s", name, admin ? " (administrator)" : "");
+    return json_pack("{s:s, s:s, s:s, s:b, s:b}", "status", "success", "message", message,
+                     "user_id", name, "admin", admin, "first_admin", first);
+}
+
 static json_t *on_add_user(void *ctx, wire_request_t *req)
 {
     gateway_t *gw = ctx;
@@ -97,44 +117,58 @@ static json_t *on_add_user(void *ctx, wire_request_t *req)
     if (admin_v && !json_is_boolean(admin_v))
         return wire_error("admin must be true or false");
     bool admin = json_is_true(admin_v);
-    bool by_admin = service_caller_is_admin(gw->svc, req->body);
-    pthread_mutex_lock(&gw->db_lock);
-    long admins = users_count_admins(gw->db);
-    pthread_mutex_unlock(&gw->db_lock);
-    bool bootstrap = !by_admin && admin && admins == 0 && from_loopback(req->peer);
-    if (!by_admin && !bootstrap)
-        return service_forbidden(gw->svc, "add_user");
-    json_t *reply = NULL;
-    const char *name = user_of(gw, req->body, &reply);
-    if (!name)
-        return reply;
+    const char *name;
     char hash[PASSWD_MAX];
-    if ((reply = secret_of(gw, req->body, hash)))
+    json_t *reply = new_user_of(gw, req->body, &name, hash);
+    if (reply)
         return reply;
     pthread_mutex_lock(&gw->db_lock);
-    int rc = bootstrap && users_count_admins(gw->db) != 0 ? 2 : users_add(gw->db, name, hash, admin);
+    int rc = users_add(gw->db, name, hash, admin);
     pthread_mutex_unlock(&gw->db_lock);
     sodium_memzero(hash, sizeof hash);
-    if (rc == 2)        /* another request made the first administrator meanwhile */
-        return service_forbidden(gw->svc, "add_user");
     if (rc == 1)
         return wire_error("User %s already exists (keelctl user passwd changes a password)", name);
     if (rc < 0)
         return store_failed(gw, "cannot store the user");
-    log_info("security", "user %s added%s%s", name, admin ? " as an administrator" : "",
-             bootstrap ? " (the first administrator, from loopback)" : "");
-    char message[300];
-    snprintf(message, sizeof message, "User %s added%s", name, admin ? " (administrator)" : "");
-    return json_pack("{s:s, s:s, s:s, s:b, s:b}", "status", "success", "message", message,
-                     "user_id", name, "admin", admin, "first_admin", bootstrap);
+    return added(name, admin, false);
 }
 
-/* ADMIN.  A new password ends every session of the user. */
+static json_t *first_admin_refused(gateway_t *gw, const char *why)
+{
+    char labels[96];
+    metrics_labels(labels, sizeof labels, "service", "security", "reason", "forbidden", NULL);
+    metrics_add(gw->svc->metrics, "keel_bad_requests_total", labels, 1);
+    return wire_error("Forbidden: %s; add_user needs an administrator's token", why);
+}
+
+/* The first administrator: loopback only, while none exists (see the top). */
+static json_t *on_add_first_admin(void *ctx, wire_request_t *req)
+{
+    gateway_t *gw = ctx;
+    if (!from_loopback(req->peer))
+        return first_admin_refused(gw, "the first administrator is made from the machine itself");
+    const char *name;
+    char hash[PASSWD_MAX];
+    json_t *reply = new_user_of(gw, req->body, &name, hash);
+    if (reply)
+        return reply;
+    pthread_mutex_lock(&gw->db_lock);
+    int rc = users_count_admins(gw->db) != 0 ? 2 : users_add(gw->db, name, hash, true);
+    pthread_mutex_unlock(&gw->db_lock);
+    sodium_memzero(hash, sizeof hash);
+    if (rc == 2)
+        return first_admin_refused(gw, "an administrator exists already");
+    if (rc == 1)
+        return wire_error("User %s already exists (keelctl user passwd changes a password)", name);
+    if (rc < 0)
+        return store_failed(gw, "cannot store the user");
+    return added(name, true, true);
+}
+
+/* A new password ends every session of the user. */
 static json_t *on_set_password(void *ctx, wire_request_t *req)
 {
     gateway_t *gw = ctx;
-    if (!service_caller_is_admin(gw->svc, req->body))
-        return service_forbidden(gw->svc, "set_password");
     json_t *reply = NULL;
     const char *name = user_of(gw, req->body, &reply);
     if (!name)
@@ -161,13 +195,11 @@ static json_t *on_set_password(void *ctx, wire_request_t *req)
                      "sessions_ended", ended);
 }
 
-/* ADMIN.  The last administrator stays: without one, only loopback could
- * make another. */
+/* The last administrator stays: without one, only loopback could make
+ * another. */
 static json_t *on_delete_user(void *ctx, wire_request_t *req)
 {
     gateway_t *gw = ctx;
-    if (!service_caller_is_admin(gw->svc, req->body))
-        return service_forbidden(gw->svc, "delete_user");
     json_t *reply = NULL;
     const char *name = user_of(gw, req->body, &reply);
     if (!name)
@@ -196,12 +228,11 @@ static json_t *on_delete_user(void *ctx, wire_request_t *req)
                      "sessions_ended", ended);
 }
 
-/* ADMIN: the names are not for everyone. */
+/* An administrator's: the names are not for everyone. */
 static json_t *on_list_users(void *ctx, wire_request_t *req)
 {
+    (void)req;
     gateway_t *gw = ctx;
-    if (!service_caller_is_admin(gw->svc, req->body))
-        return service_forbidden(gw->svc, "list_users");
     pthread_mutex_lock(&gw->db_lock);
     json_t *users = users_list(gw->db);
     pthread_mutex_unlock(&gw->db_lock);
@@ -210,10 +241,17 @@ static json_t *on_list_users(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:o}", "status", "success", "users", users);
 }
 
-void accounts_register(gateway_t *gw, wire_server_t *wire)
+/* Keel's own user management: no kept agent sends any of it. */
+static const wire_route_t routes[] = {
+    { WIRE_ACTION, "add_user", on_add_user, NULL, ROUTE_ADMIN },
+    { WIRE_ACTION, "add_first_admin", on_add_first_admin, NULL, ROUTE_AGENT },
+    { WIRE_ACTION, "set_password", on_set_password, NULL, ROUTE_ADMIN },
+    { WIRE_ACTION, "delete_user", on_delete_user, NULL, ROUTE_ADMIN },
+    { WIRE_ACTION, "list_users", on_list_users, NULL, ROUTE_ADMIN },
+    { 0 },
+};
+
+void accounts_attach(gateway_t *gw, wire_server_t *wire)
 {
-    wire_server_on_action(wire, "add_user", on_add_user, gw);           /* ADMIN (first admin: loopback) */
-    wire_server_on_action(wire, "set_password", on_set_password, gw);   /* ADMIN */
-    wire_server_on_action(wire, "delete_user", on_delete_user, gw);     /* ADMIN */
-    wire_server_on_action(wire, "list_users", on_list_users, gw);       /* ADMIN */
+    wire_server_attach(wire, routes, gw);
 }

@@ -1,7 +1,8 @@
 /*  auth: AuthenticationAgent's actions (register, login, logout,
  *  validate_token) in the original's words, plus what Keel adds: authorize
  *  (may this bearer do X, for other services' HTTP routes), issue_token
- *  and rotate_jwt_key (service JWTs, for administrators).
+ *  and rotate_jwt_key (service JWTs: administrators' routes, whose token
+ *  the runtime checks, in `auth_token`, before the handler runs).
  *
  *  Deliberate wire changes, for security: every failed login answers
  *  "Invalid user_id or password" (the original's "User not found" and
@@ -280,13 +281,6 @@ static bool check_bearer(gateway_t *gw, const char *token, const char *scope, ch
     return false;
 }
 
-bool auth_bearer_is_admin(gateway_t *gw, const char *bearer)
-{
-    char subject[256];
-    bool admin;
-    return check_bearer(gw, bearer, "admin", subject, sizeof subject, &admin) && admin;
-}
-
 static json_t *on_validate_token(void *ctx, wire_request_t *req)
 {
     gateway_t *gw = ctx;
@@ -315,18 +309,11 @@ static json_t *on_authorize(void *ctx, wire_request_t *req)
                      "subject", valid ? subject : "", "admin", valid && admin);
 }
 
-/* The admin bearer of a Keel management request, or an error reply. */
-static json_t *require_admin(gateway_t *gw, json_t *body)
+bool auth_is_admin(gateway_t *gw, const char *token)
 {
-    const char *token = NULL;
-    json_t *reply = token_field(body, &token);
-    if (reply)
-        return reply;
     char subject[256];
     bool admin;
-    if (!check_bearer(gw, token, "admin", subject, sizeof subject, &admin) || !admin)
-        return error_message("An administrator's token is required");
-    return NULL;
+    return check_bearer(gw, token, "admin", subject, sizeof subject, &admin) && admin;
 }
 
 static bool scopes_valid(json_t *scopes)
@@ -344,9 +331,6 @@ static bool scopes_valid(json_t *scopes)
 static json_t *on_issue_token(void *ctx, wire_request_t *req)
 {
     gateway_t *gw = ctx;
-    json_t *reply = require_admin(gw, req->body);
-    if (reply)
-        return reply;
     json_t *subject = json_object_get(req->body, "subject"), *scopes = json_object_get(req->body, "scopes");
     json_t *ttl = json_object_get(req->body, "ttl_s");
     if (!json_is_string(subject) || json_string_length(subject) == 0 || json_string_length(subject) > 128)
@@ -361,7 +345,7 @@ static json_t *on_issue_token(void *ctx, wire_request_t *req)
         return error_message("cannot issue a token");
     char iso[40];
     clock_iso_local(clock_wall() + (double)ttl_s, iso, sizeof iso);
-    reply = json_pack("{s:s, s:s, s:s}", "status", "success", "token", jwt, "expires_at", iso);
+    json_t *reply = json_pack("{s:s, s:s, s:s}", "status", "success", "token", jwt, "expires_at", iso);
     sodium_memzero(jwt, strlen(jwt));
     free(jwt);
     log_info("security", "service token issued to %.128s", json_string_value(subject));
@@ -370,22 +354,32 @@ static json_t *on_issue_token(void *ctx, wire_request_t *req)
 
 static json_t *on_rotate_key(void *ctx, wire_request_t *req)
 {
+    (void)req;
     gateway_t *gw = ctx;
-    json_t *reply = require_admin(gw, req->body);
-    if (reply)
-        return reply;
     if (token_keys_rotate(gw->svc->config) < 0)
         return error_message("cannot rotate the signing key");
     return json_pack("{s:s, s:s}", "status", "success", "message", "Signing key rotated");
 }
 
-void auth_register(gateway_t *gw, wire_server_t *wire)
+#define AA "AuthenticationAgent"
+
+/* Signing in is for anyone who can connect, and so is registering, which
+ * security.allow_registration (off by default) switches: an operator who
+ * turns it on opens it to all, as AuthenticationAgent was.  A logout needs
+ * the session it ends.  Service tokens and the signing key are an
+ * administrator's (no kept agent sends either: they are Keel's). */
+static const wire_route_t routes[] = {
+    { WIRE_ACTION, "register", on_register, AA, ROUTE_PUBLIC },
+    { WIRE_ACTION, "login", on_login, AA, ROUTE_PUBLIC },
+    { WIRE_ACTION, "logout", on_logout, AA, ROUTE_PUBLIC },
+    { WIRE_ACTION, "validate_token", on_validate_token, AA, ROUTE_PUBLIC },
+    { WIRE_ACTION, "authorize", on_authorize, AA, ROUTE_PUBLIC },
+    { WIRE_ACTION, "issue_token", on_issue_token, AA, ROUTE_ADMIN },
+    { WIRE_ACTION, "rotate_jwt_key", on_rotate_key, AA, ROUTE_ADMIN },
+    { 0 },
+};
+
+void auth_attach(gateway_t *gw, wire_server_t *wire)
 {
-    wire_server_on_action(wire, "register", on_register, gw);
-    wire_server_on_action(wire, "login", on_login, gw);
-    wire_server_on_action(wire, "logout", on_logout, gw);
-    wire_server_on_action(wire, "validate_token", on_validate_token, gw);
-    wire_server_on_action(wire, "authorize", on_authorize, gw);
-    wire_server_on_action(wire, "issue_token", on_issue_token, gw);
-    wire_server_on_action(wire, "rotate_jwt_key", on_rotate_key, gw);
+    wire_server_attach(wire, routes, gw);
 }

@@ -42,11 +42,11 @@ typedef struct {
 } gateway_t;
 
 /* auth.c: the AuthenticationAgent actions on `wire`. */
-void auth_register(gateway_t *gw, wire_server_t *wire);
-/* True for an administrator's session (checked in this service's own
- * table, never over the wire) or a JWT with scope admin. */
-bool auth_bearer_is_admin(gateway_t *gw, const char *bearer);
+void auth_attach(gateway_t *gw, wire_server_t *wire);
+/* True when `token` is an administrator's: a live session of an admin
+ * user, or a JWT with scope admin. */
+bool auth_is_admin(gateway_t *gw, const char *token);
 /* accounts.c: user management for administrators (add_user, set_password,
- * delete_user, list_users) on `wire`. */
-void accounts_register(gateway_t *gw, wire_server_t *wire);
+ * delete_user, list_users, and add_first_admin) on `wire`. */
+void accounts_attach(gateway_t *gw, wire_server_t *wire);
 #endif

@@ -130,13 +130,6 @@ static void add_health(gateway_t *gw, json_t *dict)
     json_object_set_new(dict, "uptime_seconds", json_real(service_uptime(gw->svc)));
 }
 
-/* service_def_t.verify_admin: this service's own session table, never a
- * wire call to itself (which would wait on its own workers). */
-static bool security_verify_admin(service_t *svc, const char *bearer)
-{
-    return svc->impl && auth_bearer_is_admin(svc->impl, bearer);
-}
-
 static void security_health(service_t *svc, json_t *dict)
 {
     if (svc->impl)
@@ -169,19 +162,39 @@ static void on_http_rotate(void *ctx, const http_request_t *req, http_reply_t *r
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-static void routes(gateway_t *gw, wire_server_t *wire)
+static const wire_route_t routes[] = {
+    { WIRE_ACTION, "health_check", on_health_check, NULL, ROUTE_PUBLIC },
+    { WIRE_RAW, NULL, on_raw, NULL, ROUTE_PUBLIC },             /* a ping, or an error */
+    { 0 },
+};
+
+static const http_route_t http_routes[] = {
+    { "POST", "/jwt/rotate", on_http_rotate, ROUTE_ADMIN },
+    { 0 },
+};
+
+/* An administrator's token, checked against this service's own tables: a
+ * wire call to itself from its own workers could wait on itself. */
+static bool is_admin(void *ctx, const char *token)
 {
+    return auth_is_admin(ctx, token);
+}
+
+static void attach_routes(gateway_t *gw, service_t *svc)
+{
+    wire_server_t *wire = svc->wire;
     wire_server_set_workers(wire, WORKERS);
-    wire_server_set_max_request(wire, (size_t)config_int(gw->svc->config, "security.max_request_bytes", 65536));
+    wire_server_set_max_request(wire, (size_t)config_int(svc->config, "security.max_request_bytes", 65536));
+    privilege_set_admin_check(svc->privilege, is_admin, gw);
     /* AuthenticationAgent printed a missing action as nothing, the trust
      * scorer as None (the ctx tells them apart). */
     wire_server_on_unknown(wire, on_unknown, NULL);
     wire_server_on_module_unknown(wire, "AgentTrustScorer", on_unknown, gw);
-    wire_server_on_raw(wire, on_raw, gw);
-    wire_server_on_action(wire, "health_check", on_health_check, gw);
-    auth_register(gw, wire);
-    accounts_register(gw, wire);
-    trust_register(gw->trust, wire);
+    wire_server_attach(wire, routes, gw);
+    auth_attach(gw, wire);
+    accounts_attach(gw, wire);
+    trust_attach(gw->trust, wire);
+    httpd_attach(svc->http, http_routes, gw);
 }
 
 static int open_stores(gateway_t *gw)
@@ -232,8 +245,7 @@ static int security_start(service_t *svc)
         return -1;
     }
     log_info("security", "Argon2id opslimit %llu, memlimit %zu KiB", gw->pw.opslimit, gw->pw.memlimit / 1024);
-    routes(gw, svc->wire);
-    httpd_route_protected(svc->http, "POST", "/jwt/rotate", on_http_rotate, gw);
+    attach_routes(gw, svc);
     atomic_store(&gw->running, true);
     gw->sweeper_started = pthread_create(&gw->sweeper, NULL, sweeper_main, gw) == 0;
     return 0;
@@ -262,20 +274,12 @@ static void security_stop(service_t *svc)
     svc->impl = NULL;
 }
 
-/* The two absorbed agents, their old ports (legacy_ports) and their
- * routes (delegation). */
-static const char *const auth_actions[] = {
-    "register", "login", "logout", "validate_token", "authorize", "issue_token",
-    "rotate_jwt_key", NULL,
-};
-static const char *const trust_actions[] = {
-    "log_performance", "get_trust_score", "get_performance_history", "get_agent_scores", NULL,
-};
+/* The two absorbed agents and their old ports (legacy_ports). */
 static const service_module_t modules[] = {
-    { "AuthenticationAgent", 7116, auth_actions, NULL, false, false, 8116, 0 },
+    { .name = "AuthenticationAgent", .legacy_port = 7116, .legacy_health_port = 8116 },
     /* 5628: where LearningAdjusterAgent (pc2_code/agents) looks for it by default. */
-    { "AgentTrustScorer", 7122, trust_actions, NULL, false, false, 8122, 5628 },
-    { NULL, 0, NULL, NULL, false, false, 0, 0 },
+    { .name = "AgentTrustScorer", .legacy_port = 7122, .legacy_health_port = 8122, .client_port = 5628 },
+    { .name = NULL },
 };
 
 const service_def_t security_service = {
@@ -286,6 +290,5 @@ const service_def_t security_service = {
     .start = security_start,
     .stop = security_stop,
     .health = security_health,
-    .verify_admin = security_verify_admin,
     .modules = modules,
 };

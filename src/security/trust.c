@@ -292,10 +292,19 @@ static json_t *on_get_agent_scores(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:o}", "status", "success", "scores", scores);
 }
 
-void trust_register(trust_t *self, wire_server_t *wire)
+#define ATS "AgentTrustScorer"
+
+static const wire_route_t routes[] = {
+    /* no kept agent sends it (model_evaluation_framework.py's is log_performance_metric, to itself);
+     * whoever may call it decides a model's trust score */
+    { WIRE_ACTION, "log_performance", on_log_performance, ATS, ROUTE_ADMIN },
+    { WIRE_ACTION, "get_trust_score", on_get_trust_score, ATS, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_performance_history", on_get_history, ATS, ROUTE_PUBLIC },
+    { WIRE_ACTION, "get_agent_scores", on_get_agent_scores, ATS, ROUTE_PUBLIC },
+    { 0 },
+};
+
+void trust_attach(trust_t *self, wire_server_t *wire)
 {
-    wire_server_on_action(wire, "log_performance", on_log_performance, self);
-    wire_server_on_action(wire, "get_trust_score", on_get_trust_score, self);
-    wire_server_on_action(wire, "get_performance_history", on_get_history, self);
-    wire_server_on_action(wire, "get_agent_scores", on_get_agent_scores, self);
+    wire_server_attach(wire, routes, self);
 }

@@ -15,7 +15,7 @@ typedef struct trust_t trust_t;
 trust_t *trust_new(const char *db_path, monitor_t *monitor, char *err, size_t errlen);
 void trust_destroy(trust_t **self_p);
 /* log_performance, get_trust_score, get_performance_history, get_agent_scores. */
-void trust_register(trust_t *self, wire_server_t *wire);
+void trust_attach(trust_t *self, wire_server_t *wire);
 /* The formula, unclamped: successes and total include the current call. */
 double trust_formula(long successes, long total, double response_time);
 /* The score the service returns: the formula clamped to [0, 1]. */

@@ -23,7 +23,10 @@ summary, but errors it made before the kill are still in its log and count.
 Every wait the harness makes (health, stop, requests, keelctl) is multiplied
 by TIME_FACTOR: KEEL_TIME_FACTOR, else 10 under valgrind and 1 without.
 """
+import base64
 import glob
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -267,6 +270,30 @@ def http_request(url, method="POST", body=None, headers=None, timeout=5):
         return e.code, e.read(), e.headers
 
 
+def admin_jwt(keys_path, subject="tester", ttl_s=3600):
+    """An administrator's JWT (scope admin) signed with the first key of a
+    key file as token.c reads it; the file is written first, one fresh key,
+    when missing."""
+    if not os.path.exists(keys_path):
+        os.makedirs(os.path.dirname(keys_path) or ".", exist_ok=True)
+        with open(keys_path, "w") as f:
+            f.write("test:%s\n" % os.urandom(32).hex())
+        os.chmod(keys_path, 0o600)
+    with open(keys_path) as f:
+        kid, secret = f.readline().strip().split(":")
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    now = int(time.time())
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    claims = b64(json.dumps({"iss": "keel", "sub": subject, "iat": now, "exp": now + ttl_s,
+                             "scopes": ["admin"]}).encode())
+    signing = ("%s.%s" % (header, claims)).encode()
+    sig = b64(hmac.new(bytes.fromhex(secret), signing, hashlib.sha256).digest())
+    return "%s.%s.%s" % (header, claims, sig)
+
+
 class Keel:
     """One keeld process."""
 
@@ -313,6 +340,17 @@ class Keel:
         endpoint = (self.zmq(name_or_port) if isinstance(name_or_port, str)
                     else self.endpoint(name_or_port))
         return zmq_request(endpoint, message, timeout_ms)
+
+    def admin_token(self):
+        """An administrator's JWT for this keeld's data directory."""
+        return admin_jwt(os.path.join(self.data_dir, "security", "jwt.keys"))
+
+    def admin(self, name_or_port, message, timeout_ms=5000):
+        """A request that needs an administrator's token (an ADMIN route);
+        anything but a JSON object goes as it is."""
+        if isinstance(message, dict):
+            message = dict(message, auth_token=self.admin_token())
+        return self.request(name_or_port, message, timeout_ms)
 
     def services(self):
         return list(PORTS) if self.service == "all" else [self.service]

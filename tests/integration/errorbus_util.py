@@ -1,7 +1,9 @@
 """Helpers shared by the ErrorBus integration tests: publishers that send
 exactly what the original agents send (pyzmq PUB connected to the bus's
 bound SUB, framings F1/F2/F3), a wait that proves the publisher is joined
-before a test counts anything, and small query wrappers."""
+before a test counts anything, and small query wrappers (which carry an
+administrator's token: heartbeat needs one, as no kept agent sends it; who may
+call what is test_privileges.py's subject)."""
 import json
 import time
 
@@ -24,7 +26,7 @@ def query(k, action, data=None, timeout_ms=5000):
     message = {"action": action}
     if data is not None:
         message["data"] = data
-    return k.request("errorbus", message, timeout_ms)
+    return k.admin("errorbus", message, timeout_ms)
 
 
 def rows(k, action="get_errors", **data):

@@ -10,18 +10,14 @@ exercised over the wire: nothing in the hub is mocked.
                  get_agent_endpoint / restart_agent
   ErrorSink      a SUB bound where the hub's errpub connects (the ErrorBus ingress)
 """
-import base64
-import hashlib
-import hmac
 import json
-import os
 import socket
 import threading
 import time
 
 import zmq
 
-from conftest import scaled
+from conftest import admin_jwt, scaled
 
 
 def free_port():
@@ -218,17 +214,4 @@ def hub_config(agents=(), **obs):
 
 def write_jwt_keys(path):
     """A key file as token.c reads it; returns an admin JWT signed with it."""
-    secret = os.urandom(32)
-    with open(path, "w") as f:
-        f.write("test:%s\n" % secret.hex())
-
-    def b64(data):
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    now = int(time.time())
-    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "test"}).encode())
-    claims = b64(json.dumps({"iss": "keel", "sub": "tester", "iat": now, "exp": now + 3600,
-                             "scopes": ["admin"]}).encode())
-    signing = ("%s.%s" % (header, claims)).encode()
-    sig = b64(hmac.new(secret, signing, hashlib.sha256).digest())
-    return "%s.%s.%s" % (header, claims, sig)
+    return admin_jwt(path)

@@ -35,9 +35,11 @@ def free_port():
 
 
 class Client:
-    """One REQ socket kept open (a long-lived agent)."""
+    """One REQ socket kept open (a long-lived agent); with `token`, every
+    JSON object it sends carries it as `auth_token`."""
 
-    def __init__(self, endpoint, timeout_ms=5000, curve=None):
+    def __init__(self, endpoint, timeout_ms=5000, curve=None, token=None):
+        self.token = token
         self.sock = zmq.Context.instance().socket(zmq.REQ)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVTIMEO, int(scaled(timeout_ms)))
@@ -50,6 +52,8 @@ class Client:
         self.sock.connect(endpoint)
 
     def __call__(self, message):
+        if self.token and isinstance(message, dict):
+            message = dict(message, auth_token=self.token)
         self.sock.send(message if isinstance(message, (bytes, bytearray)) else json.dumps(message).encode())
         return json.loads(self.sock.recv())
 
@@ -57,8 +61,10 @@ class Client:
         self.sock.close()
 
 
-def sec(k):
-    return Client(k.zmq("security"))
+def sec(k, admin=False):
+    """A client of SecurityGateway; with `admin`, an administrator's (a JWT
+    signed with the data directory's key file)."""
+    return Client(k.zmq("security"), token=k.admin_token() if admin else None)
 
 
 def db(k, name="security.db"):

@@ -6,7 +6,8 @@ main and health ports, publishes an error to the ErrorBus in framing F1
 (`ERROR:{json}`, as error_bus_template.report_error does), and keeps
 sending `heartbeat` to the registry over one REQ socket, resetting it on a
 timeout (Lazy Pirate) so a registry restart is survived without a restart
-of the agent.  `get_stats` on either port tells the test how the
+of the agent.  No kept agent heartbeats, so that route is an
+administrator's: the heartbeats carry the --token given.  `get_stats` on either port tells the test how the
 heartbeats went, and the `command` requests HEALTH_CHECK and
 GET_LOADED_MODELS_STATUS are answered as ModelManagerAgent does, so
 MainPC's stand-in is also ResourceManager's ModelManager across the link.
@@ -15,7 +16,8 @@ The error is sent only after the ErrorBus's subscription has reached this
 side (an XPUB sees it arrive; on the wire it is a PUB), so nothing is lost
 to the slow-joiner window and the test need not retry.
 
-  python3 standin_agent.py --name N --host ADDR --port P --core EP --errorbus EP --location L
+  python3 standin_agent.py --name N --host ADDR --port P --core EP --errorbus EP --location L \
+      --token JWT
 """
 import argparse
 import json
@@ -33,6 +35,7 @@ def parse_args():
     p.add_argument("--core", required=True)
     p.add_argument("--errorbus", required=True)
     p.add_argument("--location", required=True)
+    p.add_argument("--token", required=True, help="an administrator's token, for the heartbeats")
     p.add_argument("--heartbeat-s", type=float, default=0.2)
     p.add_argument("--timeout-ms", type=int, default=500)
     return p.parse_args()
@@ -145,7 +148,8 @@ class Agent:
         if not self.stats["registered"]:
             self.registry.send(self.registration())
         else:
-            self.registry.send({"action": "heartbeat", "agent_name": self.args.name})
+            self.registry.send({"action": "heartbeat", "agent_name": self.args.name,
+                                "auth_token": self.args.token})
 
     def on_registry_reply(self):
         reply = self.registry.receive()

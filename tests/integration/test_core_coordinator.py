@@ -2,7 +2,9 @@
 requests by `type`, the priority formula, the bounded queue, dispatch to the
 downstream agents found in the registry behind circuit breakers, the
 suggestion port, interrupts, language-analysis frames (JSON and pickles through
-the safe decoder), the metrics file and error-bus reports."""
+the safe decoder), the metrics file and error-bus reports.  No kept agent sends
+a `type` request, so the route is an administrator's and every one here carries
+a token."""
 import json
 import os
 import pickle
@@ -88,7 +90,7 @@ def core():
 
 def test_co55_text_request(core):
     """CO-55"""
-    r = core.request("core", {"type": "text", "data": "hi"})
+    r = core.admin("core", {"type": "text", "data": "hi"})
     assert r["status"] == "success" and r["message"] == "Text request queued"
     for key in ("data", "speak", "memory_entry", "error"):
         assert key in r and r[key] is None
@@ -97,24 +99,24 @@ def test_co55_text_request(core):
 
 def test_co56_audio_and_vision(core):
     """CO-56"""
-    assert core.request("core", {"type": "audio", "audio_data": "UklGRg=="})["message"] == "Audio request queued"
-    assert core.request("core", {"type": "vision", "image_data": "/9j/"})["message"] == "Vision request queued"
+    assert core.admin("core", {"type": "audio", "audio_data": "UklGRg=="})["message"] == "Audio request queued"
+    assert core.admin("core", {"type": "vision", "image_data": "/9j/"})["message"] == "Vision request queued"
 
 
 def test_co57_validation_and_unknown_type(core):
     """CO-57 (and bad input of every kind gets a clear error)."""
-    r = core.request("core", {"type": "text"})
+    r = core.admin("core", {"type": "text"})
     assert r["status"] == "error" and r["message"] and r["error"] == r["message"]
     assert "data" in r["message"]
-    assert core.request("core", {"type": "video"})["message"] == "Unknown request type: video"
-    assert core.request("core", {"type": "video"})["error"] is None
+    assert core.admin("core", {"type": "video"})["message"] == "Unknown request type: video"
+    assert core.admin("core", {"type": "video"})["error"] is None
     for bad in ({"type": "text", "data": 5}, {"type": "text", "data": "x", "metadata": "m"},
                 {"type": "audio", "audio_data": "x", "sample_rate": "fast"},
                 {"type": "text", "data": "x", "user_id": 3}, {"type": "vision"},
                 {"type": "text", "data": "x", "timestamp": "yesterday"}):
-        r = core.request("core", bad)
+        r = core.admin("core", bad)
         assert r["status"] == "error" and r["error"], bad
-    assert core.request("core", {"type": 5})["message"].startswith("Unknown request type")
+    assert core.admin("core", {"type": 5})["message"].startswith("Unknown request type")
 
 
 def test_co58_priority_in_dispatched_tasks():
@@ -125,12 +127,12 @@ def test_co58_priority_in_dispatched_tasks():
     try:
         register(k, "ChainOfThoughtAgent", cot.port)
         register(k, "GOT_TOTAgent", got.port)
-        k.request("core", {"type": "text", "data": "a"})
-        k.request("core", {"type": "audio", "audio_data": "b", "metadata": {"urgency": "critical"}})
-        k.request("core", {"type": "vision", "image_data": "c", "user_id": "u",
+        k.admin("core", {"type": "text", "data": "a"})
+        k.admin("core", {"type": "audio", "audio_data": "b", "metadata": {"urgency": "critical"}})
+        k.admin("core", {"type": "vision", "image_data": "c", "user_id": "u",
                            "metadata": {"user_type": "guest", "urgency": "low"}})
-        k.request("core", {"type": "text", "data": "d", "metadata": {"user_type": "admin"}})
-        k.request("core", {"type": "text", "data": "e", "user_id": "u", "metadata": {"user_type": "admin"}})
+        k.admin("core", {"type": "text", "data": "d", "metadata": {"user_type": "admin"}})
+        k.admin("core", {"type": "text", "data": "e", "user_id": "u", "metadata": {"user_type": "admin"}})
         assert wait_for(lambda: len(cot.got) == 3 and len(got.got) == 2)
         prio = {t["parameters"]["request"].get("data") or t["parameters"]["request"].get("audio_data")
                 or t["parameters"]["request"].get("image_data"): t["priority"] for t in cot.got + got.got}
@@ -164,11 +166,11 @@ def test_co59_co60_queue_bound_load_and_order():
         register(k, "GOT_TOTAgent", got.port)
         # pause dispatch so the queue fills
         assert wait_for(lambda: (pub.send(b"interrupt"), k.request("core", {"action": "health"})["coordinator"]["paused"])[1], 3)
-        replies = [k.request("core", {"type": "text", "data": "t%d" % i}) for i in range(8)]
-        replies.append(k.request("core", {"type": "text", "data": "urgent", "metadata": {"urgency": "critical"}}))
-        replies.append(k.request("core", {"type": "audio", "audio_data": "late"}))
+        replies = [k.admin("core", {"type": "text", "data": "t%d" % i}) for i in range(8)]
+        replies.append(k.admin("core", {"type": "text", "data": "urgent", "metadata": {"urgency": "critical"}}))
+        replies.append(k.admin("core", {"type": "audio", "audio_data": "late"}))
         assert all(r["status"] == "success" for r in replies)
-        full = k.request("core", {"type": "text", "data": "overflow"})
+        full = k.admin("core", {"type": "text", "data": "overflow"})
         assert full["status"] == "error" and "full" in full["message"]
         h = k.request("core", {"action": "health"})
         assert h["queue_size"] == 10
@@ -199,17 +201,17 @@ def test_co61_breaker_opens_and_half_opens():
     try:
         register(k, "ChainOfThoughtAgent", port)       # nothing listens there
         for i in range(3):
-            k.request("core", {"type": "text", "data": "f%d" % i})
+            k.admin("core", {"type": "text", "data": "f%d" % i})
         assert wait_for(lambda: k.request("core", {"action": "health"})["circuit_breakers"]
                         ["ChainOfThoughtAgent"]["state"] == "open", 5)
-        k.request("core", {"type": "text", "data": "dropped"})
+        k.admin("core", {"type": "text", "data": "dropped"})
         time.sleep(0.3)
         _, body, _ = http_get(k.http("core", "/metrics"))
         assert b'keel_core_tasks_dropped_total{reason="breaker_open"} 1' in body
         agent = FakeAgent()
         register(k, "ChainOfThoughtAgent", agent.port)
         time.sleep(2.1)
-        k.request("core", {"type": "text", "data": "probe"})
+        k.admin("core", {"type": "text", "data": "probe"})
         assert wait_for(lambda: len(agent.got) == 1, 3)
         assert agent.got[0]["parameters"]["request"]["data"] == "probe"
         assert wait_for(lambda: k.request("core", {"action": "health"})["circuit_breakers"]
@@ -237,8 +239,8 @@ def test_co62_co66_downstream_replies_and_side_calls():
         for name, agent in (("ChainOfThoughtAgent", cot), ("GOT_TOTAgent", got),
                             ("StreamingTTSAgent", tts), ("MemoryOrchestrator", mem)):
             register(k, name, agent.port)
-        k.request("core", {"type": "text", "data": "x"})
-        k.request("core", {"type": "vision", "image_data": "y"})
+        k.admin("core", {"type": "text", "data": "x"})
+        k.admin("core", {"type": "vision", "image_data": "y"})
         assert wait_for(lambda: tts.got and mem.got and got.got)
         assert tts.got[0] == {"text": "hello"}
         assert mem.got[0] == {"action": "save", "data": {"k": "v"}}
@@ -249,7 +251,7 @@ def test_co62_co66_downstream_replies_and_side_calls():
                            "host": "127.0.0.1", "port": free_port()})
         event = None
         for _ in range(10):
-            k.request("core", {"type": "audio", "audio_data": "z"})
+            k.admin("core", {"type": "audio", "audio_data": "z"})
             if bus.poll(600):
                 event = json.loads(bus.recv()[6:])
                 break
@@ -280,13 +282,13 @@ def test_co63_interrupt_clears_queue_and_pauses():
         msg = pickle.dumps({"type": "interrupt", "timestamp": time.time()})
         assert wait_for(lambda: (pub.send(msg), k.request("core", {"action": "health"})["coordinator"]["paused"])[1], 3)
         for i in range(5):
-            k.request("core", {"type": "text", "data": "q%d" % i})
+            k.admin("core", {"type": "text", "data": "q%d" % i})
         assert k.request("core", {"action": "health"})["queue_size"] == 5
         pub.send(msg)
         assert wait_for(lambda: k.request("core", {"action": "health"})["queue_size"] == 0, 2)
         time.sleep(0.5)
         assert cot.got == []
-        k.request("core", {"type": "text", "data": "after"})
+        k.admin("core", {"type": "text", "data": "after"})
         assert wait_for(lambda: len(cot.got) == 1, 5)
         assert cot.got[0]["parameters"]["request"]["data"] == "after"
     finally:
@@ -303,7 +305,7 @@ def test_co64_suggestions_after_inactivity():
     k.start()
     try:
         ep = k.endpoint(5591)
-        k.request("core", {"type": "text", "data": "hi"})
+        k.admin("core", {"type": "text", "data": "hi"})
         assert zmq_request(ep, b"get_suggestion") == {"suggestion": None}
         assert zmq_request(ep, b"something else") == {"suggestion": None}
         assert zmq_request(ep, {"action": "get_suggestion"}) == {"suggestion": None}
@@ -322,14 +324,14 @@ def test_co65_metrics_file_saved_and_loaded():
     k.start()
     try:
         for i in range(105):
-            k.request("core", {"type": "text", "data": "m%d" % i})
+            k.admin("core", {"type": "text", "data": "m%d" % i})
         path = os.path.join(k.data_dir, "core", "request_coordinator_metrics.json")
         assert wait_for(lambda: os.path.exists(path) and json.load(open(path))["requests_total"] == 105, 3)
         saved = json.load(open(path))
         assert len(saved["queue_sizes"]) == 100 and len(saved["response_times"]["text"]) == 100
         assert saved["last_updated"]
         k.restart()
-        k.request("core", {"type": "audio", "audio_data": "a"})
+        k.admin("core", {"type": "audio", "audio_data": "a"})
         m = k.request("core", {"action": "health"})["coordinator"]["metrics"]
         assert m["requests_total"] == 106 and m["requests_by_type"]["text"] == 105
     finally:

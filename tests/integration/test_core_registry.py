@@ -195,9 +195,9 @@ def test_unregister_and_heartbeat_ttl():
         assert rows["H"]["state"] == "down" and "no heartbeat for" in rows["H"]["reason"]
         assert k.request("core", {"action": "heartbeat", "agent_id": "Nope"})["error"] == "Agent Nope not found"
         assert k.request("core", {"action": "heartbeat"})["error"] == "Missing 'agent_name'"
-        assert k.request("core", {"action": "unregister_agent", "agent_id": "H"})["status"] == "success"
+        assert k.admin("core", {"action": "unregister_agent", "agent_id": "H"})["status"] == "success"
         assert lookup(k, "H")["error"] == "Agent H not found"
-        assert k.request("core", {"action": "unregister_agent", "agent_id": "H"})["status"] == "error"
+        assert k.admin("core", {"action": "unregister_agent", "agent_id": "H"})["status"] == "error"
     finally:
         k.cleanup()
 
@@ -361,7 +361,7 @@ def test_watch_registry_revisions(core):
     rev, epoch = w["revision"], w["epoch"]
     reg(core, agent_id="W1", agent_type="t", host="h", port=1)
     core.request("core", {"command": "REGISTER", "payload": {"name": "W2", "port": 2}})
-    core.request("core", {"action": "unregister_agent", "agent_id": "W1"})
+    core.admin("core", {"action": "unregister_agent", "agent_id": "W1"})
     w = core.request("core", {"action": "watch_registry", "since": rev, "epoch": epoch})
     assert [(c["op"], c["agent_id"]) for c in w["changes"]] == [("put", "W1"), ("put", "W2"), ("delete", "W1")]
     assert w["revision"] == rev + 3 and w["complete"]

@@ -74,6 +74,7 @@ def sup():
         if bus.poll(100):
             break
     k.bus = bus
+    k.admin_token()     # writes the key file keelctl signs its administrator's token with
     yield k
     k.cleanup()
     bus.close()
@@ -109,15 +110,15 @@ def test_co68_system_info(sup):
 
 def test_co69_service_actions(sup):
     """CO-69"""
-    assert sup.request("core", {"action": "start_service", "service_name": "x"}) == {
+    assert sup.admin("core", {"action": "start_service", "service_name": "x"}) == {
         "status": "success", "message": "Started service x"}
-    assert sup.request("core", {"action": "stop_service", "service_name": "x"}) == {
+    assert sup.admin("core", {"action": "stop_service", "service_name": "x"}) == {
         "status": "success", "message": "Stopped service x"}
-    r = sup.request("core", {"action": "restart_service", "service_name": "x"})
+    r = sup.admin("core", {"action": "restart_service", "service_name": "x"})
     assert isinstance(r, dict) and r["status"] == "success"
     assert sup.request("core", {"action": "get_service_status", "service_name": "x"}) == {
         "status": "success", "service": "x", "info": {}}
-    assert sup.request("core", {"action": "cleanup_system"})["message"] == "System cleanup completed"
+    assert sup.admin("core", {"action": "cleanup_system"})["message"] == "System cleanup completed"
     services = sup.request("core", {"action": "list_services"})["services"]
     assert set(services) == {"Pinger", "Crasher", "Sleeper", "Lazy"}
 
@@ -160,22 +161,22 @@ def test_env_dependencies_restart_stop_start(sup):
     out = sup.keelctl("agent", "restart", "Sleeper")
     assert out.returncode == 0, out.stderr
     assert wait_for(lambda: status(sup)["Sleeper"]["process"]["pid"] not in (None, pid), 5)
-    assert sup.request("core", {"action": "stop_agent", "agent": "Sleeper"})["status"] == "success"
+    assert sup.admin("core", {"action": "stop_agent", "agent": "Sleeper"})["status"] == "success"
     assert wait_for(lambda: status(sup)["Sleeper"]["process"]["state"] == "exited", 5)
     assert status(sup)["Lazy"]["process"]["state"] == "stopped"
-    assert sup.request("core", {"action": "start_agent", "agent": "Lazy"})["status"] == "success"
+    assert sup.admin("core", {"action": "start_agent", "agent": "Lazy"})["status"] == "success"
     assert wait_for(lambda: status(sup)["Lazy"]["process"]["state"] == "running", 5)
 
 
 def test_agent_actions_bad_input(sup):
     """Unknown and unmanaged agents get clear errors."""
-    assert sup.request("core", {"action": "restart_agent", "agent": "Ghost"}) == {
+    assert sup.admin("core", {"action": "restart_agent", "agent": "Ghost"}) == {
         "status": "error", "supervised": False,
         "error": "Agent Ghost is not supervised by Keel (it is not in core.agents), so Keel cannot"
                  " restart it: restart it where it runs"}
-    assert sup.request("core", {"action": "restart_agent"})["status"] == "error"
-    assert sup.request("core", {"action": "restart_agent", "agent": 5})["status"] == "error"
-    assert "no command" in sup.request("core", {"action": "start_agent", "agent": "Watched"})["error"]
+    assert sup.admin("core", {"action": "restart_agent"})["status"] == "error"
+    assert sup.admin("core", {"action": "restart_agent", "agent": 5})["status"] == "error"
+    assert "no command" in sup.admin("core", {"action": "start_agent", "agent": "Watched"})["error"]
     out = sup.keelctl("agent", "restart", "Ghost")
     assert out.returncode == 1 and "Ghost is not supervised by Keel" in out.stderr
     assert sup.keelctl("agent").returncode == 2
@@ -203,7 +204,7 @@ def test_co67_agent_going_silent_is_reported(sup):
     assert wait_for(lambda: status(sup)["Pinger"]["status"] == "active", 5)
     while sup.bus.poll(100):
         sup.bus.recv()
-    assert sup.request("core", {"action": "stop_agent", "agent": "Pinger"})["status"] == "success"
+    assert sup.admin("core", {"action": "stop_agent", "agent": "Pinger"})["status"] == "success"
     assert wait_for(lambda: status(sup)["Pinger"]["status"] == "inactive", 5)
     assert status(sup)["Pinger"]["last_seen"] is None
     seen = []

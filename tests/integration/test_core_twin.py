@@ -26,6 +26,10 @@ def act(k, action, **fields):
     return k.request("core", dict({"action": action}, **fields))
 
 
+def admin_act(k, action, **fields):
+    return k.admin("core", dict({"action": action}, **fields))
+
+
 # ---- status table ------------------------------------------------------------
 
 def test_co25_own_entry_at_startup(core):
@@ -265,15 +269,15 @@ def test_co44_success_keys(core):
 
 def test_co45_update_vram_metrics(core):
     """CO-45: the state is visible through the legacy GET_METRICS vram view."""
-    r = act(core, "update_vram_metrics", payload={"total_vram_mb": 24000, "total_vram_used_mb": 5000,
+    r = admin_act(core, "update_vram_metrics", payload={"total_vram_mb": 24000, "total_vram_used_mb": 5000,
                                                   "loaded_models": {"m": {"device": "PC2", "vram_usage_mb": 3000}}})
     assert r == {"status": "success", "message": "VRAM metrics updated successfully"}
     v = core.request("core", {"command": "GET_METRICS", "payload": {"metrics": ["vram_usage"]}})["payload"]
     assert v["mainpc_vram_free_mb"] == 19000 and v["pc2_vram_used_mb"] == 3000 and v["pc2_vram_free_mb"] == 9000
     assert "loaded_models" not in v
-    assert act(core, "update_vram_metrics", payload=None)["status"] == "error"
-    assert act(core, "update_vram_metrics", payload={"total_vram_mb": "x"})["status"] == "error"
-    assert act(core, "update_vram_metrics", payload={"loaded_models": []})["status"] == "error"
+    assert admin_act(core, "update_vram_metrics", payload=None)["status"] == "error"
+    assert admin_act(core, "update_vram_metrics", payload={"total_vram_mb": "x"})["status"] == "error"
+    assert admin_act(core, "update_vram_metrics", payload={"loaded_models": []})["status"] == "error"
 
 
 # ---- events and errors --------------------------------------------------------------

@@ -2,6 +2,7 @@
 worker (through CoreOrchestrator's restart_agent), correlation and the log
 scanner.  CoreOrchestrator is played by a pyzmq REP socket on 7000+offset
 that records each request and answers as a real one would."""
+import base64
 import json
 import os
 import sqlite3
@@ -71,6 +72,11 @@ def start_with_core(keel_factory, succeed, config=FAST):
     return keel, core
 
 
+def jwt_claims(token):
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
 def test_eb23_eb25_eb26_eb27_eb31_heartbeats_offline_restart(keel_factory):
     """EB-23, EB-25, EB-26, EB-27, EB-31: a silent agent gains missed beats,
     goes offline at 3 with exactly one restart (restart_agent to
@@ -84,6 +90,10 @@ def test_eb23_eb25_eb26_eb27_eb31_heartbeats_offline_restart(keel_factory):
         assert agents["Sleepy"]["status"] == "online" and agents["Sleepy"]["missed_heartbeats"] == 0
         assert wait_for(lambda: core.requests, 5)
         time.sleep(1.0)
+        assert len(core.requests) == 1
+        # restart_agent is an administrator's route: the bus signs itself a token
+        claims = jwt_claims(core.requests[0].pop("auth_token"))
+        assert claims["sub"] == "ErrorBus" and claims["scopes"] == ["admin"]
         assert core.requests == [{"action": "restart_agent", "agent_name": "Sleepy",
                                   "reason": "Missed heartbeats"}]
         status = query(k, "get_system_status")["agents"]["Sleepy"]

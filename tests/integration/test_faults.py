@@ -116,9 +116,10 @@ PRIORITIES = ("high", "medium", "low")
 
 
 def resource_load(k):
+    token = k.admin_token()     # schedule_task is an administrator's route
     return Load(k.zmq("resource"),
                 lambda t, i: {"action": "schedule_task", "type": "analysis", "data": {"t": t, "i": i},
-                              "priority": PRIORITIES[i % 3], "delay_s": 600},
+                              "priority": PRIORITIES[i % 3], "delay_s": 600, "auth_token": token},
                 lambda m, r: r["task_id"])
 
 
@@ -399,13 +400,13 @@ def test_full_disk_fails_writes_clearly_and_recovers(keel_factory, small_disk):
     k = keel_factory("all", config=cfg, data_dir=small_disk.path)
     before = {name: make(9, 0) for name, make in WRITES.items()}
     for name, message in before.items():
-        assert k.request(name, message)["status"] == "success", name
+        assert k.admin(name, message)["status"] == "success", name
     filler = small_disk.fill()
     refusals = {}
     for name, make in WRITES.items():
         replies = []
         for i in range(1, 40):          # enough to outgrow any page cache in SQLite
-            r = k.request(name, make(1, i), timeout_ms=10000)
+            r = k.admin(name, make(1, i), timeout_ms=10000)
             replies.append(r)
             if r.get("status") != "success":
                 break
@@ -421,7 +422,7 @@ def test_full_disk_fails_writes_clearly_and_recovers(keel_factory, small_disk):
         assert http_get(k.http(name))[0] == 200
     os.unlink(filler)
     for name, make in WRITES.items():
-        assert wait_for(lambda: k.request(name, make(2, 0)).get("status") == "success", 10), name
+        assert wait_for(lambda: k.admin(name, make(2, 0)).get("status") == "success", 10), name
     assert k.request("core", {"action": "get_agent_endpoint", "agent_name": "Full9_0"})["port"] == 1
     assert [r["error_id"] for r in rows(k, agent="Full", limit=1000)].count("full-9-0") == 1
     k.kill9()

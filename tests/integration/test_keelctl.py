@@ -166,7 +166,7 @@ def test_first_administrator_and_tokens(gw):
     session = login(gw, "second", "pw2")
     assert ctl("user", "add", "third", "--password-stdin", *at(gw), env={"KEEL_TOKEN": session},
                input="pw3\n").returncode == 0
-    jwt = sec(gw)({"action": "issue_token", "token": session, "subject": "ops", "scopes": ["admin"]})["token"]
+    jwt = sec(gw)({"action": "issue_token", "auth_token": session, "subject": "ops", "scopes": ["admin"]})["token"]
     r = ctl("--json", "user", "list", "--token", jwt, *at(gw))
     assert r.returncode == 0, r.stderr
     users = json.loads(r.stdout)
@@ -335,6 +335,7 @@ def test_restart_of_an_unsupervised_agent_says_so(keel_factory):
     core = keel_factory("core")
     assert core.request("core", {"action": "register_agent", "agent_id": "Walker", "agent_type": "t",
                                  "host": "127.0.0.1", "port": 4321})["status"] == "success"
+    core.admin_token()      # writes the key file keelctl signs its own token with
     r = core.keelctl("agent", "restart", "Walker")
     assert r.returncode == 1
     assert "Agent Walker is not supervised by Keel" in r.stderr and "Unknown agent" not in r.stderr

@@ -192,7 +192,8 @@ def test_coordinator_resolves_agents_under_their_registered_names(keel):
         for name, agent in (("GoTToTAgent", got), ("StreamingTtsAgent", tts), ("MemoryOrchestratorService", memory)):
             keel.request(SDT, base_agent_registration(name, name, agent.port, agent.port))
         assert endpoint_of(keel, "GOT_TOTAgent")["port"] == got.port
-        reply = keel.request(RC, {"type": "audio", "audio_data": "AAAA", "user_id": "u1"})
+        # no kept agent sends a `type` request: an administrator's (test_privileges.py)
+        reply = keel.admin(RC, {"type": "audio", "audio_data": "AAAA", "user_id": "u1"})
         assert reply["status"] == "success", reply
         assert wait_until(lambda: got.count(lambda r: r.get("task_type") == "audio_processing"), 5)
         assert wait_until(lambda: tts.count(lambda r: r == {"text": "kumusta"}), 5)
@@ -480,7 +481,7 @@ def test_learning_adjuster_gets_resource_usage(keel):
     get_agent_resource_usage on 5632; reads status == "success" and `usage`."""
     usage = {"agent": "AdjustedAgent", "cpu_percent": 12.5, "memory_mb": 300.0,
              "timestamp": datetime.now().isoformat(), "metadata": {}}
-    assert keel.request(PLA, {"action": "log_resource_usage", "usage": usage})["status"] == "success"
+    assert keel.admin(PLA, {"action": "log_resource_usage", "usage": usage})["status"] == "success"
     start, end = window()
     reply = keel.request(PLA_FOR_LEARNING_ADJUSTER, {"action": "get_agent_resource_usage",
                                                      "agent": "AdjustedAgent", "start_time": start,
@@ -493,8 +494,8 @@ def test_learning_adjuster_gets_trust_scores(keel):
     """pc2_code/agents/LearningAdjusterAgent.py: LearningAdjusterAgent._get_trust_scores:
     get_agent_scores to AgentTrustScorer on 5628 (its default); reads
     status == "success" and `scores`, names to numbers."""
-    keel.request(7122, {"action": "log_performance", "model_id": "phi-2", "success": True,
-                        "response_time": 0.2})
+    keel.admin(7122, {"action": "log_performance", "model_id": "phi-2", "success": True,
+                      "response_time": 0.2})
     reply = keel.request(ATS_FOR_LEARNING_ADJUSTER, {"action": "get_agent_scores", "agent": "AdjustedAgent"})
     assert reply["status"] == "success", reply
     scores = {k: float(v) for k, v in reply["scores"].items() if isinstance(v, (int, float))}

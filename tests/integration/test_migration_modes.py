@@ -1,6 +1,9 @@
 """Gradual migration (issue 8): legacy ports answer an unchanged agent on its
 original port, and a module in `mode: delegate` forwards to a stand-in of the
-original agent, switchable by a configuration reload without a restart."""
+original agent, switchable by a configuration reload without a restart.  Every
+request carries an administrator's token (some of these routes need one): who
+may call what is test_privileges.py's subject, where a request is answered is
+this file's."""
 import json
 import os
 import signal
@@ -102,12 +105,12 @@ def without_clock(reply):
 def test_original_requests_on_original_ports(keel_factory, stand_in, service, module, port,
                                              health_port, request_):
     k = keel_factory(service, config=config("unified", stand_in.port, module=module))
-    assert without_clock(k.request(port, request_)) == without_clock(k.request(service, request_))
+    assert without_clock(k.admin(port, request_)) == without_clock(k.admin(service, request_))
     # the old health port answers anything, as BaseAgent's health socket did
     assert k.request(health_port, b"anything at all")["status"] in ("ok", "healthy", "success")
     # an unknown action is still refused on the old port
     other = {"action": "no_such_action_here"}
-    assert k.request(port, other)["status"] == "error"
+    assert k.admin(port, other)["status"] == "error"
 
 
 @pytest.mark.parametrize("service,module,port,health_port,request_", AGENTS,
@@ -116,7 +119,7 @@ def test_original_requests_in_delegate_mode(keel_factory, stand_in, service, mod
                                             health_port, request_):
     k = keel_factory(service, config=config("delegate", stand_in.port, module=module))
     for target in (service, port):
-        reply = k.request(target, request_)
+        reply = k.admin(target, request_)
         assert reply["answered_by"] == "legacy", (target, reply)
     # With ServiceRegistry delegated, Keel's own names are registered with the
     # original registry too (it answers the lookups now): not this test's traffic.
@@ -151,7 +154,7 @@ def until(probe, timeout=5.0):
 
 
 def answered_by_legacy(k, target, request_):
-    return k.request(target, request_).get("answered_by") == "legacy"
+    return k.admin(target, request_).get("answered_by") == "legacy"
 
 
 def two_modules(mode, port, first, second):
@@ -172,8 +175,8 @@ def test_core_switches_modes_on_sighup(keel_factory, stand_in):
     discover = {"command": "DISCOVER", "payload": {"name": "Nobody"}}
     flat = {"action": "register_agent", "agent_name": "Flat", "status": "OK"}
     text = {"type": "text", "data": "hi"}
-    assert k.request("core", discover)["status"] == "NOT_FOUND"
-    assert k.request(26002, text)["message"] == "Text request queued"
+    assert k.admin("core", discover)["status"] == "NOT_FOUND"
+    assert k.admin(26002, text)["message"] == "Text request queued"
 
     rewrite(k, two_modules("delegate", stand_in.port, "SystemDigitalTwin", "RequestCoordinator"))
     k.proc.send_signal(signal.SIGHUP)
@@ -181,19 +184,19 @@ def test_core_switches_modes_on_sighup(keel_factory, stand_in):
     for target, request_ in ((7120, discover), ("core", flat), (26002, text), ("core", text)):
         assert answered_by_legacy(k, target, request_), (target, request_)
     # the registry's own form of register_agent stays in C
-    assert k.request("core", {"action": "register_agent", "agent_id": "Reg", "agent_type": "t",
+    assert k.admin("core", {"action": "register_agent", "agent_id": "Reg", "agent_type": "t",
                               "host": "h", "port": 1}) == {"status": "success"}
-    health = k.request("core", {"action": "health"})["delegated"]
+    health = k.admin("core", {"action": "health"})["delegated"]
     assert set(health) == {"SystemDigitalTwin", "RequestCoordinator"}
     assert health["SystemDigitalTwin"]["breaker"] == "CLOSED"
 
     rewrite(k, two_modules("unified", stand_in.port, "SystemDigitalTwin", "RequestCoordinator"))
     k.proc.send_signal(signal.SIGHUP)
     assert until(lambda: not answered_by_legacy(k, "core", discover))
-    assert k.request(7120, discover)["status"] == "NOT_FOUND"
-    assert k.request(26002, text)["message"] == "Text request queued"
-    assert k.request("core", flat)["status"] == "success" and "answered_by" not in k.request("core", flat)
-    assert k.request("core", {"action": "health"})["delegated"] == {}
+    assert k.admin(7120, discover)["status"] == "NOT_FOUND"
+    assert k.admin(26002, text)["message"] == "Text request queued"
+    assert k.admin("core", flat)["status"] == "success" and "answered_by" not in k.admin("core", flat)
+    assert k.admin("core", {"action": "health"})["delegated"] == {}
     assert k.proc.pid == pid and k.proc.poll() is None
     _, body, _ = http_get(k.http("core", "/metrics"))
     assert ('keel_delegated_requests_total{service="core",module="SystemDigitalTwin",'
@@ -211,8 +214,8 @@ def test_resource_switches_modes_on_reload(keel_factory, stand_in):
     no_type = {"data": {"message": "hi"}}
     status = {"command": "GET_VRAM_STATUS"}
     odd = {"command": "NO_SUCH_COMMAND"}
-    assert k.request("resource", task)["status"] == "success"
-    assert k.request("resource", odd) == {"status": "ERROR", "message": "Unknown command: NO_SUCH_COMMAND"}
+    assert k.admin("resource", task)["status"] == "success"
+    assert k.admin("resource", odd) == {"status": "ERROR", "message": "Unknown command: NO_SUCH_COMMAND"}
 
     rewrite(k, two_modules("delegate", stand_in.port, "AsyncProcessor", "VRAMOptimizerAgent"))
     token = admin_jwt(k.data_dir)
@@ -222,15 +225,15 @@ def test_resource_switches_modes_on_reload(keel_factory, stand_in):
     for target, request_ in ((7101, task), ("resource", no_type), (5572, status), ("resource", odd)):
         assert answered_by_legacy(k, target, request_), (target, request_)
     # ResourceManager was not delegated
-    assert k.request("resource", {"action": "check_resources"})["status"] == "success"
-    assert set(k.request("resource", {"action": "health"})["delegated"]) == {
+    assert k.admin("resource", {"action": "check_resources"})["status"] == "success"
+    assert set(k.admin("resource", {"action": "health"})["delegated"]) == {
         "AsyncProcessor", "VRAMOptimizerAgent"}
 
     rewrite(k, two_modules("unified", stand_in.port, "AsyncProcessor", "VRAMOptimizerAgent"))
     assert k.keelctl("reload", "--token", token).returncode == 0
     assert until(lambda: not answered_by_legacy(k, "resource", task))
-    assert k.request(5572, status)["status"] == "SUCCESS"
-    assert k.request("resource", no_type)["error"].startswith("Invalid task format")
+    assert k.admin(5572, status)["status"] == "SUCCESS"
+    assert k.admin("resource", no_type)["error"].startswith("Invalid task format")
     assert k.proc.pid == pid and k.proc.poll() is None
 
 
@@ -252,14 +255,14 @@ def test_fallback_when_the_legacy_agent_is_down(keel_factory, service, module, r
     `fallback: false` the caller gets a clear error naming the module."""
     down = free_offset((7991,)) + 7991     # nothing listens there
     k = keel_factory(service, config=config("delegate", down, fallback=True, module=module))
-    assert k.request(service, request_) == c_answer
+    assert k.admin(service, request_) == c_answer
     _, body, _ = http_get(k.http(service, "/metrics"))
     assert ('keel_delegated_requests_total{service="%s",module="%s",outcome="fallback"} 1'
             % (service, module)) in body.decode()
 
     rewrite(k, config("delegate", down, fallback=False, module=module))
     k.proc.send_signal(signal.SIGHUP)
-    reply = until(lambda: k.request(service, request_).get("error"))
+    reply = until(lambda: k.admin(service, request_).get("error"))
     assert reply.startswith("Delegate for %s unavailable" % module), reply
     _, body, _ = http_get(k.http(service, "/metrics"))
     assert 'module="%s",outcome="failed"}' % module in body.decode()
@@ -281,12 +284,12 @@ def test_a_slow_legacy_agent_holds_up_only_its_own_callers(keel_factory, stand_i
         k = keel_factory("core", config=cfg)
         waited = {}
         slow = threading.Thread(target=lambda: waited.update(
-            reply=k.request("core", {"action": "get_metrics"}, timeout_ms=8000)))
+            reply=k.admin("core", {"action": "get_metrics"}, timeout_ms=8000)))
         slow.start()
         time.sleep(0.3)
         t0 = time.time()
         assert answered_by_legacy(k, "core", {"type": "text", "data": "hi"})
-        assert k.request("core", {"action": "health"})["delegated"]["SystemDigitalTwin"]["breaker"] == "CLOSED"
+        assert k.admin("core", {"action": "health"})["delegated"]["SystemDigitalTwin"]["breaker"] == "CLOSED"
         assert time.time() - t0 < 1.0
         slow.join()
         assert waited["reply"]["error"].startswith("Delegate for SystemDigitalTwin unavailable")

@@ -35,6 +35,7 @@ def dash(keel_factory, tmp_path):
                      top={"security": {"jwt_keys_file": str(tmp_path / "jwt.keys")}})
     k = keel_factory("observability", config=cfg, offset=offset)
     k.token, k.core = token, core
+    k.admin_token = lambda: token     # the configured key file, not the data directory's
     yield k
     for s in (up, silent, core):
         s.stop()
@@ -95,7 +96,7 @@ def test_viewers_share_one_document_a_second(dash):
 
 
 def test_one_agent_has_its_histories(dash):
-    dash.request("observability", {"action": "log_metric", "service": "agent-up",
+    dash.admin("observability", {"action": "log_metric", "service": "agent-up",
                                    "metric_type": "response_time", "value": 0.25})
     doc = wait_until(lambda: (lambda d: d if len(d["latency_ms"]) >= 2 else None)(
         get_json(dash, "/api/agent?name=agent-up")[1]), timeout=10)

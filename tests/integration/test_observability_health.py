@@ -1,7 +1,9 @@
 """ObservabilityHub fleet health: parallel probes, damping, partitions,
 registry discovery, HTTP checks, recovery tiers, memory services, the
 Prometheus exporter and `keelctl health`.  Every agent is a real ZMQ (or
-HTTP) stand-in on loopback.  OH-n ids in names."""
+HTTP) stand-in on loopback.  OH-n ids in names.  Requests go
+with an administrator's token, as the hub's writes need one (no kept agent sends
+them): who may call what is test_privileges.py's subject."""
 import http.server
 import json
 import os
@@ -42,7 +44,7 @@ def sink():
 
 
 def req(hub, msg, timeout_ms=5000):
-    return hub.request("observability", msg, timeout_ms)
+    return hub.admin("observability", msg, timeout_ms)
 
 
 def agents(hub):

@@ -20,6 +20,7 @@ def hub(keel_factory, tmp_path):
                      top={"security": {"jwt_keys_file": str(tmp_path / "jwt.keys")}})
     k = keel_factory("observability", config=cfg)
     k.token = token
+    k.admin_token = lambda: token     # the configured key file, not the data directory's
     return k
 
 
@@ -150,7 +151,7 @@ def test_oh56_anomalies_route(hub):
 
 
 def test_performance_metrics_route(hub):
-    hub.request("observability", {"action": "log_metric", "service": "tts", "metric_type": "response_time",
+    hub.admin("observability", {"action": "log_metric", "service": "tts", "metric_type": "response_time",
                                   "value": 0.5})
     status, r = get(hub, "/performance_metrics/tts")
     assert status == 200 and r["metrics"]["response_time"]["current"] == 0.5

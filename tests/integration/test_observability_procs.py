@@ -85,7 +85,7 @@ def test_oh63_oh67_dependencies_first_and_output_logged(managed):
 def test_oh64_restart_keeps_a_running_dependency(managed):
     assert wait_until(lambda: up(managed, "Main", "Dep"), timeout=15)
     before = procs(managed)
-    r = managed.request("observability", {"action": "trigger_recovery", "agent_name": "Main", "strategy": "tier1"})
+    r = managed.admin("observability", {"action": "trigger_recovery", "agent_name": "Main", "strategy": "tier1"})
     assert r["status"] == "success", r
     after = procs(managed)
     assert after["Dep"] == before["Dep"], "starting a running agent is a no-op"
@@ -97,7 +97,7 @@ def test_oh65_deaf_child_is_killed_and_reaped(managed):
     assert wait_until(lambda: procs(managed)["Deaf"] > 0, timeout=15)
     old = procs(managed)["Deaf"]
     started = time.time()
-    r = managed.request("observability", {"action": "trigger_recovery", "agent_name": "Deaf",
+    r = managed.admin("observability", {"action": "trigger_recovery", "agent_name": "Deaf",
                                            "strategy": "tier1"}, timeout_ms=10000)
     assert r["status"] == "success"
     assert time.time() - started >= 0.5, "SIGTERM was ignored: the grace period must pass"
@@ -111,7 +111,7 @@ def test_oh66_spawn_failure_is_retried_then_reported(managed):
     log = wait_until(lambda: (lambda t: t if "attempt 3 of 3" in t else None)(managed.log_tail(300)), timeout=10)
     assert "cannot start Broken (attempt 1 of 3)" in log
     assert procs(managed)["Broken"] == 0
-    r = managed.request("observability", {"action": "trigger_recovery", "agent_name": "Broken",
+    r = managed.admin("observability", {"action": "trigger_recovery", "agent_name": "Broken",
                                            "strategy": "tier1"})
     assert r["status"] == "error"
     assert "No such file" in r["results"][0]["error"]

@@ -1,6 +1,8 @@
 """ObservabilityHub robustness: internal faults reported to ErrorBus (OH-74,
 OH-75, OH-76), unreachable peers never blocking (OH-78), failing /proc
-sources (OH-79), and running with no configuration at all (OH-80)."""
+sources (OH-79), and running with no configuration at all (OH-80).  Requests go
+with an administrator's token, as the hub's writes need one (no kept agent sends
+them): who may call what is test_privileges.py's subject."""
 import json
 import time
 
@@ -11,7 +13,7 @@ from observability_util import ErrorSink, StandInAgent, agent_entry, hub_config,
 
 
 def req(hub, msg):
-    return hub.request("observability", msg)
+    return hub.admin("observability", msg)
 
 
 def test_oh74_oh75_oh76_internal_faults_reach_the_error_bus(keel_factory):

@@ -1,5 +1,8 @@
 """ObservabilityHub on 7002/8002: the wire contract, action collisions (OH-8,
-OH-24), bad input on every action, and PHM discovery.  OH-n ids in names."""
+OH-24), bad input on every action, and PHM discovery.  OH-n ids in names.
+Requests go with an administrator's token, as most of the hub's writes need
+one (no kept agent sends them): who may call what is test_privileges.py's
+subject."""
 import json
 import time
 
@@ -21,7 +24,7 @@ def hub(keel_factory):
 
 
 def req(hub, msg, timeout_ms=5000):
-    return hub.request("observability", msg, timeout_ms)
+    return hub.admin("observability", msg, timeout_ms)
 
 
 # Proves OH-1, OH-7 (docs/logic-preservation.md).
@@ -154,7 +157,7 @@ def test_legacy_ports_serve_each_agents_routes(keel_factory):
     """DESIGN legacy_ports: each absorbed agent answers on its old port."""
     hub = keel_factory("observability", config=hub_config(top={"legacy_ports": True}),
                        extra_ports=tuple(LEGACY.values()) + (5619, 5620, 6584))
-    r = hub.request(7103, {"action": "log_metric", "service": "s", "metric_type": "request", "value": 1})
+    r = hub.admin(7103, {"action": "log_metric", "service": "s", "metric_type": "request", "value": 1})
     assert r == {"status": "success", "message": "Metric logged"}
     assert hub.request(7103, {"action": "get_metrics", "service": "s"})["status"] == "success"
     assert hub.request(7114, {"action": "get_status"})["status"] == "success"

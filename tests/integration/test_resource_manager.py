@@ -1,7 +1,10 @@
 """ResourceManager+Scheduler, the ResourceManager side: transport, health,
 the six ResourceManager actions with their exact replies, reservations that
 really hold capacity (MiB, per device), leases, dead agents, and bad input on
-every action.  IDs are the RS-n checklist items (docs/logic-preservation.md)."""
+every action.  IDs are the RS-n checklist items (docs/logic-preservation.md).
+Requests go with an administrator's token, as most of these routes need one
+(no kept agent sends them): who may call what is test_privileges.py's
+subject."""
 import os
 import time
 
@@ -23,7 +26,7 @@ def rm_gpu(keel_factory):
 
 
 def req(k, msg, timeout_ms=5000):
-    return k.request("resource", msg, timeout_ms)
+    return k.admin("resource", msg, timeout_ms)
 
 
 # ---- transport and health -------------------------------------------------
@@ -161,7 +164,7 @@ def test_allocate_replies_RS17_RS18_RS19_RS20(rm):
                  "amount": 0.25})
     assert r["message"] == "Allocated 0.25 slots"
     # RS-18: the duplicate check runs first, even when resources are short
-    req(rm, {"action": "set_thresholds", "cpu_threshold": -1})
+    req(rm, {"action": "set_thresholds", "memory_threshold": 10})     # the fake /proc uses 25 %
     r = req(rm, {"action": "allocate_resources", "resource_id": "job1", "resource_type": "custom"})
     assert r == {"status": "error", "message": "Resource ID job1 already allocated"}
     # RS-19: short resources: refused, nothing recorded
@@ -169,7 +172,7 @@ def test_allocate_replies_RS17_RS18_RS19_RS20(rm):
     assert r["status"] == "error" and r["message"] == "Insufficient system resources"
     assert "job4" not in req(rm, {"action": "get_status"})["allocated_resources"]
     # a null id is a key "null", shown as None
-    req(rm, {"action": "set_thresholds", "cpu_threshold": 80})
+    req(rm, {"action": "set_thresholds", "memory_threshold": 80})
     r = req(rm, {"action": "allocate_resources", "resource_type": "custom"})
     assert r["status"] == "success" and r["resource_id"] is None
     r = req(rm, {"action": "allocate_resources", "resource_type": "custom"})
@@ -312,6 +315,9 @@ BAD = [
     ({"action": "agent_dead"}, "Missing agent_name"),
     ({"action": "set_thresholds", "cpu_threshold": "high"}, "Invalid cpu_threshold"),
     ({"action": "set_thresholds", "gpu_threshold": True}, "Invalid gpu_threshold"),
+    ({"action": "set_thresholds", "cpu_threshold": -1}, "Invalid cpu_threshold: -1 is not a percentage"),
+    ({"action": "set_thresholds", "memory_threshold": 0}, "Invalid memory_threshold: 0 is not a percentage"),
+    ({"action": "set_thresholds", "gpu_threshold": 100.5}, "Invalid gpu_threshold: 100.5 is not"),
     ({"action": "get_task", "task_id": "one"}, "Invalid task_id"),
     ({"action": "list_tasks", "limit": 0}, "Invalid limit"),
     ({"action": "schedule_task", "type": "logging", "data": 1, "wait": "yes"}, "Invalid wait"),
@@ -323,6 +329,8 @@ BAD = [
     ({"action": "make_room_for_model", "vram_mb": 1, "loaded_models": []}, "Invalid loaded_models"),
     ({"action": "update_vram_status", "current_vram_mb": 1}, "Invalid total_vram_mb"),
     ({"action": "register_model_manager", "vram_budget_mb": "x"}, "Invalid registration"),
+    ({"action": "register_model_manager", "vram_budget_mb": -1}, "vram_budget_mb must be above 0"),
+    ({"action": "register_model_manager", "idle_timeout": 10 ** 9}, "idle_timeout from 0 to 2592000"),
 ]
 
 
@@ -342,6 +350,10 @@ def test_bad_input_legacy_commands_RS41_RS46_RS47(rm):
     for bad in (0, -5, 300.0, "300", None):
         assert req(rm, {"command": "SET_IDLE_TIMEOUT", "timeout_seconds": bad}) == \
             {"status": "ERROR", "message": "Invalid timeout parameter"}
+    # Past 30 days an idle model would never be unloaded: refused, the timeout kept.
+    assert req(rm, {"command": "SET_IDLE_TIMEOUT", "timeout_seconds": 2592001}) == \
+        {"status": "ERROR", "message": "Invalid timeout parameter: at most 2592000 seconds"}
+    assert req(rm, {"command": "SET_IDLE_TIMEOUT", "timeout_seconds": 2592000})["status"] == "SUCCESS"
     for t, v in (("critical", 1.0), ("critical", 0), ("warning", 1.5), ("bogus", 0.5),
                  ("safe", "0.5"), (None, 0.5)):
         assert req(rm, {"command": "SET_VRAM_THRESHOLD", "threshold_type": t, "value": v}) == \
@@ -362,7 +374,7 @@ def test_legacy_ports_RS1(keel_factory):
                      config=config({"proc_root": fake_proc()}, {"legacy_ports": True}))
     assert k.request(7113, {"action": "check_resources"})["available"] is True
     assert k.request(7115, {"action": "ping"})["message"] == "pong"
-    assert k.request(7101, {"type": "logging", "data": 1})["status"] == "success"
+    assert k.admin(7101, {"type": "logging", "data": 1})["status"] == "success"
     assert k.request(5572, {"command": "GET_VRAM_STATUS"})["status"] == "SUCCESS"
 
 

@@ -3,7 +3,10 @@ schedule_task and bare task messages with the exact replies, priorities,
 bounded queues that say when they are full, synchronous replies,
 statistics, one worker per GPU, timeouts and retries with backoff for
 handler endpoints, the error bus, the health broadcast, and accepted tasks
-surviving kill -9.  IDs are the RS-n checklist items (docs/logic-preservation.md)."""
+surviving kill -9.  IDs are the RS-n checklist items (docs/logic-preservation.md).
+Requests go with an administrator's token, as most of these routes need one
+(no kept agent sends them): who may call what is test_privileges.py's
+subject."""
 import json
 import threading
 import time
@@ -16,7 +19,7 @@ from resource_util import config, fake_proc, gpu_env
 
 
 def req(k, msg, timeout_ms=5000):
-    return k.request("resource", msg, timeout_ms)
+    return k.admin("resource", msg, timeout_ms)
 
 
 @pytest.fixture

@@ -1,7 +1,10 @@
 """ResourceManager+Scheduler, the VRAMOptimizerAgent side, against a fake
 ModelManager that answers as the original does and the fake NVML with two
 cards (RTX 4090 24564 MiB, 2000 used; RTX 3060 12288 MiB, 11000 used: the
-one under pressure).  IDs are the RS-n checklist items (docs/logic-preservation.md)."""
+one under pressure).  IDs are the RS-n checklist items (docs/logic-preservation.md).
+Requests go with an administrator's token, as most of these routes need one
+(no kept agent sends them): who may call what is test_privileges.py's
+subject."""
 import os
 import tempfile
 import time
@@ -14,7 +17,7 @@ from resource_util import config, fake_proc, gpu_env, vram_section
 
 
 def req(k, msg, timeout_ms=5000):
-    return k.request("resource", msg, timeout_ms)
+    return k.admin("resource", msg, timeout_ms)
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
-"""SecurityGateway service tokens (HS256 JWTs) and the HTTP authorizer every
-service installs: forged tokens (wrong key, alg none, tampered claims),
+"""SecurityGateway service tokens (HS256 JWTs) and the administrator's check
+every service makes: forged tokens (wrong key, alg none, tampered claims),
 expired tokens, key rotation with two keys accepted, and the rule that
-mutating HTTP routes need an administrator's bearer while /health and
-/metrics stay open."""
+mutating HTTP routes need an administrator's bearer (401 without one, 403
+with one that is not) while /health and /metrics stay open."""
 import base64
 import hashlib
 import hmac
@@ -35,7 +35,7 @@ def gw(keel_factory):
 
 
 def issue(k, subject="agent-7", scopes=("admin",), ttl=600):
-    r = sec(k)({"action": "issue_token", "token": k.admin_session, "subject": subject,
+    r = sec(k)({"action": "issue_token", "auth_token": k.admin_session, "subject": subject,
                 "scopes": list(scopes), "ttl_s": ttl})
     assert r["status"] == "success", r
     return r["token"]
@@ -67,8 +67,10 @@ def test_issue_token_needs_an_admin(gw):
     s = sec(gw)
     s({"action": "register", "user_id": "plain", "password": "pw"})
     user = s({"action": "login", "user_id": "plain", "password": "pw"})["session"]["token"]
-    r = s({"action": "issue_token", "token": user, "subject": "x", "scopes": ["admin"]})
-    assert r == {"status": "error", "message": "An administrator's token is required"}
+    r = s({"action": "issue_token", "auth_token": user, "subject": "x", "scopes": ["admin"]})
+    assert r == {"status": "error", "error": "Forbidden: issue_token needs an administrator's token"}
+    r = s({"action": "issue_token", "subject": "x", "scopes": ["admin"]})
+    assert r == {"status": "error", "error": "Forbidden: issue_token needs an administrator's token"}
 
 
 def test_forged_jwts_refused(gw):
@@ -91,7 +93,7 @@ def test_forged_jwts_refused(gw):
     s = sec(gw)
     for name, token in cases.items():
         assert s({"action": "validate_token", "token": token})["valid"] is False, name
-        assert rotate(gw, token) == 401, name
+        assert rotate(gw, token) == 403, name
 
 
 def test_expired_jwt_refused(gw):
@@ -100,20 +102,21 @@ def test_expired_jwt_refused(gw):
     assert sec(gw)({"action": "validate_token", "token": jwt})["valid"] is True
     time.sleep(ttl + 1.1)
     assert sec(gw)({"action": "validate_token", "token": jwt})["valid"] is False
-    assert rotate(gw, jwt) == 401
+    assert rotate(gw, jwt) == 403
 
 
 def test_http_mutating_route_needs_admin_bearer(gw):
-    """No bearer, a plain user's session, a reader JWT: 401; an admin session or
-    admin JWT: 200.  /health and /metrics stay open."""
+    """No bearer: 401; a plain user's session, a reader JWT, an unknown
+    session: 403; an admin session or admin JWT: 200.  /health and /metrics
+    stay open."""
     s = sec(gw)
     s({"action": "register", "user_id": "plain", "password": "pw"})
     user = s({"action": "login", "user_id": "plain", "password": "pw"})["session"]["token"]
     status, _, _ = http_request(gw.http("security", "/jwt/rotate"), "POST", b"")
     assert status == 401
-    assert rotate(gw, user) == 401
-    assert rotate(gw, issue(gw, "r", ("read",))) == 401
-    assert rotate(gw, "0" * 64) == 401
+    assert rotate(gw, user) == 403
+    assert rotate(gw, issue(gw, "r", ("read",))) == 403
+    assert rotate(gw, "0" * 64) == 403
     assert rotate(gw, gw.admin_session) == 200
     assert rotate(gw, issue(gw)) == 200
     assert http_get(gw.http("security", "/health"))[0] == 200
@@ -125,11 +128,11 @@ def test_key_rotation_two_keys_accepted(gw):
     a second rotation it no longer does."""
     old = issue(gw)
     s = sec(gw)
-    assert s({"action": "rotate_jwt_key", "token": gw.admin_session})["status"] == "success"
+    assert s({"action": "rotate_jwt_key", "auth_token": gw.admin_session})["status"] == "success"
     new = issue(gw)
     assert s({"action": "validate_token", "token": old})["valid"] is True
     assert s({"action": "validate_token", "token": new})["valid"] is True
-    assert s({"action": "rotate_jwt_key", "token": gw.admin_session})["status"] == "success"
+    assert s({"action": "rotate_jwt_key", "auth_token": gw.admin_session})["status"] == "success"
     assert s({"action": "validate_token", "token": old})["valid"] is False
     assert s({"action": "validate_token", "token": new})["valid"] is True
     import os
@@ -140,16 +143,18 @@ def test_key_rotation_two_keys_accepted(gw):
 
 def test_every_service_uses_the_authorizer(keel_factory):
     """In `keeld all`, another service's mutating route (ObservabilityHub's
-    POST /add_alert_rule) refuses a missing or forged bearer and accepts an
-    admin JWT and an admin session token (checked with SecurityGateway)."""
+    POST /add_alert_rule) refuses a missing (401) or forged (403) bearer and
+    accepts an admin JWT and an admin session token (checked with
+    SecurityGateway)."""
     k = keel_factory("all", config=FAST)
     add_admin(k, "root", "admin-pass")
     session = sec(k)({"action": "login", "user_id": "root", "password": "admin-pass"})["session"]["token"]
-    jwt = sec(k)({"action": "issue_token", "token": session, "subject": "ops", "scopes": ["admin"]})["token"]
+    jwt = sec(k)({"action": "issue_token", "auth_token": session, "subject": "ops",
+                  "scopes": ["admin"]})["token"]
     url = k.http("observability", "/add_alert_rule")
     body = {"name": "r", "metric": "cpu", "threshold": 90}
     assert http_request(url, "POST", body)[0] == 401
-    assert http_request(url, "POST", body, {"Authorization": "Bearer " + forge({"alg": "none"}, {}, None)})[0] == 401
-    assert http_request(url, "POST", body, {"Authorization": "Bearer " + "0" * 64})[0] == 401
-    assert http_request(url, "POST", body, {"Authorization": "Bearer " + jwt})[0] != 401
-    assert http_request(url, "POST", body, {"Authorization": "Bearer " + session})[0] != 401
+    assert http_request(url, "POST", body, {"Authorization": "Bearer " + forge({"alg": "none"}, {}, None)})[0] == 403
+    assert http_request(url, "POST", body, {"Authorization": "Bearer " + "0" * 64})[0] == 403
+    assert http_request(url, "POST", body, {"Authorization": "Bearer " + jwt})[0] not in (401, 403)
+    assert http_request(url, "POST", body, {"Authorization": "Bearer " + session})[0] not in (401, 403)

@@ -1,6 +1,8 @@
 """SecurityGateway, AgentTrustScorer part (spec part B2, SG-26 ... SG-46,
 SG-49) and security monitoring: the exact reference scores, the clamp,
-persistence, the schema, ErrorBus events and /metrics counters."""
+persistence, the schema, ErrorBus events and /metrics counters.  log_performance
+is an administrator's route (no kept agent sends it), so the client carries a
+token; test_privileges.py shows it refused without one."""
 import json
 import os
 import shutil
@@ -33,7 +35,7 @@ def log(c, model, success, rt=None, **kw):
 # Proves SG-27, SG-28 (docs/logic-preservation.md).
 def test_sg26_sg27_sg28_sg29_reference_values(gw):
     """SG-26..SG-29: the formula and the original's reference doubles."""
-    c = sec(gw)
+    c = sec(gw, admin=True)
     assert log(c, "a", True) == 1.0                 # rt defaults to 0.0
     assert log(c, "b", False, 0) == 0.3
     assert log(c, "c", True, 0) == 1.0 and log(c, "c", False, 0) == 0.6499999999999999
@@ -48,7 +50,7 @@ def test_sg26_sg27_sg28_sg29_reference_values(gw):
 def test_sg30_sg31_no_smoothing_and_clamp(gw):
     """SG-30: the old score has no effect; SG-31: clamped to [0, 1] (the
     original returned 1.06 for rt = -1)."""
-    c = sec(gw)
+    c = sec(gw, admin=True)
     assert log(c, "g", True, -1.0) == 1.0
     log(c, "h", False, 100)
     assert log(c, "h", True, 0) == 0.5 * 0.7 + 0.3
@@ -56,7 +58,7 @@ def test_sg30_sg31_no_smoothing_and_clamp(gw):
 
 # Proves SG-32, SG-33 (docs/logic-preservation.md).
 def test_sg32_sg33_get_trust_score(gw):
-    c = sec(gw)
+    c = sec(gw, admin=True)
     assert c({"action": "get_trust_score", "model_id": "never"}) == {"status": "success", "trust_score": 0.5}
     conn = sqlite3.connect(os.path.join(gw.data_dir, "security", "agent_trust_scores.db"))
     assert conn.execute("SELECT COUNT(*) FROM model_scores").fetchone()[0] == 0
@@ -66,7 +68,7 @@ def test_sg32_sg33_get_trust_score(gw):
 
 def test_sg34_history(gw):
     """SG-34: default 10 entries, newest first, exact shape."""
-    c = sec(gw)
+    c = sec(gw, admin=True)
     for i in range(12):
         log(c, "h", i % 2 == 0, i / 10)
     r = c({"action": "get_performance_history", "model_id": "h"})
@@ -82,7 +84,7 @@ def test_sg34_history(gw):
 
 def test_sg35_missing_fields(gw):
     """SG-35: the original's KeyError texts."""
-    c = sec(gw)
+    c = sec(gw, admin=True)
     assert c({"action": "log_performance", "success": True}) == {"status": "error", "message": "'model_id'"}
     assert c({"action": "get_trust_score"}) == {"status": "error", "message": "'model_id'"}
     assert c({"action": "get_performance_history"}) == {"status": "error", "message": "'model_id'"}
@@ -97,7 +99,7 @@ def test_sg36_sg37_sg38_sg39_schema_persistence(keel_factory):
     """SG-36/37: tables and columns; SG-38: both rows per call; SG-39: scores
     persist across kill -9."""
     k = keel_factory("security", config=FAST)
-    c = sec(k)
+    c = sec(k, admin=True)
     s = log(c, "p", True, 0.5, error_message="none")
     log(c, "p", False, 0.5, error_message="timeout")
     c.close()
@@ -113,14 +115,14 @@ def test_sg36_sg37_sg38_sg39_schema_persistence(keel_factory):
         ["none", "timeout"]
     conn.close()
     k.start()
-    c = sec(k)
+    c = sec(k, admin=True)
     assert c({"action": "get_trust_score", "model_id": "p"})["trust_score"] == 0.5 * 0.7 + 0.9 * 0.3
     assert s == 1.0 * 0.7 + 0.9 * 0.3
 
 
 def test_sg46_get_agent_scores(gw):
     """SG-46: implemented (LearningAdjusterAgent's request)."""
-    c = sec(gw)
+    c = sec(gw, admin=True)
     log(c, "m1", True)
     log(c, "m2", False)
     r = c({"action": "get_agent_scores", "agent": "LearningAdjusterAgent"})
@@ -130,7 +132,7 @@ def test_sg46_get_agent_scores(gw):
 def test_sg49_legacy_ports(keel_factory):
     """SG-49: with legacy_ports, 7116 serves auth and 7122 serves trust."""
     k = keel_factory("security", config=config("legacy_ports: true\n"), extra_ports=(7116, 7122))
-    auth, trust = Client(k.endpoint(7116)), Client(k.endpoint(7122))
+    auth, trust = Client(k.endpoint(7116)), Client(k.endpoint(7122), token=k.admin_token())
     assert auth({"action": "register", "user_id": "a", "password": "p"})["status"] == "success"
     assert auth({"action": "log_performance", "model_id": "x", "success": True})["message"] == \
         "Unknown action: log_performance"
@@ -169,7 +171,7 @@ def test_sg40_sg41_security_events_on_errorbus_and_metrics(keel_factory):
     k = keel_factory("security", config=config(
         "  monitor: {failed_login_burst: 3, event_interval_s: 0}\n"
         "error_bus_endpoint: tcp://127.0.0.1:%d\n" % port))
-    c = sec(k)
+    c = sec(k, admin=True)
     sub.poll(700)       # lets the SUB socket attach the new peer and send its subscription
     for _ in range(5):
         c({"action": "login", "user_id": "victim", "password": "x"})

@@ -16,7 +16,17 @@ restarted keeps every registration (SQLite) while PC2's side recovers
 without being restarted.
 
 Every request is made from inside a namespace (netns.Relay), so it really
-crosses the link or stays on that machine's loopback.  Namespaces need
+crosses the link or stays on that machine's loopback.
+
+The link is plaintext, said explicitly (`secure_zmq: false`), with both
+machines' addresses in `trusted_sources`, where the shipped configurations
+turn CURVE on: CURVE on every socket (the hub's probes of the agents' health
+ports among them) is the socket factory of issue 16, and what this file
+proves is the layout across the link; agents' registrations from the other
+machine are AGENT routes, which plaintext allows exactly to trusted sources
+(test_privileges.py covers the CURVE side).  Both machines read one JWT key
+file (`security.jwt_keys_file`), as the set-up steps copy PC2's to MainPC, so
+the hub's automatic restarts through MainPC's CoreOrchestrator are accepted.  Namespaces need
 root or CAP_NET_ADMIN: without them the tests skip and say so.
 """
 import os
@@ -28,7 +38,7 @@ import time
 
 import pytest
 
-from conftest import KEELD, PORTS, command, scaled
+from conftest import KEELD, PORTS, admin_jwt, command, scaled
 from keel_names import ALL as KEEL_NAMES
 from netns import Link, NetnsUnavailable, NsProcess, Relay, wait_for
 
@@ -42,9 +52,17 @@ PC2_SERVICES = ("errorbus", "observability", "resource", "security")
 STANDIN_PORT = 7600     # + offset; the health port is the next one
 
 
-def mainpc_config(link, offset):
+def shared_config(link, keys):
     return """\
 bind: 0.0.0.0
+secure_zmq: false
+trusted_sources: [127.0.0.0/8, "{mainpc}", "{pc2}"]
+security: {{jwt_keys_file: {keys}}}
+""".format(mainpc=link.mainpc_addr, pc2=link.pc2_addr, keys=keys)
+
+
+def mainpc_config(link, offset, keys):
+    return shared_config(link, keys) + """\
 metrics_source: real
 error_bus_endpoint: tcp://{pc2}:{bus}
 advertise_host: {mainpc}
@@ -53,9 +71,8 @@ core:
 """.format(pc2=link.pc2_addr, mainpc=link.mainpc_addr, bus=7150 + offset)
 
 
-def pc2_config(link, offset):
-    return """\
-bind: 0.0.0.0
+def pc2_config(link, offset, keys):
+    return shared_config(link, keys) + """\
 metrics_source: real
 error_bus_endpoint: tcp://127.0.0.1:{bus}
 registry_endpoint: tcp://{mainpc}:{core}
@@ -101,8 +118,10 @@ class TwoMachines:
         self.link.create()
         self.relays["mainpc"] = Relay(self.link, self.link.mainpc)
         self.relays["pc2"] = Relay(self.link, self.link.pc2)
-        for name, text in (("mainpc", mainpc_config(self.link, self.offset)),
-                           ("pc2", pc2_config(self.link, self.offset))):
+        keys = os.path.join(self.tmp, "jwt.keys")
+        self.token = admin_jwt(keys)
+        for name, text in (("mainpc", mainpc_config(self.link, self.offset, keys)),
+                           ("pc2", pc2_config(self.link, self.offset, keys))):
             with open(os.path.join(self.tmp, name + ".yaml"), "w") as f:
                 f.write(text)
         self.start_service("core")
@@ -142,7 +161,7 @@ class TwoMachines:
         argv = [sys.executable, STANDIN, "--name", self.standin_name(machine), "--host", addr,
                 "--port", str(STANDIN_PORT + self.offset), "--core", self.zmq("core"),
                 "--errorbus", "tcp://%s:%d" % (self.link.pc2_addr, 7150 + self.offset),
-                "--location", "MainPC" if machine == "mainpc" else "PC2"]
+                "--location", "MainPC" if machine == "mainpc" else "PC2", "--token", self.token]
         self.procs["standin-" + machine] = NsProcess(
             self.link, ns, argv, log_path=os.path.join(self.tmp, "standin-%s.log" % machine)).start()
 

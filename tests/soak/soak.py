@@ -6,8 +6,13 @@ life, with the same messages the integration tests pin down:
 
   core (7000)           register_agent in BaseAgent's form (agent_name +
                         registration_data), then `heartbeat {agent_id}`
-                        every --heartbeat-s seconds;
-  observability (7002)  log_metric every --metric-s seconds, cycling through
+                        every --heartbeat-s seconds (an administrator's
+                        route: no kept agent sends it, so the simulated
+                        agents carry a token signed with the data
+                        directory's key file);
+  observability (7002)  log_metric every --metric-s seconds (an
+                        administrator's route too, with the same token),
+                        cycling through
                         PerformanceMonitor's form {service, metric_type,
                         value} (response_time, queue_size, request,
                         throughput, error) and PerformanceLoggerAgent's
@@ -123,8 +128,8 @@ def register_msg(i, port):
             "source_agent": name, "request_id": str(uuid.uuid4()), "timestamp": iso_now()}
 
 
-def heartbeat_msg(i):
-    return {"action": "heartbeat", "agent_id": agent_name(i)}
+def heartbeat_msg(i, token):
+    return {"action": "heartbeat", "agent_id": agent_name(i), "auth_token": token}
 
 
 # One agent's metric cycle: both ring series come first so every
@@ -132,16 +137,17 @@ def heartbeat_msg(i):
 METRIC_CYCLE = ("response_time", "queue_size", "logger", "request", "throughput", "logger", "error")
 
 
-def metric_msg(i, round_no):
+def metric_msg(i, round_no, token):
     name = agent_name(i)
     kind = METRIC_CYCLE[round_no % len(METRIC_CYCLE)]
     if kind == "logger":
-        return {"action": "log_metric",
+        return {"action": "log_metric", "auth_token": token,
                 "metric": {"agent": name, "action": "process_request", "duration": 0.01 + (i % 50) / 1000,
                            "timestamp": iso_now(), "metadata": {"round": round_no}}}
     value = {"response_time": 0.05 + (i % 20) / 100, "queue_size": i % 7, "request": 1,
              "throughput": 1, "error": 1}[kind]
-    return {"action": "log_metric", "service": name, "metric_type": kind, "value": value}
+    return {"action": "log_metric", "service": name, "metric_type": kind, "value": value,
+            "auth_token": token}
 
 
 ERROR_TYPES = ("timeout", "connection_refused", "model_load_failed", "queue_full")
@@ -332,6 +338,7 @@ def rss_verdict(samples, seconds, warmup=None):
 class Soak:
     def __init__(self, keel, args):
         self.k, self.args = keel, args
+        self.token = keel.admin_token()
         self.ctx = zmq.Context.instance()
         self.poller = zmq.Poller()
         self.stats = Stats()
@@ -361,11 +368,11 @@ class Soak:
 
     def _issue_heartbeat(self, n):
         i = n % self.args.agents
-        return self.pools["core"].send("heartbeat", agent_name(i), heartbeat_msg(i))
+        return self.pools["core"].send("heartbeat", agent_name(i), heartbeat_msg(i, self.token))
 
     def _issue_metric(self, n):
         i, r = n % self.args.agents, n // self.args.agents
-        msg = metric_msg(i, r)
+        msg = metric_msg(i, r, self.token)
         kind = "metric_pl" if "metric" in msg else "metric_pm"
         return self.pools["observability"].send(kind, agent_name(i), msg)
 

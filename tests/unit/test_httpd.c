@@ -1,7 +1,8 @@
 /*  test_httpd: the HTTP server on 127.0.0.1, spoken to with a raw-socket
  *  client (tests/unit/testutil.h) so the status line and body are exactly
  *  what went over the wire: routing, 404/405, bodies and the 1 MiB cap,
- *  and the rule that protected routes are refused without an authorizer. */
+ *  and the route privileges: 401 without a token, 403 with a wrong one,
+ *  agent routes open to trusted sources only. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
@@ -20,6 +22,7 @@
 typedef struct {
     httpd_t *httpd;
     metrics_t *metrics;
+    privilege_t *privilege;
     int port;
 } fixture_t;
 
@@ -77,24 +80,31 @@ static void on_stream(void *ctx, const http_request_t *req, http_reply_t *reply)
     reply->stream_free = free;
 }
 
-static bool authorize(void *ctx, const char *bearer)
+static bool is_admin(void *ctx, const char *token)
 {
     (void)ctx;
-    return strcmp(bearer, "good") == 0;
+    return strcmp(token, "good") == 0;
 }
+
+static const http_route_t routes[] = {
+    { "GET", "/hello", on_hello, ROUTE_PUBLIC },
+    { "GET", "/echo", on_echo, ROUTE_PUBLIC },
+    { "POST", "/echo", on_echo, ROUTE_PUBLIC },
+    { "GET", "/items/*", on_echo, ROUTE_PUBLIC },
+    { "GET", "/nothing", on_nothing, ROUTE_PUBLIC },
+    { "GET", "/stream", on_stream, ROUTE_PUBLIC },
+    { "POST", "/secret", on_secret, ROUTE_ADMIN },
+    { "POST", "/agent", on_hello, ROUTE_AGENT },
+    { 0 },
+};
 
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
     f->metrics = metrics_new();
     f->httpd = httpd_new("web", f->metrics);
-    httpd_route(f->httpd, "GET", "/hello", on_hello, NULL);
-    httpd_route(f->httpd, "GET", "/echo", on_echo, NULL);
-    httpd_route(f->httpd, "POST", "/echo", on_echo, NULL);
-    httpd_route(f->httpd, "GET", "/items/*", on_echo, NULL);
-    httpd_route(f->httpd, "GET", "/nothing", on_nothing, NULL);
-    httpd_route(f->httpd, "GET", "/stream", on_stream, NULL);
-    httpd_route_protected(f->httpd, "POST", "/secret", on_secret, NULL);
+    f->privilege = privilege_new();
+    httpd_attach(f->httpd, routes, NULL);
     for (int tries = 0; tries < 5; tries++) {
         f->port = tu_free_port();
         if (httpd_start(f->httpd, "127.0.0.1", f->port) == 0) {
@@ -109,6 +119,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     httpd_destroy(&f->httpd);
+    privilege_destroy(&f->privilege);
     metrics_destroy(&f->metrics);
     free(f);
     return 0;
@@ -207,17 +218,29 @@ static void test_body_over_1mib_is_413(void **state)
     tu_http_free(&r);
 }
 
-static void test_protected_route(void **state)
+static int post_status(fixture_t *f, const char *head)
+{
+    tu_http_t r;
+    assert_int_equal(tu_http(f->port, head, "", 0, &r), 0);
+    int status = r.status;
+    tu_http_free(&r);
+    return status;
+}
+
+static void test_admin_route(void **state)
 {
     fixture_t *f = *state;
     tu_http_t r;
-    /* No authorizer: refused even with a token. */
+    /* No privilege set: only public routes, even with a token. */
     assert_int_equal(tu_http(f->port, "POST /secret HTTP/1.0\r\nAuthorization: Bearer good", "", 0, &r), 0);
-    assert_int_equal(r.status, 401);
-    assert_string_equal(r.body, "{\"status\":\"error\",\"error\":\"A valid bearer token is required\"}");
+    assert_int_equal(r.status, 403);
+    assert_string_equal(r.body, "{\"status\":\"error\",\"error\":"
+                                "\"Forbidden: POST /secret needs an administrator's token\"}");
     tu_http_free(&r);
+    assert_int_equal(post_status(f, "POST /agent HTTP/1.0"), 401);
 
-    httpd_set_authorizer(f->httpd, authorize, NULL);
+    httpd_set_privilege(f->httpd, f->privilege);
+    privilege_set_admin_check(f->privilege, is_admin, NULL);
     assert_int_equal(tu_http(f->port, "POST /secret HTTP/1.0\r\nAuthorization: Bearer good", "", 0, &r), 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "{\"token\":\"good\"}");
@@ -225,16 +248,31 @@ static void test_protected_route(void **state)
     assert_int_equal(tu_http(f->port, "POST /secret HTTP/1.0\r\nAuthorization: bearer good", "", 0, &r), 0);
     assert_int_equal(r.status, 200);
     tu_http_free(&r);
-    assert_int_equal(tu_http(f->port, "POST /secret HTTP/1.0\r\nAuthorization: Bearer bad", "", 0, &r), 0);
-    assert_int_equal(r.status, 401);
-    tu_http_free(&r);
-    assert_int_equal(tu_http(f->port, "POST /secret HTTP/1.0\r\nAuthorization: Basic Zm9vOmJhcg==",
-                             "", 0, &r), 0);
-    assert_int_equal(r.status, 401);
-    tu_http_free(&r);
-    assert_int_equal(tu_http(f->port, "POST /secret HTTP/1.0", "", 0, &r), 0);
-    assert_int_equal(r.status, 401);
-    tu_http_free(&r);
+    assert_int_equal(post_status(f, "POST /secret HTTP/1.0\r\nAuthorization: Bearer bad"), 403);
+    assert_int_equal(post_status(f, "POST /secret HTTP/1.0\r\nAuthorization: Basic Zm9vOmJhcg=="), 401);
+    assert_int_equal(post_status(f, "POST /secret HTTP/1.0"), 401);
+    assert_true(metrics_value(f->metrics, "keel_bad_requests_total",
+                              "service=\"web\",reason=\"forbidden\"") == 5);
+}
+
+/* An agent route: the loopback is trusted by default; once it is not,
+ * only an administrator's token opens the route. */
+static void test_agent_route_needs_a_trusted_source(void **state)
+{
+    fixture_t *f = *state;
+    httpd_set_privilege(f->httpd, f->privilege);
+    privilege_set_admin_check(f->privilege, is_admin, NULL);
+    assert_int_equal(post_status(f, "POST /agent HTTP/1.0"), 200);
+    config_t *config = config_new();
+    char err[256];
+    assert_int_equal(config_load_text(config, "trusted_sources: [10.0.0.0/8, 'fd00::/8']", "test",
+                                      err, sizeof err), 0);
+    assert_int_equal(privilege_configure(f->privilege, config, err, sizeof err), 0);
+    assert_int_equal(post_status(f, "POST /agent HTTP/1.0"), 401);
+    assert_int_equal(post_status(f, "POST /agent HTTP/1.0\r\nAuthorization: Bearer bad"), 403);
+    assert_int_equal(post_status(f, "POST /agent HTTP/1.0\r\nAuthorization: Bearer good"), 200);
+    assert_int_equal(post_status(f, "POST /hello HTTP/1.0"), 405);     /* public routes are untouched */
+    config_destroy(&config);
 }
 
 static void test_handler_without_reply_is_500(void **state)
@@ -294,7 +332,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_found_and_method_not_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_body_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_over_1mib_is_413, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_protected_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_route_needs_a_trusted_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handler_without_reply_is_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streamed_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requests_counted_by_route, setup, teardown),

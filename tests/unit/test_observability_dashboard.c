@@ -62,10 +62,15 @@ static int free_port(void)
     return ntohs(addr.sin_port);
 }
 
+static const wire_route_t echo_routes[] = {
+    { WIRE_ACTION, "echo", on_echo, NULL, ROUTE_PUBLIC },
+    { 0 },
+};
+
 static wire_server_t *echo_server(int *port)
 {
     wire_server_t *server = wire_server_new("dashtest", NULL);
-    wire_server_on_action(server, "echo", on_echo, NULL);
+    wire_server_attach(server, echo_routes, NULL);
     for (int tries = 0; tries < 50; tries++) {
         *port = free_port();
         char endpoint[64];
@@ -130,12 +135,17 @@ static void on_metrics(void *ctx, const http_request_t *req, http_reply_t *reply
                     "keel_security_lockouts_total{kind=\"user\"} 1\n");
 }
 
+static const http_route_t metrics_routes[] = {
+    { "GET", "/metrics", on_metrics, ROUTE_PUBLIC },
+    { 0 },
+};
+
 static void test_counters_from_metrics(void **state)
 {
     (void)state;
     config_t *cfg = config_new();
     httpd_t *http = httpd_new("dashtest", NULL);
-    httpd_route(http, "GET", "/metrics", on_metrics, NULL);
+    httpd_attach(http, metrics_routes, NULL);
     int port = 0;
     for (int tries = 0; tries < 50 && !port; tries++) {
         int p = free_port();

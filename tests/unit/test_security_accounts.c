@@ -135,19 +135,21 @@ static bool valid(fixture_t *f, const char *token)
 static void test_first_admin_from_loopback_only(void **state)
 {
     fixture_t *f = *state;
-    /* From no loopback address: refused, though no administrator exists. */
-    assert_error(ask(f, json_pack("{s:s, s:s, s:s, s:b}", "action", "add_user", "user_id", "root",
-                                  "password", "pw", "admin", 1)), "Forbidden: add_user");
-    /* From loopback, a plain user is not the bootstrap either. */
-    assert_error(ask_loopback(f, json_pack("{s:s, s:s, s:s}", "action", "add_user", "user_id", "plain",
-                                           "password", "pw")), "Forbidden");
-    json_t *r = ask_loopback(f, json_pack("{s:s, s:s, s:s, s:b}", "action", "add_user", "user_id", "root",
-                                          "password", "pw", "admin", 1));
+    /* add_user needs an administrator's token, even before there is one. */
+    assert_error(ask_loopback(f, json_pack("{s:s, s:s, s:s, s:b}", "action", "add_user", "user_id", "root",
+                                           "password", "pw", "admin", 1)), "Forbidden: add_user");
+    /* add_first_admin from no address (not loopback): refused, though no
+     * administrator exists. */
+    assert_error(ask(f, json_pack("{s:s, s:s, s:s}", "action", "add_first_admin", "user_id", "root",
+                                  "password", "pw")), "Forbidden");
+    json_t *r = ask_loopback(f, json_pack("{s:s, s:s, s:s}", "action", "add_first_admin", "user_id", "root",
+                                          "password", "pw"));
     assert_true(json_is_true(json_object_get(r, "first_admin")));
+    assert_true(json_is_true(json_object_get(r, "admin")));
     assert_success(r);
     /* Once one exists, loopback needs a token like everyone. */
-    assert_error(ask_loopback(f, json_pack("{s:s, s:s, s:s, s:b}", "action", "add_user", "user_id", "second",
-                                           "password", "pw", "admin", 1)), "Forbidden");
+    assert_error(ask_loopback(f, json_pack("{s:s, s:s, s:s}", "action", "add_first_admin", "user_id", "second",
+                                           "password", "pw")), "Forbidden: an administrator exists already");
     /* An administrator's session, checked in the service's own table. */
     char *session = login(f, "root", "pw");
     assert_non_null(session);

@@ -3,7 +3,8 @@
  *  dict of CO-9 (docs/wire-protocol.md) (plus service, version, uptime) on
  *  ZMQ and HTTP, 503 while the start hook runs, /metrics counting requests,
  *  the hooks' order, refusals when a hook, a port or the data directory's
- *  lock fails, and the `reload` action (administrators only). */
+ *  lock fails or a route is declared wrong, GET /routes, and the `reload`
+ *  action (administrators only). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -41,11 +42,16 @@ static json_t *on_double(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:I}", "status", "success", "result", x * 2);
 }
 
+static const wire_route_t routes[] = {
+    { WIRE_ACTION, "double", on_double, "Doubler", ROUTE_PUBLIC },
+    { 0 },
+};
+
 static int start_hook(service_t *svc)
 {
     usleep((useconds_t)atomic_load(&slow_start_ms) * 1000);
     svc->impl = calloc(1, sizeof(impl_t));
-    wire_server_on_action(svc->wire, "double", on_double, svc);
+    wire_server_attach(svc->wire, routes, svc);
     return 0;
 }
 
@@ -90,10 +96,35 @@ static int failing_start(service_t *svc)
     return -1;
 }
 
+static const service_module_t modules[] = { { .name = "Doubler" }, { .name = NULL } };
+
 static const service_def_t test_def = {
     .name = "svctest", .title = "TestService", .zmq_port = ZMQ_BASE, .http_port = HTTP_BASE,
     .start = start_hook, .stop = stop_hook, .health = health_hook, .reload = reload_hook,
+    .modules = modules,
 };
+
+/* Routes declared wrong: the service must refuse to start. */
+static const wire_route_t stray_routes[] = {
+    { WIRE_ACTION, "stray", on_double, "NoSuchAgent", ROUTE_PUBLIC },
+    { 0 },
+};
+static const wire_route_t unprivileged_routes[] = {
+    { WIRE_ACTION, "bare", on_double, NULL, ROUTE_UNDECLARED },
+    { 0 },
+};
+
+static int stray_start(service_t *svc)
+{
+    wire_server_attach(svc->wire, stray_routes, svc);
+    return 0;
+}
+
+static int unprivileged_start(service_t *svc)
+{
+    wire_server_attach(svc->wire, unprivileged_routes, svc);
+    return 0;
+}
 
 typedef struct {
     char dir[64];
@@ -323,6 +354,54 @@ static void test_start_hook_failure(void **state)
     assert_int_equal(atomic_load(&stops), 1);
 }
 
+static void test_routes_declared_wrong_fail_the_start(void **state)
+{
+    fixture_t *f = *state;
+    service_def_t def = test_def;
+    def.start = stray_start;
+    service_t *svc = service_new(&def, f->config);
+    assert_int_equal(service_start(svc), -1);
+    service_destroy(&svc);
+    for (int i = 0; i < 200 && !tu_port_free(ZMQ_BASE + f->offset); i++)
+        usleep(10000);
+    def.start = unprivileged_start;
+    svc = service_new(&def, f->config);
+    assert_int_equal(service_start(svc), -1);
+    service_destroy(&svc);
+}
+
+static void test_bad_trusted_sources_fail_the_start(void **state)
+{
+    fixture_t *f = *state;
+    char err[256];
+    assert_int_equal(config_load_text(f->config, "trusted_sources: [10.0.0.0/40]", "test", err, sizeof err), 0);
+    service_t *svc = service_new(&test_def, f->config);
+    assert_int_equal(service_start(svc), -1);
+    service_destroy(&svc);
+}
+
+/* GET /routes: the service's modules, every route with its privilege. */
+static void test_routes_listed(void **state)
+{
+    fixture_t *f = *state;
+    service_t *svc = service_new(&test_def, f->config);
+    assert_int_equal(service_start(svc), 0);
+    tu_http_t resp;
+    assert_int_equal(tu_http_get(HTTP_BASE + f->offset, "/routes", &resp), 0);
+    assert_int_equal(resp.status, 200);
+    json_t *list = json_loads(resp.body, 0, NULL);
+    tu_http_free(&resp);
+    char *text = json_dumps(list, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_non_null(strstr(text, "\"modules\":[\"Doubler\"]"));
+    assert_non_null(strstr(text, "{\"dialect\":\"action\",\"module\":\"Doubler\",\"name\":\"double\","
+                                 "\"privilege\":\"public\"}"));
+    assert_non_null(strstr(text, "{\"dialect\":\"action\",\"module\":null,\"name\":\"ping\",\"privilege\":\"public\"}"));
+    assert_non_null(strstr(text, "{\"method\":\"GET\",\"path\":\"/metrics\",\"privilege\":\"public\"}"));
+    free(text);
+    json_decref(list);
+    service_destroy(&svc);
+}
+
 static void test_port_taken(void **state)
 {
     fixture_t *f = *state;
@@ -465,6 +544,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_port_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_dir_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_action, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_declared_wrong_fail_the_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_trusted_sources_fail_the_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,8 +2,10 @@
  *  TCP on loopback where the transport matters), so every reply is what an
  *  agent would read: the BaseAgent error texts, dialect routing, the raw
  *  ping, the worker pool matching 200 concurrent replies to their senders,
- *  the metrics per outcome, and the Lazy Pirate client against servers that
- *  are late, drop a request, or answer garbage. */
+ *  the metrics per outcome, route privileges (the peer's address and the
+ *  token, directly and through the workers' inproc hop), and the Lazy
+ *  Pirate client against servers that are late, drop a request, or answer
+ *  garbage. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -19,6 +21,7 @@
 #include <zmq.h>
 
 #include "clock.h"
+#include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "testutil.h"
@@ -33,24 +36,19 @@ typedef struct {
 
 /* ---- handlers ------------------------------------------------------- */
 
-static const char *dialect_name(wire_dialect_t d)
-{
-    return d == WIRE_ACTION ? "action" : d == WIRE_COMMAND ? "command" : d == WIRE_TYPE ? "type" : "raw";
-}
-
 /* Answers with what the server handed over, so tests can check it. */
 static json_t *on_echo(void *ctx, wire_request_t *req)
 {
     (void)ctx;
     return json_pack("{s:s, s:s, s:s, s:O}", "status", "success", "dialect",
-                     dialect_name(req->dialect), "name", req->name, "payload", req->payload);
+                     wire_dialect_name(req->dialect), "name", req->name, "payload", req->payload);
 }
 
 static json_t *on_command(void *ctx, wire_request_t *req)
 {
     (void)ctx;
     return json_pack("{s:s, s:s, s:s, s:O}", "status", "SUCCESS", "dialect",
-                     dialect_name(req->dialect), "name", req->name, "payload", req->payload);
+                     wire_dialect_name(req->dialect), "name", req->name, "payload", req->payload);
 }
 
 static json_t *on_ping(void *ctx, wire_request_t *req)
@@ -58,7 +56,7 @@ static json_t *on_ping(void *ctx, wire_request_t *req)
     fixture_t *f = ctx;
     if (req->dialect == WIRE_RAW)
         atomic_fetch_add(&f->raw_pings, 1);
-    return json_pack("{s:s, s:s}", "status", "ok", "dialect", dialect_name(req->dialect));
+    return json_pack("{s:s, s:s}", "status", "ok", "dialect", wire_dialect_name(req->dialect));
 }
 
 static json_t *on_null(void *ctx, wire_request_t *req)
@@ -75,6 +73,16 @@ static json_t *on_fail(void *ctx, wire_request_t *req)
     return wire_error("it failed");
 }
 
+static const wire_route_t routes[] = {
+    { WIRE_ACTION, "echo", on_echo, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "ping", on_ping, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "null", on_null, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "fail", on_fail, NULL, ROUTE_PUBLIC },
+    { WIRE_COMMAND, "GET_X", on_command, NULL, ROUTE_PUBLIC },
+    { WIRE_TYPE, NULL, on_echo, NULL, ROUTE_PUBLIC },
+    { 0 },
+};
+
 static int setup(void **state)
 {
     static atomic_int seq;
@@ -82,12 +90,7 @@ static int setup(void **state)
     f->metrics = metrics_new();
     f->server = wire_server_new("t", f->metrics);
     snprintf(f->endpoint, sizeof f->endpoint, "inproc://test-wire-%d", atomic_fetch_add(&seq, 1));
-    wire_server_on_action(f->server, "echo", on_echo, f);
-    wire_server_on_action(f->server, "ping", on_ping, f);
-    wire_server_on_action(f->server, "null", on_null, f);
-    wire_server_on_action(f->server, "fail", on_fail, f);
-    wire_server_on_command(f->server, "GET_X", on_command, f);
-    wire_server_on_type(f->server, on_echo, f);
+    wire_server_attach(f->server, routes, f);
     if (wire_server_bind(f->server, f->endpoint) < 0 || wire_server_start(f->server) < 0)
         return -1;
     *state = f;
@@ -264,14 +267,15 @@ static void test_raw_ping_frame(void **state)
 static json_t *on_raw(void *ctx, wire_request_t *req)
 {
     (void)ctx;
-    return json_pack("{s:s, s:s%}", "dialect", dialect_name(req->dialect), "raw", req->raw, req->raw_len);
+    return json_pack("{s:s, s:s%}", "dialect", wire_dialect_name(req->dialect), "raw", req->raw, req->raw_len);
 }
 
 static void test_raw_handler(void **state)
 {
     (void)state;
+    static const wire_route_t raw_routes[] = { { WIRE_RAW, NULL, on_raw, NULL, ROUTE_PUBLIC }, { 0 } };
     wire_server_t *s = wire_server_new("t3", NULL);
-    wire_server_on_raw(s, on_raw, NULL);
+    wire_server_attach(s, raw_routes, NULL);
     char *reply = wire_server_handle(s, "hello there", 11);
     assert_string_equal(reply, "{\"dialect\":\"raw\",\"raw\":\"hello there\"}");
     free(reply);
@@ -409,8 +413,11 @@ static void test_workers_match_replies(void **state)
     (void)state;
     pool_stats_t *st = calloc(1, sizeof *st);
     metrics_t *m = metrics_new();
+    static const wire_route_t slow_routes[] = {
+        { WIRE_ACTION, "slow", on_slow, NULL, ROUTE_PUBLIC }, { 0 },
+    };
     wire_server_t *s = wire_server_new("pool", m);
-    wire_server_on_action(s, "slow", on_slow, st);
+    wire_server_attach(s, slow_routes, st);
     wire_server_set_workers(s, 3);
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
@@ -447,6 +454,190 @@ static void test_workers_match_replies(void **state)
     assert_true(metrics_value(m, "keel_requests_total", labels) == NCLIENTS * ROUNDS);
     metrics_destroy(&m);
     free(st);
+}
+
+/* ---- privileges --------------------------------------------------------- */
+
+static bool is_admin(void *ctx, const char *token)
+{
+    (void)ctx;
+    return strcmp(token, "root") == 0;
+}
+
+/* The body as its handler saw it. */
+static json_t *on_body(void *ctx, wire_request_t *req)
+{
+    (void)ctx;
+    return json_pack("{s:s, s:O}", "status", "success", "body", req->body);
+}
+
+static const wire_route_t guarded[] = {
+    { WIRE_ACTION, "read", on_body, NULL, ROUTE_PUBLIC },
+    { WIRE_ACTION, "report", on_body, NULL, ROUTE_AGENT },
+    { WIRE_ACTION, "stop", on_body, NULL, ROUTE_ADMIN },
+    { WIRE_COMMAND, "SET_X", on_body, NULL, ROUTE_ADMIN },
+    { WIRE_TYPE, NULL, on_body, NULL, ROUTE_ADMIN },
+    { WIRE_RAW, NULL, on_body, NULL, ROUTE_ADMIN },
+    { 0 },
+};
+
+static const char *status_of(json_t *reply)
+{
+    return json_string_value(json_object_get(reply, "status"));
+}
+
+/* Every dialect over TCP (so the peer is 127.0.0.1), with `workers`
+ * handler threads: refusals in the dialect's words, the token checked,
+ * then removed before the handler. */
+static void check_privileges(int workers)
+{
+    metrics_t *m = metrics_new();
+    privilege_t *p = privilege_new();
+    privilege_set_admin_check(p, is_admin, NULL);
+    wire_server_t *s = wire_server_new("guard", m);
+    wire_server_attach(s, guarded, NULL);
+    wire_server_set_privilege(s, p);
+    wire_server_set_workers(s, workers);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
+    assert_int_equal(wire_server_bind(s, endpoint), 0);
+    assert_int_equal(wire_server_start(s), 0);
+
+    expect(ask(endpoint, "{\"action\":\"stop\"}"),
+           "{\"error\":\"Forbidden: stop needs an administrator's token\",\"status\":\"error\"}");
+    expect(ask(endpoint, "{\"action\":\"stop\",\"auth_token\":\"user\"}"),
+           "{\"error\":\"Forbidden: stop needs an administrator's token\",\"status\":\"error\"}");
+    expect(ask(endpoint, "{\"action\":\"stop\",\"auth_token\":7}"),
+           "{\"error\":\"Forbidden: stop needs an administrator's token\",\"status\":\"error\"}");
+    expect(ask(endpoint, "{\"action\":\"stop\",\"auth_token\":\"root\",\"x\":1}"),
+           "{\"body\":{\"action\":\"stop\",\"x\":1},\"status\":\"success\"}");
+    expect(ask(endpoint, "{\"command\":\"SET_X\",\"payload\":{}}"),
+           "{\"message\":\"Forbidden: SET_X needs an administrator's token\",\"status\":\"ERROR\"}");
+    expect(ask(endpoint, "{\"type\":\"text\"}"),
+           "{\"error\":\"Forbidden: a `type` request needs an administrator's token\",\"status\":\"error\"}");
+    expect(ask(endpoint, "not json"),
+           "{\"error\":\"Forbidden: a non-JSON request needs an administrator's token\",\"status\":\"error\"}");
+    json_t *r = ask(endpoint, "{\"action\":\"read\"}");
+    assert_string_equal(status_of(r), "success");
+    json_decref(r);
+    /* The agent route: the loopback is trusted by default... */
+    r = ask(endpoint, "{\"action\":\"report\"}");
+    assert_string_equal(status_of(r), "success");
+    json_decref(r);
+    /* ...and not once trusted_sources leaves it out, even through the workers. */
+    config_t *config = config_new();
+    char err[256];
+    assert_int_equal(config_load_text(config, "trusted_sources: [10.0.0.0/8]", "test", err, sizeof err), 0);
+    assert_int_equal(privilege_configure(p, config, err, sizeof err), 0);
+    config_destroy(&config);
+    expect(ask(endpoint, "{\"action\":\"report\"}"),
+           "{\"error\":\"Forbidden: report needs a CURVE client key, a trusted source address or an "
+           "administrator's token\",\"status\":\"error\"}");
+    r = ask(endpoint, "{\"action\":\"report\",\"auth_token\":\"root\"}");
+    assert_string_equal(status_of(r), "success");
+    json_decref(r);
+    wire_server_destroy(&s);
+    assert_true(metrics_value(m, "keel_bad_requests_total", "service=\"guard\",reason=\"forbidden\"") == 7);
+    privilege_destroy(&p);
+    metrics_destroy(&m);
+}
+
+static void test_privileges_on_the_server_thread(void **state)
+{
+    (void)state;
+    check_privileges(0);
+}
+
+static void test_privileges_through_the_workers(void **state)
+{
+    (void)state;
+    check_privileges(2);
+}
+
+/* Without a privilege set, only public routes answer; a route a table
+ * forgot to give a privilege is refused to everyone, and listed as such. */
+static void test_undeclared_and_unset_fail_closed(void **state)
+{
+    (void)state;
+    static const wire_route_t forgot[] = {
+        { WIRE_ACTION, "oops", on_body, "Nobody", ROUTE_UNDECLARED },
+        { WIRE_ACTION, "read", on_body, NULL, ROUTE_PUBLIC },
+        { 0 },
+    };
+    wire_server_t *s = wire_server_new("closed", NULL);
+    wire_server_attach(s, guarded, NULL);
+    wire_server_attach(s, forgot, NULL);
+    char *reply = wire_server_handle(s, "{\"action\":\"oops\"}", 17);
+    assert_string_equal(reply, "{\"status\":\"error\",\"error\":\"Forbidden: oops declares no privilege\"}");
+    free(reply);
+    reply = wire_server_handle(s, "{\"action\":\"report\"}", 19);
+    assert_non_null(strstr(reply, "Forbidden"));
+    free(reply);
+    reply = wire_server_handle(s, "{\"action\":\"read\"}", 17);
+    assert_non_null(strstr(reply, "success"));
+    free(reply);
+    wire_server_destroy(&s);
+}
+
+/* `request_type` names a route as `action` does, after `type`; a name no
+ * route has is the unknown handler's. */
+static void test_request_type_dialect(void **state)
+{
+    (void)state;
+    static const wire_route_t registry[] = {
+        { WIRE_REQUEST_TYPE, "get_status", on_body, NULL, ROUTE_PUBLIC },
+        { WIRE_REQUEST_TYPE, "register", on_body, NULL, ROUTE_ADMIN },
+        { 0 },
+    };
+    wire_server_t *s = wire_server_new("rt", NULL);
+    wire_server_attach(s, registry, NULL);
+    char *reply = wire_server_handle(s, "{\"request_type\":\"get_status\"}", 29);
+    assert_string_equal(reply, "{\"status\":\"success\",\"body\":{\"request_type\":\"get_status\"}}");
+    free(reply);
+    reply = wire_server_handle(s, "{\"request_type\":\"register\"}", 27);
+    assert_string_equal(reply, "{\"status\":\"error\",\"error\":"
+                               "\"Forbidden: request_type register needs an administrator's token\"}");
+    free(reply);
+    reply = wire_server_handle(s, "{\"request_type\":7}", 18);
+    assert_string_equal(reply, "{\"status\":\"error\",\"error\":\"Unknown action: None\"}");
+    free(reply);
+    wire_server_destroy(&s);
+}
+
+static void collect_route(void *arg, const wire_route_t *route)
+{
+    char line[160];
+    snprintf(line, sizeof line, "%s %s %s %s", wire_dialect_name(route->dialect),
+             route->name ? route->name : "-", route->module ? route->module : "-",
+             privilege_name(route->privilege));
+    json_array_append_new(arg, json_string(line));
+}
+
+/* Every route once, with what its table declared; a later entry of the
+ * same name replaces the earlier one. */
+static void test_each_route_lists_the_tables(void **state)
+{
+    (void)state;
+    static const wire_route_t first[] = {
+        { WIRE_ACTION, "ping", on_body, NULL, ROUTE_PUBLIC },
+        { WIRE_COMMAND, "GO", on_body, "Old", ROUTE_AGENT },
+        { 0 },
+    };
+    static const wire_route_t second[] = {
+        { WIRE_ACTION, "ping", on_body, "Old", ROUTE_PUBLIC },
+        { WIRE_TYPE, NULL, on_body, "Old", ROUTE_ADMIN },
+        { 0 },
+    };
+    wire_server_t *s = wire_server_new("list", NULL);
+    wire_server_attach(s, first, NULL);
+    wire_server_attach(s, second, NULL);
+    json_t *lines = json_array();
+    wire_server_each_route(s, collect_route, lines);
+    char *text = json_dumps(lines, JSON_COMPACT);
+    assert_string_equal(text, "[\"action ping Old public\",\"command GO Old agent\",\"type - Old admin\"]");
+    free(text);
+    json_decref(lines);
+    wire_server_destroy(&s);
 }
 
 /* ---- client ------------------------------------------------------------ */
@@ -612,6 +803,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics_per_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dealer_without_delimiter, setup, teardown),
         cmocka_unit_test(test_workers_match_replies),
+        cmocka_unit_test(test_privileges_on_the_server_thread),
+        cmocka_unit_test(test_privileges_through_the_workers),
+        cmocka_unit_test(test_undeclared_and_unset_fail_closed),
+        cmocka_unit_test(test_each_route_lists_the_tables),
+        cmocka_unit_test(test_request_type_dialect),
         cmocka_unit_test(test_client_retries_until_server_appears),
         cmocka_unit_test(test_client_recreates_socket_after_lost_reply),
         cmocka_unit_test(test_client_non_json_reply),

@@ -8,8 +8,11 @@
  *  An administrator's token comes from --token or KEEL_TOKEN, or from a
  *  login as --user with the password read from stdin; that session is ended
  *  when keelctl exits, so a script run every minute leaves no sessions
- *  behind.  The token travels in the request's `auth_token` key. */
+ *  behind.  Without either, a user who can read the services' key file (root,
+ *  or the keel user, on the machine itself) gets a JWT of a minute signed
+ *  with it.  The token travels in the request's `auth_token` key. */
 #include "ctl.h"
+#include "token.h"
 #include "wire.h"
 
 #include <pthread.h>
@@ -142,14 +145,33 @@ static int log_in(ctl_t *ctl)
     return rc;
 }
 
+/* A JWT of a minute with scope admin, when the key file is readable. */
+static char *key_file_token(ctl_t *ctl)
+{
+    char path[4096];
+    FILE *keys = fopen(token_keys_path(ctl->config, path, sizeof path), "r");
+    if (!keys)
+        return NULL;
+    fclose(keys);
+    json_t *scopes = json_pack("[s]", "admin");
+    char *jwt = token_issue(ctl->config, "keelctl", scopes, 60);
+    json_decref(scopes);
+    return jwt;
+}
+
 int ctl_authorize(ctl_t *ctl, json_t *request)
 {
     if (ctl->token) {
         json_object_set_new(request, "auth_token", json_string(ctl->token));
         return CTL_OK;
     }
-    if (!ctl->user)
+    if (!ctl->user) {
+        char *jwt = key_file_token(ctl);
+        if (jwt)
+            json_object_set_new(request, "auth_token", json_string(jwt));
+        free(jwt);
         return CTL_OK;
+    }
     if (!ctl->session) {
         int rc = log_in(ctl);
         if (rc != CTL_OK)

@@ -98,8 +98,10 @@ json_t *ctl_call_patient(ctl_t *ctl, int base_port, json_t *request, int slow_ms
  * the service did not answer.  Requests are borrowed. */
 void ctl_call_each(ctl_t *ctl, const int *base_ports, json_t *const *requests, json_t **replies,
                    size_t n, int timeout_ms);
-/* Adds `auth_token` to request when keelctl has one (--token, KEEL_TOKEN,
- * or a login as --user).  CTL_OK, or the exit code of a failed login. */
+/* Adds `auth_token` to request when keelctl has one: --token, KEEL_TOKEN,
+ * a login as --user, else a short JWT signed with the key file when this
+ * user can read it (whoever reads it may sign anything).  CTL_OK, or the
+ * exit code of a failed login. */
 int ctl_authorize(ctl_t *ctl, json_t *request);
 /* Ends the session this run logged in with, if any. */
 void ctl_logout(ctl_t *ctl);

@@ -5,8 +5,9 @@
  *  delete_user and list_users actions, with an administrator's token), so
  *  that the service sees every change at once and ends the sessions a new
  *  password or a deletion invalidates.  The first administrator on a fresh
- *  install needs no token: the service accepts one from loopback while
- *  none exists.
+ *  install needs no token: `user add NAME --admin` without one asks
+ *  add_first_admin, which the service accepts from loopback while no
+ *  administrator exists.
  *
  *  Offline with --data-dir DIR on the command line: the same operations on
  *  DIR/security/security.db, only while no SecurityGateway holds that
@@ -223,11 +224,15 @@ static int change(ctl_t *ctl, const ctl_args_t *args, const char *action, bool s
     const char *name = args->argv[0];
     if (check_name(name) < 0)
         return CTL_USAGE;
+    bool admin = ctl_option(args, "admin") != NULL;
     json_t *request = json_pack("{s:s, s:s}", "action", action, "user_id", name);
-    if (ctl_option(args, "admin"))
+    if (admin)
         json_object_set_new(request, "admin", json_true());
     /* the login password is stdin's first line, the new one the next */
     int rc = ctl->data_dir ? CTL_OK : ctl_authorize(ctl, request);
+    if (rc == CTL_OK && !ctl->data_dir && admin && !strcmp(action, "add_user")
+        && !json_object_get(request, "auth_token"))
+        json_object_set_new(request, "action", json_string("add_first_admin"));
     if (rc == CTL_OK && secret)
         rc = add_secret(args, name, request);
     json_t *reply = rc == CTL_OK ? perform(ctl, request, &rc) : NULL;

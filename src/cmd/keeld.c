@@ -11,6 +11,7 @@
 #include "log.h"
 #include "service.h"
 #include "zcurve.h"
+#include "zsocket.h"
 
 #include "core/core.h"
 #include "errorbus/errorbus.h"
@@ -214,6 +215,7 @@ int main(int argc, char **argv)
     }
     while (started > 0)
         service_destroy(&services[--started]);
+    zsocket_shutdown();
     config_destroy(&config);
     log_close();
     return rc;

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* ErrorBus first, so the others' start-up errors have somewhere to go. */
@@ -136,6 +137,23 @@ static void open_log(config_t *config)
         log_warn("keeld", "cannot open the log file %s; logging to stderr only", path);
 }
 
+/* The soft limit on open descriptors up to the hard one: every agent's
+ * connection is a descriptor, and the default soft limit (1,024) is what a
+ * thousand idle clients reach. */
+static void raise_descriptor_limit(void)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) < 0 || lim.rlim_cur >= lim.rlim_max)
+        return;
+    rlim_t was = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) == 0)
+        log_info("keeld", "open descriptors: soft limit raised from %llu to %llu",
+                 (unsigned long long)was, (unsigned long long)lim.rlim_max);
+    else
+        log_warn("keeld", "cannot raise the open descriptor limit from %llu", (unsigned long long)was);
+}
+
 /* Waits for signals; returns when asked to stop. */
 static void serve_signals(const sigset_t *set, const options_t *opts,
                           service_t **services, size_t n)
@@ -183,6 +201,7 @@ int main(int argc, char **argv)
         return 0;
     }
     open_log(config);
+    raise_descriptor_limit();
     if (zcurve_configure(config, true) < 0) {   /* secure_zmq without usable keys: refuse */
         config_destroy(&config);
         return 2;

@@ -208,6 +208,41 @@ static void apply_modes(service_t *self, config_t *config)
     }
 }
 
+/* A configured count: the default when it is missing or out of range. */
+static unsigned http_count(config_t *config, const char *key, unsigned fallback, unsigned most)
+{
+    long value = config_int(config, key, fallback);
+    if (value < 1 || value > (long)most) {
+        log_warn("service", "%s = %ld is out of range (1 to %u): using %u", key, value, most, fallback);
+        return fallback;
+    }
+    return (unsigned)value;
+}
+
+/* The HTTP limits of `http.*`, and the Host allow-list on a browser page. */
+static void configure_http(service_t *self)
+{
+    httpd_limits_t limits = HTTPD_DEFAULT_LIMITS;
+    config_t *c = self->config;
+    limits.max_connections = http_count(c, "http.max_connections", limits.max_connections, 1 << 20);
+    limits.max_per_address = http_count(c, "http.max_connections_per_address", limits.max_per_address,
+                                        1 << 20);
+    limits.deadline_s = http_count(c, "http.request_deadline_s", limits.deadline_s, 3600);
+    limits.max_body = http_count(c, "http.max_body_bytes", (unsigned)limits.max_body, 1 << 30);
+    limits.workers = http_count(c, "http.workers", limits.workers, 64);
+    httpd_set_limits(self->http, &limits);
+    if (!self->def->serves_browsers)
+        return;
+    json_t *list = config_get(c, "http.allowed_hosts");
+    size_t n = json_array_size(list), k = 0;
+    const char **hosts = calloc(n + 1, sizeof *hosts);
+    for (size_t i = 0; i < n; i++)
+        if (json_is_string(json_array_get(list, i)))
+            hosts[k++] = json_string_value(json_array_get(list, i));
+    httpd_check_host(self->http, hosts, k);
+    free(hosts);
+}
+
 int service_start(service_t *self)
 {
     if (fs_mkdirs(self->data_dir) < 0) {
@@ -217,6 +252,7 @@ int service_start(service_t *self)
     httpd_route(self->http, "GET", "/health", on_http_health, self);
     httpd_route(self->http, "GET", "/metrics", on_http_metrics, self);
     httpd_set_authorizer(self->http, token_http_authorizer, self->config);
+    configure_http(self);
     const char *bind = config_str(self->config, "bind", "127.0.0.1");
     if (httpd_start(self->http, bind, config_port(self->config, self->def->http_port)) < 0)
         return -1;

@@ -603,4 +603,5 @@ const service_def_t observability_service = {
     .health = health_hook,
     .reload = obs_reload,
     .modules = modules,
+    .serves_browsers = true,        /* the dashboard */
 };

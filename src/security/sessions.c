@@ -1,6 +1,14 @@
 /*  sessions: see sessions.h.  The index is a chained hash table keyed by
  *  the token's SHA-256 (already uniformly random, so its first bytes are the
- *  bucket), behind a read-write lock: validations share it. */
+ *  bucket), behind a read-write lock: validations share it.
+ *
+ *  Passwords are replaced by another process (keelctl user add), which
+ *  deletes the user's sessions from the file.  A second connection of the
+ *  index's own (the gateway's is held across fsyncs by logins) asks SQLite's
+ *  data_version before each validation: one cheap step that changes only
+ *  when some other connection committed.  Then the users whose password
+ *  changed since the last look lose every indexed session the file no
+ *  longer holds, before the token in hand is looked up. */
 #include "sessions.h"
 #include "log.h"
 
@@ -26,6 +34,11 @@ struct sessions_t {
     pthread_rwlock_t lock;
     entry_t **buckets;
     size_t nbuckets, count;
+    sqlite3 *watch;                 /* NULL for a database without a file */
+    pthread_mutex_t watch_lock;
+    sqlite3_stmt *data_version;
+    int version;
+    double passwords_seen;          /* the newest password_changed_at acted on */
 };
 
 static void digest_of(const char *token, unsigned char *digest)
@@ -116,6 +129,108 @@ static int remove_expired(sessions_t *self, double now)
     return removed;
 }
 
+/* ---- passwords changed by another process -------------------------------- */
+
+static int data_version(sessions_t *self)
+{
+    int version = -1;
+    if (sqlite3_step(self->data_version) == SQLITE_ROW)
+        version = sqlite3_column_int(self->data_version, 0);
+    sqlite3_reset(self->data_version);
+    return version;
+}
+
+/* Drops the user's indexed sessions that the file no longer holds.  The
+ * caller holds watch_lock. */
+static void drop_gone(sessions_t *self, const char *user_id)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(self->watch, "SELECT token_hash FROM sessions WHERE user_id=?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_TRANSIENT);
+    size_t n = 0, cap = 16;
+    unsigned char(*kept)[DIGEST] = malloc(cap * DIGEST);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *hex = (const char *)sqlite3_column_text(st, 0);
+        size_t len;
+        if (n == cap)
+            kept = realloc(kept, (cap *= 2) * DIGEST);
+        if (hex && sodium_hex2bin(kept[n], DIGEST, hex, strlen(hex), NULL, &len, NULL) == 0 && len == DIGEST)
+            n++;
+    }
+    sqlite3_finalize(st);
+    int dropped = 0;
+    pthread_rwlock_wrlock(&self->lock);
+    for (size_t b = 0; b < self->nbuckets; b++)
+        for (entry_t **p = &self->buckets[b]; *p;) {
+            entry_t *e = *p;
+            bool keep = strcmp(e->user_id, user_id) != 0;
+            for (size_t i = 0; i < n && !keep; i++)
+                keep = memcmp(kept[i], e->digest, DIGEST) == 0;
+            if (keep) {
+                p = &e->next;
+                continue;
+            }
+            *p = e->next;
+            entry_free(e);
+            self->count--;
+            dropped++;
+        }
+    pthread_rwlock_unlock(&self->lock);
+    free(kept);
+    if (dropped)
+        log_info("security", "a password was replaced: %d session(s) of its user ended", dropped);
+}
+
+static void follow_password_changes(sessions_t *self)
+{
+    if (!self->watch)
+        return;
+    pthread_mutex_lock(&self->watch_lock);
+    int version = data_version(self);
+    if (version != self->version) {
+        self->version = version;
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(self->watch, "SELECT user_id, password_changed_at FROM users"
+                                            " WHERE password_changed_at > ?", -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_double(st, 1, self->passwords_seen);
+            double newest = self->passwords_seen;
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                double at = sqlite3_column_double(st, 1);
+                drop_gone(self, (const char *)sqlite3_column_text(st, 0));
+                newest = at > newest ? at : newest;
+            }
+            sqlite3_finalize(st);
+            self->passwords_seen = newest;
+        }
+    }
+    pthread_mutex_unlock(&self->watch_lock);
+}
+
+/* The watching connection; none for a database that is not a file. */
+static void watch_open(sessions_t *self)
+{
+    pthread_mutex_init(&self->watch_lock, NULL);
+    const char *path = sqlite3_db_filename(store_db(self->db), "main");
+    if (!path || !*path)
+        return;
+    if (sqlite3_open_v2(path, &self->watch, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK
+        || sqlite3_prepare_v2(self->watch, "PRAGMA data_version", -1, &self->data_version, NULL) != SQLITE_OK) {
+        log_warn("security", "cannot watch %s for replaced passwords: %s", path, sqlite3_errmsg(self->watch));
+        sqlite3_close(self->watch);
+        self->watch = NULL;
+        return;
+    }
+    sqlite3_busy_timeout(self->watch, 1000);
+    self->version = data_version(self);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(self->watch, "SELECT max(password_changed_at) FROM users", -1, &st, NULL) == SQLITE_OK
+        && sqlite3_step(st) == SQLITE_ROW)
+        self->passwords_seen = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 sessions_t *sessions_new(store_t *db, double now)
@@ -139,6 +254,7 @@ sessions_t *sessions_new(store_t *db, double now)
                       sqlite3_column_double(st, 3));
     }
     sqlite3_reset(st);
+    watch_open(self);
     return self;
 }
 
@@ -153,6 +269,9 @@ void sessions_destroy(sessions_t **self_p)
             entry_free(e);
         }
     free(self->buckets);
+    sqlite3_finalize(self->data_version);
+    sqlite3_close(self->watch);
+    pthread_mutex_destroy(&self->watch_lock);
     pthread_rwlock_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -236,6 +355,7 @@ int sessions_create(sessions_t *self, const char *user_id, double now, double tt
 session_state_t sessions_check(sessions_t *self, const char *token, double now,
                                char *user_id, size_t user_len)
 {
+    follow_password_changes(self);
     unsigned char digest[DIGEST];
     digest_of(token, digest);
     session_state_t state = SESSION_UNKNOWN;

@@ -7,7 +7,9 @@
  *  survives kill -9); an in-memory index of the live sessions, loaded at
  *  start and kept in step by every change, answers validations.  Only this
  *  service writes sessions, so the index cannot go stale, and a validation
- *  never waits for the database mutex that a login holds through its fsync.
+ *  never waits for the database mutex that a login holds through its fsync;
+ *  the one outside writer, `keelctl user add` replacing a password (which
+ *  ends the user's sessions: users.h), is noticed before each validation.
  *  An expired session leaves the index at once and the file at the next
  *  sweep.  Functions that write take the gateway's database mutex held by
  *  the caller; sessions_check needs no outside lock. */

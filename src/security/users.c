@@ -18,6 +18,9 @@ static const char *const migrations[] = {
     "  failures INTEGER NOT NULL DEFAULT 0, window_start REAL NOT NULL DEFAULT 0,"
     "  locked_until REAL NOT NULL DEFAULT 0, level INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY(kind, key));",
+    /* When the password was last replaced (keelctl user add): SecurityGateway
+     * drops the user's older sessions from its index (sessions.h). */
+    "ALTER TABLE users ADD COLUMN password_changed_at REAL NOT NULL DEFAULT 0;",
     NULL,
 };
 
@@ -48,18 +51,39 @@ int users_add(store_t *db, const char *user_id, const char *hash, bool admin)
     return sqlite3_changes(store_db(db)) == 1 ? 0 : 1;
 }
 
-int users_upsert(store_t *db, const char *user_id, const char *hash, bool admin)
+/* The new password, its time, and the end of every session of the user. */
+static int replace_password(store_t *db, const char *user_id, const char *hash, bool admin)
 {
-    int rc = users_add(db, user_id, hash, admin);
-    if (rc != 1)
-        return rc;
-    sqlite3_stmt *st = store_prepare(db, "UPDATE users SET password_hash=?, is_admin=? WHERE user_id=?");
+    sqlite3_stmt *st = store_prepare(db, "UPDATE users SET password_hash=?, is_admin=?,"
+                                         " password_changed_at=? WHERE user_id=?");
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 2, admin);
-    sqlite3_bind_text(st, 3, user_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 3, clock_wall());
+    sqlite3_bind_text(st, 4, user_id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return -1;
+    st = store_prepare(db, "DELETE FROM sessions WHERE user_id=?");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_TRANSIENT);
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+int users_upsert(store_t *db, const char *user_id, const char *hash, bool admin)
+{
+    if (store_begin(db) < 0)
+        return -1;
+    int rc = users_add(db, user_id, hash, admin);
+    if (rc == 1)
+        rc = replace_password(db, user_id, hash, admin);
+    if (rc < 0 || store_commit(db) < 0) {
+        log_error("security", "cannot save the user: %s", store_errmsg(db));
+        store_rollback(db);
+        return -1;
+    }
+    return 0;
 }
 
 int users_get(store_t *db, const char *user_id, char *hash, size_t hash_len, bool *admin)

@@ -16,9 +16,12 @@ store_t *users_open(const char *path, char *err, size_t errlen);
 int users_add(store_t *db, const char *user_id, const char *hash, bool admin);
 /* 1 found (hash copied), 0 unknown, -1 error. */
 int users_get(store_t *db, const char *user_id, char *hash, size_t hash_len, bool *admin);
+/* The same password, hashed anew (a legacy hash upgraded): sessions stay. */
 int users_set_hash(store_t *db, const char *user_id, const char *hash);
 int users_touch_login(store_t *db, const char *user_id);
-/* Replaces an existing user's hash and role, or adds the user. */
+/* Adds the user, or replaces an existing user's password and role: then
+ * every session of the user ends (deleted from the file, and dropped from
+ * a running SecurityGateway's index at its next validation). */
 int users_upsert(store_t *db, const char *user_id, const char *hash, bool admin);
 long users_count(store_t *db);
 #endif

@@ -2,7 +2,8 @@
  *  password hashes (Argon2id, legacy SHA-256, constant-time checks), the
  *  lockout counter (the Nth failure locks, locked attempts do not extend,
  *  durations grow, success resets) and sessions (hash-only storage,
- *  absolute expiry, per-user limit, sweep). */
+ *  absolute expiry, per-user limit, sweep, the end of a user's sessions
+ *  when another process replaces the password). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "security/lockout.h"
 #include "security/passwd.h"
 #include "security/sessions.h"
@@ -159,12 +161,55 @@ static void test_sessions_hash_expiry_limit_sweep(void **state)
     sessions_destroy(&s);
 }
 
+/* The attack: a password reset left the user's sessions valid.  Now
+ * `keelctl user add` replacing a password (users_upsert, here on a second
+ * connection as keelctl's own) ends them: gone from the file, and from the
+ * index of a gateway that is running, at its next validation.  Other users'
+ * sessions and sessions made after the change stay; a hash upgraded in
+ * place (the same password) ends nothing. */
+static void test_password_change_ends_sessions(void **state)
+{
+    fixture_t *f = *state;
+    char path[128], err[128], hash[PASSWD_MAX];
+    snprintf(path, sizeof path, "%s/security.db", f->dir);
+    assert_int_equal(passwd_hash(&cheap, "old", hash), 0);
+    assert_int_equal(users_add(f->db, "u", hash, false), 0);
+    sessions_t *s = sessions_new(f->db, 0);
+    double now = clock_wall(), exp;
+    char t1[65], t2[65], other[65], later[65];
+    assert_int_equal(sessions_create(s, "u", now, 3600, 0, t1, &exp), 0);
+    assert_int_equal(sessions_create(s, "u", now, 3600, 0, t2, &exp), 0);
+    assert_int_equal(sessions_create(s, "w", now, 3600, 0, other, &exp), 0);
+    assert_int_equal(users_set_hash(f->db, "u", hash), 0);
+    assert_int_equal(sessions_check(s, t1, now, NULL, 0), SESSION_LIVE);
+
+    store_t *keelctl = users_open(path, err, sizeof err);
+    assert_non_null(keelctl);
+    assert_int_equal(passwd_hash(&cheap, "new", hash), 0);
+    assert_int_equal(users_upsert(keelctl, "u", hash, false), 0);
+    store_destroy(&keelctl);
+    assert_int_equal(sessions_check(s, t1, now, NULL, 0), SESSION_UNKNOWN);
+    assert_int_equal(sessions_check(s, t2, now, NULL, 0), SESSION_UNKNOWN);
+    assert_int_equal(sessions_check(s, other, now, NULL, 0), SESSION_LIVE);
+    assert_int_equal(sessions_create(s, "u", now, 3600, 0, later, &exp), 0);
+    assert_int_equal(sessions_check(s, later, now, NULL, 0), SESSION_LIVE);
+    sqlite3_stmt *st = store_prepare(f->db, "SELECT COUNT(*) FROM sessions WHERE user_id='u'");
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_reset(st);
+    /* A new user is only added: nothing ends. */
+    assert_int_equal(users_upsert(f->db, "x", hash, false), 0);
+    assert_int_equal(sessions_check(s, later, now, NULL, 0), SESSION_LIVE);
+    sessions_destroy(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sg23_argon2id_and_legacy),
         cmocka_unit_test_setup_teardown(test_sg47_lockout_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_hash_expiry_limit_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_password_change_ends_sessions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

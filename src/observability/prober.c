@@ -1,8 +1,8 @@
 /*  prober: see prober.h.
  *
  *  The sockets live in a ZMQ context of the prober's own, with a socket
- *  limit sized for the fleet: the process context keeps libzmq's default
- *  of 1023 sockets, far too few for a sweep over a thousand agents.  Each
+ *  limit sized for the fleet and an I/O thread apart from the services'
+ *  sockets, so a sweep over a thousand agents never slows a reply.  Each
  *  ZMQ probe gets a fresh REQ socket that is closed at the end of the
  *  sweep (LINGER 0), so a probe that timed out never leaves a REQ socket
  *  stuck waiting for its reply.  HTTP probes speak HTTP/1.0 with

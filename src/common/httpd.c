@@ -36,6 +36,7 @@
 #include <ifaddrs.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -96,11 +97,15 @@ typedef struct request_t {
     struct request_t *next_job;
 } request_t;
 
-/* A streamed reply, and where to park its connection while it waits. */
+/* A streamed reply, and where to park its connection while it waits.  A
+ * parked connection is neither read nor written, so a client that left is
+ * seen by the warden (a hang-up on the socket) and the stream then ends. */
 typedef struct stream_t {
     http_reply_t reply;
     httpd_t *httpd;
     struct MHD_Connection *mhd;
+    int fd;
+    bool gone;
     struct stream_t *next_parked;
 } stream_t;
 
@@ -487,6 +492,8 @@ static void patrol(httpd_t *self)
     }
     for (stream_t *s = self->parked, *next; s; s = next) {
         next = s->next_parked;
+        struct pollfd hangup = { s->fd, POLLRDHUP, 0 };
+        s->gone = s->fd >= 0 && poll(&hangup, 1, 0) > 0;
         MHD_resume_connection(s->mhd);
     }
     self->parked = NULL;
@@ -530,7 +537,7 @@ static struct MHD_Response *make_response(httpd_t *self, request_t *r)
     r->replied = true;
     if (reply->stream) {
         stream_t *s = calloc(1, sizeof *s);
-        *s = (stream_t){ *reply, self, r->mhd, NULL };
+        *s = (stream_t){ *reply, self, r->mhd, r->conn ? r->conn->fd : -1, false, NULL };
         return MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, s, stream_done);
     }
     return MHD_create_response_from_buffer(reply->body_len, reply->body, MHD_RESPMEM_MUST_FREE);
@@ -565,6 +572,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     stream_t *s = cls;
+    if (s->gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
     long n = s->reply.stream(s->reply.stream_arg, buf, max);
     if (n > 0)
         return (ssize_t)n;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,13 +84,22 @@ static long stream_fill(void *arg, char *buf, size_t max)
     return snprintf(buf, max, "chunk%d\n", s->chunks);
 }
 
-/* A stream that never has anything to say: ended by a stop. */
+/* A stream that never has anything to say: ended by a stop, or by its
+ * client leaving.  `idle_streams_ended` counts the ends. */
+static atomic_int idle_streams_ended;
+
 static long stream_idle(void *arg, char *buf, size_t max)
 {
     (void)arg;
     (void)buf;
     (void)max;
     return 0;
+}
+
+static void idle_stream_end(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&idle_streams_ended, 1);
 }
 
 static void on_idle_stream(void *ctx, const http_request_t *req, http_reply_t *reply)
@@ -99,6 +109,7 @@ static void on_idle_stream(void *ctx, const http_request_t *req, http_reply_t *r
     reply->status = 200;
     reply->content_type = "text/event-stream";
     reply->stream = stream_idle;
+    reply->stream_free = idle_stream_end;
 }
 
 static void on_stream(void *ctx, const http_request_t *req, http_reply_t *reply)
@@ -594,6 +605,22 @@ static void test_stop_with_requests_in_flight(void **state)
     teardown((void **)&f);
 }
 
+static void test_stream_ends_when_its_client_leaves(void **state)
+{
+    fixture_t *f = *state;
+    int before = atomic_load(&idle_streams_ended);
+    int fd = connect_from("127.0.0.1", f->port);
+    const char *req = "GET /idle HTTP/1.1\r\nHost: x\r\n\r\n";
+    send(fd, req, strlen(req), MSG_NOSIGNAL);
+    char head[256];
+    assert_true(recv(fd, head, sizeof head, 0) > 0);     /* the headers of the stream */
+    close(fd);
+    double end = clock_mono() + 3.0;
+    while (atomic_load(&idle_streams_ended) == before && clock_mono() < end)
+        usleep(20 * 1000);
+    assert_int_equal(atomic_load(&idle_streams_ended), before + 1);
+}
+
 static void test_port_in_use(void **state)
 {
     fixture_t *f = *state;
@@ -623,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_deadline_closes_a_trickle),
         cmocka_unit_test_setup_teardown(test_slow_handler_holds_no_one_up, setup, teardown),
         cmocka_unit_test(test_stop_with_requests_in_flight),
+        cmocka_unit_test_setup_teardown(test_stream_ends_when_its_client_leaves, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -358,13 +358,18 @@ static size_t address_of(const struct sockaddr *sa, unsigned char *out)
     return 0;
 }
 
+static peer_t **bucket_of(httpd_t *self, const unsigned char *addr, size_t len)
+{
+    unsigned h = 2166136261u;           /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ addr[i]) * 16777619u;
+    return &self->peers[h % PEER_BUCKETS];
+}
+
 /* The address's entry, made when `create`.  The caller holds the lock. */
 static peer_t *peer_of(httpd_t *self, const unsigned char *addr, size_t len, bool create)
 {
-    unsigned h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ addr[i]) * 16777619u;
-    peer_t **bucket = &self->peers[h % PEER_BUCKETS];
+    peer_t **bucket = bucket_of(self, addr, len);
     for (peer_t *p = *bucket; p; p = p->next)
         if (p->len == len && memcmp(p->addr, addr, len) == 0)
             return p;
@@ -383,10 +388,7 @@ static void peer_release(httpd_t *self, const unsigned char *addr, size_t len)
     peer_t *p = peer_of(self, addr, len, false);
     if (!p || --p->count > 0)
         return;
-    unsigned h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ addr[i]) * 16777619u;
-    for (peer_t **at = &self->peers[h % PEER_BUCKETS]; *at; at = &(*at)->next)
+    for (peer_t **at = bucket_of(self, addr, len); *at; at = &(*at)->next)
         if (*at == p) {
             *at = p->next;
             free(p);

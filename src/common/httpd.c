@@ -533,16 +533,24 @@ static bool host_allowed(httpd_t *self, const char *host)
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max);
 static void stream_done(void *cls);
 
+/* The response takes the reply's body or stream: nothing of it is the
+ * request's any more. */
 static struct MHD_Response *make_response(httpd_t *self, request_t *r)
 {
     http_reply_t *reply = &r->reply;
     r->replied = true;
+    struct MHD_Response *response;
     if (reply->stream) {
         stream_t *s = calloc(1, sizeof *s);
         *s = (stream_t){ *reply, self, r->mhd, r->conn ? r->conn->fd : -1, false, NULL };
-        return MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, s, stream_done);
+        response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, s, stream_done);
+    } else {
+        response = MHD_create_response_from_buffer(reply->body_len, reply->body, MHD_RESPMEM_MUST_FREE);
     }
-    return MHD_create_response_from_buffer(reply->body_len, reply->body, MHD_RESPMEM_MUST_FREE);
+    reply->body = NULL;
+    reply->stream = NULL;
+    reply->stream_free = NULL;
+    return response;
 }
 
 static enum MHD_Result send_reply(httpd_t *self, request_t *r)
@@ -550,8 +558,9 @@ static enum MHD_Result send_reply(httpd_t *self, request_t *r)
     if (!r->reply.body && !r->reply.stream)
         error_json(&r->reply, 500, "Internal error");
     count_request(self, r, r->reply.status);
+    const char *content_type = r->reply.content_type;
     struct MHD_Response *response = make_response(self, r);
-    MHD_add_response_header(response, "Content-Type", r->reply.content_type);
+    MHD_add_response_header(response, "Content-Type", content_type);
     MHD_add_response_header(response, "Cache-Control", "no-store");
     MHD_add_response_header(response, "Content-Security-Policy", SECURITY_POLICY);
     MHD_add_response_header(response, "X-Frame-Options", "DENY");
@@ -726,6 +735,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const c
     request_t *r = *con_cls;
     if (!r)
         return begin(self, mhd, url, method, con_cls);
+    /* Answered, yet asked again: libmicrohttpd was stopping and dropped
+     * the response.  Close. */
+    if (r->replied)
+        return MHD_NO;
     switch (r->phase) {
     case REQ_AUTHORIZING:       /* resumed: the headers' call again */
         if (overdue(self, r->conn)) {
@@ -762,11 +775,9 @@ static void on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
     httpd_t *self = cls;
     request_t *r = *con_cls;
     if (r) {
-        if (!r->replied) {
-            free(r->reply.body);
-            if (r->reply.stream_free)
-                r->reply.stream_free(r->reply.stream_arg);
-        }
+        free(r->reply.body);
+        if (r->reply.stream_free)
+            r->reply.stream_free(r->reply.stream_arg);
         free(r->body);
         free(r);
     }

@@ -133,7 +133,9 @@ run: deps
 	$(MAKE) $(BUILD)/keeld $(BUILD)/keelctl
 	exec $(BUILD)/keeld all
 
+# check-zsocket.sh: no ZMQ socket in src/ is made outside src/common/zsocket.c.
 unit: all
+	@sh tests/check-zsocket.sh
 	@sh tests/run-unit.sh $(BUILD)
 
 integration: all

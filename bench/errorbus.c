@@ -17,6 +17,7 @@
  *  Prints one JSON line per run. */
 #include "clock.h"
 #include "wire.h"
+#include "zsocket.h"
 
 #include <jansson.h>
 #include <nats/nats.h>
@@ -101,7 +102,7 @@ static int run_zmq(const char *ingress, const char *query, int npub, long events
     for (int i = 0; i < npub; i++) {
         pubs[i].id = i;
         pubs[i].events = share;
-        pubs[i].socket = zmq_socket(wire_context(), ZMQ_PUB);
+        pubs[i].socket = zsocket_new(ZMQ_PUB, ZSOCKET_CLIENT, 0);
         int hwm = (int)share + 1000, linger = 5000;
         zmq_setsockopt(pubs[i].socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(pubs[i].socket, ZMQ_LINGER, &linger, sizeof linger);

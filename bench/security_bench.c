@@ -14,7 +14,7 @@
 #include <zmq.h>
 
 #include "wire.h"
-#include "zcurve.h"
+#include "zsocket.h"
 
 typedef struct {
     const char *endpoint;
@@ -33,10 +33,9 @@ static double now_s(void)
 static void *client_main(void *arg)
 {
     job_t *job = arg;
-    void *req = zmq_socket(wire_context(), ZMQ_REQ);
-    int zero = 0;
-    zmq_setsockopt(req, ZMQ_LINGER, &zero, sizeof zero);
-    zcurve_client(req);
+    void *req = zsocket_new(ZMQ_REQ, ZSOCKET_CLIENT, 0);
+    if (!req)
+        return NULL;
     zmq_connect(req, job->endpoint);
     size_t len = strlen(job->frame);
     char reply[512];

@@ -34,6 +34,12 @@ function paint(id, html) {
   $(id).innerHTML = html;
 }
 
+/* Bar widths from data-width: the Content-Security-Policy refuses style
+ * attributes in markup, but not styles set from this script. */
+function setWidths(id) {
+  for (const el of $(id).querySelectorAll('[data-width]')) el.style.width = el.dataset.width + '%';
+}
+
 function num(value, digits) {
   return typeof value === 'number' && isFinite(value) ? value.toFixed(digits) : '–';
 }
@@ -222,9 +228,10 @@ function renderGpus(d) {
     return `<div class="card ${used / total > 0.9 ? 'bad' : ''}"><div class="label">${esc(name)}</div>` +
       `<div class="value">${num(used, 0)} / ${num(m.total_mb, 0)} MB</div>` +
       `<div class="dim">reserved ${num(reserved, 0)} MB, free ${num(m.free_mb, 0)} MB</div>` +
-      `<div class="bar"><span class="used" style="width:${(used / total * 100).toFixed(1)}%"></span>` +
-      `<span class="reserved" style="width:${(reserved / total * 100).toFixed(1)}%"></span></div></div>`;
+      `<div class="bar"><span class="used" data-width="${(used / total * 100).toFixed(1)}"></span>` +
+      `<span class="reserved" data-width="${(reserved / total * 100).toFixed(1)}"></span></div></div>`;
   }).join(''));
+  setWidths('gpu-cards');
   const models = (svc.policy && svc.policy.loaded_models) || (svc.vram && svc.vram.loaded_models) || {};
   paint('gpu-models', Object.keys(models).length ? Object.entries(models).map(([name, m]) => {
     const info = typeof m === 'object' && m ? m : { vram_mb: m };

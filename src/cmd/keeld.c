@@ -20,6 +20,7 @@
 #include "sdnotify.h"
 #include "service.h"
 #include "zcurve.h"
+#include "zsocket.h"
 
 #include "core/core.h"
 #include "errorbus/errorbus.h"
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* ErrorBus first, so the others' start-up errors have somewhere to go. */
 static const service_def_t *all_services[] = {
@@ -163,6 +165,23 @@ static void open_log(config_t *config)
         log_warn("keeld", "cannot open the log file %s; logging to stderr only", path);
 }
 
+/* The soft limit on open descriptors up to the hard one: every agent's
+ * connection is a descriptor, and the default soft limit (1,024) is what a
+ * thousand idle clients reach. */
+static void raise_descriptor_limit(void)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) < 0 || lim.rlim_cur >= lim.rlim_max)
+        return;
+    rlim_t was = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) == 0)
+        log_info("keeld", "open descriptors: soft limit raised from %llu to %llu",
+                 (unsigned long long)was, (unsigned long long)lim.rlim_max);
+    else
+        log_warn("keeld", "cannot raise the open descriptor limit from %llu", (unsigned long long)was);
+}
+
 typedef struct {
     const options_t *opts;
     service_t **services;
@@ -269,6 +288,7 @@ int main(int argc, char **argv)
     log_follow_journal();
     sdnotify_t *notify = sdnotify_new();        /* before any thread: it edits the environment */
     open_log(config);
+    raise_descriptor_limit();
     if (zcurve_configure(config, true) < 0) {   /* secure_zmq without usable keys: refuse */
         sdnotify_destroy(&notify);
         config_destroy(&config);
@@ -308,6 +328,7 @@ int main(int argc, char **argv)
     while (started > 0)
         service_destroy(&services[--started]);
     sdnotify_destroy(&notify);
+    zsocket_shutdown();
     config_destroy(&config);
     log_close();
     return rc;

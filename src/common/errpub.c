@@ -10,7 +10,7 @@
 #include "clock.h"
 #include "log.h"
 #include "wire.h"
-#include "zcurve.h"
+#include "zsocket.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -41,7 +41,7 @@ struct errpub_t {
 static void read_subscriptions(errpub_t *self)
 {
     unsigned char notice[64];
-    while (zmq_recv(self->socket, notice, sizeof notice, ZMQ_DONTWAIT) > 0)
+    while (self->socket && zmq_recv(self->socket, notice, sizeof notice, ZMQ_DONTWAIT) > 0)
         self->subscribed = notice[0] == 1;
 }
 
@@ -91,10 +91,9 @@ errpub_t *errpub_new(const char *endpoint, const char *agent)
     errpub_t *self = calloc(1, sizeof *self);
     pthread_mutex_init(&self->lock, NULL);
     self->agent = strdup(agent);
-    self->socket = zmq_socket(wire_context(), ZMQ_XPUB);
-    int zero = 0;
-    zmq_setsockopt(self->socket, ZMQ_LINGER, &zero, sizeof zero);
-    if (zcurve_client(self->socket) < 0)
+    /* An XPUB that connects: a client of the bus's SUB, which binds. */
+    self->socket = zsocket_new(ZMQ_XPUB, ZSOCKET_CLIENT, 0);
+    if (!self->socket)
         log_warn(agent, "SECURE_ZMQ is on but no client key: errors will not reach the bus");
     else if (zmq_connect(self->socket, endpoint) != 0)
         log_warn(agent, "error bus endpoint %s refused: %s", endpoint, zmq_strerror(zmq_errno()));
@@ -116,7 +115,8 @@ void errpub_destroy(errpub_t **self_p)
     for (int i = 0; i < self->nheld; i++)
         free(self->held[i]);
     pthread_mutex_unlock(&self->lock);
-    zmq_close(self->socket);
+    if (self->socket)
+        zmq_close(self->socket);
     pthread_mutex_destroy(&self->lock);
     free(self->agent);
     free(self);

@@ -191,9 +191,9 @@ static void on_http_routes(void *ctx, const http_request_t *req, http_reply_t *r
 }
 
 static const http_route_t http_routes[] = {
-    { "GET", "/health", on_http_health, ROUTE_PUBLIC },
-    { "GET", "/metrics", on_http_metrics, ROUTE_PUBLIC },
-    { "GET", "/routes", on_http_routes, ROUTE_PUBLIC },
+    { "GET", "/health", on_http_health, ROUTE_PUBLIC, 0 },
+    { "GET", "/metrics", on_http_metrics, ROUTE_PUBLIC, 0 },
+    { "GET", "/routes", on_http_routes, ROUTE_PUBLIC, 0 },
     { 0 },
 };
 
@@ -331,6 +331,31 @@ static void apply_modes(service_t *self, config_t *config)
     }
 }
 
+/* The HTTP limits of `http.*`, and the Host allow-list on a browser page. */
+static void configure_http(service_t *self)
+{
+    httpd_limits_t limits = HTTPD_DEFAULT_LIMITS;
+    config_t *c = self->config;
+    /* The key table holds each in its range (configkeys.c). */
+    limits.max_connections = (unsigned)config_int(c, "http.max_connections", limits.max_connections);
+    limits.max_per_address = (unsigned)config_int(c, "http.max_connections_per_address",
+                                                  limits.max_per_address);
+    limits.deadline_s = (unsigned)config_int(c, "http.request_deadline_s", limits.deadline_s);
+    limits.max_body = (size_t)config_int(c, "http.max_body_bytes", (long)limits.max_body);
+    limits.workers = (unsigned)config_int(c, "http.workers", limits.workers);
+    httpd_set_limits(self->http, &limits);
+    if (!self->def->serves_browsers)
+        return;
+    json_t *list = config_get(c, "http.allowed_hosts");
+    size_t n = json_array_size(list), k = 0;
+    const char **hosts = calloc(n + 1, sizeof *hosts);
+    for (size_t i = 0; i < n; i++)
+        if (json_is_string(json_array_get(list, i)))
+            hosts[k++] = json_string_value(json_array_get(list, i));
+    httpd_check_host(self->http, hosts, k);
+    free(hosts);
+}
+
 int service_start(service_t *self)
 {
     if (fs_mkdirs(self->data_dir) < 0) {
@@ -349,6 +374,7 @@ int service_start(service_t *self)
     }
     privilege_set_admin_check(self->privilege, token_check_admin, self->config);
     httpd_attach(self->http, http_routes, self);
+    configure_http(self);
     const char *bind = config_str(self->config, "bind", "127.0.0.1");
     if (httpd_start(self->http, bind, config_port(self->config, self->def->http_port)) < 0)
         return -1;

@@ -69,6 +69,7 @@ typedef struct {
     void (*health)(service_t *svc, json_t *dict);   /* adds or changes fields */
     void (*reload)(service_t *svc, config_t *fresh);
     const service_module_t *modules;    /* ends with { NULL } */
+    bool serves_browsers;       /* its HTTP port has a page: Host is checked (httpd.h) */
 } service_def_t;
 
 /* Reads the configuration afresh for a reload: a new config_t, or NULL

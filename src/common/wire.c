@@ -10,7 +10,7 @@
 #include "breaker.h"
 #include "clock.h"
 #include "log.h"
-#include "zcurve.h"
+#include "zsocket.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -84,21 +84,6 @@ struct wire_server_t {
     delegate_t **delegates;
     size_t ndelegates;
 };
-
-static pthread_once_t context_once = PTHREAD_ONCE_INIT;
-static void *context;
-
-static void context_init(void)
-{
-    context = zmq_ctx_new();
-    zmq_ctx_set(context, ZMQ_MAX_SOCKETS, 65536);
-}
-
-void *wire_context(void)
-{
-    pthread_once(&context_once, context_init);
-    return context;
-}
 
 const char *wire_dialect_name(wire_dialect_t dialect)
 {
@@ -225,13 +210,13 @@ wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
     self->max_request = 1 << 20;
     self->on_unknown = (route_t){ NULL, unknown_action, NULL, NULL, ROUTE_PUBLIC };
     pthread_mutex_init(&self->delegate_lock, NULL);
-    self->router = zmq_socket(wire_context(), ZMQ_ROUTER);
-    int zero = 0, hwm = 10000;
-    int64_t hard_cap = 64 << 20;    /* libzmq drops the connection past this: a far higher net */
-    zmq_setsockopt(self->router, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &hard_cap, sizeof hard_cap);
+    /* NULL under SECURE_ZMQ without server keys: wire_server_bind refuses then. */
+    self->router = zsocket_new(ZMQ_ROUTER, ZSOCKET_SERVER, 0);
+    int hwm = 10000;
+    if (self->router) {
+        zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    }
     snprintf(self->jobs_endpoint, sizeof self->jobs_endpoint, "inproc://wire-jobs-%p", (void *)self);
     snprintf(self->results_endpoint, sizeof self->results_endpoint, "inproc://wire-results-%p", (void *)self);
     if (metrics) {
@@ -258,7 +243,8 @@ void wire_server_destroy(wire_server_t **self_p)
     wire_server_stop(self);
     for (int i = 0; i < self->nattached; i++)
         wire_server_destroy(&self->attached[i]);
-    zmq_close(self->router);
+    if (self->router)
+        zmq_close(self->router);
     routes_free(&self->actions);
     routes_free(&self->commands);
     routes_free(&self->request_types);
@@ -278,8 +264,11 @@ void wire_server_destroy(wire_server_t **self_p)
 
 int wire_server_bind(wire_server_t *self, const char *endpoint)
 {
-    if (zcurve_server(self->router) < 0)   /* SECURE_ZMQ: never bind in plaintext */
+    if (!self->router) {
+        log_error(self->service, "cannot bind %s: no server socket (SECURE_ZMQ without keys?)",
+                  endpoint);
         return -1;
+    }
     if (zmq_bind(self->router, endpoint) != 0) {
         log_error(self->service, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
         return -1;
@@ -920,12 +909,10 @@ static void *worker_main(void *arg)
 {
     worker_t *me = arg;
     wire_server_t *self = me->server;
-    void *jobs = zmq_socket(wire_context(), ZMQ_PULL);
-    void *results = zmq_socket(wire_context(), ZMQ_PUSH);
-    int zero = 0, timeout = 100;
-    zmq_setsockopt(jobs, ZMQ_LINGER, &zero, sizeof zero);
+    void *jobs = zsocket_new(ZMQ_PULL, ZSOCKET_INPROC, 0);
+    void *results = zsocket_new(ZMQ_PUSH, ZSOCKET_INPROC, 0);
+    int timeout = 100;
     zmq_setsockopt(jobs, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    zmq_setsockopt(results, ZMQ_LINGER, &zero, sizeof zero);
     zmq_connect(jobs, self->jobs_endpoint);
     zmq_connect(results, self->results_endpoint);
     message_t m;
@@ -949,11 +936,8 @@ static void route_result(wire_server_t *self, message_t *m)
 
 static void start_workers(wire_server_t *self, void **jobs, void **results)
 {
-    *jobs = zmq_socket(wire_context(), ZMQ_PUSH);
-    *results = zmq_socket(wire_context(), ZMQ_PULL);
-    int zero = 0;
-    zmq_setsockopt(*jobs, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(*results, ZMQ_LINGER, &zero, sizeof zero);
+    *jobs = zsocket_new(ZMQ_PUSH, ZSOCKET_INPROC, 0);
+    *results = zsocket_new(ZMQ_PULL, ZSOCKET_INPROC, 0);
     zmq_bind(*jobs, self->jobs_endpoint);
     zmq_bind(*results, self->results_endpoint);
     for (int i = 0; i < self->nworkers; i++)
@@ -1091,10 +1075,8 @@ static int client_open(wire_client_t *self)
 {
     if (self->socket)
         return 0;
-    self->socket = zmq_socket(wire_context(), ZMQ_REQ);
-    int zero = 0;
-    zmq_setsockopt(self->socket, ZMQ_LINGER, &zero, sizeof zero);
-    if (zcurve_client(self->socket) < 0 || zmq_connect(self->socket, self->endpoint) != 0) {
+    self->socket = zsocket_new(ZMQ_REQ, ZSOCKET_CLIENT, 0);
+    if (!self->socket || zmq_connect(self->socket, self->endpoint) != 0) {
         client_close(self);
         return -1;
     }

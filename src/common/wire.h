@@ -72,8 +72,6 @@ typedef struct {
 
 typedef struct wire_server_t wire_server_t;
 
-void *wire_context(void);       /* the process's ZMQ context */
-
 /* `service` labels the metrics; `metrics` may be NULL. */
 wire_server_t *wire_server_new(const char *service, metrics_t *metrics);
 void wire_server_destroy(wire_server_t **self_p);

@@ -8,7 +8,6 @@
 #include "zcurve.h"
 #include "fsutil.h"
 #include "log.h"
-#include "wire.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -242,26 +241,25 @@ static void *zap_main(void *arg)
     return NULL;
 }
 
-/* Starts the ZAP handler once per process.  Called with the lock held. */
-static int zap_start(void)
+int zcurve_serve_zap(void *rep)
 {
-    if (curve.zap_started)
-        return 0;
-    void *rep = zmq_socket(wire_context(), ZMQ_REP);
-    int zero = 0;
-    zmq_setsockopt(rep, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_bind(rep, ZAP_ENDPOINT) != 0) {
+    pthread_mutex_lock(&curve.lock);
+    int rc = -1;
+    if (curve.zap_started) {
+        log_error("zcurve", "the ZAP handler is already running");
+    } else if (zmq_bind(rep, ZAP_ENDPOINT) != 0) {
         log_error("zcurve", "cannot start the ZAP handler: %s", zmq_strerror(zmq_errno()));
-        zmq_close(rep);
-        return -1;
+    } else {
+        atomic_store(&curve.zap_running, true);
+        if (pthread_create(&curve.zap, NULL, zap_main, rep) == 0) {
+            curve.zap_started = true;
+            rc = 0;
+        }
     }
-    atomic_store(&curve.zap_running, true);
-    if (pthread_create(&curve.zap, NULL, zap_main, rep) != 0) {
+    pthread_mutex_unlock(&curve.lock);
+    if (rc < 0)
         zmq_close(rep);
-        return -1;
-    }
-    curve.zap_started = true;
-    return 0;
+    return rc;
 }
 
 void zcurve_shutdown(void)
@@ -286,7 +284,7 @@ int zcurve_server(void *socket)
         int one = 1;
         if (!curve.have_server && load_pair("server", &curve.server, false) == 0)
             curve.have_server = true;
-        if (!curve.have_server || zap_start() < 0
+        if (!curve.have_server || !curve.zap_started
             || zmq_setsockopt(socket, ZMQ_ZAP_DOMAIN, "keel", 4) != 0
             || zmq_setsockopt(socket, ZMQ_CURVE_SERVER, &one, sizeof one) != 0
             || zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY, curve.server.sec, 32) != 0) {

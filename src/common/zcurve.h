@@ -13,7 +13,8 @@
  *  effect for the next connection without a restart.  The ZAP handler is a
  *  REP socket on inproc://zeromq.zap.01 in the process's ZMQ context (czmq's
  *  zauth lives in czmq's own context and cannot serve sockets made in
- *  ours).  Secret key files readable by group or others are refused. */
+ *  ours); zsocket.c makes that socket, as it makes every other, and hands
+ *  it over.  Secret key files readable by group or others are refused. */
 #ifndef KEEL_ZCURVE_H
 #define KEEL_ZCURVE_H
 #include <stdbool.h>
@@ -25,10 +26,15 @@
  * must exist too.  0, or -1 with the reason logged.  Without this call the
  * first socket configures from SECURE_ZMQ and ZMQ_CERTIFICATES_DIR. */
 int zcurve_configure(config_t *config, bool need_server);
+/* Whether SECURE_ZMQ is on (configured from the environment when
+ * zcurve_configure was not called). */
 bool zcurve_enabled(void);
+/* Binds `rep` (a REP socket, taken over in every case) to the ZAP endpoint
+ * and answers it on a thread of its own until zcurve_shutdown.  0 or -1. */
+int zcurve_serve_zap(void *rep);
 /* Makes `socket` a CURVE server behind the allow-list; a no-op when
- * disabled.  -1 (logged) when enabled but the server pair is missing: the
- * caller must not bind a plaintext socket then. */
+ * disabled.  -1 (logged) when enabled but the server pair is missing or no
+ * ZAP handler serves yet: the caller must not bind a plaintext socket then. */
 int zcurve_server(void *socket);
 /* Makes `socket` a CURVE client of the Keel servers; a no-op when disabled. */
 int zcurve_client(void *socket);
@@ -37,6 +43,6 @@ int zcurve_client(void *socket);
 int zcurve_generate(const char *dir, bool force, char *err, size_t errlen);
 /* Writes an extra client pair NAME.key/NAME.key_secret and allows it. */
 int zcurve_generate_client(const char *dir, const char *name, char *err, size_t errlen);
-/* Stops the ZAP handler (tests); sockets made afterwards start it again. */
+/* Stops the ZAP handler and closes its socket (zsocket_shutdown, at exit). */
 void zcurve_shutdown(void);
 #endif

@@ -22,6 +22,7 @@
 #include "heap.h"
 #include "log.h"
 #include "pickle.h"
+#include "zsub.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -47,6 +48,7 @@ struct coordinator_t {
     int timeout_ms;
     double pause_s, inactivity_s, inactivity_check_s, save_s;
     char interrupt_ep[256], language_ep[256], metrics_path[4096];
+    size_t max_frame;           /* the cap on a subscription's frame (zsub.h) */
 
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -457,32 +459,6 @@ static void on_language(coordinator_t *self, const char *data, size_t len)
     json_decref(request);
 }
 
-static void *sub_socket(const char *endpoint)
-{
-    void *s = zmq_socket(wire_context(), ZMQ_SUB);
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
-    if (*endpoint && zmq_connect(s, endpoint) != 0)
-        log_warn("core", "cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
-    return s;
-}
-
-/* Reads one message; the last frame is the payload (a topic may precede it). */
-static int read_message(void *socket, zmq_msg_t *last)
-{
-    int more = 1, frames = 0;
-    while (more) {
-        zmq_msg_close(last);
-        zmq_msg_init(last);
-        if (zmq_msg_recv(last, socket, ZMQ_DONTWAIT) < 0)
-            return frames ? frames : -1;
-        frames++;
-        more = zmq_msg_more(last);
-    }
-    return frames;
-}
-
 static void timers(coordinator_t *self, double *last_check, double *last_save)
 {
     double now = clock_mono();
@@ -505,7 +481,11 @@ static void timers(coordinator_t *self, double *last_check, double *last_save)
 static void *listener(void *arg)
 {
     coordinator_t *self = arg;
-    void *interrupt = sub_socket(self->interrupt_ep), *language = sub_socket(self->language_ep);
+    /* NULL when SECURE_ZMQ has no client key: that channel is not heard. */
+    zsub_t *subs[2] = { zsub_new(self->interrupt_ep, self->max_frame),
+                        zsub_new(self->language_ep, self->max_frame) };
+    static const char *const channels[2] = { "interrupt", "language" };
+    long drops[2] = { 0, 0 };
     double last_check = clock_mono(), last_save = clock_mono();
     zmq_msg_t msg;
     zmq_msg_init(&msg);
@@ -515,18 +495,28 @@ static void *listener(void *arg)
         pthread_mutex_unlock(&self->lock);
         if (!running)
             break;
-        zmq_pollitem_t items[] = { { interrupt, 0, ZMQ_POLLIN, 0 }, { language, 0, ZMQ_POLLIN, 0 } };
-        if (zmq_poll(items, 2, 100) > 0) {
-            if ((items[0].revents & ZMQ_POLLIN) && read_message(interrupt, &msg) > 0)
-                on_interrupt(self);
-            if ((items[1].revents & ZMQ_POLLIN) && read_message(language, &msg) > 0)
-                on_language(self, zmq_msg_data(&msg), zmq_msg_size(&msg));
+        zmq_pollitem_t items[4];
+        int at[3] = { 0, 0, 0 };        /* subscription i polls items[at[i] .. at[i + 1]) */
+        for (int i = 0; i < 2; i++)
+            at[i + 1] = at[i] + (subs[i] ? zsub_pollitems(subs[i], items + at[i]) : 0);
+        if (zmq_poll(items, at[2], 100) > 0) {
+            for (int i = 0; i < 2; i++) {
+                if (at[i + 1] == at[i] || zsub_recv(subs[i], items + at[i], &msg) == 0)
+                    continue;
+                if (i == 0)
+                    on_interrupt(self);
+                else
+                    on_language(self, zmq_msg_data(&msg), zmq_msg_size(&msg));
+            }
         }
+        for (int i = 0; i < 2; i++)
+            for (long d = subs[i] ? zsub_drops(subs[i]) : 0; drops[i] < d; drops[i]++)
+                count(self, "keel_core_subscription_drops_total", "channel", channels[i]);
         timers(self, &last_check, &last_save);
     }
     zmq_msg_close(&msg);
-    zmq_close(interrupt);
-    zmq_close(language);
+    zsub_destroy(&subs[0]);
+    zsub_destroy(&subs[1]);
     return NULL;
 }
 
@@ -578,6 +568,8 @@ coordinator_t *core_coordinator_new(service_t *svc, registry_t *registry)
     self->inactivity_s = config_double(cfg, "core.coordinator.inactivity_s", 300.0);
     self->inactivity_check_s = config_double(cfg, "core.coordinator.inactivity_check_s", 30.0);
     self->save_s = config_double(cfg, "core.coordinator.metrics_save_s", 300.0);
+    long max_frame = config_int(cfg, "core.coordinator.max_frame_bytes", 256 << 10);
+    self->max_frame = (size_t)(max_frame > 0 ? max_frame : 256 << 10);
     snprintf(self->interrupt_ep, sizeof self->interrupt_ep, "%s",
              config_str(cfg, "core.coordinator.interrupt_endpoint", "tcp://127.0.0.1:5576"));
     snprintf(self->language_ep, sizeof self->language_ep, "%s",
@@ -598,8 +590,11 @@ coordinator_t *core_coordinator_new(service_t *svc, registry_t *registry)
         { "keel_core_tasks_dropped_total", "Tasks dropped, by reason (queue_full, breaker_open)." },
         { "keel_core_interrupts_total", "Interrupts received (queue cleared)." },
         { "keel_core_language_frames_total", "Language-analysis frames by outcome." },
+        { "keel_core_subscription_drops_total",
+          "Connections to the interrupt or language publisher dropped and made anew (a frame over"
+          " core.coordinator.max_frame_bytes, or the publisher went away)." },
     };
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < 5; i++)
         metrics_declare(svc->metrics, families[i][0], families[i][1], METRIC_COUNTER, NULL, 0);
     metrics_declare(svc->metrics, "keel_core_queue_size", "Tasks waiting in the coordinator queue.",
                     METRIC_GAUGE, NULL, 0);

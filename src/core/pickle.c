@@ -7,7 +7,16 @@
  *  a copy, though, because JSON values are reference counted trees: a
  *  shared one would let a recursive pickle build a cycle (never freed) and
  *  a chain of doubled references a value exponentially larger than its
- *  frame.  The copies are counted against MAX_COPIED.  Each stack entry
+ *  frame.  Only the containers are copied, and their cost (one unit per
+ *  value, one per COPY_KEY_BYTES of dict key, since jansson copies keys)
+ *  is counted against MAX_COPIED; strings and other scalars are shared, so
+ *  a long string fetched a thousand times is held once.
+ *
+ *  Bytes that are UTF-8 become text, as the coordinator reads them; other
+ *  bytes become {"base64": "..."}: lossless, 4/3 of their size, and still
+ *  not a string, so they are never mistaken for a transcription.  (They
+ *  were once a list with one JSON integer per byte, 20 to 26 times the
+ *  frame in memory.)  Each stack entry
  *  carries its nesting depth, because TUPLE1 wraps the top in a new list in
  *  one byte, and every consumer of the value (jansson's encoder and
  *  destructor among them) recurses once per level.  Limits (stack depth,
@@ -16,6 +25,7 @@
  *  rather than rounded. */
 #include "pickle.h"
 
+#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +33,8 @@
 
 #define MAX_STACK 4096
 #define MAX_MEMO 65536
-#define MAX_COPIED 100000       /* values copied out of the memo, per frame */
+#define MAX_COPIED 100000       /* cost of the containers copied out of the memo, per frame */
+#define COPY_KEY_BYTES 64
 #define MAX_NEST 1000           /* Python's own default recursion limit */
 #define MARK_SENTINEL ((json_t *)&mark_sentinel)
 
@@ -115,10 +126,15 @@ static int text(pk_t *k, size_t n, int as_bytes)
         return -1;
     json_t *s = json_stringn((const char *)k->p, n);
     if (!s && as_bytes) {
-        /* Bytes that are not UTF-8 have no JSON text; keep them as a list of octets. */
-        s = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(s, json_integer(k->p[i]));
+        size_t len = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+        char *b64 = malloc(len);
+        if (!b64)
+            return fail(k, "out of memory");
+        sodium_bin2base64(b64, len, k->p, n, sodium_base64_VARIANT_ORIGINAL);
+        s = json_pack("{s:s}", "base64", b64);
+        free(b64);
+        if (!s)
+            return fail(k, "out of memory");
     }
     if (!s)
         return fail(k, "string is not valid UTF-8");
@@ -148,23 +164,45 @@ static int memo_put(pk_t *k, size_t index)
     return 0;
 }
 
-/* Values in v, counting no further than limit + 1. */
-static size_t count_values(json_t *v, size_t limit)
+/* The cost of copying v's containers, counting no further than limit + 1. */
+static size_t copy_cost(json_t *v, size_t limit)
 {
     size_t n = 1;
     if (json_is_array(v)) {
         for (size_t i = 0; i < json_array_size(v) && n <= limit; i++)
-            n += count_values(json_array_get(v, i), limit - n);
+            n += copy_cost(json_array_get(v, i), limit - n);
     } else if (json_is_object(v)) {
         const char *key;
         json_t *item;
         json_object_foreach(v, key, item) {
             if (n > limit)
                 break;
-            n += count_values(item, limit - n);
+            n += strlen(key) / COPY_KEY_BYTES;
+            if (n <= limit)
+                n += copy_cost(item, limit - n);
         }
     }
     return n;
+}
+
+/* A copy of v's containers that shares its scalars (a new reference). */
+static json_t *copy_containers(json_t *v)
+{
+    if (json_is_array(v)) {
+        json_t *copy = json_array();
+        for (size_t i = 0; i < json_array_size(v); i++)
+            json_array_append_new(copy, copy_containers(json_array_get(v, i)));
+        return copy;
+    }
+    if (json_is_object(v)) {
+        json_t *copy = json_object();
+        const char *key;
+        json_t *item;
+        json_object_foreach(v, key, item)
+            json_object_set_new(copy, key, copy_containers(item));
+        return copy;
+    }
+    return json_incref(v);
 }
 
 /* Nesting depth of v, which is never deeper than MAX_NEST + 1. */
@@ -196,11 +234,11 @@ static int memo_get(pk_t *k, size_t index)
     json_t *v = k->memo[index];
     if (!json_is_array(v) && !json_is_object(v))
         return push(k, json_incref(v));
-    size_t n = count_values(v, MAX_COPIED - k->copied);
+    size_t n = copy_cost(v, MAX_COPIED - k->copied);
     if (n > MAX_COPIED - k->copied)
         return fail(k, "memo references expand too far");
     k->copied += n;
-    if (push(k, json_deep_copy(v)) < 0)
+    if (push(k, copy_containers(v)) < 0)
         return -1;
     k->nest[k->depth - 1] = nest_depth(v);
     return 0;

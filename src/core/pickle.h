@@ -1,6 +1,6 @@
 /*  pickle: a decoder for the safe subset of Python's pickle format (protocols
- *  2 to 5): dicts, lists, tuples (as lists), str, bytes (as text when UTF-8),
- *  int, float, bool and None.  StreamingLanguageAnalyzer and
+ *  2 to 5): dicts, lists, tuples (as lists), str, bytes (as text when UTF-8,
+ *  else {"base64": "..."}), int, float, bool and None.  StreamingLanguageAnalyzer and
  *  StreamingInterruptHandler publish pickled dicts; unpickling them in
  *  Python ran whatever the sender chose.  Here every opcode that could name
  *  a class or call a function (GLOBAL, STACK_GLOBAL, REDUCE, BUILD, INST,

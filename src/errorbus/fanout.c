@@ -10,8 +10,7 @@
  *  means; the bus's own record is the database, not the fan-out. */
 #include "fanout.h"
 #include "log.h"
-#include "wire.h"
-#include "zcurve.h"
+#include "zsocket.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -52,13 +51,13 @@ fanout_t *fanout_new(const char *endpoint, metrics_t *metrics, size_t queue_max)
     self->queue_max = queue_max ? queue_max : 1;
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->wake, NULL);
-    self->pub = zmq_socket(wire_context(), ZMQ_XPUB);
-    int zero = 0, hwm = 100000;
-    zmq_setsockopt(self->pub, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(self->pub, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    if (zcurve_server(self->pub) < 0 || zmq_bind(self->pub, endpoint) != 0) {
+    self->pub = zsocket_new(ZMQ_XPUB, ZSOCKET_SERVER, 0);
+    int hwm = 100000;
+    if (self->pub)
+        zmq_setsockopt(self->pub, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (!self->pub || zmq_bind(self->pub, endpoint) != 0) {
         log_error("errorbus", "cannot bind the fan-out on %s: %s", endpoint,
-                  zmq_strerror(zmq_errno()));
+                  self->pub ? zmq_strerror(zmq_errno()) : "no server socket");
         fanout_destroy(&self);
         return NULL;
     }

@@ -12,8 +12,7 @@
 #include "ingress.h"
 #include "clock.h"
 #include "log.h"
-#include "wire.h"
-#include "zcurve.h"
+#include "zsocket.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -49,19 +48,18 @@ ingress_t *ingress_new(const char *endpoint, evstore_t *store, metrics_t *metric
     self->store = store;
     self->metrics = metrics;
     self->max_event = max_event;
-    self->sub = zmq_socket(wire_context(), ZMQ_SUB);
-    int zero = 0;
-    int64_t hard_cap = (int64_t)max_event * 4 + (64 << 10);
-    zmq_setsockopt(self->sub, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(self->sub, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
-    zmq_setsockopt(self->sub, ZMQ_MAXMSGSIZE, &hard_cap, sizeof hard_cap);
-    zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, "ERROR", 5);
     /* With SECURE_ZMQ the agents' publishers (errpub included) are CURVE
-     * clients; never fall back to a plaintext bind. */
-    if (zcurve_server(self->sub) < 0 || zmq_bind(self->sub, endpoint) != 0) {
+     * clients of this bound SUB. */
+    self->sub = zsocket_new(ZMQ_SUB, ZSOCKET_SERVER, max_event * 4 + (64 << 10));
+    if (self->sub) {
+        zmq_setsockopt(self->sub, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+        zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, "ERROR", 5);
+    }
+    if (!self->sub || zmq_bind(self->sub, endpoint) != 0) {
         log_error("errorbus", "cannot bind the ingress on %s: %s", endpoint,
-                  zmq_strerror(zmq_errno()));
-        zmq_close(self->sub);
+                  self->sub ? zmq_strerror(zmq_errno()) : "no server socket");
+        if (self->sub)
+            zmq_close(self->sub);
         free(self);
         return NULL;
     }

@@ -390,12 +390,12 @@ static void http_ack(void *ctx, const http_request_t *req, http_reply_t *reply)
 /* The page and its data are public; restarting an agent and acknowledging
  * an alert are an operator's, with the same token on the wire. */
 static const http_route_t routes[] = {
-    { "GET", "/", http_asset, ROUTE_PUBLIC },
-    { "GET", "/ui/*", http_asset, ROUTE_PUBLIC },
-    { "GET", "/api/dashboard", http_dashboard, ROUTE_PUBLIC },
-    { "GET", "/api/agent", http_agent, ROUTE_PUBLIC },
-    { "POST", "/api/restart", http_restart, ROUTE_ADMIN },
-    { "POST", "/api/ack", http_ack, ROUTE_ADMIN },
+    { "GET", "/", http_asset, ROUTE_PUBLIC, 0 },
+    { "GET", "/ui/*", http_asset, ROUTE_PUBLIC, 0 },
+    { "GET", "/api/dashboard", http_dashboard, ROUTE_PUBLIC, 0 },
+    { "GET", "/api/agent", http_agent, ROUTE_PUBLIC, 0 },
+    { "POST", "/api/restart", http_restart, ROUTE_ADMIN, 0 },
+    { "POST", "/api/ack", http_ack, ROUTE_ADMIN, 0 },
     { 0 },
 };
 

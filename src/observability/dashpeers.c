@@ -2,8 +2,8 @@
  *
  *  Not wire_call in a loop: its calls are sequential, so four services
  *  down would cost four timeouts on every refresh.  Here the REQ sockets
- *  are made as wire.c makes them (linger 0, CURVE when SECURE_ZMQ is on)
- *  and polled together.  A socket that got no reply is closed with
+ *  are made as wire.c makes them (zsocket.h: linger 0, CURVE when
+ *  SECURE_ZMQ is on) and polled together.  A socket that got no reply is closed with
  *  linger 0, which drops its request: nothing waits on a dead service.
  *
  *  The failed-login figures exist only as SecurityGateway's Prometheus
@@ -11,8 +11,7 @@
  *  GET on a socket with send and receive timeouts. */
 #include "dashpeers.h"
 #include "clock.h"
-#include "wire.h"
-#include "zcurve.h"
+#include "zsocket.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -31,14 +30,13 @@ static void *open_call(config_t *config, dashpeer_call_t *call)
 {
     char endpoint[256];
     config_local_endpoint(config, call->port, endpoint, sizeof endpoint);
-    void *socket = zmq_socket(wire_context(), ZMQ_REQ);
-    int zero = 0;
-    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof zero);
+    void *socket = zsocket_new(ZMQ_REQ, ZSOCKET_CLIENT, 0);
     char *text = json_dumps(call->request, JSON_COMPACT);
-    if (!text || zcurve_client(socket) < 0 || zmq_connect(socket, endpoint) != 0
+    if (!socket || !text || zmq_connect(socket, endpoint) != 0
         || zmq_send(socket, text, strlen(text), ZMQ_DONTWAIT) < 0) {
         snprintf(call->error, sizeof call->error, "cannot send to %.70s", endpoint);
-        zmq_close(socket);
+        if (socket)
+            zmq_close(socket);
         socket = NULL;
     }
     free(text);

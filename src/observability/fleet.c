@@ -11,6 +11,7 @@
 #include "log.h"
 #include "predictor.h"
 #include "wire.h"
+#include "zsocket.h"
 
 #include <malloc.h>
 #include <stdio.h>
@@ -184,10 +185,8 @@ fleet_t *fleet_new(const fleet_args_t *args)
     }
     self->prober = prober_new((int)config_int(cfg, "observability.max_agents", 4096) * 2);
     if (args->status_endpoint) {
-        self->pub = zmq_socket(wire_context(), ZMQ_PUB);
-        int zero = 0;
-        zmq_setsockopt(self->pub, ZMQ_LINGER, &zero, sizeof zero);
-        if (zmq_bind(self->pub, args->status_endpoint) != 0) {
+        self->pub = zsocket_new(ZMQ_PUB, ZSOCKET_SERVER, 0);
+        if (self->pub && zmq_bind(self->pub, args->status_endpoint) != 0) {
             log_warn("observability", "status PUB cannot bind %s: %s", args->status_endpoint,
                      zmq_strerror(zmq_errno()));
             zmq_close(self->pub);

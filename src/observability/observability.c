@@ -531,17 +531,17 @@ static const wire_route_t routes[] = {
 /* The same four writes over HTTP, an administrator's as on ZMQ (the
  * phase-1 deploy script, not an agent, posted update_agent_health). */
 static const http_route_t http_routes[] = {
-    { "GET", "/metrics.json", http_metrics_json, ROUTE_PUBLIC },
-    { "GET", "/health_summary", http_health_summary, ROUTE_PUBLIC },
-    { "GET", "/alerts", http_alerts, ROUTE_PUBLIC },
-    { "GET", "/alert_rules", http_alert_rules, ROUTE_PUBLIC },
-    { "GET", "/anomalies", http_anomalies, ROUTE_PUBLIC },
-    { "GET", "/fleet", http_fleet, ROUTE_PUBLIC },
-    { "GET", "/performance_metrics/*", http_performance, ROUTE_PUBLIC },
-    { "POST", "/update_agent_health", http_update_health, ROUTE_ADMIN },
-    { "POST", "/add_alert_rule", http_add_rule, ROUTE_ADMIN },
-    { "POST", "/trigger_recovery", http_trigger_recovery, ROUTE_ADMIN },
-    { "POST", "/acknowledge_alert", http_acknowledge, ROUTE_ADMIN },
+    { "GET", "/metrics.json", http_metrics_json, ROUTE_PUBLIC, 0 },
+    { "GET", "/health_summary", http_health_summary, ROUTE_PUBLIC, 0 },
+    { "GET", "/alerts", http_alerts, ROUTE_PUBLIC, 0 },
+    { "GET", "/alert_rules", http_alert_rules, ROUTE_PUBLIC, 0 },
+    { "GET", "/anomalies", http_anomalies, ROUTE_PUBLIC, 0 },
+    { "GET", "/fleet", http_fleet, ROUTE_PUBLIC, 0 },
+    { "GET", "/performance_metrics/*", http_performance, ROUTE_PUBLIC, 0 },
+    { "POST", "/update_agent_health", http_update_health, ROUTE_ADMIN, 0 },
+    { "POST", "/add_alert_rule", http_add_rule, ROUTE_ADMIN, 0 },
+    { "POST", "/trigger_recovery", http_trigger_recovery, ROUTE_ADMIN, 0 },
+    { "POST", "/acknowledge_alert", http_acknowledge, ROUTE_ADMIN, 0 },
     { 0 },
 };
 
@@ -662,4 +662,5 @@ const service_def_t observability_service = {
     .health = health_hook,
     .reload = obs_reload,
     .modules = modules,
+    .serves_browsers = true,        /* the dashboard */
 };

@@ -3,7 +3,7 @@
 #include "perffeeds.h"
 #include "clock.h"
 #include "log.h"
-#include "wire.h"
+#include "zsocket.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -25,13 +25,13 @@ struct perffeeds_t {
 
 static void *open_pub(const char *endpoint)
 {
-    void *pub = zmq_socket(wire_context(), ZMQ_PUB);
-    int zero = 0;
-    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_bind(pub, endpoint) == 0)
+    void *pub = zsocket_new(ZMQ_PUB, ZSOCKET_SERVER, 0);
+    if (pub && zmq_bind(pub, endpoint) == 0)
         return pub;
-    log_warn("observability", "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
-    zmq_close(pub);
+    log_warn("observability", "cannot bind %s: %s", endpoint,
+             pub ? zmq_strerror(zmq_errno()) : "no server socket");
+    if (pub)
+        zmq_close(pub);
     return NULL;
 }
 

@@ -2,7 +2,7 @@
  *  the broadcast thread alone. */
 #include "broadcast.h"
 #include "log.h"
-#include "wire.h"
+#include "zsocket.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -50,13 +50,12 @@ static int send_one(rs_broadcast_t *self, void *pub)
 static void *broadcast_main(void *arg)
 {
     rs_broadcast_t *self = arg;
-    void *pub = zmq_socket(wire_context(), ZMQ_PUB);
-    int zero = 0;
-    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_bind(pub, self->endpoint) != 0) {
+    void *pub = zsocket_new(ZMQ_PUB, ZSOCKET_SERVER, 0);
+    if (!pub || zmq_bind(pub, self->endpoint) != 0) {
         log_error("resource", "health broadcast cannot bind %s: %s", self->endpoint,
-                  zmq_strerror(zmq_errno()));
-        zmq_close(pub);
+                  pub ? zmq_strerror(zmq_errno()) : "no server socket");
+        if (pub)
+            zmq_close(pub);
         return NULL;
     }
     log_info("resource", "health broadcast on %s every %g s", self->endpoint, self->interval_s);

@@ -169,7 +169,7 @@ static const wire_route_t routes[] = {
 };
 
 static const http_route_t http_routes[] = {
-    { "POST", "/jwt/rotate", on_http_rotate, ROUTE_ADMIN },
+    { "POST", "/jwt/rotate", on_http_rotate, ROUTE_ADMIN, 0 },
     { 0 },
 };
 

@@ -27,12 +27,18 @@ def free_port():
 
 
 class _Router(threading.Thread):
-    def __init__(self, port=None):
+    """`curve_secret`: be a CURVE server with that secret key, as a kept agent
+    is under SECURE_ZMQ (its secure_zmq.configure_secure_server)."""
+
+    def __init__(self, port=None, curve_secret=None):
         super().__init__(daemon=True)
         self.port = port or free_port()
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if curve_secret:
+            self.sock.curve_server = True
+            self.sock.curve_secretkey = curve_secret
         self.sock.bind("tcp://127.0.0.1:%d" % self.port)
         self.stopping = threading.Event()
         self.requests = []
@@ -73,9 +79,9 @@ class _Router(threading.Thread):
 
 
 class StandInAgent(_Router):
-    def __init__(self, mode="ok", port=None):
+    def __init__(self, mode="ok", port=None, curve_secret=None):
         self.mode = mode
-        super().__init__(port)
+        super().__init__(port, curve_secret)
 
     def reply(self, request):
         mode = self.mode

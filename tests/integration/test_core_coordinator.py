@@ -2,9 +2,10 @@
 requests by `type`, the priority formula, the bounded queue, dispatch to the
 downstream agents found in the registry behind circuit breakers, the
 suggestion port, interrupts, language-analysis frames (JSON and pickles through
-the safe decoder), the metrics file and error-bus reports.  No kept agent sends
-a `type` request, so the route is an administrator's and every one here carries
-a token."""
+the safe decoder), the metrics file and error-bus reports; frames over the
+subscriptions' cap and non-UTF-8 pickled bytes (issue 16, finding 5).  No kept
+agent sends a `type` request, so the route is an administrator's and every one
+here carries a token."""
 import json
 import os
 import pickle
@@ -15,7 +16,7 @@ import time
 import pytest
 import zmq
 
-from conftest import Keel, free_offset, http_get, scaled, zmq_request
+from conftest import Keel, free_offset, http_get, not_instrumented, scaled, zmq_request
 
 BASE = "metrics_source: mock\n"
 
@@ -380,4 +381,77 @@ def test_language_analysis_frames_json_and_pickle():
     finally:
         cot.close()
         pub.close()
+        k.cleanup()
+
+
+def metric(k, line):
+    _, body, _ = http_get(k.http("core", "/metrics"))
+    for row in body.decode().splitlines():
+        if row.startswith(line + " "):
+            return float(row.split()[-1])
+    return 0.0
+
+
+def peak_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for row in f:
+            if row.startswith("VmHWM:"):
+                return int(row.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+@not_instrumented
+def test_subscription_frames_are_capped_and_bytes_stay_bytes():
+    """The attack: the interrupt and language-analysis subscriptions took
+    frames of any size, and a pickled non-UTF-8 `bytes` value became one
+    JSON integer per byte (20-26 times the frame in memory).  Now a frame
+    over core.coordinator.max_frame_bytes never reaches the handler (libzmq
+    drops it before allocating it, and the connection, which Keel counts and
+    makes anew) and nothing crashes; the next normal interrupt still works; and ten 200 KB non-UTF-8 transcriptions are
+    decoded (and ignored: bytes are not text) without keeld's peak resident
+    memory growing by their JSON-integer size."""
+    ip, lp = free_port(), free_port()
+    ctx = zmq.Context.instance()
+    interrupts, language = ctx.socket(zmq.PUB), ctx.socket(zmq.PUB)
+    for s, port in ((interrupts, ip), (language, lp)):
+        s.setsockopt(zmq.LINGER, 0)
+        s.bind("tcp://127.0.0.1:%d" % port)
+    cfg = BASE + ("core:\n  coordinator: {interrupt_pause_s: 0.2, max_frame_bytes: 262144,"
+                  " interrupt_endpoint: \"tcp://127.0.0.1:%d\", language_endpoint: \"tcp://127.0.0.1:%d\"}\n"
+                  % (ip, lp))
+    k = Keel("core", config=cfg)
+    k.start()
+    counter = 'keel_core_interrupts_total{source="interrupt"}'
+    try:
+        small = pickle.dumps({"type": "interrupt", "timestamp": time.time()})
+        assert wait_for(lambda: (interrupts.send(small), metric(k, counter) >= 1)[1], 5)
+        time.sleep(scaled(0.5))         # interrupts sent before the first was counted land
+        before = metric(k, counter)
+        huge = pickle.dumps({"type": "interrupt", "pad": "x" * (1 << 20)})
+        for _ in range(5):
+            interrupts.send(huge)
+        time.sleep(scaled(1.0))
+        assert metric(k, counter) == before, "a frame over the cap reached the interrupt handler"
+        assert metric(k, 'keel_core_subscription_drops_total{channel="interrupt"}') >= 1
+        assert k.request("core", {"action": "health"})["status"] in ("ok", "healthy")
+        # The subscription comes back (libzmq reconnects) and serves normal frames.
+        assert wait_for(lambda: (interrupts.send(small), metric(k, counter) > before)[1], 10)
+
+        ignored = 'keel_core_language_frames_total{outcome="ignored"}'
+        probe = pickle.dumps({"type": "language_analysis", "transcription": b"\xff" * 10})
+        assert wait_for(lambda: (language.send(probe), metric(k, ignored) >= 1)[1], 5)
+        time.sleep(scaled(0.5))
+        start_peak = peak_rss_kib(k.proc.pid)
+        frame = pickle.dumps({"type": "language_analysis", "transcription": b"\xff" * 200000})
+        assert len(frame) < 262144
+        for _ in range(10):         # one at a time: the peak is one frame's decoding
+            done = metric(k, ignored)
+            language.send(frame)
+            assert wait_for(lambda: metric(k, ignored) > done, 10)
+        grown = peak_rss_kib(k.proc.pid) - start_peak
+        # One frame as JSON integers took about 10 MB at its peak; as base64, 270 KB.
+        assert grown < 4 * 1024, "peak resident memory grew by %d KiB" % grown
+    finally:
+        interrupts.close()
+        language.close()
         k.cleanup()

@@ -449,11 +449,13 @@ def ping_all(k, timeout_ms=2000):
 def test_slow_http_clients_do_not_block_anyone(keel):
     """300 connections that send half a request and wait, on one service's
     HTTP port: every service (that one included) still answers /health,
-    /metrics and ZMQ requests."""
+    /metrics and ZMQ requests.  They come from ten loopback addresses, as
+    from ten machines: one address may hold only http.max_connections_per_address."""
     slow = []
     try:
-        for _ in range(300):
-            s = socket.create_connection(("127.0.0.1", keel.port(8002)), 5)
+        for i in range(300):
+            s = socket.create_connection(("127.0.0.1", keel.port(8002)), 5,
+                                         source_address=("127.0.0.%d" % (2 + i % 10), 0))
             s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             slow.append(s)
         time.sleep(0.3)

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from conftest import http_request
 from security_helpers import FAST, Client, add_admin, config, db, register_login, sec
 
 
@@ -266,6 +267,42 @@ def test_sessions_and_users_survive_kill9(keel_factory):
                          (hashlib.sha256(t.encode()).hexdigest(),)).fetchone()
     assert n == 1          # only the hash is stored
     assert db(k).execute("SELECT COUNT(*) FROM sessions WHERE token_hash = ?", (t,)).fetchone()[0] == 0
+
+
+def test_password_reset_ends_sessions(keel_factory):
+    """The attack: a password reset left the user's sessions valid, so whoever
+    had stolen one kept it.  Now `keelctl user passwd` (SecurityGateway's
+    set_password, an administrator's) ends every session of that user at once,
+    on ZMQ and as an HTTP bearer, and they stay ended after a restart; other
+    users keep theirs, and the new password logs in."""
+    k = keel_factory("security", config=FAST)
+    c = sec(k)
+    stolen = register_login(c, "jack", "old-pw")
+    bystander = register_login(c, "kate", "pw")
+    add_admin(k, "root", "admin-pw")
+    admin = c({"action": "login", "user_id": "root", "password": "admin-pw"})["session"]["token"]
+    status, _, _ = http_request(k.http("security", "/jwt/rotate"), "POST", b"",
+                                {"Authorization": "Bearer " + admin})
+    assert status == 200
+    assert c({"action": "validate_token", "token": stolen})["valid"] is True
+
+    r = k.keelctl("--token", admin, "user", "passwd", "jack", "--password-stdin", input="new-pw\n")
+    assert r.returncode == 0, r.stderr
+    r = k.keelctl("--token", admin, "user", "passwd", "root", "--password-stdin", input="admin-pw2\n")
+    assert r.returncode == 0, r.stderr
+    assert c({"action": "validate_token", "token": stolen})["valid"] is False
+    status, _, _ = http_request(k.http("security", "/jwt/rotate"), "POST", b"",
+                                {"Authorization": "Bearer " + admin})
+    assert status == 403                # a token, but no longer an administrator's
+    assert c({"action": "validate_token", "token": bystander})["valid"] is True
+    assert c({"action": "login", "user_id": "jack", "password": "old-pw"})["status"] == "error"
+    fresh = c({"action": "login", "user_id": "jack", "password": "new-pw"})["session"]["token"]
+    assert c({"action": "validate_token", "token": fresh})["valid"] is True
+    c.close()
+    k.restart()
+    c = sec(k)
+    assert c({"action": "validate_token", "token": stolen})["valid"] is False
+    assert c({"action": "validate_token", "token": fresh})["valid"] is True
 
 
 def test_session_limit_per_user(keel_factory):

@@ -2,16 +2,23 @@
 mode 0600; with SECURE_ZMQ=1 the service is a CURVE server whose ZAP handler
 admits only the public keys in authorized_clients/ (re-read live); a client
 with another key, and a plaintext client, get no answer; keelctl talks CURVE
-itself; world-readable secret keys stop the service from starting."""
+itself; world-readable secret keys stop the service from starting.  Every
+socket is covered, not only the request ports (issue 16, finding 2): the
+hub's status PUB and its probes speak CURVE too."""
+import http.server
+import json
 import os
 import stat
 import subprocess
+import threading
+import time
 
 import pytest
 import zmq
 import zmq.auth
 
 from conftest import KEELCTL, Keel, command, scaled
+from observability_util import StandInAgent, agent_entry, hub_config
 from security_helpers import FAST, Client
 
 
@@ -135,3 +142,80 @@ def test_missing_keys_refused(tmp_path):
         assert "keelctl certs generate" in k.log_tail()
     finally:
         k.cleanup()
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    """An agent's HTTP health endpoint whose answer the test flips."""
+
+    def do_GET(self):
+        self.send_response(self.server.code)
+        self.end_headers()
+        self.wfile.write(b'{"status":"ok"}')
+
+    def log_message(self, *args):
+        pass
+
+
+def test_status_pub_and_probes_are_curve(keel_factory, tmp_path):
+    """The attack: under SECURE_ZMQ a plaintext SUB on the hub's status PUB
+    (6584) received agent_status events.  Now it receives nothing while a
+    CURVE client with the allowed keys receives them (the events come from
+    an agent checked over HTTP, flipped between 200 and 503).  And the hub's
+    probe, a REQ client, reaches an agent that is a CURVE server (as the kept
+    agents are under SECURE_ZMQ), so that agent comes up at all."""
+    d = certs(tmp_path)
+    _, server_secret = zmq.auth.load_certificate(os.path.join(d, "server.key_secret"))
+    agent = StandInAgent("ok", curve_secret=server_secret)
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    web.code = 200
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    curve = keys(d, "client")
+    ctx = zmq.Context.instance()
+    plain, sealed = ctx.socket(zmq.SUB), ctx.socket(zmq.SUB)
+    public, secret, server = curve
+    sealed.curve_publickey, sealed.curve_secretkey, sealed.curve_serverkey = public, secret, server
+    try:
+        entries = [agent_entry("Sealed", agent),
+                   {"name": "Web", "host": "127.0.0.1", "port": 1, "http_port": web.server_port,
+                    "check": "http"}]
+        cfg = hub_config(entries, flap={"failures": 1, "window": 1})
+        hub = keel_factory("observability", config=cfg, extra_ports=(6584,),
+                           env={"SECURE_ZMQ": "1", "ZMQ_CERTIFICATES_DIR": d})
+        for s in (plain, sealed):
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.SUBSCRIBE, b"")
+            s.connect(hub.endpoint(6584))
+        # Flip the web agent until the allowed subscriber has seen a change
+        # (a subscription takes a moment to reach a PUB).
+        seen, leaked = [], []
+        deadline = time.time() + scaled(20)
+        while not seen and time.time() < deadline:
+            web.code = 503 if web.code == 200 else 200
+            end = time.time() + scaled(2)
+            while not seen and time.time() < end:
+                if plain.poll(0):
+                    leaked.append(plain.recv())
+                if sealed.poll(100):
+                    seen.append(json.loads(sealed.recv()))
+        if plain.poll(int(scaled(500))):
+            leaked.append(plain.recv())
+        assert leaked == [], "a plaintext SUB received status events: %r" % leaked[:2]
+        assert seen, "the CURVE subscriber received no agent_status event"
+        assert seen[0]["type"] == "agent_status"
+
+        hub_client = Client(hub.zmq("observability"), curve=curve)
+        try:
+            def state():
+                return hub_client({"action": "get_agents_health"})["agents"]["Sealed"]["state"]
+            deadline = time.time() + scaled(10)
+            while state() != "up" and time.time() < deadline:
+                time.sleep(0.05)
+            assert state() == "up", "the hub's CURVE probe never reached the CURVE agent"
+        finally:
+            hub_client.close()
+    finally:
+        plain.close()
+        sealed.close()
+        web.shutdown()
+        web.server_close()
+        agent.stop()

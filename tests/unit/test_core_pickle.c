@@ -10,6 +10,8 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/pickle.h"
@@ -148,6 +150,99 @@ static void test_recursion_and_depth_are_bounded(void **state)
     json_decref(v);
 }
 
+/* A growing pickle frame, for the tests that need a long one. */
+typedef struct {
+    unsigned char *data;
+    size_t len;
+} frame_t;
+
+static void put(frame_t *f, const void *bytes, size_t n)
+{
+    f->data = realloc(f->data, f->len + n);
+    memcpy(f->data + f->len, bytes, n);
+    f->len += n;
+}
+
+/* BINBYTES (B) or BINUNICODE (X) of n copies of `fill`. */
+static void put_run(frame_t *f, char opcode, unsigned char fill, uint32_t n)
+{
+    unsigned char head[5] = { (unsigned char)opcode, n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >> 24 };
+    put(f, head, 5);
+    unsigned char *run = malloc(n);
+    memset(run, fill, n);
+    put(f, run, n);
+    free(run);
+}
+
+/* The attack: non-UTF-8 bytes became one JSON integer per byte, 20 to 26
+ * times the frame in memory.  They come out as one base64 string now,
+ * lossless and 4/3 of their size; UTF-8 bytes stay text. */
+static void test_bytes_stay_bytes(void **state)
+{
+    (void)state;
+    frame_t f = { 0 };
+    put(&f, "\x80\x04", 2);
+    put_run(&f, 'B', 0xff, 100000);
+    put(&f, ".", 1);
+    char err[128];
+    json_t *v = core_pickle_decode(f.data, f.len, err, sizeof err);
+    assert_non_null(v);
+    assert_true(json_is_object(v));
+    assert_int_equal(json_object_size(v), 1);
+    json_t *b64 = json_object_get(v, "base64");
+    assert_true(json_is_string(b64));
+    assert_int_equal(json_string_length(b64), 4 * ((100000 + 2) / 3));
+    unsigned char *back = malloc(100000);
+    size_t n = 0;
+    assert_int_equal(sodium_base642bin(back, 100000, json_string_value(b64), json_string_length(b64),
+                                       NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL), 0);
+    assert_int_equal(n, 100000);
+    assert_true(back[0] == 0xff && back[99999] == 0xff);
+    free(back);
+    char *text = json_dumps(v, JSON_COMPACT);
+    assert_true(strlen(text) < 100000 * 4 / 3 + 32);
+    free(text);
+    json_decref(v);
+    free(f.data);
+}
+
+/* A container fetched from the memo a thousand times is copied, but the
+ * long string inside it is shared, not copied a thousand times; and dict
+ * keys, which jansson always copies, count against the copy budget. */
+static void test_memo_copies_are_bounded(void **state)
+{
+    (void)state;
+    frame_t f = { 0 };
+    put(&f, "\x80\x04](]\x94", 6);         /* outer, mark, inner = memo 0 */
+    put_run(&f, 'X', 'a', 100000);
+    put(&f, "a", 1);                        /* inner.append(s) */
+    for (int i = 0; i < 999; i++)
+        put(&f, "h\x00", 2);
+    put(&f, "e.", 2);
+    char err[128];
+    json_t *v = core_pickle_decode(f.data, f.len, err, sizeof err);
+    assert_non_null(v);
+    assert_int_equal(json_array_size(v), 1000);
+    json_t *first = json_array_get(json_array_get(v, 0), 0);
+    assert_int_equal(json_string_length(first), 100000);
+    for (size_t i = 1; i < 1000; i++)
+        assert_ptr_equal(json_array_get(json_array_get(v, i), 0), first);
+    json_decref(v);
+    free(f.data);
+
+    /* {64,000-byte key: None} fetched 200 times costs 200 x 1,002 copy units. */
+    f = (frame_t){ 0 };
+    put(&f, "\x80\x04](}\x94", 6);
+    put_run(&f, 'X', 'k', 64000);
+    put(&f, "Ns", 2);
+    for (int i = 0; i < 199; i++)
+        put(&f, "h\x00", 2);
+    put(&f, "e.", 2);
+    assert_null(core_pickle_decode(f.data, f.len, err, sizeof err));
+    assert_non_null(strstr(err, "expand too far"));
+    free(f.data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +252,8 @@ int main(void)
         cmocka_unit_test(test_bad_frames_are_refused),
         cmocka_unit_test(test_tuple_over_mark_is_refused),
         cmocka_unit_test(test_recursion_and_depth_are_bounded),
+        cmocka_unit_test(test_bytes_stay_bytes),
+        cmocka_unit_test(test_memo_copies_are_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include "errpub.h"
 #include "log.h"
 #include "wire.h"
+#include "zsocket.h"
 
 typedef struct {
     void *sub;
@@ -29,9 +30,7 @@ typedef struct {
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
-    f->sub = zmq_socket(wire_context(), ZMQ_SUB);
-    int zero = 0;
-    zmq_setsockopt(f->sub, ZMQ_LINGER, &zero, sizeof zero);
+    f->sub = zsocket_new(ZMQ_SUB, ZSOCKET_SERVER, 0);
     zmq_setsockopt(f->sub, ZMQ_SUBSCRIBE, "", 0);
     if (zmq_bind(f->sub, "tcp://127.0.0.1:*") != 0)
         return -1;
@@ -137,9 +136,7 @@ static void test_reports_at_start_are_not_lost(void **state)
 static void test_reports_wait_for_a_late_bus(void **state)
 {
     (void)state;
-    void *probe = zmq_socket(wire_context(), ZMQ_SUB);
-    int zero = 0;
-    zmq_setsockopt(probe, ZMQ_LINGER, &zero, sizeof zero);
+    void *probe = zsocket_new(ZMQ_SUB, ZSOCKET_SERVER, 0);
     assert_int_equal(zmq_bind(probe, "tcp://127.0.0.1:*"), 0);
     char endpoint[64];
     size_t len = sizeof endpoint;
@@ -149,8 +146,7 @@ static void test_reports_wait_for_a_late_bus(void **state)
     for (int i = 0; i < 5; i++)
         assert_int_equal(errpub_report(p, "x", "ERROR", NULL, "before the bus %d", i), 0);
     usleep(200 * 1000);
-    void *bus = zmq_socket(wire_context(), ZMQ_SUB);
-    zmq_setsockopt(bus, ZMQ_LINGER, &zero, sizeof zero);
+    void *bus = zsocket_new(ZMQ_SUB, ZSOCKET_SERVER, 0);
     zmq_setsockopt(bus, ZMQ_SUBSCRIBE, "ERROR", 5);
     assert_int_equal(zmq_bind(bus, endpoint), 0);
     assert_int_equal(receive_frames(bus, 5, 5000), 5);

@@ -1,18 +1,25 @@
 /*  test_httpd: the HTTP server on 127.0.0.1, spoken to with a raw-socket
  *  client (tests/unit/testutil.h) so the status line and body are exactly
- *  what went over the wire: routing, 404/405, bodies and the 1 MiB cap,
- *  and the route privileges: 401 without a token, 403 with a wrong one,
- *  agent routes open to trusted sources only. */
+ *  what went over the wire: routing, 404/405, bodies and their limits, the
+ *  route privileges (401 without a token, 403 with a wrong one, agent
+ *  routes open to trusted sources only), and what holds under hostile
+ *  clients: refusals decided from the headers before
+ *  any body, the Host allow-list, the security headers, the limit per
+ *  address, the total deadline, slow handlers off the connections' thread,
+ *  streams that wait, and a stop while requests are in flight. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "config.h"
 #include "httpd.h"
 #include "log.h"
@@ -56,8 +63,17 @@ static void on_nothing(void *ctx, const http_request_t *req, http_reply_t *reply
     (void)reply;
 }
 
+static void on_slow(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    (void)ctx;
+    (void)req;
+    usleep(1500 * 1000);
+    http_reply_text(reply, 200, "text/plain", "slow");
+}
+
+/* Three chunks, each after two "nothing yet" answers (a stream that waits). */
 typedef struct {
-    int chunks;
+    int chunks, waits;
 } stream_t;
 
 static long stream_fill(void *arg, char *buf, size_t max)
@@ -65,8 +81,38 @@ static long stream_fill(void *arg, char *buf, size_t max)
     stream_t *s = arg;
     if (s->chunks >= 3 || max < 8)
         return -1;
+    if (s->waits++ % 3 < 2)
+        return 0;
     s->chunks++;
     return snprintf(buf, max, "chunk%d\n", s->chunks);
+}
+
+/* A stream that never has anything to say: ended by a stop, or by its
+ * client leaving.  `idle_streams_ended` counts the ends. */
+static atomic_int idle_streams_ended;
+
+static long stream_idle(void *arg, char *buf, size_t max)
+{
+    (void)arg;
+    (void)buf;
+    (void)max;
+    return 0;
+}
+
+static void idle_stream_end(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&idle_streams_ended, 1);
+}
+
+static void on_idle_stream(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    (void)ctx;
+    (void)req;
+    reply->status = 200;
+    reply->content_type = "text/event-stream";
+    reply->stream = stream_idle;
+    reply->stream_free = idle_stream_end;
 }
 
 static void on_stream(void *ctx, const http_request_t *req, http_reply_t *reply)
@@ -87,32 +133,52 @@ static bool is_admin(void *ctx, const char *token)
 }
 
 static const http_route_t routes[] = {
-    { "GET", "/hello", on_hello, ROUTE_PUBLIC },
-    { "GET", "/echo", on_echo, ROUTE_PUBLIC },
-    { "POST", "/echo", on_echo, ROUTE_PUBLIC },
-    { "GET", "/items/*", on_echo, ROUTE_PUBLIC },
-    { "GET", "/nothing", on_nothing, ROUTE_PUBLIC },
-    { "GET", "/stream", on_stream, ROUTE_PUBLIC },
-    { "POST", "/secret", on_secret, ROUTE_ADMIN },
-    { "POST", "/agent", on_hello, ROUTE_AGENT },
+    { "GET", "/hello", on_hello, ROUTE_PUBLIC, 0 },
+    { "GET", "/echo", on_echo, ROUTE_PUBLIC, 0 },
+    { "POST", "/echo", on_echo, ROUTE_PUBLIC, 1 << 20 },
+    { "POST", "/small", on_echo, ROUTE_PUBLIC, 0 },
+    { "GET", "/items/*", on_echo, ROUTE_PUBLIC, 0 },
+    { "GET", "/nothing", on_nothing, ROUTE_PUBLIC, 0 },
+    { "GET", "/stream", on_stream, ROUTE_PUBLIC, 0 },
+    { "GET", "/idle", on_idle_stream, ROUTE_PUBLIC, 0 },
+    { "GET", "/slow", on_slow, ROUTE_PUBLIC, 0 },
+    { "POST", "/secret", on_secret, ROUTE_ADMIN, 0 },
+    { "POST", "/agent", on_hello, ROUTE_AGENT, 0 },
     { 0 },
 };
 
-static int setup(void **state)
+static int start_on_free_port(httpd_t *httpd)
+{
+    for (int tries = 0; tries < 5; tries++) {
+        int port = tu_free_port();
+        if (httpd_start(httpd, "127.0.0.1", port) == 0)
+            return port;
+    }
+    return -1;
+}
+
+static fixture_t *fixture_new(const httpd_limits_t *limits, bool check_host)
 {
     fixture_t *f = calloc(1, sizeof *f);
     f->metrics = metrics_new();
     f->httpd = httpd_new("web", f->metrics);
     f->privilege = privilege_new();
     httpd_attach(f->httpd, routes, NULL);
-    for (int tries = 0; tries < 5; tries++) {
-        f->port = tu_free_port();
-        if (httpd_start(f->httpd, "127.0.0.1", f->port) == 0) {
-            *state = f;
-            return 0;
-        }
+    if (limits)
+        httpd_set_limits(f->httpd, limits);
+    if (check_host) {
+        static const char *const extra[] = { "dash.lan" };
+        httpd_check_host(f->httpd, extra, 1);
     }
-    return -1;
+    f->port = start_on_free_port(f->httpd);
+    return f;
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = fixture_new(NULL, false);
+    *state = f;
+    return f->port > 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -315,6 +381,283 @@ static void test_requests_counted_by_route(void **state)
     assert_true(metrics_value(f->metrics, "keel_http_requests_total", labels) == 1);
 }
 
+/* ---- a raw client, for requests tu_http cannot make -------------------- */
+
+/* Connects to the port from `source` (an address of 127.0.0.0/8). */
+static int connect_from(const char *source, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = { 5, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in from = { .sin_family = AF_INET };
+    inet_pton(AF_INET, source, &from.sin_addr);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    if (bind(fd, (struct sockaddr *)&from, sizeof from) < 0
+        || connect(fd, (struct sockaddr *)&to, sizeof to) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends `text` as it is and reads the reply's status (0 when the server
+ * closed without one); the head goes to `head` when given. */
+static int raw_status(int fd, const char *text, char *head, size_t head_len)
+{
+    send(fd, text, strlen(text), MSG_NOSIGNAL);
+    char buf[4096];
+    size_t len = 0;
+    ssize_t k;
+    while (len < sizeof buf - 1 && (k = recv(fd, buf + len, sizeof buf - 1 - len, 0)) > 0)
+        len += (size_t)k;
+    buf[len] = '\0';
+    if (head)
+        snprintf(head, head_len, "%s", buf);
+    int status = 0;
+    sscanf(buf, "HTTP/1.%*d %d", &status);
+    return status;
+}
+
+static int raw_request(int port, const char *source, const char *text, char *head, size_t head_len)
+{
+    int fd = connect_from(source, port);
+    assert_true(fd >= 0);
+    int status = raw_status(fd, text, head, head_len);
+    close(fd);
+    return status;
+}
+
+/* The attack: any path, without a token, buffered up to 1 MiB of body
+ * before anything was checked.  Now the headers decide: the announced
+ * length over the route's limit, a protected route without a token and an
+ * unknown path are all answered without one byte of the body being sent. */
+static void test_refused_from_the_headers(void **state)
+{
+    fixture_t *f = *state;
+    char head[4096];
+    double started = clock_mono();
+    assert_int_equal(raw_request(f->port, "127.0.0.1", "POST /small HTTP/1.1\r\nHost: x\r\n"
+                                 "Content-Length: 100000000\r\n\r\n", head, sizeof head), 413);
+    assert_int_equal(raw_request(f->port, "127.0.0.1", "POST /secret HTTP/1.1\r\nHost: x\r\n"
+                                 "Content-Length: 100000000\r\n\r\n", head, sizeof head), 401);
+    assert_int_equal(raw_request(f->port, "127.0.0.1", "POST /nowhere HTTP/1.1\r\nHost: x\r\n"
+                                 "Content-Length: 100000000\r\n\r\n", head, sizeof head), 404);
+    assert_true(clock_mono() - started < 3.0);
+    /* The default limit applies to a route that declares none... */
+    size_t n = (64 << 10) + 1;
+    char *big = malloc(n);
+    memset(big, 'x', n);
+    tu_http_t r;
+    assert_int_equal(tu_http(f->port, "POST /small HTTP/1.0", big, n, &r), 0);
+    assert_int_equal(r.status, 413);
+    tu_http_free(&r);
+    assert_int_equal(tu_http(f->port, "POST /small HTTP/1.0", big, n - 1, &r), 0);
+    assert_int_equal(r.status, 200);
+    tu_http_free(&r);
+    free(big);
+    /* ...and to a body sent in chunks, which announces no length. */
+    char chunked[256];
+    snprintf(chunked, sizeof chunked, "POST /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n");
+    int fd = connect_from("127.0.0.1", f->port);
+    send(fd, chunked, strlen(chunked), MSG_NOSIGNAL);
+    char piece[8200];
+    memset(piece, 'y', sizeof piece);
+    memcpy(piece, "2000\r\n", 6);
+    memcpy(piece + 6 + 0x2000, "\r\n", 2);
+    for (int i = 0; i < 9; i++)         /* 72 KiB */
+        send(fd, piece, 6 + 0x2000 + 2, MSG_NOSIGNAL);
+    assert_int_equal(raw_status(fd, "0\r\n\r\n", NULL, 0), 413);
+    close(fd);
+}
+
+static void test_security_headers_on_every_reply(void **state)
+{
+    fixture_t *f = *state;
+    const char *paths[] = { "/hello", "/nope", "/items/1" };
+    for (size_t i = 0; i < 3; i++) {
+        tu_http_t r;
+        assert_int_equal(tu_http_get(f->port, paths[i], &r), 0);
+        assert_non_null(strcasestr(r.head, "Content-Security-Policy: default-src 'self'"));
+        assert_non_null(strcasestr(r.head, "X-Frame-Options: DENY"));
+        assert_non_null(strcasestr(r.head, "X-Content-Type-Options: nosniff"));
+        tu_http_free(&r);
+    }
+    char head[4096];
+    assert_int_equal(raw_request(f->port, "127.0.0.1", "POST /secret HTTP/1.0\r\n\r\n", head, sizeof head),
+                     401);
+    assert_non_null(strcasestr(head, "X-Content-Type-Options: nosniff"));
+}
+
+/* DNS rebinding: a page served to browsers answers only the names it is
+ * reached by, never one an attacker's DNS points at 127.0.0.1. */
+static void test_host_allow_list(void **state)
+{
+    (void)state;
+    fixture_t *f = fixture_new(NULL, true);
+    assert_true(f->port > 0);
+    char req[256], head[4096];
+    const char *allowed[] = { "127.0.0.1:%d", "localhost:%d", "LOCALHOST", "[::1]:%d", "dash.lan:%d" };
+    for (size_t i = 0; i < 5; i++) {
+        char host[64];
+        snprintf(host, sizeof host, allowed[i], f->port);
+        snprintf(req, sizeof req, "GET /hello HTTP/1.0\r\nHost: %s\r\n\r\n", host);
+        assert_int_equal(raw_request(f->port, "127.0.0.1", req, head, sizeof head), 200);
+    }
+    const char *foreign[] = { "evil.example:%d", "127.0.0.1.evil.example", "dash.lan.evil:%d" };
+    for (size_t i = 0; i < 3; i++) {
+        char host[64];
+        snprintf(host, sizeof host, foreign[i], f->port);
+        snprintf(req, sizeof req, "GET /hello HTTP/1.0\r\nHost: %s\r\n\r\n", host);
+        assert_int_equal(raw_request(f->port, "127.0.0.1", req, head, sizeof head), 421);
+        assert_non_null(strcasestr(head, "X-Frame-Options: DENY"));
+    }
+    assert_int_equal(raw_request(f->port, "127.0.0.1", "GET /hello HTTP/1.0\r\n\r\n", head, sizeof head),
+                     200);
+    char labels[128];
+    metrics_labels(labels, sizeof labels, "service", "web", "reason", "host", NULL);
+    assert_true(metrics_value(f->metrics, "keel_http_refused_total", labels) == 3);
+    teardown((void **)&f);
+}
+
+static void test_limit_per_address(void **state)
+{
+    (void)state;
+    httpd_limits_t limits = HTTPD_DEFAULT_LIMITS;
+    limits.max_per_address = 3;
+    fixture_t *f = fixture_new(&limits, false);
+    int held[3];
+    for (int i = 0; i < 3; i++)
+        assert_true((held[i] = connect_from("127.0.0.2", f->port)) >= 0);
+    usleep(200 * 1000);
+    /* The fourth from that address is closed at once, without a reply... */
+    assert_int_equal(raw_request(f->port, "127.0.0.2", "GET /hello HTTP/1.0\r\n\r\n", NULL, 0), 0);
+    /* ...while another address is served. */
+    assert_int_equal(raw_request(f->port, "127.0.0.3", "GET /hello HTTP/1.0\r\n\r\n", NULL, 0), 200);
+    close(held[0]);
+    double end = clock_mono() + 3.0;
+    int status = 0;
+    while (status != 200 && clock_mono() < end)
+        status = raw_request(f->port, "127.0.0.2", "GET /hello HTTP/1.0\r\n\r\n", NULL, 0);
+    assert_int_equal(status, 200);
+    close(held[1]);
+    close(held[2]);
+    char labels[128];
+    metrics_labels(labels, sizeof labels, "service", "web", "reason", "per_address", NULL);
+    assert_true(metrics_value(f->metrics, "keel_http_refused_total", labels) >= 1);
+    teardown((void **)&f);
+}
+
+/* A client that sends a header line every 200 ms is active the whole time,
+ * so an idle timeout never fires: the total deadline closes it. */
+static void test_deadline_closes_a_trickle(void **state)
+{
+    (void)state;
+    httpd_limits_t limits = HTTPD_DEFAULT_LIMITS;
+    limits.deadline_s = 1;
+    fixture_t *f = fixture_new(&limits, false);
+    int fd = connect_from("127.0.0.4", f->port);
+    struct timeval tv = { 0, 200 * 1000 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    send(fd, "GET /hello HTTP/1.1\r\n", 21, MSG_NOSIGNAL);
+    double started = clock_mono();
+    bool closed = false;
+    while (!closed && clock_mono() - started < 5.0) {
+        send(fd, "X-Drip: 1\r\n", 11, MSG_NOSIGNAL);
+        char c;
+        ssize_t k = recv(fd, &c, 1, 0);
+        closed = k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+        /* Others are served meanwhile. */
+        tu_http_t r;
+        assert_int_equal(tu_http_get(f->port, "/hello", &r), 0);
+        assert_int_equal(r.status, 200);
+        tu_http_free(&r);
+    }
+    double took = clock_mono() - started;
+    close(fd);
+    assert_true(closed);
+    assert_true(took >= 0.9 && took < 2.5);
+    char labels[128];
+    metrics_labels(labels, sizeof labels, "service", "web", "reason", "deadline", NULL);
+    assert_true(metrics_value(f->metrics, "keel_http_refused_total", labels) == 1);
+    teardown((void **)&f);
+}
+
+static void *get_slow(void *arg)
+{
+    fixture_t *f = arg;
+    tu_http_t r;
+    if (tu_http_get(f->port, "/slow", &r) == 0) {
+        f->port = -f->port;         /* tells the test the slow one was answered */
+        tu_http_free(&r);
+    }
+    return NULL;
+}
+
+static void test_slow_handler_holds_no_one_up(void **state)
+{
+    fixture_t *f = *state;
+    fixture_t copy = *f;
+    pthread_t t;
+    pthread_create(&t, NULL, get_slow, &copy);
+    usleep(200 * 1000);
+    double started = clock_mono();
+    tu_http_t r;
+    assert_int_equal(tu_http_get(f->port, "/hello", &r), 0);
+    assert_int_equal(r.status, 200);
+    tu_http_free(&r);
+    assert_true(clock_mono() - started < 0.5);
+    pthread_join(t, NULL);
+    assert_true(copy.port < 0);
+}
+
+static void *get_idle(void *arg)
+{
+    fixture_t *f = arg;
+    tu_http_t r;
+    int rc = tu_http_get(f->port, "/idle", &r);
+    if (rc == 0)
+        tu_http_free(&r);
+    return NULL;
+}
+
+/* A stop with a slow handler running and a stream parked: both end, and
+ * the stop neither hangs nor trips libmicrohttpd's check for suspended
+ * connections. */
+static void test_stop_with_requests_in_flight(void **state)
+{
+    (void)state;
+    fixture_t *f = fixture_new(NULL, false);
+    fixture_t copy = *f;
+    pthread_t slow, idle;
+    pthread_create(&slow, NULL, get_slow, &copy);
+    pthread_create(&idle, NULL, get_idle, &copy);
+    usleep(300 * 1000);
+    double started = clock_mono();
+    httpd_stop(f->httpd);
+    assert_true(clock_mono() - started < 3.0);
+    pthread_join(slow, NULL);
+    pthread_join(idle, NULL);
+    teardown((void **)&f);
+}
+
+static void test_stream_ends_when_its_client_leaves(void **state)
+{
+    fixture_t *f = *state;
+    int before = atomic_load(&idle_streams_ended);
+    int fd = connect_from("127.0.0.1", f->port);
+    const char *req = "GET /idle HTTP/1.1\r\nHost: x\r\n\r\n";
+    send(fd, req, strlen(req), MSG_NOSIGNAL);
+    char head[256];
+    assert_true(recv(fd, head, sizeof head, 0) > 0);     /* the headers of the stream */
+    close(fd);
+    double end = clock_mono() + 3.0;
+    while (atomic_load(&idle_streams_ended) == before && clock_mono() < end)
+        usleep(20 * 1000);
+    assert_int_equal(atomic_load(&idle_streams_ended), before + 1);
+}
+
 static void test_port_in_use(void **state)
 {
     fixture_t *f = *state;
@@ -338,6 +681,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_streamed_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requests_counted_by_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_from_the_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_security_headers_on_every_reply, setup, teardown),
+        cmocka_unit_test(test_host_allow_list),
+        cmocka_unit_test(test_limit_per_address),
+        cmocka_unit_test(test_deadline_closes_a_trickle),
+        cmocka_unit_test_setup_teardown(test_slow_handler_holds_no_one_up, setup, teardown),
+        cmocka_unit_test(test_stop_with_requests_in_flight),
+        cmocka_unit_test_setup_teardown(test_stream_ends_when_its_client_leaves, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

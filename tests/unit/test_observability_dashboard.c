@@ -136,7 +136,7 @@ static void on_metrics(void *ctx, const http_request_t *req, http_reply_t *reply
 }
 
 static const http_route_t metrics_routes[] = {
-    { "GET", "/metrics", on_metrics, ROUTE_PUBLIC },
+    { "GET", "/metrics", on_metrics, ROUTE_PUBLIC, 0 },
     { 0 },
 };
 

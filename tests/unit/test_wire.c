@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "testutil.h"
 #include "wire.h"
+#include "zsocket.h"
 
 typedef struct {
     wire_server_t *server;
@@ -110,9 +111,8 @@ static int teardown(void **state)
 
 static void *req_socket(const char *endpoint)
 {
-    void *s = zmq_socket(wire_context(), ZMQ_REQ);
-    int zero = 0, timeout = 5000;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    void *s = zsocket_new(ZMQ_REQ, ZSOCKET_CLIENT, 0);
+    int timeout = 5000;
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     assert_int_equal(zmq_connect(s, endpoint), 0);
     return s;
@@ -366,9 +366,8 @@ static void test_metrics_per_outcome(void **state)
 static void test_dealer_without_delimiter(void **state)
 {
     fixture_t *f = *state;
-    void *s = zmq_socket(wire_context(), ZMQ_DEALER);
-    int zero = 0, timeout = 5000;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    void *s = zsocket_new(ZMQ_DEALER, ZSOCKET_CLIENT, 0);
+    int timeout = 5000;
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     assert_int_equal(zmq_connect(s, f->endpoint), 0);
     zmq_send(s, "{\"action\":\"ping\"}", 17, 0);
@@ -718,9 +717,8 @@ static void *dropper(void *arg)
 
 static void run_dropper(const char *reply_text, json_t **reply, char *err, size_t errlen, int *seen)
 {
-    dropper_t d = { zmq_socket(wire_context(), ZMQ_ROUTER), 0, reply_text };
-    int zero = 0, timeout = 5000;
-    zmq_setsockopt(d.router, ZMQ_LINGER, &zero, sizeof zero);
+    dropper_t d = { zsocket_new(ZMQ_ROUTER, ZSOCKET_SERVER, 0), 0, reply_text };
+    int timeout = 5000;
     zmq_setsockopt(d.router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     assert_int_equal(zmq_bind(d.router, "tcp://127.0.0.1:*"), 0);
     char endpoint[64];

@@ -34,7 +34,7 @@ static const char *defaults_json =
     "  \"model_manager_endpoint\": \"tcp://127.0.0.1:5570\","
     "  \"thresholds\": {\"cpu\": 80.0, \"memory\": 80.0, \"gpu\": 80.0}"
     "},"
-    "\"observability\": {\"agents\": [], \"interval_s\": 30.0},"
+    "\"observability\": {\"agents\": [], \"interval_s\": 2.0},"
     "\"errorbus\": {\"nats_url\": \"\", \"retention_days\": 30},"
     "\"security\": {"
     "  \"allow_registration\": false,"

@@ -5,7 +5,13 @@
  *  hub may start before CoreOrchestrator) never delays a sweep.  The
  *  health thread is the only one that frees agents: discovery marks an
  *  agent removed and the next sweep drops it, so no agent disappears while
- *  a sweep is probing it without the lock held. */
+ *  a sweep is probing it without the lock held.
+ *
+ *  The default interval is 2 s, not the original's 30: with 2 failures of
+ *  3 turning an agent down, a dead agent is down at most two intervals and
+ *  one probe timeout (6 s) after it died, where 30 s took over a minute.
+ *  A sweep of 1,000 agents costs the hub a few tens of milliseconds of CPU
+ *  (docs/dashboard.md), and a Python agent one health reply every 2 s. */
 #include "fleet.h"
 #include "clock.h"
 #include "log.h"
@@ -158,7 +164,7 @@ fleet_t *fleet_new(const fleet_args_t *args)
     clock_cond_init(&self->wake);
     config_t *cfg = args->config;
     long interval_ms = config_int(cfg, "observability.interval_ms",
-                                  config_int(cfg, "observability.interval_s", 30) * 1000);
+                                  config_int(cfg, "observability.interval_s", 2) * 1000);
     self->interval_s = (interval_ms > 10 ? interval_ms : 10) / 1000.0;
     self->discovery_s = config_int(cfg, "observability.discovery_interval_ms", interval_ms) / 1000.0;
     if (self->discovery_s < 0.05)

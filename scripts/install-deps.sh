@@ -9,7 +9,7 @@ libmicrohttpd-dev libsqlite3-dev libhiredis-dev libnats-dev libsodium-dev
 libjwt-dev libyaml-dev libcmocka-dev python3 python3-zmq python3-pytest
 python3-pytest-xdist python3-pytest-timeout beanstalkd prometheus-node-exporter
 redis-server redis-tools nats-server prometheus sqlite3 valgrind curl iproute2
-chromium nodejs clang libclang-rt-14-dev"
+chromium nodejs clang libclang-rt-14-dev libjs-chart.js"
 # Debian's npm conflicts with NodeSource's nodejs, which brings its own npm.
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 

@@ -357,6 +357,12 @@ static void apply(fleet_t *self, target_t *t, double now, double started, json_t
     snprintf(a->error, sizeof a->error, "%s", p->error);
     ring_push(a->latency, now, p->latency_s);
     bool failed = p->result != HPROBE_HEALTHY;
+    a->span_probes++;
+    a->span_failures += failed;
+    if (p->result == HPROBE_HEALTHY || p->result == HPROBE_UNHEALTHY) {
+        a->span_answered++;
+        a->span_latency_s += p->latency_s;
+    }
     a->outcomes = (a->outcomes << 1) | failed;
     a->probes += a->probes < 32;
     int window = a->probes < self->m_window ? a->probes : self->m_window;
@@ -757,6 +763,24 @@ void fleet_export(fleet_t *self, metrics_t *metrics)
     metrics_set(metrics, "keel_health_sweep_duration_seconds", "", self->last_sweep_s);
     metrics_set(metrics, "keel_health_sweeps", "", (double)self->sweeps);
     pthread_mutex_unlock(&self->lock);
+}
+
+json_t *fleet_take_spans(fleet_t *self)
+{
+    json_t *spans = json_object();
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->count; i++) {
+        agent_t *a = self->agents[i];
+        if (a->removed || !a->span_probes)
+            continue;
+        json_object_set_new(spans, a->name, json_pack("{s:i, s:i, s:i, s:f}", "probes", a->span_probes,
+                            "failures", a->span_failures, "answered", a->span_answered,
+                            "latency_s", a->span_latency_s));
+        a->span_probes = a->span_failures = a->span_answered = 0;
+        a->span_latency_s = 0;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return spans;
 }
 
 void fleet_sweep_stats(fleet_t *self, double *last_s, long *count)

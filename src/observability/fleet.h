@@ -1,7 +1,7 @@
 /*  fleet: the agents the hub watches and their health.  Agents come from
  *  the configuration (observability.agents) and from CoreOrchestrator's
  *  registry (list_agents, then get_agent_endpoint for each new one); a
- *  sweep probes all of them at once (probe.h) every interval.
+ *  sweep probes all of them at once (prober.h) every interval.
  *
  *  Each agent has the raw result of its last probe (HealthMonitor's record:
  *  healthy, unhealthy, timeout, error) and a damped state (up, down,
@@ -56,6 +56,9 @@ typedef struct {
     double tier_at;             /* monotonic time of that attempt */
     double last_restart;        /* monotonic */
     bool gave_up;
+    /* probes since the history last took them (fleet_take_spans) */
+    int span_probes, span_failures, span_answered;
+    double span_latency_s;      /* summed over the answered probes */
 } agent_t;
 
 typedef struct fleet_t fleet_t;
@@ -97,6 +100,10 @@ void fleet_counts(fleet_t *self, int *total, int *healthy, int *unhealthy);
 const char *fleet_overall(fleet_t *self);
 /* Sets the per-agent gauges for /metrics. */
 void fleet_export(fleet_t *self, metrics_t *metrics);
+/* Each agent's probes since the previous call, {name: {probes, failures,
+ * answered, latency_s}} (latency summed over the answered ones), and a
+ * new span begun.  A new reference. */
+json_t *fleet_take_spans(fleet_t *self);
 /* Duration of the last sweep in seconds and sweeps done. */
 void fleet_sweep_stats(fleet_t *self, double *last_s, long *count);
 /* N-of-M: the damped state after one more outcome (pure, for tests). */

@@ -42,6 +42,10 @@ static const char *const migrations[] = {
     " state TEXT NOT NULL, alert TEXT NOT NULL);"
     "CREATE TABLE alert_rules(rule_id TEXT PRIMARY KEY, rule TEXT NOT NULL);"
     "CREATE TABLE pushed_health(agent_name TEXT PRIMARY KEY, record TEXT NOT NULL);",
+    /* the dashboard's time series (history.c): rings of fixed slots */
+    "CREATE TABLE history_series(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE history(tier INTEGER NOT NULL, series INTEGER NOT NULL, slot INTEGER NOT NULL,"
+    " t REAL NOT NULL, value REAL NOT NULL, PRIMARY KEY (tier, series, slot)) WITHOUT ROWID;",
     NULL,
 };
 

@@ -9,9 +9,10 @@
  *  minute for 64 minutes, a quarter of an hour for 25 hours.  A coarser
  *  point is the mean of the finer ones (the maximum for a p99), written
  *  when its bucket closes; the open one is added to every answer from
- *  memory.  A slot is overwritten in place, so the table holds at most
- *  series x (slots of the three rings) rows however long the hub runs,
- *  and a series nothing wrote to for a day is deleted. */
+ *  memory.  A slot holds every series' point of its step and is
+ *  overwritten in place, so the table never holds more than 180 rows
+ *  (about 24 kB each with 1,000 agents) however long the hub runs, and a
+ *  series nothing wrote to for a day is forgotten. */
 #ifndef OBS_HISTORY_H
 #define OBS_HISTORY_H
 #include <jansson.h>
@@ -38,6 +39,6 @@ void history_record(history_t *self, double now, json_t *points);
  * range; *step_s is that resolution.  A new reference. */
 json_t *history_query(history_t *self, const char *const *names, size_t n, double range_s,
                       double now, double *step_s);
-/* Rows stored (for tests and the hub's health). */
+/* Rows stored: one per step kept, at every resolution. */
 long history_rows(history_t *self);
 #endif

@@ -343,7 +343,7 @@ function renderAgent() {
     card('failure probability', num(a.failure_probability * 100, 0) + ' %'),
     card('recovery tier', a.recovery_tier ? 'tier' + a.recovery_tier : 'none'),
     card('machine', a.machine),
-    p ? card('process', `${p.state} pid ${p.pid || '–'}, ${p.restarts} restarts`) : '',
+    p ? card('process', `${p.state} pid ${p.pid || '–'}, ${p.restarts} restart${p.restarts === 1 ? '' : 's'}`) : '',
   ].join(''));
   const cutoff = Date.now() / 1000 - RANGES[state.range];
   const stored = Object.entries(d.series || {});

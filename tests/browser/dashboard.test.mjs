@@ -371,6 +371,9 @@ describe('dashboard in headless Chromium', { timeout: scaled(240000) }, () => {
   });
 
   test('the agent charts have time and value axes from zero, over the chosen range', async () => {
+    for (const value of [0.25, 0.5])
+      s.zmq('request', 7002, JSON.stringify({ action: 'log_metric', service: 'sim-a',
+                                              metric_type: 'response_time', value }));
     await page.click('#tabs button[data-view="fleet"]');
     await page.click(`#fleet-body tr[data-agent="sim-a"] td`);
     const latency = await waitFor('probe latency points', async () => {
@@ -385,6 +388,10 @@ describe('dashboard in headless Chromium', { timeout: scaled(240000) }, () => {
     for (const label of latency.xTicks) assert.match(label, /^\d{2}:\d{2}$/);
     assert.ok(latency.yTicks.length >= 2 && Number(latency.yTicks[0]) === 0, latency.yTicks.join());
     assert.ok(latency.series[0].values.every((v) => v === null || v > 0));
+    const logged = await waitFor('the logged metric', () => s.chart('chart-agent-metric-0'), scaled(5000));
+    assert.equal(logged.yMin, 0);
+    assert.deepEqual(logged.series[0].values, [0.25, 0.5]);
+    assert.match(await page.locator('#agent-series figcaption').innerText(), /response_time/);
     const failed = await s.chart('chart-agent-errors');
     assert.equal(failed.yMin, 0);
     assert.equal(failed.yMax, 100);
@@ -560,16 +567,25 @@ describe('dashboard with a thousand agents', { timeout: scaled(180000) }, () => 
     // The down agents sort first.
     assert.equal(await page.$eval('#fleet-body tr[data-agent]', (r) => r.dataset.state), 'down');
     // A full render of the table from scratch, as a poll with changes does.
+    // The best of five: what the code costs, not how busy the machine was
+    // during one of them (a shared 2-core runner can stall any single run).
     const ms = await page.evaluate(() => {
-      const t = performance.now();
-      painted.clear();
-      render();
-      return performance.now() - t;
+      let best = Infinity;
+      for (let i = 0; i < 5; i++) {
+        const t = performance.now();
+        painted.clear();
+        render();
+        best = Math.min(best, performance.now() - t);
+      }
+      return best;
     });
     assert.ok(ms < scaled(300), `a full render took ${ms} ms`);
-    const started = Date.now();
-    const doc = await (await fetch(s.base + '/api/dashboard')).text();
-    const took = Date.now() - started;
+    let took = Infinity, doc = '';
+    for (let i = 0; i < 3; i++) {
+      const started = Date.now();
+      doc = await (await fetch(s.base + '/api/dashboard')).text();
+      took = Math.min(took, Date.now() - started);
+    }
     assert.ok(took < scaled(1500), `/api/dashboard took ${took} ms`);
     t.diagnostic(`full render of 1,000 rows: ${ms.toFixed(1)} ms; /api/dashboard: ${took} ms, ${doc.length} bytes`);
     await page.fill('#fleet-filter', 'agent-0999');

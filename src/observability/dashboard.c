@@ -339,9 +339,6 @@ static void http_agent(void *ctx, const http_request_t *req, http_reply_t *reply
 
 /* ---- charts ------------------------------------------------------------------------ */
 
-static const char *const service_names[] = { "core", "resource", "observability", "errorbus", "security" };
-static const char *const service_figures[] = { "requests_per_s", "p99_ms", "errors_per_s" };
-
 /* GET /api/history?range=15m|1h|24h[&agent=NAME]: one agent's probe
  * latency and failures, or (without agent) Keel's services and ErrorBus's
  * events by level, as stored by history.c. */
@@ -362,16 +359,17 @@ static void http_history(void *ctx, const http_request_t *req, http_reply_t *rep
                                               "range must be 15m, 1h or 24h, agent a name"));
         return;
     }
-    char names[20][256];
-    const char *list[20];
+    char names[KEELSTATS_SERVICES * KEELSTATS_FIGURES + KEELSTATS_LEVELS][256];
+    const char *list[KEELSTATS_SERVICES * KEELSTATS_FIGURES + KEELSTATS_LEVELS];
     size_t n = 0;
     if (agent) {
-        snprintf(names[n++], sizeof names[0], "agent/%s/latency_ms", agent);
-        snprintf(names[n++], sizeof names[0], "agent/%s/error_pct", agent);
+        for (size_t k = 0; k < HISTORY_AGENT_FIGURES; k++)
+            snprintf(names[n++], sizeof names[0], "agent/%s/%s", agent, history_agent_figures[k]);
     } else {
-        for (size_t i = 0; i < 5; i++)
-            for (size_t k = 0; k < 3; k++)
-                snprintf(names[n++], sizeof names[0], "service/%s/%s", service_names[i], service_figures[k]);
+        for (size_t i = 0; i < KEELSTATS_SERVICES; i++)
+            for (size_t k = 0; k < KEELSTATS_FIGURES; k++)
+                snprintf(names[n++], sizeof names[0], "service/%s/%s", keelstats_services[i],
+                         keelstats_figures[k]);
         for (size_t i = 0; i < KEELSTATS_LEVELS; i++)
             snprintf(names[n++], sizeof names[0], "errorbus/%s/per_min", keelstats_levels[i]);
     }

@@ -36,6 +36,8 @@
 #define CLEANUP_S 3600.0
 #define RECORD 12               /* uint32 id, double value */
 
+const char *const history_agent_figures[HISTORY_AGENT_FIGURES] = { "latency_ms", "error_pct" };
+
 typedef struct {
     double width;               /* seconds a point covers */
     long slots;                 /* points the ring keeps */
@@ -333,12 +335,12 @@ static void fleet_points(history_t *self, json_t *points)
         double answered = json_number_value(json_object_get(span, "answered"));
         char name[320];
         if (probes > 0) {
-            snprintf(name, sizeof name, "agent/%s/error_pct", agent);
+            snprintf(name, sizeof name, "agent/%s/%s", agent, history_agent_figures[HISTORY_FAILURES]);
             json_object_set_new(points, name, json_real(100.0 * json_number_value(
                 json_object_get(span, "failures")) / probes));
         }
         if (answered > 0) {
-            snprintf(name, sizeof name, "agent/%s/latency_ms", agent);
+            snprintf(name, sizeof name, "agent/%s/%s", agent, history_agent_figures[HISTORY_LATENCY]);
             json_object_set_new(points, name, json_real(1000.0 * json_number_value(
                 json_object_get(span, "latency_s")) / answered));
         }

@@ -25,6 +25,10 @@
 
 typedef struct history_t history_t;
 
+/* An agent's series are agent/<name>/<figure>, figures as below. */
+enum { HISTORY_LATENCY, HISTORY_FAILURES, HISTORY_AGENT_FIGURES };
+extern const char *const history_agent_figures[HISTORY_AGENT_FIGURES];
+
 /* fleet and stats may be NULL (nothing taken from them); all borrowed. */
 history_t *history_new(config_t *config, hubdb_t *db, fleet_t *fleet, keelstats_t *stats,
                        metrics_t *metrics);

@@ -14,15 +14,14 @@
 #include <string.h>
 
 #define SCRAPE_TIMEOUT_MS 1000
-#define SERVICES 5
 
-static const struct {
-    const char *name;
-    int http_port;
-} services[SERVICES] = {
-    { "core", 8000 }, { "resource", 8001 }, { "observability", 8002 },
-    { "errorbus", 8003 }, { "security", 8005 },
+const char *const keelstats_services[KEELSTATS_SERVICES] = {
+    "core", "resource", "observability", "errorbus", "security",
 };
+static const int http_ports[KEELSTATS_SERVICES] = { 8000, 8001, 8002, 8003, 8005 };
+
+const char *const keelstats_figures[KEELSTATS_FIGURES] = { "requests_per_s", "p99_ms", "errors_per_s" };
+enum { REQUESTS, P99, ERRORS };
 
 const char *const keelstats_levels[KEELSTATS_LEVELS] = {
     "debug", "info", "warning", "error", "critical",
@@ -30,7 +29,7 @@ const char *const keelstats_levels[KEELSTATS_LEVELS] = {
 
 struct keelstats_t {
     config_t *config;
-    keelstats_reading_t last[SERVICES];
+    keelstats_reading_t last[KEELSTATS_SERVICES];
     double last_at;
 };
 
@@ -174,11 +173,11 @@ static void add_point(json_t *points, const char *a, const char *b, const char *
 static void add_service(json_t *points, int i, const keelstats_reading_t *was,
                         const keelstats_reading_t *now, double seconds)
 {
-    const char *name = services[i].name;
+    const char *name = keelstats_services[i];
     if (now->requests < was->requests || now->errors < was->errors)
         return;
-    add_point(points, "service", name, "requests_per_s", (now->requests - was->requests) / seconds);
-    add_point(points, "service", name, "errors_per_s", (now->errors - was->errors) / seconds);
+    add_point(points, "service", name, keelstats_figures[REQUESTS], (now->requests - was->requests) / seconds);
+    add_point(points, "service", name, keelstats_figures[ERRORS], (now->errors - was->errors) / seconds);
     /* A bound the earlier reading lacked (its first request) counted 0 then. */
     double delta[KEELSTATS_BUCKETS];
     for (size_t k = 0; k < now->buckets; k++) {
@@ -189,7 +188,7 @@ static void add_service(json_t *points, int i, const keelstats_reading_t *was,
     }
     double p99 = keelstats_quantile(now->le, delta, now->buckets, 0.99);
     if (p99 >= 0)
-        add_point(points, "service", name, "p99_ms", p99 * 1000.0);
+        add_point(points, "service", name, keelstats_figures[P99], p99 * 1000.0);
     if (!strcmp(name, "errorbus"))
         for (int k = 0; k < KEELSTATS_LEVELS; k++)
             if (now->levels[k] >= was->levels[k])
@@ -200,9 +199,9 @@ static void add_service(json_t *points, int i, const keelstats_reading_t *was,
 void keelstats_step(keelstats_t *self, double now, json_t *points)
 {
     double seconds = now - self->last_at;
-    for (int i = 0; i < SERVICES; i++) {
+    for (int i = 0; i < KEELSTATS_SERVICES; i++) {
         keelstats_reading_t reading = { 0 };
-        char *text = dashpeers_get(self->config, services[i].http_port, "/metrics", SCRAPE_TIMEOUT_MS);
+        char *text = dashpeers_get(self->config, http_ports[i], "/metrics", SCRAPE_TIMEOUT_MS);
         if (text)
             keelstats_parse(text, &reading);
         free(text);

@@ -18,6 +18,8 @@
 
 #define KEELSTATS_BUCKETS 32
 #define KEELSTATS_LEVELS 5
+#define KEELSTATS_SERVICES 5
+#define KEELSTATS_FIGURES 3
 
 /* One reading of one service's /metrics. */
 typedef struct {
@@ -48,4 +50,7 @@ void keelstats_parse(const char *text, keelstats_reading_t *out);
 double keelstats_quantile(const double *le, const double *count, size_t n, double q);
 /* The level names, index for index with keelstats_reading_t.levels. */
 extern const char *const keelstats_levels[KEELSTATS_LEVELS];
+/* The services' names and the figures of each, as in the series names. */
+extern const char *const keelstats_services[KEELSTATS_SERVICES];
+extern const char *const keelstats_figures[KEELSTATS_FIGURES];
 #endif

@@ -168,7 +168,10 @@ fleet_t *fleet_new(const fleet_args_t *args)
     long interval_ms = config_int(cfg, "observability.interval_ms",
                                   config_int(cfg, "observability.interval_s", 2) * 1000);
     self->interval_s = (interval_ms > 10 ? interval_ms : 10) / 1000.0;
-    self->discovery_s = config_int(cfg, "observability.discovery_interval_ms", interval_ms) / 1000.0;
+    /* Discovery keeps the 30 s it had before sweeps became fast: a new
+     * agent is watched within half a minute, and the registry is not asked
+     * for its whole list every 2 s. */
+    self->discovery_s = config_int(cfg, "observability.discovery_interval_ms", 30000) / 1000.0;
     if (self->discovery_s < 0.05)
         self->discovery_s = 0.05;
     self->n_fail = (int)config_int(cfg, "observability.flap.failures", 2);

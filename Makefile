@@ -66,7 +66,11 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC   := $(wildcard bench/*.c)
 BENCH_BIN   := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FAKE_NVML   := $(BUILD)/tests/libfake-nvml.so
-WEB_SRC     := $(wildcard web/*.html web/*.js web/*.css)
+# The charts are drawn by Chart.js from Debian's libjs-chart.js
+# (scripts/install-deps.sh), compiled in with the page: nothing is fetched
+# at build or run time.
+CHARTJS     ?= /usr/share/javascript/chart.js/chart.min.js
+WEB_SRC     := $(wildcard web/*.html web/*.js web/*.css web/*.svg) $(CHARTJS)
 WEB_OBJ     := $(BUILD)/gen/web_assets.o
 
 .PHONY: all run test unit integration sanitize valgrind valgrind-full bench clean deps deps-test
@@ -86,6 +90,9 @@ $(BUILD)/obj/%.o: %.c
 	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # The dashboard's page (web/) compiled in: see scripts/embed-assets.py.
+$(CHARTJS):
+	$(error $(CHARTJS) is missing: run sh scripts/install-deps.sh (Debian's libjs-chart.js))
+
 $(BUILD)/gen/web_assets.c: scripts/embed-assets.py $(WEB_SRC)
 	@mkdir -p $(dir $@)
 	$(PYTHON) scripts/embed-assets.py $@ $(WEB_SRC)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Turns the dashboard's files (web/*) into one C file for libkeel.a.
+"""Turns the dashboard's files (web/*, and Chart.js from Debian's
+libjs-chart.js) into one C file for libkeel.a.
 
 The page is compiled into keeld, so serving it needs no file on disk, no
 internet and no build step at run time: this script runs at build time
@@ -7,7 +8,9 @@ internet and no build step at run time: this script runs at build time
 the table {path, content_type, data, len} that dashboard.c looks paths up
 in.
 
-    embed-assets.py OUTPUT.c web/index.html web/app.js web/app.css
+    embed-assets.py OUTPUT.c web/index.html web/app.js ... chart.min.js
+
+Each file is served under its base name: /ui/app.js, /ui/chart.min.js.
 """
 import os
 import sys

@@ -117,6 +117,9 @@ static void declare_metrics(metrics_t *m)
 {
     metrics_declare(m, "keel_errorbus_stored_total", "Events committed to the database.",
                     METRIC_COUNTER, NULL, 0);
+    metrics_declare(m, "keel_errorbus_events_total",
+                    "Events committed to the database, by level (the dashboard's rate by level).",
+                    METRIC_COUNTER, NULL, 0);
     metrics_declare(m, "keel_errorbus_dropped_total",
                     "Events lost, by reason (queue_full, write_failed).", METRIC_COUNTER, NULL, 0);
     metrics_declare(m, "keel_errorbus_duplicates_total",
@@ -637,9 +640,16 @@ static int write_batch(evstore_t *self, batch_t *b, event_t **fresh, size_t *nfr
                           groups.slots[i].count, groups.slots[i].rank);
         count_rates(self->rates[RATES_TYPE], &types, now);
         free(types.slots);
-        for (int i = 0; i < 5; i++)
-            if (levels[i])
-                rates_add(self->rates[RATES_LEVEL], level_names[i], now, levels[i], i < 2 ? 1 : i);
+        for (int i = 0; i < 5; i++) {
+            if (!levels[i])
+                continue;
+            rates_add(self->rates[RATES_LEVEL], level_names[i], now, levels[i], i < 2 ? 1 : i);
+            if (self->metrics) {
+                char labels[64];
+                metrics_labels(labels, sizeof labels, "level", level_names[i], NULL);
+                metrics_add(self->metrics, "keel_errorbus_events_total", labels, (double)levels[i]);
+            }
+        }
     } else {
         rc = -1;
     }

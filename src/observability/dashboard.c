@@ -37,6 +37,7 @@ typedef struct {
     fleet_t *fleet;
     alerting_t *alerts;
     hubdb_t *db;
+    history_t *history;
     pthread_mutex_t refresh;        /* one build at a time; guards the cache */
     char *document;                 /* the last /api/dashboard body */
     double built_at;                /* monotonic */
@@ -52,6 +53,8 @@ static const web_asset_t *asset_for(const char *path)
 {
     if (!strcmp(path, "/"))
         path = "/index.html";
+    else if (!strcmp(path, "/favicon.ico"))
+        path = "/favicon.svg";
     else if (!strncmp(path, "/ui/", 4))
         path += 3;
     for (const web_asset_t *a = web_assets; a->path; a++)
@@ -180,16 +183,32 @@ static json_t *ask_services(config_t *config)
     return services;
 }
 
+/* CoreOrchestrator runs an agent when its get_agent_status entry has a
+ * process: only such an agent can be restarted from the page.  Without
+ * CoreOrchestrator's answer no agent is. */
+static bool supervised(json_t *core_agents, const char *name)
+{
+    return json_object_get(json_object_get(json_object_get(core_agents, "agents"), name), "process") != NULL;
+}
+
 static char *build_document(dashboard_t *self)
 {
     char ts[40];
     double sweep_s;
     long sweeps;
     fleet_sweep_stats(self->fleet, &sweep_s, &sweeps);
+    json_t *services = ask_services(self->svc->config);
+    json_t *core_agents = json_object_get(json_object_get(services, "core"), "agents");
+    json_t *rows = fleet_rows(self->fleet);
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+        json_object_set_new(row, "supervised", json_boolean(supervised(core_agents,
+                            json_string_value(json_object_get(row, "name")))));
     json_t *doc = json_pack("{s:s, s:f, s:o, s:o, s:o, s:o, s:{s:f, s:I}}",
         "generated_at", clock_iso_local(clock_wall(), ts, sizeof ts), "generated_ts", clock_wall(),
-        "fleet", fleet_rows(self->fleet), "machines", fleet_machines(self->fleet),
-        "alerts", alerting_view(self->alerts), "services", ask_services(self->svc->config),
+        "fleet", rows, "machines", fleet_machines(self->fleet),
+        "alerts", alerting_view(self->alerts), "services", services,
         "hub", "last_sweep_s", sweep_s, "sweeps", (json_int_t)sweeps);
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
@@ -224,16 +243,6 @@ static void http_dashboard(void *ctx, const http_request_t *req, http_reply_t *r
 }
 
 /* ---- one agent ---------------------------------------------------------------- */
-
-/* The probe latencies the hub keeps (newest 100): [[unix s, ms], ...]. */
-static json_t *latency_series(agent_t *a)
-{
-    json_t *points = json_array();
-    ring_point_t p;
-    for (size_t i = 0; ring_get(a->latency, i, &p) == 0; i++)
-        json_array_append_new(points, json_pack("[f,f]", p.t, p.value * 1000.0));
-    return points;
-}
 
 /* The samples agents logged with log_metric, stored in perf_samples:
  * {metric_type: [[unix s, value], ...]} oldest first. */
@@ -295,7 +304,6 @@ static void http_agent(void *ctx, const http_request_t *req, http_reply_t *reply
     fleet_lock(self->fleet);
     agent_t *a = fleet_find(self->fleet, name);
     json_t *record = a ? fleet_row(a) : NULL;
-    json_t *latency = a ? latency_series(a) : NULL;
     fleet_unlock(self->fleet);
     if (!record) {
         http_reply_json(reply, 404, json_pack("{s:s, s:s}", "status", "error", "error", "Unknown agent"));
@@ -310,14 +318,60 @@ static void http_agent(void *ctx, const http_request_t *req, http_reply_t *reply
     json_t *errors = json_object_get(calls[0].reply, "data");
     json_t *process = json_object_get(json_object_get(json_object_get(calls[1].reply, "agents"), name),
                                       "process");
-    json_t *doc = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:O?, s:O?, s:s?}", "status", "success",
-        "agent", record, "latency_ms", latency, "series", stored_series(self->db, name),
+    json_object_set_new(record, "supervised", json_boolean(process != NULL));
+    json_t *doc = json_pack("{s:s, s:o, s:o, s:o, s:o, s:O?, s:O?, s:s?}", "status", "success",
+        "agent", record, "series", stored_series(self->db, name),
         "events", hubdb_events(self->db, name, 50), "recovery", recovery_rows(self->db, name),
         "errors", errors, "process", process,
         "errors_unavailable", calls[0].reply ? NULL : calls[0].error);
     json_decref(calls[0].reply);
     json_decref(calls[1].reply);
     http_reply_json(reply, 200, doc);
+}
+
+/* ---- charts ------------------------------------------------------------------------ */
+
+/* GET /api/history?range=15m|1h|24h[&agent=NAME]: one agent's probe
+ * latency and failures, or (without agent) Keel's services and ErrorBus's
+ * events by level, as stored by history.c. */
+static void http_history(void *ctx, const http_request_t *req, http_reply_t *reply)
+{
+    dashboard_t *self = ctx;
+    static const struct { const char *word; double seconds; } ranges[] = {
+        { "15m", 900 }, { "1h", 3600 }, { "24h", 86400 },
+    };
+    const char *word = http_query(req, "range");
+    double range_s = 0;
+    for (size_t i = 0; i < 3; i++)
+        if (word && !strcmp(word, ranges[i].word))
+            range_s = ranges[i].seconds;
+    const char *agent = http_query(req, "agent");
+    if (!range_s || (agent && (!*agent || strlen(agent) > 200))) {
+        http_reply_json(reply, 400, json_pack("{s:s, s:s}", "status", "error", "error",
+                                              "range must be 15m, 1h or 24h, agent a name"));
+        return;
+    }
+    char names[KEELSTATS_SERVICES * KEELSTATS_FIGURES + KEELSTATS_LEVELS][256];
+    const char *list[KEELSTATS_SERVICES * KEELSTATS_FIGURES + KEELSTATS_LEVELS];
+    size_t n = 0;
+    if (agent) {
+        for (size_t k = 0; k < HISTORY_AGENT_FIGURES; k++)
+            snprintf(names[n++], sizeof names[0], "agent/%s/%s", agent, history_agent_figures[k]);
+    } else {
+        for (size_t i = 0; i < KEELSTATS_SERVICES; i++)
+            for (size_t k = 0; k < KEELSTATS_FIGURES; k++)
+                snprintf(names[n++], sizeof names[0], "service/%s/%s", keelstats_services[i],
+                         keelstats_figures[k]);
+        for (size_t i = 0; i < KEELSTATS_LEVELS; i++)
+            snprintf(names[n++], sizeof names[0], "errorbus/%s/per_min", keelstats_levels[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        list[i] = names[i];
+    double now = clock_wall(), step_s;
+    json_t *series = history_query(self->history, list, n, range_s, now, &step_s);
+    http_reply_json(reply, 200, json_pack("{s:s, s:f, s:f, s:f, s:o}", "status", "success",
+                                          "now", now, "range_s", range_s, "step_s", step_s,
+                                          "series", series));
 }
 
 /* ---- actions (an administrator's routes) --------------------------------------- */
@@ -387,11 +441,13 @@ static void http_ack(void *ctx, const http_request_t *req, http_reply_t *reply)
                                               why ? why : "No such alert"));
 }
 
-/* The page and its data are public; restarting an agent and acknowledging
- * an alert are an operator's, with the same token on the wire. */
+/* The page, its data and its charts are public; restarting an agent and
+ * acknowledging an alert are an operator's, with the same token on the wire. */
 static const http_route_t routes[] = {
     { "GET", "/", http_asset, ROUTE_PUBLIC, 0 },
     { "GET", "/ui/*", http_asset, ROUTE_PUBLIC, 0 },
+    { "GET", "/favicon.ico", http_asset, ROUTE_PUBLIC, 0 },
+    { "GET", "/api/history", http_history, ROUTE_PUBLIC, 0 },
     { "GET", "/api/dashboard", http_dashboard, ROUTE_PUBLIC, 0 },
     { "GET", "/api/agent", http_agent, ROUTE_PUBLIC, 0 },
     { "POST", "/api/restart", http_restart, ROUTE_ADMIN, 0 },
@@ -399,7 +455,8 @@ static const http_route_t routes[] = {
     { 0 },
 };
 
-int dashboard_start(service_t *svc, fleet_t *fleet, alerting_t *alerts, hubdb_t *db)
+int dashboard_start(service_t *svc, fleet_t *fleet, alerting_t *alerts, hubdb_t *db,
+                    history_t *history)
 {
     dashboard_t *self = &board;
     pthread_mutex_lock(&self->refresh);
@@ -407,6 +464,7 @@ int dashboard_start(service_t *svc, fleet_t *fleet, alerting_t *alerts, hubdb_t 
     self->fleet = fleet;
     self->alerts = alerts;
     self->db = db;
+    self->history = history;
     free(self->document);
     self->document = NULL;
     pthread_mutex_unlock(&self->refresh);

@@ -164,18 +164,29 @@ static void take_sample(json_t *out, const char *family, const char *line)
     json_object_set_new(by_label, label, json_real(strtod(value, NULL)));
 }
 
-json_t *dashpeers_counters(config_t *config, int http_port, const char *const *families,
-                           int timeout_ms)
+char *dashpeers_get(config_t *config, int http_port, const char *path, int timeout_ms)
 {
     int fd = connect_to(config, http_port, timeout_ms);
     if (fd < 0)
         return NULL;
-    char *text = http_get(fd, "/metrics", clock_mono() + timeout_ms / 1000.0);
+    char *text = http_get(fd, path, clock_mono() + timeout_ms / 1000.0);
     close(fd);
-    if (!text || strlen(text) < 12 || strncmp(text, "HTTP/1.", 7) || strncmp(text + 9, "200", 3)) {
+    char *body = text ? strstr(text, "\r\n\r\n") : NULL;
+    if (!body || strncmp(text, "HTTP/1.", 7) || strncmp(text + 9, "200", 3)) {
         free(text);
         return NULL;
     }
+    body += 4;
+    memmove(text, body, strlen(body) + 1);
+    return text;
+}
+
+json_t *dashpeers_counters(config_t *config, int http_port, const char *const *families,
+                           int timeout_ms)
+{
+    char *text = dashpeers_get(config, http_port, "/metrics", timeout_ms);
+    if (!text)
+        return NULL;
     json_t *out = json_object();
     for (size_t f = 0; families[f]; f++)
         json_object_set_new(out, families[f], json_object());

@@ -19,6 +19,10 @@ typedef struct {
 /* Sends every request (the first 32; later ones get an error), then waits
  * at most timeout_ms for all the replies together. */
 void dashpeers_call(config_t *config, dashpeer_call_t *calls, size_t n, int timeout_ms);
+/* The body of GET `path` on one Keel service's HTTP port (base port,
+ * moved by port_offset), NUL-terminated: a new string, or NULL when the
+ * service does not answer 200 within timeout_ms. */
+char *dashpeers_get(config_t *config, int http_port, const char *path, int timeout_ms);
 /* Counters of one Keel service's /metrics whose names start with one of
  * `families` (NULL-terminated): {family: {label value: count}}.  NULL
  * when the service does not answer within timeout_ms. */

@@ -71,6 +71,9 @@ typedef struct {
     double tier_at;             /* monotonic time of that attempt */
     double last_restart;        /* monotonic */
     bool gave_up;
+    /* probes since the history last took them (fleet_take_spans) */
+    int span_probes, span_failures, span_answered;
+    double span_latency_s;      /* summed over the answered probes */
 } agent_t;
 
 typedef struct fleet_t fleet_t;
@@ -114,6 +117,10 @@ void fleet_counts(fleet_t *self, int *total, int *healthy, int *unhealthy);
 const char *fleet_overall(fleet_t *self);
 /* Sets the per-agent gauges for /metrics. */
 void fleet_export(fleet_t *self, metrics_t *metrics);
+/* Each agent's probes since the previous call, {name: {probes, failures,
+ * answered, latency_s}} (latency summed over the answered ones), and a
+ * new span begun.  A new reference. */
+json_t *fleet_take_spans(fleet_t *self);
 /* Duration of the last sweep in seconds and sweeps done. */
 void fleet_sweep_stats(fleet_t *self, double *last_s, long *count);
 /* N-of-M: the damped state after one more outcome (pure, for tests). */

@@ -42,6 +42,12 @@ static const char *const migrations[] = {
     " state TEXT NOT NULL, alert TEXT NOT NULL);"
     "CREATE TABLE alert_rules(rule_id TEXT PRIMARY KEY, rule TEXT NOT NULL);"
     "CREATE TABLE pushed_health(agent_name TEXT PRIMARY KEY, record TEXT NOT NULL);",
+    /* the dashboard's time series (history.c): rings of fixed slots, one
+     * row per step holding every series' point */
+    "CREATE TABLE history_series(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+    " last_t REAL NOT NULL DEFAULT 0);"
+    "CREATE TABLE history(tier INTEGER NOT NULL, slot INTEGER NOT NULL, t REAL NOT NULL,"
+    " points BLOB NOT NULL, PRIMARY KEY (tier, slot)) WITHOUT ROWID;",
     NULL,
 };
 

@@ -2,7 +2,8 @@
  *  PerformanceLoggerAgent tables exactly as the original declared them,
  *  the PredictiveHealthMonitor tables (health_events now really exists),
  *  and what the hub must not lose on kill -9: performance samples, alert
- *  history, alert rules and pushed agent health.  One connection, one
+ *  history, alert rules and pushed agent health; and the dashboard's time
+ *  series (history.h).  One connection, one
  *  mutex: the wire workers and the background loops take turns. */
 #ifndef OBS_HUBDB_H
 #define OBS_HUBDB_H

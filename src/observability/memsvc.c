@@ -4,7 +4,13 @@
  *  object is an "invalid response", not an error), so probes use the raw
  *  client call and parse here.  The first check waits a full interval, as
  *  the original's loop did not, because a hub that starts before the
- *  memory services should not report them failed in its first second. */
+ *  memory services should not report them failed in its first second.
+ *
+ *  The watch runs only where the memory services are configured (either
+ *  endpoint, or memory_services.enabled): the original probed 7140 and
+ *  7142 on every machine, and a machine without them got a
+ *  memory_*_timeout error every minute that nobody could act on.  The
+ *  defaults still serve get_system_status, which only asks when asked. */
 #include "memsvc.h"
 #include "clock.h"
 #include "log.h"
@@ -51,7 +57,9 @@ memsvc_t *memsvc_new(config_t *config, errpub_t *errors)
     long ms = config_int(config, "observability.memory_services.interval_ms",
                          config_int(config, "observability.memory_services.interval_s", 60) * 1000);
     self->interval_s = (ms > 10 ? ms : 10) / 1000.0;
-    self->enabled = config_bool(config, "observability.memory_services.enabled", true);
+    bool configured = config_get(config, "observability.memory_orchestrator_endpoint")
+                      || config_get(config, "observability.memory_scheduler_endpoint");
+    self->enabled = config_bool(config, "observability.memory_services.enabled", configured);
     pthread_mutex_init(&self->lock, NULL);
     clock_cond_init(&self->wake);
     return self;

@@ -1,5 +1,5 @@
-/*  memsvc: SystemHealthManager's watch over the memory subsystem.  Every
- *  interval (60 s) it probes MemoryOrchestratorService (7140) and
+/*  memsvc: SystemHealthManager's watch over the memory subsystem.  Where
+ *  the memory services are configured, every interval (60 s) it probes MemoryOrchestratorService (7140) and
  *  MemoryScheduler (7142) with {"action":"health_check","data":{}}; only
  *  status "success" is healthy, and every failure goes to ErrorBus as
  *  <x>_health_check_failed, <x>_invalid_response, <x>_timeout or

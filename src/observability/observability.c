@@ -1,11 +1,13 @@
 /*  observability: the ObservabilityHub service.  Five agents' worth of
  *  behaviour on one port (7002) and one HTTP listener (8002):
- *  HealthMonitor and PredictiveHealthMonitor (fleet.c, probe.c,
- *  recovery.c, predict.c, optimiser.c, discovery.c), PerformanceMonitor
- *  (perfmon.c, feeds.c), PerformanceLoggerAgent (perflog.c),
- *  SystemHealthManager (memsvc.c) and the prior hub's HTTP routes
- *  (pushed.c, alerts.c), plus the Prometheus exporter.  This file wires
- *  them together and resolves the action collisions (docs/logic-preservation.md, ObservabilityHub):
+ *  HealthMonitor and PredictiveHealthMonitor (fleet.c, prober.c, tiers.c,
+ *  predictor.c, optimiser.c, crossreg.c), PerformanceMonitor (perfmon.c,
+ *  perffeeds.c), PerformanceLoggerAgent (perflog.c), SystemHealthManager
+ *  (memsvc.c) and the prior hub's HTTP routes (pushhealth.c, alerting.c),
+ *  plus the Prometheus exporter and the dashboard (dashboard.c, with its
+ *  stored time series in history.c and keelstats.c).  This file wires
+ *  them together and resolves the action collisions (docs/logic-preservation.md,
+ *  ObservabilityHub):
  *  log_metric goes to the logger when it carries a `metric` object and to
  *  the monitor when it carries service/metric_type; ping/health/health_check
  *  answer the hub's own health with status "ok"; `request_type` requests
@@ -31,6 +33,8 @@
 #include "tiers.h"
 #include "hostsampler.h"
 #include "dashboard.h"
+#include "history.h"
+#include "keelstats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +57,8 @@ typedef struct {
     optimiser_t *optimiser;
     perffeeds_t *feeds;
     housekeep_t *maintain;
+    keelstats_t *keelstats;
+    history_t *history;
     char db_path[4096];
 } hub_t;
 
@@ -462,6 +468,8 @@ static void health_hook(service_t *svc, json_t *dict)
 static void hub_free(hub_t *hub)
 {
     housekeep_destroy(&hub->maintain);
+    history_destroy(&hub->history);
+    keelstats_destroy(&hub->keelstats);
     perffeeds_destroy(&hub->feeds);
     fleet_stop(hub->fleet);
     tiers_destroy(&hub->recovery);
@@ -609,12 +617,15 @@ static int obs_start(service_t *svc)
     hub->procs = procs_new(cfg);
     hub->recovery = tiers_new(cfg, hub->fleet, hub->db, svc->errors, hub->procs, *reg ? reg : registry);
     fleet_on_sweep(hub->fleet, tiers_kick, hub->recovery);
+    hub->keelstats = keelstats_new(cfg);
+    hub->history = history_new(cfg, hub->db, hub->fleet, hub->keelstats, svc->metrics);
     svc->impl = hub;
     declare_metrics(svc->metrics);
     metrics_add_collector(svc->metrics, collect, hub);
     attach_routes(svc, hub);
-    dashboard_start(svc, hub->fleet, hub->alerts, hub->db);
+    dashboard_start(svc, hub->fleet, hub->alerts, hub->db, hub->history);
     if (tiers_start(hub->recovery) < 0 || fleet_start(hub->fleet) < 0
+        || history_start(hub->history) < 0
         || alerting_start(hub->alerts) < 0 || memsvc_start(hub->memsvc) < 0
         || optimiser_start(hub->optimiser) < 0 || start_feeds(svc, hub) < 0) {
         log_error("observability", "cannot start the hub's threads");

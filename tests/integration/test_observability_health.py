@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 import zmq
 
-from conftest import http_get
+from conftest import http_get, scaled
 from observability_util import (ErrorSink, StandInAgent, StandInCore, agent_entry, free_port,
                                 hub_config, wait_until)
 
@@ -97,15 +97,54 @@ def test_oh36_sweep_of_unreachable_agents_takes_one_timeout(keel_factory, stand_
 
 
 # Proves OH-37 (docs/logic-preservation.md).
-def test_oh37_default_interval_is_30s(keel_factory, stand_ins):
+def test_oh37_default_interval_is_2s(keel_factory, stand_ins):
+    """Issue 14 (fix): 2 s, not the original's 30 s, so a dead agent is down
+    within two intervals and one probe timeout."""
     ok = stand_ins(StandInAgent, "ok")
-    cfg = json.dumps({"observability": {"agents": [agent_entry("Ok", ok)], "discover": False,
-                                        "memory_services": {"enabled": False}}})
+    cfg = json.dumps({"observability": {"agents": [agent_entry("Ok", ok)], "discover": False}})
+    keel_factory("observability", config=cfg)
+    # When each probe arrives, read every 10 ms: the gaps are the interval.
+    arrivals, seen, deadline = [], 0, time.time() + scaled(12)
+    while len(arrivals) < 4 and time.time() < deadline:
+        if ok.count() > seen:
+            seen = ok.count()
+            arrivals.append(time.time())
+        time.sleep(0.01)
+    assert len(arrivals) == 4, arrivals
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert all(1.7 < g < scaled(3.0) for g in gaps), gaps
+
+
+def test_dead_agent_is_down_within_the_default_bound(keel_factory, stand_ins):
+    """Defaults only (2 s interval, 2 s probe timeout, 2 failures of 3): an
+    agent that stops answering is down at most 2 x 2 s + 2 s later; the page
+    adds its 1 s cache and 1 s poll, within 10 s in all."""
+    agent = stand_ins(StandInAgent, "ok")
+    cfg = json.dumps({"observability": {"agents": [agent_entry("Dies", agent)], "discover": False}})
     hub = keel_factory("observability", config=cfg)
-    wait_agents(hub, lambda a: a["Ok"]["status"] == "healthy")
-    time.sleep(1.0)
-    assert req(hub, {"action": "health"})["agent_specific_metrics"]["sweeps"] == 1
-    assert ok.count() == 1
+    wait_agents(hub, lambda a: a["Dies"]["state"] == "up")
+    agent.mode = "silent"
+    died = time.time()
+    wait_agents(hub, lambda a: a["Dies"]["state"] == "down", timeout=15)
+    assert time.time() - died < scaled(8)
+
+
+def test_memory_services_probed_only_where_configured(keel_factory, stand_ins, sink):
+    """Issue 14: no MemoryOrchestrator/MemoryScheduler probe (and no
+    memory_*_timeout every minute) unless their endpoints are configured."""
+    silent = stand_ins(StandInAgent, "silent")
+    configured = keel_factory("observability", config=json.dumps({
+        "observability": {"discover": False, "memory_services": {"interval_ms": 100, "timeout_ms": 200},
+                          "memory_orchestrator_endpoint": "tcp://127.0.0.1:%d" % silent.port},
+        "error_bus_endpoint": sink.endpoint}))
+    assert sink.wait_for(lambda e: e["error_type"] == "memory_orchestrator_timeout")
+    configured.stop()
+    sink.events.clear()
+    bare = keel_factory("observability", config=json.dumps({
+        "observability": {"discover": False, "memory_services": {"interval_ms": 100, "timeout_ms": 200}},
+        "error_bus_endpoint": sink.endpoint}))
+    assert sink.wait_for(lambda e: e["error_type"].startswith("memory_"), timeout=1.5) == []
+    assert req(bare, {"action": "get_services_health"})["services"] == {}
 
 
 def test_damped_state_needs_n_of_m_and_changes_are_published(keel_factory, stand_ins):

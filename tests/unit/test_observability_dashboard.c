@@ -1,5 +1,6 @@
 /*  test_observability_dashboard: the dashboard's parts that need no
- *  browser: the page compiled in by scripts/embed-assets.py, the parallel
+ *  browser: the page compiled in by scripts/embed-assets.py (with Chart.js
+ *  and the favicon), the parallel
  *  questions to the other services (every answer that comes, and one
  *  deadline for all, however many are silent), and the reading of
  *  Prometheus counters from a real HTTP server. */
@@ -30,8 +31,10 @@ static void test_assets_are_compiled_in(void **state)
         { "/index.html", "text/html", "<title>Keel dashboard</title>" },
         { "/app.js", "text/javascript", "/api/dashboard" },
         { "/app.css", "text/css", "tr.down" },
+        { "/chart.min.js", "text/javascript", "Chart.js v" },
+        { "/favicon.svg", "image/svg+xml", "<svg" },
     };
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const web_asset_t *found = NULL;
         for (const web_asset_t *a = web_assets; a->path; a++)
             if (!strcmp(a->path, want[i].path))

@@ -409,6 +409,13 @@ static void declare_metrics(metrics_t *m)
           METRIC_GAUGE },
         { "keel_alerts_active", "Alert rules currently firing.", METRIC_GAUGE },
         { "keel_anomalies_recent", "Anomalies among the last 100 detections kept.", METRIC_GAUGE },
+        /* the bounded tables (fleet.h, perfmon.h) */
+        { "keel_watched_agents_evicted_total",
+          "Agents the full table stopped watching to make room for a name that ranked above them.",
+          METRIC_COUNTER },
+        { "keel_watched_agents_refused_total",
+          "Registry names the full table did not watch, each counted once until watched.", METRIC_COUNTER },
+        { "keel_unwatched_agents", "Registry names not watched now because the table is full.", METRIC_GAUGE },
     };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         metrics_declare(m, families[i].name, families[i].help, families[i].type, NULL, 0);

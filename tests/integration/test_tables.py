@@ -1,0 +1,151 @@
+"""Tables that junk cannot fill (issue 16, finding 4).
+
+Before, the hub's tables filled first come, first served: after 4,096 names
+the hub watched no new agent, so 6,000 junk registrations hid a real one,
+and after 500 service names log_metric refused every new service, with the
+junk persisted and read back at start.  Each test here starts from that
+attack, sent the way an attacker on the network would (many DEALER sockets,
+pipelined, from one source address), and asserts that the real entries
+still get in, are watched or recorded, and survive a restart, while the
+evictions and refusals are counted.
+
+The tables are configured small (observability.max_agents,
+max_services) so that the junk fills them within a bounded test; the
+per-source limits on new names (core.registry.new_names,
+observability.new_services) keep their defaults."""
+import json
+import threading
+import time
+import urllib.request
+
+import zmq
+
+from conftest import scaled
+from observability_util import StandInAgent, agent_entry, free_port, wait_until
+
+JUNK = 6000
+
+
+def metric(k, service, name, labels=""):
+    """The sum of a family's series on one service whose labels contain `labels`."""
+    text = urllib.request.urlopen(k.http(service, "/metrics"), timeout=5).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name)] in " {" and labels in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def from_address(source, endpoint):
+    """The endpoint dialled from `source` (a loopback address other than
+    127.0.0.1 stands for a second machine)."""
+    return "tcp://%s:0;%s" % (source, endpoint[len("tcp://"):])
+
+
+def flood(endpoint, messages, sockets=8):
+    """Sends every message at once over `sockets` DEALERs, pipelined, and
+    returns the replies (one per message, or fewer when the deadline passed)."""
+    ctx = zmq.Context.instance()
+    socks = []
+    poller = zmq.Poller()
+    for _ in range(sockets):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SNDHWM, 0)
+        s.setsockopt(zmq.RCVHWM, 0)
+        s.connect(endpoint)
+        poller.register(s, zmq.POLLIN)
+        socks.append(s)
+    try:
+        for i, m in enumerate(messages):
+            socks[i % sockets].send_multipart([b"", json.dumps(m).encode()])
+        replies = []
+        deadline = time.time() + scaled(60)
+        while len(replies) < len(messages) and time.time() < deadline:
+            for s, _ in poller.poll(100):
+                while True:
+                    try:
+                        frames = s.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    replies.append(json.loads(frames[-1]))
+        return replies
+    finally:
+        for s in socks:
+            s.close()
+
+
+def register(k, name, port, source="127.0.0.1"):
+    return flood(from_address(source, k.zmq("core")), [
+        {"action": "register_agent", "agent_id": name, "agent_type": "real", "host": "127.0.0.1",
+         "port": port}], sockets=1)[0]
+
+
+class Heartbeats(threading.Thread):
+    """An agent that keeps telling the registry it is alive."""
+
+    def __init__(self, k, name):
+        super().__init__(daemon=True)
+        self.k, self.name = k, name
+        self.stopping = threading.Event()
+        self.start()
+
+    def run(self):
+        while not self.stopping.is_set():
+            r = self.k.request("core", {"action": "heartbeat", "agent_name": self.name})
+            assert r["status"] == "success", r
+            self.stopping.wait(0.3)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(scaled(10))
+
+
+def test_junk_registrations_from_one_address_do_not_hide_a_real_agent(keel_factory):
+    """6,000 junk registrations from one address, against a table of 40.
+    The registry refuses nearly all of them (one address may create 256 new
+    names at once); the hub still watches, probes and shows as up the
+    configured agent, an agent that registered before the flood and keeps
+    heartbeating, and an agent that registered after it from another
+    address (evicting junk that never answered), and counts what it
+    evicted and refused."""
+    configured, early, late = StandInAgent(), StandInAgent(), StandInAgent()
+    beats = None
+    try:
+        cfg = {"observability": {"max_agents": 40, "interval_ms": 300, "discovery_interval_ms": 200,
+                                 "timeout_ms": int(scaled(300)),
+                                 "agents": [agent_entry("Configured", configured)]}}
+        k = keel_factory("all", config=json.dumps(cfg))
+        assert register(k, "Early", early.port)["status"] == "success"
+        beats = Heartbeats(k, "Early")
+
+        dead = free_port()      # nothing listens: junk never answers a probe
+        replies = flood(k.zmq("core"), [{"action": "register_agent", "agent_id": "junk-%05d" % i,
+                                         "agent_type": "junk", "host": "127.0.0.1", "port": dead}
+                                        for i in range(JUNK)])
+        assert len(replies) == JUNK, "every registration is answered"
+        refused = [r for r in replies if r["status"] != "success"]
+        assert len(refused) > JUNK - 256, "one address creates at most 256 names at once"
+        assert all(r["error"].startswith("Too many new names from 127.0.0.1: at most 256 at once")
+                   for r in refused), refused[:2]
+        assert metric(k, "core", "keel_core_new_names_refused_total", 'table="agents"') == len(refused)
+
+        assert register(k, "Late", late.port, source="127.0.0.2")["status"] == "success"
+
+        def shown():
+            agents = k.request("observability", {"action": "get_agents_health"})["agents"]
+            return all(agents.get(n, {}).get("state") == "up" for n in ("Configured", "Early", "Late")) \
+                and agents
+        agents = wait_until(shown, 20)
+        assert agents and shown(), {n: agents.get(n) for n in ("Configured", "Early", "Late")}
+        assert late.count() > 0 and early.count() > 0 and configured.count() > 0, "each one is probed"
+        watched_junk = [n for n in agents if n.startswith("junk-")]
+        assert 0 < len(watched_junk) <= 40 - 3
+        assert metric(k, "observability", "keel_watched_agents_evicted_total") >= 1
+        assert metric(k, "observability", "keel_watched_agents_refused_total") >= 1
+        assert metric(k, "observability", "keel_unwatched_agents") >= 1
+    finally:
+        if beats:
+            beats.stop()
+        for a in (configured, early, late):
+            a.stop()

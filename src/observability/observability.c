@@ -21,6 +21,7 @@
 #include "fleet.h"
 #include "hubdb.h"
 #include "log.h"
+#include "names.h"
 #include "housekeep.h"
 #include "memsvc.h"
 #include "optimiser.h"
@@ -95,12 +96,21 @@ static json_t *on_log_metric(void *ctx, wire_request_t *req)
         return json_pack("{s:s, s:s}", "status", "error", "message", "Missing required parameters");
     if (!json_is_number(value))
         return json_pack("{s:s, s:s}", "status", "error", "message", "value must be a number");
-    if (perfmon_log(hub->perf, service, type, json_number_value(value)) < 0) {
+    char why[320];
+    if (names_refuse(hub->svc->metrics, "observability", "service", service, why, sizeof why))
+        return json_pack("{s:s, s:o}", "status", "error", "message",
+                         json_sprintf("Metric could not be logged: %s", why));
+    perf_outcome_t outcome = perfmon_log(hub->perf, service, type, json_number_value(value), req->peer,
+                                         why, sizeof why);
+    if (outcome == PERF_LOGGED)
+        return json_pack("{s:s, s:s}", "status", "success", "message", "Metric logged");
+    /* A refused new name is the caller's to act on, and junk would flood
+     * the bus; only a table that real services fill is the hub's fault. */
+    if (outcome != PERF_REFUSED_RATE)
         errpub_report(hub->svc->errors, "metric_logging_error", "ERROR", NULL,
-                      "cannot log %s for %s", type, service);
-        return json_pack("{s:s, s:s}", "status", "error", "message", "Metric could not be logged");
-    }
-    return json_pack("{s:s, s:s}", "status", "success", "message", "Metric logged");
+                      "cannot log %s for %s: %s", type, service, why);
+    return json_pack("{s:s, s:o}", "status", "error", "message",
+                     json_sprintf("Metric could not be logged: %s", why));
 }
 
 static json_t *on_get_metrics(void *ctx, wire_request_t *req)
@@ -416,6 +426,12 @@ static void declare_metrics(metrics_t *m)
         { "keel_watched_agents_refused_total",
           "Registry names the full table did not watch, each counted once until watched.", METRIC_COUNTER },
         { "keel_unwatched_agents", "Registry names not watched now because the table is full.", METRIC_GAUGE },
+        { "keel_perf_agents_evicted_total",
+          "Agents the full performance table dropped, with their rows, for a new name (log_metric).",
+          METRIC_COUNTER },
+        { "keel_perf_agents_refused_total",
+          "New names log_metric refused: rate_limited (their source created too many) or table_full "
+          "(every agent in the table keeps reporting).", METRIC_COUNTER },
     };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         metrics_declare(m, families[i].name, families[i].help, families[i].type, NULL, 0);

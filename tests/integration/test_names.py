@@ -13,7 +13,8 @@ import urllib.request
 
 import pytest
 
-from conftest import Keel
+from conftest import Keel, http_request
+from observability_util import hub_config, write_jwt_keys
 
 LIMIT = 255
 PREFIX = "N" * LIMIT
@@ -103,3 +104,55 @@ def test_long_names_in_the_legacy_and_simple_forms_are_refused(core):
     assert r["status"] == "SUCCESS" and AT_LIMIT in r["message"]
     r = core.request("core", {"action": "register_agent", "agent_name": "S" * LIMIT, "status": "HEALTHY"})
     assert r["status"] == "success" and r["agent"] == "S" * LIMIT
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    keys = tmp_path_factory.mktemp("names") / "jwt.keys"
+    token = write_jwt_keys(str(keys))
+    k = Keel("observability", config=hub_config(top={"security": {"jwt_keys_file": str(keys)}}))
+    k.start()
+    k.token = token
+    yield k
+    k.cleanup()
+
+
+def test_long_names_reaching_the_hub_are_refused(hub):
+    """log_metric in both forms, log_resource_usage, the cross-machine
+    registry, and the HTTP routes that name agents or rules: each refuses a
+    name over the limit, and takes one at the limit."""
+    counted = too_long(hub, "observability")
+    forms = [
+        lambda n: {"action": "log_metric", "service": n, "metric_type": "request", "value": 1},
+        lambda n: {"action": "log_metric", "metric": {"agent": n, "action": "a", "duration": 0.1,
+                                                      "timestamp": "2025-01-01T00:00:00", "metadata": {}}},
+        lambda n: {"action": "log_resource_usage", "usage": {"agent": n, "cpu_percent": 1, "memory_mb": 2,
+                                                             "timestamp": "2025-01-01T00:00:00",
+                                                             "metadata": {}}},
+        lambda n: {"request_type": "register", "machine_id": "pc2", "agent_name": n},
+        lambda n: {"request_type": "register", "machine_id": n, "agent_name": "a"},
+    ]
+    for form in forms:
+        for name in (LONG_A, LONG_B):
+            r = hub.request("observability", form(name))
+            assert r["status"] == "error" and says_limit(r), (form(name), r)
+        assert hub.request("observability", form(AT_LIMIT))["status"] == "success", form(AT_LIMIT)
+    assert too_long(hub, "observability") == counted + 2 * len(forms)
+
+    services = hub.request("observability", {"action": "get_metrics"})["metrics"]["services"]
+    assert AT_LIMIT in services and not any(s.startswith(PREFIX) for s in services)
+    agents = hub.request("observability", {"request_type": "get_status"})["agents"]
+    assert "pc2/" + AT_LIMIT in agents and AT_LIMIT + "/a" in agents
+    assert not any(PREFIX in key for key in agents)
+    r = hub.request("observability", {"request_type": "register", "machine_id": "a/b", "agent_name": "c"})
+    assert r == {"status": "error", "error": "machine_id must not contain '/'"}
+
+    auth = {"Authorization": "Bearer " + hub.token, "Content-Type": "application/json"}
+    for path, body in (("/update_agent_health", {"agent_name": LONG_A, "status": "healthy"}),
+                       ("/add_alert_rule", {"rule_id": LONG_A, "metric_name": "cpu_percent", "condition": "gt",
+                                          "threshold": 1})):
+        status, text, _ = http_request(hub.http("observability", path), body=body, headers=auth)
+        assert status == 400 and b"255 bytes" in text, (path, status, text)
+    status, _, _ = http_request(hub.http("observability", "/update_agent_health"),
+                                body={"agent_name": AT_LIMIT, "status": "healthy"}, headers=auth)
+    assert status == 200

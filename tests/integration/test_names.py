@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 
 from conftest import Keel, http_request
+from errorbus_util import Publisher, rows, stored, wait_for
 from observability_util import hub_config, write_jwt_keys
 
 LIMIT = 255
@@ -156,3 +157,32 @@ def test_long_names_reaching_the_hub_are_refused(hub):
     status, _, _ = http_request(hub.http("observability", "/update_agent_health"),
                                 body={"agent_name": AT_LIMIT, "status": "healthy"}, headers=auth)
     assert status == 200
+
+
+def test_long_error_sources_are_refused_or_quarantined(keel_factory):
+    """An error reported with report_error from a source over the limit is
+    refused with the limit in the reply; one published on the bus, which
+    cannot be answered, is kept whole in quarantine with that reason; a
+    source at the limit is stored under its whole name."""
+    k = keel_factory("errorbus")
+    counted = too_long(k, "errorbus")
+    for name in (LONG_A, LONG_B):
+        r = k.request("errorbus", {"action": "report_error", "agent": name, "error_type": "t", "message": "m"})
+        assert r["status"] == "error" and says_limit(r), r
+    pub = Publisher(k)
+    try:
+        pub.join()
+        for name in (LONG_A, LONG_B):
+            pub.f1({"agent": name, "error_type": "t", "message": "published"})
+        pub.f1({"agent": AT_LIMIT, "error_type": "t", "message": "published"})
+        assert len(stored(k, AT_LIMIT, 1)) == 1
+        q = wait_for(lambda: (lambda r: r if len(r) >= 2 else None)(rows(k, "get_quarantine")))
+        assert sorted(r["reason"].split(":")[0] for r in q) == ["name_too_long"] * 2, q
+        assert all("255 bytes" in r["reason"] for r in q)
+    finally:
+        pub.close()
+    r = k.request("errorbus", {"action": "report_error", "agent": AT_LIMIT, "error_type": "t", "message": "m",
+                               "error_id": "E" * 100})
+    assert r["status"] == "success" and r["error_id"] == "E" * 100, "the id is returned whole"
+    assert rows(k, agent=PREFIX) == []
+    assert too_long(k, "errorbus") == counted + 4

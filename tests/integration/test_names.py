@@ -186,3 +186,27 @@ def test_long_error_sources_are_refused_or_quarantined(keel_factory):
     assert r["status"] == "success" and r["error_id"] == "E" * 100, "the id is returned whole"
     assert rows(k, agent=PREFIX) == []
     assert too_long(k, "errorbus") == counted + 4
+
+
+def test_long_model_names_and_task_types_are_refused(keel_factory):
+    """ResourceManager: model names (VRAMOptimizerAgent's TRACK_MODEL_USAGE,
+    ModelManagerAgent's can_accommodate_model and update_vram_status) and
+    task types over the limit are refused; names at the limit work whole."""
+    k = keel_factory("resource")
+    counted = too_long(k, "resource")
+    for name in (LONG_A, LONG_B):
+        r = k.request("resource", {"command": "TRACK_MODEL_USAGE", "model_id": name})
+        assert r["status"] == "ERROR" and says_limit(r), r
+        r = k.request("resource", {"action": "can_accommodate_model", "vram_mb": 1, "model_name": name})
+        assert r["status"] == "error" and says_limit(r), r
+        r = k.request("resource", {"action": "update_vram_status", "current_vram_mb": 1, "total_vram_mb": 2,
+                                   "loaded_models": {name: {"vram_mb": 1}}})
+        assert r["status"] == "error" and says_limit(r), r
+        r = k.request("resource", {"type": name, "data": {"x": 1}})
+        assert r["status"] == "error" and says_limit(r), r
+    assert too_long(k, "resource") == counted + 8
+    r = k.request("resource", {"command": "TRACK_MODEL_USAGE", "model_id": AT_LIMIT})
+    assert r == {"status": "SUCCESS", "message": "Tracked usage of model %s" % AT_LIMIT}
+    r = k.request("resource", {"action": "update_vram_status", "current_vram_mb": 1, "total_vram_mb": 2,
+                               "loaded_models": {AT_LIMIT: {"vram_mb": 1}}})
+    assert r["status"] == "ok", r

@@ -16,6 +16,7 @@ import pytest
 from conftest import Keel, http_request
 from errorbus_util import Publisher, rows, stored, wait_for
 from observability_util import hub_config, write_jwt_keys
+from security_helpers import FAST
 
 LIMIT = 255
 PREFIX = "N" * LIMIT
@@ -210,3 +211,24 @@ def test_long_model_names_and_task_types_are_refused(keel_factory):
     r = k.request("resource", {"action": "update_vram_status", "current_vram_mb": 1, "total_vram_mb": 2,
                                "loaded_models": {AT_LIMIT: {"vram_mb": 1}}})
     assert r["status"] == "ok", r
+
+
+def test_long_user_and_model_names_are_refused(keel_factory):
+    """SecurityGateway: a user name over its limit (128 bytes by default, and
+    never above 255 whatever security.max_user_id_bytes says) and a model
+    name over 255 are refused with the limit in the reply and counted."""
+    k = keel_factory("security", config=FAST + "  max_user_id_bytes: 1000\n")
+    counted = too_long(k, "security")
+    for name in (LONG_A, LONG_B):
+        r = k.request("security", {"action": "register", "user_id": name, "password": "pw"})
+        assert r == {"status": "error", "message": "user_id is longer than 255 bytes"}, r
+        r = k.request("security", {"action": "log_performance", "model_id": name, "success": True,
+                                   "response_time": 0.1})
+        assert r["status"] == "error" and says_limit(r), r
+    assert too_long(k, "security") == counted + 4
+    r = k.request("security", {"action": "register", "user_id": AT_LIMIT, "password": "pw"})
+    assert r["status"] == "success", r
+    r = k.request("security", {"action": "login", "user_id": AT_LIMIT, "password": "pw"})
+    assert r["status"] == "success", r
+    r = k.request("security", {"action": "authorize", "token": r["session"]["token"]})
+    assert r["valid"] is True and r["subject"] == AT_LIMIT, "the whole name comes back"

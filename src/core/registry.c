@@ -50,7 +50,7 @@ struct registry_t {
     long revision;
     change_t changes[CHANGES];
     json_t *verdicts;           /* the hub's last report: {name: {state, reason, since}} */
-    char verdicts_from[64];
+    char verdicts_from[NAMES_BUF];
     double verdicts_until;      /* wall time after which they are too old to show */
     ratelimit_t *new_names;     /* per source address */
 };
@@ -237,6 +237,8 @@ json_t *core_registry_validate(json_t *fields, char *id, size_t idlen, char *err
     check_str(&p, fields, "agent_id", true);
     check_str(&p, fields, "agent_type", true);
     check_str(&p, fields, "host", true);
+    if (!names_fit(json_string_value(json_object_get(fields, "host"))))
+        problem(&p, "host", "String should have at most 255 bytes [type=string_too_long]");
     json_object_set(rec, "host", json_object_get(fields, "host"));
     check_port(&p, fields, "port", true, rec);
     check_port(&p, fields, "health_check_port", false, rec);
@@ -505,6 +507,9 @@ static json_t *on_report_states(void *ctx, wire_request_t *req)
     const char *from = json_string_value(json_object_get(req->body, "source_agent"));
     if (!json_is_object(states) || (valid && (!json_is_number(valid) || json_number_value(valid) <= 0)))
         return wire_error("'states' must be an object of {state, reason} and 'valid_s' a positive number");
+    char why[128];
+    if (names_refuse(self->metrics, "core", "source_agent", from, why, sizeof why))
+        return wire_error("%s", why);
     json_t *kept = json_object();
     const char *name;
     json_t *v;
@@ -514,6 +519,10 @@ static json_t *on_report_states(void *ctx, wire_request_t *req)
         if (!state || !reason || strcmp(agentstate_name(agentstate_from_name(state)), state)) {
             json_decref(kept);
             return wire_error("Invalid state for %s: expected {state: up|degraded|down|unknown, reason}", name);
+        }
+        if (names_refuse(self->metrics, "core", "a name in states", name, why, sizeof why)) {
+            json_decref(kept);
+            return wire_error("%s", why);
         }
         json_object_set_new(kept, name, json_pack("{s:s, s:s, s:O?}", "state", state, "reason", reason,
                                                   "since", json_object_get(v, "since")));

@@ -174,6 +174,11 @@ fleet_t *fleet_new(const fleet_args_t *args)
     size_t i;
     json_t *entry;
     json_array_foreach(config_get(cfg, "observability.agents"), i, entry) {
+        char why[128];
+        if (names_refuse(NULL, NULL, "name", json_string_value(json_object_get(entry, "name")), why, sizeof why)) {
+            log_error("observability", "observability.agents[%zu]: %s; ignored", i, why);
+            continue;
+        }
         agent_t *a = agent_new(self, entry, "config");
         if (!a) {
             log_warn("observability", "observability.agents[%zu] has no name: ignored", i);

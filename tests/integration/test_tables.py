@@ -132,6 +132,8 @@ def test_junk_registrations_from_one_address_do_not_hide_a_real_agent(keel_facto
         # (Keel's own services announce their names from this address too)
         assert metric(k, "core", "keel_core_new_names_refused_total", 'table="agents"') >= len(refused)
 
+        # the hub has seen the junk: its table is full, and names wait outside it
+        assert wait_until(lambda: metric(k, "observability", "keel_unwatched_agents") > 0, 20)
         assert register(k, "Late", late.port, source="127.0.0.2")["status"] == "success"
 
         def shown():

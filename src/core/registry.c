@@ -425,6 +425,8 @@ static json_t *on_get_endpoint(void *ctx, wire_request_t *req)
     if (!json_is_string(v))
         return wire_error("Invalid 'agent_name': expected a string");
     char err[512];
+    if (names_refuse(self->metrics, "core", "agent_name", json_string_value(v), err, sizeof err))
+        return wire_error("%s", err);
     json_t *rec = core_registry_lookup(self, json_string_value(v), err, sizeof err);
     if (!rec)
         return wire_error("%s", err);
@@ -449,6 +451,8 @@ static json_t *on_unregister(void *ctx, wire_request_t *req)
     if (!name)
         return wire_error("Missing 'agent_name'");
     char err[512];
+    if (names_refuse(self->metrics, "core", "agent_name", name, err, sizeof err))
+        return wire_error("%s", err);
     int rc = core_backend_del(self->backend, "agents", name, err, sizeof err);
     if (rc < 0)
         return wire_error("%s", err);
@@ -466,6 +470,8 @@ static json_t *on_heartbeat(void *ctx, wire_request_t *req)
     if (!name)
         return wire_error("Missing 'agent_name'");
     char err[512];
+    if (names_refuse(self->metrics, "core", "agent_name", name, err, sizeof err))
+        return wire_error("%s", err);
     json_t *rec = NULL;
     int rc = core_backend_get(self->backend, "agents", name, &rec, err, sizeof err);
     json_decref(rec);

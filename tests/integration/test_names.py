@@ -72,9 +72,12 @@ def test_two_long_agent_ids_with_one_prefix_are_both_refused(core):
                                                     "port": 1}})
     assert r["status"] == "error" and says_limit(r), r
     assert registry(core) == before
-    for name in (LONG_A, LONG_B, PREFIX):
-        assert core.request("core", {"action": "get_agent_endpoint", "agent_name": name})["status"] == "error"
-    assert too_long(core, "core") == counted + 3
+    for name in (LONG_A, LONG_B):
+        r = core.request("core", {"action": "get_agent_endpoint", "agent_name": name})
+        assert r["status"] == "error" and says_limit(r), r
+    r = core.request("core", {"action": "get_agent_endpoint", "agent_name": PREFIX})
+    assert r == {"status": "error", "error": "Agent %s not found" % PREFIX}
+    assert too_long(core, "core") == counted + 5
 
     r = core.request("core", {"action": "register_agent", "agent_id": AT_LIMIT, "agent_type": "t",
                               "host": "10.0.0.9", "port": 5009})

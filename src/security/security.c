@@ -11,7 +11,6 @@
 #include "clock.h"
 #include "gateway.h"
 #include "log.h"
-#include "names.h"
 #include "sessions.h"
 #include "token.h"
 #include "users.h"
@@ -43,11 +42,6 @@ static void gateway_config(gateway_t *gw, config_t *c)
     gw->allow_registration = config_bool(c, "security.allow_registration", false);
     gw->sweep_interval_s = config_double(c, "security.sweep_interval_s", 300);
     gw->max_user_len = (size_t)config_int(c, "security.max_user_id_bytes", 128);
-    if (gw->max_user_len > NAMES_MAX) {
-        log_warn("security", "security.max_user_id_bytes %zu is above the limit on names; %d is used",
-                 gw->max_user_len, NAMES_MAX);
-        gw->max_user_len = NAMES_MAX;
-    }
     gw->max_password_len = (size_t)config_int(c, "security.max_password_bytes", 1024);
 }
 

@@ -136,10 +136,10 @@ def test_junk_registrations_from_one_address_do_not_hide_a_real_agent(keel_facto
         assert wait_until(lambda: metric(k, "observability", "keel_unwatched_agents") > 0, 20)
         assert register(k, "Late", late.port, source="127.0.0.2")["status"] == "success"
 
-        def shown():
+        def shown():       # probed and answered, and up in the one state
             agents = k.request("observability", {"action": "get_agents_health"})["agents"]
-            return all(agents.get(n, {}).get("state") == "up" for n in ("Configured", "Early", "Late")) \
-                and agents
+            return all(agents.get(n, {}).get("status") == "healthy" and agents[n]["state"] == "up"
+                       for n in ("Configured", "Early", "Late")) and agents
         agents = wait_until(shown, 20)
         assert agents and shown(), {n: agents.get(n) for n in ("Configured", "Early", "Late")}
         assert late.count() > 0 and early.count() > 0 and configured.count() > 0, "each one is probed"

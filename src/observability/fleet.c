@@ -979,15 +979,6 @@ void fleet_export(fleet_t *self, metrics_t *metrics)
     pthread_mutex_unlock(&self->lock);
 }
 
-void fleet_table_stats(fleet_t *self, long *evicted, long *refused, long *unwatched)
-{
-    pthread_mutex_lock(&self->lock);
-    *evicted = self->evicted;
-    *refused = self->refused;
-    *unwatched = (long)json_object_size(self->unwatched);
-    pthread_mutex_unlock(&self->lock);
-}
-
 void fleet_sweep_stats(fleet_t *self, double *last_s, long *count)
 {
     pthread_mutex_lock(&self->lock);

@@ -117,9 +117,6 @@ json_t *fleet_agent_record(agent_t *a);
 json_t *fleet_agents_health(fleet_t *self);
 /* {machine: {agents, up, degraded, down, unknown, partitioned, status}}. */
 json_t *fleet_machines(fleet_t *self);
-/* Names the table evicted and refused since start (fleet.h's bound), and
- * the registry's names not watched now. */
-void fleet_table_stats(fleet_t *self, long *evicted, long *refused, long *unwatched);
 /* Agents watched, and how many of them are up / degraded or down. */
 void fleet_counts(fleet_t *self, int *total, int *healthy, int *unhealthy);
 /* "healthy" iff every agent's record is healthy (OH-39: one not yet

@@ -255,6 +255,12 @@ static void load(perfmon_t *self)
     if (st)
         sqlite3_reset(st);
     hubdb_unlock(self->db);
+    /* Counters carry no time: such a service counts as seen at start, not
+     * as silent since 1970. */
+    double now = clock_wall();
+    for (size_t i = 0; i < self->count; i++)
+        if (self->services[i]->last_seen == 0)
+            self->services[i]->last_seen = now;
 }
 
 perfmon_t *perfmon_new(config_t *config, hubdb_t *db, hostsampler_t *sampler)

@@ -39,7 +39,9 @@ REDIS_PORT=$(keel_ports ports 1)
     --dir "$TMP" >"$TMP/redis.log" 2>&1 &
 REDIS_PID=$!
 
-printf 'metrics_source: mock\ncore:\n  coordinator: {interrupt_endpoint: "", language_endpoint: ""}\n' >"$TMP/keel.yaml"
+# the registration benchmark creates a new name per request from one address:
+# the per-source limit on new names would measure refusals instead
+printf 'metrics_source: mock\ncore:\n  coordinator: {interrupt_endpoint: "", language_endpoint: ""}\n  registry: {new_names: {burst: 0}}\n' >"$TMP/keel.yaml"
 PORT_OFFSET=$OFFSET KEEL_DATA_DIR="$TMP/data" "$BUILD/keeld" core --config "$TMP/keel.yaml" \
     >"$TMP/keeld.log" 2>&1 &
 KEELD_PID=$!

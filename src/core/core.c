@@ -61,6 +61,13 @@ static const int legacy_main_ports[] = { 7100, 7120, 26002, 7125 };
 
 /* ---- merged actions --------------------------------------------------------- */
 
+/* Where a request came from, for the limit on new names: a client without
+ * a TCP address shares the bucket of unknown addresses. */
+static const char *source_of(const wire_request_t *req)
+{
+    return req->peer ? req->peer : "";
+}
+
 static json_t *on_register_agent(void *ctx, wire_request_t *req)
 {
     core_t *self = ctx;
@@ -77,19 +84,19 @@ static json_t *on_register_agent(void *ctx, wire_request_t *req)
     if (data && !json_object_size(data))
         data = NULL;
     if (!data && !json_object_get(req->body, "agent_id"))
-        return core_twin_register_simple(self->twin, req->body);
-    char id[256], err[1100];
-    if (core_registry_register(self->registry, data ? data : req->body, id, sizeof id, err, sizeof err) < 0)
+        return core_twin_register_simple(self->twin, req->body, source_of(req));
+    char id[NAMES_BUF], err[1100];
+    if (core_registry_register(self->registry, data ? data : req->body, source_of(req), id, sizeof id,
+                               err, sizeof err) < 0)
         return wire_error("%s", err);
     if (data) {
         json_t *meta = json_object_get(data, "metadata");
         const char *loc = json_string_value(json_object_get(meta, "location"));
         if (!loc)
             loc = json_string_value(json_object_get(req->body, "location"));
-        core_twin_set_status(self->twin, id, "HEALTHY", loc ? loc : "MainPC", err, sizeof err);
-        char message[400];
-        snprintf(message, sizeof message, "Successfully registered %s", id);
-        return json_pack("{s:s, s:s, s:s}", "status", "success", "message", message, "agent_id", id);
+        core_twin_set_status(self->twin, id, "HEALTHY", loc ? loc : "MainPC", NULL, err, sizeof err);
+        return json_pack("{s:s, s:o, s:s}", "status", "success", "message",
+                         json_sprintf("Successfully registered %s", id), "agent_id", id);
     }
     return wire_success();
 }
@@ -169,8 +176,8 @@ static void register_own_names(core_t *self)
     size_t i;
     json_t *fields;
     json_array_foreach(records, i, fields) {
-        char id[256], err[1100];
-        if (core_registry_register(self->registry, fields, id, sizeof id, err, sizeof err) < 0)
+        char id[NAMES_BUF], err[1100];
+        if (core_registry_register(self->registry, fields, NULL, id, sizeof id, err, sizeof err) < 0)
             log_warn("core", "cannot register %s: %s", json_string_value(json_object_get(fields, "agent_id")), err);
     }
     json_decref(records);
@@ -243,8 +250,11 @@ static int core_start(service_t *svc)
     self->registry = core_registry_new(self->backend, svc->metrics,
                                        config_double(svc->config, "core.registry.ttl_s", 300),
                                        config_get(svc->config, "core.aliases"));
+    core_registry_limit_new_names(self->registry,
+                                  config_double(svc->config, "core.registry.new_names.burst", 256),
+                                  config_double(svc->config, "core.registry.new_names.per_minute", 60));
     self->twin = core_twin_new(svc, self->backend, self->registry);
-    self->legacy = core_legacy_new(self->backend, self->registry, self->twin);
+    self->legacy = core_legacy_new(self->backend, self->registry, self->twin, svc->metrics);
     self->coordinator = core_coordinator_new(svc, self->registry);
     self->supervisor = core_supervisor_new(svc);
     register_own_names(self);

@@ -21,11 +21,13 @@ struct legacy_t {
     backend_t *backend;
     registry_t *registry;
     twin_t *twin;
+    metrics_t *metrics;
 };
 
-legacy_t *core_legacy_new(backend_t *backend, registry_t *registry, twin_t *twin)
+legacy_t *core_legacy_new(backend_t *backend, registry_t *registry, twin_t *twin, metrics_t *metrics)
 {
     legacy_t *self = calloc(1, sizeof *self);
+    self->metrics = metrics;
     self->backend = backend;
     self->registry = registry;
     self->twin = twin;
@@ -58,7 +60,8 @@ static int store(legacy_t *self, json_t *payload, char *err, size_t errlen)
                        payload, err, errlen);
 }
 
-/* The registry view of a legacy payload that names a port. */
+/* The registry view of a legacy payload that names a port; its name was
+ * admitted (core_registry_admit) when the payload was stored. */
 static void map_into_registry(legacy_t *self, json_t *payload)
 {
     json_t *port = json_object_get(payload, "port");
@@ -74,8 +77,8 @@ static void map_into_registry(legacy_t *self, json_t *payload)
         if (json_object_get(payload, optional[i]))
             json_object_set(fields, optional[i], json_object_get(payload, optional[i]));
     json_object_set_new(fields, "metadata", json_pack("{s:s}", "registered_by", "legacy REGISTER"));
-    char id[256], err[1100];
-    if (core_registry_register(self->registry, fields, id, sizeof id, err, sizeof err) < 0)
+    char id[NAMES_BUF], err[1100];
+    if (core_registry_register(self->registry, fields, NULL, id, sizeof id, err, sizeof err) < 0)
         log_warn("core", "legacy REGISTER of %s kept for DISCOVER only: %s",
                  json_string_value(json_object_get(payload, "name")), err);
     json_decref(fields);
@@ -87,21 +90,29 @@ static json_t *on_register(void *ctx, wire_request_t *req)
     const char *name = json_string_value(json_object_get(req->payload, "name"));
     if (!name || !*name)
         return upper("ERROR", "Missing required field 'name' in registration payload");
+    char err[512];
+    if (names_refuse(self->metrics, "core", "name", name, err, sizeof err))
+        return upper("ERROR", err);
+    json_t *old = NULL;
+    int known = core_backend_get(self->backend, "legacy", name, &old, err, sizeof err);
+    json_decref(old);
+    if (known < 0 || (known == 0 && core_registry_admit(self->registry, "legacy", req->peer ? req->peer : "",
+                                                        err, sizeof err) < 0))
+        return upper("ERROR", err);
     /* stt_service, tts_service and the streaming agents name no ip: the
      * address their request came from is where they are. */
     json_t *payload = json_copy(req->payload);
     json_t *ip = json_object_get(payload, "ip");
     if ((!ip || json_is_null(ip)) && req->peer && *req->peer)
         json_object_set_new(payload, "ip", json_string(req->peer));
-    char err[512], message[512];
     int rc = store(self, payload, err, sizeof err);
     if (rc == 0)
         map_into_registry(self, payload);
     json_decref(payload);
     if (rc < 0)
         return upper("ERROR", err);
-    snprintf(message, sizeof message, "Service %s registered successfully", name);
-    return upper("SUCCESS", message);
+    return json_pack("{s:s, s:o}", "status", "SUCCESS", "message",
+                     json_sprintf("Service %s registered successfully", name));
 }
 
 static json_t *on_discover(void *ctx, wire_request_t *req)
@@ -128,11 +139,9 @@ static json_t *on_discover(void *ctx, wire_request_t *req)
             json_decref(rec);
         }
     }
-    if (!found) {
-        char message[512];
-        snprintf(message, sizeof message, "Service '%s' not registered", name);
-        return upper("NOT_FOUND", message);
-    }
+    if (!found)
+        return json_pack("{s:s, s:o}", "status", "NOT_FOUND", "message",
+                         json_sprintf("Service '%s' not registered", name));
     return json_pack("{s:s, s:o}", "status", "SUCCESS", "payload", found);
 }
 

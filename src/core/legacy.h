@@ -11,7 +11,8 @@
 
 typedef struct legacy_t legacy_t;
 
-legacy_t *core_legacy_new(backend_t *backend, registry_t *registry, twin_t *twin);
+/* metrics counts the names refused (names.h). */
+legacy_t *core_legacy_new(backend_t *backend, registry_t *registry, twin_t *twin, metrics_t *metrics);
 void core_legacy_destroy(legacy_t **self_p);
 void core_legacy_attach(legacy_t *self, wire_server_t *wire);
 /* The reply to any command no route takes. */

@@ -20,6 +20,7 @@
 #include "agentstate.h"
 #include "clock.h"
 #include "log.h"
+#include "ratelimit.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -34,7 +35,7 @@
 typedef struct {
     long revision;
     char op[8];                 /* "put" or "delete" */
-    char agent_id[128];
+    char agent_id[NAMES_BUF];
     double t;
 } change_t;
 
@@ -49,9 +50,13 @@ struct registry_t {
     long revision;
     change_t changes[CHANGES];
     json_t *verdicts;           /* the hub's last report: {name: {state, reason, since}} */
-    char verdicts_from[64];
+    char verdicts_from[NAMES_BUF];
     double verdicts_until;      /* wall time after which they are too old to show */
+    ratelimit_t *new_names;     /* per source address */
 };
+
+/* Sources a limit remembers: far more than two machines' addresses. */
+#define LIMITED_SOURCES 1024
 
 registry_t *core_registry_new(backend_t *backend, metrics_t *metrics, double ttl_s, json_t *aliases)
 {
@@ -67,6 +72,10 @@ registry_t *core_registry_new(backend_t *backend, metrics_t *metrics, double ttl
                     METRIC_COUNTER, NULL, 0);
     metrics_declare(metrics, "keel_core_lookups_total", "get_agent_endpoint calls by outcome.",
                     METRIC_COUNTER, NULL, 0);
+    metrics_declare(metrics, "keel_core_new_names_refused_total",
+                    "New names refused because their source address created too many (core.registry.new_names), "
+                    "by table.", METRIC_COUNTER, NULL, 0);
+    self->new_names = ratelimit_new(0, 0, LIMITED_SOURCES);
     return self;
 }
 
@@ -75,10 +84,29 @@ void core_registry_destroy(registry_t **self_p)
     if (!self_p || !*self_p)
         return;
     pthread_mutex_destroy(&(*self_p)->lock);
+    ratelimit_destroy(&(*self_p)->new_names);
     json_decref((*self_p)->aliases);
     json_decref((*self_p)->verdicts);
     free(*self_p);
     *self_p = NULL;
+}
+
+void core_registry_limit_new_names(registry_t *self, double burst, double per_minute)
+{
+    ratelimit_configure(self->new_names, burst, per_minute);
+}
+
+int core_registry_admit(registry_t *self, const char *table, const char *source, char *err, size_t errlen)
+{
+    if (!source || ratelimit_take(self->new_names, source, clock_mono()))
+        return 0;
+    char limit[96], labels[64];
+    snprintf(err, errlen, "Too many new names from %s: %s per address (core.registry.new_names); "
+             "try again later", *source ? source : "an unknown address",
+             ratelimit_describe(self->new_names, limit, sizeof limit));
+    metrics_labels(labels, sizeof labels, "table", table, NULL);
+    metrics_add(self->metrics, "keel_core_new_names_refused_total", labels, 1);
+    return -1;
 }
 
 /* Every change gets the next revision, so a watcher can resume (etcd's
@@ -209,6 +237,8 @@ json_t *core_registry_validate(json_t *fields, char *id, size_t idlen, char *err
     check_str(&p, fields, "agent_id", true);
     check_str(&p, fields, "agent_type", true);
     check_str(&p, fields, "host", true);
+    if (!names_fit(json_string_value(json_object_get(fields, "host"))))
+        problem(&p, "host", "String should have at most 255 bytes [type=string_too_long]");
     json_object_set(rec, "host", json_object_get(fields, "host"));
     check_port(&p, fields, "port", true, rec);
     check_port(&p, fields, "health_check_port", false, rec);
@@ -219,8 +249,14 @@ json_t *core_registry_validate(json_t *fields, char *id, size_t idlen, char *err
     if (meta && !json_is_object(meta))
         problem(&p, "metadata", "Input should be a valid dictionary [type=dict_type]");
     json_object_set_new(rec, "metadata", meta && json_is_object(meta) ? json_deep_copy(meta) : json_object());
-    if (p.count == 0 && !*json_string_value(json_object_get(fields, "agent_id")))
+    const char *agent_id = json_string_value(json_object_get(fields, "agent_id"));
+    if (p.count == 0 && agent_id && !*agent_id)
         problem(&p, "agent_id", "String should have at least 1 character [type=string_too_short]");
+    if (!names_fit(agent_id)) {
+        char why[96];
+        snprintf(why, sizeof why, "String should have at most %d bytes [type=string_too_long]", NAMES_MAX);
+        problem(&p, "agent_id", why);
+    }
     if (p.count) {
         snprintf(err, errlen, "%d validation error%s for AgentRegistration%s", p.count,
                  p.count > 1 ? "s" : "", p.text);
@@ -240,13 +276,26 @@ static void count(registry_t *self, const char *family, const char *outcome)
     metrics_add(self->metrics, family, labels, 1);
 }
 
-int core_registry_register(registry_t *self, json_t *fields, char *id, size_t idlen,
-                      char *err, size_t errlen)
+int core_registry_register(registry_t *self, json_t *fields, const char *source, char *id, size_t idlen,
+                           char *err, size_t errlen)
 {
     json_t *rec = core_registry_validate(fields, id, idlen, err, errlen);
     if (!rec) {
+        char why[96];   /* validation already said it: only the count is wanted */
+        names_refuse(self->metrics, "core", "agent_id", json_string_value(json_object_get(fields, "agent_id")),
+                     why, sizeof why);
         count(self, "keel_core_registrations_total", "invalid");
         return -1;
+    }
+    if (source) {
+        json_t *old = NULL;
+        int known = core_backend_get(self->backend, "agents", id, &old, err, errlen);
+        json_decref(old);
+        if (known < 0 || (known == 0 && core_registry_admit(self, "agents", source, err, errlen) < 0)) {
+            json_decref(rec);
+            count(self, "keel_core_registrations_total", known < 0 ? "error" : "refused");
+            return -1;
+        }
     }
     char ts[40];
     json_object_set_new(rec, "last_registered", json_string(clock_iso_utc(clock_wall(), ts, sizeof ts)));
@@ -337,6 +386,8 @@ json_t *core_registry_describe(registry_t *self, char *err, size_t errlen)
         json_object_set_new(row, "agent_id", json_string(key));
         json_object_set_new(row, "last_heartbeat", json_string(clock_iso_utc(seen, ts, sizeof ts)));
         json_object_set_new(row, "heartbeat_age_s", json_real(now - seen));
+        if (beat > 0)
+            json_object_set_new(row, "beat_age_s", json_real(now - beat));
         state_of(self, row, key, seen, now);
         json_array_append_new(out, row);
     }
@@ -374,6 +425,8 @@ static json_t *on_get_endpoint(void *ctx, wire_request_t *req)
     if (!json_is_string(v))
         return wire_error("Invalid 'agent_name': expected a string");
     char err[512];
+    if (names_refuse(self->metrics, "core", "agent_name", json_string_value(v), err, sizeof err))
+        return wire_error("%s", err);
     json_t *rec = core_registry_lookup(self, json_string_value(v), err, sizeof err);
     if (!rec)
         return wire_error("%s", err);
@@ -398,6 +451,8 @@ static json_t *on_unregister(void *ctx, wire_request_t *req)
     if (!name)
         return wire_error("Missing 'agent_name'");
     char err[512];
+    if (names_refuse(self->metrics, "core", "agent_name", name, err, sizeof err))
+        return wire_error("%s", err);
     int rc = core_backend_del(self->backend, "agents", name, err, sizeof err);
     if (rc < 0)
         return wire_error("%s", err);
@@ -415,6 +470,8 @@ static json_t *on_heartbeat(void *ctx, wire_request_t *req)
     if (!name)
         return wire_error("Missing 'agent_name'");
     char err[512];
+    if (names_refuse(self->metrics, "core", "agent_name", name, err, sizeof err))
+        return wire_error("%s", err);
     json_t *rec = NULL;
     int rc = core_backend_get(self->backend, "agents", name, &rec, err, sizeof err);
     json_decref(rec);
@@ -456,6 +513,9 @@ static json_t *on_report_states(void *ctx, wire_request_t *req)
     const char *from = json_string_value(json_object_get(req->body, "source_agent"));
     if (!json_is_object(states) || (valid && (!json_is_number(valid) || json_number_value(valid) <= 0)))
         return wire_error("'states' must be an object of {state, reason} and 'valid_s' a positive number");
+    char why[128];
+    if (names_refuse(self->metrics, "core", "source_agent", from, why, sizeof why))
+        return wire_error("%s", why);
     json_t *kept = json_object();
     const char *name;
     json_t *v;
@@ -465,6 +525,10 @@ static json_t *on_report_states(void *ctx, wire_request_t *req)
         if (!state || !reason || strcmp(agentstate_name(agentstate_from_name(state)), state)) {
             json_decref(kept);
             return wire_error("Invalid state for %s: expected {state: up|degraded|down|unknown, reason}", name);
+        }
+        if (names_refuse(self->metrics, "core", "a name in states", name, why, sizeof why)) {
+            json_decref(kept);
+            return wire_error("%s", why);
         }
         json_object_set_new(kept, name, json_pack("{s:s, s:s, s:O?}", "state", state, "reason", reason,
                                                   "since", json_object_get(v, "since")));

@@ -5,13 +5,17 @@
  *  alias table (the coordinator's MemoryOrchestrator finds the agent that
  *  registered as MemoryOrchestratorService), each agent's one state as
  *  ObservabilityHub reports it, and a revision number with a change log
- *  (watch_registry) so a watcher can resume without missing a change. */
+ *  (watch_registry) so a watcher can resume without missing a change.
+ *  An agent id longer than NAMES_MAX (names.h) is refused, never cut, and
+ *  each source address may create only so many new names a minute
+ *  (ratelimit.h), so junk from one address cannot bury the real agents. */
 #ifndef KEEL_CORE_REGISTRY_H
 #define KEEL_CORE_REGISTRY_H
 #include <jansson.h>
 
 #include "backend.h"
 #include "metrics.h"
+#include "names.h"
 #include "wire.h"
 
 typedef struct registry_t registry_t;
@@ -20,21 +24,33 @@ typedef struct registry_t registry_t;
  * the name itself is not registered. */
 registry_t *core_registry_new(backend_t *backend, metrics_t *metrics, double ttl_s, json_t *aliases);
 void core_registry_destroy(registry_t **self_p);
+/* Each source address may create `burst` new names at once and
+ * `per_minute` more each minute, in the registry and in the tables that
+ * ask core_registry_admit; burst <= 0 (the default) is no limit. */
+void core_registry_limit_new_names(registry_t *self, double burst, double per_minute);
+/* Whether `source` (a client's address; NULL is Keel itself, never
+ * limited) may create one more name in `table` now: 0, or -1 with the
+ * refusal in err, counted in keel_core_new_names_refused_total. */
+int core_registry_admit(registry_t *self, const char *table, const char *source, char *err, size_t errlen);
 /* Checks an AgentRegistration and builds the stored record (without
- * last_registered); the agent_id goes to id.  NULL with the validation
- * text in err. */
+ * last_registered); the agent_id goes to id (NAMES_BUF bytes hold any
+ * valid one).  NULL with the validation text in err. */
 json_t *core_registry_validate(json_t *fields, char *id, size_t idlen, char *err, size_t errlen);
-/* Validates and stores; 0, or -1 with the reason in err. */
-int core_registry_register(registry_t *self, json_t *fields, char *id, size_t idlen,
-                      char *err, size_t errlen);
+/* Validates and stores a registration that came from `source` (as in
+ * core_registry_admit: a new agent id takes a token of its source); 0, or
+ * -1 with the reason in err. */
+int core_registry_register(registry_t *self, json_t *fields, const char *source, char *id, size_t idlen,
+                           char *err, size_t errlen);
 /* The stored record of the name or, failing that, of its first registered
  * alias (a new reference), or NULL with "Agent X not found" or the
  * backend's error in err. */
 json_t *core_registry_lookup(registry_t *self, const char *name, char *err, size_t errlen);
 /* Agent ids in registration order, or NULL with err. */
 json_t *core_registry_list(registry_t *self, char *err, size_t errlen);
-/* Every record with its heartbeat age and its state (agentstate.h): the
- * hub's verdict while fresh, else from the heartbeat alone. */
+/* Every record with its heartbeat age (a registration counts as one), the
+ * age of its last heartbeat action (beat_age_s, only when it sent one),
+ * and its state (agentstate.h): the hub's verdict while fresh, else from
+ * the heartbeat alone. */
 json_t *core_registry_describe(registry_t *self, char *err, size_t errlen);
 long core_registry_size(registry_t *self);
 /* get_agent_endpoint, list_agents, unregister_agent, heartbeat,

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "fsutil.h"
 #include "log.h"
+#include "names.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,7 +42,7 @@ extern char **environ;
 typedef enum { RESTART_ON_FAILURE, RESTART_ALWAYS, RESTART_NEVER } policy_t;
 
 typedef struct {
-    char name[128], host[128], cwd[1024], log_path[4096];
+    char name[NAMES_BUF], host[128], cwd[1024], log_path[4096];
     json_t *argv, *env, *depends_on;
     policy_t policy;
     bool managed;               /* has a command */
@@ -85,8 +86,13 @@ double core_supervisor_backoff(int attempt, double base_s, double cap_s)
 static int load_agent(supervisor_t *self, json_t *spec)
 {
     const char *name = json_string_value(json_object_get(spec, "name"));
+    char why[128];
     if (!name || !*name || self->count == MAX_AGENTS) {
         log_warn("core", "core.agents: an entry without a name (or too many) is ignored");
+        return -1;
+    }
+    if (names_refuse(NULL, NULL, "core.agents[].name", name, why, sizeof why)) {
+        log_error("core", "core.agents: %s; the entry is ignored", why);
         return -1;
     }
     agent_t *a = &self->agents[self->count++];
@@ -118,7 +124,7 @@ static int load_agent(supervisor_t *self, json_t *spec)
     a->next_start = 0;
     a->out_fd = a->log_fd = -1;
     a->mstatus = "unknown";
-    char file[160];
+    char file[NAMES_BUF + 16];
     snprintf(file, sizeof file, "logs/%s.log", a->name);
     service_path(self->svc, file, a->log_path, sizeof a->log_path);
     return 0;
@@ -235,7 +241,7 @@ static int spawn(supervisor_t *self, agent_t *a)
         a->log_fd = open(a->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     a->started_mono = clock_mono();
     clock_iso_local(clock_wall(), a->started_at, sizeof a->started_at);
-    char labels[160];
+    char labels[NAMES_LABELS_BUF];
     metrics_labels(labels, sizeof labels, "agent", a->name, NULL);
     metrics_add(self->svc->metrics, "keel_core_agent_restarts_total", labels, 1);
     log_info("core", "started agent %s (pid %d)", a->name, (int)pid);

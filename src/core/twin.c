@@ -173,8 +173,8 @@ twin_t *core_twin_new(service_t *svc, backend_t *backend, registry_t *registry)
     metrics_declare(svc->metrics, "keel_core_events_total", "publish_event and report_error calls accepted.",
                     METRIC_COUNTER, NULL, 0);
     char err[256];
-    core_twin_set_status(self, "CoreOrchestrator", "HEALTHY", self->location, err, sizeof err);
-    core_twin_set_status(self, "SystemDigitalTwin", "HEALTHY", self->location, err, sizeof err);
+    core_twin_set_status(self, "CoreOrchestrator", "HEALTHY", self->location, NULL, err, sizeof err);
+    core_twin_set_status(self, "SystemDigitalTwin", "HEALTHY", self->location, NULL, err, sizeof err);
     return self;
 }
 
@@ -264,11 +264,11 @@ static json_t *history(twin_t *self)
 }
 
 int core_twin_set_status(twin_t *self, const char *name, const char *status, const char *location,
-                    char *err, size_t errlen)
+                         const char *source, char *err, size_t errlen)
 {
     json_t *old = NULL;
     int found = core_backend_get(self->backend, "status", name, &old, err, errlen);
-    if (found < 0)
+    if (found < 0 || (!found && core_registry_admit(self->registry, "status", source, err, errlen) < 0))
         return -1;
     const char *loc = location ? location
                     : old ? json_string_value(json_object_get(old, "location")) : NULL;
@@ -518,7 +518,7 @@ json_t *core_twin_agent_info(twin_t *self, json_t *body)
     return json_pack("{s:s, s:o}", "status", "success", "agent_info", row);
 }
 
-json_t *core_twin_register_simple(twin_t *self, json_t *body)
+json_t *core_twin_register_simple(twin_t *self, json_t *body, const char *source)
 {
     const char *name = json_string_value(json_object_get(body, "agent_name"));
     const char *status = json_string_value(json_object_get(body, "status"));
@@ -527,16 +527,16 @@ json_t *core_twin_register_simple(twin_t *self, json_t *body)
         return wire_error("Missing or invalid agent_name parameter");
     if (!status || !*status)
         return wire_error("Missing or invalid status parameter");
-    char err[256], message[512];
-    int created = core_twin_set_status(self, name, status, location, err, sizeof err);
+    char err[512];
+    if (names_refuse(self->svc->metrics, "core", "agent_name", name, err, sizeof err))
+        return wire_error("Invalid agent_name: %s", err);
+    int created = core_twin_set_status(self, name, status, location, source, err, sizeof err);
     if (created < 0)
         return wire_error("%s", err);
-    if (created)
-        snprintf(message, sizeof message, "Registered new agent %s at %s with status %s", name,
-                 location ? location : "Unknown", status);
-    else
-        snprintf(message, sizeof message, "Updated %s status to %s", name, status);
-    return json_pack("{s:s, s:s, s:s}", "status", "success", "message", message, "agent", name);
+    json_t *message = created ? json_sprintf("Registered new agent %s at %s with status %s", name,
+                                             location ? location : "Unknown", status)
+                              : json_sprintf("Updated %s status to %s", name, status);
+    return json_pack("{s:s, s:o, s:s}", "status", "success", "message", message, "agent", name);
 }
 
 static json_t *on_get_ok_agents(void *ctx, wire_request_t *req)

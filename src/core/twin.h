@@ -29,9 +29,11 @@ json_t *core_twin_simulate(const twin_sample_t *current, json_t *current_state, 
 /* The latest sample as current_state (a new reference). */
 json_t *core_twin_current_state(twin_t *self);
 /* Upserts a status row.  location NULL keeps the old one (or "Unknown"
- * for a new row).  Returns 1 when the row is new, 0 when updated, -1 on error. */
+ * for a new row); a new row takes a token of `source`, the client's
+ * address (core_registry_admit; NULL is Keel itself).  Returns 1 when the
+ * row is new, 0 when updated, -1 with the reason in err. */
 int core_twin_set_status(twin_t *self, const char *name, const char *status, const char *location,
-                    char *err, size_t errlen);
+                         const char *source, char *err, size_t errlen);
 /* The VRAM update of update_vram_metrics and REPORT_MODEL_VRAM; 0 or -1. */
 int core_twin_update_vram(twin_t *self, json_t *payload, char *err, size_t errlen);
 /* A copy of vram_metrics. */
@@ -39,6 +41,6 @@ json_t *core_twin_vram(twin_t *self);
 /* The status table {name: {location, status, last_seen}}. */
 json_t *core_twin_status_map(twin_t *self);
 /* Handlers shared with core.c's merged actions. */
-json_t *core_twin_register_simple(twin_t *self, json_t *body);
+json_t *core_twin_register_simple(twin_t *self, json_t *body, const char *source);
 json_t *core_twin_agent_info(twin_t *self, json_t *body);
 #endif

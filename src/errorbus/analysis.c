@@ -147,13 +147,17 @@ int analysis_correlate(analysis_t *self, double now)
 /* True (and remembered) when kind/subject has not fired within the window. */
 static bool may_fire(analysis_t *self, const char *kind, const char *subject, double now)
 {
-    char key[512];
-    snprintf(key, sizeof key, "%s\x1f%s", kind, subject);
+    /* An error type has no length limit: the whole of it is the key, or two
+     * long types would silence each other's alerts. */
+    size_t len = strlen(kind) + strlen(subject) + 2;
+    char *key = malloc(len);
+    snprintf(key, len, "%s\x1f%s", kind, subject);
     json_t *last = json_object_get(self->fired, key);
-    if (last && now - json_number_value(last) < self->config.alert_window_s)
-        return false;
-    json_object_set_new(self->fired, key, json_real(now));
-    return true;
+    bool fire = !last || now - json_number_value(last) >= self->config.alert_window_s;
+    if (fire)
+        json_object_set_new(self->fired, key, json_real(now));
+    free(key);
+    return fire;
 }
 
 static void forget_old(analysis_t *self, double now)

@@ -12,6 +12,8 @@
 #include "ingress.h"
 #include "clock.h"
 #include "log.h"
+#include "names.h"
+#include "wire.h"
 #include "zsocket.h"
 
 #include <errno.h>
@@ -153,6 +155,14 @@ static void handle(ingress_t *self, zmq_msg_t *frames, size_t nframes, size_t to
         snprintf(reason, sizeof reason, "payload: %s", why);
         warn_quarantined(self, framing_name(framing), why);
         evstore_quarantine(self->store, framing_name(framing), reason, body, body_len);
+        return;
+    }
+    /* A publisher gets no reply: the event is kept whole in quarantine. */
+    if (names_refuse(self->metrics, "errorbus", "agent", e->agent, why, sizeof why)) {
+        snprintf(reason, sizeof reason, "name_too_long: %s", why);
+        warn_quarantined(self, framing_name(framing), why);
+        evstore_quarantine(self->store, framing_name(framing), reason, body, body_len);
+        event_destroy(&e);
         return;
     }
     evstore_submit(self->store, e);

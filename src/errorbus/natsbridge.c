@@ -14,6 +14,7 @@
 #include "natsbridge.h"
 #include "clock.h"
 #include "log.h"
+#include "names.h"
 
 #include <ctype.h>
 #include <nats/nats.h>
@@ -180,7 +181,7 @@ static void token(char *out, size_t len, const char *text)
 void natsbridge_publish(void *arg, const event_t *e, const char *json, size_t len)
 {
     natsbridge_t *self = arg;
-    char agent[128], subject[320];
+    char agent[NAMES_BUF], subject[NAMES_BUF + 256];
     token(agent, sizeof agent, e->agent);
     snprintf(subject, sizeof subject, "%s.%s.%s", self->prefix, e->level, agent);
     natsMsg *msg = NULL;

@@ -9,6 +9,7 @@
  *  the database, so what a query shows is what survives a kill -9. */
 #include "bus.h"
 #include "clock.h"
+#include "names.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -264,11 +265,17 @@ static json_t *on_report_error(void *ctx, wire_request_t *req)
                                    reason, sizeof reason);
     if (!e)
         return fail("%s", reason);
-    char id[64], why[256];
-    snprintf(id, sizeof id, "%s", e->error_id);
-    if (evstore_submit_wait(bus->store, e, 5000, why, sizeof why) < 0)
+    char why[256];
+    if (names_refuse(bus->svc->metrics, "errorbus", "agent", e->agent, why, sizeof why)) {
+        event_destroy(&e);
+        return fail("%s", why);
+    }
+    json_t *id = json_string(e->error_id);      /* the store takes the event */
+    if (evstore_submit_wait(bus->store, e, 5000, why, sizeof why) < 0) {
+        json_decref(id);
         return fail("Error could not be stored: %s", why);
-    return json_pack("{s:s, s:s, s:s}", "status", "success",
+    }
+    return json_pack("{s:s, s:s, s:o}", "status", "success",
                      "message", "Error reported successfully", "error_id", id);
 }
 

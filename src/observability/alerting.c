@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "gpu.h"
 #include "log.h"
+#include "names.h"
 #include "predictor.h"
 #include "ring.h"
 
@@ -120,7 +121,7 @@ static void load(alerting_t *self)
         if (!alert)
             continue;
         const char *state = (const char *)sqlite3_column_text(st, 0);
-        char key[256];
+        char key[2 * NAMES_BUF];
         snprintf(key, sizeof key, "%s_%s", json_string_value(json_object_get(alert, "rule_id")),
                  json_string_value(json_object_get(alert, "metric_name")));
         if (!strcmp(state, "firing") || !strcmp(state, "acknowledged"))
@@ -235,7 +236,7 @@ static void evaluate(alerting_t *self, const char *metric, double value, const c
         if (!json_is_true(json_object_get(rule, "enabled"))
             || strcmp(json_string_value(json_object_get(rule, "metric_name")), metric))
             continue;
-        char key[256];
+        char key[2 * NAMES_BUF];
         snprintf(key, sizeof key, "%s_%s", id, metric);
         double threshold = json_number_value(json_object_get(rule, "threshold"));
         bool holds = alerting_condition(json_string_value(json_object_get(rule, "condition")), value,
@@ -412,7 +413,7 @@ json_t *alerting_acknowledge(alerting_t *self, json_t *body, const char **why)
         *why = "rule_id and metric_name are required strings";
         return NULL;
     }
-    char key[256];
+    char key[2 * NAMES_BUF];
     snprintf(key, sizeof key, "%s_%s", id, metric);
     pthread_mutex_lock(&self->lock);
     json_t *alert = json_object_get(self->active, key);

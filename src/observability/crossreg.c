@@ -2,9 +2,11 @@
  *  hence the mutex. */
 #include "crossreg.h"
 #include "clock.h"
+#include "names.h"
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,11 +14,13 @@ struct crossreg_t {
     pthread_mutex_t lock;
     json_t *agents;     /* "<machine>/<agent>" -> {machine_id, agent_name, status, last_update} */
     double stale_s;
+    metrics_t *metrics;
 };
 
-crossreg_t *crossreg_new(double stale_s)
+crossreg_t *crossreg_new(double stale_s, metrics_t *metrics)
 {
     crossreg_t *self = calloc(1, sizeof *self);
+    self->metrics = metrics;
     pthread_mutex_init(&self->lock, NULL);
     self->agents = json_object();
     self->stale_s = stale_s;
@@ -70,7 +74,12 @@ json_t *crossreg_handle(crossreg_t *self, json_t *request)
     }
     if (!machine || !*machine || !agent || !*agent)
         return json_pack("{s:s, s:s}", "status", "error", "error", "Missing machine_id or agent_name");
-    char key[512];
+    char key[2 * NAMES_BUF], why[128];
+    if (names_refuse(self->metrics, "observability", "machine_id", machine, why, sizeof why)
+        || names_refuse(self->metrics, "observability", "agent_name", agent, why, sizeof why))
+        return json_pack("{s:s, s:s}", "status", "error", "error", why);
+    if (strchr(machine, '/'))
+        return json_pack("{s:s, s:s}", "status", "error", "error", "machine_id must not contain '/'");
     snprintf(key, sizeof key, "%s/%s", machine, agent);
     json_t *reply;
     pthread_mutex_lock(&self->lock);

@@ -17,6 +17,7 @@
 #include "fleet.h"
 #include "clock.h"
 #include "log.h"
+#include "names.h"
 #include "predictor.h"
 #include "wire.h"
 #include "zsocket.h"
@@ -52,6 +53,8 @@ struct fleet_t {
     void *on_sweep_arg;
     double last_sweep_s;
     long sweeps;
+    long evicted, refused;      /* by the table's bound, since start */
+    json_t *unwatched;          /* {name: true}: registry names not watched at the last discovery */
 };
 
 static const char *HM_REQUEST = "{\"action\":\"health_check\"}";
@@ -179,9 +182,15 @@ fleet_t *fleet_new(const fleet_args_t *args)
     self->partition_min = (int)config_int(cfg, "observability.partition.min_agents", 3);
     self->partition_ratio = config_double(cfg, "observability.partition.ratio", 0.8);
     self->machine = strdup(config_str(cfg, "observability.machine", "local"));
+    self->unwatched = json_object();
     size_t i;
     json_t *entry;
     json_array_foreach(config_get(cfg, "observability.agents"), i, entry) {
+        char why[128];
+        if (names_refuse(NULL, NULL, "name", json_string_value(json_object_get(entry, "name")), why, sizeof why)) {
+            log_error("observability", "observability.agents[%zu]: %s; ignored", i, why);
+            continue;
+        }
         agent_t *a = agent_new(self, entry, "config");
         if (!a) {
             log_warn("observability", "observability.agents[%zu] has no name: ignored", i);
@@ -220,6 +229,7 @@ void fleet_destroy(fleet_t **self_p)
     if (self->pub)
         zmq_close(self->pub);
     prober_destroy(&self->prober);
+    json_decref(self->unwatched);
     free(self->registry);
     free(self->machine);
     pthread_cond_destroy(&self->wake);
@@ -357,6 +367,8 @@ static void apply(fleet_t *self, target_t *t, double now, double started, json_t
     ring_push(a->latency, now, p->latency_s);
     /* A degraded answer is an answer: the agent is alive, so not a failure. */
     bool failed = p->result != HPROBE_HEALTHY && p->result != HPROBE_DEGRADED;
+    if (p->result == HPROBE_HEALTHY || p->result == HPROBE_DEGRADED || p->result == HPROBE_UNHEALTHY)
+        a->answered_at = now;
     if (failed && !(a->outcomes & 1))
         a->failing_since = now;
     a->span_probes++;
@@ -577,53 +589,185 @@ static void follow(agent_t *a, json_t *row)
         a->port = port;
 }
 
-/* Learns the registry's agents and their heartbeats: adds the new, follows
- * the moved, marks the unregistered removed.  The registry's ages are
- * turned into this clock's instants, so the two machines' clocks need
+/* ---- the table's bound -------------------------------------------------------- */
+
+static double ttl_or_default(double ttl_s)
+{
+    return ttl_s > 0 ? ttl_s : 300;
+}
+
+/* Configured agents, and agents whose own heartbeats the registry saw
+ * within its TTL, are never evicted. */
+static bool always_watched(const agent_t *a, double now)
+{
+    return !strcmp(a->source, "config") || (a->beat_at > 0 && now - a->beat_at < ttl_or_default(a->ttl_s));
+}
+
+typedef struct {
+    json_t *row;
+    const char *name;
+    double seen;                /* wall time of its last registration or heartbeat */
+    double beat_at;
+    bool always;
+} newcomer_t;
+
+typedef struct {
+    agent_t *agent;
+    double seen;                /* its last registration, heartbeat or answer */
+    bool answered;              /* answered a probe within the TTL */
+} victim_t;
+
+/* Best first: the always-watched, then the most recently seen. */
+static int by_rank_desc(const void *x, const void *y)
+{
+    const newcomer_t *a = x, *b = y;
+    if (a->always != b->always)
+        return a->always ? -1 : 1;
+    return a->seen > b->seen ? -1 : a->seen < b->seen;
+}
+
+/* Weakest first: silent ones (no answer within the TTL), then the least
+ * recently seen. */
+static int by_rank_asc(const void *x, const void *y)
+{
+    const victim_t *a = x, *b = y;
+    if (a->answered != b->answered)
+        return a->answered ? 1 : -1;
+    return a->seen < b->seen ? -1 : a->seen > b->seen;
+}
+
+/* A newcomer has answered nothing yet, so it outranks only a silent agent
+ * seen less recently than itself, unless it is always watched. */
+static bool outranks(const newcomer_t *n, const victim_t *v)
+{
+    return n->always || (!v->answered && n->seen > v->seen);
+}
+
+static victim_t *evictable(fleet_t *self, double now, size_t *n_out, size_t *active_out)
+{
+    victim_t *victims = calloc(self->count ? self->count : 1, sizeof *victims);
+    size_t n = 0, active = 0;
+    for (size_t i = 0; i < self->count; i++) {
+        agent_t *a = self->agents[i];
+        if (a->removed)
+            continue;
+        active++;
+        if (always_watched(a, now))
+            continue;
+        double ttl = ttl_or_default(a->ttl_s);
+        victims[n++] = (victim_t){ a, a->answered_at > a->heartbeat_at ? a->answered_at : a->heartbeat_at,
+                                   a->answered_at > 0 && now - a->answered_at < ttl };
+    }
+    qsort(victims, n, sizeof *victims, by_rank_asc);
+    *n_out = n;
+    *active_out = active;
+    return victims;
+}
+
+static agent_t *watch(fleet_t *self, const newcomer_t *n, double ttl_s)
+{
+    json_t *entry = registry_entry(n->name, n->row);
+    agent_t *a = agent_new(self, entry, "registry");
+    json_decref(entry);
+    if (!a)
+        return NULL;
+    add_agent(self, a);
+    a->heartbeat_at = n->seen;
+    a->beat_at = n->beat_at;
+    a->ttl_s = ttl_s;
+    log_info("observability", "watching %s (%s:%d) from the registry", n->name, a->host, a->port);
+    return a;
+}
+
+/* Watches the registry's names that the table lacks, best first, while
+ * there is room or a weaker agent to evict.  Newcomers come best first and
+ * victims weakest first, so the first newcomer that cannot displace the
+ * weakest remaining victim ends the evictions.  A name refused is counted
+ * once, until it is watched again; an evicted one is not counted again
+ * as refused.  Caller locks. */
+static void admit(fleet_t *self, newcomer_t *fresh, size_t nfresh, double now, double ttl_s)
+{
+    size_t max = (size_t)config_int(self->config, "observability.max_agents", 4096);
+    qsort(fresh, nfresh, sizeof *fresh, by_rank_desc);
+    size_t nvictims, active;
+    victim_t *victims = evictable(self, now, &nvictims, &active);
+    json_t *unwatched = json_object();
+    size_t v = 0;
+    for (size_t i = 0; i < nfresh; i++) {
+        if (active < max) {
+            active += watch(self, &fresh[i], ttl_s) != NULL;
+        } else if (v < nvictims && outranks(&fresh[i], &victims[v])) {
+            agent_t *gone = victims[v++].agent;
+            gone->removed = true;
+            self->evicted++;
+            json_object_set_new(unwatched, gone->name, json_true());
+            log_warn("observability", "agent table full (%zu): %s evicted for %s", max, gone->name, fresh[i].name);
+            watch(self, &fresh[i], ttl_s);
+        } else {
+            if (!json_object_get(self->unwatched, fresh[i].name)) {
+                self->refused++;
+                log_warn("observability", "agent table full (%zu): %s not watched", max, fresh[i].name);
+            }
+            json_object_set_new(unwatched, fresh[i].name, json_true());
+        }
+    }
+    free(victims);
+    json_decref(self->unwatched);
+    self->unwatched = unwatched;
+}
+
+/* Learns the registry's agents and their heartbeats: follows the moved,
+ * marks the unregistered removed, admits the new.  The registry's ages
+ * are turned into this clock's instants, so the two machines' clocks need
  * not agree. */
 static void learn(fleet_t *self, json_t *rows, double ttl_s)
 {
     double now = clock_wall();
-    size_t max = (size_t)config_int(self->config, "observability.max_agents", 4096);
-    pthread_mutex_lock(&self->lock);
-    for (size_t i = 0; i < self->count; i++) {
-        agent_t *a = self->agents[i];
-        bool listed = false;
-        size_t k;
-        json_t *row;
-        json_array_foreach(rows, k, row) {
-            const char *id = json_string_value(json_object_get(row, "agent_id"));
-            listed = listed || (id && !strcmp(id, a->name));
-        }
-        if (!listed)
-            a->heartbeat_at = 0;
-        if (!strcmp(a->source, "registry"))
-            a->removed = a->removed || !listed;
-    }
+    json_t *listed = json_object();     /* name: its row */
     size_t k;
     json_t *row;
     json_array_foreach(rows, k, row) {
         const char *name = json_string_value(json_object_get(row, "agent_id"));
-        if (!name)
-            continue;
-        agent_t *a = fleet_find(self, name);
-        if (!a && self->count < max) {
-            json_t *entry = registry_entry(name, row);
-            a = agent_new(self, entry, "registry");
-            json_decref(entry);
-            if (a) {
-                add_agent(self, a);
-                log_info("observability", "watching %s (%s:%d) from the registry", name, a->host, a->port);
-            }
-        } else if (a && !strcmp(a->source, "registry")) {
-            follow(a, row);
-        }
-        if (a) {
-            a->heartbeat_at = now - json_number_value(json_object_get(row, "heartbeat_age_s"));
-            a->ttl_s = ttl_s;
-        }
+        if (name)
+            json_object_set(listed, name, row);
     }
+    pthread_mutex_lock(&self->lock);
+    json_t *watched = json_object();    /* name: the agent's index, for a lookup per row */
+    for (size_t i = 0; i < self->count; i++) {
+        agent_t *a = self->agents[i];
+        bool known = json_object_get(listed, a->name) != NULL;
+        if (!known)
+            a->heartbeat_at = a->beat_at = 0;
+        if (!strcmp(a->source, "registry"))
+            a->removed = a->removed || !known;
+        if (!a->removed)
+            json_object_set_new(watched, a->name, json_integer((json_int_t)i));
+    }
+    newcomer_t *fresh = calloc(json_object_size(listed) + 1, sizeof *fresh);
+    size_t nfresh = 0;
+    const char *name;
+    json_object_foreach(listed, name, row) {
+        json_t *beat = json_object_get(row, "beat_age_s");
+        double seen = now - json_number_value(json_object_get(row, "heartbeat_age_s"));
+        double beat_at = json_is_number(beat) ? now - json_number_value(beat) : 0;
+        json_t *index = json_object_get(watched, name);
+        agent_t *a = index ? self->agents[json_integer_value(index)] : NULL;
+        if (!a) {
+            fresh[nfresh++] = (newcomer_t){ row, name, seen, beat_at,
+                                            beat_at > 0 && now - beat_at < ttl_or_default(ttl_s) };
+            continue;
+        }
+        if (!strcmp(a->source, "registry"))
+            follow(a, row);
+        a->heartbeat_at = seen;
+        a->beat_at = beat_at;
+        a->ttl_s = ttl_s;
+    }
+    admit(self, fresh, nfresh, now, ttl_s);
     pthread_mutex_unlock(&self->lock);
+    free(fresh);
+    json_decref(watched);
+    json_decref(listed);
 }
 
 /* Sends every agent's state to the registry, which shows it in
@@ -830,7 +974,7 @@ void fleet_export(fleet_t *self, metrics_t *metrics)
                                       "keel_agent_state" };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         metrics_reset(metrics, families[i]);
-    char labels[384];
+    char labels[NAMES_LABELS_BUF + 64];
     pthread_mutex_lock(&self->lock);
     for (size_t i = 0; i < self->count; i++) {
         agent_t *a = self->agents[i];
@@ -845,6 +989,9 @@ void fleet_export(fleet_t *self, metrics_t *metrics)
     }
     metrics_set(metrics, "keel_health_sweep_duration_seconds", "", self->last_sweep_s);
     metrics_set(metrics, "keel_health_sweeps_total", "", (double)self->sweeps);
+    metrics_set(metrics, "keel_watched_agents_evicted_total", "", (double)self->evicted);
+    metrics_set(metrics, "keel_watched_agents_refused_total", "", (double)self->refused);
+    metrics_set(metrics, "keel_unwatched_agents", "", (double)json_object_size(self->unwatched));
     pthread_mutex_unlock(&self->lock);
 }
 

@@ -13,7 +13,15 @@
  *  `keelctl agents` shows them too.  When most agents of one machine fail
  *  together the link is suspected: they become unknown, not down, and are
  *  not restarted.  State changes are published as JSON on a PUB socket and
- *  recorded in health_events. */
+ *  recorded in health_events.
+ *
+ *  The table is bounded (observability.max_agents) and keeps the real
+ *  agents when junk fills the registry: configured agents, and agents
+ *  whose own heartbeats the registry saw within its TTL, are always
+ *  watched; when the table is full, a name new to the hub takes the place
+ *  of the agent that ranks lowest (one that has not answered a probe
+ *  within the TTL first, least recently seen first) only if it ranks above
+ *  it, and is refused otherwise.  Evictions and refusals are counted. */
 #ifndef OBS_FLEET_H
 #define OBS_FLEET_H
 #include <jansson.h>
@@ -60,7 +68,9 @@ typedef struct {
     bool predicted;             /* failure_predicted already reported */
     /* the registry's view, from describe_agents */
     double heartbeat_at;        /* wall time of the last registration or heartbeat; 0 = none */
+    double beat_at;             /* wall time of its last heartbeat action alone; 0 = none */
     double ttl_s;
+    double answered_at;         /* wall time of the last probe it answered; 0 = never */
     /* the one state (agentstate.h) */
     bool partitioned;
     agentstate_t state;

@@ -23,6 +23,7 @@
 #include "fleet.h"
 #include "hubdb.h"
 #include "log.h"
+#include "names.h"
 #include "housekeep.h"
 #include "memsvc.h"
 #include "optimiser.h"
@@ -81,6 +82,14 @@ static json_t *on_health(void *ctx, wire_request_t *req)
     return hub_health(ctx, false);
 }
 
+/* True, with the refusal in why, when obj's string `key` is a name over
+ * the limit (names.h). */
+static bool refuses_name(hub_t *hub, json_t *obj, const char *key, char *why, size_t len)
+{
+    return names_refuse(hub->svc->metrics, "observability", key, json_string_value(json_object_get(obj, key)),
+                        why, len);
+}
+
 /* Two agents' log_metric, told apart by form (the collision rule of
  * docs/logic-preservation.md); each form follows its own agent when that
  * agent is delegated. */
@@ -92,8 +101,10 @@ static json_t *on_log_metric(void *ctx, wire_request_t *req)
                                                                                    : "PerformanceMonitor", req);
     if (forwarded)
         return forwarded;
+    char why[320];
     if (json_is_object(metric))
-        return perflog_log_metric(hub->db, metric);
+        return refuses_name(hub, metric, "agent", why, sizeof why)
+            ? json_pack("{s:s, s:s}", "status", "error", "message", why) : perflog_log_metric(hub->db, metric);
     const char *service = json_string_value(json_object_get(req->body, "service"));
     const char *type = json_string_value(json_object_get(req->body, "metric_type"));
     json_t *value = json_object_get(req->body, "value");
@@ -101,12 +112,20 @@ static json_t *on_log_metric(void *ctx, wire_request_t *req)
         return json_pack("{s:s, s:s}", "status", "error", "message", "Missing required parameters");
     if (!json_is_number(value))
         return json_pack("{s:s, s:s}", "status", "error", "message", "value must be a number");
-    if (perfmon_log(hub->perf, service, type, json_number_value(value)) < 0) {
+    if (names_refuse(hub->svc->metrics, "observability", "service", service, why, sizeof why))
+        return json_pack("{s:s, s:o}", "status", "error", "message",
+                         json_sprintf("Metric could not be logged: %s", why));
+    perf_outcome_t outcome = perfmon_log(hub->perf, service, type, json_number_value(value), req->peer,
+                                         why, sizeof why);
+    if (outcome == PERF_LOGGED)
+        return json_pack("{s:s, s:s}", "status", "success", "message", "Metric logged");
+    /* A refused new name is the caller's to act on, and junk would flood
+     * the bus; only a table that real services fill is the hub's fault. */
+    if (outcome != PERF_REFUSED_RATE)
         errpub_report(hub->svc->errors, "metric_logging_error", "ERROR", NULL,
-                      "cannot log %s for %s", type, service);
-        return json_pack("{s:s, s:s}", "status", "error", "message", "Metric could not be logged");
-    }
-    return json_pack("{s:s, s:s}", "status", "success", "message", "Metric logged");
+                      "cannot log %s for %s: %s", type, service, why);
+    return json_pack("{s:s, s:o}", "status", "error", "message",
+                     json_sprintf("Metric could not be logged: %s", why));
 }
 
 static json_t *on_get_metrics(void *ctx, wire_request_t *req)
@@ -141,7 +160,11 @@ static json_t *on_performance_health(void *ctx, wire_request_t *req)
 
 static json_t *on_log_resource_usage(void *ctx, wire_request_t *req)
 {
-    return perflog_log_resource_usage(((hub_t *)ctx)->db, req->body);
+    hub_t *hub = ctx;
+    char why[160];
+    if (refuses_name(hub, json_object_get(req->body, "usage"), "agent", why, sizeof why))
+        return json_pack("{s:s, s:s}", "status", "error", "message", why);
+    return perflog_log_resource_usage(hub->db, req->body);
 }
 
 static json_t *on_get_agent_metrics(void *ctx, wire_request_t *req)
@@ -271,12 +294,30 @@ static json_t *parse_body(const http_request_t *req, http_reply_t *reply)
     return body;
 }
 
+/* Answers 400 and returns true when one of the body's `keys` (a
+ * NULL-terminated list) is a name over the limit. */
+static bool refused_names(hub_t *hub, json_t *body, const char *const *keys, http_reply_t *reply)
+{
+    char why[160];
+    for (size_t i = 0; keys[i]; i++)
+        if (refuses_name(hub, body, keys[i], why, sizeof why)) {
+            http_reply_json(reply, 400, json_pack("{s:s, s:s}", "status", "error", "detail", why));
+            return true;
+        }
+    return false;
+}
+
 static void http_update_health(void *ctx, const http_request_t *req, http_reply_t *reply)
 {
     hub_t *hub = ctx;
     json_t *body = parse_body(req, reply);
     if (!body)
         return;
+    static const char *const names[] = { "agent_name", NULL };
+    if (refused_names(hub, body, names, reply)) {
+        json_decref(body);
+        return;
+    }
     const char *why = NULL;
     json_t *result = pushhealth_update(hub->pushed, body, &why);
     json_decref(body);
@@ -292,6 +333,11 @@ static void http_add_rule(void *ctx, const http_request_t *req, http_reply_t *re
     json_t *body = parse_body(req, reply);
     if (!body)
         return;
+    static const char *const names[] = { "rule_id", "metric_name", NULL };
+    if (refused_names(hub, body, names, reply)) {
+        json_decref(body);
+        return;
+    }
     const char *why = NULL;
     json_t *result = alerting_add_rule(hub->alerts, body, &why);
     json_decref(body);
@@ -421,6 +467,19 @@ static void declare_metrics(metrics_t *m)
           METRIC_GAUGE },
         { "keel_alerts_active", "Alert rules currently firing.", METRIC_GAUGE },
         { "keel_anomalies_recent", "Anomalies among the last 100 detections kept.", METRIC_GAUGE },
+        /* the bounded tables (fleet.h, perfmon.h) */
+        { "keel_watched_agents_evicted_total",
+          "Agents the full table stopped watching to make room for a name that ranked above them.",
+          METRIC_COUNTER },
+        { "keel_watched_agents_refused_total",
+          "Registry names the full table did not watch, each counted once until watched.", METRIC_COUNTER },
+        { "keel_unwatched_agents", "Registry names not watched now because the table is full.", METRIC_GAUGE },
+        { "keel_perf_agents_evicted_total",
+          "Agents the full performance table dropped, with their rows, for a new name (log_metric).",
+          METRIC_COUNTER },
+        { "keel_perf_agents_refused_total",
+          "New names log_metric refused: rate_limited (their source created too many) or table_full "
+          "(every agent in the table keeps reporting).", METRIC_COUNTER },
     };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         metrics_declare(m, families[i].name, families[i].help, families[i].type, NULL, 0);
@@ -601,7 +660,7 @@ static int obs_start(service_t *svc)
                                config_double(cfg, "observability.sample_interval_s", 1.0));
     hub->perf = perfmon_new(cfg, hub->db, hub->sampler);
     hub->pushed = pushhealth_new(hub->db, config_double(cfg, "observability.stale_after_s", 300));
-    hub->discovery = crossreg_new(config_double(cfg, "observability.stale_after_s", 300));
+    hub->discovery = crossreg_new(config_double(cfg, "observability.stale_after_s", 300), svc->metrics);
     hub->alerts = alerting_new(cfg, hub->db, hub->sampler, svc->errors);
     hub->memsvc = memsvc_new(cfg, svc->errors);
     hub->optimiser = optimiser_new(cfg, hub->sampler, hub->db, svc->errors);

@@ -1,8 +1,12 @@
 /*  perfmon: see perfmon.h.
  *
  *  The service table is bounded (observability.max_services) because each
- *  service costs three rings of 1000 points; past the bound a new service
- *  is refused with an error instead of growing the hub without limit.
+ *  service costs three rings of 1000 points.  What tells a real service
+ *  from junk is that it comes back: a name logged once is the first to
+ *  make room, and a service silent for a day the next, so a stream of new
+ *  names churns among themselves and never displaces a service that
+ *  reports.  A log holds the table's lock through its write, so a service
+ *  evicted by one request is never written or read by another meanwhile.
  *  Throughput keeps the original's odd definition: the number of samples
  *  retained (the values are ignored) divided by the seconds since the last
  *  full calculation, so only a count per service is needed.  On start the
@@ -10,17 +14,25 @@
 #include "perfmon.h"
 #include "clock.h"
 #include "log.h"
+#include "names.h"
+#include "ratelimit.h"
 #include "ring.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define SILENT_S 86400.0        /* a service this long without a sample may be evicted */
+#define LIMITED_SOURCES 1024    /* source addresses the limit on new services remembers */
 
 typedef struct {
     char *name;
     ring_t *response, *queue;
     size_t throughput;          /* entries retained, at most PERF_HISTORY */
     long long errors, requests;
+    long long logged;           /* samples of any kind, read back ones included */
+    double last_seen;           /* wall time of the newest */
 } perf_service_t;
 
 struct perfmon_t {
@@ -30,17 +42,22 @@ struct perfmon_t {
     perf_thresholds_t limits;
     perf_service_t **services;
     size_t count, max;
+    ratelimit_t *new_services;  /* per source address */
+    long evicted, refused_rate, refused_full;
     ring_t *cpu, *memory;
     double last_metrics_time;   /* monotonic */
 };
 
-static perf_service_t *find(perfmon_t *self, const char *name, bool create)
+static perf_service_t *find(perfmon_t *self, const char *name)
 {
     for (size_t i = 0; i < self->count; i++)
         if (!strcmp(self->services[i]->name, name))
             return self->services[i];
-    if (!create || self->count >= self->max)
-        return NULL;
+    return NULL;
+}
+
+static perf_service_t *add(perfmon_t *self, const char *name)
+{
     perf_service_t *s = calloc(1, sizeof *s);
     s->name = strdup(name);
     s->response = ring_new(PERF_HISTORY);
@@ -50,8 +67,88 @@ static perf_service_t *find(perfmon_t *self, const char *name, bool create)
     return s;
 }
 
+static void service_free(perf_service_t *s)
+{
+    ring_destroy(&s->response);
+    ring_destroy(&s->queue);
+    free(s->name);
+    free(s);
+}
+
+/* Deletes a service's persisted rows, so it is not read back. */
+static void forget(perfmon_t *self, const char *name)
+{
+    static const char *const sql[] = { "DELETE FROM perf_samples WHERE service = ?1",
+                                       "DELETE FROM perf_counters WHERE service = ?1" };
+    hubdb_lock(self->db);
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *st = store_prepare(self->db->store, sql[i]);
+        if (st) {
+            sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                log_warn("observability", "cannot delete the rows of evicted service %s", name);
+            sqlite3_reset(st);
+        }
+    }
+    hubdb_unlock(self->db);
+}
+
+/* The index of the service a new name may replace: one logged once, else
+ * one silent for a day, least recently seen first; -1 when none. */
+static long victim(perfmon_t *self, double now)
+{
+    long once = -1, silent = -1;
+    for (size_t i = 0; i < self->count; i++) {
+        perf_service_t *s = self->services[i];
+        if (s->logged <= 1 && (once < 0 || s->last_seen < self->services[once]->last_seen))
+            once = (long)i;
+        else if (now - s->last_seen > SILENT_S && (silent < 0 || s->last_seen < self->services[silent]->last_seen))
+            silent = (long)i;
+    }
+    return once >= 0 ? once : silent;
+}
+
+/* The service of a sample, made room for when it is new.  Caller locks. */
+static perf_service_t *admit(perfmon_t *self, const char *name, const char *source, double now,
+                             perf_outcome_t *outcome, char *why, size_t len)
+{
+    perf_service_t *s = find(self, name);
+    if (s)
+        return s;
+    char limit[96];
+    if (!ratelimit_take(self->new_services, source, clock_mono())) {
+        self->refused_rate++;
+        *outcome = PERF_REFUSED_RATE;
+        snprintf(why, len, "too many new services from %s: %s per address (observability.new_services); "
+                 "try again later", source && *source ? source : "an unknown address",
+                 ratelimit_describe(self->new_services, limit, sizeof limit));
+        return NULL;
+    }
+    if (self->count < self->max)
+        return add(self, name);
+    long v = victim(self, now);
+    if (v < 0) {
+        self->refused_full++;
+        *outcome = PERF_REFUSED_FULL;
+        snprintf(why, len, "the performance table is full (observability.max_services = %zu) of services "
+                 "that keep reporting", self->max);
+        return NULL;
+    }
+    perf_service_t *gone = self->services[v];
+    self->services[v] = self->services[--self->count];
+    log_warn("observability", "performance table full (%zu services): %s evicted for %s", self->max,
+             gone->name, name);
+    forget(self, gone->name);
+    service_free(gone);
+    self->evicted++;
+    return add(self, name);
+}
+
 static void apply(perf_service_t *s, const char *type, double value, double t)
 {
+    s->logged++;
+    if (t > s->last_seen)
+        s->last_seen = t;
     if (!strcmp(type, "response_time"))
         ring_push(s->response, t, value);
     else if (!strcmp(type, "queue_size"))
@@ -64,15 +161,82 @@ static void apply(perf_service_t *s, const char *type, double value, double t)
         s->requests++;
 }
 
+typedef struct {
+    const char *name;
+    long long logged;
+    double last_seen;
+} stored_t;
+
+/* Most logged first (a service that came back before a name seen once),
+ * then the most recently seen. */
+static int by_worth(const void *x, const void *y)
+{
+    const stored_t *a = x, *b = y;
+    if ((a->logged > 1) != (b->logged > 1))
+        return a->logged > 1 ? -1 : 1;
+    return a->last_seen > b->last_seen ? -1 : a->last_seen < b->last_seen;
+}
+
+/* {service: [samples, newest ts]} of what the database holds.  Caller
+ * holds the database's lock. */
+static json_t *stored_services(perfmon_t *self)
+{
+    json_t *all = json_object();
+    sqlite3_stmt *st = store_prepare(self->db->store,
+        "SELECT service, COUNT(*), MAX(ts) FROM perf_samples GROUP BY service");
+    while (st && sqlite3_step(st) == SQLITE_ROW)
+        json_object_set_new(all, (const char *)sqlite3_column_text(st, 0),
+                            json_pack("[I, f]", (json_int_t)sqlite3_column_int64(st, 1),
+                                      sqlite3_column_double(st, 2)));
+    if (st)
+        sqlite3_reset(st);
+    st = store_prepare(self->db->store, "SELECT service, errors + requests FROM perf_counters");
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        json_t *row = json_object_get(all, name);
+        json_int_t n = (json_int_t)sqlite3_column_int64(st, 1);
+        if (row)
+            json_array_set_new(row, 0, json_integer(json_integer_value(json_array_get(row, 0)) + n));
+        else
+            json_object_set_new(all, name, json_pack("[I, f]", n, 0.0));
+    }
+    if (st)
+        sqlite3_reset(st);
+    return all;
+}
+
+/* Reads back the services worth most, up to the bound, and deletes the
+ * rest (a bound lowered since, or junk from before this version). */
 static void load(perfmon_t *self)
 {
+    hubdb_lock(self->db);
+    json_t *all = stored_services(self);
+    size_t n = json_object_size(all), i = 0;
+    stored_t *rows = calloc(n + 1, sizeof *rows);
+    const char *name;
+    json_t *row;
+    json_object_foreach(all, name, row)
+        rows[i++] = (stored_t){ name, json_integer_value(json_array_get(row, 0)),
+                                json_number_value(json_array_get(row, 1)) };
+    qsort(rows, n, sizeof *rows, by_worth);
+    for (i = 0; i < n && i < self->max; i++)
+        add(self, rows[i].name);
+    hubdb_unlock(self->db);
+    if (n > self->max)
+        log_warn("observability", "performance table: %zu services stored, %zu read back "
+                 "(observability.max_services); the rest are deleted", n, self->max);
+    for (i = self->max; i < n; i++)
+        forget(self, rows[i].name);
+    free(rows);
+    json_decref(all);
+
     hubdb_lock(self->db);
     sqlite3_stmt *st = store_prepare(self->db->store,
         "SELECT service, metric_type, value, ts FROM (SELECT *, ROW_NUMBER() OVER"
         " (PARTITION BY service, metric_type ORDER BY id DESC) AS rn FROM perf_samples)"
         " WHERE rn <= 1000 ORDER BY id");
     while (st && sqlite3_step(st) == SQLITE_ROW) {
-        perf_service_t *s = find(self, (const char *)sqlite3_column_text(st, 0), true);
+        perf_service_t *s = find(self, (const char *)sqlite3_column_text(st, 0));
         if (s)
             apply(s, (const char *)sqlite3_column_text(st, 1), sqlite3_column_double(st, 2),
                   sqlite3_column_double(st, 3));
@@ -81,15 +245,22 @@ static void load(perfmon_t *self)
         sqlite3_reset(st);
     st = store_prepare(self->db->store, "SELECT service, errors, requests FROM perf_counters");
     while (st && sqlite3_step(st) == SQLITE_ROW) {
-        perf_service_t *s = find(self, (const char *)sqlite3_column_text(st, 0), true);
+        perf_service_t *s = find(self, (const char *)sqlite3_column_text(st, 0));
         if (s) {
             s->errors = sqlite3_column_int64(st, 1);
             s->requests = sqlite3_column_int64(st, 2);
+            s->logged += s->errors + s->requests;
         }
     }
     if (st)
         sqlite3_reset(st);
     hubdb_unlock(self->db);
+    /* Counters carry no time: such a service counts as seen at start, not
+     * as silent since 1970. */
+    double now = clock_wall();
+    for (size_t i = 0; i < self->count; i++)
+        if (self->services[i]->last_seen == 0)
+            self->services[i]->last_seen = now;
 }
 
 perfmon_t *perfmon_new(config_t *config, hubdb_t *db, hostsampler_t *sampler)
@@ -99,6 +270,9 @@ perfmon_t *perfmon_new(config_t *config, hubdb_t *db, hostsampler_t *sampler)
     self->db = db;
     self->sampler = sampler;
     self->max = (size_t)config_int(config, "observability.max_services", 500);
+    if (self->max < 1)
+        self->max = 1;
+    self->new_services = ratelimit_new(0, 0, LIMITED_SOURCES);
     perfmon_configure(self, config);
     self->cpu = ring_new(PERF_HISTORY);
     self->memory = ring_new(PERF_HISTORY);
@@ -119,6 +293,8 @@ void perfmon_configure(perfmon_t *self, config_t *config)
     pthread_mutex_lock(&self->lock);
     self->limits = limits;
     pthread_mutex_unlock(&self->lock);
+    ratelimit_configure(self->new_services, config_double(config, "observability.new_services.burst", 256),
+                        config_double(config, "observability.new_services.per_minute", 60));
 }
 
 void perfmon_destroy(perfmon_t **self_p)
@@ -126,13 +302,10 @@ void perfmon_destroy(perfmon_t **self_p)
     if (!self_p || !*self_p)
         return;
     perfmon_t *self = *self_p;
-    for (size_t i = 0; i < self->count; i++) {
-        ring_destroy(&self->services[i]->response);
-        ring_destroy(&self->services[i]->queue);
-        free(self->services[i]->name);
-        free(self->services[i]);
-    }
+    for (size_t i = 0; i < self->count; i++)
+        service_free(self->services[i]);
     free(self->services);
+    ratelimit_destroy(&self->new_services);
     ring_destroy(&self->cpu);
     ring_destroy(&self->memory);
     pthread_mutex_destroy(&self->lock);
@@ -173,23 +346,21 @@ static int persist(perfmon_t *self, const char *service, const char *type, doubl
     return rc;
 }
 
-int perfmon_log(perfmon_t *self, const char *service, const char *type, double value)
+perf_outcome_t perfmon_log(perfmon_t *self, const char *service, const char *type, double value,
+                           const char *source, char *why, size_t len)
 {
     double t = clock_wall();
+    perf_outcome_t outcome = PERF_LOGGED;
     pthread_mutex_lock(&self->lock);
-    perf_service_t *s = find(self, service, true);
-    pthread_mutex_unlock(&self->lock);
-    if (!s) {
-        log_warn("observability", "performance table full (%zu services): %s refused",
-                 self->max, service);
-        return -1;
+    perf_service_t *s = admit(self, service, source, t, &outcome, why, len);
+    if (s && persist(self, service, type, value, t) < 0) {
+        outcome = PERF_FAILED;
+        snprintf(why, len, "the sample could not be stored");
+    } else if (s) {
+        apply(s, type, value, t);
     }
-    if (persist(self, service, type, value, t) < 0)
-        return -1;
-    pthread_mutex_lock(&self->lock);
-    apply(s, type, value, t);
     pthread_mutex_unlock(&self->lock);
-    return 0;
+    return outcome;
 }
 
 static double mean_of(ring_t *r, size_t window)
@@ -246,7 +417,7 @@ json_t *perfmon_metrics(perfmon_t *self)
 json_t *perfmon_service_metrics(perfmon_t *self, const char *service)
 {
     pthread_mutex_lock(&self->lock);
-    perf_service_t *s = find(self, service, false);
+    perf_service_t *s = find(self, service);
     json_t *dict;
     if (s) {
         dict = service_dict(s, clock_mono() - self->last_metrics_time);
@@ -343,8 +514,11 @@ json_t *perfmon_alerts(perfmon_t *self)
 
 void perfmon_export(perfmon_t *self, metrics_t *metrics)
 {
-    char labels[256];
+    char labels[NAMES_LABELS_BUF];
     pthread_mutex_lock(&self->lock);
+    metrics_set(metrics, "keel_perf_agents_evicted_total", "", (double)self->evicted);
+    metrics_set(metrics, "keel_perf_agents_refused_total", "reason=\"rate_limited\"", (double)self->refused_rate);
+    metrics_set(metrics, "keel_perf_agents_refused_total", "reason=\"table_full\"", (double)self->refused_full);
     double time_diff = clock_mono() - self->last_metrics_time;
     for (size_t i = 0; i < self->count; i++) {
         perf_service_t *s = self->services[i];

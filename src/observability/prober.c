@@ -137,7 +137,7 @@ static void start_zmq(prober_t *self, hprobe_t *p, hprobe_io_t *io)
         finish(p, io, HPROBE_ERROR, "ZMQ error: %s", "cannot make a client socket");
         return;
     }
-    char endpoint[192];
+    char endpoint[NAMES_BUF + 32];
     snprintf(endpoint, sizeof endpoint, "tcp://%s:%d", p->host, p->port);
     if (zmq_connect(io->zsock, endpoint) != 0
         || zmq_send(io->zsock, p->request, strlen(p->request), ZMQ_DONTWAIT) < 0)
@@ -193,9 +193,13 @@ static void http_send(hprobe_t *p, hprobe_io_t *io)
         finish(p, io, HPROBE_ERROR, "Unexpected error: %s", strerror(err));
         return;
     }
-    char req[384];
+    char req[NAMES_BUF + 1024];
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
                      p->path ? p->path : "/health", p->host, p->port);
+    if (n < 0 || (size_t)n >= sizeof req) {
+        finish(p, io, HPROBE_ERROR, "Unexpected error: %s", "the request line is too long");
+        return;
+    }
     if (send(io->fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
         finish(p, io, HPROBE_ERROR, "Unexpected error: %s", strerror(errno));
         return;

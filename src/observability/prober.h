@@ -8,6 +8,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "names.h"
+
 typedef enum { HPROBE_ZMQ, HPROBE_HTTP } hprobe_kind_t;
 /* DEGRADED: the agent answered, alive but saying it is not (yet) well. */
 typedef enum { HPROBE_PENDING, HPROBE_HEALTHY, HPROBE_DEGRADED, HPROBE_UNHEALTHY, HPROBE_TIMEOUT,
@@ -20,7 +22,7 @@ typedef enum { HPROBE_EXPECT_OK, HPROBE_EXPECT_SUCCESS } hprobe_expect_t;
 typedef struct {
     /* in */
     hprobe_kind_t kind;
-    char host[128];
+    char host[NAMES_BUF];       /* a registry's host is limited like a name (names.h) */
     int port;
     const char *request;        /* ZMQ: the JSON text sent (borrowed) */
     const char *path;           /* HTTP: "/health" when NULL */

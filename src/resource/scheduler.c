@@ -15,6 +15,7 @@
 #include "heap.h"
 #include "journal.h"
 #include "log.h"
+#include "names.h"
 #include "pyfmt.h"
 #include "task.h"
 #include "taskq.h"
@@ -648,7 +649,9 @@ json_t *rs_sched_task(rs_sched_t *self, json_t *body)
     json_t *type = json_object_get(body, "type"), *data = json_object_get(body, "data");
     if (!rs_py_truthy(type) || !rs_py_truthy(data))
         return task_error("%s", "Invalid task format. Required fields: type, data");
-    char name[256];
+    char name[NAMES_BUF];
+    if (names_refuse(self->metrics, "resource", "type", json_string_value(type), name, sizeof name))
+        return task_error("Invalid task format: %s", name);
     rs_py_str(type, name, sizeof name);
     if (!json_is_string(type) || !known_type(self, name)) {
         pthread_mutex_lock(&self->lock);

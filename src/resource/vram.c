@@ -4,6 +4,7 @@
 #include "vram_policy.h"
 #include "clock.h"
 #include "log.h"
+#include "names.h"
 #include "pyfmt.h"
 #include "stats.h"
 
@@ -227,7 +228,9 @@ static json_t *on_track(void *ctx, wire_request_t *req)
     json_t *id = field(req, "model_id");
     if (!rs_py_truthy(id) || json_is_object(id) || json_is_array(id))
         return upper("ERROR", "%s", "Missing model_id parameter");
-    char name[256];
+    char name[NAMES_BUF];
+    if (names_refuse(self->metrics, "resource", "model_id", json_string_value(id), name, sizeof name))
+        return upper("ERROR", "%s", name);
     rs_py_str(id, name, sizeof name);
     double now = clock_wall();
     pthread_mutex_lock(&self->lock);
@@ -443,6 +446,19 @@ static json_t *on_register_mm(void *ctx, wire_request_t *req)
                      "thresholds", thresholds, "idle_timeout", self->idle_timeout_s);
 }
 
+/* The refusal of a report naming a model over the limit (names.h), or
+ * NULL when every name fits. */
+static json_t *long_model_name(rs_vram_t *self, json_t *models)
+{
+    const char *name;
+    json_t *entry;
+    char why[160];
+    json_object_foreach(models, name, entry)
+        if (names_refuse(self->metrics, "resource", "loaded_models key", name, why, sizeof why))
+            return mma_error("Invalid loaded_models: %s", why);
+    return NULL;
+}
+
 /* Remembers sizes the ModelManager reports and drops the load
  * reservations of models that have now arrived. */
 static void learn_models(rs_vram_t *self, json_t *models, const char *size_key)
@@ -456,7 +472,7 @@ static void learn_models(rs_vram_t *self, json_t *models, const char *size_key)
             json_object_set_new(self->requirements, name, json_real(json_number_value(size)));
             pthread_mutex_unlock(&self->lock);
         }
-        char id[300];
+        char id[NAMES_BUF + 8];
         snprintf(id, sizeof id, "model:%s", name);
         rs_manager_release(self->manager, id);
     }
@@ -473,6 +489,8 @@ static json_t *on_update_vram(void *ctx, wire_request_t *req)
     json_t *models = json_object_get(req->body, "loaded_models");
     if (models && !json_is_object(models))
         return mma_error("%s", "Invalid loaded_models: an object of model entries");
+    if (models && (error = long_model_name(self, models)))
+        return error;
     if (models)
         learn_models(self, models, "vram_mb");
     pthread_mutex_lock(&self->lock);
@@ -530,10 +548,13 @@ static json_t *on_can_accommodate(void *ctx, wire_request_t *req)
     const char *model = json_string_value(json_object_get(req->body, "model_name"));
     if (!model)
         model = json_string_value(json_object_get(req->body, "model_id"));
+    char why[160];
+    if (names_refuse(self->metrics, "resource", "model_name", model, why, sizeof why))
+        return mma_error("%s", why);
     json_t *reply = json_pack("{s:s, s:b, s:f, s:s}", "status", "ok", "can_accommodate", fits,
                               "free_mb", room > 0 ? room : 0.0, "device", self->config.device_names[d]);
     if (fits && model && *model) {
-        char id[300];
+        char id[NAMES_BUF + 8];
         snprintf(id, sizeof id, "model:%s", model);
         rs_manager_reserve_vram(self->manager, id, vram_mb, d, self->config.load_reservation_s,
                                 "ModelManagerAgent");

@@ -42,6 +42,7 @@ static const char *user_of(gateway_t *gw, json_t *body, json_t **reply)
         return NULL;
     }
     if (json_string_length(u) > gw->max_user_len) {
+        monitor_name_too_long(gw->monitor);
         *reply = wire_error("user_id is longer than %zu bytes", gw->max_user_len);
         return NULL;
     }

@@ -12,6 +12,7 @@
 #include "gateway.h"
 #include "clock.h"
 #include "log.h"
+#include "names.h"
 #include "sessions.h"
 #include "token.h"
 #include "users.h"
@@ -51,8 +52,12 @@ static json_t *credentials(gateway_t *gw, json_t *body, const char *error_type,
         monitor_error(gw->monitor, error_type, "user_id and password must be strings");
         return error_message("user_id and password must be strings");
     }
-    if (json_string_length(u) > gw->max_user_len || json_string_length(p) > gw->max_password_len)
-        return error_message("user_id or password too long");
+    if (json_string_length(u) > gw->max_user_len) {
+        monitor_name_too_long(gw->monitor);
+        return wire_error_key("message", "user_id is longer than %zu bytes", gw->max_user_len);
+    }
+    if (json_string_length(p) > gw->max_password_len)
+        return wire_error_key("message", "password is longer than %zu bytes", gw->max_password_len);
     if (strlen(json_string_value(u)) != json_string_length(u)
         || strlen(json_string_value(p)) != json_string_length(p))
         return error_message("user_id and password must not contain NUL characters");
@@ -288,7 +293,7 @@ static json_t *on_validate_token(void *ctx, wire_request_t *req)
     json_t *reply = token_field(req->body, &token);
     if (reply)
         return reply;
-    char subject[256];
+    char subject[NAMES_BUF];
     bool admin;
     bool valid = check_bearer(gw, token, NULL, subject, sizeof subject, &admin);
     return json_pack("{s:s, s:b}", "status", "success", "valid", valid);
@@ -302,7 +307,7 @@ static json_t *on_authorize(void *ctx, wire_request_t *req)
     if (reply)
         return reply;
     const char *scope = json_string_value(json_object_get(req->body, "scope"));
-    char subject[256] = "";
+    char subject[NAMES_BUF] = "";
     bool admin;
     bool valid = check_bearer(gw, token, scope, subject, sizeof subject, &admin);
     return json_pack("{s:s, s:b, s:s, s:b}", "status", "success", "valid", valid,
@@ -311,7 +316,7 @@ static json_t *on_authorize(void *ctx, wire_request_t *req)
 
 bool auth_is_admin(gateway_t *gw, const char *token)
 {
-    char subject[256];
+    char subject[NAMES_BUF];
     bool admin;
     return check_bearer(gw, token, "admin", subject, sizeof subject, &admin) && admin;
 }

@@ -117,6 +117,13 @@ void monitor_lockout(monitor_t *self, const char *kind, double lock_s)
             json_pack("{s:s, s:f}", "kind", kind, "lock_s", lock_s), message);
 }
 
+void monitor_name_too_long(monitor_t *self)
+{
+    char labels[64];
+    metrics_labels(labels, sizeof labels, "service", "security", "reason", "name_too_long", NULL);
+    metrics_add(self->svc->metrics, "keel_bad_requests_total", labels, 1);
+}
+
 void monitor_token_misuse(monitor_t *self, const char *kind)
 {
     char labels[64];

@@ -17,6 +17,9 @@ void monitor_login(monitor_t *self, const char *outcome);        /* success|fail
 void monitor_lockout(monitor_t *self, const char *kind, double lock_s);
 void monitor_token_misuse(monitor_t *self, const char *kind);    /* malformed|expired|forged|unknown */
 void monitor_trust(monitor_t *self, const char *model_id, double before, double after);
+/* Counts a user or model name refused for its length
+ * (keel_bad_requests_total{reason="name_too_long"}, names.h). */
+void monitor_name_too_long(monitor_t *self);
 /* Publishes an internal error (REGISTRATION_ERROR, ...) with the reason,
  * at most once per event_interval_s per type; `type` must be static text. */
 void monitor_error(monitor_t *self, const char *type, const char *message);

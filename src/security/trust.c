@@ -3,6 +3,7 @@
 #include "trust.h"
 #include "clock.h"
 #include "log.h"
+#include "names.h"
 #include "store.h"
 
 #include <math.h>
@@ -88,15 +89,17 @@ static json_t *key_error(const char *key)
 }
 
 /* model_id as a string, or NULL with *reply set. */
-static const char *model_of(json_t *body, json_t **reply)
+static const char *model_of(trust_t *self, json_t *body, json_t **reply)
 {
     json_t *id = json_object_get(body, "model_id");
     if (!id) {
         *reply = key_error("model_id");
         return NULL;
     }
-    if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 256) {
-        *reply = wire_error_key("message", "model_id must be a non-empty string of at most 256 bytes");
+    if (json_is_string(id) && json_string_length(id) > NAMES_MAX)
+        monitor_name_too_long(self->monitor);
+    if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > NAMES_MAX) {
+        *reply = wire_error_key("message", "model_id must be a non-empty string of at most %d bytes", NAMES_MAX);
         return NULL;
     }
     return json_string_value(id);
@@ -197,7 +200,7 @@ static json_t *on_log_performance(void *ctx, wire_request_t *req)
 {
     trust_t *self = ctx;
     json_t *reply = NULL;
-    const char *model = model_of(req->body, &reply);
+    const char *model = model_of(self, req->body, &reply);
     if (!model)
         return reply;
     json_t *success = json_object_get(req->body, "success");
@@ -224,7 +227,7 @@ static json_t *on_get_trust_score(void *ctx, wire_request_t *req)
 {
     trust_t *self = ctx;
     json_t *reply = NULL;
-    const char *model = model_of(req->body, &reply);
+    const char *model = model_of(self, req->body, &reply);
     if (!model)
         return reply;
     double score = 0.5;
@@ -250,7 +253,7 @@ static json_t *on_get_history(void *ctx, wire_request_t *req)
 {
     trust_t *self = ctx;
     json_t *reply = NULL;
-    const char *model = model_of(req->body, &reply);
+    const char *model = model_of(self, req->body, &reply);
     if (!model)
         return reply;
     json_t *history = json_array();

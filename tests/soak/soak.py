@@ -571,9 +571,15 @@ def report(soak, rss, failures):
 
 CONFIG = """\
 # A thousand agents each log metrics under their own service name: the
-# default table bound (500) is for a normal fleet, not this one.
+# default table bound (500) is for a normal fleet, not this one.  And all of
+# them start at once on one address: the per-source limits on new names
+# (256 at once) are for a normal fleet too.
+core:
+  registry:
+    new_names: {burst: %(services)d}
 observability:
   max_services: %(services)d
+  new_services: {burst: %(services)d}
   # The hub discovers the registered agents and probes them; discovery every
   # 2 s puts the whole fleet under watch within the warm-up.
   discovery_interval_ms: 2000

@@ -104,14 +104,19 @@ void clock_cond_init(pthread_cond_t *cond)
     pthread_condattr_destroy(&attr);
 }
 
+void clock_deadline(double seconds, struct timespec *until)
+{
+    clock_gettime(CLOCK_MONOTONIC, until);
+    double t = (double)until->tv_sec + until->tv_nsec / 1e9 + (seconds > 0 ? seconds : 0);
+    until->tv_sec = (time_t)t;
+    until->tv_nsec = (long)((t - (double)until->tv_sec) * 1e9);
+}
+
 bool clock_cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock, double seconds,
                      const bool *running)
 {
     struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    double t = (double)until.tv_sec + until.tv_nsec / 1e9 + (seconds > 0 ? seconds : 0);
-    until.tv_sec = (time_t)t;
-    until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
+    clock_deadline(seconds, &until);
     while (*running && pthread_cond_timedwait(cond, lock, &until) == 0)
         ;
     return *running;

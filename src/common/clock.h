@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 double clock_mono(void);          /* seconds, CLOCK_MONOTONIC */
 double clock_wall(void);          /* unix seconds, CLOCK_REALTIME */
@@ -21,6 +22,9 @@ int clock_parse_iso(const char *text, double *unix_s);
  * them at once.  The condition measures its timeouts on the monotonic
  * clock, so a wall-clock jump neither stalls nor hurries a loop. */
 void clock_cond_init(pthread_cond_t *cond);
+/* The monotonic time `seconds` from now, for pthread_cond_timedwait on a
+ * condition made by clock_cond_init. */
+void clock_deadline(double seconds, struct timespec *until);
 /* With `lock` held: waits until `seconds` have passed or *running turns
  * false (a wake that leaves it true keeps waiting).  Returns *running. */
 bool clock_cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock, double seconds,

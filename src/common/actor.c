@@ -1,0 +1,230 @@
+/*  actor: see actor.h.
+ *
+ *  Every actor sits in one process-wide list from _start to _stop, which is
+ *  what actor_all_alive walks; the list's lock is never held while an
+ *  actor's own lock is wanted, so the two cannot deadlock.  Waits run on
+ *  the monotonic clock, so a wall-clock jump neither stalls nor hurries a
+ *  loop; a wake ends the current wait only, and stop is a wake too. */
+#include "actor.h"
+#include "clock.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct actor_t {
+    char name[32];
+    actor_tick_fn *tick;
+    actor_run_fn *run;
+    actor_interrupt_fn *interrupt;
+    void *arg;
+    double interval_s;
+    bool delay_first;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool running;           /* guarded by lock */
+    bool woken;             /* guarded by lock */
+    bool started;           /* touched by the owner only */
+    pthread_t thread;
+    double alive_at;        /* guarded by lock */
+    actor_t *next;          /* in the process's list, guarded by all_lock */
+};
+
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static actor_t *all;
+
+static actor_t *actor_make(const char *name, void *arg)
+{
+    actor_t *self = calloc(1, sizeof *self);
+    snprintf(self->name, sizeof self->name, "%s", name);
+    self->arg = arg;
+    pthread_mutex_init(&self->lock, NULL);
+    clock_cond_init(&self->cond);
+    return self;
+}
+
+actor_t *actor_new(const char *name, double interval_s, actor_tick_fn *tick, void *arg)
+{
+    actor_t *self = actor_make(name, arg);
+    self->interval_s = interval_s;
+    self->tick = tick;
+    return self;
+}
+
+actor_t *actor_new_runner(const char *name, actor_run_fn *run, actor_interrupt_fn *interrupt,
+                          void *arg)
+{
+    actor_t *self = actor_make(name, arg);
+    self->run = run;
+    self->interrupt = interrupt;
+    return self;
+}
+
+void actor_destroy(actor_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    actor_t *self = *self_p;
+    actor_stop(self);
+    pthread_cond_destroy(&self->cond);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}
+
+void actor_delay_first(actor_t *self)
+{
+    self->delay_first = true;
+}
+
+static void list_add(actor_t *self)
+{
+    pthread_mutex_lock(&all_lock);
+    self->next = all;
+    all = self;
+    pthread_mutex_unlock(&all_lock);
+}
+
+static void list_remove(actor_t *self)
+{
+    pthread_mutex_lock(&all_lock);
+    for (actor_t **p = &all; *p; p = &(*p)->next)
+        if (*p == self) {
+            *p = self->next;
+            break;
+        }
+    pthread_mutex_unlock(&all_lock);
+}
+
+/* Sleeps `seconds`, or until woken or stopped (stop wakes too); the lock
+ * is held.  The wake is consumed. */
+static void sleep_unless_woken(actor_t *self, double seconds)
+{
+    struct timespec until;
+    clock_deadline(seconds, &until);
+    while (!self->woken && pthread_cond_timedwait(&self->cond, &self->lock, &until) == 0)
+        ;
+    self->woken = false;
+}
+
+static void *actor_main(void *arg)
+{
+    actor_t *self = arg;
+    pthread_setname_np(pthread_self(), self->name);
+    if (self->run) {
+        self->run(self, self->arg);
+        return NULL;
+    }
+    pthread_mutex_lock(&self->lock);
+    if (self->delay_first && self->running)
+        sleep_unless_woken(self, self->interval_s);
+    while (self->running) {
+        self->alive_at = clock_mono();
+        pthread_mutex_unlock(&self->lock);
+        self->tick(self->arg);
+        pthread_mutex_lock(&self->lock);
+        if (self->running)
+            sleep_unless_woken(self, self->interval_s);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+int actor_start(actor_t *self)
+{
+    if (self->started)
+        return 0;
+    pthread_mutex_lock(&self->lock);
+    self->running = true;
+    self->woken = false;
+    self->alive_at = clock_mono();
+    pthread_mutex_unlock(&self->lock);
+    list_add(self);
+    if (pthread_create(&self->thread, NULL, actor_main, self) != 0) {
+        log_error("actor", "cannot start the %s thread", self->name);
+        list_remove(self);
+        pthread_mutex_lock(&self->lock);
+        self->running = false;
+        pthread_mutex_unlock(&self->lock);
+        return -1;
+    }
+    self->started = true;
+    return 0;
+}
+
+void actor_stop(actor_t *self)
+{
+    if (!self || !self->started)
+        return;
+    list_remove(self);
+    pthread_mutex_lock(&self->lock);
+    self->running = false;
+    self->woken = true;
+    pthread_cond_broadcast(&self->cond);
+    pthread_mutex_unlock(&self->lock);
+    if (self->interrupt)
+        self->interrupt(self->arg);
+    pthread_join(self->thread, NULL);
+    self->started = false;
+}
+
+void actor_wake(actor_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    self->woken = true;
+    pthread_cond_broadcast(&self->cond);
+    pthread_mutex_unlock(&self->lock);
+}
+
+void actor_set_interval(actor_t *self, double interval_s)
+{
+    pthread_mutex_lock(&self->lock);
+    self->interval_s = interval_s;
+    pthread_mutex_unlock(&self->lock);
+}
+
+bool actor_running(actor_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    bool running = self->running;
+    pthread_mutex_unlock(&self->lock);
+    return running;
+}
+
+bool actor_wait(actor_t *self, double seconds)
+{
+    pthread_mutex_lock(&self->lock);
+    self->alive_at = clock_mono();
+    if (self->running)
+        sleep_unless_woken(self, seconds);
+    bool running = self->running;
+    pthread_mutex_unlock(&self->lock);
+    return running;
+}
+
+void actor_alive(actor_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    self->alive_at = clock_mono();
+    pthread_mutex_unlock(&self->lock);
+}
+
+bool actor_all_alive(double now, double grace_s, char *who, size_t who_len)
+{
+    bool alive = true;
+    pthread_mutex_lock(&all_lock);
+    for (actor_t *a = all; a && alive; a = a->next) {
+        pthread_mutex_lock(&a->lock);
+        double allowance = a->tick && 3 * a->interval_s > grace_s ? 3 * a->interval_s : grace_s;
+        if (a->running && now - a->alive_at > allowance) {
+            alive = false;
+            if (who)
+                snprintf(who, who_len, "%s", a->name);
+        }
+        pthread_mutex_unlock(&a->lock);
+    }
+    pthread_mutex_unlock(&all_lock);
+    return alive;
+}

@@ -1,0 +1,64 @@
+/*  actor: a background loop on a thread of its own, with the start and
+ *  stop every service module needs and nobody should write twice.
+ *
+ *  Two shapes cover every loop Keel runs:
+ *    - a ticker calls tick(arg) at once and then every interval, sooner
+ *      when woken (actor_wake), until stopped;
+ *    - a runner hands its thread to run(actor, arg), which waits on its own
+ *      terms (zmq_poll with a timeout, a queue's condition, a pipe) and
+ *      returns once actor_running() turns false; stop calls the runner's
+ *      interrupt hook, if it has one, to cut that wait short.
+ *
+ *  _new allocates and starts nothing; _start makes the thread, so a module
+ *  can be built, wired and only then set going.  _stop is synchronous:
+ *  when it returns the thread has exited, so the owner may free whatever
+ *  the loop used.  Stopping twice, or an actor never started, is harmless.
+ *
+ *  Liveness.  Every pass of a ticker, and every actor_wait of a runner,
+ *  stamps the actor alive.  actor_all_alive tells whether every running
+ *  actor of the process passed within its allowance, which is what a
+ *  watchdog should feed on: a loop wedged in a deadlock or an endless
+ *  call stops stamping, and the process is then reported hung. */
+#ifndef KEEL_ACTOR_H
+#define KEEL_ACTOR_H
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct actor_t actor_t;
+
+/* One pass of a periodic loop. */
+typedef void (actor_tick_fn)(void *arg);
+/* A loop that waits on its own; returns when actor_running() is false. */
+typedef void (actor_run_fn)(actor_t *actor, void *arg);
+/* Cuts a runner's own wait short; called by actor_stop after it has
+ * cleared running, never with the actor's lock held. */
+typedef void (actor_interrupt_fn)(void *arg);
+
+/* `name` names the thread (15 characters show in top -H); copied. */
+actor_t *actor_new(const char *name, double interval_s, actor_tick_fn *tick, void *arg);
+actor_t *actor_new_runner(const char *name, actor_run_fn *run, actor_interrupt_fn *interrupt,
+                          void *arg);
+/* Stops the actor first when it runs. */
+void actor_destroy(actor_t **self_p);
+/* A ticker's first pass waits a whole interval instead of running at once
+ * (for checks that must not fire before what they check has started).
+ * Call before actor_start. */
+void actor_delay_first(actor_t *self);
+/* 0, or -1 when the thread cannot be made (logged). */
+int actor_start(actor_t *self);
+/* Synchronous: returns once the thread has exited. */
+void actor_stop(actor_t *self);
+/* A ticker ticks now instead of at the end of its interval. */
+void actor_wake(actor_t *self);
+void actor_set_interval(actor_t *self, double interval_s);
+bool actor_running(actor_t *self);
+/* For runners: waits up to `seconds`, less if stopped, and stamps the actor
+ * alive.  Returns actor_running(). */
+bool actor_wait(actor_t *self, double seconds);
+/* For runners that block elsewhere: stamps the actor alive. */
+void actor_alive(actor_t *self);
+/* True when every running actor of the process stamped itself alive within
+ * max(grace_s, 3 intervals) of `now` (monotonic seconds).  When one did
+ * not, its name is copied into `who`. */
+bool actor_all_alive(double now, double grace_s, char *who, size_t who_len);
+#endif

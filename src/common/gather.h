@@ -1,0 +1,44 @@
+/*  gather: many requests at once, one deadline.  A health sweep over a
+ *  thousand agents, a dashboard page that needs four services, a VRAM
+ *  check of every model host: each sends all its requests together and
+ *  waits for all the replies in one poll loop on the calling thread, so
+ *  the whole costs as long as the slowest answer (at most the deadline),
+ *  never the sum, and one thread however many peers there are.
+ *
+ *  Two kinds of call share the loop: a ZMQ request (one JSON frame on a
+ *  fresh REQ socket, closed at the end, so a reply that never came leaves
+ *  no socket waiting for it) and an HTTP request, made by libcurl's multi
+ *  interface.  libcurl rather than a hand-written client: it reads chunked
+ *  and close-delimited bodies alike, and its threaded resolver keeps a slow
+ *  DNS name from stalling every other call of the sweep. */
+#ifndef KEEL_GATHER_H
+#define KEEL_GATHER_H
+#include <stddef.h>
+
+/* The most a reply may hold; a longer one ends its call in error. */
+#define GATHER_MAX_REPLY (16u << 20)
+
+typedef enum { GATHER_PENDING, GATHER_OK, GATHER_TIMEOUT, GATHER_ERROR } gather_state_t;
+
+typedef struct {
+    /* in; borrowed */
+    const char *url;        /* "tcp://host:port" (ZMQ) or "http://host:port/path" */
+    const char *body;       /* ZMQ: the frame sent; HTTP: a POST body, or NULL for GET */
+    size_t body_len;
+    int timeout_ms;         /* this call's own limit, or 0 for the run's deadline */
+    /* out */
+    gather_state_t state;
+    char *reply;            /* NUL-terminated; owned, freed by gather_clear */
+    size_t reply_len;
+    long http_status;       /* HTTP only: the status code; a non-2xx reply is still GATHER_OK */
+    double latency_s;
+    char error[160];        /* why the call is not GATHER_OK */
+} gather_call_t;
+
+/* Sends every call, then waits until each has its reply or its limit has
+ * passed, but never past timeout_ms.  Returns how many ended GATHER_OK.
+ * Each call's out fields are reset first. */
+size_t gather_run(gather_call_t *calls, size_t n, int timeout_ms);
+/* Frees the replies of n calls. */
+void gather_clear(gather_call_t *calls, size_t n);
+#endif

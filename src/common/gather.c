@@ -209,10 +209,12 @@ static void collect_http(run_t *run)
             finish(run, i, GATHER_OK, NULL);
         } else if (run->flights[i].too_large) {
             finish(run, i, GATHER_ERROR, "reply too large");
+        } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+            finish(run, i, GATHER_TIMEOUT, "Request timed out");     /* as a ZMQ call says it */
         } else {
             char error[160];
             snprintf(error, sizeof error, "HTTP error: %s", curl_easy_strerror(rc));
-            finish(run, i, rc == CURLE_OPERATION_TIMEDOUT ? GATHER_TIMEOUT : GATHER_ERROR, error);
+            finish(run, i, GATHER_ERROR, error);
         }
     }
 }

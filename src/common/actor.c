@@ -1,10 +1,6 @@
-/*  actor: see actor.h.
- *
- *  Every actor sits in one process-wide list from _start to _stop, which is
- *  what actor_all_alive walks; the list's lock is never held while an
- *  actor's own lock is wanted, so the two cannot deadlock.  Waits run on
- *  the monotonic clock, so a wall-clock jump neither stalls nor hurries a
- *  loop; a wake ends the current wait only, and stop is a wake too. */
+/*  actor: see actor.h.  Waits run on the monotonic clock, so a wall-clock
+ *  jump neither stalls nor hurries a loop; a wake ends the current wait
+ *  only, and stop is a wake too. */
 #include "actor.h"
 #include "clock.h"
 #include "log.h"
@@ -28,12 +24,10 @@ struct actor_t {
     bool woken;             /* guarded by lock */
     bool started;           /* touched by the owner only */
     pthread_t thread;
-    double alive_at;        /* guarded by lock */
-    actor_t *next;          /* in the process's list, guarded by all_lock */
+    liveness_t *liveness;   /* borrowed, or NULL */
+    double watch_s;
+    liveness_stamp_t *stamp;    /* from _start to _stop */
 };
-
-static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
-static actor_t *all;
 
 static actor_t *actor_make(const char *name, void *arg)
 {
@@ -79,23 +73,10 @@ void actor_delay_first(actor_t *self)
     self->delay_first = true;
 }
 
-static void list_add(actor_t *self)
+void actor_watch(actor_t *self, liveness_t *liveness, double interval_s)
 {
-    pthread_mutex_lock(&all_lock);
-    self->next = all;
-    all = self;
-    pthread_mutex_unlock(&all_lock);
-}
-
-static void list_remove(actor_t *self)
-{
-    pthread_mutex_lock(&all_lock);
-    for (actor_t **p = &all; *p; p = &(*p)->next)
-        if (*p == self) {
-            *p = self->next;
-            break;
-        }
-    pthread_mutex_unlock(&all_lock);
+    self->liveness = liveness;
+    self->watch_s = interval_s;
 }
 
 /* Sleeps `seconds`, or until woken or stopped (stop wakes too); the lock
@@ -121,8 +102,8 @@ static void *actor_main(void *arg)
     if (self->delay_first && self->running)
         sleep_unless_woken(self, self->interval_s);
     while (self->running) {
-        self->alive_at = clock_mono();
         pthread_mutex_unlock(&self->lock);
+        liveness_beat(self->stamp);
         self->tick(self->arg);
         pthread_mutex_lock(&self->lock);
         if (self->running)
@@ -139,12 +120,14 @@ int actor_start(actor_t *self)
     pthread_mutex_lock(&self->lock);
     self->running = true;
     self->woken = false;
-    self->alive_at = clock_mono();
     pthread_mutex_unlock(&self->lock);
-    list_add(self);
+    /* A delayed first pass is quiet for a whole interval: allow for it. */
+    double watch_s = self->watch_s > 0 ? self->watch_s : self->interval_s;
+    self->stamp = liveness_stamp(self->liveness, self->name, self->delay_first ? 2 * watch_s : watch_s);
     if (pthread_create(&self->thread, NULL, actor_main, self) != 0) {
         log_error("actor", "cannot start the %s thread", self->name);
-        list_remove(self);
+        liveness_retire(self->stamp);
+        self->stamp = NULL;
         pthread_mutex_lock(&self->lock);
         self->running = false;
         pthread_mutex_unlock(&self->lock);
@@ -158,7 +141,6 @@ void actor_stop(actor_t *self)
 {
     if (!self || !self->started)
         return;
-    list_remove(self);
     pthread_mutex_lock(&self->lock);
     self->running = false;
     self->woken = true;
@@ -167,6 +149,8 @@ void actor_stop(actor_t *self)
     if (self->interrupt)
         self->interrupt(self->arg);
     pthread_join(self->thread, NULL);
+    liveness_retire(self->stamp);
+    self->stamp = NULL;
     self->started = false;
 }
 
@@ -195,8 +179,8 @@ bool actor_running(actor_t *self)
 
 bool actor_wait(actor_t *self, double seconds)
 {
+    liveness_beat(self->stamp);
     pthread_mutex_lock(&self->lock);
-    self->alive_at = clock_mono();
     if (self->running)
         sleep_unless_woken(self, seconds);
     bool running = self->running;
@@ -206,25 +190,5 @@ bool actor_wait(actor_t *self, double seconds)
 
 void actor_alive(actor_t *self)
 {
-    pthread_mutex_lock(&self->lock);
-    self->alive_at = clock_mono();
-    pthread_mutex_unlock(&self->lock);
-}
-
-bool actor_all_alive(double now, double grace_s, char *who, size_t who_len)
-{
-    bool alive = true;
-    pthread_mutex_lock(&all_lock);
-    for (actor_t *a = all; a && alive; a = a->next) {
-        pthread_mutex_lock(&a->lock);
-        double allowance = a->tick && 3 * a->interval_s > grace_s ? 3 * a->interval_s : grace_s;
-        if (a->running && now - a->alive_at > allowance) {
-            alive = false;
-            if (who)
-                snprintf(who, who_len, "%s", a->name);
-        }
-        pthread_mutex_unlock(&a->lock);
-    }
-    pthread_mutex_unlock(&all_lock);
-    return alive;
+    liveness_beat(self->stamp);
 }

@@ -14,15 +14,17 @@
  *  when it returns the thread has exited, so the owner may free whatever
  *  the loop used.  Stopping twice, or an actor never started, is harmless.
  *
- *  Liveness.  Every pass of a ticker, and every actor_wait of a runner,
- *  stamps the actor alive.  actor_all_alive tells whether every running
- *  actor of the process passed within its allowance, which is what a
- *  watchdog should feed on: a loop wedged in a deadlock or an endless
- *  call stops stamping, and the process is then reported hung. */
+ *  Liveness.  An actor watched by a service's liveness (liveness.h) beats
+ *  its stamp on every pass of a ticker and every actor_wait or actor_alive
+ *  of a runner, and retires it when stopped: a loop wedged in a deadlock or
+ *  an endless call stops beating, and keeld stops feeding systemd's
+ *  watchdog. */
 #ifndef KEEL_ACTOR_H
 #define KEEL_ACTOR_H
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "liveness.h"
 
 typedef struct actor_t actor_t;
 
@@ -40,6 +42,10 @@ actor_t *actor_new_runner(const char *name, actor_run_fn *run, actor_interrupt_f
                           void *arg);
 /* Stops the actor first when it runs. */
 void actor_destroy(actor_t **self_p);
+/* Beats a stamp of `liveness` (borrowed; NULL: none) named after the
+ * actor; a runner that waits longer than `interval_s` between beats
+ * (0: a ticker's own interval) counts as stalled.  Call before actor_start. */
+void actor_watch(actor_t *self, liveness_t *liveness, double interval_s);
 /* A ticker's first pass waits a whole interval instead of running at once
  * (for checks that must not fire before what they check has started).
  * Call before actor_start. */
@@ -52,13 +58,9 @@ void actor_stop(actor_t *self);
 void actor_wake(actor_t *self);
 void actor_set_interval(actor_t *self, double interval_s);
 bool actor_running(actor_t *self);
-/* For runners: waits up to `seconds`, less if stopped, and stamps the actor
- * alive.  Returns actor_running(). */
+/* For runners: waits up to `seconds`, less if stopped, and beats the
+ * stamp.  Returns actor_running(). */
 bool actor_wait(actor_t *self, double seconds);
-/* For runners that block elsewhere: stamps the actor alive. */
+/* For runners that block elsewhere: beats the stamp. */
 void actor_alive(actor_t *self);
-/* True when every running actor of the process stamped itself alive within
- * max(grace_s, 3 intervals) of `now` (monotonic seconds).  When one did
- * not, its name is copied into `who`. */
-bool actor_all_alive(double now, double grace_s, char *who, size_t who_len);
 #endif

@@ -18,6 +18,7 @@
 
 #include "actor.h"
 #include "clock.h"
+#include "liveness.h"
 
 static double factor(void)
 {
@@ -165,21 +166,25 @@ static void test_liveness_names_the_wedged_loop(void **state)
 {
     (void)state;
     double f = factor();
+    liveness_t *live = liveness_new();
     probe_t quick = { 0 }, slow = { .block_s = 1.5 * f };
     actor_t *a = actor_new("t-quick", 0.01, count_tick, &quick);
     actor_t *b = actor_new("t-wedged", 0.01, count_tick, &slow);
+    actor_watch(a, live, 0);
+    actor_watch(b, live, 0);
     assert_int_equal(actor_start(a), 0);
-    assert_true(actor_all_alive(clock_mono(), 0.5 * f, NULL, 0));
+    char who[96] = "";
+    assert_true(liveness_fresh(live, clock_mono(), 0.5 * f, who, sizeof who));
     assert_int_equal(actor_start(b), 0);
     assert_true(wait_count(&slow.ticks, 1, 5.0));
     /* Time has to pass inside b's long tick: this sleep is the thing tested. */
     usleep((useconds_t)(0.8 * f * 1e6));
-    char who[32] = "";
-    assert_false(actor_all_alive(clock_mono(), 0.5 * f, who, sizeof who));
-    assert_string_equal(who, "t-wedged");
-    actor_destroy(&b);      /* a stopped actor no longer counts */
-    assert_true(actor_all_alive(clock_mono(), 0.5 * f, NULL, 0));
+    assert_false(liveness_fresh(live, clock_mono(), 0.5 * f, who, sizeof who));
+    assert_non_null(strstr(who, "t-wedged"));
+    actor_destroy(&b);      /* a stopped actor retires its stamp */
+    assert_true(liveness_fresh(live, clock_mono(), 0.5 * f, who, sizeof who));
     actor_destroy(&a);
+    liveness_destroy(&live);
 }
 
 int main(void)

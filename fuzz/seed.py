@@ -65,7 +65,7 @@ def main():
             save("coordinator", json.dumps(r))
     for v in ("1.0", "0.85", "1e16", "1.5e-05", "-0.0", "null", "true", "\"gpu\"",
               "[1, \"a\", null]", "{\"a\": 1}", "12345678901234567"):
-        save("pyfmt", v)
+        save("pycompat", v)
     for svc in ("security", "core", "errorbus", "resource", "observability"):
         for r in requests("test_%s_*.py" % svc):
             save(svc, json.dumps(dict(r, auth_token="root")))

@@ -10,6 +10,7 @@
 #include "breaker.h"
 #include "clock.h"
 #include "log.h"
+#include "pycompat.h"
 #include "zsocket.h"
 
 #include <pthread.h>
@@ -182,24 +183,14 @@ static void delegate_unref(delegate_t *d)
     free(d);
 }
 
-/* The default for requests no route takes, in the BaseAgent's words:
- * Python formats a missing action as None and other values as themselves. */
+/* The default for requests no route takes, in the BaseAgent's words. */
 static json_t *unknown_action(void *ctx, wire_request_t *req)
 {
     (void)ctx;
-    if (req->dialect == WIRE_ACTION || req->dialect == WIRE_COMMAND) {
-        json_t *value = json_object_get(req->body, req->dialect == WIRE_ACTION ? "action" : "command");
-        if (json_is_string(value))
-            return wire_error("Unknown action: %s", json_string_value(value));
-        if (!value || json_is_null(value) || json_is_boolean(value))
-            return wire_error("Unknown action: %s", !value || json_is_null(value) ? "None"
-                                                    : json_is_true(value) ? "True" : "False");
-        char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
-        json_t *reply = wire_error("Unknown action: %s", text);
-        free(text);
-        return reply;
-    }
-    return wire_error("Unknown action: None");
+    json_t *value = NULL;
+    if (req->dialect == WIRE_ACTION || req->dialect == WIRE_COMMAND)
+        value = json_object_get(req->body, req->dialect == WIRE_ACTION ? "action" : "command");
+    return pycompat_unknown_action(value, "error", "None");
 }
 
 wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
@@ -572,7 +563,7 @@ static bool utf8_valid(const unsigned char *s, size_t len)
     return true;
 }
 
-static bool is_raw_ping(const char *frame, size_t len)
+bool wire_is_raw_ping(const char *frame, size_t len)
 {
     while (len && (frame[len - 1] == '\n' || frame[len - 1] == ' ' || frame[len - 1] == '\r'))
         len--;
@@ -681,7 +672,7 @@ static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, cons
             *label = "raw";
             return run_route(self, &self->on_raw, &req);
         }
-        route_t *ping = is_raw_ping(frame, len) ? routes_find(&self->actions, "ping") : NULL;
+        route_t *ping = wire_is_raw_ping(frame, len) ? routes_find(&self->actions, "ping") : NULL;
         if (ping) {
             *label = "ping";
             return run_route(self, ping, &req);

@@ -140,6 +140,10 @@ void wire_server_stop(wire_server_t *self);
  * returns the reply text, which the caller frees. */
 char *wire_server_handle(wire_server_t *self, const char *frame, size_t len);
 
+/* True for the raw frame "ping" (trailing blanks and newlines allowed),
+ * which BaseAgent's clients send without any JSON around it. */
+bool wire_is_raw_ping(const char *frame, size_t len);
+
 /* Reply helpers. */
 json_t *wire_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 json_t *wire_error_key(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -20,6 +20,7 @@
  *  The two merged actions name no module, since each belongs to two agents
  *  by its form, so their handlers ask wire_server_forward for the agent the
  *  form names. */
+#include "pycompat.h"
 #include "core.h"
 #include "announce.h"
 #include "backend.h"
@@ -129,11 +130,11 @@ static json_t *on_ping(void *ctx, wire_request_t *req)
 static json_t *on_raw(void *ctx, wire_request_t *req)
 {
     core_t *self = ctx;
+    if (wire_is_raw_ping(req->raw, req->raw_len))
+        return service_health(self->svc);
     size_t len = req->raw_len;
     while (len && (req->raw[len - 1] == ' ' || req->raw[len - 1] == '\r' || req->raw[len - 1] == '\n'))
         len--;
-    if (len == 4 && !memcmp(req->raw, "ping", 4))
-        return service_health(self->svc);
     if (len == 14 && !memcmp(req->raw, "GET_ALL_STATUS", 14))
         return core_twin_status_map(self->twin);
     char labels[96];
@@ -156,15 +157,7 @@ static json_t *on_unknown(void *ctx, wire_request_t *req)
     (void)ctx;
     if (req->dialect == WIRE_COMMAND)
         return core_legacy_unknown(req->name);
-    json_t *action = json_object_get(req->body, "action");
-    if (json_is_string(action))
-        return wire_error("Unknown action: %s", json_string_value(action));
-    if (!action || json_is_null(action))
-        return wire_error("Unknown action: None");
-    char *text = json_dumps(action, JSON_ENCODE_ANY | JSON_COMPACT);
-    json_t *reply = wire_error("Unknown action: %s", text);
-    free(text);
-    return reply;
+    return pycompat_unknown_action(json_object_get(req->body, "action"), "error", "None");
 }
 
 /* ---- lifecycle ----------------------------------------------------------------- */

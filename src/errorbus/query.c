@@ -7,6 +7,7 @@
  *  Parameters sit under `data`, as in the originals; a parameter of the
  *  wrong type gets an error naming it, never a guess.  Every read goes to
  *  the database, so what a query shows is what survives a kill -9. */
+#include "pycompat.h"
 #include "bus.h"
 #include "clock.h"
 #include "names.h"
@@ -442,15 +443,7 @@ static json_t *on_statistics(void *ctx, wire_request_t *req)
 static json_t *on_unknown(void *ctx, wire_request_t *req)
 {
     (void)ctx;
-    json_t *action = json_object_get(req->body, "action");
-    if (json_is_string(action))
-        return fail("Unknown action: %s", json_string_value(action));
-    if (!action || json_is_null(action))
-        return fail("Unknown action: %s", "None");
-    char *text = json_dumps(action, JSON_ENCODE_ANY | JSON_COMPACT);
-    json_t *reply = fail("Unknown action: %s", text ? text : "?");
-    free(text);
-    return reply;
+    return pycompat_unknown_action(json_object_get(req->body, "action"), "message", "None");
 }
 
 #define EBS "ErrorBusService"

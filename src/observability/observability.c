@@ -15,6 +15,7 @@
  *
  *  Handlers run on a small worker pool, because get_system_status waits on
  *  the memory services and must not hold up anyone else's request. */
+#include "pycompat.h"
 #include "observability.h"
 #include "alerting.h"
 #include "clock.h"
@@ -269,15 +270,7 @@ static json_t *on_unknown(void *ctx, wire_request_t *req)
     hub_t *hub = ctx;
     if (req->body && json_object_get(req->body, "request_type"))
         return crossreg_handle(hub->discovery, req->body);
-    json_t *action = req->body ? json_object_get(req->body, "action") : NULL;
-    if (json_is_string(action))
-        return json_pack("{s:s, s:s+}", "status", "error", "message", "Unknown action: ",
-                         json_string_value(action));
-    char *text = action && !json_is_null(action) ? json_dumps(action, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-    json_t *reply = json_pack("{s:s, s:s+}", "status", "error", "message", "Unknown action: ",
-                              text ? text : "None");
-    free(text);
-    return reply;
+    return pycompat_unknown_action(req->body ? json_object_get(req->body, "action") : NULL, "message", "None");
 }
 
 /* ---- HTTP routes -------------------------------------------------------- */

@@ -5,7 +5,7 @@
 #include "manager.h"
 #include "clock.h"
 #include "log.h"
-#include "pyfmt.h"
+#include "pycompat.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -175,7 +175,7 @@ static char *id_key(json_t *value, char *shown, size_t shown_len, json_t **error
                                 json_is_object(value) ? "dict" : "list");
         return NULL;
     }
-    rs_py_str(value, shown, shown_len);
+    pycompat_str(value, shown, shown_len);
     if (strlen(shown) >= MAX_ID - 1) {
         *error = wire_error_key("message", "resource_id is longer than %d characters", MAX_ID - 2);
         return NULL;
@@ -214,7 +214,7 @@ static double lease_of(json_t *body, double fallback)
 static json_t *invalid_amount(json_t *amount)
 {
     char text[64];
-    rs_py_str(amount, text, sizeof text);
+    pycompat_str(amount, text, sizeof text);
     return wire_error_key("message", "Invalid amount: %s (a number of cores or MiB, at least 0)", text);
 }
 
@@ -280,8 +280,8 @@ static json_t *admit_locked(rs_manager_t *self, rs_alloc_t *a, const rs_sample_t
 static json_t *allocated_reply(rs_alloc_t *a, const char *shown)
 {
     char amount[64], type[256];
-    rs_py_str(a->amount, amount, sizeof amount);
-    rs_py_str(a->type, type, sizeof type);
+    pycompat_str(a->amount, amount, sizeof amount);
+    pycompat_str(a->type, type, sizeof type);
     json_t *reply = json_pack("{s:s, s:s}", "status", "success", "resource_id", shown);
     char message[400];
     snprintf(message, sizeof message, "Allocated %s %s", amount, type);

@@ -18,7 +18,7 @@
 #include "gpu.h"
 #include "log.h"
 #include "manager.h"
-#include "pyfmt.h"
+#include "pycompat.h"
 #include "scheduler.h"
 #include "stats.h"
 #include "vram.h"
@@ -103,13 +103,11 @@ static json_t *on_unknown(void *ctx, wire_request_t *req)
         return forwarded;
     if (req->dialect == WIRE_COMMAND) {
         json_t *command = json_object_get(req->body, "command");
-        rs_py_str(command, name, sizeof name);
+        pycompat_str(command, name, sizeof name);
         return json_pack("{s:s, s:s+}", "status", "ERROR", "message", "Unknown command: ", name);
     }
-    if (action) {
-        rs_py_str(action, name, sizeof name);
-        return wire_error_key("message", "Unknown action: %s", name);
-    }
+    if (action)
+        return pycompat_unknown_action(action, "message", "None");
     return rs_sched_task(self->sched, req->body);
 }
 

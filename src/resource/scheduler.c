@@ -16,7 +16,7 @@
 #include "journal.h"
 #include "log.h"
 #include "names.h"
-#include "pyfmt.h"
+#include "pycompat.h"
 #include "task.h"
 #include "taskq.h"
 
@@ -647,12 +647,12 @@ static json_t *submit(rs_sched_t *self, rs_task_t *task, const options_t *o)
 json_t *rs_sched_task(rs_sched_t *self, json_t *body)
 {
     json_t *type = json_object_get(body, "type"), *data = json_object_get(body, "data");
-    if (!rs_py_truthy(type) || !rs_py_truthy(data))
+    if (!pycompat_truthy(type) || !pycompat_truthy(data))
         return task_error("%s", "Invalid task format. Required fields: type, data");
     char name[NAMES_BUF];
     if (names_refuse(self->metrics, "resource", "type", json_string_value(type), name, sizeof name))
         return task_error("Invalid task format: %s", name);
-    rs_py_str(type, name, sizeof name);
+    pycompat_str(type, name, sizeof name);
     if (!json_is_string(type) || !known_type(self, name)) {
         pthread_mutex_lock(&self->lock);
         stats_record(self, name, false, 0.0);

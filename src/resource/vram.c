@@ -5,7 +5,7 @@
 #include "clock.h"
 #include "log.h"
 #include "names.h"
-#include "pyfmt.h"
+#include "pycompat.h"
 #include "stats.h"
 
 #include <math.h>
@@ -226,12 +226,12 @@ static json_t *on_track(void *ctx, wire_request_t *req)
 {
     rs_vram_t *self = ctx;
     json_t *id = field(req, "model_id");
-    if (!rs_py_truthy(id) || json_is_object(id) || json_is_array(id))
+    if (!pycompat_truthy(id) || json_is_object(id) || json_is_array(id))
         return upper("ERROR", "%s", "Missing model_id parameter");
     char name[NAMES_BUF];
     if (names_refuse(self->metrics, "resource", "model_id", json_string_value(id), name, sizeof name))
         return upper("ERROR", "%s", name);
-    rs_py_str(id, name, sizeof name);
+    pycompat_str(id, name, sizeof name);
     double now = clock_wall();
     pthread_mutex_lock(&self->lock);
     json_t *times = json_object_get(self->usage_patterns, name);
@@ -300,7 +300,7 @@ static json_t *on_idle_timeout(void *ctx, wire_request_t *req)
         return upper("ERROR", "%s", why);
     }
     char text[32];
-    rs_py_str(v, text, sizeof text);
+    pycompat_str(v, text, sizeof text);
     pthread_mutex_lock(&self->lock);
     self->idle_timeout_s = as_true ? 1.0 : (double)json_integer_value(v);
     pthread_mutex_unlock(&self->lock);
@@ -328,7 +328,7 @@ static json_t *on_threshold(void *ctx, wire_request_t *req)
     *slot = value;
     pthread_mutex_unlock(&self->lock);
     char text[64], message[128];
-    rs_py_str(v, text, sizeof text);
+    pycompat_str(v, text, sizeof text);
     snprintf(message, sizeof message, "VRAM threshold %s set to %s", kind, text);
     return json_pack("{s:s, s:s}", "status", "SUCCESS", "message", message);
 }

@@ -7,6 +7,7 @@
  *  The background sweeper wakes every sweep_interval_s (300 s, the
  *  original's cleanup period) to delete expired sessions and stale lockout
  *  rows, and to checkpoint the databases. */
+#include "pycompat.h"
 #include "security.h"
 #include "clock.h"
 #include "gateway.h"
@@ -90,15 +91,7 @@ static void *sweeper_main(void *arg)
  * AgentTrustScorer (ctx set) printed a missing action as None. */
 static json_t *on_unknown(void *ctx, wire_request_t *req)
 {
-    json_t *action = json_object_get(req->body, "action");
-    if (json_is_string(action))
-        return wire_error_key("message", "Unknown action: %s", json_string_value(action));
-    if (!action || json_is_null(action))
-        return wire_error_key("message", "Unknown action: %s", ctx ? "None" : "");
-    char *text = json_dumps(action, JSON_ENCODE_ANY | JSON_COMPACT);
-    json_t *reply = wire_error_key("message", "Unknown action: %s", text ? text : "");
-    free(text);
-    return reply;
+    return pycompat_unknown_action(json_object_get(req->body, "action"), "message", ctx ? "None" : "");
 }
 
 /* A frame that is not JSON: the agent's run() loop answered it. */

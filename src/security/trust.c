@@ -1,6 +1,7 @@
 /*  trust: see trust.h.  Timestamps are written as the original's sqlite3
  *  adapter wrote datetime.now(): local "YYYY-MM-DD HH:MM:SS.ffffff". */
 #include "trust.h"
+#include "pycompat.h"
 #include "clock.h"
 #include "log.h"
 #include "names.h"
@@ -109,18 +110,10 @@ static const char *model_of(trust_t *self, json_t *body, json_t **reply)
  * (the original counted "false" as a success). */
 static bool truthy(json_t *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_TRUE: return true;
-    case JSON_FALSE: case JSON_NULL: return false;
-    case JSON_INTEGER: case JSON_REAL: return json_number_value(v) != 0.0;
-    case JSON_STRING: {
-        const char *s = json_string_value(v);
-        return *s && strcasecmp(s, "false") && strcmp(s, "0") && strcasecmp(s, "no");
-    }
-    case JSON_ARRAY: return json_array_size(v) > 0;
-    case JSON_OBJECT: return json_object_size(v) > 0;
-    }
-    return false;
+    const char *s = json_string_value(v);
+    if (s && (!strcasecmp(s, "false") || !strcmp(s, "0") || !strcasecmp(s, "no")))
+        return false;
+    return pycompat_truthy(v);
 }
 
 /* Reads (score, total, successes); returns 1 when the row exists. */

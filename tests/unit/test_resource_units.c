@@ -1,6 +1,5 @@
 /*  test_resource_units: the ResourceManager+Scheduler's pure parts, each
- *  checked against values worked out by hand from the RS checklist:
- *  Python number text (RS-20, RS-47), truthiness (RS-33), the VRAM
+ *  checked against values worked out by hand from the RS checklist: the VRAM
  *  policy rules (RS-52, RS-53, RS-56, RS-60, RS-61, RS-64), the three-level
  *  queue (RS-37), the reservation table and admission in MiB (RS-21,
  *  RS-23), the threshold check (RS-15) and the stats history (RS-27). */
@@ -17,51 +16,9 @@
 
 #include "resource/alloc.h"
 #include "resource/manager.h"
-#include "resource/pyfmt.h"
 #include "resource/stats.h"
 #include "resource/taskq.h"
 #include "resource/vram_policy.h"
-
-static void test_py_float_RS20_RS47(void **state)
-{
-    (void)state;
-    char buf[64];
-    assert_string_equal(rs_py_float(1.0, buf, sizeof buf), "1.0");
-    assert_string_equal(rs_py_float(0.85, buf, sizeof buf), "0.85");
-    assert_string_equal(rs_py_float(2.5, buf, sizeof buf), "2.5");
-    assert_string_equal(rs_py_float(100.0, buf, sizeof buf), "100.0");
-    assert_string_equal(rs_py_float(0.1, buf, sizeof buf), "0.1");
-    assert_string_equal(rs_py_float(0.0001, buf, sizeof buf), "0.0001");
-    assert_string_equal(rs_py_float(0.00001, buf, sizeof buf), "1e-05");
-    assert_string_equal(rs_py_float(1.5e-5, buf, sizeof buf), "1.5e-05");
-    assert_string_equal(rs_py_float(1e16, buf, sizeof buf), "1e+16");
-    assert_string_equal(rs_py_float(123456789012345.0, buf, sizeof buf), "123456789012345.0");
-    assert_string_equal(rs_py_float(-3.25, buf, sizeof buf), "-3.25");
-    assert_string_equal(rs_py_float(0.0, buf, sizeof buf), "0.0");
-    json_t *v = json_integer(2);
-    assert_string_equal(rs_py_str(v, buf, sizeof buf), "2");
-    json_decref(v);
-    assert_string_equal(rs_py_str(NULL, buf, sizeof buf), "None");
-    assert_string_equal(rs_py_str(json_true(), buf, sizeof buf), "True");
-}
-
-static void test_truthy_RS33(void **state)
-{
-    (void)state;
-    const char *falsy[] = { "null", "\"\"", "0", "0.0", "false", "{}", "[]" };
-    for (size_t i = 0; i < sizeof falsy / sizeof falsy[0]; i++) {
-        json_t *v = json_loads(falsy[i], JSON_DECODE_ANY, NULL);
-        assert_false(rs_py_truthy(v));
-        json_decref(v);
-    }
-    const char *truthy[] = { "\"x\"", "1", "0.5", "true", "{\"a\":1}", "[0]" };
-    for (size_t i = 0; i < sizeof truthy / sizeof truthy[0]; i++) {
-        json_t *v = json_loads(truthy[i], JSON_DECODE_ANY, NULL);
-        assert_true(rs_py_truthy(v));
-        json_decref(v);
-    }
-    assert_false(rs_py_truthy(NULL));
-}
 
 static json_t *table(void)
 {
@@ -357,8 +314,6 @@ static void test_stats_history_100_RS27_RS11(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_py_float_RS20_RS47),
-        cmocka_unit_test(test_truthy_RS33),
         cmocka_unit_test(test_critical_largest_first_RS52_RS56),
         cmocka_unit_test(test_idle_oldest_first_RS53_RS55),
         cmocka_unit_test(test_predictors_RS60_RS61),

@@ -18,6 +18,7 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,11 +37,27 @@ struct breaker_t {
     double window_start;        /* first probe of the window */
 };
 
-breaker_t *breaker_new(const char *name, int failure_threshold, double reset_timeout_s)
+breaker_limits_t breaker_limits_read(config_t *config, const char *prefix)
 {
-    if (!name || failure_threshold < 1 || !(reset_timeout_s > 0)) {
-        log_error("breaker", "invalid breaker parameters (threshold %d, timeout %g)",
-                  failure_threshold, reset_timeout_s);
+    breaker_limits_t limits = BREAKER_DEFAULT_LIMITS;
+    char key[160];
+    snprintf(key, sizeof key, "%s.failures", prefix);
+    limits.failures = (int)config_int(config, key, limits.failures);
+    snprintf(key, sizeof key, "%s.reset_s", prefix);
+    limits.reset_s = config_double(config, key, limits.reset_s);
+    snprintf(key, sizeof key, "%s.max_reset_s", prefix);
+    limits.max_reset_s = config_double(config, key, limits.max_reset_s);
+    snprintf(key, sizeof key, "%s.half_open_probes", prefix);
+    limits.half_open_probes = (int)config_int(config, key, limits.half_open_probes);
+    return limits;
+}
+
+breaker_t *breaker_new(const char *name, const breaker_limits_t *limits)
+{
+    if (!name || limits->failures < 1 || !(limits->reset_s > 0) || limits->max_reset_s < limits->reset_s
+        || limits->half_open_probes < 1) {
+        log_error("breaker", "invalid breaker limits (failures %d, reset %g s, max %g s, probes %d)",
+                  limits->failures, limits->reset_s, limits->max_reset_s, limits->half_open_probes);
         return NULL;
     }
     breaker_t *self = calloc(1, sizeof *self);
@@ -52,12 +69,12 @@ breaker_t *breaker_new(const char *name, int failure_threshold, double reset_tim
         return NULL;
     }
     pthread_mutex_init(&self->lock, NULL);
-    self->threshold = failure_threshold;
-    self->base_timeout = reset_timeout_s;
-    self->timeout = reset_timeout_s;
-    self->max_timeout = 8 * reset_timeout_s;
+    self->threshold = limits->failures;
+    self->base_timeout = limits->reset_s;
+    self->timeout = limits->reset_s;
+    self->max_timeout = limits->max_reset_s;
     self->state = BREAKER_CLOSED;
-    self->probe_budget = 1;
+    self->probe_budget = limits->half_open_probes;
     return self;
 }
 
@@ -70,22 +87,6 @@ void breaker_destroy(breaker_t **self_p)
     free(self->name);
     free(self);
     *self_p = NULL;
-}
-
-void breaker_set_probe_budget(breaker_t *self, int probes)
-{
-    pthread_mutex_lock(&self->lock);
-    self->probe_budget = probes < 1 ? 1 : probes;
-    pthread_mutex_unlock(&self->lock);
-}
-
-void breaker_set_max_reset_timeout(breaker_t *self, double seconds)
-{
-    pthread_mutex_lock(&self->lock);
-    self->max_timeout = seconds < self->base_timeout ? self->base_timeout : seconds;
-    if (self->timeout > self->max_timeout)
-        self->timeout = self->max_timeout;
-    pthread_mutex_unlock(&self->lock);
 }
 
 /* Applies what the passage of time alone changes.  Caller holds the lock. */

@@ -12,16 +12,29 @@
 #define KEEL_BREAKER_H
 #include <stdbool.h>
 
+#include "config.h"
+
 typedef enum { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN } breaker_state_t;
+
+typedef struct {
+    int failures;               /* consecutive failures that open it */
+    double reset_s;             /* how long the first opening lasts */
+    double max_reset_s;         /* the cap on an opening grown by failed probes */
+    int half_open_probes;       /* probes let through while HALF_OPEN */
+} breaker_limits_t;
+
+/* 3 failures, 30 s, growing to 240 s, one probe: the originals' 3 and 30 s. */
+#define BREAKER_DEFAULT_LIMITS ((breaker_limits_t){ 3, 30.0, 240.0, 1 })
 
 typedef struct breaker_t breaker_t;
 
-breaker_t *breaker_new(const char *name, int failure_threshold, double reset_timeout_s);
+/* NULL (logged) when a limit is out of range. */
+breaker_t *breaker_new(const char *name, const breaker_limits_t *limits);
 void breaker_destroy(breaker_t **self_p);
-/* Probes allowed while HALF_OPEN (default 1) and the cap on the grown reset
- * timeout (default 8 x reset_timeout_s). */
-void breaker_set_probe_budget(breaker_t *self, int probes);
-void breaker_set_max_reset_timeout(breaker_t *self, double seconds);
+/* The limits configured under `prefix` ("core.coordinator.breaker":
+ * failures, reset_s, max_reset_s, half_open_probes), the defaults where a
+ * key is absent. */
+breaker_limits_t breaker_limits_read(config_t *config, const char *prefix);
 /* May a call go through now?  In HALF_OPEN this consumes one probe. */
 bool breaker_allow(breaker_t *self, double now);
 void breaker_record_success(breaker_t *self, double now);

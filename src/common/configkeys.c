@@ -98,8 +98,11 @@ static const configkey_t keys[] = {
     { "core.coordinator.metrics_save_s", CK_NUMBER, "300.0", "0.01..", "Seconds between saves of the coordinator's statistics." },
     { "core.coordinator.interrupt_endpoint", CK_STRING, "tcp://127.0.0.1:5576", NULL, "PUB socket of interrupts (StreamingInterruptHandler) the coordinator subscribes to." },
     { "core.coordinator.language_endpoint", CK_STRING, "tcp://127.0.0.1:5577", NULL, "PUB socket of language-analysis frames the coordinator subscribes to." },
-    { "core.coordinator.breaker_failures", CK_INTEGER, "3", "1..", "Failures in a row that open a downstream agent's circuit breaker." },
-    { "core.coordinator.breaker_reset_s", CK_NUMBER, "30.0", "0..", "Seconds an open breaker waits before a trial request." },
+    { "core.coordinator.breaker", CK_MAPPING, NULL, NULL, "The circuit breaker in front of each downstream agent." },
+    { "core.coordinator.breaker.failures", CK_INTEGER, "3", "1..1000", "Failures in a row that open the breaker." },
+    { "core.coordinator.breaker.reset_s", CK_NUMBER, "30", "0.01..86400", "Seconds the first opening lasts before trial requests go through." },
+    { "core.coordinator.breaker.max_reset_s", CK_NUMBER, "240", "0.01..86400", "Each failed trial doubles the opening, up to this: a downstream that keeps failing stays ejected longer each time." },
+    { "core.coordinator.breaker.half_open_probes", CK_INTEGER, "1", "1..100", "Trial requests let through at once while half open; one that never reports back is written off after the opening's length." },
     { "core.coordinator.suggestion_port", CK_PORT, "5591", "1..65535", "Port of the proactive-suggestion channel." },
     /* ---- ResourceManager+Scheduler ---- */
     { "resource", CK_MAPPING, NULL, NULL, "ResourceManager+Scheduler: ResourceManager, TaskScheduler, AsyncProcessor, VRAMOptimizerAgent." },
@@ -299,7 +302,12 @@ static const configkey_t keys[] = {
     { "modules.*.mode", CK_STRING, "unified", "unified|delegate", "unified: Keel answers; delegate: each request goes to delegate_to." },
     { "modules.*.delegate_to", CK_STRING, "", NULL, "The original agent's endpoint (tcp://host:port) in delegate mode." },
     { "modules.*.fallback", CK_BOOLEAN, "false", NULL, "Answer here when the original fails to reply." },
-    { "modules.*.timeout_ms", CK_INTEGER, "5000", "1..", "Timeout of one forwarded request (3 failures open a 30 s circuit breaker)." },
+    { "modules.*.timeout_ms", CK_INTEGER, "5000", "1..", "Timeout of one forwarded request." },
+    { "modules.*.breaker", CK_MAPPING, NULL, NULL, "The circuit breaker in front of the module's legacy agent." },
+    { "modules.*.breaker.failures", CK_INTEGER, "3", "1..1000", "Failed forwards in a row that open the breaker." },
+    { "modules.*.breaker.reset_s", CK_NUMBER, "30", "0.01..86400", "Seconds the first opening lasts before trial forwards go through." },
+    { "modules.*.breaker.max_reset_s", CK_NUMBER, "240", "0.01..86400", "Each failed trial doubles the opening, up to this." },
+    { "modules.*.breaker.half_open_probes", CK_INTEGER, "1", "1..100", "Trial forwards let through at once while half open." },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -327,7 +327,9 @@ static void apply_modes(service_t *self, config_t *config)
         bool fallback = config_bool(config, key, false);
         snprintf(key, sizeof key, "modules.%s.timeout_ms", m->name);
         int timeout_ms = (int)config_int(config, key, 5000);
-        wire_server_delegate(self->wire, m->name, endpoint, timeout_ms, fallback);
+        snprintf(key, sizeof key, "modules.%s.breaker", m->name);
+        breaker_limits_t limits = breaker_limits_read(config, key);
+        wire_server_delegate(self->wire, m->name, endpoint, timeout_ms, fallback, &limits);
     }
 }
 

@@ -357,7 +357,7 @@ static bool shared_with(routes_t *shares, const char *action, const char *module
 }
 
 int wire_server_delegate(wire_server_t *self, const char *module, const char *endpoint,
-                         int timeout_ms, bool fallback)
+                         int timeout_ms, bool fallback, const breaker_limits_t *limits)
 {
     pthread_mutex_lock(&self->delegate_lock);
     size_t i = 0;
@@ -370,7 +370,7 @@ int wire_server_delegate(wire_server_t *self, const char *module, const char *en
     if (endpoint && *endpoint) {
         delegate_t *d = calloc(1, sizeof *d);
         *d = (delegate_t){ strdup(module), strdup(endpoint), timeout_ms,
-                           breaker_new(module, 3, 30.0), fallback, 1 };
+                           breaker_new(module, limits), fallback, 1 };
         self->delegates = realloc(self->delegates, (self->ndelegates + 1) * sizeof *self->delegates);
         self->delegates[self->ndelegates++] = d;
         log_info(self->service, "module %s delegated to %s%s", module, endpoint,

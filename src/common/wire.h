@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "breaker.h"
 #include "liveness.h"
 #include "metrics.h"
 #include "privilege.h"
@@ -100,11 +101,11 @@ void wire_server_on_module_unknown(wire_server_t *self, const char *module, wire
                                    void *ctx);
 /* Modules.  A module (the `module` of its routes) can be delegated to its
  * still-running legacy agent: each request forwarded as is, behind a
- * circuit breaker of 3 failures / 30 s; with `fallback` a failed forward is
- * answered here instead.  Delegation may change while serving; an empty
- * endpoint ends it. */
+ * circuit breaker with `limits` (borrowed); with `fallback` a failed
+ * forward is answered here instead.  Delegation may change while serving;
+ * an empty endpoint ends it. */
 int wire_server_delegate(wire_server_t *self, const char *module, const char *endpoint,
-                         int timeout_ms, bool fallback);
+                         int timeout_ms, bool fallback, const breaker_limits_t *limits);
 /* For a handler that serves two modules' forms of one request and so has
  * no single module: the delegate's reply when `module` is delegated now, or
  * NULL when the request is to be answered here (not delegated, or the

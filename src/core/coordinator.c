@@ -575,10 +575,9 @@ coordinator_t *core_coordinator_new(service_t *svc, registry_t *registry)
     snprintf(self->language_ep, sizeof self->language_ep, "%s",
              config_str(cfg, "core.coordinator.language_endpoint", "tcp://127.0.0.1:5577"));
     service_path(svc, "request_coordinator_metrics.json", self->metrics_path, sizeof self->metrics_path);
-    double reset = config_double(cfg, "core.coordinator.breaker_reset_s", 30.0);
-    int threshold = (int)config_int(cfg, "core.coordinator.breaker_failures", 3);
+    breaker_limits_t limits = breaker_limits_read(cfg, "core.coordinator.breaker");
     for (int i = 0; i < NTARGETS; i++)
-        self->breakers[i] = breaker_new(target_names[i], threshold, reset);
+        self->breakers[i] = breaker_new(target_names[i], &limits);
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->wake, NULL);
     self->queue = heap_new(self->queue_max, (void (*)(void *))json_decref);

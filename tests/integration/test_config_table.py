@@ -94,16 +94,23 @@ def key_reads():
     return reads
 
 
+BREAKER_KEYS = ("failures", "reset_s", "max_reset_s", "half_open_probes")
+
+
 def formatted_keys():
-    """Keys built with snprintf ("modules.%s.mode"), as table patterns."""
+    """Keys built with snprintf ("modules.%s.mode"), as table patterns, and
+    the four keys breaker_limits_read reads under each prefix it is given."""
     found = []
     for folder, _, files in os.walk(os.path.join(ROOT, "src")):
         for name in files:
             if name.endswith(".c"):
                 with open(os.path.join(folder, name)) as f:
-                    for m in re.finditer(r'snprintf\([^;]*?"((?:modules|core|resource|observability'
-                                         r'|errorbus|security)\.[a-z_.%]*%s[a-z_.%]*)"', f.read()):
-                        found.append((m.group(1).replace("%s", "*"), name))
+                    text = f.read()
+                for m in re.finditer(r'snprintf\([^;]*?"((?:modules|core|resource|observability'
+                                     r'|errorbus|security)\.[a-z_.%]*%s[a-z_.%]*)"', text):
+                    found.append((m.group(1).replace("%s", "*"), name))
+                for m in re.finditer(r'breaker_limits_read\([^,]+, "([a-z_.]+)"\)', text):
+                    found += [("%s.%s" % (m.group(1), k), name) for k in BREAKER_KEYS]
     return found
 
 

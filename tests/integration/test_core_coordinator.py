@@ -196,7 +196,7 @@ def test_co61_breaker_opens_and_half_opens():
     """CO-61: 3 failures open the breaker; tasks are dropped without a send;
     after the reset timeout one probe goes through and a success closes it."""
     port = free_port()
-    cfg = BASE + "core:\n  coordinator: {task_timeout_ms: 200, breaker_reset_s: 2.0}\n"
+    cfg = BASE + "core:\n  coordinator: {task_timeout_ms: 200, breaker: {reset_s: 2.0}}\n"
     k = Keel("core", config=cfg)
     k.start()
     try:

@@ -1,5 +1,5 @@
 /*  test_breaker: the circuit breaker's state machine, driven by explicit
- *  times so no test sleeps. */
+ *  times so no test sleeps, and its limits read from the configuration. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,24 +11,34 @@
 
 #include "breaker.h"
 
-/* Trips a fresh breaker (threshold 3, timeout 10) at t = 100. */
-static breaker_t *tripped(void)
+/* Threshold 3, timeout 10 growing to 80, one probe. */
+static const breaker_limits_t tens = { 3, 10.0, 80.0, 1 };
+
+/* Trips a fresh breaker with `limits` at t = 100. */
+static breaker_t *tripped_with(breaker_limits_t limits)
 {
-    breaker_t *b = breaker_new("down", 3, 10.0);
+    breaker_t *b = breaker_new("down", &limits);
     assert_non_null(b);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < limits.failures; i++)
         breaker_record_failure(b, 100.0);
     assert_int_equal(breaker_state(b, 100.0), BREAKER_OPEN);
     return b;
 }
 
+static breaker_t *tripped(void)
+{
+    return tripped_with(tens);
+}
+
 static void test_new_rejects_bad_parameters(void **state)
 {
     (void)state;
-    assert_null(breaker_new("x", 0, 1.0));
-    assert_null(breaker_new("x", 1, 0.0));
-    assert_null(breaker_new(NULL, 1, 1.0));
-    breaker_t *b = breaker_new("svc", 1, 1.0);
+    assert_null(breaker_new("x", &(breaker_limits_t){ 0, 1.0, 8.0, 1 }));
+    assert_null(breaker_new("x", &(breaker_limits_t){ 1, 0.0, 8.0, 1 }));
+    assert_null(breaker_new("x", &(breaker_limits_t){ 1, 2.0, 1.0, 1 }));   /* cap below the first */
+    assert_null(breaker_new("x", &(breaker_limits_t){ 1, 1.0, 8.0, 0 }));
+    assert_null(breaker_new(NULL, &tens));
+    breaker_t *b = breaker_new("svc", &(breaker_limits_t){ 1, 1.0, 8.0, 1 });
     assert_non_null(b);
     assert_string_equal(breaker_name(b), "svc");
     breaker_destroy(&b);
@@ -40,7 +50,7 @@ static void test_new_rejects_bad_parameters(void **state)
 static void test_threshold_opens(void **state)
 {
     (void)state;
-    breaker_t *b = breaker_new("down", 3, 10.0);
+    breaker_t *b = breaker_new("down", &tens);
     breaker_record_failure(b, 1.0);
     breaker_record_failure(b, 2.0);
     assert_int_equal(breaker_failures(b), 2);
@@ -56,7 +66,7 @@ static void test_threshold_opens(void **state)
 static void test_success_resets_consecutive_count(void **state)
 {
     (void)state;
-    breaker_t *b = breaker_new("down", 3, 10.0);
+    breaker_t *b = breaker_new("down", &tens);
     breaker_record_failure(b, 1.0);
     breaker_record_failure(b, 1.0);
     breaker_record_success(b, 1.0);
@@ -88,8 +98,7 @@ static void test_half_open_probe_budget(void **state)
     assert_false(breaker_allow(b, 111.0));
     breaker_destroy(&b);
 
-    b = tripped();
-    breaker_set_probe_budget(b, 3);
+    b = tripped_with((breaker_limits_t){ 3, 10.0, 80.0, 3 });
     int allowed = 0;
     for (int i = 0; i < 10; i++)
         allowed += breaker_allow(b, 110.0 + i * 0.1);
@@ -138,8 +147,7 @@ static void test_probe_failure_reopens_with_doubled_timeout_capped(void **state)
 static void test_max_reset_timeout_setting(void **state)
 {
     (void)state;
-    breaker_t *b = tripped();
-    breaker_set_max_reset_timeout(b, 15.0);
+    breaker_t *b = tripped_with((breaker_limits_t){ 3, 10.0, 15.0, 1 });
     assert_true(breaker_allow(b, 110.0));
     breaker_record_failure(b, 110.0);
     assert_int_equal(breaker_state(b, 124.999), BREAKER_OPEN);
@@ -196,8 +204,7 @@ static void *probe_worker(void *arg)
 static void test_threads_share_the_probe_budget(void **state)
 {
     (void)state;
-    breaker_t *b = tripped();
-    breaker_set_probe_budget(b, 5);
+    breaker_t *b = tripped_with((breaker_limits_t){ 3, 10.0, 80.0, 5 });
     worker_t workers[8];
     pthread_t threads[8];
     for (int i = 0; i < 8; i++) {
@@ -213,9 +220,28 @@ static void test_threads_share_the_probe_budget(void **state)
     breaker_destroy(&b);
 }
 
+static void test_limits_from_the_configuration(void **state)
+{
+    (void)state;
+    config_t *config = config_new();
+    char err[256];
+    assert_int_equal(config_load_text(config, "core: {coordinator: {breaker: {failures: 5, max_reset_s: 600,"
+                                              " half_open_probes: 2}}}\n", "test", err, sizeof err), 0);
+    breaker_limits_t l = breaker_limits_read(config, "core.coordinator.breaker");
+    assert_int_equal(l.failures, 5);
+    assert_true(l.reset_s == 30.0);         /* absent: the default */
+    assert_true(l.max_reset_s == 600.0);
+    assert_int_equal(l.half_open_probes, 2);
+    l = breaker_limits_read(config, "modules.ServiceRegistry.breaker");
+    assert_int_equal(l.failures, BREAKER_DEFAULT_LIMITS.failures);
+    assert_true(l.max_reset_s == BREAKER_DEFAULT_LIMITS.max_reset_s);
+    config_destroy(&config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_limits_from_the_configuration),
         cmocka_unit_test(test_new_rejects_bad_parameters),
         cmocka_unit_test(test_threshold_opens),
         cmocka_unit_test(test_success_resets_consecutive_count),

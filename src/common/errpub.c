@@ -92,7 +92,7 @@ errpub_t *errpub_new(const char *endpoint, const char *agent)
     pthread_mutex_init(&self->lock, NULL);
     self->agent = strdup(agent);
     /* An XPUB that connects: a client of the bus's SUB, which binds. */
-    self->socket = zsocket_new(ZMQ_XPUB, ZSOCKET_CLIENT, 0);
+    self->socket = zsocket_new(ZMQ_XPUB, ZSOCKET_AGENT_CLIENT, 0);
     if (!self->socket)
         log_warn(agent, "SECURE_ZMQ is on but no client key: errors will not reach the bus");
     else if (zmq_connect(self->socket, endpoint) != 0)

@@ -193,7 +193,9 @@ static json_t *unknown_action(void *ctx, wire_request_t *req)
     return pycompat_unknown_action(value, "error", "None");
 }
 
-wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
+/* `role` is the ROUTER's (zsocket.h): Keel's own port, or a port the kept
+ * agents dial. */
+static wire_server_t *server_new(const char *service, metrics_t *metrics, zsocket_role_t role)
 {
     wire_server_t *self = calloc(1, sizeof *self);
     self->service = strdup(service);
@@ -202,7 +204,7 @@ wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
     self->on_unknown = (route_t){ NULL, unknown_action, NULL, NULL, ROUTE_PUBLIC };
     pthread_mutex_init(&self->delegate_lock, NULL);
     /* NULL under SECURE_ZMQ without server keys: wire_server_bind refuses then. */
-    self->router = zsocket_new(ZMQ_ROUTER, ZSOCKET_SERVER, 0);
+    self->router = zsocket_new(ZMQ_ROUTER, role, 0);
     int hwm = 10000;
     if (self->router) {
         zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
@@ -224,6 +226,11 @@ wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
                         METRIC_COUNTER, NULL, 0);
     }
     return self;
+}
+
+wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
+{
+    return server_new(service, metrics, ZSOCKET_SERVER);
 }
 
 void wire_server_destroy(wire_server_t **self_p)
@@ -403,7 +410,7 @@ int wire_server_listen_module(wire_server_t *self, const char *module, const cha
 {
     if (self->nattached >= MAX_ATTACHED || self->started)
         return -1;
-    wire_server_t *subset = wire_server_new(self->service, self->metrics);
+    wire_server_t *subset = server_new(self->service, self->metrics, ZSOCKET_AGENT_SERVER);
     subset->parent = self;
     subset->max_request = self->max_request;
     copy_routes(&subset->actions, &self->actions, &self->shares, module);
@@ -428,11 +435,37 @@ int wire_server_listen_module(wire_server_t *self, const char *module, const cha
     return 0;
 }
 
+int wire_server_listen_all(wire_server_t *self, const char *endpoint)
+{
+    if (self->nattached >= MAX_ATTACHED || self->started)
+        return -1;
+    wire_server_t *all = server_new(self->service, self->metrics, ZSOCKET_AGENT_SERVER);
+    all->parent = self;
+    all->max_request = self->max_request;
+    routes_t *from[] = { &self->actions, &self->commands, &self->request_types };
+    routes_t *into[] = { &all->actions, &all->commands, &all->request_types };
+    for (size_t k = 0; k < 3; k++)
+        for (size_t i = 0; i < from[k]->count; i++)
+            copy_route(into[k], &from[k]->items[i]);
+    route_t *same[][2] = { { &all->on_type, &self->on_type }, { &all->on_raw, &self->on_raw },
+                           { &all->on_unknown, &self->on_unknown } };
+    for (size_t k = 0; k < 3; k++)
+        if (same[k][1]->fn)
+            route_set(same[k][0], NULL, same[k][1]->fn, same[k][1]->ctx, same[k][1]->module,
+                      same[k][1]->privilege);
+    if (wire_server_bind(all, endpoint) < 0) {
+        wire_server_destroy(&all);
+        return -1;
+    }
+    self->attached[self->nattached++] = all;
+    return 0;
+}
+
 int wire_server_listen_any(wire_server_t *self, const char *endpoint, wire_handler_fn *fn, void *ctx)
 {
     if (self->nattached >= MAX_ATTACHED || self->started)
         return -1;
-    wire_server_t *listener = wire_server_new(self->service, self->metrics);
+    wire_server_t *listener = server_new(self->service, self->metrics, ZSOCKET_AGENT_SERVER);
     listener->parent = self;
     listener->max_request = self->max_request;
     route_set(&listener->on_raw, NULL, fn, ctx, NULL, ROUTE_PUBLIC);
@@ -475,7 +508,7 @@ static json_t *forward(wire_server_t *self, const char *module, const char *fram
     char err[256] = "circuit open";
     if (breaker_allow(d->breaker, clock_mono())) {
         size_t reply_len;
-        wire_client_t *client = wire_client_new(d->endpoint, d->timeout_ms, 0);
+        wire_client_t *client = wire_client_new_agent(d->endpoint, d->timeout_ms, 0);
         char *text = wire_client_call_raw(client, frame, len, &reply_len, err, sizeof err);
         wire_client_destroy(&client);
         json_error_t jerr;
@@ -1033,16 +1066,28 @@ void wire_server_stop(wire_server_t *self)
 struct wire_client_t {
     char *endpoint;
     int timeout_ms, retries;
+    zsocket_role_t role;
     void *socket;
 };
 
-wire_client_t *wire_client_new(const char *endpoint, int timeout_ms, int retries)
+static wire_client_t *client_new(const char *endpoint, int timeout_ms, int retries, zsocket_role_t role)
 {
     wire_client_t *self = calloc(1, sizeof *self);
     self->endpoint = strdup(endpoint);
     self->timeout_ms = timeout_ms;
     self->retries = retries < 0 ? 0 : retries;
+    self->role = role;
     return self;
+}
+
+wire_client_t *wire_client_new(const char *endpoint, int timeout_ms, int retries)
+{
+    return client_new(endpoint, timeout_ms, retries, ZSOCKET_CLIENT);
+}
+
+wire_client_t *wire_client_new_agent(const char *endpoint, int timeout_ms, int retries)
+{
+    return client_new(endpoint, timeout_ms, retries, ZSOCKET_AGENT_CLIENT);
 }
 
 static void client_close(wire_client_t *self)
@@ -1066,7 +1111,7 @@ static int client_open(wire_client_t *self)
 {
     if (self->socket)
         return 0;
-    self->socket = zsocket_new(ZMQ_REQ, ZSOCKET_CLIENT, 0);
+    self->socket = zsocket_new(ZMQ_REQ, self->role, 0);
     if (!self->socket || zmq_connect(self->socket, self->endpoint) != 0) {
         client_close(self);
         return -1;
@@ -1128,11 +1173,21 @@ json_t *wire_client_call(wire_client_t *self, json_t *request, char *err, size_t
     return reply;
 }
 
-json_t *wire_call(const char *endpoint, json_t *request, int timeout_ms, int retries,
-                  char *err, size_t errlen)
+static json_t *call_once(wire_client_t *client, json_t *request, char *err, size_t errlen)
 {
-    wire_client_t *client = wire_client_new(endpoint, timeout_ms, retries);
     json_t *reply = wire_client_call(client, request, err, errlen);
     wire_client_destroy(&client);
     return reply;
+}
+
+json_t *wire_call(const char *endpoint, json_t *request, int timeout_ms, int retries,
+                  char *err, size_t errlen)
+{
+    return call_once(wire_client_new(endpoint, timeout_ms, retries), request, err, errlen);
+}
+
+json_t *wire_call_agent(const char *endpoint, json_t *request, int timeout_ms, int retries,
+                        char *err, size_t errlen)
+{
+    return call_once(wire_client_new_agent(endpoint, timeout_ms, retries), request, err, errlen);
 }

@@ -122,8 +122,13 @@ json_t *wire_server_delegation(wire_server_t *self);
 int wire_server_share(wire_server_t *self, const char *module, const char *action);
 /* Also listens on `endpoint` with only the module's routes and the health
  * actions (a legacy port), served by this server's thread.  Call after the
- * routes are attached, before wire_server_start.  0 or -1. */
+ * routes are attached, before wire_server_start.  A port the kept agents
+ * dial: plaintext under SECURE_ZMQ unless agent_curve (zsocket.h).  0 or -1. */
 int wire_server_listen_module(wire_server_t *self, const char *module, const char *endpoint);
+/* Also listens on `endpoint` with every route of this server (an absorbed
+ * agent's old main port that served what the whole service serves now).
+ * A port the kept agents dial, like the one above.  0 or -1. */
+int wire_server_listen_all(wire_server_t *self, const char *endpoint);
 /* Also listens on `endpoint`, answering every frame, JSON or not, with fn
  * (an old agent's health port, which answered anything with its health). */
 int wire_server_listen_any(wire_server_t *self, const char *endpoint, wire_handler_fn *fn, void *ctx);
@@ -152,7 +157,10 @@ json_t *wire_success(void);     /* {"status":"success"} */
 
 typedef struct wire_client_t wire_client_t;
 
+/* A client of a Keel service (CURVE under SECURE_ZMQ) or of a kept agent
+ * (CURVE only with agent_curve too: zsocket.h). */
 wire_client_t *wire_client_new(const char *endpoint, int timeout_ms, int retries);
+wire_client_t *wire_client_new_agent(const char *endpoint, int timeout_ms, int retries);
 void wire_client_destroy(wire_client_t **self_p);
 /* Sends `request` (borrowed) and returns the reply object, or NULL with the
  * reason in err ("timeout after 3 tries", "reply is not JSON"). */
@@ -160,7 +168,10 @@ json_t *wire_client_call(wire_client_t *self, json_t *request, char *err, size_t
 /* Sends a raw frame and returns the raw reply (caller frees), or NULL. */
 char *wire_client_call_raw(wire_client_t *self, const void *data, size_t len,
                            size_t *reply_len, char *err, size_t errlen);
-/* One request on a fresh client: the common case of calling an agent once. */
+/* One request on a fresh client: the common case of calling a service, or
+ * an agent, once. */
 json_t *wire_call(const char *endpoint, json_t *request, int timeout_ms, int retries,
                   char *err, size_t errlen);
+json_t *wire_call_agent(const char *endpoint, json_t *request, int timeout_ms, int retries,
+                        char *err, size_t errlen);
 #endif

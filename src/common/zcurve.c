@@ -33,6 +33,7 @@ typedef struct {
 static struct {
     pthread_mutex_t lock;
     bool configured, enabled, have_server, have_client;
+    bool agents;                /* agent_curve: the kept agents' sockets too */
     char dir[PATH_MAX];
     pair_t server, client;
     /* the allow-list, and the directory state it was read at */
@@ -84,11 +85,12 @@ static int load_pair(const char *name, pair_t *pair, bool quiet)
     return 0;
 }
 
-static int configure(bool enabled, const char *dir, bool need_server)
+static int configure(bool enabled, bool agents, const char *dir, bool need_server)
 {
     pthread_mutex_lock(&curve.lock);
     curve.configured = true;
     curve.enabled = enabled;
+    curve.agents = agents;
     snprintf(curve.dir, sizeof curve.dir, "%s", dir);
     curve.allow_loaded = false;
     int rc = 0;
@@ -112,7 +114,7 @@ static const char *env_dir(const char *fallback)
 
 int zcurve_configure(config_t *config, bool need_server)
 {
-    return configure(config_bool(config, "secure_zmq", false),
+    return configure(config_bool(config, "secure_zmq", false), config_bool(config, "agent_curve", false),
                      env_dir(config_str(config, "certificates_dir", "./certificates")), need_server);
 }
 
@@ -124,7 +126,7 @@ static void configure_from_env(void)
     if (!done) {
         const char *flag = getenv("SECURE_ZMQ");
         bool on = flag && (!strcmp(flag, "1") || !strcasecmp(flag, "true"));
-        configure(on, env_dir("./certificates"), false);
+        configure(on, false, env_dir("./certificates"), false);
     }
 }
 
@@ -132,6 +134,12 @@ bool zcurve_enabled(void)
 {
     configure_from_env();
     return curve.enabled;
+}
+
+bool zcurve_agents_enabled(void)
+{
+    configure_from_env();
+    return curve.agents;
 }
 
 /* ---- the allow-list and ZAP ---------------------------------------------- */

@@ -29,6 +29,9 @@ int zcurve_configure(config_t *config, bool need_server);
 /* Whether SECURE_ZMQ is on (configured from the environment when
  * zcurve_configure was not called). */
 bool zcurve_enabled(void);
+/* Whether the kept agents' sockets use CURVE too (`agent_curve`, off by
+ * default: the agents' own secure mode is a stub; zsocket.h). */
+bool zcurve_agents_enabled(void);
 /* Binds `rep` (a REP socket, taken over in every case) to the ZAP endpoint
  * and answers it on a thread of its own until zcurve_shutdown.  0 or -1. */
 int zcurve_serve_zap(void *rep);

@@ -56,9 +56,23 @@ static int zap_ensure(void)
     return rc;
 }
 
+/* Whether a socket of this role uses CURVE now. */
+static bool curve_for(zsocket_role_t role)
+{
+    switch (role) {
+    case ZSOCKET_SERVER:
+    case ZSOCKET_CLIENT: return zcurve_enabled();
+    case ZSOCKET_AGENT_SERVER:
+    case ZSOCKET_AGENT_CLIENT: return zcurve_enabled() && zcurve_agents_enabled();
+    case ZSOCKET_INPROC: return false;
+    }
+    return false;
+}
+
 void *zsocket_new_in(void *ctx, int type, zsocket_role_t role, size_t max_frame)
 {
-    if (role == ZSOCKET_SERVER && ctx != process_context()) {
+    bool server = role == ZSOCKET_SERVER || role == ZSOCKET_AGENT_SERVER;
+    if (server && ctx != process_context()) {
         log_error("zsocket", "a server socket outside the process's context would have no ZAP handler");
         return NULL;
     }
@@ -66,9 +80,9 @@ void *zsocket_new_in(void *ctx, int type, zsocket_role_t role, size_t max_frame)
     if (!socket)
         return NULL;
     int rc = 0;
-    if (role == ZSOCKET_SERVER && zcurve_enabled())
+    if (curve_for(role) && server)
         rc = zap_ensure() < 0 ? -1 : zcurve_server(socket);
-    else if (role == ZSOCKET_CLIENT)
+    else if (curve_for(role))
         rc = zcurve_client(socket);
     if (rc < 0) {
         zmq_close(socket);

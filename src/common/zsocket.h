@@ -2,11 +2,21 @@
  *  forgotten by SECURE_ZMQ.  A socket is asked for by type and role, and the
  *  role decides its security (zcurve.h):
  *
- *  - ZSOCKET_SERVER binds.  With SECURE_ZMQ it is a CURVE server behind the
- *    ZAP allow-list; when it cannot be one (no server keys) no socket is
- *    made at all, so nothing ever binds in plaintext by mistake.
- *  - ZSOCKET_CLIENT connects, to a Keel service or to a kept agent.  With
- *    SECURE_ZMQ it is a CURVE client of the server key.
+ *  - ZSOCKET_SERVER binds a Keel port that Keel's own clients use (the
+ *    services' ports, keelctl's, the other machine's Keel).  With
+ *    SECURE_ZMQ it is a CURVE server behind the ZAP allow-list; when it
+ *    cannot be one (no server keys) no socket is made at all, so nothing
+ *    ever binds in plaintext by mistake.
+ *  - ZSOCKET_CLIENT connects to a Keel service.  With SECURE_ZMQ it is a
+ *    CURVE client of the server key.
+ *  - ZSOCKET_AGENT_SERVER binds a port the kept agents dial (the absorbed
+ *    agents' old ports, the error bus, the feeds they subscribe to), and
+ *    ZSOCKET_AGENT_CLIENT connects to a kept agent (a probe, a delegate, a
+ *    downstream call, an agent's PUB).  They are CURVE only when the agents
+ *    speak it too (`agent_curve`, zcurve.h): the kept agents' own secure
+ *    mode is a stub, so by default their sockets stay plaintext under
+ *    SECURE_ZMQ, and `trusted_sources` decides who may make the agents'
+ *    state changes there (privilege.h).
  *  - ZSOCKET_INPROC joins threads of this process (inproc:// only).  It is
  *    exempt from CURVE: libzmq runs no security handshake over inproc (its
  *    pipes never carry ZMTP), and no other process can reach an inproc
@@ -28,7 +38,13 @@
 
 #define ZSOCKET_FAR_CAP ((size_t)64 << 20)
 
-typedef enum { ZSOCKET_SERVER, ZSOCKET_CLIENT, ZSOCKET_INPROC } zsocket_role_t;
+typedef enum {
+    ZSOCKET_SERVER,
+    ZSOCKET_CLIENT,
+    ZSOCKET_AGENT_SERVER,
+    ZSOCKET_AGENT_CLIENT,
+    ZSOCKET_INPROC,
+} zsocket_role_t;
 
 /* A new socket of ZMQ `type` in the process's context; max_frame 0 means
  * ZSOCKET_FAR_CAP.  NULL (logged) when SECURE_ZMQ is on and the role's

@@ -33,7 +33,7 @@ static int open_sockets(zsub_t *self)
 {
     char watch[96];
     snprintf(watch, sizeof watch, "inproc://zsub-%p-%u", (void *)self, self->generation++);
-    self->sub = zsocket_new(ZMQ_SUB, ZSOCKET_CLIENT, self->max_frame);
+    self->sub = zsocket_new(ZMQ_SUB, ZSOCKET_AGENT_CLIENT, self->max_frame);
     self->monitor = zsocket_new(ZMQ_PAIR, ZSOCKET_INPROC, 0);
     if (!self->sub || !self->monitor
         || zmq_socket_monitor(self->sub, watch, ZMQ_EVENT_DISCONNECTED) != 0

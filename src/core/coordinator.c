@@ -342,7 +342,7 @@ static void side_call(coordinator_t *self, int target, json_t *request, const ch
     char endpoint[300], err[512];
     json_t *reply = NULL;
     if (resolve(self, target_names[target], endpoint, sizeof endpoint, err, sizeof err) == 0)
-        reply = wire_call(endpoint, request, self->timeout_ms, 0, err, sizeof err);
+        reply = wire_call_agent(endpoint, request, self->timeout_ms, 0, err, sizeof err);
     if (!reply)
         errpub_report(self->svc->errors, error_type, "medium", NULL, "Error sending %s request: %s", what, err);
     json_decref(reply);
@@ -362,7 +362,7 @@ static void dispatch(coordinator_t *self, json_t *task)
     char endpoint[300], err[512];
     json_t *reply = NULL;
     if (resolve(self, target_names[target], endpoint, sizeof endpoint, err, sizeof err) == 0)
-        reply = wire_call(endpoint, task, self->timeout_ms, 0, err, sizeof err);
+        reply = wire_call_agent(endpoint, task, self->timeout_ms, 0, err, sizeof err);
     if (!reply) {
         breaker_record_failure(b, clock_mono());
         count(self, "keel_core_tasks_total", "outcome", "error");

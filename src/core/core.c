@@ -206,7 +206,7 @@ static int bind_legacy_ports(core_t *self)
     char endpoint[256];
     for (size_t i = 0; i < sizeof legacy_main_ports / sizeof legacy_main_ports[0]; i++) {
         service_bind_endpoint(self->svc, legacy_main_ports[i], endpoint, sizeof endpoint);
-        if (wire_server_bind(self->svc->wire, endpoint) < 0)
+        if (wire_server_listen_all(self->svc->wire, endpoint) < 0)
             return -1;
     }
     return 0;

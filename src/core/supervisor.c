@@ -400,7 +400,7 @@ static void *monitor(void *arg)
             pthread_mutex_unlock(&self->lock);
             json_t *ping = json_pack("{s:s}", "action", "ping");
             char err[256];
-            json_t *reply = wire_call(endpoint, ping, 1000, 0, err, sizeof err);
+            json_t *reply = wire_call_agent(endpoint, ping, 1000, 0, err, sizeof err);
             const char *st = json_string_value(json_object_get(reply, "status"));
             bool alive = st && (!strcmp(st, "ok") || !strcmp(st, "success") || !strcmp(st, "healthy"));
             json_decref(ping);

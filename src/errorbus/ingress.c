@@ -50,9 +50,9 @@ ingress_t *ingress_new(const char *endpoint, evstore_t *store, metrics_t *metric
     self->store = store;
     self->metrics = metrics;
     self->max_event = max_event;
-    /* With SECURE_ZMQ the agents' publishers (errpub included) are CURVE
-     * clients of this bound SUB. */
-    self->sub = zsocket_new(ZMQ_SUB, ZSOCKET_SERVER, max_event * 4 + (64 << 10));
+    /* The kept agents publish here, and Keel's own services with them
+     * (errpub): CURVE only when the agents speak it (agent_curve). */
+    self->sub = zsocket_new(ZMQ_SUB, ZSOCKET_AGENT_SERVER, max_event * 4 + (64 << 10));
     if (self->sub) {
         zmq_setsockopt(self->sub, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
         zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, "ERROR", 5);

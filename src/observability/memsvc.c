@@ -87,7 +87,7 @@ void memsvc_destroy(memsvc_t **self_p)
 static json_t *call(memsvc_t *self, const char *endpoint, const char *request,
                     const char **cls, char *msg, size_t len)
 {
-    wire_client_t *client = wire_client_new(endpoint, self->timeout_ms, 0);
+    wire_client_t *client = wire_client_new_agent(endpoint, self->timeout_ms, 0);
     char err[128];
     size_t rlen = 0;
     char *raw = wire_client_call_raw(client, request, strlen(request), &rlen, err, sizeof err);

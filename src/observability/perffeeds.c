@@ -25,7 +25,7 @@ struct perffeeds_t {
 
 static void *open_pub(const char *endpoint)
 {
-    void *pub = zsocket_new(ZMQ_PUB, ZSOCKET_SERVER, 0);
+    void *pub = zsocket_new(ZMQ_PUB, ZSOCKET_AGENT_SERVER, 0);
     if (pub && zmq_bind(pub, endpoint) == 0)
         return pub;
     log_warn("observability", "cannot bind %s: %s", endpoint,

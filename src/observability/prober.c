@@ -130,9 +130,9 @@ static void finish(hprobe_t *p, hprobe_io_t *io, hprobe_result_t r, const char *
 
 static void start_zmq(prober_t *self, hprobe_t *p, hprobe_io_t *io)
 {
-    /* A client of the agent's socket: CURVE under SECURE_ZMQ, as the kept
-     * agents' own clients are. */
-    io->zsock = zsocket_new_in(self->ctx, ZMQ_REQ, ZSOCKET_CLIENT, 0);
+    /* A client of the agent's socket: CURVE only when the agents speak it
+     * (agent_curve). */
+    io->zsock = zsocket_new_in(self->ctx, ZMQ_REQ, ZSOCKET_AGENT_CLIENT, 0);
     if (!io->zsock) {
         finish(p, io, HPROBE_ERROR, "ZMQ error: %s", "cannot make a client socket");
         return;

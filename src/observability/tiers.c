@@ -285,7 +285,7 @@ static void alert_self_healing(tiers_t *self, const char *name, double probabili
     clock_iso_local(clock_wall(), ts, sizeof ts);
     json_t *req = json_pack("{s:s, s:s, s:s, s:f, s:s}", "action", "alert", "agent_name", name,
                             "alert_type", "failure_predicted", "severity", probability, "timestamp", ts);
-    json_t *reply = wire_call(self->self_healing, req, 5000, 0, err, sizeof err);
+    json_t *reply = wire_call_agent(self->self_healing, req, 5000, 0, err, sizeof err);
     if (!reply)
         log_warn("observability", "SelfHealingAgent alert for %s: %s", name, err);
     json_decref(reply);

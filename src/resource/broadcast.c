@@ -50,7 +50,7 @@ static int send_one(rs_broadcast_t *self, void *pub)
 static void *broadcast_main(void *arg)
 {
     rs_broadcast_t *self = arg;
-    void *pub = zsocket_new(ZMQ_PUB, ZSOCKET_SERVER, 0);
+    void *pub = zsocket_new(ZMQ_PUB, ZSOCKET_AGENT_SERVER, 0);
     if (!pub || zmq_bind(pub, self->endpoint) != 0) {
         log_error("resource", "health broadcast cannot bind %s: %s", self->endpoint,
                   pub ? zmq_strerror(zmq_errno()) : "no server socket");

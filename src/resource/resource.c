@@ -208,7 +208,7 @@ static void bind_legacy(service_t *svc)
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
         char endpoint[128];
         service_bind_endpoint(svc, ports[i], endpoint, sizeof endpoint);
-        wire_server_bind(svc->wire, endpoint);
+        wire_server_listen_all(svc->wire, endpoint);
     }
 }
 

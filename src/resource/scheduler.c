@@ -283,7 +283,7 @@ static wire_client_t *link_for(worker_t *w, const char *endpoint, int timeout_ms
     for (int i = 0; i < w->nlinks; i++)
         if (!strcmp(w->links[i].endpoint, endpoint)) {
             wire_client_destroy(&w->links[i].client);
-            w->links[i].client = wire_client_new(endpoint, timeout_ms, 0);
+            w->links[i].client = wire_client_new_agent(endpoint, timeout_ms, 0);
             return w->links[i].client;
         }
     if (w->nlinks == MAX_ENDPOINTS) {
@@ -294,7 +294,7 @@ static wire_client_t *link_for(worker_t *w, const char *endpoint, int timeout_ms
     }
     link_t *l = &w->links[w->nlinks++];
     l->endpoint = strdup(endpoint);
-    l->client = wire_client_new(endpoint, timeout_ms, 0);
+    l->client = wire_client_new_agent(endpoint, timeout_ms, 0);
     return l->client;
 }
 

@@ -346,7 +346,7 @@ static void *probe_main(void *arg)
 {
     probe_t *p = arg;
     char err[256];
-    json_t *reply = wire_call(p->endpoint, p->request, p->timeout_ms, 0, err, sizeof err);
+    json_t *reply = wire_call_agent(p->endpoint, p->request, p->timeout_ms, 0, err, sizeof err);
     const char *status = json_string_value(json_object_get(reply, "status"));
     p->reachable = status && !strcmp(status, p->want);
     json_decref(reply);

@@ -28,7 +28,7 @@
 
 static wire_client_t *mma_client(rs_vram_t *self)
 {
-    return wire_client_new(self->config.mma_endpoint, self->config.timeout_ms, 0);
+    return wire_client_new_agent(self->config.mma_endpoint, self->config.timeout_ms, 0);
 }
 
 static json_t *models_copy(rs_vram_t *self)

@@ -368,13 +368,18 @@ def test_no_service_registers_a_route_outside_a_table():
 
 def test_shipped_configurations_turn_curve_on_and_bad_sources_are_refused(tmp_path):
     """Attack: the two-machine configurations bound 0.0.0.0 with
-    `secure_zmq: false`.  They now ship with CURVE on (SG-43); and a
-    `trusted_sources` entry that is not an address is a configuration error
-    that `keeld --check` reports, not a silently empty list."""
+    `secure_zmq: false`.  They now ship with CURVE on (SG-43) for Keel's own
+    sockets, the kept agents' ports plaintext (their secure mode is a stub)
+    and open to the two machines only; and a `trusted_sources` entry that is
+    not an address is a configuration error that `keeld --check` reports,
+    not a silently empty list."""
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
     for name in ("mainpc.yaml", "pc2.yaml"):
-        text = open(os.path.join(root, "config", name)).read()
+        path = os.path.join(root, "config", name)
+        text = open(path).read()
         assert "\nbind: 0.0.0.0\n" in text and "\nsecure_zmq: true\n" in text, name
+        assert "\nagent_curve: false\n" in text, name
+        assert "\ntrusted_sources: [127.0.0.0/8, \"::1\", 192.168.100.16, 192.168.100.17]\n" in text, name
     bad = tmp_path / "bad.yaml"
     bad.write_text("trusted_sources: [192.168.100.0/33]\n")
     out = subprocess.run(command([KEELD, "all", "--check", "--config", str(bad)]), capture_output=True,

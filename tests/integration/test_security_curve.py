@@ -4,7 +4,11 @@ admits only the public keys in authorized_clients/ (re-read live); a client
 with another key, and a plaintext client, get no answer; keelctl talks CURVE
 itself; world-readable secret keys stop the service from starting.  Every
 socket is covered, not only the request ports (issue 16, finding 2): the
-hub's status PUB and its probes speak CURVE too."""
+hub's status PUB speaks CURVE too.  The sockets the kept agents use (their
+old ports, the error bus, the probes of them) speak CURVE only with
+`agent_curve`, since the agents' own secure mode is a stub: under CURVE
+they stay open to the kept agents as they are, and `trusted_sources`
+guards the state changes there."""
 import http.server
 import json
 import os
@@ -160,9 +164,9 @@ def test_status_pub_and_probes_are_curve(keel_factory, tmp_path):
     """The attack: under SECURE_ZMQ a plaintext SUB on the hub's status PUB
     (6584) received agent_status events.  Now it receives nothing while a
     CURVE client with the allowed keys receives them (the events come from
-    an agent checked over HTTP, flipped between 200 and 503).  And the hub's
-    probe, a REQ client, reaches an agent that is a CURVE server (as the kept
-    agents are under SECURE_ZMQ), so that agent comes up at all."""
+    an agent checked over HTTP, flipped between 200 and 503).  And with
+    agent_curve (agents that speak CURVE) the hub's probe, a REQ client,
+    reaches an agent that is a CURVE server, so that agent comes up at all."""
     d = certs(tmp_path)
     _, server_secret = zmq.auth.load_certificate(os.path.join(d, "server.key_secret"))
     agent = StandInAgent("ok", curve_secret=server_secret)
@@ -178,7 +182,7 @@ def test_status_pub_and_probes_are_curve(keel_factory, tmp_path):
         entries = [agent_entry("Sealed", agent),
                    {"name": "Web", "host": "127.0.0.1", "port": 1, "http_port": web.server_port,
                     "check": "http"}]
-        cfg = hub_config(entries, flap={"failures": 1, "window": 1})
+        cfg = hub_config(entries, flap={"failures": 1, "window": 1}, top={"agent_curve": True})
         hub = keel_factory("observability", config=cfg, extra_ports=(6584,),
                            env={"SECURE_ZMQ": "1", "ZMQ_CERTIFICATES_DIR": d})
         for s in (plain, sealed):
@@ -218,4 +222,74 @@ def test_status_pub_and_probes_are_curve(keel_factory, tmp_path):
         sealed.close()
         web.shutdown()
         web.server_close()
+        agent.stop()
+
+
+def plain_request(endpoint, message, timeout_ms):
+    """One request from a plaintext REQ, as a kept agent sends it; None when
+    no answer comes."""
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.REQ)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint)
+    try:
+        s.send_json(message)
+        return s.recv_json() if s.poll(timeout_ms) else None
+    finally:
+        s.close()
+
+
+def test_kept_agents_reach_their_ports_in_plaintext_under_curve(keel_factory, tmp_path):
+    """The shipped two-machine configurations turn CURVE on, and the kept
+    agents cannot speak it (their secure_zmq.py is a stub).  Under CURVE,
+    Keel's own ports answer only CURVE clients, while the agents' old ports
+    and the error bus still serve the agents as they are: a plaintext
+    DISCOVER on 7120 (service_discovery_client) is answered, an
+    ERROR:{json} published to 7150 (BaseAgent) is stored, and the hub's
+    plaintext probe sees a plaintext agent up.  With agent_curve those
+    ports want CURVE too."""
+    d = certs(tmp_path)
+    curve = keys(d, "client")
+    agent = StandInAgent("ok")
+    try:
+        config = json.loads(hub_config([agent_entry("Plain", agent)]))
+        config["legacy_ports"] = True
+        k = keel_factory("all", config=json.dumps(config), env={"SECURE_ZMQ": "1", "ZMQ_CERTIFICATES_DIR": d})
+        timeout = int(scaled(2000))
+        discover = {"command": "DISCOVER", "payload": {"name": "SystemDigitalTwin"}}
+        assert plain_request(k.endpoint(7120), discover, timeout)["status"] == "SUCCESS"
+        assert plain_request(k.zmq("core"), {"action": "ping"}, int(scaled(500))) is None
+        sealed = Client(k.zmq("core"), curve=curve)
+        try:
+            assert sealed({"action": "ping"})["status"] == "ok"
+        finally:
+            sealed.close()
+        pub = zmq.Context.instance().socket(zmq.PUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.connect(k.endpoint(7150))
+        hub = Client(k.zmq("observability"), curve=curve)
+        bus = Client(k.zmq("errorbus"), curve=curve)
+        try:
+            deadline = time.time() + scaled(15)
+            stored = False
+            while not stored and time.time() < deadline:
+                pub.send_string("ERROR:" + json.dumps({"agent": "PlainAgent", "error_type": "plain",
+                                                        "message": "from a plaintext publisher"}))
+                time.sleep(0.2)
+                reply = bus({"action": "get_errors_by_agent", "data": {"agent": "PlainAgent"}})
+                stored = bool(reply.get("data"))
+            assert stored, "a plaintext agent's error never reached the store under CURVE"
+            deadline = time.time() + scaled(10)
+            while time.time() < deadline and hub({"action": "get_agents_health"})["agents"]["Plain"]["state"] != "up":
+                time.sleep(0.05)
+            assert hub({"action": "get_agents_health"})["agents"]["Plain"]["state"] == "up"
+        finally:
+            pub.close()
+            hub.close()
+            bus.close()
+        k.stop()
+        closed = keel_factory("core", config="legacy_ports: true\nagent_curve: true\n",
+                              env={"SECURE_ZMQ": "1", "ZMQ_CERTIFICATES_DIR": d})
+        assert plain_request(closed.endpoint(7120), discover, int(scaled(500))) is None
+    finally:
         agent.stop()

@@ -67,6 +67,7 @@ static const configkey_t keys[] = {
     { "core.agents[].cwd", CK_STRING, NULL, NULL, "Working directory; empty: keeld's." },
     { "core.agents[].restart", CK_STRING, NULL, "always|on-failure|never|no", "Restart policy; absent: on-failure." },
     { "core.agents[].autostart", CK_BOOLEAN, NULL, NULL, "Start it with Keel; absent: true." },
+    { "core.agents[].output", CK_STRING, NULL, "file|log|both", "Where its stdout and stderr go: appended to <data_dir>/core/logs/<name>.log, logged by keeld line by line as \"[<name>] <line>\" (stderr at ERROR level), or both; absent: file." },
     { "core.agents[].depends_on", CK_STRINGS, NULL, NULL, "Agents (or Keel services) started and healthy before this one." },
     { "core.agents[].host", CK_STRING, NULL, NULL, "Host its health is checked on; absent: 127.0.0.1." },
     { "core.agents[].port", CK_INTEGER, NULL, "0..65535", "Its ZMQ port, health-checked by the supervisor; absent: not checked." },

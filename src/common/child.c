@@ -207,10 +207,11 @@ static void close_stream(child_t *self, stream_t *s)
     s->len = 0;
 }
 
-/* Reads what the pipe holds now; closes it at its end. */
+/* Reads what the pipe holds now, up to 64 KiB so that one chatty child
+ * cannot keep the owner from the others; closes the pipe at its end. */
 static void drain(child_t *self, stream_t *s)
 {
-    while (s->fd >= 0) {
+    for (int reads = 0; s->fd >= 0 && reads < 16; reads++) {
         char *at = s->line + s->len;
         ssize_t got = read(s->fd, at, sizeof s->line - 1 - s->len);
         if (got < 0 && errno == EINTR)
@@ -299,6 +300,14 @@ static int spawn(child_t *self)
     self->pid = pid;
     self->starts++;
     return 0;
+}
+
+/* The program and its own children; the program alone if it left the
+ * group it was started in. */
+static void signal_group(child_t *self, int sig)
+{
+    if (kill(-self->pid, sig) < 0)
+        kill(self->pid, sig);
 }
 
 static void give_up(child_t *self, child_t *dependency)
@@ -402,7 +411,7 @@ void child_run(child_t *self)
     if (self->pid > 0 && self->kill_at > 0 && now >= self->kill_at) {
         log_warn("child", "%s (pid %d) ignored SIGTERM for %.1f s: killing it", self->name, (int)self->pid,
                  self->timing.stop_grace_s);
-        kill(-self->pid, SIGKILL);
+        signal_group(self, SIGKILL);
         self->kill_at = INFINITY;
     }
     if (self->pid > 0 || !self->wanted || now < self->next_start)
@@ -427,11 +436,11 @@ void child_start(child_t *self)
     self->next_start = clock_mono();
 }
 
-/* SIGTERM to the whole group, once; child_run sends SIGKILL after the grace. */
+/* SIGTERM, once; child_run sends SIGKILL after the grace. */
 static void terminate(child_t *self)
 {
     if (self->pid > 0 && self->kill_at == 0) {
-        kill(-self->pid, SIGTERM);
+        signal_group(self, SIGTERM);
         self->kill_at = clock_mono() + self->timing.stop_grace_s;
     }
 }

@@ -11,8 +11,8 @@
  *  once its dependencies run.  The monitor pings each watched agent at the
  *  health interval (a reply of "ok" or "success" is alive; the original
  *  wanted "success" only, so every BaseAgent looked dead).  Requests only
- *  change what is wanted under the lock; the runner makes it so within
- *  100 ms, so no request waits for a child to stop. */
+ *  change what is wanted under the lock and wake the runner, which makes it
+ *  so: no request waits for a child to stop. */
 #include "supervisor.h"
 #include "actor.h"
 #include "child.h"
@@ -21,11 +21,14 @@
 #include "log.h"
 #include "names.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -47,6 +50,7 @@ struct supervisor_t {
     agent_t agents[MAX_AGENTS];
     child_t *children[MAX_AGENTS];
     int count, nchildren;
+    int wake;                   /* eventfd: cuts the runner's poll short */
 };
 
 /* ---- configuration ---------------------------------------------------------- */
@@ -139,6 +143,7 @@ supervisor_t *core_supervisor_new(service_t *svc)
     supervisor_t *self = calloc(1, sizeof *self);
     self->svc = svc;
     pthread_mutex_init(&self->lock, NULL);
+    self->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     json_t *agents = config_get(svc->config, "core.agents");
     size_t i;
     json_t *spec;
@@ -173,12 +178,24 @@ static void count_starts(supervisor_t *self, agent_t *a)
     a->counted = starts;
 }
 
+static void wake_runner(void *arg)
+{
+    supervisor_t *self = arg;
+    uint64_t one = 1;
+    if (write(self->wake, &one, sizeof one) < 0)
+        log_warn("core", "cannot wake the supervisor's runner: %s", strerror(errno));
+}
+
 static void run_children(actor_t *actor, void *arg)
 {
     supervisor_t *self = arg;
-    struct pollfd fds[2 * MAX_AGENTS];
+    struct pollfd fds[2 * MAX_AGENTS + 1];
     while (actor_running(actor)) {
-        int n = 0;
+        uint64_t woken;
+        while (read(self->wake, &woken, sizeof woken) > 0)
+            ;       /* the pass below answers every wake so far */
+        fds[0] = (struct pollfd){ self->wake, POLLIN, 0 };
+        int n = 1;
         pthread_mutex_lock(&self->lock);
         for (int i = 0; i < self->count; i++) {
             agent_t *a = &self->agents[i];
@@ -228,7 +245,7 @@ static void ping_agents(void *arg)
 int core_supervisor_start(supervisor_t *self)
 {
     double interval = config_double(self->svc->config, "core.supervisor.health_interval_s", 30.0);
-    self->runner = actor_new_runner("core-children", run_children, NULL, self);
+    self->runner = actor_new_runner("core-children", run_children, wake_runner, self);
     self->monitor = actor_new("core-monitor", interval, ping_agents, self);
     actor_watch(self->runner, self->svc->liveness, 1.0);
     /* A sweep waits up to a second for each agent. */
@@ -246,6 +263,7 @@ void core_supervisor_destroy(supervisor_t **self_p)
     child_stop_all(self->children, (size_t)self->nchildren);
     for (int i = 0; i < self->nchildren; i++)
         child_destroy(&self->children[i]);
+    close(self->wake);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -354,6 +372,7 @@ static json_t *agent_op(supervisor_t *self, wire_request_t *req, op_t op)
         reply = wire_error("Agent %s cannot be started: %s", name, why);
     } else {
         apply(a->child, op);
+        wake_runner(self);
         char message[300];
         snprintf(message, sizeof message, "Agent %s: %s requested", name, verbs[op]);
         reply = json_pack("{s:s, s:s, s:s, s:o}", "status", "success", "message", message, "agent", name,
@@ -377,8 +396,10 @@ static json_t *service_op(supervisor_t *self, wire_request_t *req, op_t op)
         name = "";
     pthread_mutex_lock(&self->lock);
     agent_t *a = find(self, name);
-    if (a && a->child)
+    if (a && a->child) {
         apply(a->child, op);
+        wake_runner(self);
+    }
     pthread_mutex_unlock(&self->lock);
     char message[300];
     snprintf(message, sizeof message, "%s service %s", words[op], name);

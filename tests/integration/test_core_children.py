@@ -94,7 +94,7 @@ def up(m, *names):
 
 
 def log_has(m, text):
-    return (lambda t: t if text in t else None)(m.log_tail(400))
+    return (lambda t: t if text in t else None)(m.log_tail(100000))
 
 
 # Proves OH-63, OH-67 (docs/logic-preservation.md).
@@ -144,7 +144,7 @@ def test_oh66_spawn_failure_is_retried_then_reported(machine):
     assert wait_until(lambda: processes(machine)["Broken"]["state"] == "failed", timeout=10)
     p = processes(machine)["Broken"]
     assert p["error"] == "/nonexistent/agent: No such file or directory" and p["last_exit"] == 127
-    log = machine.log_tail(400)
+    log = machine.log_tail(100000)
     assert log.count("cannot start Broken: /nonexistent/agent: No such file or directory") == 3
     assert "Agent Broken keeps failing (exit 127); gave up after 2 restarts" in log
     # Asked again, CoreOrchestrator says at once why it cannot, and the hub records it.

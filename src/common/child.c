@@ -514,7 +514,6 @@ int child_check(child_t *self, char *why, size_t len)
 
 /* ---- what it is doing ---------------------------------------------------------- */
 
-const char *child_name(child_t *self) { return self->name; }
 pid_t child_pid(child_t *self) { return self->pid; }
 bool child_failed(child_t *self) { return self->gave_up; }
 int child_starts(child_t *self) { return self->starts; }

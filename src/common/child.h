@@ -90,7 +90,6 @@ int child_fds(child_t *self, struct pollfd *fds);
  * each gets its grace after SIGTERM, then SIGKILL. */
 void child_stop_all(child_t **children, size_t n);
 
-const char *child_name(child_t *self);
 pid_t child_pid(child_t *self);         /* 0 when not running */
 bool child_failed(child_t *self);       /* given up on */
 int child_starts(child_t *self);        /* processes spawned so far */

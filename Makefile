@@ -155,7 +155,7 @@ sanitize:
 # memcheck error or definite leak in a keeld or keelctl fails the test that ran
 # it; failing logs stay in $(BUILD)/valgrind/.  Every harness wait is 10x.
 # The subset covers each service's main paths and the shared foundation.
-VALGRIND_SUBSET ?= test_foundation.py test_core_wire.py test_observability_procs.py \
+VALGRIND_SUBSET ?= test_foundation.py test_core_wire.py test_core_children.py \
                    test_resource_manager.py test_observability_wire.py \
                    test_errorbus_ingress.py test_security_auth.py
 VALGRIND_PYTEST := KEEL_VALGRIND=1 KEEL_VALGRIND_DIR=$(BUILD)/valgrind KEEL_BUILD=$(BUILD) \

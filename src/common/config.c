@@ -144,6 +144,29 @@ static void suggestion(const char *pattern, const char *name, char *buf, size_t 
     }
 }
 
+/* Keys that went away with what they configured, and where that lives now:
+ * an old file is refused with the way forward rather than "unknown key". */
+static const struct { const char *pattern, *now; } gone[] = {
+    { "observability.agents[].command", "core.agents[].command" },
+    { "observability.agents[].args", "core.agents[].args" },
+    { "observability.stop_grace_s", "core.supervisor.stop_grace_s" },
+    { "observability.spawn_retry_s", "core.supervisor.backoff_base_s" },
+};
+
+static int refuse_gone(const char *pattern, const char *name, const char *path, const where_t *w)
+{
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+        size_t plen = strlen(pattern);
+        if (strncmp(gone[i].pattern, pattern, plen) || strcmp(gone[i].pattern + plen + !!plen, name))
+            continue;
+        char now[256];
+        snprintf(now, sizeof now, "%s (ObservabilityHub no longer runs processes: CoreOrchestrator runs every"
+                 " agent Keel starts; list the agent under core.agents, dependencies as depends_on)", gone[i].now);
+        return refuse(w, path, "key '%s' has moved to %s", now);
+    }
+    return 0;
+}
+
 static int check_mapping(json_t *obj, const char *pattern, const char *path, const where_t *w);
 
 /* One value against its entry: type, range, then what it contains. */
@@ -189,6 +212,8 @@ static int check_mapping(json_t *obj, const char *pattern, const char *path, con
         char child[512];
         snprintf(child, sizeof child, "%s%s%s", path, *path ? "." : "", name);
         const configkey_t *key = configkeys_child(pattern, name);
+        if (!key && refuse_gone(pattern, name, child, w) < 0)
+            return -1;
         if (!key) {
             char hint[96];
             suggestion(pattern, name, hint, sizeof hint);

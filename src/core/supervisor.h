@@ -1,8 +1,10 @@
 /*  supervisor: UnifiedSystemAgent (CO-67..CO-69): the status of the agents it
  *  watches (pinged at an interval), and the processes it runs: the agents
- *  listed under core.agents, started in dependency order, restarted with
- *  exponential backoff, their output kept in log files, their exit codes
- *  recorded.  ObservabilityHub's recovery asks it to restart an agent. */
+ *  listed under core.agents with a command, each a child (child.h): started
+ *  in dependency order, restarted with exponential backoff, their output
+ *  kept in log files or logged, their exit codes recorded.  The only owner
+ *  of processes in Keel: ObservabilityHub's and ErrorBus's recovery ask it
+ *  to restart an agent. */
 #ifndef KEEL_CORE_SUPERVISOR_H
 #define KEEL_CORE_SUPERVISOR_H
 #include <jansson.h>
@@ -18,6 +20,4 @@ void core_supervisor_attach(supervisor_t *self, wire_server_t *wire);
 void core_supervisor_health(supervisor_t *self, json_t *dict);
 /* get_agent_info with the key `agent` (variant A's reply). */
 json_t *core_supervisor_agent_info(supervisor_t *self, json_t *agent);
-/* Seconds before restart number `attempt` (1-based): base * 2^(attempt-1), capped. */
-double core_supervisor_backoff(int attempt, double base_s, double cap_s);
 #endif

@@ -12,10 +12,9 @@
  *  direction (no restart storm from stale state). */
 #include "recovery.h"
 #include "analysis.h"
+#include "child.h"
 #include "clock.h"
 #include "log.h"
-#include "token.h"
-#include "wire.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 /* Heartbeats are unauthenticated: a bound on names keeps a flood of
@@ -245,27 +243,15 @@ static void give_up(recovery_t *self, task_t *t)
 }
 
 /* EB-29 (changed): CoreOrchestrator supervises processes, so a restart is
- * its restart_agent, an administrator's route: the bus signs itself a
- * short token.  Success is its "success" reply. */
+ * its restart_agent (child.h).  Success is its "success" reply. */
 static bool restart(recovery_t *self, const char *agent)
 {
-    char *token = token_issue_service(self->config.keys, "ErrorBus", 60);
-    json_t *request = json_pack("{s:s, s:s, s:s, s:s?}", "action", "restart_agent", "agent_name", agent,
-                                "reason", "Missed heartbeats", "auth_token", token);
-    free(token);
-    char err[256];
-    json_t *reply = wire_call(self->config.core_endpoint, request, self->config.call_timeout_ms,
-                              0, err, sizeof err);
-    json_decref(request);
-    const char *status = json_string_value(json_object_get(reply, "status"));
-    bool ok = status && strcasecmp(status, "success") == 0;
-    if (!ok)
-        log_warn("errorbus", "restart of %s failed: %s", agent,
-                 reply ? (json_string_value(json_object_get(reply, "message"))
-                          ?: json_string_value(json_object_get(reply, "error")) ?: status ?: "?")
-                       : err);
-    json_decref(reply);
-    return ok;
+    char why[256];
+    if (child_ask_restart(self->config.keys, self->config.core_endpoint, "ErrorBus", agent,
+                          "Missed heartbeats", self->config.call_timeout_ms, why, sizeof why) == 0)
+        return true;
+    log_warn("errorbus", "restart of %s failed: %s", agent, why);
+    return false;
 }
 
 static void run_task(recovery_t *self, task_t *t)

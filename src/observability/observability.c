@@ -30,7 +30,6 @@
 #include "optimiser.h"
 #include "perflog.h"
 #include "perfmon.h"
-#include "procs.h"
 #include "pushhealth.h"
 #include "tiers.h"
 #include "hostsampler.h"
@@ -51,7 +50,6 @@ typedef struct {
     perfmon_t *perf;
     fleet_t *fleet;
     tiers_t *recovery;
-    procs_t *procs;
     alerting_t *alerts;
     pushhealth_t *pushed;
     crossreg_t *discovery;
@@ -251,12 +249,6 @@ static json_t *on_trigger_recovery(void *ctx, wire_request_t *req)
     if (!tier)
         return json_pack("{s:s, s:s}", "status", "error", "message", "strategy must be tier1..tier4");
     return tiers_trigger(hub->recovery, agent, tier);
-}
-
-static json_t *on_processes(void *ctx, wire_request_t *req)
-{
-    (void)req;
-    return json_pack("{s:s, s:o}", "status", "success", "processes", procs_list(((hub_t *)ctx)->procs));
 }
 
 static json_t *on_crossreg(void *ctx, wire_request_t *req)
@@ -525,7 +517,6 @@ static void hub_free(hub_t *hub)
     perffeeds_destroy(&hub->feeds);
     fleet_stop(hub->fleet);
     tiers_destroy(&hub->recovery);
-    procs_destroy(&hub->procs);
     fleet_destroy(&hub->fleet);
     optimiser_destroy(&hub->optimiser);
     memsvc_destroy(&hub->memsvc);
@@ -578,7 +569,6 @@ static const wire_route_t routes[] = {
     { WIRE_ACTION, "get_system_status", on_system_status, "SystemHealthManager", ROUTE_PUBLIC },
     { WIRE_ACTION, "get_health_events", on_health_events, HM, ROUTE_PUBLIC },
     { WIRE_ACTION, "trigger_recovery", on_trigger_recovery, HM, ROUTE_ADMIN },  /* no kept agent sends it */
-    { WIRE_ACTION, "get_processes", on_processes, HM, ROUTE_PUBLIC },
     /* PredictiveHealthMonitor's cross-machine registry: its writes came from
      * the other machine's PredictiveHealthMonitor, absorbed; no kept agent */
     { WIRE_REQUEST_TYPE, "register", on_crossreg, "PredictiveHealthMonitor", ROUTE_ADMIN },
@@ -666,8 +656,7 @@ static int obs_start(service_t *svc)
     bool discover = config_bool(cfg, "observability.discover", true) && *reg;
     fleet_args_t args = { cfg, hub->db, status_ep, discover ? reg : NULL, svc->liveness };
     hub->fleet = fleet_new(&args);
-    hub->procs = procs_new(cfg);
-    hub->recovery = tiers_new(cfg, hub->fleet, hub->db, svc->errors, hub->procs, *reg ? reg : registry);
+    hub->recovery = tiers_new(cfg, hub->fleet, hub->db, svc->errors, *reg ? reg : registry);
     fleet_on_sweep(hub->fleet, tiers_kick, hub->recovery);
     hub->keelstats = keelstats_new(cfg);
     hub->history = history_new(cfg, hub->db, hub->fleet, hub->keelstats, svc->metrics);

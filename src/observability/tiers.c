@@ -10,9 +10,9 @@
  *  restarts agents that allow auto_recover, the only ones the operator let
  *  the hub touch. */
 #include "tiers.h"
+#include "child.h"
 #include "clock.h"
 #include "log.h"
-#include "token.h"
 #include "wire.h"
 
 #include <math.h>
@@ -26,7 +26,6 @@ struct tiers_t {
     fleet_t *fleet;
     hubdb_t *db;
     errpub_t *errors;
-    procs_t *procs;
     char *core;
     char *self_healing;
     double base_cooldown, predict_threshold;
@@ -61,14 +60,13 @@ double tiers_cooldown(tiers_t *self, int tier)
 }
 
 tiers_t *tiers_new(config_t *config, fleet_t *fleet, hubdb_t *db, errpub_t *errors,
-                   procs_t *procs, const char *core_endpoint)
+                   const char *core_endpoint)
 {
     tiers_t *self = calloc(1, sizeof *self);
     self->config = config;
     self->fleet = fleet;
     self->db = db;
     self->errors = errors;
-    self->procs = procs;
     self->core = strdup(core_endpoint);
     const char *sh = config_str(config, "observability.self_healing_endpoint", "");
     self->self_healing = *sh ? strdup(sh) : NULL;
@@ -94,31 +92,11 @@ void tiers_destroy(tiers_t **self_p)
     *self_p = NULL;
 }
 
-/* One restart, by the hub for its own agents, else through
- * CoreOrchestrator, whose restart_agent needs an administrator's token:
- * the hub signs itself a short one.  0 on success, else the reason. */
+/* One restart, asked of CoreOrchestrator; 0 on success, else the reason. */
 static int restart_agent(tiers_t *self, const char *name, char *why, size_t len)
 {
-    if (procs_manages(self->procs, name)) {
-        int rc = procs_restart(self->procs, name, why, len);
-        hubdb_recovery_action(self->db, name, "restart_agent", rc == 0, rc == 0 ? NULL : why);
-        return rc;
-    }
-    char *token = token_issue_service(self->config, "ObservabilityHub", 60);
-    json_t *req = json_pack("{s:s, s:s, s:s, s:s?}", "action", "restart_agent", "agent_name", name,
-                            "source_agent", "ObservabilityHub", "auth_token", token);
-    free(token);
-    json_t *reply = wire_call(self->core, req, self->timeout_ms, 0, why, len);
-    json_decref(req);
-    const char *status = json_string_value(json_object_get(reply, "status"));
-    int rc = status && !strcasecmp(status, "success") ? 0 : -1;
-    if (reply && rc < 0) {
-        const char *msg = json_string_value(json_object_get(reply, "error"));
-        if (!msg)
-            msg = json_string_value(json_object_get(reply, "message"));
-        snprintf(why, len, "%s", msg ? msg : "restart refused");
-    }
-    json_decref(reply);
+    int rc = child_ask_restart(self->config, self->core, "ObservabilityHub", name, NULL, self->timeout_ms,
+                               why, len);
     hubdb_recovery_action(self->db, name, "restart_agent", rc == 0, rc == 0 ? NULL : why);
     return rc;
 }
@@ -323,7 +301,6 @@ static void run_job(tiers_t *self, job_t *job)
 static void *loop(void *arg)
 {
     tiers_t *self = arg;
-    procs_start_all(self->procs);
     pthread_mutex_lock(&self->lock);
     while (self->running) {
         while (self->running && !self->kicked)

@@ -6,9 +6,8 @@
  *  once that tier's cooldown has passed, the next tier runs, up to tier4;
  *  if tier4 fails too, the hub gives up loudly (ErrorBus CRITICAL) and
  *  waits for the agent to come back.  Restarts are executed by
- *  CoreOrchestrator (restart_agent), or by the hub itself for the agents it
- *  runs (procs.h); every attempt and failure is recorded
- *  in health_events and recovery_actions and reported to ErrorBus.  The
+ *  CoreOrchestrator (restart_agent), the only owner of processes in Keel;
+ *  every attempt and failure is recorded in health_events and recovery_actions and reported to ErrorBus.  The
  *  same thread raises failure_predicted when an agent's failure
  *  probability crosses 0.7 and tells SelfHealingAgent when one is set. */
 #ifndef OBS_TIERS_H
@@ -19,14 +18,12 @@
 #include "errpub.h"
 #include "fleet.h"
 #include "hubdb.h"
-#include "procs.h"
 
 typedef struct tiers_t tiers_t;
 
-/* Agents in `procs` are restarted locally, the others by CoreOrchestrator;
- * the thread starts the agents of `procs` when it starts. */
+/* Restarts are asked of CoreOrchestrator at `core_endpoint`. */
 tiers_t *tiers_new(config_t *config, fleet_t *fleet, hubdb_t *db, errpub_t *errors,
-                   procs_t *procs, const char *core_endpoint);
+                   const char *core_endpoint);
 void tiers_destroy(tiers_t **self_p);
 int tiers_start(tiers_t *self);
 void tiers_stop(tiers_t *self);

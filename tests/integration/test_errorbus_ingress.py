@@ -216,8 +216,11 @@ def test_eb1_in_keeld_all_and_metrics_pass_promtool(keel):
 
 
 def test_eb1_secure_zmq_ingress_and_fanout_are_curve_servers(keel_factory, tmp_path):
-    """With SECURE_ZMQ=1 the ingress and the fan-out are CURVE servers: an
-    allowed client key publishes and subscribes; plaintext is not heard."""
+    """With SECURE_ZMQ=1 and agent_curve (agents that speak CURVE) the
+    ingress and the fan-out are CURVE servers: an allowed client key
+    publishes and subscribes; plaintext is not heard.  (Without agent_curve
+    the ingress stays open to the kept agents as they are:
+    test_security_curve.py.)"""
     import subprocess
     import zmq.auth
     from conftest import KEELCTL, command
@@ -225,7 +228,8 @@ def test_eb1_secure_zmq_ingress_and_fanout_are_curve_servers(keel_factory, tmp_p
     r = subprocess.run(command([KEELCTL, "certs", "generate", "--dir", d]), capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr
-    k = keel_factory("errorbus", env={"SECURE_ZMQ": "1", "ZMQ_CERTIFICATES_DIR": d})
+    k = keel_factory("errorbus", config="agent_curve: true\n",
+                     env={"SECURE_ZMQ": "1", "ZMQ_CERTIFICATES_DIR": d})
     pub_key, sec_key = zmq.auth.load_certificate(os.path.join(d, "client.key_secret"))
     server_key, _ = zmq.auth.load_certificate(os.path.join(d, "server.key"))
 

@@ -198,6 +198,30 @@ static void test_unknown_nested_keys_are_refused(void **state)
                                       sizeof err), 0);
 }
 
+/* The hub no longer runs processes: its old keys say where they went. */
+static void test_moved_keys_name_their_new_home(void **state)
+{
+    fixture_t *f = *state;
+    char err[512] = "";
+    assert_int_equal(config_load_text(f->cfg,
+                                      "observability:\n  agents:\n    - name: A\n      command: /bin/a\n",
+                                      "t.yaml", err, sizeof err), -1);
+    assert_string_equal(err, "t.yaml:4: key 'observability.agents[0].command' has moved to "
+                             "core.agents[].command (ObservabilityHub no longer runs processes: "
+                             "CoreOrchestrator runs every agent Keel starts; list the agent under "
+                             "core.agents, dependencies as depends_on)");
+    assert_int_equal(config_load_text(f->cfg, "observability: {stop_grace_s: 1}\n", "t.yaml", err,
+                                      sizeof err), -1);
+    assert_non_null(strstr(err, "key 'observability.stop_grace_s' has moved to core.supervisor.stop_grace_s ("));
+    assert_int_equal(config_load_text(f->cfg, "observability: {spawn_retry_s: 1}\n", "t.yaml", err,
+                                      sizeof err), -1);
+    assert_non_null(strstr(err, "has moved to core.supervisor.backoff_base_s"));
+    /* A watched agent, without a command, is as welcome as ever. */
+    assert_int_equal(config_load_text(f->cfg,
+                                      "observability:\n  agents:\n    - {name: A, port: 5, dependencies: [B]}\n",
+                                      "t.yaml", err, sizeof err), 0);
+}
+
 /* Issue 18: --port-offset 99999 and -5 were accepted. */
 static void test_values_out_of_range_are_refused(void **state)
 {
@@ -426,6 +450,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_type_mismatch_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_top_level_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_nested_keys_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moved_keys_name_their_new_home, setup, teardown),
         cmocka_unit_test_setup_teardown(test_values_out_of_range_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_file_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_restores_the_default, setup, teardown),

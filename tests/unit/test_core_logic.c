@@ -2,7 +2,7 @@
  *  coordinator's priority formula (CO-58, CO-59) and request validation
  *  (CO-57), language-analysis mapping, AgentRegistration validation with
  *  pydantic's lax coercion (CO-14, CO-16, CO-17), simulate_load limits and
- *  reasons (CO-38..CO-42), heartbeat health words and restart backoff. */
+ *  reasons (CO-38..CO-42) and heartbeat health words. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,7 +14,6 @@
 
 #include "core/coordinator.h"
 #include "core/registry.h"
-#include "core/supervisor.h"
 #include "core/twin.h"
 
 static json_t *obj(const char *text)
@@ -185,15 +184,6 @@ static void test_co38_co42_simulate(void **state)
     json_decref(r);
 }
 
-static void test_supervisor_backoff(void **state)
-{
-    (void)state;
-    assert_true(core_supervisor_backoff(1, 1, 60) == 1);
-    assert_true(core_supervisor_backoff(3, 1, 60) == 4);
-    assert_true(core_supervisor_backoff(10, 1, 60) == 60);
-    assert_true(core_supervisor_backoff(0, 2, 60) == 2);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,7 +194,6 @@ int main(void)
         cmocka_unit_test(test_co16_registration_validation),
         cmocka_unit_test(test_co14_all_problems_reported),
         cmocka_unit_test(test_co38_co42_simulate),
-        cmocka_unit_test(test_supervisor_backoff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

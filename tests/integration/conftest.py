@@ -21,7 +21,8 @@ deleted, a failing one kept.  A process killed with SIGKILL writes no leak
 summary, but errors it made before the kill are still in its log and count.
 
 Every wait the harness makes (health, stop, requests, keelctl) is multiplied
-by TIME_FACTOR: KEEL_TIME_FACTOR, else 10 under valgrind and 1 without.
+by TIME_FACTOR: KEEL_TIME_FACTOR, else 10 under valgrind, 3 under ASan and 1
+without.
 """
 import base64
 import glob
@@ -50,12 +51,15 @@ KEELCTL = os.path.join(BUILD, "keelctl")
 FAKE_NVML = os.path.join(BUILD, "tests", "libfake-nvml.so")
 
 VALGRIND = os.environ.get("KEEL_VALGRIND") == "1"
-TIME_FACTOR = float(os.environ.get("KEEL_TIME_FACTOR") or (10 if VALGRIND else 1))
-VALGRIND_SUPP = os.path.join(ROOT, "tests", "valgrind.supp")
-VALGRIND_EXIT = 97
 # `make sanitize` sets KEEL_SANITIZED=1: ASan keeps freed memory in its
 # quarantine (256 MiB) and shadows the rest, so resident size means nothing there.
 SANITIZED = os.environ.get("KEEL_SANITIZED") == "1"
+# memcheck slows a keeld about tenfold, ASan two to three times.  Exported,
+# so every helper module and every process a test starts waits alike.
+TIME_FACTOR = float(os.environ.get("KEEL_TIME_FACTOR") or (10 if VALGRIND else 3 if SANITIZED else 1))
+os.environ["KEEL_TIME_FACTOR"] = str(TIME_FACTOR)
+VALGRIND_SUPP = os.path.join(ROOT, "tests", "valgrind.supp")
+VALGRIND_EXIT = 97
 # skipif marker for the few tests that measure speed or memory footprint,
 # which memcheck changes by an order of magnitude and ASan by several times.
 not_instrumented = pytest.mark.skipif(VALGRIND or SANITIZED, reason="measures speed or memory; "

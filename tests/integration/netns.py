@@ -160,7 +160,8 @@ class Relay:
     def _call(self, op, timeout_s):
         self.proc.stdin.write((json.dumps(op) + "\n").encode())
         self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s + 5)
+        grace = 5 * float(os.environ.get("KEEL_TIME_FACTOR") or 1)    # a busy machine's slow start
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s + grace)
         if not ready:
             raise RuntimeError("relay did not answer %r" % op)
         line = self.proc.stdout.readline()

@@ -262,7 +262,8 @@ def test_json_is_one_document_for_every_command(keel):
         r = ctl("--json", *args, *at(keel))
         assert r.returncode == 0, (args, r.stderr)
         assert isinstance(json.loads(r.stdout), list), (args, r.stdout)
-    assert json.loads(ctl("--json", "errors", *at(keel)).stdout) == []
+    # nothing to show is an empty list (the hub's own alerts may fire on a busy host)
+    assert json.loads(ctl("--json", "errors", "--agent", "NobodyReportedThis", *at(keel)).stdout) == []
     assert isinstance(json.loads(ctl("--json", "resources", *at(keel)).stdout), dict)
     # Following: one array, written as events come and closed when keelctl is
     # stopped.  An event's line ends when the next one comes, so events are

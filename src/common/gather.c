@@ -75,7 +75,7 @@ static void finish(run_t *run, size_t i, gather_state_t state, const char *error
 static void start_zmq(run_t *run, size_t i)
 {
     gather_call_t *call = &run->calls[i];
-    void *sock = zsocket_new(ZMQ_REQ, ZSOCKET_CLIENT, GATHER_MAX_REPLY);
+    void *sock = zsocket_new_in(zsocket_apart_context(), ZMQ_REQ, ZSOCKET_CLIENT, GATHER_MAX_REPLY);
     if (!sock) {
         finish(run, i, GATHER_ERROR, "cannot make a ZMQ socket");
         return;
@@ -361,4 +361,11 @@ void gather_clear(gather_call_t *calls, size_t n)
         calls[i].reply = NULL;
         calls[i].reply_len = 0;
     }
+}
+
+json_t *gather_reply_json(const gather_call_t *call)
+{
+    if (call->state != GATHER_OK)
+        return NULL;
+    return json_loadb(call->reply, call->reply_len, JSON_DECODE_ANY, NULL);
 }

@@ -4,7 +4,6 @@
  *  (get_security_counters), never read out of its Prometheus text. */
 #include "dashpeers.h"
 #include "gather.h"
-#include "wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +15,9 @@ void dashpeers_call(config_t *config, dashpeer_call_t *calls, size_t n, int time
 {
     gather_call_t *asked = calloc(n ? n : 1, sizeof *asked);
     char (*endpoints)[ENDPOINT_BUF] = calloc(n ? n : 1, sizeof *endpoints);
-    char **texts = calloc(n ? n : 1, sizeof *texts);
     for (size_t i = 0; i < n; i++) {
         config_local_endpoint(config, calls[i].port, endpoints[i], sizeof endpoints[i]);
-        texts[i] = json_dumps(calls[i].request, WIRE_JSON_FLAGS);
-        asked[i] = (gather_call_t){ .url = endpoints[i], .body = texts[i],
-                                    .body_len = texts[i] ? strlen(texts[i]) : 0 };
+        asked[i] = (gather_call_t){ .url = endpoints[i], .request = calls[i].request };
     }
     gather_run(asked, n, timeout_ms);
     for (size_t i = 0; i < n; i++) {
@@ -33,12 +29,10 @@ void dashpeers_call(config_t *config, dashpeer_call_t *calls, size_t n, int time
                      asked[i].state == GATHER_OK ? "reply is not JSON" : asked[i].error);
         json_decref(calls[i].request);
         calls[i].request = NULL;
-        free(texts[i]);
     }
     gather_clear(asked, n);
     free(asked);
     free(endpoints);
-    free(texts);
 }
 
 void dashpeers_url(config_t *config, int http_port, const char *path, char *buf, size_t len)

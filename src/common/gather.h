@@ -28,7 +28,7 @@ typedef struct {
     const char *url;        /* "tcp://host:port" (ZMQ) or "http://host:port/path" */
     const char *body;       /* ZMQ: the frame sent; HTTP: a POST body, or NULL for GET */
     size_t body_len;
-    json_t *request;        /* without a body: the body is this, as Keel writes JSON on the wire */
+    json_t *request;        /* with no body: the body is this, written as Keel writes the wire */
     int timeout_ms;         /* this call's own limit, or 0 for the run's deadline */
     /* out */
     gather_state_t state;

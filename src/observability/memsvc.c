@@ -3,9 +3,9 @@
  *  Both services are asked at once (gather.h), so one that is down costs
  *  one timeout.  The error classes need the raw reply (a reply that is
  *  JSON but not an object is an "invalid response", not an error), so it
- *  is parsed here.  The first check waits a full interval, as
- *  the original's loop did not, because a hub that starts before the
- *  memory services should not report them failed in its first second.
+ *  is parsed here.  The first check waits a full interval, as the
+ *  original's loop did not, because a hub that starts before the memory
+ *  services should not report them failed in its first second.
  *
  *  The watch runs only where the memory services are configured (either
  *  endpoint, or memory_services.enabled): the original probed 7140 and
@@ -102,7 +102,7 @@ static json_t *reply_of(const gather_call_t *call, const char **cls, char *msg, 
     if (call->state == GATHER_OK) {
         *cls = "invalid_response";
         snprintf(msg, len, "Invalid response format: %.*s", (int)(call->reply_len > 200 ? 200 : call->reply_len),
-                 call->reply);
+                 call->reply ? call->reply : "");
     } else {
         *cls = call->state == GATHER_TIMEOUT ? "timeout" : "health_check_error";
         snprintf(msg, len, "%s", call->state == GATHER_TIMEOUT ? "Health check request timed out" : call->error);

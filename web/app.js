@@ -465,14 +465,14 @@ function renderSecurity(d) {
   const svc = unavailable('security-unavailable', d.services.security, 'SecurityGateway');
   const h = (svc && svc.health) || {};
   const counters = (svc && svc.counters) || {};
-  const logins = counters.keel_security_logins_total || {};
+  const logins = counters.logins || {};
   const sum = (o) => Object.values(o || {}).reduce((a, b) => a + b, 0);
   paint('security-cards', svc ? [
     card('failed logins', logins.failure || 0, logins.failure ? 'warn' : ''),
     card('successful logins', logins.success || 0),
     card('refused while locked', logins.locked || 0, logins.locked ? 'bad' : ''),
-    card('lockouts', sum(counters.keel_security_lockouts_total), sum(counters.keel_security_lockouts_total) ? 'bad' : ''),
-    card('bad tokens', sum(counters.keel_security_token_misuse_total)),
+    card('lockouts', sum(counters.lockouts), sum(counters.lockouts) ? 'bad' : ''),
+    card('bad tokens', sum(counters.token_misuse)),
     card('active sessions', h.active_sessions), card('users', h.registered_users)].join('') : '');
   const scores = Object.entries((svc && svc.scores && svc.scores.scores) || {}).sort((a, b) => a[1] - b[1]);
   paint('security-scores', scores.length ? scores.map(([name, s]) =>

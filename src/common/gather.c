@@ -9,6 +9,7 @@
  *  one poll wake. */
 #include "gather.h"
 #include "clock.h"
+#include "wire.h"
 #include "zsocket.h"
 
 #include <curl/curl.h>
@@ -25,6 +26,7 @@ typedef struct {
     size_t index;
     void *zsock;            /* a ZMQ call in flight */
     CURL *easy;             /* an HTTP call in flight */
+    char *text;             /* the call's request written out, sent as its body */
     double started, deadline;
     bool too_large;
 } flight_t;
@@ -68,6 +70,17 @@ static void finish(run_t *run, size_t i, gather_state_t state, const char *error
         curl_easy_cleanup(f->easy);
         f->easy = NULL;
     }
+    free(f->text);
+    f->text = NULL;
+}
+
+/* The call's body and its length: its own, or its request written out. */
+static const char *body_of(flight_t *f, size_t *len)
+{
+    if (!f->call->body && f->call->request)
+        f->text = json_dumps(f->call->request, WIRE_JSON_FLAGS);
+    *len = f->text ? strlen(f->text) : f->call->body_len;
+    return f->text ? f->text : f->call->body;
 }
 
 /* ---- ZMQ calls --------------------------------------------------------- */
@@ -75,14 +88,16 @@ static void finish(run_t *run, size_t i, gather_state_t state, const char *error
 static void start_zmq(run_t *run, size_t i)
 {
     gather_call_t *call = &run->calls[i];
-    void *sock = zsocket_new(ZMQ_REQ, ZSOCKET_CLIENT, GATHER_MAX_REPLY);
+    void *sock = zsocket_new_in(zsocket_apart_context(), ZMQ_REQ,
+                                call->agent ? ZSOCKET_AGENT_CLIENT : ZSOCKET_CLIENT, GATHER_MAX_REPLY);
     if (!sock) {
         finish(run, i, GATHER_ERROR, "cannot make a ZMQ socket");
         return;
     }
     run->flights[i].zsock = sock;
-    if (zmq_connect(sock, call->url) != 0
-        || zmq_send(sock, call->body ? call->body : "", call->body_len, ZMQ_DONTWAIT) < 0) {
+    size_t len;
+    const char *body = body_of(&run->flights[i], &len);
+    if (zmq_connect(sock, call->url) != 0 || zmq_send(sock, body ? body : "", len, ZMQ_DONTWAIT) < 0) {
         char error[160];
         snprintf(error, sizeof error, "ZMQ error: %s", zmq_strerror(zmq_errno()));
         finish(run, i, GATHER_ERROR, error);
@@ -164,10 +179,26 @@ static int set_curl_timer(CURLM *multi, long timeout_ms, void *arg)
     return 0;
 }
 
+/* libcurl is started by the first run with an HTTP call, so a sweep of
+ * ZMQ probes never pays for it. */
+static CURLM *http_multi(run_t *run)
+{
+    if (!run->multi) {
+        pthread_once(&curl_once, curl_init);
+        run->multi = curl_multi_init();
+        curl_multi_setopt(run->multi, CURLMOPT_SOCKETFUNCTION, watch_socket);
+        curl_multi_setopt(run->multi, CURLMOPT_SOCKETDATA, run);
+        curl_multi_setopt(run->multi, CURLMOPT_TIMERFUNCTION, set_curl_timer);
+        curl_multi_setopt(run->multi, CURLMOPT_TIMERDATA, run);
+    }
+    return run->multi;
+}
+
 static void start_http(run_t *run, size_t i, long limit_ms)
 {
     gather_call_t *call = &run->calls[i];
-    CURL *easy = curl_easy_init();
+    CURLM *multi = http_multi(run);
+    CURL *easy = multi ? curl_easy_init() : NULL;
     if (!easy) {
         finish(run, i, GATHER_ERROR, "cannot make an HTTP request");
         return;
@@ -183,11 +214,13 @@ static void start_http(run_t *run, size_t i, long limit_ms)
      * environment names, and never any scheme but plain HTTP. */
     curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http");
-    if (call->body) {
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)call->body_len);
+    size_t len;
+    const char *body = body_of(&run->flights[i], &len);
+    if (body) {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)len);
     }
-    if (curl_multi_add_handle(run->multi, easy) != CURLM_OK) {
+    if (curl_multi_add_handle(multi, easy) != CURLM_OK) {
         finish(run, i, GATHER_ERROR, "cannot start an HTTP request");
         return;
     }
@@ -310,7 +343,6 @@ static int poll_once(run_t *run, zmq_pollitem_t *items, size_t *index, double ne
 
 size_t gather_run(gather_call_t *calls, size_t n, int timeout_ms)
 {
-    pthread_once(&curl_once, curl_init);
     for (size_t i = 0; i < n; i++) {
         calls[i].state = GATHER_PENDING;
         calls[i].reply = NULL;
@@ -319,11 +351,6 @@ size_t gather_run(gather_call_t *calls, size_t n, int timeout_ms)
         calls[i].error[0] = '\0';
     }
     run_t run = { .calls = calls, .n = n, .flights = calloc(n ? n : 1, sizeof(flight_t)) };
-    run.multi = curl_multi_init();
-    curl_multi_setopt(run.multi, CURLMOPT_SOCKETFUNCTION, watch_socket);
-    curl_multi_setopt(run.multi, CURLMOPT_SOCKETDATA, &run);
-    curl_multi_setopt(run.multi, CURLMOPT_TIMERFUNCTION, set_curl_timer);
-    curl_multi_setopt(run.multi, CURLMOPT_TIMERDATA, &run);
     double started = clock_mono(), deadline = started + timeout_ms / 1000.0;
     start_calls(&run, started, timeout_ms);
     zmq_pollitem_t *items = NULL;
@@ -346,7 +373,8 @@ size_t gather_run(gather_call_t *calls, size_t n, int timeout_ms)
             finish(&run, i, GATHER_TIMEOUT, "Request timed out");
         ok += calls[i].state == GATHER_OK;
     }
-    curl_multi_cleanup(run.multi);
+    if (run.multi)
+        curl_multi_cleanup(run.multi);
     free(run.watched);
     free(run.flights);
     free(items);
@@ -361,4 +389,11 @@ void gather_clear(gather_call_t *calls, size_t n)
         calls[i].reply = NULL;
         calls[i].reply_len = 0;
     }
+}
+
+json_t *gather_reply_json(const gather_call_t *call)
+{
+    if (call->state != GATHER_OK)
+        return NULL;
+    return json_loadb(call->reply, call->reply_len, JSON_DECODE_ANY, NULL);
 }

@@ -7,12 +7,16 @@
  *
  *  Two kinds of call share the loop: a ZMQ request (one JSON frame on a
  *  fresh REQ socket, closed at the end, so a reply that never came leaves
- *  no socket waiting for it) and an HTTP request, made by libcurl's multi
+ *  no socket waiting for it; the sockets live in the process's second
+ *  context, zsocket.h, so a sweep's thousand handshakes never queue behind
+ *  the services' own traffic) and an HTTP request, made by libcurl's multi
  *  interface.  libcurl rather than a hand-written client: it reads chunked
  *  and close-delimited bodies alike, and its threaded resolver keeps a slow
  *  DNS name from stalling every other call of the sweep. */
 #ifndef KEEL_GATHER_H
 #define KEEL_GATHER_H
+#include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The most a reply may hold; a longer one ends its call in error. */
@@ -25,7 +29,9 @@ typedef struct {
     const char *url;        /* "tcp://host:port" (ZMQ) or "http://host:port/path" */
     const char *body;       /* ZMQ: the frame sent; HTTP: a POST body, or NULL for GET */
     size_t body_len;
+    json_t *request;        /* with no body: the body is this, written as Keel writes the wire */
     int timeout_ms;         /* this call's own limit, or 0 for the run's deadline */
+    bool agent;             /* ZMQ to a kept agent rather than a Keel service (zsocket.h) */
     /* out */
     gather_state_t state;
     char *reply;            /* NUL-terminated; owned, freed by gather_clear */
@@ -41,4 +47,7 @@ typedef struct {
 size_t gather_run(gather_call_t *calls, size_t n, int timeout_ms);
 /* Frees the replies of n calls. */
 void gather_clear(gather_call_t *calls, size_t n);
+/* The reply of a call that ended GATHER_OK, parsed as JSON of any type: a
+ * new reference, or NULL when there is none or it is not JSON. */
+json_t *gather_reply_json(const gather_call_t *call);
 #endif

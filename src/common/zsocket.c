@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <zmq.h>
 
-static pthread_once_t context_once = PTHREAD_ONCE_INIT;
-static void *context;
+static pthread_once_t context_once = PTHREAD_ONCE_INIT, apart_once = PTHREAD_ONCE_INIT;
+static void *context, *apart;
 static pthread_mutex_t zap_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool zap_serving;
 
@@ -25,6 +25,18 @@ static void *process_context(void)
 {
     pthread_once(&context_once, context_init);
     return context;
+}
+
+static void apart_init(void)
+{
+    apart = zmq_ctx_new();
+    zmq_ctx_set(apart, ZMQ_MAX_SOCKETS, 65536);
+}
+
+void *zsocket_apart_context(void)
+{
+    pthread_once(&apart_once, apart_init);
+    return apart;
 }
 
 static void *plain_socket(void *ctx, int type, size_t max_frame)
@@ -103,5 +115,7 @@ void zsocket_shutdown(void)
         zcurve_shutdown();
     zap_serving = false;
     pthread_mutex_unlock(&zap_lock);
+    if (apart)
+        zmq_ctx_term(apart);
     zmq_ctx_term(process_context());
 }

@@ -50,10 +50,14 @@ typedef enum {
  * ZSOCKET_FAR_CAP.  NULL (logged) when SECURE_ZMQ is on and the role's
  * keys are missing; the caller closes it with zmq_close. */
 void *zsocket_new(int type, zsocket_role_t role, size_t max_frame);
-/* The same in another context (the prober keeps its own): clients and
- * inproc sockets only, since the ZAP handler serves the process's context. */
+/* The same in another context: clients and inproc sockets only, since the
+ * ZAP handler serves the process's context. */
 void *zsocket_new_in(void *context, int type, zsocket_role_t role, size_t max_frame);
+/* The process's second context, for clients made by the thousand (gather.h):
+ * its I/O thread is apart from the services' sockets, so a health sweep's
+ * connections and handshakes never delay a service's reply. */
+void *zsocket_apart_context(void);
 /* At exit, after every socket is closed: stops the ZAP handler and ends the
- * process's context. */
+ * process's contexts. */
 void zsocket_shutdown(void);
 #endif

@@ -1,10 +1,14 @@
-/*  prom: one Prometheus instant query over plain HTTP, the only thing the
- *  digital twin asks of Prometheus.  A hand-written HTTP/1.0 GET on purpose:
- *  one request shape, a hard deadline, and no new library for it. */
+/*  prom: the Prometheus instant queries the digital twin asks, all at once
+ *  over HTTP (gather.h) under one deadline, so a Prometheus that accepts
+ *  and then stalls costs the sampler one timeout per sample, not one per
+ *  query. */
 #ifndef KEEL_CORE_PROM_H
 #define KEEL_CORE_PROM_H
+#include <stddef.h>
 
-/* base_url "http://host:port[/prefix]".  Sets *out to the first result's
- * value; -1 when unreachable, late, malformed or empty. */
-int core_prom_query(const char *base_url, const char *query, double timeout_s, double *out);
+/* base_url "http://host:port[/prefix]".  values[i] gets the first result
+ * of queries[i], and keeps what it held when that query is unreachable,
+ * late, malformed or empty.  Returns how many queries were answered. */
+size_t prom_query(const char *base_url, const char *const *queries, double *values, size_t n,
+                  double timeout_s);
 #endif

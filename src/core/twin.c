@@ -5,7 +5,7 @@
  *                  CPU, 8000 MB VRAM, 16000 MB RAM, baseline latency), so
  *                  simulate_load answers exactly as it did;
  *    prometheus  - `core.prometheus_url` set: the original's four instant
- *                  queries, each falling back to its default on failure;
+ *                  queries, asked at once, each falling back to its default;
  *    real        - the default: /proc for CPU and RAM, NVML for VRAM
  *                  (0 MB without a GPU), the configured baseline latency.
  *  Samples are taken by a thread of their own (the first at once), so a
@@ -64,24 +64,16 @@ struct twin_t {
 
 /* ---- sampling ------------------------------------------------------------ */
 
-static double prom_or(twin_t *self, const char *query, double fallback, bool *ok)
-{
-    double v;
-    if (core_prom_query(self->prometheus_url, query, 1.0, &v) == 0)
-        return v;
-    *ok = false;
-    return fallback;
-}
-
 static twin_sample_t fetch(twin_t *self)
 {
     twin_sample_t s = { 25.0, 8000.0, 16000.0, self->baseline_ms };
     if (self->source == SOURCE_PROMETHEUS) {
-        bool ok = true;
-        s.cpu_usage = prom_or(self, "node_cpu_utilization", 0.0, &ok);
-        s.vram_usage_mb = prom_or(self, "nvidia_gpu_memory_used_bytes", 0.0, &ok) / MIB;
-        s.ram_usage_mb = prom_or(self, "node_memory_MemUsed_bytes", 0.0, &ok) / MIB;
-        s.network_latency_ms = prom_or(self, "network_round_trip_time_milliseconds", self->baseline_ms, &ok);
+        static const char *const queries[4] = { "node_cpu_utilization", "nvidia_gpu_memory_used_bytes",
+                                                "node_memory_MemUsed_bytes",
+                                                "network_round_trip_time_milliseconds" };
+        double v[4] = { 0.0, 0.0, 0.0, self->baseline_ms };    /* each one's fallback */
+        bool ok = prom_query(self->prometheus_url, queries, v, 4, 1.0) == 4;
+        s = (twin_sample_t){ v[0], v[1] / MIB, v[2] / MIB, v[3] };
         pthread_mutex_lock(&self->lock);
         self->prometheus_ok = ok;
         pthread_mutex_unlock(&self->lock);

@@ -45,7 +45,7 @@ typedef struct {
 
 static dashboard_t board = { .refresh = PTHREAD_MUTEX_INITIALIZER };
 
-enum { CORE = 7000, RESOURCE = 7001, ERRORBUS = 7003, SECURITY = 7005, SECURITY_HTTP = 8005 };
+enum { CORE = 7000, RESOURCE = 7001, ERRORBUS = 7003, SECURITY = 7005 };
 
 /* ---- the page ------------------------------------------------------------ */
 
@@ -148,13 +148,9 @@ static const question_t questions[] = {
     { "core", "agents", CORE, "{\"action\":\"get_agent_status\"}" },
     { "security", "health", SECURITY, "{\"action\":\"health\"}" },
     { "security", "scores", SECURITY, "{\"action\":\"get_agent_scores\"}" },
+    { "security", "counters", SECURITY, "{\"action\":\"get_security_counters\"}" },
 };
 #define QUESTIONS (sizeof questions / sizeof questions[0])
-
-static const char *const security_counters[] = {
-    "keel_security_logins_total", "keel_security_lockouts_total",
-    "keel_security_token_misuse_total", NULL,
-};
 
 /* {service: {available, error?, <key>: reply|null, ...}} */
 static json_t *ask_services(config_t *config)
@@ -177,9 +173,6 @@ static json_t *ask_services(config_t *config)
             json_object_set_new(svc, "error", json_string(calls[i].error));
         json_object_set_new(svc, questions[i].key, calls[i].reply ? calls[i].reply : json_null());
     }
-    json_t *security = json_object_get(services, "security");
-    json_t *counters = dashpeers_counters(config, SECURITY_HTTP, security_counters, PEER_TIMEOUT_MS);
-    json_object_set_new(security, "counters", counters ? counters : json_null());
     return services;
 }
 

@@ -38,7 +38,6 @@ struct fleet_t {
     pthread_cond_t wake;
     agent_t **agents;
     size_t count;
-    prober_t *prober;
     void *pub;
     char *registry;
     double interval_s, discovery_s;
@@ -203,7 +202,6 @@ fleet_t *fleet_new(const fleet_args_t *args)
             add_agent(self, a);
         }
     }
-    self->prober = prober_new((int)config_int(cfg, "observability.max_agents", 4096) * 2);
     if (args->status_endpoint) {
         self->pub = zsocket_new(ZMQ_PUB, ZSOCKET_SERVER, 0);
         if (self->pub && zmq_bind(self->pub, args->status_endpoint) != 0) {
@@ -228,7 +226,6 @@ void fleet_destroy(fleet_t **self_p)
     free(self->agents);
     if (self->pub)
         zmq_close(self->pub);
-    prober_destroy(&self->prober);
     json_decref(self->unwatched);
     free(self->registry);
     free(self->machine);
@@ -471,7 +468,7 @@ static void sweep(fleet_t *self)
         if (targets[i].agent->http_check)
             probes[np++] = targets[i].http;
     }
-    prober_run(self->prober, probes, np);
+    prober_run(probes, np);
     np = 0;
     for (size_t i = 0; i < n; i++) {
         if (targets[i].agent->zmq_check)

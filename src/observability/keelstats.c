@@ -1,12 +1,13 @@
 /*  keelstats: see keelstats.h.
  *
  *  The hub reads the other services' /metrics over HTTP as anyone else
- *  would (dashpeers_get), its own included, so the five are read the same
- *  way whether they run in one keeld or in five.  Only the few families
+ *  would, its own included, so the five are read the same way whether they
+ *  run in one keeld or in five, and all five at once (gather.h).  Only the few families
  *  charted are parsed, line by line, summed over their other labels:
  *  the dashboard shows a service's traffic, not each action's. */
 #include "keelstats.h"
 #include "dashpeers.h"
+#include "gather.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -199,15 +200,21 @@ static void add_service(json_t *points, int i, const keelstats_reading_t *was,
 void keelstats_step(keelstats_t *self, double now, json_t *points)
 {
     double seconds = now - self->last_at;
+    char urls[KEELSTATS_SERVICES][300];
+    gather_call_t calls[KEELSTATS_SERVICES];
+    for (int i = 0; i < KEELSTATS_SERVICES; i++) {
+        dashpeers_url(self->config, http_ports[i], "/metrics", urls[i], sizeof urls[i]);
+        calls[i] = (gather_call_t){ .url = urls[i] };
+    }
+    gather_run(calls, KEELSTATS_SERVICES, SCRAPE_TIMEOUT_MS);
     for (int i = 0; i < KEELSTATS_SERVICES; i++) {
         keelstats_reading_t reading = { 0 };
-        char *text = dashpeers_get(self->config, http_ports[i], "/metrics", SCRAPE_TIMEOUT_MS);
-        if (text)
-            keelstats_parse(text, &reading);
-        free(text);
+        if (calls[i].state == GATHER_OK && calls[i].http_status == 200)
+            keelstats_parse(calls[i].reply, &reading);
         if (reading.ok && self->last[i].ok && self->last_at > 0 && seconds > 0.5)
             add_service(points, i, &self->last[i], &reading, seconds);
         self->last[i] = reading;
     }
+    gather_clear(calls, KEELSTATS_SERVICES);
     self->last_at = now;
 }

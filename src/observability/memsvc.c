@@ -1,10 +1,11 @@
 /*  memsvc: see memsvc.h.
  *
- *  The error classes need the raw reply (a reply that is JSON but not an
- *  object is an "invalid response", not an error), so probes use the raw
- *  client call and parse here.  The first check waits a full interval, as
- *  the original's loop did not, because a hub that starts before the
- *  memory services should not report them failed in its first second.
+ *  Both services are asked at once (gather.h), so one that is down costs
+ *  one timeout.  The error classes need the raw reply (a reply that is
+ *  JSON but not an object is an "invalid response", not an error), so it
+ *  is parsed here.  The first check waits a full interval, as the
+ *  original's loop did not, because a hub that starts before the memory
+ *  services should not report them failed in its first second.
  *
  *  The watch runs only where the memory services are configured (either
  *  endpoint, or memory_services.enabled): the original probed 7140 and
@@ -13,9 +14,9 @@
  *  defaults still serve get_system_status, which only asks when asked. */
 #include "memsvc.h"
 #include "clock.h"
+#include "gather.h"
 #include "log.h"
 #include "prober.h"
-#include "wire.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -31,7 +32,6 @@ typedef struct {
 
 struct memsvc_t {
     errpub_t *errors;
-    prober_t *prober;
     target_t targets[2];
     int timeout_ms;
     double interval_s;
@@ -46,7 +46,6 @@ memsvc_t *memsvc_new(config_t *config, errpub_t *errors)
 {
     memsvc_t *self = calloc(1, sizeof *self);
     self->errors = errors;
-    self->prober = prober_new(64);
     self->targets[0] = (target_t){ "memory_orchestrator",
         strdup(config_str(config, "observability.memory_orchestrator_endpoint", "tcp://127.0.0.1:7140")),
         NULL };
@@ -71,7 +70,6 @@ void memsvc_destroy(memsvc_t **self_p)
         return;
     memsvc_t *self = *self_p;
     memsvc_stop(self);
-    prober_destroy(&self->prober);
     for (int i = 0; i < 2; i++) {
         free(self->targets[i].endpoint);
         json_decref(self->targets[i].record);
@@ -82,40 +80,41 @@ void memsvc_destroy(memsvc_t **self_p)
     *self_p = NULL;
 }
 
-/* Sends one request; the reply object, or NULL with the error class and
- * message set. */
-static json_t *call(memsvc_t *self, const char *endpoint, const char *request,
-                    const char **cls, char *msg, size_t len)
+static const char HEALTH_CHECK[] = "{\"action\":\"health_check\",\"data\":{}}";
+
+/* Asks both services at once, requests[i] of targets[i], so one that is
+ * down costs one timeout, not two; the caller clears the calls. */
+static void ask_both(memsvc_t *self, const char *const requests[2], gather_call_t calls[2])
 {
-    wire_client_t *client = wire_client_new_agent(endpoint, self->timeout_ms, 0);
-    char err[128];
-    size_t rlen = 0;
-    char *raw = wire_client_call_raw(client, request, strlen(request), &rlen, err, sizeof err);
-    wire_client_destroy(&client);
-    if (!raw) {
-        bool timeout = strstr(err, "no reply") != NULL;
-        *cls = timeout ? "timeout" : "health_check_error";
-        snprintf(msg, len, "%s", timeout ? "Health check request timed out" : err);
-        return NULL;
-    }
-    json_t *reply = json_loadb(raw, rlen, JSON_DECODE_ANY, NULL);
-    if (!json_is_object(reply)) {
-        *cls = "invalid_response";
-        snprintf(msg, len, "Invalid response format: %.*s", (int)(rlen > 200 ? 200 : rlen), raw);
-        json_decref(reply);
-        free(raw);
-        return NULL;
-    }
-    free(raw);
-    return reply;
+    for (int i = 0; i < 2; i++)
+        calls[i] = (gather_call_t){ .url = self->targets[i].endpoint, .body = requests[i],
+                                    .body_len = strlen(requests[i]), .agent = true };
+    gather_run(calls, 2, self->timeout_ms);
 }
 
-static void check_one(memsvc_t *self, target_t *t)
+/* The reply object of a call, or NULL with the error class and message set. */
+static json_t *reply_of(const gather_call_t *call, const char **cls, char *msg, size_t len)
+{
+    json_t *reply = gather_reply_json(call);
+    if (json_is_object(reply))
+        return reply;
+    json_decref(reply);
+    if (call->state == GATHER_OK) {
+        *cls = "invalid_response";
+        snprintf(msg, len, "Invalid response format: %.*s", (int)(call->reply_len > 200 ? 200 : call->reply_len),
+                 call->reply ? call->reply : "");
+    } else {
+        *cls = call->state == GATHER_TIMEOUT ? "timeout" : "health_check_error";
+        snprintf(msg, len, "%s", call->state == GATHER_TIMEOUT ? "Health check request timed out" : call->error);
+    }
+    return NULL;
+}
+
+static void check_one(memsvc_t *self, target_t *t, const gather_call_t *call)
 {
     const char *cls = NULL;
     char msg[256];
-    json_t *reply = call(self, t->endpoint, "{\"action\":\"health_check\",\"data\":{}}", &cls, msg,
-                         sizeof msg);
+    json_t *reply = reply_of(call, &cls, msg, sizeof msg);
     char ts[40];
     clock_iso_local(clock_wall(), ts, sizeof ts);
     json_t *record;
@@ -146,8 +145,12 @@ static void check_one(memsvc_t *self, target_t *t)
 
 void memsvc_check(memsvc_t *self)
 {
+    static const char *const requests[2] = { HEALTH_CHECK, HEALTH_CHECK };
+    gather_call_t calls[2];
+    ask_both(self, requests, calls);
     for (int i = 0; i < 2; i++)
-        check_one(self, &self->targets[i]);
+        check_one(self, &self->targets[i], &calls[i]);
+    gather_clear(calls, 2);
 }
 
 static void *loop(void *arg)
@@ -197,60 +200,25 @@ json_t *memsvc_records(memsvc_t *self)
     return records;
 }
 
-/* "tcp://host:port" into the probe's host and port; -1 if it is not one. */
-static int split_endpoint(const char *endpoint, hprobe_t *p)
+static json_t *sub_reply(const gather_call_t *call)
 {
-    const char *host = strncmp(endpoint, "tcp://", 6) ? NULL : endpoint + 6;
-    const char *colon = host ? strrchr(host, ':') : NULL;
-    if (!colon || (size_t)(colon - host) >= sizeof p->host)
-        return -1;
-    memcpy(p->host, host, (size_t)(colon - host));
-    p->host[colon - host] = '\0';
-    p->port = atoi(colon + 1);
-    return p->port > 0 ? 0 : -1;
+    const char *cls = NULL;
+    char msg[256];
+    json_t *reply = reply_of(call, &cls, msg, sizeof msg);
+    if (reply)
+        return reply;
+    return json_pack("{s:s, s:s}", "status", "error", "message",
+                     !strcmp(cls, "invalid_response") ? "Invalid response format" : call->error);
 }
 
-static json_t *sub_reply(hprobe_t *p)
-{
-    if (json_is_object(p->details))
-        return json_incref(p->details);
-    if (p->details)
-        return json_pack("{s:s, s:s}", "status", "error", "message", "Invalid response format");
-    return json_pack("{s:s, s:s}", "status", "error", "message", p->error);
-}
-
-/* Both sub-calls at once, so an unreachable service costs one timeout. */
 json_t *memsvc_system_status(memsvc_t *self)
 {
-    static const char *const requests[] = {
-        "{\"action\":\"get_memory_system_status\",\"data\":{}}",
-        "{\"action\":\"health_check\",\"data\":{}}",
-    };
-    hprobe_t probes[2];
-    memset(probes, 0, sizeof probes);
-    for (int i = 0; i < 2; i++) {
-        probes[i].kind = HPROBE_ZMQ;
-        probes[i].request = requests[i];
-        probes[i].timeout_ms = self->timeout_ms;
-        probes[i].expect = HPROBE_EXPECT_SUCCESS;
-        if (split_endpoint(self->targets[i].endpoint, &probes[i]) < 0) {
-            probes[i].result = HPROBE_ERROR;
-            snprintf(probes[i].error, sizeof probes[i].error, "bad endpoint %s", self->targets[i].endpoint);
-        }
-    }
-    hprobe_t run[2];
-    size_t n = 0, from[2];
-    for (size_t i = 0; i < 2; i++)
-        if (probes[i].result != HPROBE_ERROR) {
-            from[n] = i;
-            run[n++] = probes[i];
-        }
-    prober_run(self->prober, run, n);
-    for (size_t k = 0; k < n; k++)
-        probes[from[k]] = run[k];
+    static const char *const requests[2] = { "{\"action\":\"get_memory_system_status\",\"data\":{}}",
+                                             HEALTH_CHECK };
+    gather_call_t calls[2];
+    ask_both(self, requests, calls);
     json_t *reply = json_pack("{s:s, s:{s:o, s:o}}", "status", "success", "memory_system",
-                              "orchestrator", sub_reply(&probes[0]), "scheduler", sub_reply(&probes[1]));
-    json_decref(probes[0].details);
-    json_decref(probes[1].details);
+                              "orchestrator", sub_reply(&calls[0]), "scheduler", sub_reply(&calls[1]));
+    gather_clear(calls, 2);
     return reply;
 }

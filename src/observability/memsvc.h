@@ -3,8 +3,8 @@
  *  MemoryScheduler (7142) with {"action":"health_check","data":{}}; only
  *  status "success" is healthy, and every failure goes to ErrorBus as
  *  <x>_health_check_failed, <x>_invalid_response, <x>_timeout or
- *  <x>_health_check_error.  Each probe uses a fresh REQ socket, so a timeout
- *  never wedges the next check as it did in the original. */
+ *  <x>_health_check_error.  Each probe uses a fresh REQ socket (gather.h),
+ *  so a timeout never wedges the next check as it did in the original. */
 #ifndef OBS_MEMSVC_H
 #define OBS_MEMSVC_H
 #include <jansson.h>

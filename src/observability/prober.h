@@ -1,8 +1,8 @@
-/*  prober: one health sweep over many agents at once.  Every probe of a
- *  sweep is started together (a REQ socket per ZMQ probe, a non-blocking
- *  TCP socket per HTTP probe) and one zmq_poll loop waits on all of them,
- *  so a sweep of N agents takes as long as its slowest probe, never the
- *  sum, and costs one thread however many agents there are. */
+/*  prober: one health sweep over many agents at once, and what their
+ *  answers mean.  The probes of a sweep are one gather (gather.h), so a
+ *  sweep of N agents takes as long as its slowest probe, never the sum,
+ *  and costs one thread however many agents there are; what is left here
+ *  is reading a health reply in the words the kept agents write it. */
 #ifndef OBS_PROBER_H
 #define OBS_PROBER_H
 #include <jansson.h>
@@ -24,8 +24,7 @@ typedef struct {
     hprobe_kind_t kind;
     char host[NAMES_BUF];       /* a registry's host is limited like a name (names.h) */
     int port;
-    const char *request;        /* ZMQ: the JSON text sent (borrowed) */
-    const char *path;           /* HTTP: "/health" when NULL */
+    const char *request;        /* ZMQ: the JSON text sent (borrowed); HTTP asks GET /health */
     int timeout_ms;
     hprobe_expect_t expect;
     /* out */
@@ -35,13 +34,8 @@ typedef struct {
     char error[192];
 } hprobe_t;
 
-typedef struct prober_t prober_t;
-
-/* max_sockets bounds the ZMQ sockets of one sweep (the context's limit). */
-prober_t *prober_new(int max_sockets);
-void prober_destroy(prober_t **self_p);
 /* Runs every probe to its result; probes[i].details must be NULL before. */
-void prober_run(prober_t *self, hprobe_t *probes, size_t n);
+void prober_run(hprobe_t *probes, size_t n);
 /* "healthy", "degraded", "unhealthy", "timeout", "error". */
 const char *hprobe_result_name(hprobe_result_t r);
 /* HEALTHY, DEGRADED or UNHEALTHY: what a reply object says under `expect`. */

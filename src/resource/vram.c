@@ -3,6 +3,7 @@
 #include "vram_int.h"
 #include "vram_policy.h"
 #include "clock.h"
+#include "gather.h"
 #include "log.h"
 #include "names.h"
 #include "pycompat.h"
@@ -333,60 +334,48 @@ static json_t *on_threshold(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:s}", "status", "SUCCESS", "message", message);
 }
 
-typedef struct {
-    const char *endpoint;
-    json_t *request;
-    const char *want;           /* the status word that means reachable */
-    int timeout_ms;
-    bool reachable;
-    pthread_t thread;
-} probe_t;
-
-static void *probe_main(void *arg)
-{
-    probe_t *p = arg;
-    char err[256];
-    json_t *reply = wire_call_agent(p->endpoint, p->request, p->timeout_ms, 0, err, sizeof err);
-    const char *status = json_string_value(json_object_get(reply, "status"));
-    p->reachable = status && !strcmp(status, p->want);
-    json_decref(reply);
-    return NULL;
-}
-
-/* The four peers are asked at once, and with a shorter timeout than other
- * requests, so the answer comes within a caller's usual 5 s, not after the
- * original's four 5 s timeouts in a row. */
+/* The four peers are asked at once (gather.h), and with a shorter timeout
+ * than other requests, so the answer comes within a caller's usual 5 s,
+ * not after the original's four 5 s timeouts in a row.  A peer with no
+ * endpoint configured is simply unreachable. */
 static json_t *on_health_check(void *ctx, wire_request_t *req)
 {
     (void)req;
     rs_vram_t *self = ctx;
-    probe_t probes[4] = {
-        { self->config.sdt_endpoint, json_pack("{s:s}", "command", "PING"), "SUCCESS", 0, false, 0 },
-        { self->config.mma_endpoint, json_pack("{s:s}", "command", "HEALTH_CHECK"), "SUCCESS", 0, false, 0 },
-        { self->config.rc_endpoint, json_pack("{s:s}", "action", "ping"), "success", 0, false, 0 },
-        { self->config.mef_endpoint, json_pack("{s:s}", "command", "HEALTH_CHECK"), "SUCCESS", 0, false, 0 },
+    static const struct { const char *request, *want; } asked[4] = {
+        { "{\"command\":\"PING\"}", "SUCCESS" },
+        { "{\"command\":\"HEALTH_CHECK\"}", "SUCCESS" },
+        { "{\"action\":\"ping\"}", "success" },
+        { "{\"command\":\"HEALTH_CHECK\"}", "SUCCESS" },
     };
-    bool started[4] = { false };
+    const char *endpoints[4] = { self->config.sdt_endpoint, self->config.mma_endpoint,
+                                 self->config.rc_endpoint, self->config.mef_endpoint };
+    /* SystemDigitalTwin is CoreOrchestrator's main port; the other three
+     * are the agents' own (or an absorbed agent's old port, served for them). */
+    const bool agent[4] = { false, true, true, true };
+    gather_call_t calls[4];
+    for (int i = 0; i < 4; i++)
+        calls[i] = (gather_call_t){ .url = endpoints[i], .body = asked[i].request,
+                                    .body_len = strlen(asked[i].request), .agent = agent[i] };
+    gather_run(calls, 4, self->config.probe_timeout_ms);
+    bool reachable[4];
     for (int i = 0; i < 4; i++) {
-        probes[i].timeout_ms = self->config.probe_timeout_ms;
-        if (*probes[i].endpoint)
-            started[i] = pthread_create(&probes[i].thread, NULL, probe_main, &probes[i]) == 0;
+        json_t *reply = gather_reply_json(&calls[i]);
+        const char *status = json_string_value(json_object_get(reply, "status"));
+        reachable[i] = status && !strcmp(status, asked[i].want);
+        json_decref(reply);
     }
-    for (int i = 0; i < 4; i++) {
-        if (started[i])
-            pthread_join(probes[i].thread, NULL);
-        json_decref(probes[i].request);
-    }
-    bool all = probes[0].reachable && probes[1].reachable && probes[2].reachable && probes[3].reachable;
+    gather_clear(calls, 4);
+    bool all = reachable[0] && reachable[1] && reachable[2] && reachable[3];
     return json_pack("{s:s, s:{s:s, s:b, s:b, s:b, s:b, s:i, s:{s:b, s:b, s:b, s:b}}}",
                      "status", "SUCCESS", "health_status", "status", all ? "HEALTHY" : "UNHEALTHY",
-                     "sdt_reachable", probes[0].reachable, "mma_reachable", probes[1].reachable,
-                     "rc_reachable", probes[2].reachable, "mef_reachable", probes[3].reachable,
+                     "sdt_reachable", reachable[0], "mma_reachable", reachable[1],
+                     "rc_reachable", reachable[2], "mef_reachable", reachable[3],
                      "uptime_seconds", (int)(clock_mono() - self->started_mono),
-                     "connected_services", "SystemDigitalTwin", probes[0].reachable,
-                     "ModelManagerAgent", probes[1].reachable,
-                     "RequestCoordinator", probes[2].reachable,
-                     "ModelEvaluationFramework", probes[3].reachable);
+                     "connected_services", "SystemDigitalTwin", reachable[0],
+                     "ModelManagerAgent", reachable[1],
+                     "RequestCoordinator", reachable[2],
+                     "ModelEvaluationFramework", reachable[3]);
 }
 
 /* ---- the ModelManager's requests ------------------------------------------ */

@@ -143,8 +143,8 @@ static json_t *coordinator_queue(rs_vram_t *self)
         return NULL;
     json_t *request = json_pack("{s:s}", "action", "get_queue_status");
     char err[256];
-    json_t *reply = wire_call(self->config.rc_endpoint, request, self->config.timeout_ms, 0,
-                              err, sizeof err);
+    json_t *reply = wire_call_agent(self->config.rc_endpoint, request, self->config.timeout_ms, 0,
+                                    err, sizeof err);
     json_decref(request);
     json_t *queue = json_incref(json_object_get(reply, "queue"));
     json_decref(reply);

@@ -17,6 +17,10 @@ void monitor_login(monitor_t *self, const char *outcome);        /* success|fail
 void monitor_lockout(monitor_t *self, const char *kind, double lock_s);
 void monitor_token_misuse(monitor_t *self, const char *kind);    /* malformed|expired|forged|unknown */
 void monitor_trust(monitor_t *self, const char *model_id, double before, double after);
+/* get_security_counters' reply: the logins by outcome, the lockouts by key
+ * kind and the misused tokens by kind, every kind named, counted since
+ * start: {"status":"success","logins":{"failure":3,...},...}. */
+json_t *monitor_counters(monitor_t *self);
 /* Counts a user or model name refused for its length
  * (keel_bad_requests_total{reason="name_too_long"}, names.h). */
 void monitor_name_too_long(monitor_t *self);

@@ -140,6 +140,14 @@ static json_t *on_health_check(void *ctx, wire_request_t *req)
     return dict;
 }
 
+/* The figures the dashboard shows, asked over the wire rather than read
+ * out of /metrics text. */
+static json_t *on_counters(void *ctx, wire_request_t *req)
+{
+    (void)req;
+    return monitor_counters(((gateway_t *)ctx)->monitor);
+}
+
 /* POST /jwt/rotate (administrators): a new signing key, the previous one
  * still accepted, for rotation without downtime. */
 static void on_http_rotate(void *ctx, const http_request_t *req, http_reply_t *reply)
@@ -157,6 +165,9 @@ static void on_http_rotate(void *ctx, const http_request_t *req, http_reply_t *r
 
 static const wire_route_t routes[] = {
     { WIRE_ACTION, "health_check", on_health_check, NULL, ROUTE_PUBLIC },
+    /* Public: the same counts are on the public /metrics, and anyone who
+     * can connect may read what a dashboard shows (docs/reliability.md). */
+    { WIRE_ACTION, "get_security_counters", on_counters, NULL, ROUTE_PUBLIC },
     { WIRE_RAW, NULL, on_raw, NULL, ROUTE_PUBLIC },             /* a ping, or an error */
     { 0 },
 };

@@ -2,7 +2,8 @@
 into keeld, /api/dashboard with the other services down (they show as
 unavailable, the page still answers at once), the 1 s cache shared by all
 viewers, one agent's histories, and the two protected actions, with a real
-CoreOrchestrator stand-in on the hub's configured core port.  The browser
+CoreOrchestrator stand-in on the hub's configured core port; with keeld all,
+the services' rates and the Security figures asked of SecurityGateway.  The browser
 scenarios are in tests/browser (make browser)."""
 import json
 import time
@@ -223,3 +224,19 @@ def test_history_of_keel_services_and_error_levels(keel_factory):
                                                              "errorbus", "security")
                            for f in ("requests_per_s", "p99_ms", "errors_per_s")} | \
         {"errorbus/%s/per_min" % lv for lv in ("debug", "info", "warning", "error", "critical")}
+
+
+def test_security_figures_are_asked_of_the_gateway(keel_factory):
+    """keeld all: the Security view's counts come from SecurityGateway's
+    get_security_counters on 7005, not from its Prometheus text."""
+    k = keel_factory("all", config=json.dumps({"observability": {"discover": False}}))
+    for _ in range(2):
+        k.request("security", {"action": "login", "user_id": "nobody", "password": "wrong"})
+
+    def counted():
+        security = get_json(k, "/api/dashboard")[1]["services"]["security"]
+        return security if security["counters"] and security["counters"]["logins"]["failure"] == 2 else None
+    security = wait_until(counted, timeout=10)
+    assert security, "the failed logins reach the page"
+    assert security["available"] is True
+    assert security["counters"]["lockouts"] == {"user": 0, "source": 0}

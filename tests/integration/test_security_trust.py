@@ -192,6 +192,12 @@ def test_sg40_sg41_security_events_on_errorbus_and_metrics(keel_factory):
     assert 'keel_security_lockouts_total{kind="user"} 1' in text
     assert 'keel_security_token_misuse_total{kind="forged"} 1' in text
     assert "keel_security_trust_drops_total 1" in text
+    # The same counts over the wire, to anyone (the dashboard asks so), every kind named.
+    counters = k.request("security", {"action": "get_security_counters"})
+    assert counters["status"] == "success", counters
+    assert counters["logins"] == {"success": 0, "failure": 5, "locked": 0}
+    assert counters["lockouts"]["user"] == 1
+    assert counters["token_misuse"]["forged"] == 1 and counters["token_misuse"]["expired"] == 0
     if shutil.which("promtool"):
         check = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
         assert check.returncode == 0, check.stderr

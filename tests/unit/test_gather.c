@@ -273,6 +273,26 @@ static void test_unreachable_and_bad_addresses_fail_fast(void **state)
     gather_clear(calls, 4);
 }
 
+/* A request given as JSON goes as Keel writes it, on ZMQ and as an HTTP
+ * POST body alike; a reply is read back as JSON only when it is JSON. */
+static void test_json_requests_and_replies(void **state)
+{
+    peers_t *p = *state;
+    char echo[96];
+    snprintf(echo, sizeof echo, "%s/echo", p->http_base);
+    json_t *request = json_pack("{s:s, s:i}", "action", "ping", "n", 1);
+    gather_call_t calls[] = { { .url = p->echo_url, .request = request }, { .url = echo, .request = request } };
+    assert_int_equal(gather_run(calls, 2, (int)(5000 * factor())), 2);
+    assert_string_equal(calls[0].reply, "echo:{\"action\":\"ping\",\"n\":1}");
+    assert_null(gather_reply_json(&calls[0]));
+    json_t *back = gather_reply_json(&calls[1]);
+    assert_true(json_equal(back, request));
+    json_decref(back);
+    gather_clear(calls, 2);
+    assert_null(gather_reply_json(&(gather_call_t){ .state = GATHER_TIMEOUT }));
+    json_decref(request);
+}
+
 static void test_nothing_to_do(void **state)
 {
     (void)state;
@@ -287,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_silent_peers_end_at_the_deadline),
         cmocka_unit_test(test_a_call_limit_shorter_than_the_run),
         cmocka_unit_test(test_unreachable_and_bad_addresses_fail_fast),
+        cmocka_unit_test(test_json_requests_and_replies),
         cmocka_unit_test(test_nothing_to_do),
     };
     return cmocka_run_group_tests(tests, peers_up, peers_down);

@@ -2,8 +2,8 @@
  *  browser: the page compiled in by scripts/embed-assets.py (with Chart.js
  *  and the favicon), the parallel
  *  questions to the other services (every answer that comes, and one
- *  deadline for all, however many are silent), and the reading of
- *  Prometheus counters from a real HTTP server. */
+ *  deadline for all, however many are silent), and where their HTTP ports
+ *  are asked. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -19,7 +19,6 @@
 
 #include "clock.h"
 #include "config.h"
-#include "httpd.h"
 #include "wire.h"
 #include "observability/dashpeers.h"
 #include "observability/web_assets.h"
@@ -125,55 +124,13 @@ static void test_parallel_calls_share_one_deadline(void **state)
     config_destroy(&cfg);
 }
 
-static void on_metrics(void *ctx, const http_request_t *req, http_reply_t *reply)
-{
-    (void)ctx;
-    (void)req;
-    http_reply_text(reply, 200, "text/plain; version=0.0.4",
-                    "# HELP keel_security_logins_total Login attempts by outcome.\n"
-                    "# TYPE keel_security_logins_total counter\n"
-                    "keel_security_logins_total{outcome=\"failure\"} 3\n"
-                    "keel_security_logins_total{outcome=\"success\"} 12\n"
-                    "keel_security_logins_total_other 99\n"
-                    "keel_security_lockouts_total{kind=\"user\"} 1\n");
-}
-
-static const http_route_t metrics_routes[] = {
-    { "GET", "/metrics", on_metrics, ROUTE_PUBLIC, 0 },
-    { 0 },
-};
-
-static void test_counters_from_metrics(void **state)
+static void test_url_of_a_service_http_port(void **state)
 {
     (void)state;
     config_t *cfg = config_new();
-    httpd_t *http = httpd_new("dashtest", NULL);
-    httpd_attach(http, metrics_routes, NULL);
-    int port = 0;
-    for (int tries = 0; tries < 50 && !port; tries++) {
-        int p = free_port();
-        if (httpd_start(http, "127.0.0.1", p) == 0)
-            port = p;
-    }
-    assert_true(port > 0);
-    static const char *const families[] = { "keel_security_logins_total",
-                                            "keel_security_lockouts_total",
-                                            "keel_security_token_misuse_total", NULL };
-    json_t *counters = dashpeers_counters(cfg, port, families, 300);
-    assert_non_null(counters);
-    json_t *logins = json_object_get(counters, "keel_security_logins_total");
-    assert_int_equal(json_object_size(logins), 2);
-    assert_true(json_number_value(json_object_get(logins, "failure")) == 3.0);
-    assert_true(json_number_value(json_object_get(logins, "success")) == 12.0);
-    assert_true(json_number_value(json_object_get(json_object_get(counters, "keel_security_lockouts_total"),
-                                                  "user")) == 1.0);
-    assert_int_equal(json_object_size(json_object_get(counters, "keel_security_token_misuse_total")), 0);
-    json_decref(counters);
-    httpd_stop(http);
-    double started = clock_mono();
-    assert_null(dashpeers_counters(cfg, port, families, 300));
-    assert_true(clock_mono() - started < 0.6);
-    httpd_destroy(&http);
+    char url[128];
+    dashpeers_url(cfg, 8005, "/metrics", url, sizeof url);
+    assert_string_equal(url, "http://127.0.0.1:8005/metrics");
     config_destroy(&cfg);
 }
 
@@ -182,7 +139,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_assets_are_compiled_in),
         cmocka_unit_test(test_parallel_calls_share_one_deadline),
-        cmocka_unit_test(test_counters_from_metrics),
+        cmocka_unit_test(test_url_of_a_service_http_port),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

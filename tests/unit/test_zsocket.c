@@ -162,6 +162,13 @@ static void test_secure_roles(void **state)
     assert_int_equal(int_option(elsewhere, ZMQ_MECHANISM), ZMQ_CURVE);
     zmq_close(elsewhere);
     zmq_ctx_term(ctx);
+    /* gather's context, apart from the services' sockets, makes CURVE clients
+     * too; zsocket_shutdown ends it with the process's. */
+    void *apart = zsocket_new_in(zsocket_apart_context(), ZMQ_REQ, ZSOCKET_CLIENT, 0);
+    assert_non_null(apart);
+    assert_int_equal(int_option(apart, ZMQ_MECHANISM), ZMQ_CURVE);
+    assert_ptr_equal(zsocket_apart_context(), zsocket_apart_context());
+    zmq_close(apart);
     config_destroy(&cfg);
 
     /* Without keys under secure_zmq no socket is made at all. */

@@ -1,9 +1,9 @@
 /*  ctl: calling the services.  Every call is one ZMQ request on the
  *  service's own port (wire.h's client, CURVE when configured).  Calls that
- *  must not add up (status asks five services) run in threads with one
- *  deadline; calls that are slow on a live service (Argon2id hashing) first
- *  ask for health with the short timeout, so that a service that is down is
- *  reported at once rather than after the long one.
+ *  must not add up (status asks five services) are one gather (gather.h)
+ *  with one deadline; calls that are slow on a live service (Argon2id
+ *  hashing) first ask for health with the short timeout, so that a service
+ *  that is down is reported at once rather than after the long one.
  *
  *  An administrator's token comes from --token or KEEL_TOKEN, or from a
  *  login as --user with the password read from stdin; that session is ended
@@ -12,10 +12,10 @@
  *  or the keel user, on the machine itself) gets a JWT of a minute signed
  *  with it.  The token travels in the request's `auth_token` key. */
 #include "ctl.h"
+#include "gather.h"
 #include "token.h"
 #include "wire.h"
 
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,40 +57,26 @@ json_t *ctl_call_patient(ctl_t *ctl, int base_port, json_t *request, int slow_ms
     return ctl_call(ctl, base_port, request, ctl_timeout(ctl, slow_ms));
 }
 
-typedef struct {
-    char endpoint[256];
-    json_t *request, *reply;
-    int timeout_ms;
-    pthread_t thread;
-    bool started;
-} call_t;
-
-static void *call_main(void *arg)
-{
-    call_t *c = arg;
-    char err[256];
-    c->reply = wire_call(c->endpoint, c->request, c->timeout_ms, 0, err, sizeof err);
-    return NULL;
-}
-
 void ctl_call_each(ctl_t *ctl, const int *base_ports, json_t *const *requests, json_t **replies,
                    size_t n, int timeout_ms)
 {
-    call_t *calls = calloc(n ? n : 1, sizeof *calls);
+    gather_call_t *calls = calloc(n ? n : 1, sizeof *calls);
+    char (*endpoints)[256] = calloc(n ? n : 1, sizeof *endpoints);
     for (size_t i = 0; i < n; i++) {
-        ctl_endpoint(ctl, base_ports[i], calls[i].endpoint, sizeof calls[i].endpoint);
-        calls[i].request = requests[i];
-        calls[i].timeout_ms = timeout_ms;
-        calls[i].started = pthread_create(&calls[i].thread, NULL, call_main, &calls[i]) == 0;
-        if (!calls[i].started)          /* no thread to spare: ask in line */
-            call_main(&calls[i]);
+        ctl_endpoint(ctl, base_ports[i], endpoints[i], sizeof endpoints[i]);
+        calls[i] = (gather_call_t){ .url = endpoints[i], .request = requests[i] };
     }
+    gather_run(calls, n, timeout_ms);
     for (size_t i = 0; i < n; i++) {
-        if (calls[i].started)
-            pthread_join(calls[i].thread, NULL);
-        replies[i] = calls[i].reply;
+        replies[i] = gather_reply_json(&calls[i]);
+        if (!json_is_object(replies[i])) {
+            json_decref(replies[i]);
+            replies[i] = NULL;
+        }
     }
+    gather_clear(calls, n);
     free(calls);
+    free(endpoints);
 }
 
 int ctl_read_secret(const char *prompt, char *buf, size_t len)

@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@ struct actor_t {
     bool delay_first;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool running;           /* guarded by lock */
+    atomic_bool running;    /* written under lock; read without it on every pass */
     bool woken;             /* guarded by lock */
     bool started;           /* touched by the owner only */
     pthread_t thread;
@@ -93,7 +94,9 @@ static void sleep_unless_woken(actor_t *self, double seconds)
 static void *actor_main(void *arg)
 {
     actor_t *self = arg;
-    pthread_setname_np(pthread_self(), self->name);
+    char shown[16];     /* the kernel keeps 15 characters of a thread's name */
+    snprintf(shown, sizeof shown, "%.15s", self->name);
+    pthread_setname_np(pthread_self(), shown);
     if (self->run) {
         self->run(self, self->arg);
         return NULL;
@@ -137,10 +140,9 @@ int actor_start(actor_t *self)
     return 0;
 }
 
-void actor_stop(actor_t *self)
+/* Clears running and cuts the current wait short; does not wait. */
+static void tell_to_stop(actor_t *self)
 {
-    if (!self || !self->started)
-        return;
     pthread_mutex_lock(&self->lock);
     self->running = false;
     self->woken = true;
@@ -148,10 +150,29 @@ void actor_stop(actor_t *self)
     pthread_mutex_unlock(&self->lock);
     if (self->interrupt)
         self->interrupt(self->arg);
+}
+
+static void join(actor_t *self)
+{
     pthread_join(self->thread, NULL);
     liveness_retire(self->stamp);
     self->stamp = NULL;
     self->started = false;
+}
+
+void actor_stop(actor_t *self)
+{
+    actor_stop_all(&self, 1);
+}
+
+void actor_stop_all(actor_t *const *actors, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (actors[i] && actors[i]->started)
+            tell_to_stop(actors[i]);
+    for (size_t i = 0; i < n; i++)
+        if (actors[i] && actors[i]->started)
+            join(actors[i]);
 }
 
 void actor_wake(actor_t *self)
@@ -171,10 +192,7 @@ void actor_set_interval(actor_t *self, double interval_s)
 
 bool actor_running(actor_t *self)
 {
-    pthread_mutex_lock(&self->lock);
-    bool running = self->running;
-    pthread_mutex_unlock(&self->lock);
-    return running;
+    return atomic_load(&self->running);
 }
 
 bool actor_wait(actor_t *self, double seconds)

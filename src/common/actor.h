@@ -54,6 +54,9 @@ void actor_delay_first(actor_t *self);
 int actor_start(actor_t *self);
 /* Synchronous: returns once the thread has exited. */
 void actor_stop(actor_t *self);
+/* Stops n actors (NULL entries skipped) together: each is told before any
+ * is waited for, so a pool stops in the time of its slowest, not the sum. */
+void actor_stop_all(actor_t *const *actors, size_t n);
 /* A ticker ticks now instead of at the end of its interval. */
 void actor_wake(actor_t *self);
 void actor_set_interval(actor_t *self, double interval_s);

@@ -1,13 +1,14 @@
 /*  announce: see announce.h.
  *
- *  One REQ client (Lazy Pirate, in wire.c) and one thread per service.  The
- *  thread sleeps on a condition that stop and kick both end, so a reload
- *  re-registers at once and a stop never waits out a period. */
+ *  One REQ client (Lazy Pirate, in wire.c) and one ticker (actor.h) per
+ *  service, whose interval is the next heartbeat or the backoff; a kick
+ *  wakes it, so a reload re-registers at once, and a stop never waits out
+ *  a period. */
 #include "announce.h"
-#include "clock.h"
+#include "actor.h"
 #include "log.h"
 
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,17 +17,19 @@
 #define TIMEOUT_MS 1000
 #define MAX_BACKOFF_S 10.0
 #define MAX_PERIOD_S 60.0
+/* A pass makes a call of at most TIMEOUT_MS per name, twice when it
+ * registers, after a wait of at most MAX_PERIOD_S. */
+#define WATCH_S (2 * MAX_PERIOD_S)
 
 struct announce_t {
     service_t *svc;
     char endpoint[256];
     wire_client_t *client;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool running;
-    bool idle;              /* false once a kick or a stop wants the thread */
-    bool kicked;
+    actor_t *ticker;
+    atomic_bool kicked;
+    /* the ticker's own */
+    bool registered, said_failed, said_done;
+    double backoff;
 };
 
 char *announce_host(config_t *config, char *buf, size_t len)
@@ -145,52 +148,34 @@ static double beat_all(announce_t *self, char *err, size_t errlen)
     return period;
 }
 
-/* Waits up to `seconds`; false once stopping.  Caller locks. */
-static bool rest(announce_t *self, double seconds)
-{
-    if (self->idle)
-        clock_cond_wait(&self->wake, &self->lock, seconds, &self->idle);
-    self->idle = self->running;
-    return self->running;
-}
-
-static void *run(void *arg)
+/* One pass: registers when kicked or not yet registered, beats every
+ * name, and sets the interval to the next beat or the backoff. */
+static void announce_pass(void *arg)
 {
     announce_t *self = arg;
     const char *name = self->svc->def->name, *title = self->svc->def->title;
-    bool registered = false, said_failed = false, said_done = false;
-    double backoff = 0.1;
-    pthread_mutex_lock(&self->lock);
-    while (self->running) {
-        bool again = self->kicked || !registered;
-        self->kicked = false;
-        pthread_mutex_unlock(&self->lock);
-        char err[256] = "";
-        double wait = -1;
-        if (again) {
-            registered = register_all(self, err, sizeof err);
-            if (registered && !said_done)
-                log_info(name, "%s's names registered with %s", title, self->endpoint);
-            said_done = said_done || registered;
-        }
-        if (registered)
-            wait = beat_all(self, err, sizeof err);
-        /* A registry that takes the names but has none to beat (it lost
-         * them, or it is the original ServiceRegistry, delegated to) is
-         * registered with again, after a backoff. */
-        if (wait == 0)
-            registered = false;
-        if (wait < 0 && !said_failed)
-            log_warn(name, "cannot keep %s's names registered with %s (%s); retrying", title,
-                     self->endpoint, err);
-        said_failed = wait < 0;
-        backoff = wait <= 0 ? (backoff * 2 > MAX_BACKOFF_S ? MAX_BACKOFF_S : backoff * 2) : 0.1;
-        pthread_mutex_lock(&self->lock);
-        if (!rest(self, wait <= 0 ? backoff : wait < 0.1 ? 0.1 : wait))
-            break;
+    char err[256] = "";
+    double wait = -1;
+    if (atomic_exchange(&self->kicked, false) || !self->registered) {
+        self->registered = register_all(self, err, sizeof err);
+        if (self->registered && !self->said_done)
+            log_info(name, "%s's names registered with %s", title, self->endpoint);
+        self->said_done = self->said_done || self->registered;
     }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
+    if (self->registered)
+        wait = beat_all(self, err, sizeof err);
+    /* A registry that takes the names but has none to beat (it lost
+     * them, or it is the original ServiceRegistry, delegated to) is
+     * registered with again, after a backoff. */
+    if (wait == 0)
+        self->registered = false;
+    if (wait < 0 && !self->said_failed)
+        log_warn(name, "cannot keep %s's names registered with %s (%s); retrying", title,
+                 self->endpoint, err);
+    self->said_failed = wait < 0;
+    self->backoff = wait <= 0 ? (self->backoff * 2 > MAX_BACKOFF_S ? MAX_BACKOFF_S : self->backoff * 2)
+                              : 0.1;
+    actor_set_interval(self->ticker, wait <= 0 ? self->backoff : wait < 0.1 ? 0.1 : wait);
 }
 
 announce_t *announce_new(service_t *svc)
@@ -203,25 +188,26 @@ announce_t *announce_new(service_t *svc)
     else
         config_local_endpoint(svc->config, 7000, self->endpoint, sizeof self->endpoint);
     self->client = wire_client_new(self->endpoint, TIMEOUT_MS, 0);
-    pthread_mutex_init(&self->lock, NULL);
-    clock_cond_init(&self->wake);
-    self->running = self->idle = true;
-    if (pthread_create(&self->thread, NULL, run, self) != 0) {
-        self->running = false;
-        announce_destroy(&self);
-    }
+    self->backoff = 0.1;
+    self->ticker = actor_new("announce", MAX_PERIOD_S, announce_pass, self);
+    actor_watch(self->ticker, svc->liveness, WATCH_S);
     return self;
+}
+
+int announce_start(announce_t *self)
+{
+    return actor_start(self->ticker);
+}
+
+void announce_stop(announce_t *self)
+{
+    actor_stop(self->ticker);
 }
 
 void announce_kick(announce_t *self)
 {
-    if (!self)
-        return;
-    pthread_mutex_lock(&self->lock);
-    self->kicked = true;
-    self->idle = false;
-    pthread_cond_broadcast(&self->wake);
-    pthread_mutex_unlock(&self->lock);
+    atomic_store(&self->kicked, true);
+    actor_wake(self->ticker);
 }
 
 void announce_destroy(announce_t **self_p)
@@ -229,16 +215,8 @@ void announce_destroy(announce_t **self_p)
     if (!self_p || !*self_p)
         return;
     announce_t *self = *self_p;
-    pthread_mutex_lock(&self->lock);
-    bool was = self->running;
-    self->running = self->idle = false;
-    pthread_cond_broadcast(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    if (was)
-        pthread_join(self->thread, NULL);
+    actor_destroy(&self->ticker);
     wire_client_destroy(&self->client);
-    pthread_cond_destroy(&self->wake);
-    pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
 }

@@ -11,7 +11,7 @@
  *  resolves to the original, where its requests are answered.
  *
  *  Registration goes over the wire to `registry_endpoint` (CoreOrchestrator
- *  on this machine by default), from a thread of its own that retries with
+ *  on this machine by default), from a ticker of its own that retries with
  *  backoff while the registry is away (the services of `keeld all` start in
  *  any order, and the registry may be on the other machine), heartbeats
  *  each name at a third of the registry's TTL so the names stay fresh, and
@@ -25,10 +25,13 @@
 
 typedef struct announce_t announce_t;
 
-/* Starts announcing the service's names; NULL if the thread cannot start. */
+/* svc is borrowed and must outlive the announcer. */
 announce_t *announce_new(service_t *svc);
-/* Stops the thread; the names stay registered, as an agent's do. */
 void announce_destroy(announce_t **self_p);
+/* Starts keeping the names registered (once the service is ready).  0 or -1. */
+int announce_start(announce_t *self);
+/* Stops; the names stay registered, as an agent's do. */
+void announce_stop(announce_t *self);
 /* Registers every name again now (after a reload). */
 void announce_kick(announce_t *self);
 /* The register_agent fields of each name the service answers for, as it is

@@ -4,9 +4,11 @@
  *  arrived (about the first second after a connect, and while the bus is
  *  restarting), so reports made at start-up were lost.  An XPUB sees the
  *  subscription come and go: until the bus is subscribed, reports are held
- *  (at most HOLD_MAX, the oldest dropped and counted first), and a small
- *  thread sends them as soon as it is. */
+ *  (at most HOLD_MAX, the oldest dropped and counted first), and a ticker
+ *  (actor.h) sends them as soon as it is.  It comes round every FLUSH_S
+ *  only while something is held, so an idle service is not woken for it. */
 #include "errpub.h"
+#include "actor.h"
 #include "clock.h"
 #include "log.h"
 #include "wire.h"
@@ -14,15 +16,15 @@
 
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zmq.h>
 
 #define HOLD_MAX 1000
+#define FLUSH_S 0.05
+#define IDLE_S 3600
 
 struct errpub_t {
     pthread_mutex_t lock;
@@ -33,8 +35,7 @@ struct errpub_t {
     size_t held_len[HOLD_MAX];
     int nheld;
     unsigned long dropped;
-    pthread_t thread;
-    atomic_bool running;
+    actor_t *flusher;
 };
 
 /* Reads subscribe (1) and unsubscribe (0) notices from the bus. */
@@ -61,6 +62,10 @@ static void send_held(errpub_t *self)
 
 static void hold(errpub_t *self, char *frame, size_t len)
 {
+    if (self->nheld == 0) {
+        actor_set_interval(self->flusher, FLUSH_S);
+        actor_wake(self->flusher);
+    }
     if (self->nheld == HOLD_MAX) {
         free(self->held[0]);
         memmove(self->held, self->held + 1, (HOLD_MAX - 1) * sizeof self->held[0]);
@@ -73,17 +78,15 @@ static void hold(errpub_t *self, char *frame, size_t len)
     self->held_len[self->nheld++] = len;
 }
 
-static void *flusher_main(void *arg)
+/* The flusher's pass, with the lock it shares with the reporters. */
+static void flush(void *arg)
 {
     errpub_t *self = arg;
-    while (atomic_load(&self->running)) {
-        pthread_mutex_lock(&self->lock);
-        read_subscriptions(self);
-        send_held(self);
-        pthread_mutex_unlock(&self->lock);
-        usleep(50 * 1000);
-    }
-    return NULL;
+    pthread_mutex_lock(&self->lock);
+    read_subscriptions(self);
+    send_held(self);
+    actor_set_interval(self->flusher, self->nheld ? FLUSH_S : IDLE_S);
+    pthread_mutex_unlock(&self->lock);
 }
 
 errpub_t *errpub_new(const char *endpoint, const char *agent)
@@ -97,9 +100,13 @@ errpub_t *errpub_new(const char *endpoint, const char *agent)
         log_warn(agent, "SECURE_ZMQ is on but no client key: errors will not reach the bus");
     else if (zmq_connect(self->socket, endpoint) != 0)
         log_warn(agent, "error bus endpoint %s refused: %s", endpoint, zmq_strerror(zmq_errno()));
-    atomic_store(&self->running, true);
-    pthread_create(&self->thread, NULL, flusher_main, self);
+    self->flusher = actor_new("errpub flusher", FLUSH_S, flush, self);
     return self;
+}
+
+int errpub_start(errpub_t *self)
+{
+    return actor_start(self->flusher);
 }
 
 void errpub_destroy(errpub_t **self_p)
@@ -107,8 +114,7 @@ void errpub_destroy(errpub_t **self_p)
     if (!self_p || !*self_p)
         return;
     errpub_t *self = *self_p;
-    atomic_store(&self->running, false);
-    pthread_join(self->thread, NULL);
+    actor_destroy(&self->flusher);
     pthread_mutex_lock(&self->lock);
     read_subscriptions(self);
     send_held(self);        /* a last chance for reports made while stopping */

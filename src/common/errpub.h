@@ -10,7 +10,10 @@
 
 typedef struct errpub_t errpub_t;
 
+/* Until errpub_start, held reports go out only with a later report. */
 errpub_t *errpub_new(const char *endpoint, const char *agent);
+/* Starts sending held reports once the bus subscribes.  0 or -1. */
+int errpub_start(errpub_t *self);
 void errpub_destroy(errpub_t **self_p);
 /* details is borrowed and may be NULL.  0, or -1 when the send failed. */
 int errpub_report(errpub_t *self, const char *error_type, const char *severity,

@@ -16,7 +16,7 @@
  *  Every connection is known from its start to its close (`conn_t`, through
  *  libmicrohttpd's connection notifications): its address, for the limit
  *  per address, and since when it has been sending the request now due.
- *  The warden thread, ten times a second, shuts down the socket of a
+ *  The warden, a ticker (actor.h) ten times a second, shuts down the socket of a
  *  connection past the deadline, whatever it still trickles (libmicrohttpd's
  *  own timeout, which each byte resets, stays as the idle limit), and wakes
  *  the streams that were waiting for data.  A connection is forgotten before
@@ -28,6 +28,7 @@
  *  streams are woken to end, and only then is the daemon stopped: it
  *  refuses to stop with a connection still suspended. */
 #include "httpd.h"
+#include "actor.h"
 #include "clock.h"
 #include "log.h"
 #include "wire.h"
@@ -123,12 +124,11 @@ struct httpd_t {
 
     /* Everything below is guarded by `lock`. */
     pthread_mutex_t lock;
-    pthread_cond_t jobs_ready, warden_wake;
+    pthread_cond_t jobs_ready;
     request_t *jobs_head, *jobs_tail;
-    pthread_t workers[MAX_WORKERS];
+    actor_t *workers[MAX_WORKERS];  /* runners, from start to stop */
     unsigned nworkers;
-    pthread_t warden;
-    bool warden_started, watching;
+    actor_t *warden;
     bool stopping;
     conn_t *conns;
     peer_t *peers[PEER_BUCKETS];
@@ -137,16 +137,18 @@ struct httpd_t {
 
 /* ---- set-up ---------------------------------------------------------------- */
 
+static actor_tick_fn warden_pass;
+
 httpd_t *httpd_new(const char *service, metrics_t *metrics)
 {
     httpd_t *self = calloc(1, sizeof *self);
     pthread_rwlock_init(&self->routes_lock, NULL);
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->jobs_ready, NULL);
-    clock_cond_init(&self->warden_wake);
     self->service = strdup(service);
     self->metrics = metrics;
     self->limits = HTTPD_DEFAULT_LIMITS;
+    self->warden = actor_new("http warden", WARDEN_TICK_S, warden_pass, self);
     if (metrics) {
         metrics_declare(metrics, "keel_http_requests_total",
                         "HTTP requests answered, by route and status code.", METRIC_COUNTER, NULL, 0);
@@ -165,12 +167,12 @@ void httpd_destroy(httpd_t **self_p)
         return;
     httpd_t *self = *self_p;
     httpd_stop(self);
+    actor_destroy(&self->warden);
     free(self->routes);
     for (size_t i = 0; i < self->nhosts; i++)
         free(self->hosts[i]);
     free(self->hosts);
     pthread_cond_destroy(&self->jobs_ready);
-    pthread_cond_destroy(&self->warden_wake);
     pthread_mutex_destroy(&self->lock);
     pthread_rwlock_destroy(&self->routes_lock);
     free(self->service);
@@ -499,14 +501,12 @@ static void patrol(httpd_t *self)
     self->parked = NULL;
 }
 
-static void *warden_main(void *arg)
+static void warden_pass(void *arg)
 {
     httpd_t *self = arg;
     pthread_mutex_lock(&self->lock);
-    while (clock_cond_wait(&self->warden_wake, &self->lock, WARDEN_TICK_S, &self->watching))
-        patrol(self);
+    patrol(self);
     pthread_mutex_unlock(&self->lock);
-    return NULL;
 }
 
 /* ---- Host ------------------------------------------------------------------- */
@@ -659,9 +659,11 @@ static void run_handler(request_t *r, bool stopping)
 
 /* A worker's results are published by libmicrohttpd's resume, which takes
  * the daemon's lock that the connections' thread takes before it looks at
- * a resumed connection again. */
-static void *worker_main(void *arg)
+ * a resumed connection again.  A worker ends once `stopping` is set and
+ * the queue is empty: stop sets it before it stops the workers. */
+static void worker_run(actor_t *actor, void *arg)
 {
+    (void)actor;
     httpd_t *self = arg;
     pthread_mutex_lock(&self->lock);
     for (;;) {
@@ -686,7 +688,14 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&self->lock);
     }
     pthread_mutex_unlock(&self->lock);
-    return NULL;
+}
+
+static void wake_workers(void *arg)
+{
+    httpd_t *self = arg;
+    pthread_mutex_lock(&self->lock);
+    pthread_cond_broadcast(&self->jobs_ready);
+    pthread_mutex_unlock(&self->lock);
 }
 
 /* ---- one request ------------------------------------------------------------ */
@@ -834,11 +843,14 @@ int httpd_start(httpd_t *self, const char *bind, int port)
             allow_host(self, bind);
     }
     self->stopping = false;
-    for (self->nworkers = 0; self->nworkers < self->limits.workers; self->nworkers++)
-        if (pthread_create(&self->workers[self->nworkers], NULL, worker_main, self) != 0)
+    for (self->nworkers = 0; self->nworkers < self->limits.workers; self->nworkers++) {
+        self->workers[self->nworkers] = actor_new_runner("http worker", worker_run, wake_workers, self);
+        if (actor_start(self->workers[self->nworkers]) < 0) {
+            actor_destroy(&self->workers[self->nworkers]);
             break;
-    self->watching = true;
-    self->warden_started = pthread_create(&self->warden, NULL, warden_main, self) == 0;
+        }
+    }
+    bool warden_started = actor_start(self->warden) == 0;
     self->daemon = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
         (uint16_t)port, on_accept, self, on_request, self,
@@ -849,7 +861,7 @@ int httpd_start(httpd_t *self, const char *bind, int port)
         MHD_OPTION_CONNECTION_LIMIT, self->limits.max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)IDLE_TIMEOUT_S,
         MHD_OPTION_END);
-    if (!self->daemon || self->nworkers == 0 || !self->warden_started) {
+    if (!self->daemon || self->nworkers == 0 || !warden_started) {
         log_error(self->service, "cannot listen for HTTP on %s:%d", bind, port);
         httpd_stop(self);
         return -1;
@@ -862,16 +874,12 @@ void httpd_stop(httpd_t *self)
 {
     pthread_mutex_lock(&self->lock);
     self->stopping = true;
-    self->watching = false;
-    pthread_cond_broadcast(&self->jobs_ready);
-    pthread_cond_broadcast(&self->warden_wake);
     pthread_mutex_unlock(&self->lock);
+    actor_stop_all(self->workers, self->nworkers);
     for (unsigned i = 0; i < self->nworkers; i++)
-        pthread_join(self->workers[i], NULL);
+        actor_destroy(&self->workers[i]);
     self->nworkers = 0;
-    if (self->warden_started)
-        pthread_join(self->warden, NULL);
-    self->warden_started = false;
+    actor_stop(self->warden);
     /* Streams parked after the warden's last round end when resumed. */
     pthread_mutex_lock(&self->lock);
     patrol(self);

@@ -47,13 +47,20 @@ liveness_stamp_t *liveness_stamp(liveness_t *self, const char *name, double inte
     pthread_mutex_lock(&self->lock);
     liveness_stamp_t *stamp = NULL;
     int n = atomic_load(&self->count);
-    if (n < MAX_STAMPS) {
+    /* A retired stamp is taken again first: a loop stopped and started
+     * (a restart, a reload) must not use up the array. */
+    for (int i = 0; i < n && !stamp; i++)
+        if (!atomic_load(&self->stamps[i].watched))
+            stamp = &self->stamps[i];
+    if (!stamp && n < MAX_STAMPS)
         stamp = &self->stamps[n];
+    if (stamp) {
         snprintf(stamp->name, sizeof stamp->name, "%s", name);
         stamp->interval_s = interval_s;
         liveness_beat(stamp);
         atomic_store(&stamp->watched, true);
-        atomic_store(&self->count, n + 1);
+        if (stamp == &self->stamps[n])
+            atomic_store(&self->count, n + 1);
     }
     pthread_mutex_unlock(&self->lock);
     return stamp;

@@ -222,6 +222,7 @@ service_t *service_new(const service_def_t *def, config_t *config)
     char endpoint[256];
     service_error_bus_endpoint(config, endpoint, sizeof endpoint);
     self->errors = errpub_new(endpoint, def->title);
+    self->announce = announce_new(self);
     return self;
 }
 
@@ -233,6 +234,7 @@ void service_destroy(service_t **self_p)
     service_stop(self);
     wire_server_destroy(&self->wire);
     httpd_destroy(&self->http);
+    announce_destroy(&self->announce);
     errpub_destroy(&self->errors);
     privilege_destroy(&self->privilege);
     metrics_destroy(&self->metrics);
@@ -364,6 +366,7 @@ int service_start(service_t *self)
         log_error(self->def->name, "cannot create data directory %s", self->data_dir);
         return -1;
     }
+    errpub_start(self->errors);
     char err[PATH_MAX + 128];
     self->lock = dirlock_take(self->data_dir, err, sizeof err);
     if (!self->lock) {
@@ -397,7 +400,7 @@ int service_start(service_t *self)
     if (listen_legacy_ports(self) < 0 || wire_server_start(self->wire) < 0)
         return -1;
     atomic_store(&self->state, SERVICE_READY);
-    self->announce = announce_new(self);
+    announce_start(self->announce);
     log_info(self->def->name, "%s ready (ZMQ %d, HTTP %d)", self->def->title,
              config_port(self->config, self->def->zmq_port),
              config_port(self->config, self->def->http_port));
@@ -408,7 +411,7 @@ void service_stop(service_t *self)
 {
     if (atomic_exchange(&self->state, SERVICE_STOPPING) == SERVICE_STOPPING)
         return;
-    announce_destroy(&self->announce);
+    announce_stop(self->announce);
     wire_server_stop(self->wire);
     httpd_stop(self->http);
     if (self->def->stop)

@@ -5,8 +5,11 @@
  *  thread keeps the envelope and sends it back in front of the reply.  With
  *  workers, the whole message goes over an inproc PUSH to the pool and the
  *  reply comes back over an inproc PULL, so the ROUTER socket stays owned by
- *  one thread as ZMQ requires. */
+ *  one thread as ZMQ requires.  The server thread and the workers are
+ *  runners (actor.h) that poll with a timeout of WAIT_MS, the interval
+ *  their liveness stamps are watched at. */
 #include "wire.h"
+#include "actor.h"
 #include "breaker.h"
 #include "clock.h"
 #include "log.h"
@@ -15,7 +18,6 @@
 
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@
 #define MAX_WORKERS 16
 #define MAX_ATTACHED 16
 #define DRAIN_BATCH 64
+#define WAIT_MS 100
 
 typedef struct {
     char *name;             /* NULL for the type and raw routes */
@@ -53,12 +56,6 @@ typedef struct {
     size_t count;
 } routes_t;
 
-/* What a worker thread is given: its server and its own liveness stamp. */
-typedef struct {
-    wire_server_t *server;
-    liveness_stamp_t *stamp;
-} worker_t;
-
 struct wire_server_t {
     char *service;
     metrics_t *metrics;
@@ -70,13 +67,10 @@ struct wire_server_t {
     privilege_t *privilege;     /* borrowed */
     size_t max_request;
     int nworkers;
-    pthread_t thread;
-    pthread_t workers[MAX_WORKERS];
-    worker_t worker_args[MAX_WORKERS];
+    actor_t *thread;                    /* from start to stop */
+    actor_t *workers[MAX_WORKERS];      /* started and stopped by the thread */
     liveness_t *liveness;               /* borrowed: the service's */
-    liveness_stamp_t *stamp;            /* the server thread's */
     char jobs_endpoint[64], results_endpoint[64];
-    atomic_bool running;
     bool started;
     wire_server_t *parent;  /* a legacy listener delegates through its parent */
     wire_server_t *attached[MAX_ATTACHED];  /* legacy listeners served by this thread */
@@ -929,26 +923,24 @@ static wire_server_t *listener_of(wire_server_t *self, message_t *m)
     return index > 0 && index <= self->nattached ? self->attached[index - 1] : self;
 }
 
-static void *worker_main(void *arg)
+static void worker_run(actor_t *actor, void *arg)
 {
-    worker_t *me = arg;
-    wire_server_t *self = me->server;
+    wire_server_t *self = arg;
     void *jobs = zsocket_new(ZMQ_PULL, ZSOCKET_INPROC, 0);
     void *results = zsocket_new(ZMQ_PUSH, ZSOCKET_INPROC, 0);
-    int timeout = 100;
+    int timeout = WAIT_MS;
     zmq_setsockopt(jobs, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     zmq_connect(jobs, self->jobs_endpoint);
     zmq_connect(results, self->results_endpoint);
     message_t m;
-    while (atomic_load(&self->running)) {
-        liveness_beat(me->stamp);
+    while (actor_running(actor)) {
+        actor_alive(actor);
         if (message_recv(&m, jobs, 0) < 0)
             continue;
         serve_message(listener_of(self, &m), &m, 1, results);
     }
     zmq_close(jobs);
     zmq_close(results);
-    return NULL;
 }
 
 /* Sends a worker's reply out of the listener it came in on. */
@@ -965,12 +957,12 @@ static void start_workers(wire_server_t *self, void **jobs, void **results)
     zmq_bind(*jobs, self->jobs_endpoint);
     zmq_bind(*results, self->results_endpoint);
     for (int i = 0; i < self->nworkers; i++)
-        pthread_create(&self->workers[i], NULL, worker_main, &self->worker_args[i]);
+        actor_start(self->workers[i]);
 }
 
 /* One thread serves the main socket and every attached listener, so a
  * service's handlers never run concurrently unless it asked for workers. */
-static void *server_main(void *arg)
+static void server_run(actor_t *actor, void *arg)
 {
     wire_server_t *self = arg;
     void *jobs = NULL, *results = NULL;
@@ -984,9 +976,9 @@ static void *server_main(void *arg)
     items[nlisteners] = (zmq_pollitem_t){ results, 0, ZMQ_POLLIN, 0 };
     int nitems = nlisteners + (results ? 1 : 0);
     message_t m;
-    while (atomic_load(&self->running)) {
-        liveness_beat(self->stamp);
-        if (zmq_poll(items, nitems, 100) <= 0)
+    while (actor_running(actor)) {
+        actor_alive(actor);
+        if (zmq_poll(items, nitems, WAIT_MS) <= 0)
             continue;
         for (int i = 0; i < nlisteners; i++) {
             if (!(items[i].revents & ZMQ_POLLIN))
@@ -1008,8 +1000,7 @@ static void *server_main(void *arg)
             for (int n = 0; n < DRAIN_BATCH && message_recv(&m, results, ZMQ_DONTWAIT) == 0; n++)
                 route_result(self, &m);
     }
-    for (int i = 0; i < self->nworkers; i++)
-        pthread_join(self->workers[i], NULL);
+    actor_stop_all(self->workers, (size_t)self->nworkers);
     /* Replies the workers finished while stopping still go out. */
     while (results && zmq_poll(&items[nlisteners], 1, 0) > 0 && message_recv(&m, results, ZMQ_DONTWAIT) == 0)
         route_result(self, &m);
@@ -1017,7 +1008,6 @@ static void *server_main(void *arg)
         zmq_close(jobs);
     if (results)
         zmq_close(results);
-    return NULL;
 }
 
 void wire_server_set_liveness(wire_server_t *self, liveness_t *liveness)
@@ -1025,27 +1015,24 @@ void wire_server_set_liveness(wire_server_t *self, liveness_t *liveness)
     self->liveness = liveness;
 }
 
-/* Both loops wait at most 100 ms for a message before coming round. */
-static void take_stamps(wire_server_t *self)
-{
-    char name[64];
-    snprintf(name, sizeof name, "%s wire thread", self->service);
-    self->stamp = liveness_stamp(self->liveness, name, 0.1);
-    for (int i = 0; i < self->nworkers; i++) {
-        snprintf(name, sizeof name, "%s wire worker %d", self->service, i + 1);
-        self->worker_args[i] = (worker_t){ self, liveness_stamp(self->liveness, name, 0.1) };
-    }
-}
-
 int wire_server_start(wire_server_t *self)
 {
-    take_stamps(self);
-    atomic_store(&self->running, true);
-    if (pthread_create(&self->thread, NULL, server_main, self) != 0) {
-        log_error(self->service, "cannot start the wire thread");
-        return -1;
+    if (self->started)
+        return 0;
+    char name[64];
+    snprintf(name, sizeof name, "%s wire thread", self->service);
+    self->thread = actor_new_runner(name, server_run, NULL, self);
+    actor_watch(self->thread, self->liveness, WAIT_MS / 1000.0);
+    for (int i = 0; i < self->nworkers; i++) {
+        snprintf(name, sizeof name, "%s wire worker %d", self->service, i + 1);
+        self->workers[i] = actor_new_runner(name, worker_run, NULL, self);
+        actor_watch(self->workers[i], self->liveness, WAIT_MS / 1000.0);
     }
     self->started = true;
+    if (actor_start(self->thread) < 0) {
+        wire_server_stop(self);
+        return -1;
+    }
     return 0;
 }
 
@@ -1053,11 +1040,9 @@ void wire_server_stop(wire_server_t *self)
 {
     if (!self->started)
         return;
-    atomic_store(&self->running, false);
-    pthread_join(self->thread, NULL);
-    liveness_retire(self->stamp);
+    actor_destroy(&self->thread);
     for (int i = 0; i < self->nworkers; i++)
-        liveness_retire(self->worker_args[i].stamp);
+        actor_destroy(&self->workers[i]);
     self->started = false;
 }
 

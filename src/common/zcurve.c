@@ -6,6 +6,7 @@
 #undef LOG_INFO
 
 #include "zcurve.h"
+#include "actor.h"
 #include "fsutil.h"
 #include "log.h"
 
@@ -13,7 +14,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,9 +41,8 @@ static struct {
     int nallowed;
     struct timespec allow_mtime;
     bool allow_loaded;
-    pthread_t zap;
-    atomic_bool zap_running;
-    bool zap_started;
+    actor_t *zap;               /* the ZAP handler, a runner */
+    void *zap_rep;
 } curve = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- certificates ------------------------------------------------------- */
@@ -237,32 +236,31 @@ static void zap_answer(void *rep)
         zmq_msg_close(&frames[i]);
 }
 
-static void *zap_main(void *arg)
+static void zap_run(actor_t *actor, void *arg)
 {
     void *rep = arg;
-    while (atomic_load(&curve.zap_running)) {
+    while (actor_running(actor)) {
         zmq_pollitem_t item = { rep, 0, ZMQ_POLLIN, 0 };
         if (zmq_poll(&item, 1, 200) > 0 && (item.revents & ZMQ_POLLIN))
             zap_answer(rep);
     }
-    zmq_close(rep);
-    return NULL;
 }
 
 int zcurve_serve_zap(void *rep)
 {
     pthread_mutex_lock(&curve.lock);
     int rc = -1;
-    if (curve.zap_started) {
+    if (curve.zap) {
         log_error("zcurve", "the ZAP handler is already running");
     } else if (zmq_bind(rep, ZAP_ENDPOINT) != 0) {
         log_error("zcurve", "cannot start the ZAP handler: %s", zmq_strerror(zmq_errno()));
     } else {
-        atomic_store(&curve.zap_running, true);
-        if (pthread_create(&curve.zap, NULL, zap_main, rep) == 0) {
-            curve.zap_started = true;
-            rc = 0;
-        }
+        curve.zap = actor_new_runner("zap handler", zap_run, NULL, rep);
+        rc = actor_start(curve.zap);
+        if (rc < 0)
+            actor_destroy(&curve.zap);
+        else
+            curve.zap_rep = rep;
     }
     pthread_mutex_unlock(&curve.lock);
     if (rc < 0)
@@ -273,12 +271,14 @@ int zcurve_serve_zap(void *rep)
 void zcurve_shutdown(void)
 {
     pthread_mutex_lock(&curve.lock);
-    bool started = curve.zap_started;
-    curve.zap_started = false;
-    atomic_store(&curve.zap_running, false);
+    actor_t *zap = curve.zap;
+    void *rep = curve.zap_rep;
+    curve.zap = NULL;
+    curve.zap_rep = NULL;
     pthread_mutex_unlock(&curve.lock);
-    if (started)
-        pthread_join(curve.zap, NULL);
+    actor_destroy(&zap);
+    if (rep)
+        zmq_close(rep);
 }
 
 /* ---- sockets ------------------------------------------------------------ */
@@ -292,7 +292,7 @@ int zcurve_server(void *socket)
         int one = 1;
         if (!curve.have_server && load_pair("server", &curve.server, false) == 0)
             curve.have_server = true;
-        if (!curve.have_server || !curve.zap_started
+        if (!curve.have_server || !curve.zap
             || zmq_setsockopt(socket, ZMQ_ZAP_DOMAIN, "keel", 4) != 0
             || zmq_setsockopt(socket, ZMQ_CURVE_SERVER, &one, sizeof one) != 0
             || zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY, curve.server.sec, 32) != 0) {

@@ -33,7 +33,8 @@ bool zcurve_enabled(void);
  * default: the agents' own secure mode is a stub; zsocket.h). */
 bool zcurve_agents_enabled(void);
 /* Binds `rep` (a REP socket, taken over in every case) to the ZAP endpoint
- * and answers it on a thread of its own until zcurve_shutdown.  0 or -1. */
+ * and answers it on a runner of its own (actor.h) until zcurve_shutdown.
+ * 0 or -1. */
 int zcurve_serve_zap(void *rep);
 /* Makes `socket` a CURVE server behind the allow-list; a no-op when
  * disabled.  -1 (logged) when enabled but the server pair is missing or no

@@ -162,6 +162,41 @@ static void test_runner_ends_on_stop_and_is_interrupted(void **state)
     actor_destroy(&a);
 }
 
+/* A runner whose wait nothing can cut short: it sees the stop only when
+ * its sleep ends. */
+static void run_sleeping(actor_t *actor, void *arg)
+{
+    probe_t *p = arg;
+    while (actor_running(actor)) {
+        atomic_fetch_add(&p->ticks, 1);
+        usleep((useconds_t)(p->block_s * 1e6));
+    }
+}
+
+static void test_stop_all_stops_a_pool_in_the_time_of_one(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    probe_t p[N];
+    actor_t *pool[N + 1];
+    for (int i = 0; i < N; i++) {
+        p[i] = (probe_t){ .block_s = 0.3 * factor() };
+        pool[i] = actor_new_runner("t-pool", run_sleeping, NULL, &p[i]);
+        assert_int_equal(actor_start(pool[i]), 0);
+    }
+    pool[N] = NULL;         /* skipped */
+    for (int i = 0; i < N; i++)
+        assert_true(wait_count(&p[i].ticks, 1, 5.0));
+    double started = clock_mono();
+    actor_stop_all(pool, N + 1);
+    /* One after another would take N sleeps (2.4 s scaled); together, one. */
+    assert_true(clock_mono() - started < 1.2 * factor());
+    for (int i = 0; i < N; i++) {
+        assert_false(actor_running(pool[i]));
+        actor_destroy(&pool[i]);
+    }
+}
+
 static void test_liveness_names_the_wedged_loop(void **state)
 {
     (void)state;
@@ -197,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_delay_first_waits_one_interval),
         cmocka_unit_test(test_set_interval_takes_effect),
         cmocka_unit_test(test_runner_ends_on_stop_and_is_interrupted),
+        cmocka_unit_test(test_stop_all_stops_a_pool_in_the_time_of_one),
         cmocka_unit_test(test_liveness_names_the_wedged_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

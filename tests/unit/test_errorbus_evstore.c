@@ -190,6 +190,7 @@ static void test_errpub_reaches_the_ingress(void **state)
     assert_int_equal(evstore_start(s), 0);
     assert_int_equal(ingress_start(in), 0);
     errpub_t *pub = errpub_new(endpoint, "ResourceManager");
+    errpub_start(pub);
     for (int i = 0; i < 200 && scalar(s, "SELECT count(*) FROM errors") < 1; i++) {
         json_t *details = json_pack("{s:i}", "try", i);
         errpub_report(pub, "allocation_failed", "ERROR", details, "no room for model %d", i);

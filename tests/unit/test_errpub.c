@@ -37,6 +37,7 @@ static int setup(void **state)
     size_t len = sizeof f->endpoint;
     zmq_getsockopt(f->sub, ZMQ_LAST_ENDPOINT, f->endpoint, &len);
     f->pub = errpub_new(f->endpoint, "TestAgent");
+    errpub_start(f->pub);
     *state = f;
     return 0;
 }
@@ -143,6 +144,7 @@ static void test_reports_wait_for_a_late_bus(void **state)
     zmq_getsockopt(probe, ZMQ_LAST_ENDPOINT, endpoint, &len);
     zmq_close(probe);               /* the port is free again: the bus is "down" */
     errpub_t *p = errpub_new(endpoint, "Early");
+    assert_int_equal(errpub_start(p), 0);
     for (int i = 0; i < 5; i++)
         assert_int_equal(errpub_report(p, "x", "ERROR", NULL, "before the bus %d", i), 0);
     usleep(200 * 1000);
@@ -158,6 +160,7 @@ static void test_bus_down_costs_nothing(void **state)
 {
     (void)state;
     errpub_t *p = errpub_new("tcp://127.0.0.1:1", "Lonely");
+    errpub_start(p);
     double started = clock_mono();
     for (int i = 0; i < 100; i++)
         assert_int_equal(errpub_report(p, "x", "low", NULL, "m%d", i), 0);

@@ -1,6 +1,7 @@
 /*  test_liveness: a loop that beats stays fresh; one that stops beating is
  *  reported, by name, once its interval and the grace have passed, and
- *  fresh again when it beats; a retired loop is no longer watched.  Times
+ *  fresh again when it beats; a retired loop is no longer watched, and its
+ *  stamp is taken again by the next loop.  Times
  *  are given to liveness_fresh, so no test sleeps. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,12 +63,35 @@ static void test_null_and_full(void **state)
     liveness_destroy(&l);
 }
 
+/* A loop stopped and started again takes a retired stamp, not a new one:
+ * restarts never use the array up. */
+static void test_retired_stamps_are_taken_again(void **state)
+{
+    (void)state;
+    liveness_t *l = liveness_new();
+    for (int i = 0; i < 63; i++)
+        assert_non_null(liveness_stamp(l, "loop", 3600));
+    for (int i = 0; i < 500; i++) {
+        liveness_stamp_t *s = liveness_stamp(l, "restarted", 1);
+        assert_non_null(s);
+        liveness_retire(s);
+    }
+    liveness_stamp_t *last = liveness_stamp(l, "restarted", 1);
+    char stalled[64];
+    assert_false(liveness_fresh(l, clock_mono() + 100, 1, stalled, sizeof stalled));
+    assert_non_null(strstr(stalled, "restarted"));
+    liveness_beat(last);
+    assert_true(liveness_fresh(l, clock_mono(), 1, stalled, sizeof stalled));
+    liveness_destroy(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fresh_stale_and_fresh_again),
         cmocka_unit_test(test_retired_loops_are_not_watched),
         cmocka_unit_test(test_null_and_full),
+        cmocka_unit_test(test_retired_stamps_are_taken_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

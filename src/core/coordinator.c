@@ -1,10 +1,11 @@
 /*  coordinator: see coordinator.h.
  *
- *  Two threads.  The dispatcher pops the queue and calls downstream agents
- *  (a slow one delays only the queue, never a reply on port 7000).  The
- *  listener polls the interrupt and language-analysis subscriptions and
- *  runs the timers (inactivity, metrics file).  Requests are answered on
- *  the wire thread, which only validates, computes the priority and pushes.
+ *  Two runners (actor.h).  The dispatcher pops the queue and calls
+ *  downstream agents (a slow one delays only the queue, never a reply on
+ *  port 7000); a push wakes it.  The listener polls the interrupt and
+ *  language-analysis subscriptions and runs the timers (inactivity,
+ *  metrics file).  Requests are answered on the wire thread, which only
+ *  validates, computes the priority and pushes.
  *
  *  Changes from the original, each deliberate:
  *  - a full queue is answered with an error, not "queued";
@@ -16,6 +17,7 @@
  *    through the safe-subset decoder.
  *  Downstream failures go to ErrorBus as task_processing_error. */
 #include "coordinator.h"
+#include "actor.h"
 #include "breaker.h"
 #include "clock.h"
 #include "fsutil.h"
@@ -34,6 +36,8 @@
 #define KEEP 100                /* entries kept per metric list */
 #define MAX_SUGGESTIONS 100
 #define SUGGESTION "Paalala: Huwag kalimutang i-save ang iyong trabaho."
+#define IDLE_S 1.0              /* the dispatcher's wait for a push */
+#define POLL_MS 100             /* the listener's wait for a frame */
 
 enum { COT, GOT, TTS, MEMORY, NTARGETS };
 static const char *const target_names[NTARGETS] = {
@@ -50,10 +54,8 @@ struct coordinator_t {
     char interrupt_ep[256], language_ep[256], metrics_path[4096];
     size_t max_frame;           /* the cap on a subscription's frame (zsub.h) */
 
+    actor_t *dispatcher, *listener;
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t dispatcher, listener;
-    bool running, started;
     heap_t *queue;
     double paused_until;        /* monotonic */
     double last_interaction;    /* monotonic */
@@ -234,9 +236,9 @@ static int enqueue_task(coordinator_t *self, const char *task_type, const char *
                              "timeout_seconds", "created_at", clock_iso_local(now, ts, sizeof ts),
                              "scheduled_for");
     int rc = heap_push(self->queue, prio, task);
-    if (rc == 0)
-        pthread_cond_signal(&self->wake);
     pthread_mutex_unlock(&self->lock);
+    if (rc == 0)
+        actor_wake(self->dispatcher);
     if (rc < 0) {
         json_decref(task);
         count(self, "keel_core_tasks_dropped_total", "reason", "queue_full");
@@ -395,31 +397,21 @@ static void dispatch(coordinator_t *self, json_t *task)
     json_decref(reply);
 }
 
-static void *dispatcher(void *arg)
+static void dispatcher_run(actor_t *actor, void *arg)
 {
     coordinator_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    while (self->running) {
-        double now = clock_mono();
-        if (now < self->paused_until || !heap_size(self->queue)) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 100 * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&self->wake, &self->lock, &until);
+    while (actor_running(actor)) {
+        pthread_mutex_lock(&self->lock);
+        double paused = self->paused_until - clock_mono();
+        json_t *task = paused > 0 ? NULL : heap_pop(self->queue, NULL);
+        pthread_mutex_unlock(&self->lock);
+        if (!task) {
+            actor_wait(actor, paused > 0 && paused < IDLE_S ? paused : IDLE_S);
             continue;
         }
-        json_t *task = heap_pop(self->queue, NULL);
-        pthread_mutex_unlock(&self->lock);
         dispatch(self, task);
         json_decref(task);
-        pthread_mutex_lock(&self->lock);
     }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
 }
 
 /* ---- subscriptions and timers -------------------------------------------------- */
@@ -478,7 +470,7 @@ static void timers(coordinator_t *self, double *last_check, double *last_save)
     pthread_mutex_unlock(&self->lock);
 }
 
-static void *listener(void *arg)
+static void listener_run(actor_t *actor, void *arg)
 {
     coordinator_t *self = arg;
     /* NULL when SECURE_ZMQ has no client key: that channel is not heard. */
@@ -489,17 +481,13 @@ static void *listener(void *arg)
     double last_check = clock_mono(), last_save = clock_mono();
     zmq_msg_t msg;
     zmq_msg_init(&msg);
-    for (;;) {
-        pthread_mutex_lock(&self->lock);
-        bool running = self->running;
-        pthread_mutex_unlock(&self->lock);
-        if (!running)
-            break;
+    while (actor_running(actor)) {
+        actor_alive(actor);
         zmq_pollitem_t items[4];
         int at[3] = { 0, 0, 0 };        /* subscription i polls items[at[i] .. at[i + 1]) */
         for (int i = 0; i < 2; i++)
             at[i + 1] = at[i] + (subs[i] ? zsub_pollitems(subs[i], items + at[i]) : 0);
-        if (zmq_poll(items, at[2], 100) > 0) {
+        if (zmq_poll(items, at[2], POLL_MS) > 0) {
             for (int i = 0; i < 2; i++) {
                 if (at[i + 1] == at[i] || zsub_recv(subs[i], items + at[i], &msg) == 0)
                     continue;
@@ -517,7 +505,6 @@ static void *listener(void *arg)
     zmq_msg_close(&msg);
     zsub_destroy(&subs[0]);
     zsub_destroy(&subs[1]);
-    return NULL;
 }
 
 /* ---- suggestion port ---------------------------------------------------------- */
@@ -579,7 +566,11 @@ coordinator_t *core_coordinator_new(service_t *svc, registry_t *registry)
     for (int i = 0; i < NTARGETS; i++)
         self->breakers[i] = breaker_new(target_names[i], &limits);
     pthread_mutex_init(&self->lock, NULL);
-    pthread_cond_init(&self->wake, NULL);
+    /* A dispatch makes up to three calls (the task, TTS, memory). */
+    self->dispatcher = actor_new_runner("core dispatcher", dispatcher_run, NULL, self);
+    actor_watch(self->dispatcher, svc->liveness, IDLE_S + 3 * self->timeout_ms / 1000.0);
+    self->listener = actor_new_runner("core listener", listener_run, NULL, self);
+    actor_watch(self->listener, svc->liveness, 1.0);
     self->queue = heap_new(self->queue_max, (void (*)(void *))json_decref);
     self->suggestions = json_array();
     self->last_interaction = clock_mono();
@@ -618,18 +609,7 @@ int core_coordinator_start(coordinator_t *self)
         log_error("core", "cannot serve the suggestion port %s", endpoint);
         return -1;
     }
-    self->running = true;
-    if (pthread_create(&self->dispatcher, NULL, dispatcher, self) != 0)
-        return -1;
-    if (pthread_create(&self->listener, NULL, listener, self) != 0) {
-        pthread_mutex_lock(&self->lock);
-        self->running = false;
-        pthread_mutex_unlock(&self->lock);
-        pthread_join(self->dispatcher, NULL);
-        return -1;
-    }
-    self->started = true;
-    return 0;
+    return actor_start(self->dispatcher) < 0 || actor_start(self->listener) < 0 ? -1 : 0;
 }
 
 void core_coordinator_destroy(coordinator_t **self_p)
@@ -637,18 +617,10 @@ void core_coordinator_destroy(coordinator_t **self_p)
     if (!self_p || !*self_p)
         return;
     coordinator_t *self = *self_p;
-    if (self->started) {
-        pthread_mutex_lock(&self->lock);
-        self->running = false;
-        pthread_cond_broadcast(&self->wake);
-        pthread_mutex_unlock(&self->lock);
-        pthread_join(self->dispatcher, NULL);
-        pthread_join(self->listener, NULL);
-    }
-    if (self->suggest) {
-        wire_server_stop(self->suggest);
-        wire_server_destroy(&self->suggest);
-    }
+    actor_stop_all((actor_t *[]){ self->dispatcher, self->listener }, 2);
+    actor_destroy(&self->dispatcher);
+    actor_destroy(&self->listener);
+    wire_server_destroy(&self->suggest);
     pthread_mutex_lock(&self->lock);
     save_stats(self);
     pthread_mutex_unlock(&self->lock);
@@ -657,7 +629,6 @@ void core_coordinator_destroy(coordinator_t **self_p)
     heap_destroy(&self->queue);
     json_decref(self->suggestions);
     json_decref(self->stats);
-    pthread_cond_destroy(&self->wake);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;

@@ -8,7 +8,7 @@
  *                  queries, asked at once, each falling back to its default;
  *    real        - the default: /proc for CPU and RAM, NVML for VRAM
  *                  (0 MB without a GPU), the configured baseline latency.
- *  Samples are taken by a thread of their own (the first at once), so a
+ *  Samples are taken by a ticker of their own (the first at once), so a
  *  slow Prometheus never delays a request.  The history is a fixed ring of
  *  whole samples, so its five lists can never disagree in length.
  *
@@ -17,6 +17,7 @@
  *  texts only: the original's datetime in current_state made every
  *  get_metrics and simulate_load call wedge its socket. */
 #include "twin.h"
+#include "actor.h"
 #include "clock.h"
 #include "gpu.h"
 #include "log.h"
@@ -31,6 +32,7 @@
 #include <string.h>
 
 #define MIB (1024.0 * 1024.0)
+#define PROM_TIMEOUT_S 1.0
 
 typedef enum { SOURCE_MOCK, SOURCE_REAL, SOURCE_PROMETHEUS } source_t;
 
@@ -52,10 +54,8 @@ struct twin_t {
     sysstat_t *health_stat;     /* its own CPU baseline, apart from the sampler's */
     gpu_t *gpu;
 
+    actor_t *sampler;           /* a ticker every interval_s */
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t thread;
-    bool running, started;
     point_t *ring;
     size_t cap, head, count;
     json_t *vram;               /* vram_metrics */
@@ -72,7 +72,7 @@ static twin_sample_t fetch(twin_t *self)
                                                 "node_memory_MemUsed_bytes",
                                                 "network_round_trip_time_milliseconds" };
         double v[4] = { 0.0, 0.0, 0.0, self->baseline_ms };    /* each one's fallback */
-        bool ok = prom_query(self->prometheus_url, queries, v, 4, 1.0) == 4;
+        bool ok = prom_query(self->prometheus_url, queries, v, 4, PROM_TIMEOUT_S) == 4;
         s = (twin_sample_t){ v[0], v[1] / MIB, v[2] / MIB, v[3] };
         pthread_mutex_lock(&self->lock);
         self->prometheus_ok = ok;
@@ -105,18 +105,10 @@ static void record(twin_t *self, twin_sample_t s)
     pthread_mutex_unlock(&self->lock);
 }
 
-static void *sampler(void *arg)
+static void sample(void *arg)
 {
     twin_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    while (self->running) {
-        pthread_mutex_unlock(&self->lock);
-        record(self, fetch(self));
-        pthread_mutex_lock(&self->lock);
-        clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running);
-    }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
+    record(self, fetch(self));
 }
 
 /* ---- lifecycle ---------------------------------------------------------------- */
@@ -160,7 +152,9 @@ twin_t *core_twin_new(service_t *svc, backend_t *backend, registry_t *registry)
     self->health_stat = sysstat_new("/proc");
     self->gpu = gpu_new();
     pthread_mutex_init(&self->lock, NULL);
-    clock_cond_init(&self->wake);
+    self->sampler = actor_new("core twin sampler", self->interval_s, sample, self);
+    /* A pass asks Prometheus its four queries at once, PROM_TIMEOUT_S at most. */
+    actor_watch(self->sampler, svc->liveness, self->interval_s + PROM_TIMEOUT_S);
     self->vram = initial_vram(self);
     metrics_declare(svc->metrics, "keel_core_events_total", "publish_event and report_error calls accepted.",
                     METRIC_COUNTER, NULL, 0);
@@ -172,14 +166,7 @@ twin_t *core_twin_new(service_t *svc, backend_t *backend, registry_t *registry)
 
 int core_twin_start(twin_t *self)
 {
-    self->running = true;
-    if (pthread_create(&self->thread, NULL, sampler, self) != 0) {
-        self->running = false;
-        log_error("core", "cannot start the metrics sampler");
-        return -1;
-    }
-    self->started = true;
-    return 0;
+    return actor_start(self->sampler);
 }
 
 void core_twin_destroy(twin_t **self_p)
@@ -187,19 +174,12 @@ void core_twin_destroy(twin_t **self_p)
     if (!self_p || !*self_p)
         return;
     twin_t *self = *self_p;
-    if (self->started) {
-        pthread_mutex_lock(&self->lock);
-        self->running = false;
-        pthread_cond_signal(&self->wake);
-        pthread_mutex_unlock(&self->lock);
-        pthread_join(self->thread, NULL);
-    }
+    actor_destroy(&self->sampler);
     sysstat_destroy(&self->sysstat);
     sysstat_destroy(&self->health_stat);
     gpu_destroy(&self->gpu);
     json_decref(self->vram);
     free(self->ring);
-    pthread_cond_destroy(&self->wake);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -721,8 +701,8 @@ void core_twin_health(twin_t *self, json_t *dict)
     sysstat_sample(self->health_stat, "/", &st);
     pthread_mutex_lock(&self->lock);
     bool prom = self->source == SOURCE_PROMETHEUS && self->prometheus_ok;
-    bool running = self->running;
     pthread_mutex_unlock(&self->lock);
+    bool running = actor_running(self->sampler);
     bool redis = core_backend_kind(self->backend) == BACKEND_REDIS && core_backend_up(self->backend);
     long agents = core_backend_count(self->backend, "status");
     json_object_set_new(dict, "agent_specific_metrics",

@@ -18,7 +18,7 @@ typedef struct {
 
 twin_t *core_twin_new(service_t *svc, backend_t *backend, registry_t *registry);
 void core_twin_destroy(twin_t **self_p);
-int core_twin_start(twin_t *self);           /* the sampling thread */
+int core_twin_start(twin_t *self);           /* the sampling ticker */
 void core_twin_attach(twin_t *self, wire_server_t *wire);
 void core_twin_health(twin_t *self, json_t *dict);
 

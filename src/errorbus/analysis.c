@@ -16,17 +16,16 @@
  *  inside the window: the original logged the same alert every minute
  *  forever. */
 #include "analysis.h"
+#include "actor.h"
 #include "clock.h"
 #include "log.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 struct analysis_t {
     analysis_config_t config;
@@ -35,13 +34,16 @@ struct analysis_t {
     recovery_t *recovery;
     json_t *fired;              /* "kind\x1fsubject" -> time of the last alert */
     atomic_long investigations;
-    atomic_bool stopping;
-    bool running;
-    pthread_t thread;
+    /* One ticker runs both passes, so they never race over `fired`; it
+     * sleeps until the sooner is due. */
+    actor_t *ticker;
+    double next_correlation, next_alerts;   /* the ticker's own, monotonic */
 };
 
+static actor_tick_fn analysis_pass;
+
 analysis_t *analysis_new(const analysis_config_t *config, evstore_t *store, fanout_t *fanout,
-                         recovery_t *recovery)
+                         recovery_t *recovery, liveness_t *liveness)
 {
     analysis_t *self = calloc(1, sizeof *self);
     self->config = *config;
@@ -49,6 +51,8 @@ analysis_t *analysis_new(const analysis_config_t *config, evstore_t *store, fano
     self->fanout = fanout;
     self->recovery = recovery;
     self->fired = json_object();
+    self->ticker = actor_new("errorbus analysis", 0, analysis_pass, self);
+    actor_watch(self->ticker, liveness, fmax(config->correlation_interval_s, config->alert_interval_s));
     return self;
 }
 
@@ -57,7 +61,7 @@ void analysis_destroy(analysis_t **self_p)
     if (!self_p || !*self_p)
         return;
     analysis_t *self = *self_p;
-    analysis_stop(self);
+    actor_destroy(&self->ticker);
     json_decref(self->fired);
     free(self);
     *self_p = NULL;
@@ -226,42 +230,24 @@ int analysis_alerts(analysis_t *self, double now)
     return type_alerts(self, now) + rate_alerts(self, now);
 }
 
-static void *analysis_main(void *arg)
+static void analysis_pass(void *arg)
 {
     analysis_t *self = arg;
-    double next_correlation = clock_mono();     /* immediately, as EMS did */
-    double next_alerts = clock_mono() + self->config.alert_interval_s;
-    while (!atomic_load(&self->stopping)) {
-        usleep(100000);
-        double now = clock_mono();
-        if (now >= next_correlation) {
-            analysis_correlate(self, clock_wall());
-            next_correlation = clock_mono() + self->config.correlation_interval_s;
-        }
-        if (now >= next_alerts) {
-            analysis_alerts(self, clock_wall());
-            next_alerts = clock_mono() + self->config.alert_interval_s;
-        }
+    double now = clock_mono();
+    if (now >= self->next_correlation) {
+        analysis_correlate(self, clock_wall());
+        self->next_correlation = clock_mono() + self->config.correlation_interval_s;
     }
-    return NULL;
+    if (now >= self->next_alerts) {
+        analysis_alerts(self, clock_wall());
+        self->next_alerts = clock_mono() + self->config.alert_interval_s;
+    }
+    actor_set_interval(self->ticker, fmax(0, fmin(self->next_correlation, self->next_alerts) - clock_mono()));
 }
 
 int analysis_start(analysis_t *self)
 {
-    if (self->running)
-        return 0;
-    atomic_store(&self->stopping, false);
-    if (pthread_create(&self->thread, NULL, analysis_main, self) != 0)
-        return -1;
-    self->running = true;
-    return 0;
-}
-
-void analysis_stop(analysis_t *self)
-{
-    if (!self->running)
-        return;
-    atomic_store(&self->stopping, true);
-    pthread_join(self->thread, NULL);
-    self->running = false;
+    self->next_correlation = clock_mono();      /* immediately, as EMS did */
+    self->next_alerts = self->next_correlation + self->config.alert_interval_s;
+    return actor_start(self->ticker);
 }

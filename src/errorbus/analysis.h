@@ -24,11 +24,11 @@ typedef struct {
 
 typedef struct analysis_t analysis_t;
 
+/* The ticker beats a stamp of `liveness` (borrowed; NULL: none). */
 analysis_t *analysis_new(const analysis_config_t *config, evstore_t *store, fanout_t *fanout,
-                         recovery_t *recovery);
+                         recovery_t *recovery, liveness_t *liveness);
 void analysis_destroy(analysis_t **self_p);
 int analysis_start(analysis_t *self);
-void analysis_stop(analysis_t *self);
 /* One correlation pass; the number of pairs found. */
 int analysis_correlate(analysis_t *self, double now);
 /* Investigate tasks enqueued so far. */

@@ -1,6 +1,7 @@
 /*  bus: the ErrorBus's state, shared by the files that make up the service
  *  (errorbus.c wires them together, query.c answers on 7003).  Each part
- *  owns its own thread and lock; this struct only holds them together. */
+ *  owns its own loop (actor.h) and lock; this struct only holds them
+ *  together. */
 #ifndef KEEL_ERRORBUS_BUS_H
 #define KEEL_ERRORBUS_BUS_H
 #include "analysis.h"

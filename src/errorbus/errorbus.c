@@ -1,8 +1,8 @@
 /*  errorbus: the ErrorBus service definition, and the order its parts come
- *  up and go down in.  Data flows ingress -> store (writer thread) ->
+ *  up and go down in.  Data flows ingress -> store (its writer) ->
  *  fan-out (PUB 7151, NATS); the heartbeat monitor, the analyser and the
  *  log scanner feed the same store.  Start builds every part before any
- *  thread runs, so a bind failure leaves nothing half-started; stop
+ *  loop runs, so a bind failure leaves nothing half-started; stop
  *  silences the producers first, then lets the writer drain its queue and
  *  the fan-out send what was stored, so a clean stop loses nothing.
  *
@@ -64,7 +64,7 @@ static int build_parts(bus_t *bus, service_t *svc)
     config_t *c = svc->config;
     char path[4096], endpoint[256], err[512];
     service_path(svc, "error_system.db", path, sizeof path);
-    bus->store = evstore_new(path, svc->metrics, (size_t)cfg_double(c, "queue_max", 250000),
+    bus->store = evstore_new(path, svc->metrics, svc->liveness, (size_t)cfg_double(c, "queue_max", 250000),
                              err, sizeof err);
     if (!bus->store) {
         log_error("errorbus", "cannot open %s: %s", path, err);
@@ -97,7 +97,7 @@ static int build_parts(bus_t *bus, service_t *svc)
         .keys = svc->config,
         .call_timeout_ms = (int)(cfg_double(c, "recovery_timeout_s", 5) * 1000),
     };
-    bus->recovery = recovery_new(&rc, bus->store, bus->fanout);
+    bus->recovery = recovery_new(&rc, bus->store, bus->fanout, svc->liveness);
     analysis_config_t ac = {
         .correlation_interval_s = cfg_double(c, "correlation_interval_s", 300),
         .correlation_window_s = cfg_double(c, "correlation_window_s", 60),
@@ -106,7 +106,7 @@ static int build_parts(bus_t *bus, service_t *svc)
         .alert_window_s = cfg_double(c, "alert_window_s", 3600),
         .rate_alert_per_min = cfg_double(c, "rate_alert_per_min", 600),
     };
-    bus->analysis = analysis_new(&ac, bus->store, bus->fanout, bus->recovery);
+    bus->analysis = analysis_new(&ac, bus->store, bus->fanout, bus->recovery, svc->liveness);
     json_t *legacy = legacyconf_load(config_str(c, "errorbus.legacy_config",
         "documentation/error_management/error_bus_config.yaml"));
     json_t *management = json_object_get(legacy, "error_management");
@@ -122,7 +122,7 @@ static int build_parts(bus_t *bus, service_t *svc)
     bus->logscan = logscan_new(bus->store, logs_dir, interval, patterns);
     json_decref(legacy);
     service_bind_endpoint(svc, 7150, endpoint, sizeof endpoint);
-    bus->ingress = ingress_new(endpoint, bus->store, svc->metrics,
+    bus->ingress = ingress_new(endpoint, bus->store, svc->metrics, svc->liveness,
                                (int)cfg_double(c, "rcvhwm", 100000),
                                (size_t)cfg_double(c, "max_event_bytes", 1 << 20));
     return bus->recovery && bus->analysis && bus->logscan && bus->ingress ? 0 : -1;

@@ -21,6 +21,7 @@
  *  nothing for STALL_S (a broken disk) makes the queue drop, and every
  *  drop is counted in /metrics and get_statistics, never silent. */
 #include "evstore.h"
+#include "actor.h"
 #include "clock.h"
 #include "fsutil.h"
 #include "log.h"
@@ -35,9 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FLUSH_MS 50
+#define FLUSH_S 0.05
 #define BATCH_MAX 16384         /* events per transaction: steady progress, bounded latency */
-#define CHECKPOINT_MS 500
+#define CHECKPOINT_S 0.5
+/* The writer's longest pass: a retention pass deleting a backlog. */
+#define WRITER_WATCH_S 60
 #define WAL_RESTART_FRAMES 4096 /* 16 MiB of WAL: past it, a pass starts the WAL over */
 #define STALL_S 2.0             /* a writer silent this long with a full queue is stuck */
 #define QUARANTINE_SAMPLE 4096
@@ -94,8 +97,12 @@ struct evstore_t {
     evstore_sink_fn *sink;
     void *sink_ctx;
 
+    actor_t *queue_writer;      /* a runner, woken when the queue stops being empty */
+    actor_t *checkpointer;      /* a ticker on its own connection: */
+    sqlite3 *checkpoint_db;
+
     pthread_mutex_t lock;
-    pthread_cond_t wake, done, checkpoint_wake, space;
+    pthread_cond_t done, space;
     double progress;            /* clock_mono() of the writer's last batch */
     batch_t pending;
     /* sequence numbers of submitted items, for evstore_submit_wait */
@@ -103,8 +110,6 @@ struct evstore_t {
     char failed_why[200];       /* SQLite's words for the failed batch */
     size_t writing;             /* taken by the writer, not yet written */
     size_t queue_max;           /* bounds pending + writing */
-    bool stopping, running;
-    pthread_t thread, checkpointer;
 
     double retention_days, retention_interval, next_retention;
     rates_t *rates[3];          /* by agent, type, level */
@@ -144,7 +149,11 @@ static void collect(metrics_t *m, void *arg)
     metrics_set(m, "keel_errorbus_queue_depth", "", depth);
 }
 
-evstore_t *evstore_new(const char *path, metrics_t *metrics, size_t queue_max,
+static actor_run_fn write_queue;
+static actor_interrupt_fn wake_producers;
+static actor_tick_fn checkpoint;
+
+evstore_t *evstore_new(const char *path, metrics_t *metrics, liveness_t *liveness, size_t queue_max,
                        char *err, size_t errlen)
 {
     char dir[4096];
@@ -161,10 +170,12 @@ evstore_t *evstore_new(const char *path, metrics_t *metrics, size_t queue_max,
     self->retention_interval = 3600;
     pthread_mutex_init(&self->lock, NULL);
     pthread_mutex_init(&self->read_lock, NULL);
-    pthread_cond_init(&self->wake, NULL);
-    pthread_cond_init(&self->done, NULL);
-    pthread_cond_init(&self->checkpoint_wake, NULL);
-    pthread_cond_init(&self->space, NULL);
+    clock_cond_init(&self->done);
+    clock_cond_init(&self->space);
+    self->queue_writer = actor_new_runner("errorbus writer", write_queue, wake_producers, self);
+    actor_watch(self->queue_writer, liveness, WRITER_WATCH_S);
+    self->checkpointer = actor_new("errorbus checkpointer", CHECKPOINT_S, checkpoint, self);
+    actor_delay_first(self->checkpointer);
     self->rates[RATES_AGENT] = rates_new(1, 300, 5000);
     self->rates[RATES_TYPE] = rates_new(60, 60, 5000);
     self->rates[RATES_LEVEL] = rates_new(60, 60, 16);
@@ -203,6 +214,8 @@ void evstore_destroy(evstore_t **self_p)
         return;
     evstore_t *self = *self_p;
     evstore_stop(self);
+    actor_destroy(&self->queue_writer);
+    actor_destroy(&self->checkpointer);
     for (size_t i = 0; i < self->pending.n; i++)
         item_free(&self->pending.items[i]);
     free(self->pending.items);
@@ -212,9 +225,7 @@ void evstore_destroy(evstore_t **self_p)
         rates_destroy(&self->rates[i]);
     pthread_mutex_destroy(&self->lock);
     pthread_mutex_destroy(&self->read_lock);
-    pthread_cond_destroy(&self->wake);
     pthread_cond_destroy(&self->done);
-    pthread_cond_destroy(&self->checkpoint_wake);
     pthread_cond_destroy(&self->space);
     free(self->path);
     free(self);
@@ -250,17 +261,12 @@ static int enqueue_locked(evstore_t *self, item_t *item, unsigned long *seq)
      * drop (and count) only when the writer is not running or has
      * written nothing for STALL_S. */
     while (self->pending.n + self->writing >= self->queue_max) {
-        if (!self->running || self->stopping || clock_mono() - self->progress > STALL_S) {
+        if (!actor_running(self->queue_writer) || clock_mono() - self->progress > STALL_S) {
             self->stats.dropped++;
             return -1;
         }
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        clock_deadline(0.1, &until);
         pthread_cond_timedwait(&self->space, &self->lock, &until);
     }
     if (self->pending.n == self->pending.cap) {
@@ -276,7 +282,7 @@ static int enqueue_locked(evstore_t *self, item_t *item, unsigned long *seq)
     self->pending.items[self->pending.n++] = *item;
     *seq = ++self->submitted;
     if (self->pending.n == 1)
-        pthread_cond_signal(&self->wake);
+        actor_wake(self->queue_writer);
     return 0;
 }
 
@@ -294,13 +300,7 @@ int evstore_submit_wait(evstore_t *self, event_t *event, int timeout_ms, char *w
     item_t item = { .event = event };
     unsigned long seq;
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_deadline(timeout_ms / 1000.0, &until);
     pthread_mutex_lock(&self->lock);
     if (enqueue_locked(self, &item, &seq) < 0) {
         pthread_mutex_unlock(&self->lock);
@@ -765,8 +765,8 @@ static void retain(evstore_t *self)
 
 /* The writer never checkpoints (wal_autocheckpoint=0): a checkpoint
  * copies the WAL into the database and fsyncs it, which would stall
- * ingestion every few thousand events.  This thread does it instead, on
- * its own connection, every CHECKPOINT_MS; PASSIVE never blocks the
+ * ingestion every few thousand events.  This ticker does it instead, on
+ * its own connection, every CHECKPOINT_S; PASSIVE never blocks the
  * writer.  SQLite starts the WAL over only when a write begins after a
  * pass copied all of it, which a steady stream seldom allows (a batch
  * commits during the pass): at 300 events/s from 1,000 agents the WAL
@@ -774,67 +774,44 @@ static void retain(evstore_t *self)
  * WAL_RESTART_FRAMES, a TRUNCATE pass waits for the writer between two
  * batches (busy timeout), copies what PASSIVE left and empties the WAL;
  * the writer waits on its own busy timeout for that much only. */
-static void *checkpoint_main(void *arg)
+static void checkpoint(void *arg)
 {
     evstore_t *self = arg;
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(self->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL)
-        != SQLITE_OK) {
-        log_error("errorbus", "checkpointer cannot open %s", self->path);
-        sqlite3_close(db);
-        return NULL;
-    }
-    sqlite3_busy_timeout(db, 1000);
-    /* A connection that has read nothing has not seen the WAL yet: its
-     * checkpoints were no-ops (*pnLog -1) and the WAL was never copied. */
-    sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
-    for (;;) {
-        pthread_mutex_lock(&self->lock);
-        bool stopping = self->stopping;
-        if (!stopping) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += CHECKPOINT_MS / 1000;
-            until.tv_nsec += (CHECKPOINT_MS % 1000) * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&self->checkpoint_wake, &self->lock, &until);
-            stopping = self->stopping;
-        }
-        pthread_mutex_unlock(&self->lock);
-        if (stopping)
-            break;
-        int frames = 0;
-        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, NULL);
-        if (frames >= WAL_RESTART_FRAMES)
-            sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    }
-    sqlite3_close(db);
-    return NULL;
+    int frames = 0;
+    sqlite3_wal_checkpoint_v2(self->checkpoint_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, NULL);
+    if (frames >= WAL_RESTART_FRAMES)
+        sqlite3_wal_checkpoint_v2(self->checkpoint_db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 }
 
-static void *writer_main(void *arg)
+static int open_checkpoint_db(evstore_t *self)
+{
+    if (sqlite3_open_v2(self->path, &self->checkpoint_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        log_error("errorbus", "checkpointer cannot open %s", self->path);
+        sqlite3_close(self->checkpoint_db);
+        self->checkpoint_db = NULL;
+        return -1;
+    }
+    sqlite3_busy_timeout(self->checkpoint_db, 1000);
+    /* A connection that has read nothing has not seen the WAL yet: its
+     * checkpoints were no-ops (*pnLog -1) and the WAL was never copied. */
+    sqlite3_exec(self->checkpoint_db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    return 0;
+}
+
+/* Once stopped, the writer writes what is queued and ends when a swap
+ * finds the queue empty: producers refuse once it is stopped. */
+static void write_queue(actor_t *actor, void *arg)
 {
     evstore_t *self = arg;
     batch_t mine = { 0 };
     for (;;) {
+        actor_alive(actor);
+        bool running = actor_running(actor);
         pthread_mutex_lock(&self->lock);
-        if (self->pending.n == 0 && !self->stopping) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += FLUSH_MS * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&self->wake, &self->lock, &until);
-        }
         batch_t swap = self->pending;
         self->pending = mine;
         mine = swap;
-        bool stopping = self->stopping;
         unsigned long upto = self->submitted;
         self->writing = mine.n;
         pthread_mutex_unlock(&self->lock);
@@ -844,36 +821,34 @@ static void *writer_main(void *arg)
         }
         bool idle = mine.n == 0;
         mine.n = 0;
-        if (idle && stopping)
+        if (idle && !running)
             break;
         retain(self);
+        if (idle)
+            actor_wait(actor, FLUSH_S);
     }
     free(mine.items);
-    return NULL;
+}
+
+/* Producers waiting for room see the stop at once. */
+static void wake_producers(void *arg)
+{
+    evstore_t *self = arg;
+    pthread_mutex_lock(&self->lock);
+    pthread_cond_broadcast(&self->space);
+    pthread_mutex_unlock(&self->lock);
 }
 
 int evstore_start(evstore_t *self)
 {
-    if (self->running)
+    if (actor_running(self->queue_writer))
         return 0;
     pthread_mutex_lock(&self->lock);
-    self->stopping = false;
     self->progress = clock_mono();
-    self->running = true;
     pthread_mutex_unlock(&self->lock);
-    if (pthread_create(&self->thread, NULL, writer_main, self) != 0) {
-        self->running = false;
-        log_error("errorbus", "cannot start the writer thread");
-        return -1;
-    }
-    if (pthread_create(&self->checkpointer, NULL, checkpoint_main, self) != 0) {
-        log_error("errorbus", "cannot start the checkpoint thread");
-        pthread_mutex_lock(&self->lock);
-        self->stopping = true;
-        pthread_cond_signal(&self->wake);
-        pthread_mutex_unlock(&self->lock);
-        pthread_join(self->thread, NULL);
-        self->running = false;
+    if (open_checkpoint_db(self) < 0 || actor_start(self->queue_writer) < 0
+        || actor_start(self->checkpointer) < 0) {
+        evstore_stop(self);
         return -1;
     }
     return 0;
@@ -881,19 +856,9 @@ int evstore_start(evstore_t *self)
 
 void evstore_stop(evstore_t *self)
 {
-    if (!self->running)
-        return;
-    pthread_mutex_lock(&self->lock);
-    self->stopping = true;
-    pthread_cond_signal(&self->wake);
-    pthread_cond_signal(&self->checkpoint_wake);
-    pthread_cond_broadcast(&self->space);
-    pthread_mutex_unlock(&self->lock);
-    pthread_join(self->thread, NULL);
-    pthread_join(self->checkpointer, NULL);
-    pthread_mutex_lock(&self->lock);
-    self->running = false;
-    pthread_mutex_unlock(&self->lock);
+    actor_stop_all((actor_t *[]){ self->queue_writer, self->checkpointer }, 2);
+    sqlite3_close(self->checkpoint_db);
+    self->checkpoint_db = NULL;
 }
 
 /* ---- reads ------------------------------------------------------------ */

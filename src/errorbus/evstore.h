@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "liveness.h"
 #include "metrics.h"
 #include "normalise.h"
 
@@ -29,14 +30,15 @@ typedef struct {
     long last_batch;
 } evstore_stats_t;
 
-evstore_t *evstore_new(const char *path, metrics_t *metrics, size_t queue_max,
+/* The writer beats a stamp of `liveness` (borrowed; NULL: none). */
+evstore_t *evstore_new(const char *path, metrics_t *metrics, liveness_t *liveness, size_t queue_max,
                        char *err, size_t errlen);
 void evstore_destroy(evstore_t **self_p);
 void evstore_set_sink(evstore_t *self, evstore_sink_fn *fn, void *ctx);
 /* Retention: rows older than `days` go, checked every `interval_s`. */
 void evstore_set_retention(evstore_t *self, double days, double interval_s);
 int evstore_start(evstore_t *self);
-/* Writes everything still queued, then joins the writer. */
+/* Writes everything still queued, then stops the writer. */
 void evstore_stop(evstore_t *self);
 
 /* Takes ownership.  A full queue waits while the writer makes progress;

@@ -1,14 +1,16 @@
 /*  fanout: see fanout.h.
  *
- *  The socket is an XPUB so the thread knows whether anyone subscribes:
+ *  The socket is an XPUB so the runner (actor.h) knows whether anyone
+ *  subscribes:
  *  with no subscriber and no NATS bridge, events are not rendered at all,
  *  which leaves the CPU to the ingress and the writer.
- *  The queue between the writer and this thread is bounded like the
+ *  The queue between the writer and the runner is bounded like the
  *  ingress queue: past the bound an event is stored but not re-published,
  *  and the miss is counted (keel_errorbus_fanout_dropped_total).  The PUB
  *  socket drops for a subscriber that does not keep up, which is what PUB
  *  means; the bus's own record is the database, not the fan-out. */
 #include "fanout.h"
+#include "actor.h"
 #include "log.h"
 #include "zsocket.h"
 
@@ -18,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
+
+#define IDLE_S 3600             /* a push wakes it */
 
 typedef struct {
     event_t *event;
@@ -36,13 +40,13 @@ struct fanout_t {
     metrics_t *metrics;
     fanout_bridge_fn *bridge;
     void *bridge_ctx;
+    actor_t *sender;
     pthread_mutex_t lock;
-    pthread_cond_t wake;
     outq_t pending;
     size_t queue_max;
-    bool stopping, running;
-    pthread_t thread;
 };
+
+static actor_run_fn send_queue;
 
 fanout_t *fanout_new(const char *endpoint, metrics_t *metrics, size_t queue_max)
 {
@@ -50,7 +54,7 @@ fanout_t *fanout_new(const char *endpoint, metrics_t *metrics, size_t queue_max)
     self->metrics = metrics;
     self->queue_max = queue_max ? queue_max : 1;
     pthread_mutex_init(&self->lock, NULL);
-    pthread_cond_init(&self->wake, NULL);
+    self->sender = actor_new_runner("errorbus fanout", send_queue, NULL, self);
     self->pub = zsocket_new(ZMQ_XPUB, ZSOCKET_SERVER, 0);
     int hwm = 100000;
     if (self->pub)
@@ -84,14 +88,13 @@ void fanout_destroy(fanout_t **self_p)
     if (!self_p || !*self_p)
         return;
     fanout_t *self = *self_p;
-    fanout_stop(self);
+    actor_destroy(&self->sender);
     for (size_t i = 0; i < self->pending.n; i++)
         out_free(&self->pending.items[i]);
     free(self->pending.items);
     if (self->pub)
         zmq_close(self->pub);
     pthread_mutex_destroy(&self->lock);
-    pthread_cond_destroy(&self->wake);
     free(self);
     *self_p = NULL;
 }
@@ -131,8 +134,8 @@ void fanout_events(void *arg, event_t **events, size_t n)
             dropped++;
         }
     }
-    pthread_cond_signal(&self->wake);
     pthread_mutex_unlock(&self->lock);
+    actor_wake(self->sender);
     if (dropped && self->metrics)
         metrics_add(self->metrics, "keel_errorbus_fanout_dropped_total", "", (double)dropped);
 }
@@ -150,8 +153,8 @@ void fanout_alert(fanout_t *self, json_t *alert)
     }
     pthread_mutex_lock(&self->lock);
     bool kept = o.alert && push(self, &o);
-    pthread_cond_signal(&self->wake);
     pthread_mutex_unlock(&self->lock);
+    actor_wake(self->sender);
     if (!kept)
         free(o.alert);
 }
@@ -193,53 +196,38 @@ static void send_one(fanout_t *self, out_t *o)
     free(text);
 }
 
-static void *fanout_main(void *arg)
+/* Once stopped, sends what is queued and ends when a swap finds the queue
+ * empty: the store, its only producer, stops first. */
+static void send_queue(actor_t *actor, void *arg)
 {
     fanout_t *self = arg;
     outq_t mine = { 0 };
     for (;;) {
+        bool running = actor_running(actor);
         pthread_mutex_lock(&self->lock);
-        while (self->pending.n == 0 && !self->stopping)
-            pthread_cond_wait(&self->wake, &self->lock);
         outq_t swap = self->pending;
         self->pending = mine;
         mine = swap;
-        bool stopping = self->stopping;
         pthread_mutex_unlock(&self->lock);
-        if (mine.n == 0 && stopping)
-            break;
+        if (mine.n == 0) {
+            if (!running)
+                break;
+            actor_wait(actor, IDLE_S);
+            continue;
+        }
         read_subscriptions(self);
         for (size_t i = 0; i < mine.n; i++) {
             send_one(self, &mine.items[i]);
             out_free(&mine.items[i]);
         }
-        if (self->metrics && mine.n)
+        if (self->metrics)
             metrics_add(self->metrics, "keel_errorbus_published_total", "", (double)mine.n);
         mine.n = 0;
     }
     free(mine.items);
-    return NULL;
 }
 
 int fanout_start(fanout_t *self)
 {
-    if (self->running)
-        return 0;
-    self->stopping = false;
-    if (pthread_create(&self->thread, NULL, fanout_main, self) != 0)
-        return -1;
-    self->running = true;
-    return 0;
-}
-
-void fanout_stop(fanout_t *self)
-{
-    if (!self->running)
-        return;
-    pthread_mutex_lock(&self->lock);
-    self->stopping = true;
-    pthread_cond_signal(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    pthread_join(self->thread, NULL);
-    self->running = false;
+    return actor_start(self->sender);
 }

@@ -1,8 +1,8 @@
 /*  ingress: see ingress.h.
  *
  *  ZMQ drops silently at the high-water mark, so the mark is set high
- *  (errorbus.rcvhwm) and the thread's only work is parse and enqueue.
- *  When the store's queue is full the thread waits for the writer, and
+ *  (errorbus.rcvhwm) and its runner's (actor.h) only work is parse and
+ *  enqueue.  When the store's queue is full the runner waits for the writer, and
  *  the burst backs up into this socket's buffer and the TCP connections
  *  behind it; the store drops (and counts) only when its writer is stuck.  The socket
  *  is read without waiting until it is empty and polled (250 ms) only
@@ -10,6 +10,7 @@
  *  Counters are kept locally and folded into the metrics registry every
  *  few thousand messages or on a quiet poll, off the per-message path. */
 #include "ingress.h"
+#include "actor.h"
 #include "clock.h"
 #include "log.h"
 #include "names.h"
@@ -17,7 +18,6 @@
 #include "zsocket.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,22 +28,26 @@
 
 #define MAX_FRAMES 3
 #define POLL_MS 250
+#define FLUSH_EVERY 4096
+/* Between two beats: a poll, or FLUSH_EVERY messages each of which may
+ * wait for room in a full store queue. */
+#define WATCH_S 5.0
 
 struct ingress_t {
     void *sub;
     evstore_t *store;
     metrics_t *metrics;
     size_t max_event;
-    atomic_bool stopping;
-    bool running;
-    pthread_t thread;
+    actor_t *reader;
     atomic_long received;
     long unflushed[FRAMING_NATS + 1];
     double last_warning;        /* quarantine warnings: at most one a second */
     long unwarned;
 };
 
-ingress_t *ingress_new(const char *endpoint, evstore_t *store, metrics_t *metrics,
+static actor_run_fn read_events;
+
+ingress_t *ingress_new(const char *endpoint, evstore_t *store, metrics_t *metrics, liveness_t *liveness,
                        int rcvhwm, size_t max_event)
 {
     ingress_t *self = calloc(1, sizeof *self);
@@ -65,6 +69,8 @@ ingress_t *ingress_new(const char *endpoint, evstore_t *store, metrics_t *metric
         free(self);
         return NULL;
     }
+    self->reader = actor_new_runner("errorbus ingress", read_events, NULL, self);
+    actor_watch(self->reader, liveness, WATCH_S);
     if (metrics)
         metrics_declare(metrics, "keel_errorbus_received_total",
                         "Ingress messages received, by framing.", METRIC_COUNTER, NULL, 0);
@@ -77,7 +83,7 @@ void ingress_destroy(ingress_t **self_p)
     if (!self_p || !*self_p)
         return;
     ingress_t *self = *self_p;
-    ingress_stop(self);
+    actor_destroy(&self->reader);
     zmq_close(self->sub);
     free(self);
     *self_p = NULL;
@@ -199,11 +205,12 @@ static int receive(ingress_t *self, int flags)
     return 0;
 }
 
-static void *ingress_main(void *arg)
+static void read_events(actor_t *actor, void *arg)
 {
     ingress_t *self = arg;
     long since_flush = 0;
-    while (!atomic_load(&self->stopping)) {
+    while (actor_running(actor)) {
+        actor_alive(actor);
         zmq_pollitem_t item = { self->sub, 0, ZMQ_POLLIN, 0 };
         int rc = zmq_poll(&item, 1, POLL_MS);
         if (rc < 0 && zmq_errno() != EINTR)
@@ -212,32 +219,22 @@ static void *ingress_main(void *arg)
             flush_counts(self);
             continue;
         }
-        while (!atomic_load(&self->stopping) && receive(self, ZMQ_DONTWAIT) == 0)
-            if (++since_flush >= 4096) {
+        while (actor_running(actor) && receive(self, ZMQ_DONTWAIT) == 0)
+            if (++since_flush >= FLUSH_EVERY) {
                 flush_counts(self);
+                actor_alive(actor);
                 since_flush = 0;
             }
     }
     flush_counts(self);
-    return NULL;
 }
 
 int ingress_start(ingress_t *self)
 {
-    if (self->running)
-        return 0;
-    atomic_store(&self->stopping, false);
-    if (pthread_create(&self->thread, NULL, ingress_main, self) != 0)
-        return -1;
-    self->running = true;
-    return 0;
+    return actor_start(self->reader);
 }
 
 void ingress_stop(ingress_t *self)
 {
-    if (!self->running)
-        return;
-    atomic_store(&self->stopping, true);
-    pthread_join(self->thread, NULL);
-    self->running = false;
+    actor_stop(self->reader);
 }

@@ -11,13 +11,12 @@
  *  and files named errorbus*.log or error_bus*.log are skipped, which
  *  breaks the original's loop of the bus ingesting its own complaints. */
 #include "logscan.h"
+#include "actor.h"
 #include "clock.h"
 #include "log.h"
 
 #include <dirent.h>
-#include <pthread.h>
 #include <regex.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,12 +35,9 @@ typedef struct {
 struct logscan_t {
     evstore_t *store;
     char *dir;
-    double interval;
+    actor_t *ticker;            /* the first scan after an interval */
     pattern_t patterns[MAX_PATTERNS];
     size_t npatterns;
-    atomic_bool stopping;
-    bool running;
-    pthread_t thread;
 };
 
 static const char *ems_patterns[] = {
@@ -62,12 +58,18 @@ static void add_pattern(logscan_t *self, const char *re, const char *type, const
     self->npatterns++;
 }
 
+static void scan(void *arg)
+{
+    logscan_run(arg);
+}
+
 logscan_t *logscan_new(evstore_t *store, const char *dir, double interval_s, json_t *patterns)
 {
     logscan_t *self = calloc(1, sizeof *self);
     self->store = store;
     self->dir = strdup(dir);
-    self->interval = interval_s > 0 ? interval_s : 60;
+    self->ticker = actor_new("errorbus logscan", interval_s > 0 ? interval_s : 60, scan, self);
+    actor_delay_first(self->ticker);
     if (json_is_array(patterns)) {
         size_t i;
         json_t *p;
@@ -91,7 +93,7 @@ void logscan_destroy(logscan_t **self_p)
     if (!self_p || !*self_p)
         return;
     logscan_t *self = *self_p;
-    logscan_stop(self);
+    actor_destroy(&self->ticker);
     for (size_t i = 0; i < self->npatterns; i++) {
         regfree(&self->patterns[i].re);
         free(self->patterns[i].error_type);
@@ -223,36 +225,7 @@ int logscan_run(logscan_t *self)
     return events;
 }
 
-static void *logscan_main(void *arg)
-{
-    logscan_t *self = arg;
-    double next = clock_mono() + self->interval;
-    while (!atomic_load(&self->stopping)) {
-        usleep(100000);
-        if (clock_mono() >= next) {
-            logscan_run(self);
-            next = clock_mono() + self->interval;
-        }
-    }
-    return NULL;
-}
-
 int logscan_start(logscan_t *self)
 {
-    if (self->running)
-        return 0;
-    atomic_store(&self->stopping, false);
-    if (pthread_create(&self->thread, NULL, logscan_main, self) != 0)
-        return -1;
-    self->running = true;
-    return 0;
-}
-
-void logscan_stop(logscan_t *self)
-{
-    if (!self->running)
-        return;
-    atomic_store(&self->stopping, true);
-    pthread_join(self->thread, NULL);
-    self->running = false;
+    return actor_start(self->ticker);
 }

@@ -20,7 +20,6 @@ typedef struct logscan_t logscan_t;
 logscan_t *logscan_new(evstore_t *store, const char *dir, double interval_s, json_t *patterns);
 void logscan_destroy(logscan_t **self_p);
 int logscan_start(logscan_t *self);
-void logscan_stop(logscan_t *self);
 /* One scan; the number of events it produced. */
 int logscan_run(logscan_t *self);
 #endif

@@ -1,8 +1,8 @@
 /*  recovery: see recovery.h.
  *
- *  One thread runs both EMS loops: the heartbeat check every
+ *  One ticker (actor.h) runs both EMS loops: the heartbeat check every
  *  heartbeat_interval_s and the recovery worker every poll_s, so the two
- *  never race over an agent's state.  Detection keeps the original's
+ *  never race over an agent's state; it sleeps until the sooner is due.  Detection keeps the original's
  *  timing (an agent silent for more than 45 s gains a miss per 15 s check
  *  and goes offline at 3: about 75 to 90 s after its last beat), and the
  *  restart task is enqueued once, on the transition to offline.
@@ -11,18 +11,18 @@
  *  bus an agent is unknown until its next heartbeat, which is the safe
  *  direction (no restart storm from stale state). */
 #include "recovery.h"
+#include "actor.h"
 #include "analysis.h"
 #include "child.h"
 #include "clock.h"
 #include "log.h"
 
+#include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Heartbeats are unauthenticated: a bound on names keeps a flood of
  * invented ones from growing the registry without limit. */
@@ -53,12 +53,14 @@ struct recovery_t {
     size_t nagents;
     task_t *head, *tail;
     size_t queued;
-    atomic_bool stopping;
-    bool running;
-    pthread_t thread;
+    actor_t *ticker;
+    double next_check, next_poll;   /* the ticker's own, monotonic */
 };
 
-recovery_t *recovery_new(const recovery_config_t *config, evstore_t *store, fanout_t *fanout)
+static actor_tick_fn recovery_pass;
+
+recovery_t *recovery_new(const recovery_config_t *config, evstore_t *store, fanout_t *fanout,
+                         liveness_t *liveness)
 {
     recovery_t *self = calloc(1, sizeof *self);
     self->config = *config;
@@ -67,6 +69,12 @@ recovery_t *recovery_new(const recovery_config_t *config, evstore_t *store, fano
     self->store = store;
     self->fanout = fanout;
     pthread_mutex_init(&self->lock, NULL);
+    self->ticker = actor_new("errorbus recovery", fmin(config->heartbeat_interval_s, config->poll_s),
+                             recovery_pass, self);
+    actor_delay_first(self->ticker);
+    /* A pass may wait for one restart_agent call. */
+    actor_watch(self->ticker, liveness, fmax(config->heartbeat_interval_s, config->poll_s)
+                                        + config->call_timeout_ms / 1000.0);
     return self;
 }
 
@@ -84,7 +92,7 @@ void recovery_destroy(recovery_t **self_p)
     if (!self_p || !*self_p)
         return;
     recovery_t *self = *self_p;
-    recovery_stop(self);
+    actor_destroy(&self->ticker);
     while (self->agents) {
         agent_t *a = self->agents;
         self->agents = a->next;
@@ -279,45 +287,27 @@ static void run_task(recovery_t *self, task_t *t)
     task_free(t);
 }
 
-static void *recovery_main(void *arg)
+static void recovery_pass(void *arg)
 {
     recovery_t *self = arg;
     double now = clock_mono();
-    double next_check = now + self->config.heartbeat_interval_s;
-    double next_poll = now + self->config.poll_s;
-    while (!atomic_load(&self->stopping)) {
-        usleep(50000);
-        now = clock_mono();
-        if (now >= next_check) {
-            check_heartbeats(self, clock_wall());
-            next_check = now + self->config.heartbeat_interval_s;
-        }
-        if (now >= next_poll) {
-            task_t *t = pop(self);
-            if (t)
-                run_task(self, t);
-            next_poll = clock_mono() + self->config.poll_s;
-        }
+    if (now >= self->next_check) {
+        check_heartbeats(self, clock_wall());
+        self->next_check = now + self->config.heartbeat_interval_s;
     }
-    return NULL;
+    if (now >= self->next_poll) {
+        task_t *t = pop(self);
+        if (t)
+            run_task(self, t);
+        self->next_poll = clock_mono() + self->config.poll_s;
+    }
+    actor_set_interval(self->ticker, fmax(0, fmin(self->next_check, self->next_poll) - clock_mono()));
 }
 
 int recovery_start(recovery_t *self)
 {
-    if (self->running)
-        return 0;
-    atomic_store(&self->stopping, false);
-    if (pthread_create(&self->thread, NULL, recovery_main, self) != 0)
-        return -1;
-    self->running = true;
-    return 0;
-}
-
-void recovery_stop(recovery_t *self)
-{
-    if (!self->running)
-        return;
-    atomic_store(&self->stopping, true);
-    pthread_join(self->thread, NULL);
-    self->running = false;
+    double now = clock_mono();
+    self->next_check = now + self->config.heartbeat_interval_s;
+    self->next_poll = now + self->config.poll_s;
+    return actor_start(self->ticker);
 }

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "evstore.h"
+#include "liveness.h"
 #include "fanout.h"
 
 typedef struct {
@@ -27,10 +28,11 @@ typedef struct {
 
 typedef struct recovery_t recovery_t;
 
-recovery_t *recovery_new(const recovery_config_t *config, evstore_t *store, fanout_t *fanout);
+/* The ticker beats a stamp of `liveness` (borrowed; NULL: none). */
+recovery_t *recovery_new(const recovery_config_t *config, evstore_t *store, fanout_t *fanout,
+                         liveness_t *liveness);
 void recovery_destroy(recovery_t **self_p);
 int recovery_start(recovery_t *self);
-void recovery_stop(recovery_t *self);
 /* A heartbeat: the agent is online with no missed beats.  -1 when the
  * agent is new and the registry is full. */
 int recovery_heartbeat(recovery_t *self, const char *agent);

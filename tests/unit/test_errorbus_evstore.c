@@ -67,7 +67,7 @@ static void test_one_transaction_per_batch_and_stop_flushes(void **state)
 {
     fixture_t *f = *state;
     char err[256];
-    evstore_t *s = evstore_new(f->path, NULL, 100000, err, sizeof err);
+    evstore_t *s = evstore_new(f->path, NULL, NULL, 100000, err, sizeof err);
     assert_non_null(s);
     for (int i = 0; i < 5000; i++) {
         char msg[32];
@@ -94,7 +94,7 @@ static void test_one_transaction_per_batch_and_stop_flushes(void **state)
     evstore_destroy(&s);
     assert_null(s);
 
-    s = evstore_new(f->path, NULL, 10, err, sizeof err);
+    s = evstore_new(f->path, NULL, NULL, 10, err, sizeof err);
     evstore_stats(s, &st);
     assert_int_equal(st.total, 6000);
     evstore_destroy(&s);
@@ -106,7 +106,7 @@ static void test_queue_bound_counts_drops(void **state)
     fixture_t *f = *state;
     char err[256];
     metrics_t *m = metrics_new();
-    evstore_t *s = evstore_new(f->path, m, 10, err, sizeof err);
+    evstore_t *s = evstore_new(f->path, m, NULL, 10, err, sizeof err);
     for (int i = 0; i < 25; i++)
         evstore_submit(s, make("Q", NULL, "m", clock_wall()));
     evstore_stats_t st;
@@ -131,7 +131,7 @@ static void test_duplicates_quarantine_and_wait(void **state)
 {
     fixture_t *f = *state;
     char err[256];
-    evstore_t *s = evstore_new(f->path, NULL, 1000, err, sizeof err);
+    evstore_t *s = evstore_new(f->path, NULL, NULL, 1000, err, sizeof err);
     evstore_start(s);
     assert_int_equal(evstore_submit_wait(s, make("D", "id-1", "one", clock_wall()), 5000, err,
                                          sizeof err), 0);
@@ -157,7 +157,7 @@ static void test_retention_and_count_failure(void **state)
 {
     fixture_t *f = *state;
     char err[256];
-    evstore_t *s = evstore_new(f->path, NULL, 1000, err, sizeof err);
+    evstore_t *s = evstore_new(f->path, NULL, NULL, 1000, err, sizeof err);
     evstore_set_retention(s, 1, 0.05);
     evstore_start(s);
     assert_int_equal(evstore_submit_wait(s, make("Old", NULL, "old", clock_wall() - 3 * 86400),
@@ -184,8 +184,8 @@ static void test_errpub_reaches_the_ingress(void **state)
     char err[256], endpoint[64];
     int port = tu_free_port();
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
-    evstore_t *s = evstore_new(f->path, NULL, 1000, err, sizeof err);
-    ingress_t *in = ingress_new(endpoint, s, NULL, 1000, 1 << 20);
+    evstore_t *s = evstore_new(f->path, NULL, NULL, 1000, err, sizeof err);
+    ingress_t *in = ingress_new(endpoint, s, NULL, NULL, 1000, 1 << 20);
     assert_non_null(in);
     assert_int_equal(evstore_start(s), 0);
     assert_int_equal(ingress_start(in), 0);

@@ -776,7 +776,7 @@ static int import_errors(const options_t *o, sqlite3 *legacy, tally_t *t)
     evstore_t *store = NULL;
     char err[512];
     if (!o->dry_run) {
-        store = evstore_new(t->target, NULL, 100000, err, sizeof err);
+        store = evstore_new(t->target, NULL, NULL, 100000, err, sizeof err);
         if (!store) {
             ctl_warn("cannot open %s: %s", t->target, err);
             return -1;

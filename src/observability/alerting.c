@@ -7,6 +7,7 @@
  *  and is read back at start.  Active alerts are rebuilt from the
  *  history: an alert whose last transition was "firing" is still active. */
 #include "alerting.h"
+#include "actor.h"
 #include "clock.h"
 #include "gpu.h"
 #include "log.h"
@@ -37,11 +38,8 @@ struct alerting_t {
     hostsampler_t *sampler;
     errpub_t *errors;
     gpu_t *gpu;
+    actor_t *collector;         /* a ticker every collection interval */
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t thread;
-    bool running;
-    double interval_s;
     series_t series[MAX_METRICS];
     size_t nseries;
     json_t *rules;          /* rule_id -> rule */
@@ -135,6 +133,11 @@ static void load(alerting_t *self)
     hubdb_unlock(self->db);
 }
 
+static void collect(void *arg)
+{
+    alerting_collect(arg);
+}
+
 alerting_t *alerting_new(config_t *config, hubdb_t *db, hostsampler_t *sampler, errpub_t *errors)
 {
     alerting_t *self = calloc(1, sizeof *self);
@@ -144,10 +147,9 @@ alerting_t *alerting_new(config_t *config, hubdb_t *db, hostsampler_t *sampler, 
     self->errors = errors;
     self->gpu = gpu_new();
     pthread_mutex_init(&self->lock, NULL);
-    clock_cond_init(&self->wake);
     long ms = config_int(config, "observability.metrics.collection_interval_ms",
                          config_int(config, "observability.metrics.collection_interval_s", 5) * 1000);
-    self->interval_s = (ms > 10 ? ms : 10) / 1000.0;
+    self->collector = actor_new("obs alerting", (ms > 10 ? ms : 10) / 1000.0, collect, self);
     self->rules = json_object();
     self->pending = json_object();
     self->active = json_object();
@@ -163,7 +165,7 @@ void alerting_destroy(alerting_t **self_p)
     if (!self_p || !*self_p)
         return;
     alerting_t *self = *self_p;
-    alerting_stop(self);
+    actor_destroy(&self->collector);
     for (size_t i = 0; i < self->nseries; i++) {
         free(self->series[i].name);
         free(self->series[i].source);
@@ -176,7 +178,6 @@ void alerting_destroy(alerting_t **self_p)
     json_decref(self->active);
     json_decref(self->history);
     json_decref(self->anomalies);
-    pthread_cond_destroy(&self->wake);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -330,39 +331,9 @@ void alerting_collect(alerting_t *self)
     pthread_mutex_unlock(&self->lock);
 }
 
-static void *loop(void *arg)
-{
-    alerting_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    while (self->running) {
-        pthread_mutex_unlock(&self->lock);
-        alerting_collect(self);
-        pthread_mutex_lock(&self->lock);
-        clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running);
-    }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
-}
-
 int alerting_start(alerting_t *self)
 {
-    self->running = true;
-    if (pthread_create(&self->thread, NULL, loop, self) != 0) {
-        self->running = false;
-        return -1;
-    }
-    return 0;
-}
-
-void alerting_stop(alerting_t *self)
-{
-    pthread_mutex_lock(&self->lock);
-    bool was = self->running;
-    self->running = false;
-    pthread_cond_signal(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    if (was)
-        pthread_join(self->thread, NULL);
+    return actor_start(self->collector);
 }
 
 json_t *alerting_add_rule(alerting_t *self, json_t *body, const char **why)

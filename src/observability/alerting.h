@@ -1,5 +1,5 @@
 /*  alerting: the prior hub's system metrics, alert rules and anomaly
- *  detection.  A thread collects cpu_percent, memory_percent,
+ *  detection.  A ticker collects cpu_percent, memory_percent,
  *  memory_available_gb, disk_percent (and real GPU readings when NVML has
  *  a device; never constants) every collection interval into per-metric
  *  history rings, evaluates the alert rules and feeds each metric to its
@@ -23,8 +23,7 @@ typedef struct alerting_t alerting_t;
 alerting_t *alerting_new(config_t *config, hubdb_t *db, hostsampler_t *sampler, errpub_t *errors);
 void alerting_destroy(alerting_t **self_p);
 int alerting_start(alerting_t *self);
-void alerting_stop(alerting_t *self);
-/* Collects once and evaluates: one step of the thread. */
+/* Collects once and evaluates: one pass of the ticker. */
 void alerting_collect(alerting_t *self);
 /* Feeds one value of a named metric (rules and anomaly detection). */
 void alerting_feed(alerting_t *self, const char *metric, double value, const char *source);

@@ -1,9 +1,9 @@
 /*  fleet: see fleet.h.
  *
- *  Two threads: the health thread sweeps every interval, and the discovery
- *  thread asks the registry for agents, so a registry that is down (the
- *  hub may start before CoreOrchestrator) never delays a sweep.  The
- *  health thread is the only one that frees agents: discovery marks an
+ *  Two actors (actor.h): the sweeper, a runner, sweeps every interval, and
+ *  the discovery ticker asks the registry for agents, so a registry that is
+ *  down (the hub may start before CoreOrchestrator) never delays a sweep.
+ *  The sweeper is the only one that frees agents: discovery marks an
  *  agent removed and the next sweep drops it, so no agent disappears while
  *  a sweep is probing it without the lock held.
  *
@@ -15,6 +15,7 @@
  *  2 % of a core and 1,000 agents a quarter (docs/dashboard.md); a Python
  *  agent answers one health request every 2 s. */
 #include "fleet.h"
+#include "actor.h"
 #include "clock.h"
 #include "log.h"
 #include "names.h"
@@ -35,7 +36,6 @@ struct fleet_t {
     config_t *config;
     hubdb_t *db;
     pthread_mutex_t lock;
-    pthread_cond_t wake;
     agent_t **agents;
     size_t count;
     void *pub;
@@ -45,9 +45,8 @@ struct fleet_t {
     double partition_ratio;
     char *machine;              /* the hub's own machine */
     liveness_t *liveness;
-    liveness_stamp_t *stamp;    /* beaten once per sweep */
-    pthread_t health_thread, discovery_thread;
-    bool running, discovering;
+    actor_t *sweeper;           /* watched by the service's liveness */
+    actor_t *discovery;         /* NULL without a registry */
     fleet_sweep_fn *on_sweep;
     void *on_sweep_arg;
     double last_sweep_s;
@@ -154,6 +153,9 @@ static void add_agent(fleet_t *self, agent_t *a)
     self->agents[self->count++] = a;
 }
 
+static actor_run_fn sweep_loop;
+static actor_tick_fn discover;
+
 fleet_t *fleet_new(const fleet_args_t *args)
 {
     fleet_t *self = calloc(1, sizeof *self);
@@ -161,7 +163,6 @@ fleet_t *fleet_new(const fleet_args_t *args)
     self->db = args->db;
     self->liveness = args->liveness;
     pthread_mutex_init(&self->lock, NULL);
-    clock_cond_init(&self->wake);
     config_t *cfg = args->config;
     long interval_ms = config_int(cfg, "observability.interval_ms",
                                   config_int(cfg, "observability.interval_s", 2) * 1000);
@@ -212,6 +213,9 @@ fleet_t *fleet_new(const fleet_args_t *args)
         }
     }
     self->registry = args->registry_endpoint ? strdup(args->registry_endpoint) : NULL;
+    self->sweeper = actor_new_runner("observability health sweep", sweep_loop, NULL, self);
+    if (self->registry)
+        self->discovery = actor_new("obs discovery", self->discovery_s, discover, self);
     return self;
 }
 
@@ -220,7 +224,8 @@ void fleet_destroy(fleet_t **self_p)
     if (!self_p || !*self_p)
         return;
     fleet_t *self = *self_p;
-    fleet_stop(self);
+    actor_destroy(&self->sweeper);
+    actor_destroy(&self->discovery);
     for (size_t i = 0; i < self->count; i++)
         agent_free(self->agents[i]);
     free(self->agents);
@@ -229,7 +234,6 @@ void fleet_destroy(fleet_t **self_p)
     json_decref(self->unwatched);
     free(self->registry);
     free(self->machine);
-    pthread_cond_destroy(&self->wake);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -277,12 +281,6 @@ void fleet_clear_history(fleet_t *self, agent_t *a)
     a->probes = 0;
     a->predicted = false;
     a->failure_probability = 0;
-}
-
-/* Waits up to `seconds` on the condition; false once stopping.  Caller locks. */
-static bool wait_for(fleet_t *self, double seconds)
-{
-    return clock_cond_wait(&self->wake, &self->lock, seconds, &self->running);
 }
 
 static void publish(fleet_t *self, json_t *event)
@@ -510,27 +508,25 @@ static void sweep(fleet_t *self)
     pthread_mutex_lock(&self->lock);
 }
 
-static void *health_loop(void *arg)
+static void sweep_loop(actor_t *actor, void *arg)
 {
     fleet_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    while (self->running) {
-        liveness_beat(self->stamp);
+    while (actor_running(actor)) {
         double started = clock_mono();
+        pthread_mutex_lock(&self->lock);
         sweep(self);
+        pthread_mutex_unlock(&self->lock);
         /* libzmq's per-connection buffers (tens of kB each) are freed by
          * its reaper thread shortly after the sweep closed the sockets;
          * hand them back then, or a sweep's peak would stay resident. */
         double rest = self->interval_s - (clock_mono() - started);
-        if (!wait_for(self, rest > 0.2 ? 0.2 : rest > 0 ? rest : 0.001))
+        if (!actor_wait(actor, rest > 0.2 ? 0.2 : rest > 0 ? rest : 0.001))
             break;
         malloc_trim(0);
         rest = self->interval_s - (clock_mono() - started);
-        if (rest > 0 && !wait_for(self, rest))
-            break;
+        if (rest > 0)
+            actor_wait(actor, rest);
     }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
 }
 
 /* ---- registry discovery -------------------------------------------------- */
@@ -787,8 +783,9 @@ static void report(fleet_t *self)
                                               "states", states)));
 }
 
-static void discover(fleet_t *self)
+static void discover(void *arg)
 {
+    fleet_t *self = arg;
     json_t *reply = registry_call(self, json_pack("{s:s}", "action", "describe_agents"));
     json_t *rows = json_object_get(reply, "agents");
     if (json_is_array(rows)) {
@@ -796,21 +793,6 @@ static void discover(fleet_t *self)
         report(self);
     }
     json_decref(reply);
-}
-
-static void *discovery_loop(void *arg)
-{
-    fleet_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    while (self->running) {
-        pthread_mutex_unlock(&self->lock);
-        discover(self);
-        pthread_mutex_lock(&self->lock);
-        if (!wait_for(self, self->discovery_s))
-            break;
-    }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
 }
 
 /* A sweep probes every agent at once, so it lasts about the longest probe
@@ -826,35 +808,17 @@ static double longest_turn_s(fleet_t *self)
 
 int fleet_start(fleet_t *self)
 {
-    self->stamp = liveness_stamp(self->liveness, "observability health sweep", longest_turn_s(self));
-    self->running = true;
-    if (pthread_create(&self->health_thread, NULL, health_loop, self) != 0) {
-        self->running = false;
+    actor_watch(self->sweeper, self->liveness, longest_turn_s(self));
+    if (actor_start(self->sweeper) < 0)
         return -1;
-    }
-    if (self->registry) {
-        self->discovering = true;
-        if (pthread_create(&self->discovery_thread, NULL, discovery_loop, self) != 0)
-            self->discovering = false;
-    }
+    if (self->discovery)
+        actor_start(self->discovery);
     return 0;
 }
 
 void fleet_stop(fleet_t *self)
 {
-    pthread_mutex_lock(&self->lock);
-    bool was = self->running;
-    self->running = false;
-    bool discovering = self->discovering;
-    self->discovering = false;
-    pthread_cond_broadcast(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    if (!was)
-        return;
-    pthread_join(self->health_thread, NULL);
-    liveness_retire(self->stamp);
-    if (discovering)
-        pthread_join(self->discovery_thread, NULL);
+    actor_stop_all((actor_t *[]){ self->sweeper, self->discovery }, 2);
 }
 
 /* ---- views ---------------------------------------------------------------- */

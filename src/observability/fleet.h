@@ -99,7 +99,7 @@ typedef struct {
 
 fleet_t *fleet_new(const fleet_args_t *args);
 void fleet_destroy(fleet_t **self_p);
-/* Called by the health thread after every sweep (recovery, prediction). */
+/* Called by the sweeper after every sweep (recovery, prediction). */
 void fleet_on_sweep(fleet_t *self, fleet_sweep_fn *fn, void *arg);
 int fleet_start(fleet_t *self);
 void fleet_stop(fleet_t *self);

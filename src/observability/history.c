@@ -21,6 +21,7 @@
  *
  *  Lock order: the history lock, then the hub's database lock. */
 #include "history.h"
+#include "actor.h"
 #include "clock.h"
 #include "log.h"
 
@@ -70,9 +71,7 @@ struct history_t {
     size_t count;
     json_t *index;              /* name -> position in series */
     double next_cleanup;        /* unix seconds */
-    pthread_cond_t wake;
-    pthread_t thread;
-    bool running;
+    actor_t *ticker;
 };
 
 static void add_series(history_t *self, const char *name, uint32_t id, double last_t)
@@ -100,6 +99,8 @@ static void load_series(history_t *self)
     hubdb_unlock(self->db);
 }
 
+static actor_tick_fn tick;
+
 history_t *history_new(config_t *config, hubdb_t *db, fleet_t *fleet, keelstats_t *stats,
                        metrics_t *metrics)
 {
@@ -119,7 +120,8 @@ history_t *history_new(config_t *config, hubdb_t *db, fleet_t *fleet, keelstats_
     self->tier[2] = (tier_t){ 900, 100 };
     self->index = json_object();
     pthread_mutex_init(&self->lock, NULL);
-    clock_cond_init(&self->wake);
+    self->ticker = actor_new("obs history", step, tick, self);
+    actor_delay_first(self->ticker);
     load_series(self);
     if (metrics) {
         metrics_declare(metrics, "keel_history_step_seconds",
@@ -131,28 +133,16 @@ history_t *history_new(config_t *config, hubdb_t *db, fleet_t *fleet, keelstats_
     return self;
 }
 
-static void stop(history_t *self)
-{
-    pthread_mutex_lock(&self->lock);
-    bool was = self->running;
-    self->running = false;
-    pthread_cond_signal(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    if (was)
-        pthread_join(self->thread, NULL);
-}
-
 void history_destroy(history_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     history_t *self = *self_p;
-    stop(self);
+    actor_destroy(&self->ticker);
     for (size_t i = 0; i < self->count; i++)
         free(self->series[i].name);
     free(self->series);
     json_decref(self->index);
-    pthread_cond_destroy(&self->wake);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -322,7 +312,7 @@ void history_record(history_t *self, double now, json_t *points)
     pthread_mutex_unlock(&self->lock);
 }
 
-/* ---- the thread ------------------------------------------------------------------ */
+/* ---- the ticker ------------------------------------------------------------------ */
 
 /* The sweeps' figures since the last step, as points. */
 static void fleet_points(history_t *self, json_t *points)
@@ -363,32 +353,24 @@ static void step(history_t *self)
 }
 
 /* Steps on the wall clock's multiples of the step, so that every point
- * of a bucket covers the same stretch of time. */
-static void *loop(void *arg)
+ * of a bucket covers the same stretch of time: the seconds to the next. */
+static double until_next_step(history_t *self)
+{
+    double width = self->tier[0].width, now = clock_wall();
+    return (floor(now / width) + 1) * width - now + 0.01;
+}
+
+static void tick(void *arg)
 {
     history_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    for (;;) {
-        double width = self->tier[0].width, now = clock_wall();
-        double wait = (floor(now / width) + 1) * width - now + 0.01;
-        if (!clock_cond_wait(&self->wake, &self->lock, wait, &self->running))
-            break;
-        pthread_mutex_unlock(&self->lock);
-        step(self);
-        pthread_mutex_lock(&self->lock);
-    }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
+    step(self);
+    actor_set_interval(self->ticker, until_next_step(self));
 }
 
 int history_start(history_t *self)
 {
-    self->running = true;
-    if (pthread_create(&self->thread, NULL, loop, self) != 0) {
-        self->running = false;
-        return -1;
-    }
-    return 0;
+    actor_set_interval(self->ticker, until_next_step(self));
+    return actor_start(self->ticker);
 }
 
 /* ---- reading ------------------------------------------------------------------ */

@@ -1,27 +1,27 @@
 /*  hostsampler: see hostsampler.h.  The first reading primes the CPU counters, so
- *  it is taken in hostsampler_new and the thread keeps the rest fresh. */
+ *  it is taken in hostsampler_new and a ticker (actor.h) keeps the rest
+ *  fresh from one interval later. */
 #include "hostsampler.h"
+#include "actor.h"
 #include "clock.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct hostsampler_t {
     sysstat_t *stat;
     char *disk_path;
-    double interval_s;
+    actor_t *ticker;
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t thread;
-    bool running, ok;
+    bool ok;
     sysstat_sample_t latest;
 };
 
-static void take(hostsampler_t *self)
+static void take(void *arg)
 {
+    hostsampler_t *self = arg;
     sysstat_sample_t sample;
     int rc = sysstat_sample(self->stat, self->disk_path, &sample);
     pthread_mutex_lock(&self->lock);
@@ -31,32 +31,21 @@ static void take(hostsampler_t *self)
     pthread_mutex_unlock(&self->lock);
 }
 
-static void *run(void *arg)
-{
-    hostsampler_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    while (clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running)) {
-        pthread_mutex_unlock(&self->lock);
-        take(self);
-        pthread_mutex_lock(&self->lock);
-    }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
-}
-
 hostsampler_t *hostsampler_new(const char *proc_root, const char *disk_path, double interval_s)
 {
     hostsampler_t *self = calloc(1, sizeof *self);
     self->stat = sysstat_new(proc_root);
     self->disk_path = strdup(disk_path);
-    self->interval_s = interval_s > 0.05 ? interval_s : 0.05;
     pthread_mutex_init(&self->lock, NULL);
-    clock_cond_init(&self->wake);
     take(self);
-    self->running = true;
-    if (pthread_create(&self->thread, NULL, run, self) != 0)
-        self->running = false;
+    self->ticker = actor_new("obs hostsampler", interval_s > 0.05 ? interval_s : 0.05, take, self);
+    actor_delay_first(self->ticker);
     return self;
+}
+
+int hostsampler_start(hostsampler_t *self)
+{
+    return actor_start(self->ticker);
 }
 
 void hostsampler_destroy(hostsampler_t **self_p)
@@ -64,15 +53,8 @@ void hostsampler_destroy(hostsampler_t **self_p)
     if (!self_p || !*self_p)
         return;
     hostsampler_t *self = *self_p;
-    pthread_mutex_lock(&self->lock);
-    bool joined = self->running;
-    self->running = false;
-    pthread_cond_signal(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    if (joined)
-        pthread_join(self->thread, NULL);
+    actor_destroy(&self->ticker);
     sysstat_destroy(&self->stat);
-    pthread_cond_destroy(&self->wake);
     pthread_mutex_destroy(&self->lock);
     free(self->disk_path);
     free(self);

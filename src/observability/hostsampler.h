@@ -1,5 +1,5 @@
 /*  hostsampler: the host's CPU, memory, disk and network figures, read from
- *  /proc by a background thread once a second, so that no request ever
+ *  /proc by a ticker once a second, so that no request ever
  *  waits a second for a CPU sample as the originals' psutil calls did. */
 #ifndef OBS_HOSTSAMPLER_H
 #define OBS_HOSTSAMPLER_H
@@ -10,8 +10,11 @@
 
 typedef struct hostsampler_t hostsampler_t;
 
+/* Takes the first reading at once. */
 hostsampler_t *hostsampler_new(const char *proc_root, const char *disk_path, double interval_s);
 void hostsampler_destroy(hostsampler_t **self_p);
+/* Keeps the reading fresh every interval.  0 or -1. */
+int hostsampler_start(hostsampler_t *self);
 /* The latest sample; false (and the reason) when /proc could not be read. */
 bool hostsampler_latest(hostsampler_t *self, sysstat_sample_t *out, char *err, size_t errlen);
 /* PredictiveHealthMonitor's system_metrics dict (OH-57): a field whose

@@ -1,13 +1,13 @@
 /*  housekeep: see housekeep.h.  Each chore keeps its own due time, and the
- *  thread sleeps until the earliest one. */
+ *  ticker (actor.h) sleeps until the earliest one. */
 #include "housekeep.h"
+#include "actor.h"
 #include "clock.h"
 #include "log.h"
 #include "perflog.h"
 
-#include <pthread.h>
+#include <math.h>
 #include <stdlib.h>
-#include <time.h>
 
 struct housekeep_t {
     hubdb_t *db;
@@ -15,50 +15,33 @@ struct housekeep_t {
     pushhealth_t *pushed;
     int metrics_days, usage_days;
     double retention_s, retry_s, stale_check_s, trim_s;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t thread;
-    bool running;
+    actor_t *ticker;
+    double retention_due, stale_due, trim_due;  /* the ticker's own, monotonic */
 };
 
-static double min3(double a, double b, double c)
-{
-    double m = a < b ? a : b;
-    return m < c ? m : c;
-}
-
-static void *loop(void *arg)
+static void chores(void *arg)
 {
     housekeep_t *self = arg;
     double now = clock_mono();
-    double retention_due = now, stale_due = now + self->stale_check_s, trim_due = now;
-    pthread_mutex_lock(&self->lock);
-    while (self->running) {
-        pthread_mutex_unlock(&self->lock);
-        now = clock_mono();
-        if (now >= retention_due) {
-            int deleted = perflog_retention(self->db, clock_wall(), self->metrics_days, self->usage_days);
-            if (deleted > 0)
-                log_info("observability", "retention removed %d performance rows", deleted);
-            retention_due = now + (deleted < 0 ? self->retry_s : self->retention_s);
-        }
-        if (now >= stale_due) {
-            pushhealth_sweep(self->pushed);
-            stale_due = now + self->stale_check_s;
-        }
-        if (now >= trim_due) {
-            perfmon_trim(self->perf);
-            hubdb_lock(self->db);
-            store_maintain(self->db->store);
-            hubdb_unlock(self->db);
-            trim_due = now + self->trim_s;
-        }
-        double next = min3(retention_due, stale_due, trim_due) - clock_mono();
-        pthread_mutex_lock(&self->lock);
-        clock_cond_wait(&self->wake, &self->lock, next > 0.01 ? next : 0.01, &self->running);
+    if (now >= self->retention_due) {
+        int deleted = perflog_retention(self->db, clock_wall(), self->metrics_days, self->usage_days);
+        if (deleted > 0)
+            log_info("observability", "retention removed %d performance rows", deleted);
+        self->retention_due = now + (deleted < 0 ? self->retry_s : self->retention_s);
     }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
+    if (now >= self->stale_due) {
+        pushhealth_sweep(self->pushed);
+        self->stale_due = now + self->stale_check_s;
+    }
+    if (now >= self->trim_due) {
+        perfmon_trim(self->perf);
+        hubdb_lock(self->db);
+        store_maintain(self->db->store);
+        hubdb_unlock(self->db);
+        self->trim_due = now + self->trim_s;
+    }
+    double next = fmin(self->retention_due, fmin(self->stale_due, self->trim_due)) - clock_mono();
+    actor_set_interval(self->ticker, next > 0.01 ? next : 0.01);
 }
 
 housekeep_t *housekeep_new(config_t *config, hubdb_t *db, perfmon_t *perf, pushhealth_t *pushed)
@@ -73,12 +56,16 @@ housekeep_t *housekeep_new(config_t *config, hubdb_t *db, perfmon_t *perf, pushh
     self->retry_s = (double)config_int(config, "observability.retention.retry_s", 3600);
     self->stale_check_s = config_int(config, "observability.stale_check_ms", 30000) / 1000.0;
     self->trim_s = 3600;
-    pthread_mutex_init(&self->lock, NULL);
-    clock_cond_init(&self->wake);
-    self->running = true;
-    if (pthread_create(&self->thread, NULL, loop, self) != 0)
-        self->running = false;
+    self->ticker = actor_new("obs housekeep", 0, chores, self);
     return self;
+}
+
+int housekeep_start(housekeep_t *self)
+{
+    double now = clock_mono();
+    self->retention_due = self->trim_due = now;
+    self->stale_due = now + self->stale_check_s;
+    return actor_start(self->ticker);
 }
 
 void housekeep_destroy(housekeep_t **self_p)
@@ -86,15 +73,7 @@ void housekeep_destroy(housekeep_t **self_p)
     if (!self_p || !*self_p)
         return;
     housekeep_t *self = *self_p;
-    pthread_mutex_lock(&self->lock);
-    bool was = self->running;
-    self->running = false;
-    pthread_cond_signal(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    if (was)
-        pthread_join(self->thread, NULL);
-    pthread_cond_destroy(&self->wake);
-    pthread_mutex_destroy(&self->lock);
+    actor_destroy(&self->ticker);
     free(self);
     *self_p = NULL;
 }

@@ -13,6 +13,7 @@
  *  memory_*_timeout error every minute that nobody could act on.  The
  *  defaults still serve get_system_status, which only asks when asked. */
 #include "memsvc.h"
+#include "actor.h"
 #include "clock.h"
 #include "gather.h"
 #include "log.h"
@@ -22,7 +23,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct {
     const char *key;        /* memory_orchestrator | memory_scheduler */
@@ -34,13 +34,15 @@ struct memsvc_t {
     errpub_t *errors;
     target_t targets[2];
     int timeout_ms;
-    double interval_s;
     bool enabled;
+    actor_t *ticker;
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t thread;
-    bool running;
 };
+
+static void check(void *arg)
+{
+    memsvc_check(arg);
+}
 
 memsvc_t *memsvc_new(config_t *config, errpub_t *errors)
 {
@@ -55,12 +57,12 @@ memsvc_t *memsvc_new(config_t *config, errpub_t *errors)
     self->timeout_ms = (int)config_int(config, "observability.memory_services.timeout_ms", 5000);
     long ms = config_int(config, "observability.memory_services.interval_ms",
                          config_int(config, "observability.memory_services.interval_s", 60) * 1000);
-    self->interval_s = (ms > 10 ? ms : 10) / 1000.0;
+    self->ticker = actor_new("obs memsvc", (ms > 10 ? ms : 10) / 1000.0, check, self);
+    actor_delay_first(self->ticker);
     bool configured = config_get(config, "observability.memory_orchestrator_endpoint")
                       || config_get(config, "observability.memory_scheduler_endpoint");
     self->enabled = config_bool(config, "observability.memory_services.enabled", configured);
     pthread_mutex_init(&self->lock, NULL);
-    clock_cond_init(&self->wake);
     return self;
 }
 
@@ -69,12 +71,11 @@ void memsvc_destroy(memsvc_t **self_p)
     if (!self_p || !*self_p)
         return;
     memsvc_t *self = *self_p;
-    memsvc_stop(self);
+    actor_destroy(&self->ticker);
     for (int i = 0; i < 2; i++) {
         free(self->targets[i].endpoint);
         json_decref(self->targets[i].record);
     }
-    pthread_cond_destroy(&self->wake);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -153,40 +154,9 @@ void memsvc_check(memsvc_t *self)
     gather_clear(calls, 2);
 }
 
-static void *loop(void *arg)
-{
-    memsvc_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    while (clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running)) {
-        pthread_mutex_unlock(&self->lock);
-        memsvc_check(self);
-        pthread_mutex_lock(&self->lock);
-    }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
-}
-
 int memsvc_start(memsvc_t *self)
 {
-    if (!self->enabled)
-        return 0;
-    self->running = true;
-    if (pthread_create(&self->thread, NULL, loop, self) != 0) {
-        self->running = false;
-        return -1;
-    }
-    return 0;
-}
-
-void memsvc_stop(memsvc_t *self)
-{
-    pthread_mutex_lock(&self->lock);
-    bool was = self->running;
-    self->running = false;
-    pthread_cond_signal(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    if (was)
-        pthread_join(self->thread, NULL);
+    return self->enabled ? actor_start(self->ticker) : 0;
 }
 
 json_t *memsvc_records(memsvc_t *self)

@@ -17,7 +17,6 @@ typedef struct memsvc_t memsvc_t;
 memsvc_t *memsvc_new(config_t *config, errpub_t *errors);
 void memsvc_destroy(memsvc_t **self_p);
 int memsvc_start(memsvc_t *self);
-void memsvc_stop(memsvc_t *self);
 /* Probes both services once (the thread's step). */
 void memsvc_check(memsvc_t *self);
 /* {memory_orchestrator: record, memory_scheduler: record} of the last checks. */

@@ -624,7 +624,7 @@ static int start_feeds(service_t *svc, hub_t *hub)
                           health_ep, sizeof health_ep);
     long ms = config_int(cfg, "observability.broadcast_interval_ms", 5000);
     hub->feeds = perffeeds_new(hub->perf, svc->errors, metrics_ep, health_ep, ms / 1000.0, svc->started_mono);
-    return 0;
+    return hub->feeds ? perffeeds_start(hub->feeds) : 0;
 }
 
 static int obs_start(service_t *svc)
@@ -665,14 +665,14 @@ static int obs_start(service_t *svc)
     metrics_add_collector(svc->metrics, collect, hub);
     attach_routes(svc, hub);
     dashboard_start(svc, hub->fleet, hub->alerts, hub->db, hub->history);
-    if (tiers_start(hub->recovery) < 0 || fleet_start(hub->fleet) < 0
-        || history_start(hub->history) < 0
+    hub->maintain = housekeep_new(cfg, hub->db, hub->perf, hub->pushed);
+    if (hostsampler_start(hub->sampler) < 0 || tiers_start(hub->recovery) < 0 || fleet_start(hub->fleet) < 0
+        || history_start(hub->history) < 0 || housekeep_start(hub->maintain) < 0
         || alerting_start(hub->alerts) < 0 || memsvc_start(hub->memsvc) < 0
         || optimiser_start(hub->optimiser) < 0 || start_feeds(svc, hub) < 0) {
-        log_error("observability", "cannot start the hub's threads");
+        log_error("observability", "cannot start the hub's loops");
         return -1;
     }
-    hub->maintain = housekeep_new(cfg, hub->db, hub->perf, hub->pushed);
     return 0;
 }
 

@@ -6,16 +6,15 @@
  *  Windows cleanmgr step are not kept: they were slow and of no use to a
  *  service that must answer within a second. */
 #include "optimiser.h"
+#include "actor.h"
 #include "clock.h"
 #include "log.h"
 
 #include <dirent.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_CHILDREN 256
@@ -26,11 +25,7 @@ struct optimiser_t {
     errpub_t *errors;
     optimiser_limits_t limits;
     bool kill_processes;
-    double interval_s;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t thread;
-    bool running;
+    actor_t *ticker;            /* the first pass after an interval */
 };
 
 bool optimiser_needed(const optimiser_limits_t *l, double cpu, double memory, double disk)
@@ -90,6 +85,11 @@ static size_t children(optimiser_proc_t *out, size_t max)
     return n;
 }
 
+static void pass(void *arg)
+{
+    json_decref(optimiser_run(arg));
+}
+
 optimiser_t *optimiser_new(config_t *config, hostsampler_t *sampler, hubdb_t *db, errpub_t *errors)
 {
     optimiser_t *self = calloc(1, sizeof *self);
@@ -106,9 +106,8 @@ optimiser_t *optimiser_new(config_t *config, hostsampler_t *sampler, hubdb_t *db
     self->kill_processes = config_bool(config, "observability.optimizer.kill_processes", false);
     long ms = config_int(config, "observability.optimizer.interval_ms",
                          config_int(config, "observability.optimizer.interval_s", 300) * 1000);
-    self->interval_s = (ms > 10 ? ms : 10) / 1000.0;
-    pthread_mutex_init(&self->lock, NULL);
-    clock_cond_init(&self->wake);
+    self->ticker = actor_new("obs optimiser", (ms > 10 ? ms : 10) / 1000.0, pass, self);
+    actor_delay_first(self->ticker);
     return self;
 }
 
@@ -117,9 +116,7 @@ void optimiser_destroy(optimiser_t **self_p)
     if (!self_p || !*self_p)
         return;
     optimiser_t *self = *self_p;
-    optimiser_stop(self);
-    pthread_cond_destroy(&self->wake);
-    pthread_mutex_destroy(&self->lock);
+    actor_destroy(&self->ticker);
     free(self);
     *self_p = NULL;
 }
@@ -153,44 +150,12 @@ json_t *optimiser_run(optimiser_t *self)
     return result;
 }
 
-static void *loop(void *arg)
-{
-    optimiser_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    while (clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running)) {
-        pthread_mutex_unlock(&self->lock);
-        json_decref(optimiser_run(self));
-        pthread_mutex_lock(&self->lock);
-    }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
-}
-
 int optimiser_start(optimiser_t *self)
 {
-    self->running = true;
-    if (pthread_create(&self->thread, NULL, loop, self) != 0) {
-        self->running = false;
-        return -1;
-    }
-    return 0;
-}
-
-void optimiser_stop(optimiser_t *self)
-{
-    pthread_mutex_lock(&self->lock);
-    bool was = self->running;
-    self->running = false;
-    pthread_cond_signal(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    if (was)
-        pthread_join(self->thread, NULL);
+    return actor_start(self->ticker);
 }
 
 bool optimiser_alive(optimiser_t *self)
 {
-    pthread_mutex_lock(&self->lock);
-    bool alive = self->running;
-    pthread_mutex_unlock(&self->lock);
-    return alive;
+    return actor_running(self->ticker);
 }

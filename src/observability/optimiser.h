@@ -33,9 +33,8 @@ typedef struct optimiser_t optimiser_t;
 optimiser_t *optimiser_new(config_t *config, hostsampler_t *sampler, hubdb_t *db, errpub_t *errors);
 void optimiser_destroy(optimiser_t **self_p);
 int optimiser_start(optimiser_t *self);
-void optimiser_stop(optimiser_t *self);
 bool optimiser_alive(optimiser_t *self);
-/* One pass (the thread's step): returns what it found and did. */
+/* One pass (the ticker's): returns what it found and did. */
 json_t *optimiser_run(optimiser_t *self);
 bool optimiser_needed(const optimiser_limits_t *l, double cpu, double memory, double disk);
 /* Sorts the candidates above the limit by memory, largest first, and keeps

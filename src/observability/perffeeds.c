@@ -1,26 +1,22 @@
 /*  perffeeds: see perffeeds.h.  Sends never block (ZMQ_DONTWAIT): a PUB with no
  *  subscriber drops the message, which is the semantics of the original. */
 #include "perffeeds.h"
+#include "actor.h"
 #include "clock.h"
 #include "log.h"
 #include "zsocket.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 
 struct perffeeds_t {
     perfmon_t *perf;
     errpub_t *errors;
     void *metrics_pub, *health_pub;
-    double interval_s, started;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t thread;
-    bool running;
+    double started;
+    actor_t *ticker;
 };
 
 static void *open_pub(const char *endpoint)
@@ -44,8 +40,9 @@ static int send_json(void *pub, json_t *value)
     return rc;
 }
 
-static void broadcast(perffeeds_t *self)
+static void broadcast(void *arg)
 {
+    perffeeds_t *self = arg;
     if (self->metrics_pub && send_json(self->metrics_pub, perfmon_metrics(self->perf)) < 0
         && zmq_errno() != EAGAIN)
         errpub_report(self->errors, "metrics_broadcast_error", "ERROR", NULL,
@@ -55,20 +52,6 @@ static void broadcast(perffeeds_t *self)
         && zmq_errno() != EAGAIN)
         errpub_report(self->errors, "health_monitoring_error", "ERROR", NULL,
                       "health broadcast failed: %s", zmq_strerror(zmq_errno()));
-}
-
-static void *loop(void *arg)
-{
-    perffeeds_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    while (self->running) {
-        pthread_mutex_unlock(&self->lock);
-        broadcast(self);
-        pthread_mutex_lock(&self->lock);
-        clock_cond_wait(&self->wake, &self->lock, self->interval_s, &self->running);
-    }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
 }
 
 perffeeds_t *perffeeds_new(perfmon_t *perf, errpub_t *errors, const char *metrics_endpoint,
@@ -82,14 +65,14 @@ perffeeds_t *perffeeds_new(perfmon_t *perf, errpub_t *errors, const char *metric
     self->errors = errors;
     self->metrics_pub = m;
     self->health_pub = h;
-    self->interval_s = interval_s > 0.01 ? interval_s : 0.01;
     self->started = started_mono;
-    pthread_mutex_init(&self->lock, NULL);
-    clock_cond_init(&self->wake);
-    self->running = true;
-    if (pthread_create(&self->thread, NULL, loop, self) != 0)
-        self->running = false;
+    self->ticker = actor_new("obs perffeeds", interval_s > 0.01 ? interval_s : 0.01, broadcast, self);
     return self;
+}
+
+int perffeeds_start(perffeeds_t *self)
+{
+    return actor_start(self->ticker);
 }
 
 void perffeeds_destroy(perffeeds_t **self_p)
@@ -97,19 +80,11 @@ void perffeeds_destroy(perffeeds_t **self_p)
     if (!self_p || !*self_p)
         return;
     perffeeds_t *self = *self_p;
-    pthread_mutex_lock(&self->lock);
-    bool was = self->running;
-    self->running = false;
-    pthread_cond_signal(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    if (was)
-        pthread_join(self->thread, NULL);
+    actor_destroy(&self->ticker);
     if (self->metrics_pub)
         zmq_close(self->metrics_pub);
     if (self->health_pub)
         zmq_close(self->health_pub);
-    pthread_cond_destroy(&self->wake);
-    pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
 }

@@ -15,4 +15,6 @@ typedef struct perffeeds_t perffeeds_t;
 perffeeds_t *perffeeds_new(perfmon_t *perf, errpub_t *errors, const char *metrics_endpoint,
                    const char *health_endpoint, double interval_s, double started_mono);
 void perffeeds_destroy(perffeeds_t **self_p);
+/* Broadcasts at once and then every interval.  0 or -1. */
+int perffeeds_start(perffeeds_t *self);
 #endif

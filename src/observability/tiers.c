@@ -10,16 +10,18 @@
  *  restarts agents that allow auto_recover, the only ones the operator let
  *  the hub touch. */
 #include "tiers.h"
+#include "actor.h"
 #include "child.h"
 #include "clock.h"
 #include "log.h"
 #include "wire.h"
 
 #include <math.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#define KICK_WAIT_S 3600        /* a kick ends the wait */
 
 struct tiers_t {
     config_t *config;
@@ -30,10 +32,8 @@ struct tiers_t {
     char *self_healing;
     double base_cooldown, predict_threshold;
     int timeout_ms;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t thread;
-    bool running, kicked;
+    actor_t *runner;            /* a pass after every sweep */
+    atomic_bool kicked;
 };
 
 typedef struct {
@@ -59,6 +59,8 @@ double tiers_cooldown(tiers_t *self, int tier)
     return self->base_cooldown * pow(2.0, tier > 1 ? tier - 1 : 0);
 }
 
+static actor_run_fn recover;
+
 tiers_t *tiers_new(config_t *config, fleet_t *fleet, hubdb_t *db, errpub_t *errors,
                    const char *core_endpoint)
 {
@@ -73,8 +75,7 @@ tiers_t *tiers_new(config_t *config, fleet_t *fleet, hubdb_t *db, errpub_t *erro
     self->base_cooldown = config_double(config, "observability.recovery.cooldown_s", 60);
     self->predict_threshold = config_double(config, "observability.predict_threshold", 0.7);
     self->timeout_ms = (int)config_int(config, "observability.recovery.timeout_ms", 5000);
-    pthread_mutex_init(&self->lock, NULL);
-    pthread_cond_init(&self->wake, NULL);
+    self->runner = actor_new_runner("obs tiers", recover, NULL, self);
     return self;
 }
 
@@ -83,11 +84,9 @@ void tiers_destroy(tiers_t **self_p)
     if (!self_p || !*self_p)
         return;
     tiers_t *self = *self_p;
-    tiers_stop(self);
+    actor_destroy(&self->runner);
     free(self->core);
     free(self->self_healing);
-    pthread_cond_destroy(&self->wake);
-    pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
 }
@@ -298,17 +297,12 @@ static void run_job(tiers_t *self, job_t *job)
     }
 }
 
-static void *loop(void *arg)
+static void recover(actor_t *actor, void *arg)
 {
     tiers_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    while (self->running) {
-        while (self->running && !self->kicked)
-            pthread_cond_wait(&self->wake, &self->lock);
-        self->kicked = false;
-        if (!self->running)
-            break;
-        pthread_mutex_unlock(&self->lock);
+    while (actor_wait(actor, KICK_WAIT_S)) {
+        if (!atomic_exchange(&self->kicked, false))
+            continue;
         job_t *jobs;
         size_t n;
         fleet_lock(self->fleet);
@@ -320,38 +314,17 @@ static void *loop(void *arg)
             json_decref(jobs[i].deps);
         }
         free(jobs);
-        pthread_mutex_lock(&self->lock);
     }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
 }
 
 void tiers_kick(void *arg)
 {
     tiers_t *self = arg;
-    pthread_mutex_lock(&self->lock);
-    self->kicked = true;
-    pthread_cond_signal(&self->wake);
-    pthread_mutex_unlock(&self->lock);
+    atomic_store(&self->kicked, true);
+    actor_wake(self->runner);
 }
 
 int tiers_start(tiers_t *self)
 {
-    self->running = true;
-    if (pthread_create(&self->thread, NULL, loop, self) != 0) {
-        self->running = false;
-        return -1;
-    }
-    return 0;
-}
-
-void tiers_stop(tiers_t *self)
-{
-    pthread_mutex_lock(&self->lock);
-    bool was = self->running;
-    self->running = false;
-    pthread_cond_signal(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    if (was)
-        pthread_join(self->thread, NULL);
+    return actor_start(self->runner);
 }

@@ -8,7 +8,7 @@
  *  waits for the agent to come back.  Restarts are executed by
  *  CoreOrchestrator (restart_agent), the only owner of processes in Keel;
  *  every attempt and failure is recorded in health_events and recovery_actions and reported to ErrorBus.  The
- *  same thread raises failure_predicted when an agent's failure
+ *  same runner raises failure_predicted when an agent's failure
  *  probability crosses 0.7 and tells SelfHealingAgent when one is set. */
 #ifndef OBS_TIERS_H
 #define OBS_TIERS_H
@@ -26,8 +26,7 @@ tiers_t *tiers_new(config_t *config, fleet_t *fleet, hubdb_t *db, errpub_t *erro
                    const char *core_endpoint);
 void tiers_destroy(tiers_t **self_p);
 int tiers_start(tiers_t *self);
-void tiers_stop(tiers_t *self);
-/* Wakes the recovery thread (the fleet calls it after every sweep). */
+/* Wakes the recovery runner (the fleet calls it after every sweep). */
 void tiers_kick(void *self);
 /* OH-60: the action list of a tier (1..4); anything else is tier1's. */
 json_t *tiers_tier_actions(int tier);

@@ -1,41 +1,26 @@
-/*  broadcast: see broadcast.h.  The PUB socket is made, used and closed by
- *  the broadcast thread alone. */
+/*  broadcast: see broadcast.h.  The PUB socket is bound by _start and
+ *  then used by the ticker (actor.h) alone, whose interval becomes the
+ *  retry delay after a failed frame. */
 #include "broadcast.h"
+#include "actor.h"
 #include "log.h"
 #include "zsocket.h"
 
-#include <pthread.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
+
+#define FIRST_S 1.0             /* subscribers need not wait a whole period */
+#define RETRY_S 5.0
 
 struct rs_broadcast_t {
     char *endpoint;
     double interval_s;
     rs_broadcast_fn *fn;
     void *arg;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool running;
+    void *pub;
+    actor_t *ticker;
 };
-
-static bool pause_for(rs_broadcast_t *self, double seconds)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double at = (double)ts.tv_sec + ts.tv_nsec / 1e9 + seconds;
-    ts.tv_sec = (time_t)at;
-    ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
-    pthread_mutex_lock(&self->lock);
-    if (self->running)
-        pthread_cond_timedwait(&self->wake, &self->lock, &ts);
-    bool running = self->running;
-    pthread_mutex_unlock(&self->lock);
-    return running;
-}
 
 static int send_one(rs_broadcast_t *self, void *pub)
 {
@@ -47,24 +32,10 @@ static int send_one(rs_broadcast_t *self, void *pub)
     return rc;
 }
 
-static void *broadcast_main(void *arg)
+static void send_frame(void *arg)
 {
     rs_broadcast_t *self = arg;
-    void *pub = zsocket_new(ZMQ_PUB, ZSOCKET_AGENT_SERVER, 0);
-    if (!pub || zmq_bind(pub, self->endpoint) != 0) {
-        log_error("resource", "health broadcast cannot bind %s: %s", self->endpoint,
-                  pub ? zmq_strerror(zmq_errno()) : "no server socket");
-        if (pub)
-            zmq_close(pub);
-        return NULL;
-    }
-    log_info("resource", "health broadcast on %s every %g s", self->endpoint, self->interval_s);
-    /* A first frame soon after start, so subscribers need not wait a period. */
-    double next = 1.0;
-    while (pause_for(self, next))
-        next = send_one(self, pub) == 0 ? self->interval_s : 5.0;
-    zmq_close(pub);
-    return NULL;
+    actor_set_interval(self->ticker, send_one(self, self->pub) == 0 ? self->interval_s : RETRY_S);
 }
 
 rs_broadcast_t *rs_broadcast_new(const char *endpoint, double interval_s,
@@ -75,11 +46,21 @@ rs_broadcast_t *rs_broadcast_new(const char *endpoint, double interval_s,
     self->interval_s = interval_s > 0 ? interval_s : 30.0;
     self->fn = fn;
     self->arg = arg;
-    self->running = true;
-    pthread_mutex_init(&self->lock, NULL);
-    pthread_cond_init(&self->wake, NULL);
-    pthread_create(&self->thread, NULL, broadcast_main, self);
+    self->ticker = actor_new("rs broadcast", FIRST_S, send_frame, self);
+    actor_delay_first(self->ticker);
     return self;
+}
+
+int rs_broadcast_start(rs_broadcast_t *self)
+{
+    self->pub = zsocket_new(ZMQ_PUB, ZSOCKET_AGENT_SERVER, 0);
+    if (!self->pub || zmq_bind(self->pub, self->endpoint) != 0) {
+        log_error("resource", "health broadcast cannot bind %s: %s", self->endpoint,
+                  self->pub ? zmq_strerror(zmq_errno()) : "no server socket");
+        return -1;
+    }
+    log_info("resource", "health broadcast on %s every %g s", self->endpoint, self->interval_s);
+    return actor_start(self->ticker);
 }
 
 void rs_broadcast_destroy(rs_broadcast_t **self_p)
@@ -87,13 +68,9 @@ void rs_broadcast_destroy(rs_broadcast_t **self_p)
     if (!self_p || !*self_p)
         return;
     rs_broadcast_t *self = *self_p;
-    pthread_mutex_lock(&self->lock);
-    self->running = false;
-    pthread_cond_broadcast(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    pthread_join(self->thread, NULL);
-    pthread_cond_destroy(&self->wake);
-    pthread_mutex_destroy(&self->lock);
+    actor_destroy(&self->ticker);
+    if (self->pub)
+        zmq_close(self->pub);
     free(self->endpoint);
     free(self);
     *self_p = NULL;

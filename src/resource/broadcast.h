@@ -14,4 +14,7 @@ typedef json_t *(rs_broadcast_fn)(void *arg);
 rs_broadcast_t *rs_broadcast_new(const char *endpoint, double interval_s,
                                  rs_broadcast_fn *fn, void *arg);
 void rs_broadcast_destroy(rs_broadcast_t **self_p);
+/* Binds the endpoint and broadcasts a first frame a second later.  0, or
+ * -1 (logged) when it cannot bind. */
+int rs_broadcast_start(rs_broadcast_t *self);
 #endif

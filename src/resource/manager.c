@@ -3,16 +3,17 @@
  *  original would have thrown on (an unhashable id, a threshold that is
  *  not a number) gets a clear error instead of a wedged socket. */
 #include "manager.h"
+#include "actor.h"
 #include "clock.h"
 #include "log.h"
 #include "pycompat.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#define REAP_S 1.0
 
 #define MAX_ID 1024
 /* A bound on the table, so a caller that never releases cannot exhaust memory. */
@@ -25,8 +26,7 @@ struct rs_manager_t {
     rs_stats_t *stats;
     metrics_t *metrics;
     double default_lease_s;
-    pthread_t reaper;
-    atomic_bool running;
+    actor_t *reaper;            /* ends leases every REAP_S */
 };
 
 bool rs_check(const rs_sample_t *sample, const rs_thresholds_t *limits)
@@ -55,17 +55,12 @@ static void expire_locked(rs_manager_t *self)
     json_decref(released);
 }
 
-static void *reaper_main(void *arg)
+static void reap(void *arg)
 {
     rs_manager_t *self = arg;
-    while (atomic_load(&self->running)) {
-        for (int i = 0; i < 10 && atomic_load(&self->running); i++)
-            usleep(100 * 1000);
-        pthread_mutex_lock(&self->lock);
-        expire_locked(self);
-        pthread_mutex_unlock(&self->lock);
-    }
-    return NULL;
+    pthread_mutex_lock(&self->lock);
+    expire_locked(self);
+    pthread_mutex_unlock(&self->lock);
 }
 
 static void collect(metrics_t *metrics, void *arg)
@@ -93,9 +88,14 @@ rs_manager_t *rs_manager_new(rs_stats_t *stats, metrics_t *metrics,
     metrics_declare(metrics, "keel_resource_expired_total",
                     "Allocations released because their lease ran out.", METRIC_COUNTER, NULL, 0);
     metrics_add_collector(metrics, collect, self);
-    atomic_store(&self->running, true);
-    pthread_create(&self->reaper, NULL, reaper_main, self);
+    self->reaper = actor_new("rs reaper", REAP_S, reap, self);
+    actor_delay_first(self->reaper);
     return self;
+}
+
+int rs_manager_start(rs_manager_t *self)
+{
+    return actor_start(self->reaper);
 }
 
 void rs_manager_destroy(rs_manager_t **self_p)
@@ -103,8 +103,7 @@ void rs_manager_destroy(rs_manager_t **self_p)
     if (!self_p || !*self_p)
         return;
     rs_manager_t *self = *self_p;
-    atomic_store(&self->running, false);
-    pthread_join(self->reaper, NULL);
+    actor_destroy(&self->reaper);
     rs_allocs_destroy(&self->allocs);
     pthread_mutex_destroy(&self->lock);
     free(self);

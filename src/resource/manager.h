@@ -2,7 +2,7 @@
  *  allocate_resources, release_resources, get_status, set_thresholds) with
  *  the original replies, over a reservation table that really holds
  *  capacity (alloc.h).  Keel adds renew_resources (extend a lease) and
- *  agent_dead (release everything an agent held), and a reaper thread that
+ *  agent_dead (release everything an agent held), and a reaper (actor.h) that
  *  ends leases on time even when no request comes.  One mutex guards the
  *  thresholds and the table; it is never held across a call to another
  *  agent. */
@@ -19,6 +19,8 @@ typedef struct rs_manager_t rs_manager_t;
 rs_manager_t *rs_manager_new(rs_stats_t *stats, metrics_t *metrics,
                              const rs_thresholds_t *thresholds, double default_lease_s);
 void rs_manager_destroy(rs_manager_t **self_p);
+/* Starts ending leases on time.  0 or -1. */
+int rs_manager_start(rs_manager_t *self);
 void rs_manager_attach(rs_manager_t *self, wire_server_t *wire);
 /* MiB held by vram reservations on each device (RS_MAX_GPUS entries). */
 void rs_manager_vram_held(rs_manager_t *self, double *held);

@@ -282,7 +282,11 @@ static int start(service_t *svc)
                                            config_double(cfg, "resource.health_broadcast_interval_s", 30),
                                            broadcast_frame, self);
     }
-    rs_vram_start(self->vram);
+    if (rs_manager_start(self->manager) < 0 || rs_sched_start(self->sched) < 0
+        || rs_vram_start(self->vram) < 0 || (self->broadcast && rs_broadcast_start(self->broadcast) < 0)) {
+        stop(svc);
+        return -1;
+    }
     return 0;
 }
 

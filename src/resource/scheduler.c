@@ -3,14 +3,19 @@
  *  Life of a task: the request thread counts it against its level (a full
  *  level is refused there and then) and adds it to the pending journal
  *  writes.  If no commit is under way it commits them itself; otherwise the
- *  journal thread commits whatever gathered meanwhile in one transaction.
+ *  journal writer commits whatever gathered meanwhile in one transaction.
  *  A committed task is marked so (its waiter wakes) and moved to the
  *  queue, or to the delay heap when it is not due yet.
  *  Workers pop, run with the lock released, then either finish the task
  *  (statistics, a delete for the journal, the waiter woken) or put it back
  *  in the delay heap with its backoff.  A task shared by a waiter and the
- *  scheduler is freed by whichever lets go last. */
+ *  scheduler is freed by whichever lets go last.
+ *
+ *  The journal writer and the workers are runners (actor.h) that wait on
+ *  the scheduler's own conditions; stop stops the workers first, then the
+ *  writer, which commits what they left before it ends. */
 #include "scheduler.h"
+#include "actor.h"
 #include "clock.h"
 #include "heap.h"
 #include "journal.h"
@@ -26,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_WORKERS 16
 #define RECENT 256
@@ -50,12 +54,12 @@ typedef struct {
 typedef struct {
     rs_sched_t *sched;
     int index;
-    pthread_t thread;
+    actor_t *actor;
     link_t links[MAX_ENDPOINTS];
     int nlinks;
 } worker_t;
 
-/* Work for the journal thread, swapped out whole at each commit. */
+/* Work for the journal writer, swapped out whole at each commit. */
 typedef struct {
     rs_task_t **inserts;
     size_t ninserts, cap_inserts;
@@ -81,8 +85,8 @@ struct rs_sched_t {
     json_t *task_stats;
     recent_t recent[RECENT];
     size_t recent_next;
-    bool running, committing;
-    pthread_t journal_thread;
+    bool committing;
+    actor_t *journal_writer;
     worker_t workers[MAX_WORKERS];
     int nworkers;
 };
@@ -189,7 +193,7 @@ static void finish(rs_sched_t *self, rs_task_t *task, bool ok, const char *error
         grow((void **)&self->ops.deletes, &self->ops.cap_deletes, self->ops.ndeletes + 1,
              sizeof(int64_t));
         self->ops.deletes[self->ops.ndeletes++] = task->id;
-        if (first)      /* otherwise the journal thread already has work to wake for */
+        if (first)      /* otherwise the journal writer already has work to wake for */
             pthread_cond_signal(&self->journal_wake);
     }
     remember(self, task);
@@ -197,25 +201,16 @@ static void finish(rs_sched_t *self, rs_task_t *task, bool ok, const char *error
     rs_task_unref(task);
 }
 
-/* ---- the journal thread ------------------------------------------------ */
-
-static struct timespec in_seconds(double seconds)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double at = (double)ts.tv_sec + ts.tv_nsec / 1e9 + seconds;
-    ts.tv_sec = (time_t)at;
-    ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
-    return ts;
-}
+/* ---- the journal writer ------------------------------------------------ */
 
 /* Deletes and retry updates wait a moment for an insert to share their
  * commit: losing one in a crash costs only a rerun, while a commit of its
  * own would cost a transaction (and, when durable, an fsync) per task. */
-static void linger(rs_sched_t *self)
+static void linger(rs_sched_t *self, actor_t *actor)
 {
-    struct timespec until = in_seconds(0.02);
-    while (self->ops.ninserts == 0 && self->running)
+    struct timespec until;
+    clock_deadline(0.02, &until);
+    while (self->ops.ninserts == 0 && actor_running(actor))
         if (pthread_cond_timedwait(&self->journal_wake, &self->lock, &until) == ETIMEDOUT)
             break;
 }
@@ -249,31 +244,48 @@ static void commit_locked(rs_sched_t *self)
     }
     ops_free(&batch);
     self->committing = false;
-    if (!ops_empty(&self->ops))     /* what gathered meanwhile is the journal thread's */
+    if (!ops_empty(&self->ops))     /* what gathered meanwhile is the journal writer's */
         pthread_cond_signal(&self->journal_wake);
 }
 
 /* Writes what request threads left behind: inserts that arrived while
- * another commit was under way, and the workers' deletes and updates. */
-static void *journal_main(void *arg)
+ * another commit was under way, and the workers' deletes and updates.
+ * Stopped, it writes what is left and ends. */
+static void write_journal(actor_t *actor, void *arg)
 {
     rs_sched_t *self = arg;
     pthread_mutex_lock(&self->lock);
     for (;;) {
-        while ((ops_empty(&self->ops) || self->committing) && self->running)
+        while ((ops_empty(&self->ops) || self->committing) && actor_running(actor))
             pthread_cond_wait(&self->journal_wake, &self->lock);
-        if (!self->running && (ops_empty(&self->ops) || self->committing)) {
+        if (!actor_running(actor) && (ops_empty(&self->ops) || self->committing)) {
             if (!self->committing)
                 break;
             pthread_cond_wait(&self->journal_wake, &self->lock);
             continue;
         }
-        linger(self);
+        linger(self, actor);
         if (!self->committing && !ops_empty(&self->ops))
             commit_locked(self);
     }
     pthread_mutex_unlock(&self->lock);
-    return NULL;
+}
+
+/* The interrupt of the journal writer and, through wake_worker, of the
+ * workers: their waits are on the lock. */
+static void wake_all(void *arg)
+{
+    rs_sched_t *self = arg;
+    pthread_mutex_lock(&self->lock);
+    pthread_cond_broadcast(&self->work);
+    pthread_cond_broadcast(&self->journal_wake);
+    pthread_mutex_unlock(&self->lock);
+}
+
+static void wake_worker(void *arg)
+{
+    worker_t *w = arg;
+    wake_all(w->sched);
 }
 
 /* ---- workers ------------------------------------------------------------- */
@@ -383,19 +395,20 @@ static double promote(rs_sched_t *self)
 
 static void wait_work(rs_sched_t *self, double next_due)
 {
-    double wake = clock_wall() + 0.5;
-    if (next_due > 0 && next_due < wake)
-        wake = next_due;
-    struct timespec ts = in_seconds(wake - clock_wall());
-    pthread_cond_timedwait(&self->work, &self->lock, &ts);
+    double wait = 0.5;
+    if (next_due > 0 && next_due - clock_wall() < wait)
+        wait = next_due - clock_wall();
+    struct timespec until;
+    clock_deadline(wait, &until);
+    pthread_cond_timedwait(&self->work, &self->lock, &until);
 }
 
-static void *worker_main(void *arg)
+static void work(actor_t *actor, void *arg)
 {
     worker_t *w = arg;
     rs_sched_t *self = w->sched;
     pthread_mutex_lock(&self->lock);
-    while (self->running) {
+    while (actor_running(actor)) {
         double next_due = promote(self);
         rs_task_t *task = rs_taskq_pop(self->ready);
         if (!task) {
@@ -423,7 +436,7 @@ static void *worker_main(void *arg)
         free(w->links[i].endpoint);
         wire_client_destroy(&w->links[i].client);
     }
-    return NULL;
+    w->nlinks = 0;
 }
 
 /* ---- life cycle --------------------------------------------------------- */
@@ -478,8 +491,8 @@ rs_sched_t *rs_sched_new(const rs_sched_config_t *config, const char *db_path,
     self->metrics = metrics;
     self->errors = errors;
     pthread_mutex_init(&self->lock, NULL);
-    pthread_cond_init(&self->work, NULL);
-    pthread_cond_init(&self->journal_wake, NULL);
+    clock_cond_init(&self->work);
+    clock_cond_init(&self->journal_wake);
     self->ready = rs_taskq_new(config->queue_size ? config->queue_size : 1000);
     self->delayed = heap_new(0, unref_item);
     self->task_stats = json_object();
@@ -489,14 +502,22 @@ rs_sched_t *rs_sched_new(const rs_sched_config_t *config, const char *db_path,
     int restored = rs_journal_load(journal, restore, self);
     if (restored > 0)
         log_info("resource", "%d accepted tasks restored from the journal", restored);
-    self->running = true;
-    pthread_create(&self->journal_thread, NULL, journal_main, self);
+    self->journal_writer = actor_new_runner("rs journal", write_journal, wake_all, self);
     self->nworkers = config->workers < 1 ? 1 : config->workers > MAX_WORKERS ? MAX_WORKERS : config->workers;
-    for (int i = 0; i < self->nworkers; i++) {
-        self->workers[i] = (worker_t){ .sched = self, .index = i };
-        pthread_create(&self->workers[i].thread, NULL, worker_main, &self->workers[i]);
-    }
+    for (int i = 0; i < self->nworkers; i++)
+        self->workers[i] = (worker_t){ .sched = self, .index = i,
+                                       .actor = actor_new_runner("rs worker", work, wake_worker, &self->workers[i]) };
     return self;
+}
+
+int rs_sched_start(rs_sched_t *self)
+{
+    if (actor_start(self->journal_writer) < 0)
+        return -1;
+    for (int i = 0; i < self->nworkers; i++)
+        if (actor_start(self->workers[i].actor) < 0)
+            return -1;
+    return 0;
 }
 
 void rs_sched_destroy(rs_sched_t **self_p)
@@ -504,14 +525,13 @@ void rs_sched_destroy(rs_sched_t **self_p)
     if (!self_p || !*self_p)
         return;
     rs_sched_t *self = *self_p;
-    pthread_mutex_lock(&self->lock);
-    self->running = false;
-    pthread_cond_broadcast(&self->work);
-    pthread_cond_broadcast(&self->journal_wake);
-    pthread_mutex_unlock(&self->lock);
+    actor_t *workers[MAX_WORKERS];
     for (int i = 0; i < self->nworkers; i++)
-        pthread_join(self->workers[i].thread, NULL);
-    pthread_join(self->journal_thread, NULL);
+        workers[i] = self->workers[i].actor;
+    actor_stop_all(workers, (size_t)self->nworkers);
+    for (int i = 0; i < self->nworkers; i++)
+        actor_destroy(&self->workers[i].actor);
+    actor_destroy(&self->journal_writer);
     rs_taskq_destroy(&self->ready);
     heap_destroy(&self->delayed);
     ops_free(&self->ops);
@@ -586,8 +606,9 @@ static void wait_for(rs_sched_t *self, rs_task_t *task, bool done, double deadli
 {
     while (!(task->done || (!done && task->committed)) && clock_mono() < deadline
            && !stopping(self)) {
-        struct timespec ts = in_seconds(0.1);
-        pthread_cond_timedwait(&task->cond, &self->lock, &ts);
+        struct timespec until;
+        clock_deadline(0.1, &until);
+        pthread_cond_timedwait(&task->cond, &self->lock, &until);
     }
 }
 

@@ -39,7 +39,10 @@ typedef struct rs_sched_t rs_sched_t;
 
 rs_sched_t *rs_sched_new(const rs_sched_config_t *config, const char *db_path,
                          metrics_t *metrics, errpub_t *errors, char *err, size_t errlen);
+/* Stops the workers, then writes what they left to the journal. */
 void rs_sched_destroy(rs_sched_t **self_p);
+/* Starts the workers and the journal writer.  0 or -1. */
+int rs_sched_start(rs_sched_t *self);
 /* schedule_task, get_task, list_tasks. */
 void rs_sched_attach(rs_sched_t *self, wire_server_t *wire);
 /* The AsyncProcessor task path for a request object. */

@@ -1,5 +1,6 @@
 /*  task: see task.h. */
 #include "task.h"
+#include "clock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@ rs_task_t *rs_task_new(const char *type, json_t *data, rs_prio_t prio)
     task->prio = prio;
     task->refs = 1;
     task->gpu = -1;
-    pthread_cond_init(&task->cond, NULL);
+    clock_cond_init(&task->cond);
     return task;
 }
 

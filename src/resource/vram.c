@@ -132,21 +132,6 @@ bool rs_vram_can_load(rs_vram_t *self, const char *model, double required_mb, in
     return required_mb <= rs_vram_room(self, 0, &m);
 }
 
-bool rs_vram_sleep(rs_vram_t *self, double seconds)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double at = (double)ts.tv_sec + ts.tv_nsec / 1e9 + seconds;
-    ts.tv_sec = (time_t)at;
-    ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
-    pthread_mutex_lock(&self->lock);
-    if (self->running)
-        pthread_cond_timedwait(&self->wake, &self->lock, &ts);
-    bool running = self->running;
-    pthread_mutex_unlock(&self->lock);
-    return running;
-}
-
 /* ---- life cycle ---------------------------------------------------------- */
 
 rs_vram_t *rs_vram_new(const rs_vram_config_t *config, gpu_t *gpu, rs_manager_t *manager,
@@ -160,7 +145,15 @@ rs_vram_t *rs_vram_new(const rs_vram_config_t *config, gpu_t *gpu, rs_manager_t 
     self->errors = errors;
     self->started_mono = clock_mono();
     pthread_mutex_init(&self->lock, NULL);
-    pthread_cond_init(&self->wake, NULL);
+    const double intervals[RS_VRAM_LOOPS] = { config->monitor_interval_s, 0, config->predict_interval_s,
+                                              config->optimization_interval_s };
+    actor_tick_fn *passes[RS_VRAM_LOOPS] = { rs_vram_monitor, NULL, rs_vram_predict, rs_vram_optimize };
+    for (int i = 0; i < RS_VRAM_LOOPS; i++) {
+        self->loops[i] = i == RS_VRAM_IDLE ? actor_new_runner("rs vram idle", rs_vram_unload_idle, NULL, self)
+                                           : actor_new("rs vram", intervals[i], passes[i], self);
+        actor_delay_first(self->loops[i]);
+        self->clients[i] = wire_client_new_agent(config->mma_endpoint, config->timeout_ms, 0);
+    }
     self->critical = config->critical;
     self->warning = config->warning;
     self->safe = config->safe;
@@ -176,13 +169,12 @@ rs_vram_t *rs_vram_new(const rs_vram_config_t *config, gpu_t *gpu, rs_manager_t 
     return self;
 }
 
-void rs_vram_start(rs_vram_t *self)
+int rs_vram_start(rs_vram_t *self)
 {
-    void *(*loops[])(void *) = { rs_vram_monitor_main, rs_vram_idle_main,
-                                 rs_vram_predictor_main, rs_vram_optimizer_main };
-    self->running = true;
-    for (int i = 0; i < 4; i++)
-        pthread_create(&self->threads[self->nthreads++], NULL, loops[i], self);
+    for (int i = 0; i < RS_VRAM_LOOPS; i++)
+        if (actor_start(self->loops[i]) < 0)
+            return -1;
+    return 0;
 }
 
 void rs_vram_destroy(rs_vram_t **self_p)
@@ -190,18 +182,16 @@ void rs_vram_destroy(rs_vram_t **self_p)
     if (!self_p || !*self_p)
         return;
     rs_vram_t *self = *self_p;
-    pthread_mutex_lock(&self->lock);
-    self->running = false;
-    pthread_cond_broadcast(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    for (int i = 0; i < self->nthreads; i++)
-        pthread_join(self->threads[i], NULL);
+    actor_stop_all(self->loops, RS_VRAM_LOOPS);
+    for (int i = 0; i < RS_VRAM_LOOPS; i++) {
+        actor_destroy(&self->loops[i]);
+        wire_client_destroy(&self->clients[i]);
+    }
     json_decref(self->loaded_models);
     json_decref(self->usage_patterns);
     json_decref(self->requirements);
     json_decref(self->mma);
     json_decref(self->batch_sizes);
-    pthread_cond_destroy(&self->wake);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;

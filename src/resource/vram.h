@@ -45,8 +45,8 @@ rs_vram_t *rs_vram_new(const rs_vram_config_t *config, gpu_t *gpu, rs_manager_t 
                        metrics_t *metrics, errpub_t *errors);
 void rs_vram_destroy(rs_vram_t **self_p);
 void rs_vram_attach(rs_vram_t *self, wire_server_t *wire);
-/* Starts the monitor, idle, predictor and optimizer threads. */
-void rs_vram_start(rs_vram_t *self);
+/* Starts the monitor, idle, predictor and optimizer loops.  0 or -1. */
+int rs_vram_start(rs_vram_t *self);
 /* {"devices":{MainPC:{...},PC2:{...}|null},"loaded_models":{...},"thresholds":{...},...} */
 json_t *rs_vram_snapshot(rs_vram_t *self);
 #endif

@@ -7,9 +7,13 @@
 #define KEEL_RS_VRAM_INT_H
 #include <pthread.h>
 
+#include "actor.h"
 #include "vram.h"
 
 #define RS_VRAM_DEVICES 2
+
+/* The four loops of vram_loops.c. */
+enum { RS_VRAM_MONITOR, RS_VRAM_IDLE, RS_VRAM_PREDICTOR, RS_VRAM_OPTIMIZER, RS_VRAM_LOOPS };
 
 typedef struct {
     bool present;
@@ -23,11 +27,9 @@ struct rs_vram_t {
     metrics_t *metrics;
     errpub_t *errors;
     double started_mono;
+    actor_t *loops[RS_VRAM_LOOPS];
+    wire_client_t *clients[RS_VRAM_LOOPS];  /* each loop's own REQ client to the ModelManager */
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool running;
-    pthread_t threads[4];
-    int nthreads;
     /* guarded by lock */
     double critical, warning, safe, idle_timeout_s;
     json_t *loaded_models;      /* MMA's table, replaced each monitor cycle */
@@ -50,10 +52,10 @@ bool rs_vram_load(rs_vram_t *self, wire_client_t *client, const char *model, con
                   const char *quantization);
 /* The original's can_load_model, in MiB, with the SDT consult above 2048. */
 bool rs_vram_can_load(rs_vram_t *self, const char *model, double required_mb, int timeout_ms);
-/* Sleeps up to seconds unless stopping; false once stopping. */
-bool rs_vram_sleep(rs_vram_t *self, double seconds);
-void *rs_vram_monitor_main(void *arg);
-void *rs_vram_idle_main(void *arg);
-void *rs_vram_predictor_main(void *arg);
-void *rs_vram_optimizer_main(void *arg);
+/* The loops (arg: the rs_vram_t); the idle sweep pauses between unloads,
+ * so it is a runner, the others tickers. */
+actor_tick_fn rs_vram_monitor;
+actor_run_fn rs_vram_unload_idle;
+actor_tick_fn rs_vram_predict;
+actor_tick_fn rs_vram_optimize;
 #endif

@@ -1,7 +1,8 @@
-/*  vram_loops: the optimizer's four background threads, each with its own
+/*  vram_loops: the optimizer's four loops (actor.h), each with its own
  *  REQ client to the ModelManager (a REQ socket belongs to one thread; the
  *  client makes a new one after a timeout, so one silent reply never
- *  disables unloads for good, as it did in the original).
+ *  disables unloads for good, as it did in the original).  Each first
+ *  runs one interval after start.
  *
  *  monitor (5 s): refresh the model table, then per device, MainPC before
  *  PC2: at or above critical unload the largest model (the second largest
@@ -25,11 +26,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-static wire_client_t *mma_client(rs_vram_t *self)
-{
-    return wire_client_new_agent(self->config.mma_endpoint, self->config.timeout_ms, 0);
-}
 
 static json_t *models_copy(rs_vram_t *self)
 {
@@ -92,28 +88,24 @@ static void relieve(rs_vram_t *self, wire_client_t *mma, int d, double ratio)
     json_decref(models);
 }
 
-void *rs_vram_monitor_main(void *arg)
+void rs_vram_monitor(void *arg)
 {
     rs_vram_t *self = arg;
-    wire_client_t *mma = mma_client(self);
-    while (rs_vram_sleep(self, self->config.monitor_interval_s)) {
-        refresh_models(self, mma);
-        for (int d = 0; d < RS_VRAM_DEVICES; d++) {
-            rs_vram_metrics_t m;
-            rs_vram_metrics(self, d, &m);
-            if (m.present)
-                relieve(self, mma, d, m.ratio);
-        }
+    wire_client_t *mma = self->clients[RS_VRAM_MONITOR];
+    refresh_models(self, mma);
+    for (int d = 0; d < RS_VRAM_DEVICES; d++) {
+        rs_vram_metrics_t m;
+        rs_vram_metrics(self, d, &m);
+        if (m.present)
+            relieve(self, mma, d, m.ratio);
     }
-    wire_client_destroy(&mma);
-    return NULL;
 }
 
-void *rs_vram_idle_main(void *arg)
+void rs_vram_unload_idle(actor_t *actor, void *arg)
 {
     rs_vram_t *self = arg;
-    wire_client_t *mma = mma_client(self);
-    while (rs_vram_sleep(self, self->config.idle_check_interval_s)) {
+    wire_client_t *mma = self->clients[RS_VRAM_IDLE];
+    while (actor_wait(actor, self->config.idle_check_interval_s)) {
         json_t *models = models_copy(self);
         pthread_mutex_lock(&self->lock);
         double idle = self->idle_timeout_s;
@@ -125,15 +117,13 @@ void *rs_vram_idle_main(void *arg)
             json_t *name;
             json_array_foreach(candidates, i, name) {
                 rs_vram_unload(self, mma, json_string_value(name));
-                if (!(running = rs_vram_sleep(self, self->config.unload_pause_s)))
+                if (!(running = actor_wait(actor, self->config.unload_pause_s)))
                     break;
             }
             json_decref(candidates);
         }
         json_decref(models);
     }
-    wire_client_destroy(&mma);
-    return NULL;
 }
 
 /* The coordinator's queue, when one is configured. */
@@ -159,31 +149,27 @@ static void preload(rs_vram_t *self, wire_client_t *mma, const char *model)
         log_info("resource", "predicted model %s not loaded: admission refused", model);
 }
 
-void *rs_vram_predictor_main(void *arg)
+void rs_vram_predict(void *arg)
 {
     rs_vram_t *self = arg;
-    wire_client_t *mma = mma_client(self);
-    while (rs_vram_sleep(self, self->config.predict_interval_s)) {
-        if (!self->config.predictive_loading)
-            continue;
-        json_t *loaded = models_copy(self);
-        json_t *queue = coordinator_queue(self);
-        const char *wanted = queue ? rs_vram_predict_queue(queue, loaded) : NULL;
-        if (wanted)
-            preload(self, mma, wanted);
-        pthread_mutex_lock(&self->lock);
-        json_t *patterns = json_deep_copy(self->usage_patterns);
-        pthread_mutex_unlock(&self->lock);
-        wanted = rs_vram_predict_pattern(patterns, loaded, clock_wall(),
-                                         self->config.prediction_window_s);
-        if (wanted)
-            preload(self, mma, wanted);
-        json_decref(patterns);
-        json_decref(queue);
-        json_decref(loaded);
-    }
-    wire_client_destroy(&mma);
-    return NULL;
+    wire_client_t *mma = self->clients[RS_VRAM_PREDICTOR];
+    if (!self->config.predictive_loading)
+        return;
+    json_t *loaded = models_copy(self);
+    json_t *queue = coordinator_queue(self);
+    const char *wanted = queue ? rs_vram_predict_queue(queue, loaded) : NULL;
+    if (wanted)
+        preload(self, mma, wanted);
+    pthread_mutex_lock(&self->lock);
+    json_t *patterns = json_deep_copy(self->usage_patterns);
+    pthread_mutex_unlock(&self->lock);
+    wanted = rs_vram_predict_pattern(patterns, loaded, clock_wall(),
+                                     self->config.prediction_window_s);
+    if (wanted)
+        preload(self, mma, wanted);
+    json_decref(patterns);
+    json_decref(queue);
+    json_decref(loaded);
 }
 
 /* Unload and reload a device's idle models so the driver can pack them
@@ -233,25 +219,20 @@ static void tune_batches(rs_vram_t *self, const rs_vram_metrics_t *m)
     json_decref(models);
 }
 
-void *rs_vram_optimizer_main(void *arg)
+void rs_vram_optimize(void *arg)
 {
     rs_vram_t *self = arg;
-    wire_client_t *mma = mma_client(self);
-    while (rs_vram_sleep(self, self->config.optimization_interval_s)) {
-        json_t *models = models_copy(self);
-        pthread_mutex_lock(&self->lock);
-        double frag = rs_vram_fragmentation(self->mma_used_mb,
-                                            rs_vram_models_mb(models, NULL, "vram_usage_mb"));
-        self->fragmentation = frag;
-        pthread_mutex_unlock(&self->lock);
-        json_decref(models);
-        for (int d = 0; d < RS_VRAM_DEVICES && frag > self->config.defrag_threshold; d++)
-            defragment(self, mma, d);
-        rs_vram_metrics_t m;
-        rs_vram_metrics(self, 0, &m);
-        if (m.ratio < 0.5)
-            tune_batches(self, &m);
-    }
-    wire_client_destroy(&mma);
-    return NULL;
+    json_t *models = models_copy(self);
+    pthread_mutex_lock(&self->lock);
+    double frag = rs_vram_fragmentation(self->mma_used_mb,
+                                        rs_vram_models_mb(models, NULL, "vram_usage_mb"));
+    self->fragmentation = frag;
+    pthread_mutex_unlock(&self->lock);
+    json_decref(models);
+    for (int d = 0; d < RS_VRAM_DEVICES && frag > self->config.defrag_threshold; d++)
+        defragment(self, self->clients[RS_VRAM_OPTIMIZER], d);
+    rs_vram_metrics_t m;
+    rs_vram_metrics(self, 0, &m);
+    if (m.ratio < 0.5)
+        tune_batches(self, &m);
 }

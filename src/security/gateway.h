@@ -8,9 +8,9 @@
 #ifndef KEEL_SECURITY_GATEWAY_H
 #define KEEL_SECURITY_GATEWAY_H
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 
+#include "actor.h"
 #include "lockout.h"
 #include "monitor.h"
 #include "passwd.h"
@@ -33,11 +33,7 @@ typedef struct {
     size_t max_user_len, max_password_len;
     trust_t *trust;
     monitor_t *monitor;
-    pthread_t sweeper;
-    bool sweeper_started;
-    atomic_bool running, sweeper_alive;
-    pthread_mutex_t wake_lock;
-    pthread_cond_t wake;
+    actor_t *sweeper;               /* a ticker every sweep_interval_s */
     double sweep_interval_s;
 } gateway_t;
 

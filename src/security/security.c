@@ -4,7 +4,7 @@
  *  four workers: an Argon2id login takes tens of milliseconds and must not
  *  hold up the token validations other services make on every request.
  *
- *  The background sweeper wakes every sweep_interval_s (300 s, the
+ *  The sweeper, a ticker (actor.h), runs every sweep_interval_s (300 s, the
  *  original's cleanup period) to delete expired sessions and stale lockout
  *  rows, and to checkpoint the databases. */
 #include "pycompat.h"
@@ -16,11 +16,9 @@
 #include "token.h"
 #include "users.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define WORKERS 4
 
@@ -48,8 +46,9 @@ static void gateway_config(gateway_t *gw, config_t *c)
 
 /* ---- the sweeper --------------------------------------------------------- */
 
-static void sweep_once(gateway_t *gw)
+static void sweep_once(void *arg)
 {
+    gateway_t *gw = arg;
     double now = clock_wall();
     pthread_mutex_lock(&gw->db_lock);
     int removed = sessions_sweep(gw->sessions, now);
@@ -60,29 +59,6 @@ static void sweep_once(gateway_t *gw)
         monitor_error(gw->monitor, "CLEANUP_ERROR", "the session sweep failed");
     else if (removed > 0)
         log_info("security", "%d expired session(s) removed", removed);
-}
-
-static void *sweeper_main(void *arg)
-{
-    gateway_t *gw = arg;
-    atomic_store(&gw->sweeper_alive, true);
-    pthread_mutex_lock(&gw->wake_lock);
-    while (atomic_load(&gw->running)) {
-        pthread_mutex_unlock(&gw->wake_lock);
-        sweep_once(gw);
-        pthread_mutex_lock(&gw->wake_lock);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        double at = (double)until.tv_sec + until.tv_nsec / 1e9 + gw->sweep_interval_s;
-        until.tv_sec = (time_t)at;
-        until.tv_nsec = (long)((at - (double)until.tv_sec) * 1e9);
-        while (atomic_load(&gw->running)
-               && pthread_cond_timedwait(&gw->wake, &gw->wake_lock, &until) != ETIMEDOUT)
-            ;
-    }
-    pthread_mutex_unlock(&gw->wake_lock);
-    atomic_store(&gw->sweeper_alive, false);
-    return NULL;
 }
 
 /* ---- replies in the agents' words ------------------------------------ */
@@ -119,7 +95,7 @@ static void add_health(gateway_t *gw, json_t *dict)
     json_object_set_new(dict, "agent_type", json_string("authentication"));
     json_object_set_new(dict, "active_sessions", json_integer(sessions));
     json_object_set_new(dict, "registered_users", json_integer(users));
-    json_object_set_new(dict, "cleanup_thread_alive", json_boolean(atomic_load(&gw->sweeper_alive)));
+    json_object_set_new(dict, "cleanup_thread_alive", json_boolean(actor_running(gw->sweeper)));
     json_object_set_new(dict, "uptime_seconds", json_real(service_uptime(gw->svc)));
 }
 
@@ -235,9 +211,9 @@ static int security_start(service_t *svc)
     svc->impl = gw;
     gw->svc = svc;
     pthread_mutex_init(&gw->db_lock, NULL);
-    pthread_mutex_init(&gw->wake_lock, NULL);
-    pthread_cond_init(&gw->wake, NULL);
     gateway_config(gw, svc->config);
+    gw->sweeper = actor_new("security sweeper", gw->sweep_interval_s, sweep_once, gw);
+    actor_watch(gw->sweeper, svc->liveness, 0);
     gw->monitor = monitor_new(svc);
     unsigned char random_pw[16];
     randombytes_buf(random_pw, sizeof random_pw);
@@ -250,9 +226,7 @@ static int security_start(service_t *svc)
     }
     log_info("security", "Argon2id opslimit %llu, memlimit %zu KiB", gw->pw.opslimit, gw->pw.memlimit / 1024);
     attach_routes(gw, svc);
-    atomic_store(&gw->running, true);
-    gw->sweeper_started = pthread_create(&gw->sweeper, NULL, sweeper_main, gw) == 0;
-    return 0;
+    return actor_start(gw->sweeper);
 }
 
 static void security_stop(service_t *svc)
@@ -260,19 +234,12 @@ static void security_stop(service_t *svc)
     gateway_t *gw = svc->impl;
     if (!gw)
         return;
-    pthread_mutex_lock(&gw->wake_lock);
-    atomic_store(&gw->running, false);
-    pthread_cond_broadcast(&gw->wake);
-    pthread_mutex_unlock(&gw->wake_lock);
-    if (gw->sweeper_started)
-        pthread_join(gw->sweeper, NULL);
+    actor_destroy(&gw->sweeper);
     trust_destroy(&gw->trust);
     sessions_destroy(&gw->sessions);
     store_destroy(&gw->db);
     monitor_destroy(&gw->monitor);
     sodium_memzero(gw->decoy_hash, sizeof gw->decoy_hash);
-    pthread_cond_destroy(&gw->wake);
-    pthread_mutex_destroy(&gw->wake_lock);
     pthread_mutex_destroy(&gw->db_lock);
     free(gw);
     svc->impl = NULL;

@@ -99,7 +99,9 @@ static rs_sched_t *open_sched(metrics_t *m, errpub_t *e, size_t queue_size)
     rs_sched_config_t c = { .queue_size = queue_size, .workers = 2, .timeout_s = 1,
                             .max_retries = 1, .backoff_s = 0.01, .backoff_max_s = 0.1,
                             .reply_wait_s = 5, .durable = false };
-    return rs_sched_new(&c, path, m, e, err, sizeof err);
+    rs_sched_t *s = rs_sched_new(&c, path, m, e, err, sizeof err);
+    assert_int_equal(rs_sched_start(s), 0);
+    return s;
 }
 
 static json_t *task_reply(rs_sched_t *s, const char *text)

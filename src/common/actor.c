@@ -1,15 +1,19 @@
 /*  actor: see actor.h.  Waits run on the monotonic clock, so a wall-clock
  *  jump neither stalls nor hurries a loop; a wake ends the current wait
- *  only, and stop is a wake too. */
+ *  only, and stop is a wake too.  The stop descriptor is an eventfd,
+ *  written once when the actor is told to stop and emptied when it starts. */
 #include "actor.h"
 #include "clock.h"
 #include "log.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 
 struct actor_t {
     char name[32];
@@ -25,6 +29,7 @@ struct actor_t {
     bool woken;             /* guarded by lock */
     bool started;           /* touched by the owner only */
     pthread_t thread;
+    int stop_fd;
     liveness_t *liveness;   /* borrowed, or NULL */
     double watch_s;
     liveness_stamp_t *stamp;    /* from _start to _stop */
@@ -35,6 +40,7 @@ static actor_t *actor_make(const char *name, void *arg)
     actor_t *self = calloc(1, sizeof *self);
     snprintf(self->name, sizeof self->name, "%s", name);
     self->arg = arg;
+    self->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&self->lock, NULL);
     clock_cond_init(&self->cond);
     return self;
@@ -63,6 +69,8 @@ void actor_destroy(actor_t **self_p)
         return;
     actor_t *self = *self_p;
     actor_stop(self);
+    if (self->stop_fd >= 0)
+        close(self->stop_fd);
     pthread_cond_destroy(&self->cond);
     pthread_mutex_destroy(&self->lock);
     free(self);
@@ -124,6 +132,9 @@ int actor_start(actor_t *self)
     self->running = true;
     self->woken = false;
     pthread_mutex_unlock(&self->lock);
+    uint64_t told;          /* a restarted runner must not see the last stop */
+    while (self->stop_fd >= 0 && read(self->stop_fd, &told, sizeof told) > 0)
+        ;
     /* A delayed first pass is quiet for a whole interval: allow for it. */
     double watch_s = self->watch_s > 0 ? self->watch_s : self->interval_s;
     self->stamp = liveness_stamp(self->liveness, self->name, self->delay_first ? 2 * watch_s : watch_s);
@@ -148,6 +159,9 @@ static void tell_to_stop(actor_t *self)
     self->woken = true;
     pthread_cond_broadcast(&self->cond);
     pthread_mutex_unlock(&self->lock);
+    uint64_t one = 1;
+    if (self->stop_fd >= 0 && write(self->stop_fd, &one, sizeof one) < 0)
+        log_error("actor", "cannot tell %s to stop through its descriptor", self->name);
     if (self->interrupt)
         self->interrupt(self->arg);
 }
@@ -209,4 +223,9 @@ bool actor_wait(actor_t *self, double seconds)
 void actor_alive(actor_t *self)
 {
     liveness_beat(self->stamp);
+}
+
+int actor_stop_fd(actor_t *self)
+{
+    return self->stop_fd;
 }

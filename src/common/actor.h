@@ -5,9 +5,10 @@
  *    - a ticker calls tick(arg) at once and then every interval, sooner
  *      when woken (actor_wake), until stopped;
  *    - a runner hands its thread to run(actor, arg), which waits on its own
- *      terms (zmq_poll with a timeout, a queue's condition, a pipe) and
- *      returns once actor_running() turns false; stop calls the runner's
- *      interrupt hook, if it has one, to cut that wait short.
+ *      terms (zmq_poll, a queue's condition, a pipe) and returns once
+ *      actor_running() turns false; stop calls the runner's interrupt hook,
+ *      if it has one, to cut that wait short, and makes the runner's stop
+ *      descriptor readable, which ends a poll that includes it.
  *
  *  _new allocates and starts nothing; _start makes the thread, so a module
  *  can be built, wired and only then set going.  _stop is synchronous:
@@ -32,8 +33,8 @@ typedef struct actor_t actor_t;
 typedef void (actor_tick_fn)(void *arg);
 /* A loop that waits on its own; returns when actor_running() is false. */
 typedef void (actor_run_fn)(actor_t *actor, void *arg);
-/* Cuts a runner's own wait short; called by actor_stop after it has
- * cleared running, never with the actor's lock held. */
+/* Cuts a runner's own wait short; called by actor_stop with the runner's
+ * arg after it has cleared running, never with the actor's lock held. */
 typedef void (actor_interrupt_fn)(void *arg);
 
 /* `name` names the thread (15 characters show in top -H); copied. */
@@ -66,4 +67,9 @@ bool actor_running(actor_t *self);
 bool actor_wait(actor_t *self, double seconds);
 /* For runners that block elsewhere: beats the stamp. */
 void actor_alive(actor_t *self);
+/* A descriptor that turns readable once the actor is told to stop, so a
+ * poll set that includes it (a runner's zmq_poll, a call a tick makes:
+ * wire_client_cancel_on) ends at once; only readability means anything.
+ * -1 when the system had none to give.  Owned by the actor. */
+int actor_stop_fd(actor_t *self);
 #endif

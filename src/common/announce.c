@@ -169,7 +169,7 @@ static void announce_pass(void *arg)
      * registered with again, after a backoff. */
     if (wait == 0)
         self->registered = false;
-    if (wait < 0 && !self->said_failed)
+    if (wait < 0 && !self->said_failed && actor_running(self->ticker))
         log_warn(name, "cannot keep %s's names registered with %s (%s); retrying", title,
                  self->endpoint, err);
     self->said_failed = wait < 0;
@@ -190,6 +190,7 @@ announce_t *announce_new(service_t *svc)
     self->client = wire_client_new(self->endpoint, TIMEOUT_MS, 0);
     self->backoff = 0.1;
     self->ticker = actor_new("announce", MAX_PERIOD_S, announce_pass, self);
+    wire_client_cancel_on(self->client, actor_stop_fd(self->ticker));
     actor_watch(self->ticker, svc->liveness, WATCH_S);
     return self;
 }

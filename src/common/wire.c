@@ -7,7 +7,8 @@
  *  reply comes back over an inproc PULL, so the ROUTER socket stays owned by
  *  one thread as ZMQ requires.  The server thread and the workers are
  *  runners (actor.h) that poll with a timeout of WAIT_MS, the interval
- *  their liveness stamps are watched at. */
+ *  their liveness stamps are watched at, and with their stop descriptor,
+ *  so a stop never waits for the timeout. */
 #include "wire.h"
 #include "actor.h"
 #include "breaker.h"
@@ -928,15 +929,17 @@ static void worker_run(actor_t *actor, void *arg)
     wire_server_t *self = arg;
     void *jobs = zsocket_new(ZMQ_PULL, ZSOCKET_INPROC, 0);
     void *results = zsocket_new(ZMQ_PUSH, ZSOCKET_INPROC, 0);
-    int timeout = WAIT_MS;
-    zmq_setsockopt(jobs, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     zmq_connect(jobs, self->jobs_endpoint);
     zmq_connect(results, self->results_endpoint);
+    zmq_pollitem_t items[2] = { { jobs, 0, ZMQ_POLLIN, 0 }, { NULL, actor_stop_fd(actor), ZMQ_POLLIN, 0 } };
     message_t m;
     while (actor_running(actor)) {
         actor_alive(actor);
-        if (message_recv(&m, jobs, 0) < 0)
+        /* Under load the next job is already queued: poll only for none. */
+        if (message_recv(&m, jobs, ZMQ_DONTWAIT) < 0) {
+            zmq_poll(items, 2, WAIT_MS);
             continue;
+        }
         serve_message(listener_of(self, &m), &m, 1, results);
     }
     zmq_close(jobs);
@@ -968,13 +971,14 @@ static void server_run(actor_t *actor, void *arg)
     void *jobs = NULL, *results = NULL;
     if (self->nworkers > 0)
         start_workers(self, &jobs, &results);
-    zmq_pollitem_t items[MAX_ATTACHED + 2];
+    zmq_pollitem_t items[MAX_ATTACHED + 3];
     int nlisteners = 1 + self->nattached;
     items[0] = (zmq_pollitem_t){ self->router, 0, ZMQ_POLLIN, 0 };
     for (int i = 0; i < self->nattached; i++)
         items[i + 1] = (zmq_pollitem_t){ self->attached[i]->router, 0, ZMQ_POLLIN, 0 };
     items[nlisteners] = (zmq_pollitem_t){ results, 0, ZMQ_POLLIN, 0 };
     int nitems = nlisteners + (results ? 1 : 0);
+    items[nitems++] = (zmq_pollitem_t){ NULL, actor_stop_fd(actor), ZMQ_POLLIN, 0 };
     message_t m;
     while (actor_running(actor)) {
         actor_alive(actor);
@@ -1052,6 +1056,7 @@ struct wire_client_t {
     char *endpoint;
     int timeout_ms, retries;
     zsocket_role_t role;
+    int cancel_fd;          /* readable: give up at once; -1 for none */
     void *socket;
 };
 
@@ -1062,6 +1067,7 @@ static wire_client_t *client_new(const char *endpoint, int timeout_ms, int retri
     self->timeout_ms = timeout_ms;
     self->retries = retries < 0 ? 0 : retries;
     self->role = role;
+    self->cancel_fd = -1;
     return self;
 }
 
@@ -1073,6 +1079,11 @@ wire_client_t *wire_client_new(const char *endpoint, int timeout_ms, int retries
 wire_client_t *wire_client_new_agent(const char *endpoint, int timeout_ms, int retries)
 {
     return client_new(endpoint, timeout_ms, retries, ZSOCKET_AGENT_CLIENT);
+}
+
+void wire_client_cancel_on(wire_client_t *self, int fd)
+{
+    self->cancel_fd = fd;
 }
 
 static void client_close(wire_client_t *self)
@@ -1116,8 +1127,15 @@ char *wire_client_call_raw(wire_client_t *self, const void *data, size_t len,
             client_close(self);
             continue;
         }
-        zmq_pollitem_t item = { self->socket, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll(&item, 1, self->timeout_ms) == 1) {
+        zmq_pollitem_t items[2] = { { self->socket, 0, ZMQ_POLLIN, 0 },
+                                    { NULL, self->cancel_fd, ZMQ_POLLIN, 0 } };
+        zmq_poll(items, self->cancel_fd >= 0 ? 2 : 1, self->timeout_ms);
+        if (items[1].revents & ZMQ_POLLIN) {
+            client_close(self);
+            snprintf(err, errlen, "call to %s cancelled", self->endpoint);
+            return NULL;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
             zmq_msg_t msg;
             zmq_msg_init(&msg);
             if (zmq_msg_recv(&msg, self->socket, 0) >= 0) {

@@ -162,6 +162,10 @@ typedef struct wire_client_t wire_client_t;
 wire_client_t *wire_client_new(const char *endpoint, int timeout_ms, int retries);
 wire_client_t *wire_client_new_agent(const char *endpoint, int timeout_ms, int retries);
 void wire_client_destroy(wire_client_t **self_p);
+/* A call ends at once, as failed ("cancelled"), when `fd` (borrowed: an
+ * actor's stop descriptor, actor.h) is readable, so a stop never waits out
+ * a call's timeout. */
+void wire_client_cancel_on(wire_client_t *self, int fd);
 /* Sends `request` (borrowed) and returns the reply object, or NULL with the
  * reason in err ("timeout after 3 tries", "reply is not JSON"). */
 json_t *wire_client_call(wire_client_t *self, json_t *request, char *err, size_t errlen);

@@ -239,11 +239,10 @@ static void zap_answer(void *rep)
 static void zap_run(actor_t *actor, void *arg)
 {
     void *rep = arg;
-    while (actor_running(actor)) {
-        zmq_pollitem_t item = { rep, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll(&item, 1, 200) > 0 && (item.revents & ZMQ_POLLIN))
+    zmq_pollitem_t items[2] = { { rep, 0, ZMQ_POLLIN, 0 }, { NULL, actor_stop_fd(actor), ZMQ_POLLIN, 0 } };
+    while (actor_running(actor))
+        if (zmq_poll(items, 2, 200) > 0 && (items[0].revents & ZMQ_POLLIN))
             zap_answer(rep);
-    }
 }
 
 int zcurve_serve_zap(void *rep)

@@ -483,11 +483,12 @@ static void listener_run(actor_t *actor, void *arg)
     zmq_msg_init(&msg);
     while (actor_running(actor)) {
         actor_alive(actor);
-        zmq_pollitem_t items[4];
+        zmq_pollitem_t items[5];
         int at[3] = { 0, 0, 0 };        /* subscription i polls items[at[i] .. at[i + 1]) */
         for (int i = 0; i < 2; i++)
             at[i + 1] = at[i] + (subs[i] ? zsub_pollitems(subs[i], items + at[i]) : 0);
-        if (zmq_poll(items, at[2], POLL_MS) > 0) {
+        items[at[2]] = (zmq_pollitem_t){ NULL, actor_stop_fd(actor), ZMQ_POLLIN, 0 };
+        if (zmq_poll(items, at[2] + 1, POLL_MS) > 0) {
             for (int i = 0; i < 2; i++) {
                 if (at[i + 1] == at[i] || zsub_recv(subs[i], items + at[i], &msg) == 0)
                     continue;

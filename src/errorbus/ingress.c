@@ -5,8 +5,9 @@
  *  enqueue.  When the store's queue is full the runner waits for the writer, and
  *  the burst backs up into this socket's buffer and the TCP connections
  *  behind it; the store drops (and counts) only when its writer is stuck.  The socket
- *  is read without waiting until it is empty and polled (250 ms) only
- *  then, which keeps shutdown prompt (EB-47) without a poll per message.
+ *  is read without waiting until it is empty and polled (250 ms, or until
+ *  the runner's stop descriptor turns readable) only then, which keeps
+ *  shutdown prompt (EB-47) without a poll per message.
  *  Counters are kept locally and folded into the metrics registry every
  *  few thousand messages or on a quiet poll, off the per-message path. */
 #include "ingress.h"
@@ -211,11 +212,12 @@ static void read_events(actor_t *actor, void *arg)
     long since_flush = 0;
     while (actor_running(actor)) {
         actor_alive(actor);
-        zmq_pollitem_t item = { self->sub, 0, ZMQ_POLLIN, 0 };
-        int rc = zmq_poll(&item, 1, POLL_MS);
+        zmq_pollitem_t items[2] = { { self->sub, 0, ZMQ_POLLIN, 0 },
+                                    { NULL, actor_stop_fd(actor), ZMQ_POLLIN, 0 } };
+        int rc = zmq_poll(items, 2, POLL_MS);
         if (rc < 0 && zmq_errno() != EINTR)
             break;
-        if (rc <= 0) {
+        if (rc <= 0 || !(items[0].revents & ZMQ_POLLIN)) {
             flush_counts(self);
             continue;
         }

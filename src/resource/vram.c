@@ -153,6 +153,7 @@ rs_vram_t *rs_vram_new(const rs_vram_config_t *config, gpu_t *gpu, rs_manager_t 
                                            : actor_new("rs vram", intervals[i], passes[i], self);
         actor_delay_first(self->loops[i]);
         self->clients[i] = wire_client_new_agent(config->mma_endpoint, config->timeout_ms, 0);
+        wire_client_cancel_on(self->clients[i], actor_stop_fd(self->loops[i]));
     }
     self->critical = config->critical;
     self->warning = config->warning;

@@ -119,7 +119,11 @@ def test_bad_requests_leave_no_stuck_socket(keel):
         sock.close()
 
 
-def test_sigterm_exits_zero_within_2s(keel):
+def test_sigterm_exits_zero_promptly(keel):
+    """Every loop is an actor whose stop ends its wait at once (a ticker's
+    interval, a runner's poll through its stop descriptor), so no service
+    waits out a timeout: issue 17 asks for under 300 ms, measured at 0.12 to
+    0.22 s on a busy 2-core machine; the bound leaves room for a busier one."""
     for name in PORTS:
         assert_answers(keel, name)
     started = time.monotonic()
@@ -127,7 +131,7 @@ def test_sigterm_exits_zero_within_2s(keel):
     rc = keel.proc.wait(timeout=scaled(5))
     took = time.monotonic() - started
     assert rc == 0, keel.log_tail()
-    assert took < 2.0, took
+    assert took < scaled(0.6), took
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian package prometheus) is not installed")

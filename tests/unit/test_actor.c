@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -19,17 +20,13 @@
 #include "actor.h"
 #include "clock.h"
 #include "liveness.h"
+#include "testutil.h"
 
-static double factor(void)
-{
-    const char *f = getenv("KEEL_TIME_FACTOR");
-    return f && atof(f) > 0 ? atof(f) : 1.0;
-}
 
 /* Polls until *counter reaches `at_least`; false on timeout. */
 static bool wait_count(atomic_int *counter, int at_least, double seconds)
 {
-    double until = clock_mono() + seconds * factor();
+    double until = clock_mono() + seconds * tu_factor();
     while (atomic_load(counter) < at_least) {
         if (clock_mono() > until)
             return false;
@@ -86,7 +83,7 @@ static void test_stop_is_prompt_and_synchronous(void **state)
     assert_true(wait_count(&p.ticks, 1, 5.0));
     double started = clock_mono();
     actor_stop(a);
-    assert_true(clock_mono() - started < 1.0 * factor());
+    assert_true(clock_mono() - started < 1.0 * tu_factor());
     assert_false(actor_running(a));
     int after = atomic_load(&p.ticks);
     usleep(20000);
@@ -157,7 +154,7 @@ static void test_runner_ends_on_stop_and_is_interrupted(void **state)
     assert_true(wait_count(&p.ticks, 1, 5.0));
     double started = clock_mono();
     actor_stop(a);
-    assert_true(clock_mono() - started < 1.0 * factor());
+    assert_true(clock_mono() - started < 1.0 * tu_factor());
     assert_int_equal(atomic_load(&p.interrupts), 1);
     actor_destroy(&a);
 }
@@ -180,7 +177,7 @@ static void test_stop_all_stops_a_pool_in_the_time_of_one(void **state)
     probe_t p[N];
     actor_t *pool[N + 1];
     for (int i = 0; i < N; i++) {
-        p[i] = (probe_t){ .block_s = 0.3 * factor() };
+        p[i] = (probe_t){ .block_s = 0.3 * tu_factor() };
         pool[i] = actor_new_runner("t-pool", run_sleeping, NULL, &p[i]);
         assert_int_equal(actor_start(pool[i]), 0);
     }
@@ -190,17 +187,55 @@ static void test_stop_all_stops_a_pool_in_the_time_of_one(void **state)
     double started = clock_mono();
     actor_stop_all(pool, N + 1);
     /* One after another would take N sleeps (2.4 s scaled); together, one. */
-    assert_true(clock_mono() - started < 1.2 * factor());
+    assert_true(clock_mono() - started < 1.2 * tu_factor());
     for (int i = 0; i < N; i++) {
         assert_false(actor_running(pool[i]));
         actor_destroy(&pool[i]);
     }
 }
 
+/* A runner that waits in poll(2) for an hour, the stop descriptor in its
+ * set and no interrupt hook: the stop must end the wait at once. */
+static void run_polling(actor_t *actor, void *arg)
+{
+    probe_t *p = arg;
+    struct pollfd stop = { actor_stop_fd(actor), POLLIN, 0 };
+    while (actor_running(actor)) {
+        atomic_fetch_add(&p->ticks, 1);
+        poll(&stop, 1, 3600 * 1000);
+    }
+}
+
+static void test_stop_descriptor_ends_a_poll_and_is_reset_on_restart(void **state)
+{
+    (void)state;
+    probe_t p = { 0 };
+    actor_t *a = actor_new_runner("t-pollfd", run_polling, NULL, &p);
+    for (int round = 1; round <= 2; round++) {
+        assert_int_equal(actor_start(a), 0);
+        /* Restarted, the runner waits again instead of seeing the last stop. */
+        assert_true(wait_count(&p.ticks, round, 5.0));
+        usleep(20000);
+        assert_int_equal(atomic_load(&p.ticks), round);
+        double started = clock_mono();
+        actor_stop(a);
+        assert_true(clock_mono() - started < 1.0 * tu_factor());
+    }
+    actor_destroy(&a);
+    /* A ticker has one too, for the calls its ticks make. */
+    actor_t *t = actor_new("t-tickfd", 3600, count_tick, &p);
+    assert_int_equal(actor_start(t), 0);
+    struct pollfd told = { actor_stop_fd(t), POLLIN, 0 };
+    assert_int_equal(poll(&told, 1, 0), 0);
+    actor_stop(t);
+    assert_int_equal(poll(&told, 1, 0), 1);
+    actor_destroy(&t);
+}
+
 static void test_liveness_names_the_wedged_loop(void **state)
 {
     (void)state;
-    double f = factor();
+    double f = tu_factor();
     liveness_t *live = liveness_new();
     probe_t quick = { 0 }, slow = { .block_s = 1.5 * f };
     actor_t *a = actor_new("t-quick", 0.01, count_tick, &quick);
@@ -233,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_set_interval_takes_effect),
         cmocka_unit_test(test_runner_ends_on_stop_and_is_interrupted),
         cmocka_unit_test(test_stop_all_stops_a_pool_in_the_time_of_one),
+        cmocka_unit_test(test_stop_descriptor_ends_a_poll_and_is_reset_on_restart),
         cmocka_unit_test(test_liveness_names_the_wedged_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "actor.h"
 #include "clock.h"
 #include "config.h"
 #include "log.h"
@@ -778,6 +779,44 @@ static void test_client_gives_up(void **state)
     wire_client_destroy(&c);
 }
 
+typedef struct {
+    wire_client_t *client;
+    atomic_bool calling;
+    char err[256];
+} pending_call_t;
+
+static void call_once(void *arg)
+{
+    pending_call_t *p = arg;
+    atomic_store(&p->calling, true);
+    assert_null(wire_client_call_raw(p->client, "x", 1, NULL, p->err, sizeof p->err));
+}
+
+/* A ticker's call to a peer that never answers, with a 30 s timeout and
+ * retries: stopping the actor ends it at once. */
+static void test_client_call_is_cancelled_by_a_stop(void **state)
+{
+    (void)state;
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
+    pending_call_t p = { .client = wire_client_new(endpoint, 30000, 3) };
+    actor_t *a = actor_new("t-call", 3600, call_once, &p);
+    wire_client_cancel_on(p.client, actor_stop_fd(a));
+    assert_int_equal(actor_start(a), 0);
+    double until = clock_mono() + 5 * tu_factor();
+    while (!atomic_load(&p.calling) && clock_mono() < until)
+        usleep(1000);
+    assert_true(atomic_load(&p.calling));
+    double started = clock_mono();
+    actor_stop(a);
+    assert_true(clock_mono() - started < 1.0 * tu_factor());
+    char want[160];
+    snprintf(want, sizeof want, "call to %s cancelled", endpoint);
+    assert_string_equal(p.err, want);
+    actor_destroy(&a);
+    wire_client_destroy(&p.client);
+}
+
 static void test_bind_failure(void **state)
 {
     (void)state;
@@ -810,6 +849,7 @@ int main(void)
         cmocka_unit_test(test_client_recreates_socket_after_lost_reply),
         cmocka_unit_test(test_client_non_json_reply),
         cmocka_unit_test(test_client_gives_up),
+        cmocka_unit_test(test_client_call_is_cancelled_by_a_stop),
         cmocka_unit_test(test_bind_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,14 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+/* KEEL_TIME_FACTOR, by which a busy or instrumented run stretches the
+ * deadlines it waits on; 1 when unset. */
+static inline double tu_factor(void)
+{
+    const char *f = getenv("KEEL_TIME_FACTOR");
+    return f && atof(f) > 0 ? atof(f) : 1.0;
+}
+
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 static inline int tu_free_port(void)
 {

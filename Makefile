@@ -140,9 +140,10 @@ run: deps
 	$(MAKE) $(BUILD)/keeld $(BUILD)/keelctl
 	exec $(BUILD)/keeld all
 
-# check-zsocket.sh: no ZMQ socket in src/ is made outside src/common/zsocket.c.
+# check-blocks.sh: no thread, ZMQ socket, child process or HTTP request in
+# src/ is made outside the building block of src/common/ that makes them.
 unit: all
-	@sh tests/check-zsocket.sh
+	@sh tests/check-blocks.sh
 	@sh tests/run-unit.sh $(BUILD)
 
 integration: all

@@ -1,7 +1,8 @@
 /*  actor: see actor.h.  Waits run on the monotonic clock, so a wall-clock
  *  jump neither stalls nor hurries a loop; a wake ends the current wait
  *  only, and stop is a wake too.  The stop descriptor is an eventfd,
- *  written once when the actor is told to stop and emptied when it starts. */
+ *  written once when the actor is told to stop and emptied when it starts.
+ *  The only pthread_create in src/ is here (tests/check-blocks.sh). */
 #include "actor.h"
 #include "clock.h"
 #include "log.h"

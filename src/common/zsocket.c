@@ -1,5 +1,5 @@
 /*  zsocket: see zsocket.h.  The only zmq_socket call in src/ is here;
- *  tests/check-zsocket.sh (run by `make unit`) fails the build's tests when
+ *  tests/check-blocks.sh (run by `make unit`) fails the build's tests when
  *  another appears. */
 #include "zsocket.h"
 #include "log.h"

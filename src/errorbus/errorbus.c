@@ -128,7 +128,7 @@ static int build_parts(bus_t *bus, service_t *svc)
     return bus->recovery && bus->analysis && bus->logscan && bus->ingress ? 0 : -1;
 }
 
-static int start(service_t *svc)
+static int errorbus_start(service_t *svc)
 {
     bus_t *bus = calloc(1, sizeof *bus);
     bus->svc = svc;
@@ -144,14 +144,14 @@ static int start(service_t *svc)
     return 0;
 }
 
-static void stop(service_t *svc)
+static void errorbus_stop(service_t *svc)
 {
     bus_t *bus = svc->impl;
     bus_destroy(&bus);
     svc->impl = NULL;
 }
 
-static void health(service_t *svc, json_t *dict)
+static void errorbus_health(service_t *svc, json_t *dict)
 {
     bus_t *bus = svc->impl;
     if (!bus)
@@ -188,8 +188,8 @@ const service_def_t errorbus_service = {
     .title = "ErrorBus",
     .zmq_port = 7003,
     .http_port = 8003,
-    .start = start,
-    .stop = stop,
-    .health = health,
+    .start = errorbus_start,
+    .stop = errorbus_stop,
+    .health = errorbus_health,
     .modules = modules,
 };

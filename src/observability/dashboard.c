@@ -448,8 +448,8 @@ static const http_route_t routes[] = {
     { 0 },
 };
 
-int dashboard_start(service_t *svc, fleet_t *fleet, alerting_t *alerts, hubdb_t *db,
-                    history_t *history)
+void dashboard_attach(service_t *svc, fleet_t *fleet, alerting_t *alerts, hubdb_t *db,
+                      history_t *history)
 {
     dashboard_t *self = &board;
     pthread_mutex_lock(&self->refresh);
@@ -462,5 +462,4 @@ int dashboard_start(service_t *svc, fleet_t *fleet, alerting_t *alerts, hubdb_t 
     self->document = NULL;
     pthread_mutex_unlock(&self->refresh);
     httpd_attach(svc->http, routes, self);
-    return 0;
 }

@@ -17,6 +17,6 @@
 #include "service.h"
 
 /* Registers the routes on svc->http; the hub's parts are borrowed. */
-int dashboard_start(service_t *svc, fleet_t *fleet, alerting_t *alerts, hubdb_t *db,
-                    history_t *history);
+void dashboard_attach(service_t *svc, fleet_t *fleet, alerting_t *alerts, hubdb_t *db,
+                      history_t *history);
 #endif

@@ -480,7 +480,7 @@ static void collect(metrics_t *metrics, void *arg)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-static void health_hook(service_t *svc, json_t *dict)
+static void observability_health(service_t *svc, json_t *dict)
 {
     hub_t *hub = svc->impl;
     if (!hub)
@@ -627,7 +627,7 @@ static int start_feeds(service_t *svc, hub_t *hub)
     return hub->feeds ? perffeeds_start(hub->feeds) : 0;
 }
 
-static int obs_start(service_t *svc)
+static int observability_start(service_t *svc)
 {
     config_t *cfg = svc->config;
     raise_fd_limit();
@@ -664,7 +664,7 @@ static int obs_start(service_t *svc)
     declare_metrics(svc->metrics);
     metrics_add_collector(svc->metrics, collect, hub);
     attach_routes(svc, hub);
-    dashboard_start(svc, hub->fleet, hub->alerts, hub->db, hub->history);
+    dashboard_attach(svc, hub->fleet, hub->alerts, hub->db, hub->history);
     hub->maintain = housekeep_new(cfg, hub->db, hub->perf, hub->pushed);
     if (hostsampler_start(hub->sampler) < 0 || tiers_start(hub->recovery) < 0 || fleet_start(hub->fleet) < 0
         || history_start(hub->history) < 0 || housekeep_start(hub->maintain) < 0
@@ -678,14 +678,14 @@ static int obs_start(service_t *svc)
 
 /* SIGHUP: the performance thresholds may change while serving; sockets,
  * ports and the agent list need a restart. */
-static void obs_reload(service_t *svc, config_t *fresh)
+static void observability_reload(service_t *svc, config_t *fresh)
 {
     hub_t *hub = svc->impl;
     if (hub)
         perfmon_configure(hub->perf, fresh);
 }
 
-static void obs_stop(service_t *svc)
+static void observability_stop(service_t *svc)
 {
     hub_t *hub = svc->impl;
     if (!hub)
@@ -709,10 +709,10 @@ const service_def_t observability_service = {
     .title = "ObservabilityHub",
     .zmq_port = 7002,
     .http_port = 8002,
-    .start = obs_start,
-    .stop = obs_stop,
-    .health = health_hook,
-    .reload = obs_reload,
+    .start = observability_start,
+    .stop = observability_stop,
+    .health = observability_health,
+    .reload = observability_reload,
     .modules = modules,
     .serves_browsers = true,        /* the dashboard */
 };

@@ -113,7 +113,7 @@ static json_t *on_unknown(void *ctx, wire_request_t *req)
 
 /* ---- /health ------------------------------------------------------------ */
 
-static void health(service_t *svc, json_t *dict)
+static void resource_health(service_t *svc, json_t *dict)
 {
     resource_t *self = svc->impl;
     if (!self)
@@ -231,9 +231,9 @@ static void attach_routes(resource_t *self, wire_server_t *wire)
     wire_server_on_unknown(wire, on_unknown, self);
 }
 
-static void stop(service_t *svc);
+static void resource_stop(service_t *svc);
 
-static int start(service_t *svc)
+static int resource_start(service_t *svc)
 {
     config_t *cfg = svc->config;
     resource_t *self = calloc(1, sizeof *self);
@@ -267,7 +267,7 @@ static int start(service_t *svc)
     self->sched = rs_sched_new(&sc, path, svc->metrics, svc->errors, err, sizeof err);
     if (!self->sched) {
         log_error("resource", "task journal %s: %s", path, err);
-        stop(svc);
+        resource_stop(svc);
         return -1;
     }
     attach_routes(self, svc->wire);
@@ -284,13 +284,13 @@ static int start(service_t *svc)
     }
     if (rs_manager_start(self->manager) < 0 || rs_sched_start(self->sched) < 0
         || rs_vram_start(self->vram) < 0 || (self->broadcast && rs_broadcast_start(self->broadcast) < 0)) {
-        stop(svc);
+        resource_stop(svc);
         return -1;
     }
     return 0;
 }
 
-static void stop(service_t *svc)
+static void resource_stop(service_t *svc)
 {
     resource_t *self = svc->impl;
     if (!self)
@@ -320,8 +320,8 @@ const service_def_t resource_service = {
     .title = "ResourceManager",
     .zmq_port = 7001,
     .http_port = 8001,
-    .start = start,
-    .stop = stop,
-    .health = health,
+    .start = resource_start,
+    .stop = resource_stop,
+    .health = resource_health,
     .modules = modules,
 };

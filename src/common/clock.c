@@ -111,13 +111,3 @@ void clock_deadline(double seconds, struct timespec *until)
     until->tv_sec = (time_t)t;
     until->tv_nsec = (long)((t - (double)until->tv_sec) * 1e9);
 }
-
-bool clock_cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock, double seconds,
-                     const bool *running)
-{
-    struct timespec until;
-    clock_deadline(seconds, &until);
-    while (*running && pthread_cond_timedwait(cond, lock, &until) == 0)
-        ;
-    return *running;
-}

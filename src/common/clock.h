@@ -5,7 +5,6 @@
 #ifndef KEEL_CLOCK_H
 #define KEEL_CLOCK_H
 #include <pthread.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -18,15 +17,11 @@ char *clock_iso_utc(double unix_s, char *buf, size_t len);   /* ends in Z */
  * local time.  Returns 0 and sets *unix_s, or -1. */
 int clock_parse_iso(const char *text, double *unix_s);
 
-/* Background loops sleep on a condition variable so that stopping wakes
- * them at once.  The condition measures its timeouts on the monotonic
- * clock, so a wall-clock jump neither stalls nor hurries a loop. */
+/* Timed waits (an actor's, a queue's) use a condition that measures its
+ * timeouts on the monotonic clock, so a wall-clock jump neither stalls nor
+ * hurries them. */
 void clock_cond_init(pthread_cond_t *cond);
 /* The monotonic time `seconds` from now, for pthread_cond_timedwait on a
  * condition made by clock_cond_init. */
 void clock_deadline(double seconds, struct timespec *until);
-/* With `lock` held: waits until `seconds` have passed or *running turns
- * false (a wake that leaves it true keeps waiting).  Returns *running. */
-bool clock_cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock, double seconds,
-                     const bool *running);
 #endif

@@ -6,7 +6,7 @@
 #   pthread_create(          src/common/actor.c   every loop stops at once,
 #                                                 beats its liveness stamp
 #   zmq_socket(              src/common/zsocket.c CURVE and frame caps
-#   fork( posix_spawn exec*( src/common/child.c   reaping, capture, backoff
+#   fork( posix_spawn exec*( src/common/child.*   reaping, capture, backoff
 #   an HTTP request or
 #   status line in a string  src/common/          one client (gather.c)
 root=${1:-.}
@@ -25,7 +25,7 @@ check() {
 
 check "pthread_create(" src/common/actor.c '\bpthread_create[[:space:]]*\('
 check "zmq_socket(" src/common/zsocket.c '\bzmq_socket[[:space:]]*\('
-check "a child process" src/common/child.c \
+check "a child process" src/common/child. \
     '\b(v?fork|posix_spawnp?|exec(l|lp|le|v|vp|ve|vpe))[[:space:]]*\('
 check "a hand-written HTTP request" src/common/ \
     '"[^"]*HTTP/1\.|"(GET|HEAD|POST|PUT|DELETE|PATCH) /'

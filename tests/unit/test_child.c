@@ -373,6 +373,7 @@ static void test_give_up_is_an_errorbus_event(void **state)
     size_t len = sizeof endpoint;
     zmq_getsockopt(sub, ZMQ_LAST_ENDPOINT, endpoint, &len);
     errpub_t *bus = errpub_new(endpoint, "CoreOrchestrator");
+    errpub_start(bus);
     json_t *argv = json_pack("[s,s,s]", "/bin/sh", "-c", "exit 2");
     child_args_t args = { .name = "Quitter", .argv = argv, .output = CHILD_OUTPUT_FILE, .log_path = f->log,
                           .restart = CHILD_RESTART_ALWAYS, .timing = quick, .errors = bus };

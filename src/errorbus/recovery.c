@@ -2,10 +2,11 @@
  *
  *  One ticker (actor.h) runs both EMS loops: the heartbeat check every
  *  heartbeat_interval_s and the recovery worker every poll_s, so the two
- *  never race over an agent's state; it sleeps until the sooner is due.  Detection keeps the original's
- *  timing (an agent silent for more than 45 s gains a miss per 15 s check
- *  and goes offline at 3: about 75 to 90 s after its last beat), and the
- *  restart task is enqueued once, on the transition to offline.
+ *  never race over an agent's state; it sleeps until the sooner is due.
+ *  Detection keeps the original's timing (an agent silent for more than
+ *  45 s gains a miss per 15 s check and goes offline at 3: about 75 to 90 s
+ *  after its last beat), and the restart task is enqueued once, on the
+ *  transition to offline.
  *
  *  The registry lives in memory, as it did in EMS: after a restart of the
  *  bus an agent is unknown until its next heartbeat, which is the safe

@@ -44,6 +44,8 @@ typedef struct {
     watched_t *watched;
     size_t nwatched, watched_cap;
     double curl_due;        /* when libcurl wants a timeout call; 0: never */
+    int cancel_fd;          /* readable: end the run now; -1 for none */
+    bool cancelled;
 } run_t;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -321,6 +323,9 @@ static int poll_once(run_t *run, zmq_pollitem_t *items, size_t *index, double ne
                                | ((run->watched[k].what & CURL_POLL_OUT) ? ZMQ_POLLOUT : 0));
         items[nitems++] = (zmq_pollitem_t){ NULL, run->watched[k].fd, events, 0 };
     }
+    size_t ncurl = nitems;
+    if (run->cancel_fd >= 0)
+        items[nitems++] = (zmq_pollitem_t){ NULL, run->cancel_fd, ZMQ_POLLIN, 0 };
     if (run->curl_due && run->curl_due < next)
         next = run->curl_due;
     long wait_ms = next > now ? (long)((next - now) * 1000.0) + 1 : 0;
@@ -329,7 +334,8 @@ static int poll_once(run_t *run, zmq_pollitem_t *items, size_t *index, double ne
     for (size_t k = 0; k < nzmq; k++)
         if (items[k].revents && run->calls[index[k]].state == GATHER_PENDING)
             read_zmq(run, index[k]);
-    for (size_t k = nzmq; k < nitems; k++)
+    run->cancelled = nitems > ncurl && items[ncurl].revents;
+    for (size_t k = nzmq; k < ncurl; k++)
         if (items[k].revents)
             curl_act(run, items[k].fd, ((items[k].revents & ZMQ_POLLIN) ? CURL_CSELECT_IN : 0)
                                        | ((items[k].revents & ZMQ_POLLOUT) ? CURL_CSELECT_OUT : 0)
@@ -343,6 +349,11 @@ static int poll_once(run_t *run, zmq_pollitem_t *items, size_t *index, double ne
 
 size_t gather_run(gather_call_t *calls, size_t n, int timeout_ms)
 {
+    return gather_run_until(calls, n, timeout_ms, -1);
+}
+
+size_t gather_run_until(gather_call_t *calls, size_t n, int timeout_ms, int cancel_fd)
+{
     for (size_t i = 0; i < n; i++) {
         calls[i].state = GATHER_PENDING;
         calls[i].reply = NULL;
@@ -350,7 +361,8 @@ size_t gather_run(gather_call_t *calls, size_t n, int timeout_ms)
         calls[i].http_status = 0;
         calls[i].error[0] = '\0';
     }
-    run_t run = { .calls = calls, .n = n, .flights = calloc(n ? n : 1, sizeof(flight_t)) };
+    run_t run = { .calls = calls, .n = n, .flights = calloc(n ? n : 1, sizeof(flight_t)),
+                  .cancel_fd = cancel_fd };
     double started = clock_mono(), deadline = started + timeout_ms / 1000.0;
     start_calls(&run, started, timeout_ms);
     zmq_pollitem_t *items = NULL;
@@ -358,10 +370,10 @@ size_t gather_run(gather_call_t *calls, size_t n, int timeout_ms)
     for (;;) {
         double now = clock_mono();
         double next = expire_zmq(&run, now, deadline);
-        if (now >= deadline || !pending(&run))
+        if (now >= deadline || !pending(&run) || run.cancelled)
             break;
-        if (items_cap < n + run.nwatched) {
-            items_cap = n + run.nwatched;
+        if (items_cap < n + run.nwatched + 1) {
+            items_cap = n + run.nwatched + 1;
             items = realloc(items, items_cap * sizeof *items);
         }
         if (poll_once(&run, items, index, next, now) < 0)
@@ -370,7 +382,8 @@ size_t gather_run(gather_call_t *calls, size_t n, int timeout_ms)
     size_t ok = 0;
     for (size_t i = 0; i < n; i++) {
         if (calls[i].state == GATHER_PENDING)
-            finish(&run, i, GATHER_TIMEOUT, "Request timed out");
+            finish(&run, i, run.cancelled ? GATHER_ERROR : GATHER_TIMEOUT,
+                   run.cancelled ? "Request cancelled" : "Request timed out");
         ok += calls[i].state == GATHER_OK;
     }
     if (run.multi)

@@ -45,6 +45,10 @@ typedef struct {
  * passed, but never past timeout_ms.  Returns how many ended GATHER_OK.
  * Each call's out fields are reset first. */
 size_t gather_run(gather_call_t *calls, size_t n, int timeout_ms);
+/* The same, ended at once, every call still pending GATHER_ERROR
+ * ("Request cancelled"), when `cancel_fd` (borrowed: an actor's stop
+ * descriptor, actor.h) turns readable, so a stop never waits out a run. */
+size_t gather_run_until(gather_call_t *calls, size_t n, int timeout_ms, int cancel_fd);
 /* Frees the replies of n calls. */
 void gather_clear(gather_call_t *calls, size_t n);
 /* The reply of a call that ended GATHER_OK, parsed as JSON of any type: a

@@ -466,7 +466,7 @@ static void sweep(fleet_t *self)
         if (targets[i].agent->http_check)
             probes[np++] = targets[i].http;
     }
-    prober_run(probes, np);
+    prober_run(probes, np, actor_stop_fd(self->sweeper));
     np = 0;
     for (size_t i = 0; i < n; i++) {
         if (targets[i].agent->zmq_check)
@@ -476,11 +476,12 @@ static void sweep(fleet_t *self)
     }
     free(probes);
     double elapsed = clock_mono() - started;
+    bool cut_short = !actor_running(self->sweeper);     /* by a stop: it proves nothing */
 
     json_t *events = json_array();
     pthread_mutex_lock(&self->lock);
     double now = clock_wall();
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && !cut_short; i++)
         apply(self, &targets[i], now, started, events);
     detect_partitions(self);
     for (size_t i = 0; i < self->count; i++)

@@ -91,7 +91,7 @@ static void read_answer(hprobe_t *p, const gather_call_t *call)
     }
 }
 
-void prober_run(hprobe_t *probes, size_t n)
+void prober_run(hprobe_t *probes, size_t n, int cancel_fd)
 {
     gather_call_t *calls = calloc(n ? n : 1, sizeof *calls);
     char (*urls)[PROBE_URL] = calloc(n ? n : 1, sizeof *urls);
@@ -105,7 +105,7 @@ void prober_run(hprobe_t *probes, size_t n)
                                     .agent = true };
         longest = p->timeout_ms > longest ? p->timeout_ms : longest;
     }
-    gather_run(calls, n, longest);
+    gather_run_until(calls, n, longest, cancel_fd);
     for (size_t i = 0; i < n; i++)
         read_answer(&probes[i], &calls[i]);
     gather_clear(calls, n);

@@ -34,8 +34,10 @@ typedef struct {
     char error[192];
 } hprobe_t;
 
-/* Runs every probe to its result; probes[i].details must be NULL before. */
-void prober_run(hprobe_t *probes, size_t n);
+/* Runs every probe to its result; probes[i].details must be NULL before.
+ * A readable cancel_fd (the sweeper's stop descriptor; -1: none) ends the
+ * probes still running, as errors. */
+void prober_run(hprobe_t *probes, size_t n, int cancel_fd);
 /* "healthy", "degraded", "unhealthy", "timeout", "error". */
 const char *hprobe_result_name(hprobe_result_t r);
 /* HEALTHY, DEGRADED or UNHEALTHY: what a reply object says under `expect`. */

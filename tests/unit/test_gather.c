@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -293,6 +294,43 @@ static void test_json_requests_and_replies(void **state)
     json_decref(request);
 }
 
+static void *cancel_soon(void *arg)
+{
+    int *fd = arg;
+    usleep(100 * 1000);
+    uint64_t one = 1;
+    assert_int_equal(write(*fd, &one, sizeof one), sizeof one);
+    return NULL;
+}
+
+/* A run that a stop must not wait out: once the cancel descriptor turns
+ * readable the run ends, what answered kept, what did not cancelled. */
+static void test_a_readable_cancel_fd_ends_the_run(void **state)
+{
+    peers_t *p = *state;
+    char slow[96];
+    snprintf(slow, sizeof slow, "%s/slow", p->http_base);
+    gather_call_t calls[] = {
+        { .url = p->echo_url, .body = "z", .body_len = 1 },
+        { .url = p->silent_url, .body = "{}", .body_len = 2 },
+        { .url = slow },
+    };
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_t canceller;
+    pthread_create(&canceller, NULL, cancel_soon, &fd);
+    double started = clock_mono();
+    assert_int_equal(gather_run_until(calls, 3, (int)(30000 * factor()), fd), 1);
+    assert_true(clock_mono() - started < 5.0 * factor());
+    pthread_join(canceller, NULL);
+    assert_int_equal(calls[0].state, GATHER_OK);
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(calls[i].state, GATHER_ERROR);
+        assert_string_equal(calls[i].error, "Request cancelled");
+    }
+    gather_clear(calls, 3);
+    close(fd);
+}
+
 static void test_nothing_to_do(void **state)
 {
     (void)state;
@@ -308,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_a_call_limit_shorter_than_the_run),
         cmocka_unit_test(test_unreachable_and_bad_addresses_fail_fast),
         cmocka_unit_test(test_json_requests_and_replies),
+        cmocka_unit_test(test_a_readable_cancel_fd_ends_the_run),
         cmocka_unit_test(test_nothing_to_do),
     };
     return cmocka_run_group_tests(tests, peers_up, peers_down);

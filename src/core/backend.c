@@ -185,7 +185,7 @@ static int sqlite_load(backend_t *self, char *err, size_t errlen)
     return 0;
 }
 
-backend_t *core_backend_new(const char *kind, const char *path, const char *redis_url,
+backend_t *backend_new(const char *kind, const char *path, const char *redis_url,
                        const char *prefix, bool fsync_each, char *err, size_t errlen)
 {
     backend_t *self = calloc(1, sizeof *self);
@@ -199,26 +199,26 @@ backend_t *core_backend_new(const char *kind, const char *path, const char *redi
         self->kind = BACKEND_SQLITE;
         self->store = store_new(path, migrations, err, errlen);
         if (!self->store || sqlite_load(self, err, errlen) < 0) {
-            core_backend_destroy(&self);
+            backend_destroy(&self);
             return NULL;
         }
         store_set_durable(self->store, fsync_each);
     } else if (!strcmp(kind, "redis")) {
         self->kind = BACKEND_REDIS;
         if (parse_redis_url(self, redis_url ? redis_url : "", err, errlen) < 0) {
-            core_backend_destroy(&self);
+            backend_destroy(&self);
             return NULL;
         }
         self->up = false;
     } else {
         snprintf(err, errlen, "unknown registry backend '%s' (memory, sqlite or redis)", kind);
-        core_backend_destroy(&self);
+        backend_destroy(&self);
         return NULL;
     }
     return self;
 }
 
-void core_backend_destroy(backend_t **self_p)
+void backend_destroy(backend_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -233,12 +233,12 @@ void core_backend_destroy(backend_t **self_p)
     *self_p = NULL;
 }
 
-backend_kind_t core_backend_kind(backend_t *self)
+backend_kind_t backend_kind(backend_t *self)
 {
     return self->kind;
 }
 
-const char *core_backend_kind_name(backend_t *self)
+const char *backend_kind_name(backend_t *self)
 {
     return self->kind == BACKEND_MEMORY ? "memory" : self->kind == BACKEND_SQLITE ? "sqlite" : "redis";
 }
@@ -273,7 +273,7 @@ static int sqlite_put(backend_t *self, const char *table, const char *key, const
     return 0;
 }
 
-int core_backend_put(backend_t *self, const char *table, const char *key, json_t *value,
+int backend_put(backend_t *self, const char *table, const char *key, json_t *value,
                 char *err, size_t errlen)
 {
     int rc = 0;
@@ -300,7 +300,7 @@ int core_backend_put(backend_t *self, const char *table, const char *key, json_t
     return rc;
 }
 
-int core_backend_get(backend_t *self, const char *table, const char *key, json_t **out,
+int backend_get(backend_t *self, const char *table, const char *key, json_t **out,
                 char *err, size_t errlen)
 {
     *out = NULL;
@@ -330,7 +330,7 @@ int core_backend_get(backend_t *self, const char *table, const char *key, json_t
     return rc;
 }
 
-int core_backend_del(backend_t *self, const char *table, const char *key, char *err, size_t errlen)
+int backend_del(backend_t *self, const char *table, const char *key, char *err, size_t errlen)
 {
     int rc = 0;
     pthread_mutex_lock(&self->lock);
@@ -411,7 +411,7 @@ static json_t *redis_all(backend_t *self, const char *table, char *err, size_t e
     return all;
 }
 
-json_t *core_backend_all(backend_t *self, const char *table, char *err, size_t errlen)
+json_t *backend_all(backend_t *self, const char *table, char *err, size_t errlen)
 {
     pthread_mutex_lock(&self->lock);
     json_t *all;
@@ -423,7 +423,7 @@ json_t *core_backend_all(backend_t *self, const char *table, char *err, size_t e
     return all;
 }
 
-long core_backend_count(backend_t *self, const char *table)
+long backend_count(backend_t *self, const char *table)
 {
     if (self->kind == BACKEND_REDIS)
         return -1;
@@ -433,12 +433,12 @@ long core_backend_count(backend_t *self, const char *table)
     return n;
 }
 
-bool core_backend_up(backend_t *self)
+bool backend_up(backend_t *self)
 {
     return self->up;
 }
 
-void core_backend_set_errors(backend_t *self, errpub_t *errors)
+void backend_set_errors(backend_t *self, errpub_t *errors)
 {
     self->errors = errors;
 }

@@ -35,25 +35,25 @@ typedef struct backend_t backend_t;
 /* kind "memory" | "sqlite" | "redis"; path is the SQLite file, redis_url
  * "redis://[:password@]host:port/db", prefix the key prefix of the
  * "agents" table.  NULL with the reason in err. */
-backend_t *core_backend_new(const char *kind, const char *path, const char *redis_url,
+backend_t *backend_new(const char *kind, const char *path, const char *redis_url,
                        const char *prefix, bool fsync_each, char *err, size_t errlen);
-void core_backend_destroy(backend_t **self_p);
-backend_kind_t core_backend_kind(backend_t *self);
-const char *core_backend_kind_name(backend_t *self);
+void backend_destroy(backend_t **self_p);
+backend_kind_t backend_kind(backend_t *self);
+const char *backend_kind_name(backend_t *self);
 /* Stores a copy of value.  0, or -1 with the reason in err. */
-int core_backend_put(backend_t *self, const char *table, const char *key, json_t *value,
+int backend_put(backend_t *self, const char *table, const char *key, json_t *value,
                 char *err, size_t errlen);
 /* 1 and *out (a new reference) when found, 0 when absent, -1 on error. */
-int core_backend_get(backend_t *self, const char *table, const char *key, json_t **out,
+int backend_get(backend_t *self, const char *table, const char *key, json_t **out,
                 char *err, size_t errlen);
 /* 1 when removed, 0 when absent, -1 on error. */
-int core_backend_del(backend_t *self, const char *table, const char *key, char *err, size_t errlen);
+int backend_del(backend_t *self, const char *table, const char *key, char *err, size_t errlen);
 /* The whole table as an object (a new reference), or NULL with err. */
-json_t *core_backend_all(backend_t *self, const char *table, char *err, size_t errlen);
+json_t *backend_all(backend_t *self, const char *table, char *err, size_t errlen);
 /* Entries in a table; -1 for Redis, where counting means a full SCAN. */
-long core_backend_count(backend_t *self, const char *table);
+long backend_count(backend_t *self, const char *table);
 /* Whether the last Redis call worked (always true for the others). */
-bool core_backend_up(backend_t *self);
+bool backend_up(backend_t *self);
 /* Where a Redis outage is reported (once per outage). */
-void core_backend_set_errors(backend_t *self, errpub_t *errors);
+void backend_set_errors(backend_t *self, errpub_t *errors);
 #endif

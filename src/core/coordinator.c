@@ -67,7 +67,7 @@ struct coordinator_t {
 
 /* ---- the formula ---------------------------------------------------------- */
 
-int core_coordinator_priority(const char *task_type, const char *user_id, json_t *metadata,
+int coordinator_priority(const char *task_type, const char *user_id, json_t *metadata,
                          size_t queue_len, size_t queue_max)
 {
     int p = !strcmp(task_type, "audio_processing") ? 1 : !strcmp(task_type, "text_processing") ? 2
@@ -113,7 +113,7 @@ static const char *check(json_t *body, const char *key, int kind, bool required,
     return buf;
 }
 
-const char *core_coordinator_validate(const char *type, json_t *body, char *buf, size_t len)
+const char *coordinator_validate(const char *type, json_t *body, char *buf, size_t len)
 {
     const char *model = !strcmp(type, "text") ? "TextRequest" : !strcmp(type, "audio") ? "AudioRequest"
                       : "VisionRequest";
@@ -131,7 +131,7 @@ const char *core_coordinator_validate(const char *type, json_t *body, char *buf,
     return why;
 }
 
-json_t *core_coordinator_from_language(json_t *msg)
+json_t *coordinator_from_language(json_t *msg)
 {
     const char *type = json_string_value(json_object_get(msg, "type"));
     if (!type || strcmp(type, "language_analysis") != 0)
@@ -228,7 +228,7 @@ static int enqueue_task(coordinator_t *self, const char *task_type, const char *
     snprintf(id, idlen, "task_%.6f", now);
     json_t *meta = json_object_get(request, "metadata");
     pthread_mutex_lock(&self->lock);
-    int prio = core_coordinator_priority(task_type, json_string_value(json_object_get(request, "user_id")),
+    int prio = coordinator_priority(task_type, json_string_value(json_object_get(request, "user_id")),
                                     meta, heap_size(self->queue), self->queue_max);
     json_t *task = json_pack("{s:s, s:s, s:s, s:i, s:{s:O}, s:[], s:n, s:s, s:n}",
                              "task_id", id, "agent_id", "RequestCoordinator", "task_type", task_type,
@@ -281,7 +281,7 @@ static json_t *on_type(void *ctx, wire_request_t *req)
         return response("error", message, NULL);
     }
     char buf[512];
-    const char *why = core_coordinator_validate(type, req->body, buf, sizeof buf);
+    const char *why = coordinator_validate(type, req->body, buf, sizeof buf);
     if (why)
         return response("error", why, why);
     if (enqueue(self, type, req->body) < 0) {
@@ -327,7 +327,7 @@ static json_t *on_execute_task(void *ctx, wire_request_t *req)
 /* tcp://host:port of a registered agent, or -1 with err. */
 static int resolve(coordinator_t *self, const char *name, char *endpoint, size_t len, char *err, size_t errlen)
 {
-    json_t *rec = core_registry_lookup(self->registry, name, err, errlen);
+    json_t *rec = registry_lookup(self->registry, name, err, errlen);
     if (!rec)
         return -1;
     const char *host = json_string_value(json_object_get(rec, "host"));
@@ -434,13 +434,13 @@ static void on_language(coordinator_t *self, const char *data, size_t len)
     if (len && data[0] == '{')
         msg = json_loadb(data, len, 0, NULL);
     else
-        msg = core_pickle_decode(data, len, err, sizeof err);
+        msg = pickle_decode(data, len, err, sizeof err);
     if (!msg) {
         count(self, "keel_core_language_frames_total", "outcome", "rejected");
         log_warn("core", "language-analysis frame rejected: %s", *err ? err : "not JSON");
         return;
     }
-    json_t *request = core_coordinator_from_language(msg);
+    json_t *request = coordinator_from_language(msg);
     json_decref(msg);
     if (!request) {
         count(self, "keel_core_language_frames_total", "outcome", "ignored");
@@ -543,7 +543,7 @@ static void collect(metrics_t *metrics, void *arg)
     metrics_set(metrics, "keel_core_queue_size", NULL, (double)queued);
 }
 
-coordinator_t *core_coordinator_new(service_t *svc, registry_t *registry)
+coordinator_t *coordinator_new(service_t *svc, registry_t *registry)
 {
     config_t *cfg = svc->config;
     coordinator_t *self = calloc(1, sizeof *self);
@@ -593,7 +593,7 @@ coordinator_t *core_coordinator_new(service_t *svc, registry_t *registry)
     return self;
 }
 
-int core_coordinator_start(coordinator_t *self)
+int coordinator_start(coordinator_t *self)
 {
     char endpoint[256];
     service_bind_endpoint(self->svc, (int)config_int(self->svc->config, "core.coordinator.suggestion_port", 5591),
@@ -613,7 +613,7 @@ int core_coordinator_start(coordinator_t *self)
     return actor_start(self->dispatcher) < 0 || actor_start(self->listener) < 0 ? -1 : 0;
 }
 
-void core_coordinator_destroy(coordinator_t **self_p)
+void coordinator_destroy(coordinator_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -644,12 +644,12 @@ static const wire_route_t routes[] = {
     { 0 },
 };
 
-void core_coordinator_attach(coordinator_t *self, wire_server_t *wire)
+void coordinator_attach(coordinator_t *self, wire_server_t *wire)
 {
     wire_server_attach(wire, routes, self);
 }
 
-void core_coordinator_health(coordinator_t *self, json_t *dict)
+void coordinator_health(coordinator_t *self, json_t *dict)
 {
     double now = clock_mono();
     json_t *breakers = json_object();

@@ -13,20 +13,20 @@
 
 typedef struct coordinator_t coordinator_t;
 
-coordinator_t *core_coordinator_new(service_t *svc, registry_t *registry);
-void core_coordinator_destroy(coordinator_t **self_p);
-int core_coordinator_start(coordinator_t *self);
-void core_coordinator_attach(coordinator_t *self, wire_server_t *wire);
-void core_coordinator_health(coordinator_t *self, json_t *dict);
+coordinator_t *coordinator_new(service_t *svc, registry_t *registry);
+void coordinator_destroy(coordinator_t **self_p);
+int coordinator_start(coordinator_t *self);
+void coordinator_attach(coordinator_t *self, wire_server_t *wire);
+void coordinator_health(coordinator_t *self, json_t *dict);
 
 /* The priority formula (lower is served first), clamped to 1..10.
  * metadata may be NULL; queue_len and queue_max give the load term. */
-int core_coordinator_priority(const char *task_type, const char *user_id, json_t *metadata,
+int coordinator_priority(const char *task_type, const char *user_id, json_t *metadata,
                          size_t queue_len, size_t queue_max);
 /* Checks a request of `type`; NULL when valid, else the validation text
  * (static or in buf). */
-const char *core_coordinator_validate(const char *type, json_t *body, char *buf, size_t len);
+const char *coordinator_validate(const char *type, json_t *body, char *buf, size_t len);
 /* A language_analysis message as a text request (a new reference), or
  * NULL when it is not one. */
-json_t *core_coordinator_from_language(json_t *msg);
+json_t *coordinator_from_language(json_t *msg);
 #endif

@@ -85,17 +85,17 @@ static json_t *on_register_agent(void *ctx, wire_request_t *req)
     if (data && !json_object_size(data))
         data = NULL;
     if (!data && !json_object_get(req->body, "agent_id"))
-        return core_twin_register_simple(self->twin, req->body, source_of(req));
+        return twin_register_simple(self->twin, req->body, source_of(req));
     char id[NAMES_BUF], err[1100];
-    if (core_registry_register(self->registry, data ? data : req->body, source_of(req), id, sizeof id,
-                               err, sizeof err) < 0)
+    if (registry_register(self->registry, data ? data : req->body, source_of(req), id, sizeof id,
+                          err, sizeof err) < 0)
         return wire_error("%s", err);
     if (data) {
         json_t *meta = json_object_get(data, "metadata");
         const char *loc = json_string_value(json_object_get(meta, "location"));
         if (!loc)
             loc = json_string_value(json_object_get(req->body, "location"));
-        core_twin_set_status(self->twin, id, "HEALTHY", loc ? loc : "MainPC", NULL, err, sizeof err);
+        twin_set_status(self->twin, id, "HEALTHY", loc ? loc : "MainPC", NULL, err, sizeof err);
         return json_pack("{s:s, s:o, s:s}", "status", "success", "message",
                          json_sprintf("Successfully registered %s", id), "agent_id", id);
     }
@@ -113,8 +113,8 @@ static json_t *on_get_agent_info(void *ctx, wire_request_t *req)
     if (forwarded)
         return forwarded;
     if (usa_form)
-        return core_supervisor_agent_info(self->supervisor, agent);
-    return core_twin_agent_info(self->twin, req->body);
+        return supervisor_agent_info(self->supervisor, agent);
+    return twin_agent_info(self->twin, req->body);
 }
 
 /* SDT's pong, plus the health keys BaseAgent's ping returned. */
@@ -136,7 +136,7 @@ static json_t *on_raw(void *ctx, wire_request_t *req)
     while (len && (req->raw[len - 1] == ' ' || req->raw[len - 1] == '\r' || req->raw[len - 1] == '\n'))
         len--;
     if (len == 14 && !memcmp(req->raw, "GET_ALL_STATUS", 14))
-        return core_twin_status_map(self->twin);
+        return twin_status_map(self->twin);
     char labels[96];
     metrics_labels(labels, sizeof labels, "service", "core", "reason", "invalid_json", NULL);
     metrics_add(self->svc->metrics, "keel_bad_requests_total", labels, 1);
@@ -156,7 +156,7 @@ static json_t *on_unknown(void *ctx, wire_request_t *req)
 {
     (void)ctx;
     if (req->dialect == WIRE_COMMAND)
-        return core_legacy_unknown(req->name);
+        return legacy_unknown(req->name);
     return pycompat_unknown_action(json_object_get(req->body, "action"), "error", "None");
 }
 
@@ -170,7 +170,7 @@ static void register_own_names(core_t *self)
     json_t *fields;
     json_array_foreach(records, i, fields) {
         char id[NAMES_BUF], err[1100];
-        if (core_registry_register(self->registry, fields, NULL, id, sizeof id, err, sizeof err) < 0)
+        if (registry_register(self->registry, fields, NULL, id, sizeof id, err, sizeof err) < 0)
             log_warn("core", "cannot register %s: %s", json_string_value(json_object_get(fields, "agent_id")), err);
     }
     json_decref(records);
@@ -189,15 +189,15 @@ static int open_backend(core_t *self)
     service_path(self->svc, "registry.db", path, sizeof path);
     if (!url || !*url)
         url = config_str(cfg, "core.registry.redis_url", "redis://127.0.0.1:6379/0");
-    self->backend = core_backend_new(kind, path, url,
+    self->backend = backend_new(kind, path, url,
                                 prefix && *prefix ? prefix : config_str(cfg, "core.registry.prefix", "service_registry:"),
                                 config_bool(cfg, "core.registry.fsync", false), err, sizeof err);
     if (!self->backend) {
         log_error("core", "registry backend: %s", err);
         return -1;
     }
-    core_backend_set_errors(self->backend, self->svc->errors);
-    log_info("core", "registry backend: %s", core_backend_kind_name(self->backend));
+    backend_set_errors(self->backend, self->svc->errors);
+    log_info("core", "registry backend: %s", backend_kind_name(self->backend));
     return 0;
 }
 
@@ -228,7 +228,7 @@ static bool may_delegate(config_t *config)
 static void collect(metrics_t *metrics, void *arg)
 {
     core_t *self = arg;
-    metrics_set(metrics, "keel_core_registry_agents", NULL, (double)core_registry_size(self->registry));
+    metrics_set(metrics, "keel_core_registry_agents", NULL, (double)registry_size(self->registry));
 }
 
 static void core_stop(service_t *svc);
@@ -240,16 +240,16 @@ static int core_start(service_t *svc)
     svc->impl = self;
     if (open_backend(self) < 0)
         return -1;
-    self->registry = core_registry_new(self->backend, svc->metrics,
-                                       config_double(svc->config, "core.registry.ttl_s", 300),
-                                       config_get(svc->config, "core.aliases"));
-    core_registry_limit_new_names(self->registry,
-                                  config_double(svc->config, "core.registry.new_names.burst", 256),
-                                  config_double(svc->config, "core.registry.new_names.per_minute", 60));
-    self->twin = core_twin_new(svc, self->backend, self->registry);
-    self->legacy = core_legacy_new(self->backend, self->registry, self->twin, svc->metrics);
-    self->coordinator = core_coordinator_new(svc, self->registry);
-    self->supervisor = core_supervisor_new(svc);
+    self->registry = registry_new(self->backend, svc->metrics,
+                                  config_double(svc->config, "core.registry.ttl_s", 300),
+                                  config_get(svc->config, "core.aliases"));
+    registry_limit_new_names(self->registry,
+                             config_double(svc->config, "core.registry.new_names.burst", 256),
+                             config_double(svc->config, "core.registry.new_names.per_minute", 60));
+    self->twin = twin_new(svc, self->backend, self->registry);
+    self->legacy = legacy_new(self->backend, self->registry, self->twin, svc->metrics);
+    self->coordinator = coordinator_new(svc, self->registry);
+    self->supervisor = supervisor_new(svc);
     register_own_names(self);
     metrics_declare(svc->metrics, "keel_core_registry_agents", "Records in the agent registry.",
                     METRIC_GAUGE, NULL, 0);
@@ -261,11 +261,11 @@ static int core_start(service_t *svc)
      * thread alone, since each handler takes microseconds and the hop to a
      * worker costs more than it saves (bench/core.sh). */
     int workers = (int)config_int(svc->config, "core.workers", 0);
-    core_registry_attach(self->registry, wire);
-    core_twin_attach(self->twin, wire);
-    core_legacy_attach(self->legacy, wire);
-    core_coordinator_attach(self->coordinator, wire);
-    core_supervisor_attach(self->supervisor, wire);
+    registry_attach(self->registry, wire);
+    twin_attach(self->twin, wire);
+    legacy_attach(self->legacy, wire);
+    coordinator_attach(self->coordinator, wire);
+    supervisor_attach(self->supervisor, wire);
     wire_server_attach(wire, routes, self);
     wire_server_on_unknown(wire, on_unknown, self);
     /* Forwarding waits on a legacy agent: never on the one wire thread.
@@ -276,8 +276,8 @@ static int core_start(service_t *svc)
     wire_server_set_workers(wire, workers);
 
     if ((config_bool(svc->config, "legacy_ports", false) && bind_legacy_ports(self) < 0)
-        || core_twin_start(self->twin) < 0 || core_coordinator_start(self->coordinator) < 0
-        || core_supervisor_start(self->supervisor) < 0) {
+        || twin_start(self->twin) < 0 || coordinator_start(self->coordinator) < 0
+        || supervisor_start(self->supervisor) < 0) {
         core_stop(svc);
         return -1;
     }
@@ -289,12 +289,12 @@ static void core_stop(service_t *svc)
     core_t *self = svc->impl;
     if (!self)
         return;
-    core_supervisor_destroy(&self->supervisor);
-    core_coordinator_destroy(&self->coordinator);
-    core_twin_destroy(&self->twin);
-    core_legacy_destroy(&self->legacy);
-    core_registry_destroy(&self->registry);
-    core_backend_destroy(&self->backend);
+    supervisor_destroy(&self->supervisor);
+    coordinator_destroy(&self->coordinator);
+    twin_destroy(&self->twin);
+    legacy_destroy(&self->legacy);
+    registry_destroy(&self->registry);
+    backend_destroy(&self->backend);
     free(self);
     svc->impl = NULL;
 }
@@ -304,14 +304,14 @@ static void core_health(service_t *svc, json_t *dict)
     core_t *self = svc->impl;
     if (!self)
         return;
-    json_object_set_new(dict, "registry_size", json_integer(core_registry_size(self->registry)));
-    json_object_set_new(dict, "registry_backend", json_string(core_backend_kind_name(self->backend)));
-    core_twin_health(self->twin, dict);
-    core_coordinator_health(self->coordinator, dict);
-    core_supervisor_health(self->supervisor, dict);
+    json_object_set_new(dict, "registry_size", json_integer(registry_size(self->registry)));
+    json_object_set_new(dict, "registry_backend", json_string(backend_kind_name(self->backend)));
+    twin_health(self->twin, dict);
+    coordinator_health(self->coordinator, dict);
+    supervisor_health(self->supervisor, dict);
     json_object_set_new(dict, "delegated", wire_server_delegation(svc->wire));
     /* Redis is a dependency only when it was chosen; its absence degrades. */
-    if (core_backend_kind(self->backend) == BACKEND_REDIS && !core_backend_up(self->backend))
+    if (backend_kind(self->backend) == BACKEND_REDIS && !backend_up(self->backend))
         json_object_set_new(dict, "status", json_string("degraded"));
 }
 

@@ -24,7 +24,7 @@ struct legacy_t {
     metrics_t *metrics;
 };
 
-legacy_t *core_legacy_new(backend_t *backend, registry_t *registry, twin_t *twin, metrics_t *metrics)
+legacy_t *legacy_new(backend_t *backend, registry_t *registry, twin_t *twin, metrics_t *metrics)
 {
     legacy_t *self = calloc(1, sizeof *self);
     self->metrics = metrics;
@@ -34,7 +34,7 @@ legacy_t *core_legacy_new(backend_t *backend, registry_t *registry, twin_t *twin
     return self;
 }
 
-void core_legacy_destroy(legacy_t **self_p)
+void legacy_destroy(legacy_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -47,7 +47,7 @@ static json_t *upper(const char *status, const char *message)
     return json_pack("{s:s, s:s}", "status", status, "message", message);
 }
 
-json_t *core_legacy_unknown(const char *command)
+json_t *legacy_unknown(const char *command)
 {
     char text[300];
     snprintf(text, sizeof text, "Unknown command: %s", command ? command : "None");
@@ -56,12 +56,12 @@ json_t *core_legacy_unknown(const char *command)
 
 static int store(legacy_t *self, json_t *payload, char *err, size_t errlen)
 {
-    return core_backend_put(self->backend, "legacy", json_string_value(json_object_get(payload, "name")),
+    return backend_put(self->backend, "legacy", json_string_value(json_object_get(payload, "name")),
                        payload, err, errlen);
 }
 
 /* The registry view of a legacy payload that names a port; its name was
- * admitted (core_registry_admit) when the payload was stored. */
+ * admitted (registry_admit) when the payload was stored. */
 static void map_into_registry(legacy_t *self, json_t *payload)
 {
     json_t *port = json_object_get(payload, "port");
@@ -78,7 +78,7 @@ static void map_into_registry(legacy_t *self, json_t *payload)
             json_object_set(fields, optional[i], json_object_get(payload, optional[i]));
     json_object_set_new(fields, "metadata", json_pack("{s:s}", "registered_by", "legacy REGISTER"));
     char id[NAMES_BUF], err[1100];
-    if (core_registry_register(self->registry, fields, NULL, id, sizeof id, err, sizeof err) < 0)
+    if (registry_register(self->registry, fields, NULL, id, sizeof id, err, sizeof err) < 0)
         log_warn("core", "legacy REGISTER of %s kept for DISCOVER only: %s",
                  json_string_value(json_object_get(payload, "name")), err);
     json_decref(fields);
@@ -94,10 +94,10 @@ static json_t *on_register(void *ctx, wire_request_t *req)
     if (names_refuse(self->metrics, "core", "name", name, err, sizeof err))
         return upper("ERROR", err);
     json_t *old = NULL;
-    int known = core_backend_get(self->backend, "legacy", name, &old, err, sizeof err);
+    int known = backend_get(self->backend, "legacy", name, &old, err, sizeof err);
     json_decref(old);
-    if (known < 0 || (known == 0 && core_registry_admit(self->registry, "legacy", req->peer ? req->peer : "",
-                                                        err, sizeof err) < 0))
+    if (known < 0 || (known == 0 && registry_admit(self->registry, "legacy", req->peer ? req->peer : "",
+                                                   err, sizeof err) < 0))
         return upper("ERROR", err);
     /* stt_service, tts_service and the streaming agents name no ip: the
      * address their request came from is where they are. */
@@ -123,11 +123,11 @@ static json_t *on_discover(void *ctx, wire_request_t *req)
         return upper("ERROR", "Missing required field 'name' in discovery payload");
     json_t *found = NULL;
     char err[512];
-    int rc = core_backend_get(self->backend, "legacy", name, &found, err, sizeof err);
+    int rc = backend_get(self->backend, "legacy", name, &found, err, sizeof err);
     if (rc < 0)
         return upper("ERROR", err);
     if (rc == 0) {
-        json_t *rec = core_registry_lookup(self->registry, name, err, sizeof err);
+        json_t *rec = registry_lookup(self->registry, name, err, sizeof err);
         if (!rec && strstr(err, "not found") == NULL)
             return upper("ERROR", err);
         if (rec) {
@@ -149,7 +149,7 @@ static json_t *on_report_vram(void *ctx, wire_request_t *req)
 {
     legacy_t *self = ctx;
     char err[256];
-    if (core_twin_update_vram(self->twin, req->payload, err, sizeof err) < 0)
+    if (twin_update_vram(self->twin, req->payload, err, sizeof err) < 0)
         return upper("ERROR", err);
     return upper("SUCCESS", "VRAM metrics updated successfully");
 }
@@ -160,7 +160,7 @@ static json_t *on_get_metrics(void *ctx, wire_request_t *req)
     json_t *wanted = json_object_get(req->payload, "metrics");
     if (wanted && !json_is_array(wanted))
         return upper("ERROR", "metrics must be a list");
-    json_t *state = core_twin_current_state(self->twin);
+    json_t *state = twin_current_state(self->twin);
     if (!json_array_size(wanted))
         return json_pack("{s:s, s:o}", "status", "SUCCESS", "payload", state);
     json_t *out = json_object();
@@ -169,7 +169,7 @@ static json_t *on_get_metrics(void *ctx, wire_request_t *req)
     json_array_foreach(wanted, i, item) {
         const char *m = json_string_value(item);
         if (m && !strcmp(m, "vram_usage")) {
-            json_t *vram = core_twin_vram(self->twin);
+            json_t *vram = twin_vram(self->twin);
             json_object_del(vram, "loaded_models");
             json_object_update(out, vram);
             json_decref(vram);
@@ -191,7 +191,7 @@ static const wire_route_t routes[] = {
     { 0 },
 };
 
-void core_legacy_attach(legacy_t *self, wire_server_t *wire)
+void legacy_attach(legacy_t *self, wire_server_t *wire)
 {
     wire_server_attach(wire, routes, self);
 }

@@ -12,9 +12,9 @@
 typedef struct legacy_t legacy_t;
 
 /* metrics counts the names refused (names.h). */
-legacy_t *core_legacy_new(backend_t *backend, registry_t *registry, twin_t *twin, metrics_t *metrics);
-void core_legacy_destroy(legacy_t **self_p);
-void core_legacy_attach(legacy_t *self, wire_server_t *wire);
+legacy_t *legacy_new(backend_t *backend, registry_t *registry, twin_t *twin, metrics_t *metrics);
+void legacy_destroy(legacy_t **self_p);
+void legacy_attach(legacy_t *self, wire_server_t *wire);
 /* The reply to any command no route takes. */
-json_t *core_legacy_unknown(const char *command);
+json_t *legacy_unknown(const char *command);
 #endif

@@ -429,7 +429,7 @@ static int step(pk_t *k)
     }
 }
 
-json_t *core_pickle_decode(const void *data, size_t len, char *err, size_t errlen)
+json_t *pickle_decode(const void *data, size_t len, char *err, size_t errlen)
 {
     pk_t *k = calloc(1, sizeof *k);
     k->p = data;

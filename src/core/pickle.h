@@ -12,5 +12,5 @@
 #include <stddef.h>
 
 /* The decoded value (a new reference), or NULL with the reason in err. */
-json_t *core_pickle_decode(const void *data, size_t len, char *err, size_t errlen);
+json_t *pickle_decode(const void *data, size_t len, char *err, size_t errlen);
 #endif

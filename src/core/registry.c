@@ -58,7 +58,7 @@ struct registry_t {
 /* Sources a limit remembers: far more than two machines' addresses. */
 #define LIMITED_SOURCES 1024
 
-registry_t *core_registry_new(backend_t *backend, metrics_t *metrics, double ttl_s, json_t *aliases)
+registry_t *registry_new(backend_t *backend, metrics_t *metrics, double ttl_s, json_t *aliases)
 {
     registry_t *self = calloc(1, sizeof *self);
     self->aliases = json_is_object(aliases) ? json_deep_copy(aliases) : json_object();
@@ -79,7 +79,7 @@ registry_t *core_registry_new(backend_t *backend, metrics_t *metrics, double ttl
     return self;
 }
 
-void core_registry_destroy(registry_t **self_p)
+void registry_destroy(registry_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -91,12 +91,12 @@ void core_registry_destroy(registry_t **self_p)
     *self_p = NULL;
 }
 
-void core_registry_limit_new_names(registry_t *self, double burst, double per_minute)
+void registry_limit_new_names(registry_t *self, double burst, double per_minute)
 {
     ratelimit_configure(self->new_names, burst, per_minute);
 }
 
-int core_registry_admit(registry_t *self, const char *table, const char *source, char *err, size_t errlen)
+int registry_admit(registry_t *self, const char *table, const char *source, char *err, size_t errlen)
 {
     if (!source || ratelimit_take(self->new_names, source, clock_mono()))
         return 0;
@@ -230,7 +230,7 @@ static void check_str_list(problems_t *p, json_t *fields, const char *key, json_
         json_object_set(rec, key, v);
 }
 
-json_t *core_registry_validate(json_t *fields, char *id, size_t idlen, char *err, size_t errlen)
+json_t *registry_validate(json_t *fields, char *id, size_t idlen, char *err, size_t errlen)
 {
     problems_t p = { .len = 0, .count = 0 };
     json_t *rec = json_object();
@@ -276,10 +276,10 @@ static void count(registry_t *self, const char *family, const char *outcome)
     metrics_add(self->metrics, family, labels, 1);
 }
 
-int core_registry_register(registry_t *self, json_t *fields, const char *source, char *id, size_t idlen,
-                           char *err, size_t errlen)
+int registry_register(registry_t *self, json_t *fields, const char *source, char *id, size_t idlen,
+                      char *err, size_t errlen)
 {
-    json_t *rec = core_registry_validate(fields, id, idlen, err, errlen);
+    json_t *rec = registry_validate(fields, id, idlen, err, errlen);
     if (!rec) {
         char why[96];   /* validation already said it: only the count is wanted */
         names_refuse(self->metrics, "core", "agent_id", json_string_value(json_object_get(fields, "agent_id")),
@@ -289,9 +289,9 @@ int core_registry_register(registry_t *self, json_t *fields, const char *source,
     }
     if (source) {
         json_t *old = NULL;
-        int known = core_backend_get(self->backend, "agents", id, &old, err, errlen);
+        int known = backend_get(self->backend, "agents", id, &old, err, errlen);
         json_decref(old);
-        if (known < 0 || (known == 0 && core_registry_admit(self, "agents", source, err, errlen) < 0)) {
+        if (known < 0 || (known == 0 && registry_admit(self, "agents", source, err, errlen) < 0)) {
             json_decref(rec);
             count(self, "keel_core_registrations_total", known < 0 ? "error" : "refused");
             return -1;
@@ -299,7 +299,7 @@ int core_registry_register(registry_t *self, json_t *fields, const char *source,
     }
     char ts[40];
     json_object_set_new(rec, "last_registered", json_string(clock_iso_utc(clock_wall(), ts, sizeof ts)));
-    int rc = core_backend_put(self->backend, "agents", id, rec, err, errlen);
+    int rc = backend_put(self->backend, "agents", id, rec, err, errlen);
     json_decref(rec);
     if (rc == 0)
         record_change(self, "put", id);
@@ -308,17 +308,17 @@ int core_registry_register(registry_t *self, json_t *fields, const char *source,
 }
 
 /* The name as asked first, then each of its aliases in order. */
-json_t *core_registry_lookup(registry_t *self, const char *name, char *err, size_t errlen)
+json_t *registry_lookup(registry_t *self, const char *name, char *err, size_t errlen)
 {
     json_t *rec = NULL;
-    int rc = core_backend_get(self->backend, "agents", name, &rec, err, errlen);
+    int rc = backend_get(self->backend, "agents", name, &rec, err, errlen);
     json_t *others = json_object_get(self->aliases, name);
     size_t i;
     json_t *other;
     json_array_foreach(others, i, other) {
         if (rc != 0 || !json_is_string(other))
             break;
-        rc = core_backend_get(self->backend, "agents", json_string_value(other), &rec, err, errlen);
+        rc = backend_get(self->backend, "agents", json_string_value(other), &rec, err, errlen);
     }
     if (rc == 0)
         snprintf(err, errlen, "Agent %s not found", name);
@@ -326,9 +326,9 @@ json_t *core_registry_lookup(registry_t *self, const char *name, char *err, size
     return rc == 1 ? rec : NULL;
 }
 
-json_t *core_registry_list(registry_t *self, char *err, size_t errlen)
+json_t *registry_list(registry_t *self, char *err, size_t errlen)
 {
-    json_t *all = core_backend_all(self->backend, "agents", err, errlen);
+    json_t *all = backend_all(self->backend, "agents", err, errlen);
     if (!all)
         return NULL;
     json_t *ids = json_array();
@@ -366,12 +366,12 @@ static void state_of(registry_t *self, json_t *row, const char *name, double bea
     json_object_set_new(row, "state_source", json_string("registry"));
 }
 
-json_t *core_registry_describe(registry_t *self, char *err, size_t errlen)
+json_t *registry_describe(registry_t *self, char *err, size_t errlen)
 {
-    json_t *all = core_backend_all(self->backend, "agents", err, errlen);
+    json_t *all = backend_all(self->backend, "agents", err, errlen);
     if (!all)
         return NULL;
-    json_t *beats = core_backend_all(self->backend, "beats", err, errlen);
+    json_t *beats = backend_all(self->backend, "beats", err, errlen);
     json_t *out = json_array();
     double now = clock_wall();
     const char *key;
@@ -397,9 +397,9 @@ json_t *core_registry_describe(registry_t *self, char *err, size_t errlen)
     return out;
 }
 
-long core_registry_size(registry_t *self)
+long registry_size(registry_t *self)
 {
-    long n = core_backend_count(self->backend, "agents");
+    long n = backend_count(self->backend, "agents");
     return n >= 0 ? n : self->last_size;
 }
 
@@ -427,7 +427,7 @@ static json_t *on_get_endpoint(void *ctx, wire_request_t *req)
     char err[512];
     if (names_refuse(self->metrics, "core", "agent_name", json_string_value(v), err, sizeof err))
         return wire_error("%s", err);
-    json_t *rec = core_registry_lookup(self, json_string_value(v), err, sizeof err);
+    json_t *rec = registry_lookup(self, json_string_value(v), err, sizeof err);
     if (!rec)
         return wire_error("%s", err);
     json_object_set_new(rec, "status", json_string("success"));
@@ -438,7 +438,7 @@ static json_t *on_list(void *ctx, wire_request_t *req)
 {
     (void)req;
     char err[512];
-    json_t *ids = core_registry_list(ctx, err, sizeof err);
+    json_t *ids = registry_list(ctx, err, sizeof err);
     if (!ids)
         return wire_error("%s", err);
     return json_pack("{s:s, s:o}", "status", "success", "agents", ids);
@@ -453,13 +453,13 @@ static json_t *on_unregister(void *ctx, wire_request_t *req)
     char err[512];
     if (names_refuse(self->metrics, "core", "agent_name", name, err, sizeof err))
         return wire_error("%s", err);
-    int rc = core_backend_del(self->backend, "agents", name, err, sizeof err);
+    int rc = backend_del(self->backend, "agents", name, err, sizeof err);
     if (rc < 0)
         return wire_error("%s", err);
     if (rc == 0)
         return wire_error("Agent %s not found", name);
     record_change(self, "delete", name);
-    core_backend_del(self->backend, "beats", name, err, sizeof err);
+    backend_del(self->backend, "beats", name, err, sizeof err);
     return json_pack("{s:s, s:s}", "status", "success", "message", "Agent unregistered");
 }
 
@@ -473,14 +473,14 @@ static json_t *on_heartbeat(void *ctx, wire_request_t *req)
     if (names_refuse(self->metrics, "core", "agent_name", name, err, sizeof err))
         return wire_error("%s", err);
     json_t *rec = NULL;
-    int rc = core_backend_get(self->backend, "agents", name, &rec, err, sizeof err);
+    int rc = backend_get(self->backend, "agents", name, &rec, err, sizeof err);
     json_decref(rec);
     if (rc < 0)
         return wire_error("%s", err);
     if (rc == 0)
         return wire_error("Agent %s not found", name);
     json_t *now = json_real(clock_wall());
-    rc = core_backend_put(self->backend, "beats", name, now, err, sizeof err);
+    rc = backend_put(self->backend, "beats", name, now, err, sizeof err);
     json_decref(now);
     if (rc < 0)
         return wire_error("%s", err);
@@ -492,12 +492,12 @@ static json_t *on_describe(void *ctx, wire_request_t *req)
     (void)req;
     registry_t *self = ctx;
     char err[512];
-    json_t *rows = core_registry_describe(self, err, sizeof err);
+    json_t *rows = registry_describe(self, err, sizeof err);
     if (!rows)
         return wire_error("%s", err);
     pthread_mutex_lock(&self->lock);
     json_t *reply = json_pack("{s:s, s:o, s:f, s:s, s:s, s:I}", "status", "success", "agents", rows,
-                              "ttl_s", self->ttl_s, "backend", core_backend_kind_name(self->backend),
+                              "ttl_s", self->ttl_s, "backend", backend_kind_name(self->backend),
                               "epoch", self->epoch, "revision", (json_int_t)self->revision);
     pthread_mutex_unlock(&self->lock);
     return reply;
@@ -587,7 +587,7 @@ static const wire_route_t routes[] = {
     { 0 },
 };
 
-void core_registry_attach(registry_t *self, wire_server_t *wire)
+void registry_attach(registry_t *self, wire_server_t *wire)
 {
     wire_server_attach(wire, routes, self);
 }

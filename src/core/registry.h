@@ -22,38 +22,38 @@ typedef struct registry_t registry_t;
 
 /* aliases: {name: [other names]} (borrowed; copied), tried in order when
  * the name itself is not registered. */
-registry_t *core_registry_new(backend_t *backend, metrics_t *metrics, double ttl_s, json_t *aliases);
-void core_registry_destroy(registry_t **self_p);
+registry_t *registry_new(backend_t *backend, metrics_t *metrics, double ttl_s, json_t *aliases);
+void registry_destroy(registry_t **self_p);
 /* Each source address may create `burst` new names at once and
  * `per_minute` more each minute, in the registry and in the tables that
- * ask core_registry_admit; burst <= 0 (the default) is no limit. */
-void core_registry_limit_new_names(registry_t *self, double burst, double per_minute);
+ * ask registry_admit; burst <= 0 (the default) is no limit. */
+void registry_limit_new_names(registry_t *self, double burst, double per_minute);
 /* Whether `source` (a client's address; NULL is Keel itself, never
  * limited) may create one more name in `table` now: 0, or -1 with the
  * refusal in err, counted in keel_core_new_names_refused_total. */
-int core_registry_admit(registry_t *self, const char *table, const char *source, char *err, size_t errlen);
+int registry_admit(registry_t *self, const char *table, const char *source, char *err, size_t errlen);
 /* Checks an AgentRegistration and builds the stored record (without
  * last_registered); the agent_id goes to id (NAMES_BUF bytes hold any
  * valid one).  NULL with the validation text in err. */
-json_t *core_registry_validate(json_t *fields, char *id, size_t idlen, char *err, size_t errlen);
+json_t *registry_validate(json_t *fields, char *id, size_t idlen, char *err, size_t errlen);
 /* Validates and stores a registration that came from `source` (as in
- * core_registry_admit: a new agent id takes a token of its source); 0, or
+ * registry_admit: a new agent id takes a token of its source); 0, or
  * -1 with the reason in err. */
-int core_registry_register(registry_t *self, json_t *fields, const char *source, char *id, size_t idlen,
-                           char *err, size_t errlen);
+int registry_register(registry_t *self, json_t *fields, const char *source, char *id, size_t idlen,
+                      char *err, size_t errlen);
 /* The stored record of the name or, failing that, of its first registered
  * alias (a new reference), or NULL with "Agent X not found" or the
  * backend's error in err. */
-json_t *core_registry_lookup(registry_t *self, const char *name, char *err, size_t errlen);
+json_t *registry_lookup(registry_t *self, const char *name, char *err, size_t errlen);
 /* Agent ids in registration order, or NULL with err. */
-json_t *core_registry_list(registry_t *self, char *err, size_t errlen);
+json_t *registry_list(registry_t *self, char *err, size_t errlen);
 /* Every record with its heartbeat age (a registration counts as one), the
  * age of its last heartbeat action (beat_age_s, only when it sent one),
  * and its state (agentstate.h): the hub's verdict while fresh, else from
  * the heartbeat alone. */
-json_t *core_registry_describe(registry_t *self, char *err, size_t errlen);
-long core_registry_size(registry_t *self);
+json_t *registry_describe(registry_t *self, char *err, size_t errlen);
+long registry_size(registry_t *self);
 /* get_agent_endpoint, list_agents, unregister_agent, heartbeat,
  * describe_agents, watch_registry, report_agent_states. */
-void core_registry_attach(registry_t *self, wire_server_t *wire);
+void registry_attach(registry_t *self, wire_server_t *wire);
 #endif

@@ -138,7 +138,7 @@ static void link_dependencies(supervisor_t *self, json_t *agents)
     }
 }
 
-supervisor_t *core_supervisor_new(service_t *svc)
+supervisor_t *supervisor_new(service_t *svc)
 {
     supervisor_t *self = calloc(1, sizeof *self);
     self->svc = svc;
@@ -242,7 +242,7 @@ static void ping_agents(void *arg)
     pthread_mutex_unlock(&self->lock);
 }
 
-int core_supervisor_start(supervisor_t *self)
+int supervisor_start(supervisor_t *self)
 {
     double interval = config_double(self->svc->config, "core.supervisor.health_interval_s", 30.0);
     self->runner = actor_new_runner("core-children", run_children, wake_runner, self);
@@ -253,7 +253,7 @@ int core_supervisor_start(supervisor_t *self)
     return actor_start(self->runner) < 0 || actor_start(self->monitor) < 0 ? -1 : 0;
 }
 
-void core_supervisor_destroy(supervisor_t **self_p)
+void supervisor_destroy(supervisor_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -295,7 +295,7 @@ static json_t *on_get_agent_status(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:o}", "status", "success", "agents", agents);
 }
 
-json_t *core_supervisor_agent_info(supervisor_t *self, json_t *agent)
+json_t *supervisor_agent_info(supervisor_t *self, json_t *agent)
 {
     const char *name = json_string_value(agent);
     pthread_mutex_lock(&self->lock);
@@ -462,12 +462,12 @@ static const wire_route_t routes[] = {
     { 0 },
 };
 
-void core_supervisor_attach(supervisor_t *self, wire_server_t *wire)
+void supervisor_attach(supervisor_t *self, wire_server_t *wire)
 {
     wire_server_attach(wire, routes, self);
 }
 
-void core_supervisor_health(supervisor_t *self, json_t *dict)
+void supervisor_health(supervisor_t *self, json_t *dict)
 {
     int running = 0, failed = 0;
     pthread_mutex_lock(&self->lock);

@@ -13,11 +13,11 @@
 
 typedef struct supervisor_t supervisor_t;
 
-supervisor_t *core_supervisor_new(service_t *svc);
-void core_supervisor_destroy(supervisor_t **self_p);
-int core_supervisor_start(supervisor_t *self);
-void core_supervisor_attach(supervisor_t *self, wire_server_t *wire);
-void core_supervisor_health(supervisor_t *self, json_t *dict);
+supervisor_t *supervisor_new(service_t *svc);
+void supervisor_destroy(supervisor_t **self_p);
+int supervisor_start(supervisor_t *self);
+void supervisor_attach(supervisor_t *self, wire_server_t *wire);
+void supervisor_health(supervisor_t *self, json_t *dict);
 /* get_agent_info with the key `agent` (variant A's reply). */
-json_t *core_supervisor_agent_info(supervisor_t *self, json_t *agent);
+json_t *supervisor_agent_info(supervisor_t *self, json_t *agent);
 #endif

@@ -124,7 +124,7 @@ static json_t *initial_vram(twin_t *self)
                      "last_update", clock_iso_local(clock_wall(), ts, sizeof ts));
 }
 
-twin_t *core_twin_new(service_t *svc, backend_t *backend, registry_t *registry)
+twin_t *twin_new(service_t *svc, backend_t *backend, registry_t *registry)
 {
     config_t *cfg = svc->config;
     twin_t *self = calloc(1, sizeof *self);
@@ -159,17 +159,17 @@ twin_t *core_twin_new(service_t *svc, backend_t *backend, registry_t *registry)
     metrics_declare(svc->metrics, "keel_core_events_total", "publish_event and report_error calls accepted.",
                     METRIC_COUNTER, NULL, 0);
     char err[256];
-    core_twin_set_status(self, "CoreOrchestrator", "HEALTHY", self->location, NULL, err, sizeof err);
-    core_twin_set_status(self, "SystemDigitalTwin", "HEALTHY", self->location, NULL, err, sizeof err);
+    twin_set_status(self, "CoreOrchestrator", "HEALTHY", self->location, NULL, err, sizeof err);
+    twin_set_status(self, "SystemDigitalTwin", "HEALTHY", self->location, NULL, err, sizeof err);
     return self;
 }
 
-int core_twin_start(twin_t *self)
+int twin_start(twin_t *self)
 {
     return actor_start(self->sampler);
 }
 
-void core_twin_destroy(twin_t **self_p)
+void twin_destroy(twin_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -208,7 +208,7 @@ static int latest(twin_t *self, point_t *out)
     return 0;
 }
 
-json_t *core_twin_current_state(twin_t *self)
+json_t *twin_current_state(twin_t *self)
 {
     point_t p;
     latest(self, &p);
@@ -235,12 +235,12 @@ static json_t *history(twin_t *self)
                      "vram_usage_mb", vram, "ram_usage_mb", ram, "network_latency_ms", net);
 }
 
-int core_twin_set_status(twin_t *self, const char *name, const char *status, const char *location,
-                         const char *source, char *err, size_t errlen)
+int twin_set_status(twin_t *self, const char *name, const char *status, const char *location,
+                    const char *source, char *err, size_t errlen)
 {
     json_t *old = NULL;
-    int found = core_backend_get(self->backend, "status", name, &old, err, errlen);
-    if (found < 0 || (!found && core_registry_admit(self->registry, "status", source, err, errlen) < 0))
+    int found = backend_get(self->backend, "status", name, &old, err, errlen);
+    if (found < 0 || (!found && registry_admit(self->registry, "status", source, err, errlen) < 0))
         return -1;
     const char *loc = location ? location
                     : old ? json_string_value(json_object_get(old, "location")) : NULL;
@@ -248,15 +248,15 @@ int core_twin_set_status(twin_t *self, const char *name, const char *status, con
     json_t *row = json_pack("{s:s, s:s, s:s}", "location", loc ? loc : "Unknown", "status", status,
                             "last_seen", clock_iso_local(clock_wall(), ts, sizeof ts));
     json_decref(old);
-    int rc = core_backend_put(self->backend, "status", name, row, err, errlen);
+    int rc = backend_put(self->backend, "status", name, row, err, errlen);
     json_decref(row);
     return rc < 0 ? -1 : !found;
 }
 
-json_t *core_twin_status_map(twin_t *self)
+json_t *twin_status_map(twin_t *self)
 {
     char err[256];
-    json_t *all = core_backend_all(self->backend, "status", err, sizeof err);
+    json_t *all = backend_all(self->backend, "status", err, sizeof err);
     return all ? all : json_object();
 }
 
@@ -275,7 +275,7 @@ static json_t *num(double v)
     return v == floor(v) && fabs(v) < 9e15 ? json_integer((json_int_t)v) : json_real(v);
 }
 
-int core_twin_update_vram(twin_t *self, json_t *payload, char *err, size_t errlen)
+int twin_update_vram(twin_t *self, json_t *payload, char *err, size_t errlen)
 {
     if (!json_is_object(payload)) {
         snprintf(err, errlen, "payload must be an object");
@@ -319,7 +319,7 @@ int core_twin_update_vram(twin_t *self, json_t *payload, char *err, size_t errle
     return 0;
 }
 
-json_t *core_twin_vram(twin_t *self)
+json_t *twin_vram(twin_t *self)
 {
     pthread_mutex_lock(&self->lock);
     json_t *copy = json_deep_copy(self->vram);
@@ -329,7 +329,7 @@ json_t *core_twin_vram(twin_t *self)
 
 /* ---- simulate_load --------------------------------------------------------- */
 
-json_t *core_twin_simulate(const twin_sample_t *current, json_t *current_state, const char *load_type,
+json_t *twin_simulate(const twin_sample_t *current, json_t *current_state, const char *load_type,
                       double value, double vram_capacity_mb, double ram_capacity_mb)
 {
     char ts[40], reason[160];
@@ -411,7 +411,7 @@ static json_t *on_simulate(void *ctx, wire_request_t *req)
     point_t p;
     latest(self, &p);
     json_t *state = state_json(&p.s, p.t);
-    json_t *r = core_twin_simulate(&p.s, state, json_string_value(lt), value,
+    json_t *r = twin_simulate(&p.s, state, json_string_value(lt), value,
                               self->vram_capacity_mb, self->ram_capacity_mb);
     json_decref(state);
     return r;
@@ -422,7 +422,7 @@ static json_t *on_simulate(void *ctx, wire_request_t *req)
 static json_t *on_get_metrics(void *ctx, wire_request_t *req)
 {
     (void)req;
-    return json_pack("{s:s, s:o}", "status", "success", "metrics", core_twin_current_state(ctx));
+    return json_pack("{s:s, s:o}", "status", "success", "metrics", twin_current_state(ctx));
 }
 
 static json_t *on_get_history(void *ctx, wire_request_t *req)
@@ -434,14 +434,14 @@ static json_t *on_get_history(void *ctx, wire_request_t *req)
 static json_t *on_get_all_agents(void *ctx, wire_request_t *req)
 {
     (void)req;
-    return json_pack("{s:s, s:o}", "status", "success", "agents", core_twin_status_map(ctx));
+    return json_pack("{s:s, s:o}", "status", "success", "agents", twin_status_map(ctx));
 }
 
 static json_t *on_get_registered_agents(void *ctx, wire_request_t *req)
 {
     (void)req;
     twin_t *self = ctx;
-    json_t *map = core_twin_status_map(self), *list = json_array();
+    json_t *map = twin_status_map(self), *list = json_array();
     const char *name;
     json_t *row;
     json_object_foreach(map, name, row) {
@@ -450,7 +450,7 @@ static json_t *on_get_registered_agents(void *ctx, wire_request_t *req)
                                  "location", json_object_get(row, "location"),
                                  "last_updated", json_object_get(row, "last_seen"));
         char err[256];
-        json_t *rec = core_registry_lookup(self->registry, name, err, sizeof err);
+        json_t *rec = registry_lookup(self->registry, name, err, sizeof err);
         if (rec) {
             static const char *keys[] = { "host", "port", "health_check_port", "agent_type", "capabilities" };
             for (size_t i = 0; i < 5; i++)
@@ -465,19 +465,19 @@ static json_t *on_get_registered_agents(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:o}", "status", "success", "agents", list);
 }
 
-json_t *core_twin_agent_info(twin_t *self, json_t *body)
+json_t *twin_agent_info(twin_t *self, json_t *body)
 {
     const char *name = json_string_value(json_object_get(body, "agent_name"));
     if (!name || !*name)
         return wire_error("Missing or invalid agent_name parameter");
     json_t *row = NULL;
     char err[256];
-    int rc = core_backend_get(self->backend, "status", name, &row, err, sizeof err);
+    int rc = backend_get(self->backend, "status", name, &row, err, sizeof err);
     if (rc < 0)
         return wire_error("%s", err);
     if (rc == 0)
         return wire_error("Agent %s not found in registry", name);
-    json_t *rec = core_registry_lookup(self->registry, name, err, sizeof err);
+    json_t *rec = registry_lookup(self->registry, name, err, sizeof err);
     if (rec) {
         static const char *keys[] = { "host", "port", "health_check_port" };
         for (size_t i = 0; i < 3; i++)
@@ -490,7 +490,7 @@ json_t *core_twin_agent_info(twin_t *self, json_t *body)
     return json_pack("{s:s, s:o}", "status", "success", "agent_info", row);
 }
 
-json_t *core_twin_register_simple(twin_t *self, json_t *body, const char *source)
+json_t *twin_register_simple(twin_t *self, json_t *body, const char *source)
 {
     const char *name = json_string_value(json_object_get(body, "agent_name"));
     const char *status = json_string_value(json_object_get(body, "status"));
@@ -502,7 +502,7 @@ json_t *core_twin_register_simple(twin_t *self, json_t *body, const char *source
     char err[512];
     if (names_refuse(self->svc->metrics, "core", "agent_name", name, err, sizeof err))
         return wire_error("Invalid agent_name: %s", err);
-    int created = core_twin_set_status(self, name, status, location, source, err, sizeof err);
+    int created = twin_set_status(self, name, status, location, source, err, sizeof err);
     if (created < 0)
         return wire_error("%s", err);
     json_t *message = created ? json_sprintf("Registered new agent %s at %s with status %s", name,
@@ -514,7 +514,7 @@ json_t *core_twin_register_simple(twin_t *self, json_t *body, const char *source
 static json_t *on_get_ok_agents(void *ctx, wire_request_t *req)
 {
     (void)req;
-    json_t *map = core_twin_status_map(ctx), *names = json_array();
+    json_t *map = twin_status_map(ctx), *names = json_array();
     const char *name;
     json_t *row;
     json_object_foreach(map, name, row) {
@@ -532,7 +532,7 @@ static json_t *on_update_vram(void *ctx, wire_request_t *req)
     json_t *payload = json_object_get(req->body, "payload");
     json_t *empty = payload ? NULL : json_object();
     char err[256];
-    int rc = core_twin_update_vram(ctx, payload ? payload : empty, err, sizeof err);
+    int rc = twin_update_vram(ctx, payload ? payload : empty, err, sizeof err);
     json_decref(empty);
     if (rc < 0)
         return wire_error("%s", err);
@@ -690,12 +690,12 @@ static const wire_route_t routes[] = {
     { 0 },
 };
 
-void core_twin_attach(twin_t *self, wire_server_t *wire)
+void twin_attach(twin_t *self, wire_server_t *wire)
 {
     wire_server_attach(wire, routes, self);
 }
 
-void core_twin_health(twin_t *self, json_t *dict)
+void twin_health(twin_t *self, json_t *dict)
 {
     sysstat_sample_t st = { 0 };
     sysstat_sample(self->health_stat, "/", &st);
@@ -703,15 +703,15 @@ void core_twin_health(twin_t *self, json_t *dict)
     bool prom = self->source == SOURCE_PROMETHEUS && self->prometheus_ok;
     pthread_mutex_unlock(&self->lock);
     bool running = actor_running(self->sampler);
-    bool redis = core_backend_kind(self->backend) == BACKEND_REDIS && core_backend_up(self->backend);
-    long agents = core_backend_count(self->backend, "status");
+    bool redis = backend_kind(self->backend) == BACKEND_REDIS && backend_up(self->backend);
+    long agents = backend_count(self->backend, "status");
     json_object_set_new(dict, "agent_specific_metrics",
         json_pack("{s:s, s:I, s:b, s:{s:f, s:f}, s:b, s:b, s:b, s:s}",
                   "twin_status", running ? "active" : "inactive",
                   "registered_agents_count", (json_int_t)(agents < 0 ? 0 : agents),
                   "prometheus_connected", prom,
                   "system_metrics", "cpu_percent", st.cpu_percent, "memory_percent", st.mem_percent,
-                  "db_connected", core_backend_kind(self->backend) == BACKEND_SQLITE,
+                  "db_connected", backend_kind(self->backend) == BACKEND_SQLITE,
                   "redis_connected", redis, "zmq_ready", true,
                   "metrics_source", self->source == SOURCE_MOCK ? "mock"
                                     : self->source == SOURCE_PROMETHEUS ? "prometheus" : "real"));

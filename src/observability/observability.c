@@ -49,10 +49,10 @@ typedef struct {
     hostsampler_t *sampler;
     perfmon_t *perf;
     fleet_t *fleet;
-    tiers_t *recovery;
+    tiers_t *tiers;
     alerting_t *alerts;
     pushhealth_t *pushed;
-    crossreg_t *discovery;
+    crossreg_t *crossreg;
     memsvc_t *memsvc;
     optimiser_t *optimiser;
     perffeeds_t *feeds;
@@ -248,12 +248,12 @@ static json_t *on_trigger_recovery(void *ctx, wire_request_t *req)
         return json_pack("{s:s, s:s}", "status", "error", "message", "Missing agent_name");
     if (!tier)
         return json_pack("{s:s, s:s}", "status", "error", "message", "strategy must be tier1..tier4");
-    return tiers_trigger(hub->recovery, agent, tier);
+    return tiers_trigger(hub->tiers, agent, tier);
 }
 
 static json_t *on_crossreg(void *ctx, wire_request_t *req)
 {
-    return crossreg_handle(((hub_t *)ctx)->discovery, req->body);
+    return crossreg_handle(((hub_t *)ctx)->crossreg, req->body);
 }
 
 /* A request_type the registry does not know gets its answer there. */
@@ -261,7 +261,7 @@ static json_t *on_unknown(void *ctx, wire_request_t *req)
 {
     hub_t *hub = ctx;
     if (req->body && json_object_get(req->body, "request_type"))
-        return crossreg_handle(hub->discovery, req->body);
+        return crossreg_handle(hub->crossreg, req->body);
     return pycompat_unknown_action(req->body ? json_object_get(req->body, "action") : NULL, "message", "None");
 }
 
@@ -516,14 +516,14 @@ static void hub_free(hub_t *hub)
     keelstats_destroy(&hub->keelstats);
     perffeeds_destroy(&hub->feeds);
     fleet_stop(hub->fleet);
-    tiers_destroy(&hub->recovery);
+    tiers_destroy(&hub->tiers);
     fleet_destroy(&hub->fleet);
     optimiser_destroy(&hub->optimiser);
     memsvc_destroy(&hub->memsvc);
     alerting_destroy(&hub->alerts);
     perfmon_destroy(&hub->perf);
     pushhealth_destroy(&hub->pushed);
-    crossreg_destroy(&hub->discovery);
+    crossreg_destroy(&hub->crossreg);
     hostsampler_destroy(&hub->sampler);
     hubdb_destroy(&hub->db);
     free(hub);
@@ -643,7 +643,7 @@ static int observability_start(service_t *svc)
                                config_double(cfg, "observability.sample_interval_s", 1.0));
     hub->perf = perfmon_new(cfg, hub->db, hub->sampler);
     hub->pushed = pushhealth_new(hub->db, config_double(cfg, "observability.stale_after_s", 300));
-    hub->discovery = crossreg_new(config_double(cfg, "observability.stale_after_s", 300), svc->metrics);
+    hub->crossreg = crossreg_new(config_double(cfg, "observability.stale_after_s", 300), svc->metrics);
     hub->alerts = alerting_new(cfg, hub->db, hub->sampler, svc->errors);
     hub->memsvc = memsvc_new(cfg, svc->errors);
     hub->optimiser = optimiser_new(cfg, hub->sampler, hub->db, svc->errors);
@@ -656,8 +656,8 @@ static int observability_start(service_t *svc)
     bool discover = config_bool(cfg, "observability.discover", true) && *reg;
     fleet_args_t args = { cfg, hub->db, status_ep, discover ? reg : NULL, svc->liveness };
     hub->fleet = fleet_new(&args);
-    hub->recovery = tiers_new(cfg, hub->fleet, hub->db, svc->errors, *reg ? reg : registry);
-    fleet_on_sweep(hub->fleet, tiers_kick, hub->recovery);
+    hub->tiers = tiers_new(cfg, hub->fleet, hub->db, svc->errors, *reg ? reg : registry);
+    fleet_on_sweep(hub->fleet, tiers_kick, hub->tiers);
     hub->keelstats = keelstats_new(cfg);
     hub->history = history_new(cfg, hub->db, hub->fleet, hub->keelstats, svc->metrics);
     svc->impl = hub;
@@ -666,7 +666,7 @@ static int observability_start(service_t *svc)
     attach_routes(svc, hub);
     dashboard_attach(svc, hub->fleet, hub->alerts, hub->db, hub->history);
     hub->maintain = housekeep_new(cfg, hub->db, hub->perf, hub->pushed);
-    if (hostsampler_start(hub->sampler) < 0 || tiers_start(hub->recovery) < 0 || fleet_start(hub->fleet) < 0
+    if (hostsampler_start(hub->sampler) < 0 || tiers_start(hub->tiers) < 0 || fleet_start(hub->fleet) < 0
         || history_start(hub->history) < 0 || housekeep_start(hub->maintain) < 0
         || alerting_start(hub->alerts) < 0 || memsvc_start(hub->memsvc) < 0
         || optimiser_start(hub->optimiser) < 0 || start_feeds(svc, hub) < 0) {

@@ -7,36 +7,36 @@
 #include <string.h>
 #include <strings.h>
 
-struct rs_allocs_t {
-    rs_alloc_t **buckets;
+struct allocs_t {
+    alloc_t **buckets;
     size_t nbuckets, count;
     double held_cpu, held_memory;
-    double held_vram[RS_MAX_GPUS];
+    double held_vram[STATS_MAX_GPUS];
     double earliest;            /* no lease ends before this (0: none held) */
 };
 
-rs_kind_t rs_alloc_kind(const char *type)
+alloc_kind_t alloc_kind(const char *type)
 {
     if (!type)
-        return RS_KIND_OTHER;
+        return ALLOC_KIND_OTHER;
     if (!strcasecmp(type, "cpu") || !strcasecmp(type, "cpu_cores"))
-        return RS_KIND_CPU;
+        return ALLOC_KIND_CPU;
     if (!strcasecmp(type, "memory") || !strcasecmp(type, "ram"))
-        return RS_KIND_MEMORY;
+        return ALLOC_KIND_MEMORY;
     if (!strcasecmp(type, "gpu") || !strcasecmp(type, "vram") || !strcasecmp(type, "gpu_memory"))
-        return RS_KIND_VRAM;
-    return RS_KIND_OTHER;
+        return ALLOC_KIND_VRAM;
+    return ALLOC_KIND_OTHER;
 }
 
-rs_alloc_t *rs_alloc_new(const char *id)
+alloc_t *alloc_new(const char *id)
 {
-    rs_alloc_t *alloc = calloc(1, sizeof *alloc);
+    alloc_t *alloc = calloc(1, sizeof *alloc);
     alloc->id = strdup(id);
     alloc->device = -1;
     return alloc;
 }
 
-void rs_alloc_free(rs_alloc_t *alloc)
+void alloc_free(alloc_t *alloc)
 {
     if (!alloc)
         return;
@@ -47,30 +47,30 @@ void rs_alloc_free(rs_alloc_t *alloc)
     free(alloc);
 }
 
-rs_allocs_t *rs_allocs_new(void)
+allocs_t *allocs_new(void)
 {
-    rs_allocs_t *self = calloc(1, sizeof *self);
+    allocs_t *self = calloc(1, sizeof *self);
     self->nbuckets = 64;
     self->buckets = calloc(self->nbuckets, sizeof *self->buckets);
     return self;
 }
 
-void rs_allocs_destroy(rs_allocs_t **self_p)
+void allocs_destroy(allocs_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    rs_allocs_t *self = *self_p;
+    allocs_t *self = *self_p;
     for (size_t i = 0; i < self->nbuckets; i++)
-        for (rs_alloc_t *a = self->buckets[i], *next; a; a = next) {
+        for (alloc_t *a = self->buckets[i], *next; a; a = next) {
             next = a->next;
-            rs_alloc_free(a);
+            alloc_free(a);
         }
     free(self->buckets);
     free(self);
     *self_p = NULL;
 }
 
-size_t rs_allocs_count(rs_allocs_t *self)
+size_t allocs_count(allocs_t *self)
 {
     return self->count;
 }
@@ -83,12 +83,12 @@ static uint64_t hash(const char *s)
     return h;
 }
 
-static void grow(rs_allocs_t *self)
+static void grow(allocs_t *self)
 {
     size_t n = self->nbuckets * 2;
-    rs_alloc_t **buckets = calloc(n, sizeof *buckets);
+    alloc_t **buckets = calloc(n, sizeof *buckets);
     for (size_t i = 0; i < self->nbuckets; i++)
-        for (rs_alloc_t *a = self->buckets[i], *next; a; a = next) {
+        for (alloc_t *a = self->buckets[i], *next; a; a = next) {
             next = a->next;
             size_t b = hash(a->id) & (n - 1);
             a->next = buckets[b];
@@ -99,25 +99,25 @@ static void grow(rs_allocs_t *self)
     self->nbuckets = n;
 }
 
-rs_alloc_t *rs_allocs_find(rs_allocs_t *self, const char *id)
+alloc_t *allocs_find(allocs_t *self, const char *id)
 {
-    for (rs_alloc_t *a = self->buckets[hash(id) & (self->nbuckets - 1)]; a; a = a->next)
+    for (alloc_t *a = self->buckets[hash(id) & (self->nbuckets - 1)]; a; a = a->next)
         if (!strcmp(a->id, id))
             return a;
     return NULL;
 }
 
-static void account(rs_allocs_t *self, rs_alloc_t *a, double sign)
+static void account(allocs_t *self, alloc_t *a, double sign)
 {
-    if (a->kind == RS_KIND_CPU)
+    if (a->kind == ALLOC_KIND_CPU)
         self->held_cpu += sign * a->quantity;
-    else if (a->kind == RS_KIND_MEMORY)
+    else if (a->kind == ALLOC_KIND_MEMORY)
         self->held_memory += sign * a->quantity;
-    else if (a->kind == RS_KIND_VRAM && a->device >= 0 && a->device < RS_MAX_GPUS)
+    else if (a->kind == ALLOC_KIND_VRAM && a->device >= 0 && a->device < STATS_MAX_GPUS)
         self->held_vram[a->device] += sign * a->quantity;
 }
 
-void rs_allocs_add(rs_allocs_t *self, rs_alloc_t *alloc)
+void allocs_add(allocs_t *self, alloc_t *alloc)
 {
     if (self->count + 1 > self->nbuckets)
         grow(self);
@@ -130,12 +130,12 @@ void rs_allocs_add(rs_allocs_t *self, rs_alloc_t *alloc)
         self->earliest = alloc->expires_mono;
 }
 
-rs_alloc_t *rs_allocs_remove(rs_allocs_t *self, const char *id)
+alloc_t *allocs_remove(allocs_t *self, const char *id)
 {
-    rs_alloc_t **link = &self->buckets[hash(id) & (self->nbuckets - 1)];
+    alloc_t **link = &self->buckets[hash(id) & (self->nbuckets - 1)];
     for (; *link; link = &(*link)->next)
         if (!strcmp((*link)->id, id)) {
-            rs_alloc_t *a = *link;
+            alloc_t *a = *link;
             *link = a->next;
             a->next = NULL;
             self->count--;
@@ -145,26 +145,26 @@ rs_alloc_t *rs_allocs_remove(rs_allocs_t *self, const char *id)
     return NULL;
 }
 
-double rs_allocs_held(rs_allocs_t *self, rs_kind_t kind, int device)
+double allocs_held(allocs_t *self, alloc_kind_t kind, int device)
 {
-    if (kind == RS_KIND_CPU)
+    if (kind == ALLOC_KIND_CPU)
         return self->held_cpu > 0 ? self->held_cpu : 0.0;
-    if (kind == RS_KIND_MEMORY)
+    if (kind == ALLOC_KIND_MEMORY)
         return self->held_memory > 0 ? self->held_memory : 0.0;
-    if (kind == RS_KIND_VRAM && device >= 0 && device < RS_MAX_GPUS)
+    if (kind == ALLOC_KIND_VRAM && device >= 0 && device < STATS_MAX_GPUS)
         return self->held_vram[device] > 0 ? self->held_vram[device] : 0.0;
     return 0.0;
 }
 
 /* Removes every entry `drop` selects; their ids go to `released`. */
-static size_t sweep(rs_allocs_t *self, bool (*drop)(rs_alloc_t *, const void *),
+static size_t sweep(allocs_t *self, bool (*drop)(alloc_t *, const void *),
                     const void *arg, json_t *released)
 {
     size_t n = 0;
     for (size_t i = 0; i < self->nbuckets; i++) {
-        rs_alloc_t **link = &self->buckets[i];
+        alloc_t **link = &self->buckets[i];
         while (*link) {
-            rs_alloc_t *a = *link;
+            alloc_t *a = *link;
             if (!drop(a, arg)) {
                 link = &a->next;
                 continue;
@@ -174,24 +174,24 @@ static size_t sweep(rs_allocs_t *self, bool (*drop)(rs_alloc_t *, const void *),
             account(self, a, -1.0);
             if (released)
                 json_array_append_new(released, json_string(a->id));
-            rs_alloc_free(a);
+            alloc_free(a);
             n++;
         }
     }
     return n;
 }
 
-static bool lease_over(rs_alloc_t *a, const void *now)
+static bool lease_over(alloc_t *a, const void *now)
 {
     return a->expires_mono > 0 && a->expires_mono <= *(const double *)now;
 }
 
-static bool owned_by(rs_alloc_t *a, const void *owner)
+static bool owned_by(alloc_t *a, const void *owner)
 {
     return a->owner && !strcmp(a->owner, owner);
 }
 
-void rs_allocs_set_expiry(rs_allocs_t *self, rs_alloc_t *alloc, double expires_mono)
+void allocs_set_expiry(allocs_t *self, alloc_t *alloc, double expires_mono)
 {
     alloc->expires_mono = expires_mono;
     if (expires_mono > 0 && (self->earliest == 0 || expires_mono < self->earliest))
@@ -199,11 +199,11 @@ void rs_allocs_set_expiry(rs_allocs_t *self, rs_alloc_t *alloc, double expires_m
 }
 
 /* Soonest lease end among what is left (0: none). */
-static double soonest(rs_allocs_t *self)
+static double soonest(allocs_t *self)
 {
     double first = 0;
     for (size_t i = 0; i < self->nbuckets; i++)
-        for (rs_alloc_t *a = self->buckets[i]; a; a = a->next)
+        for (alloc_t *a = self->buckets[i]; a; a = a->next)
             if (a->expires_mono > 0 && (first == 0 || a->expires_mono < first))
                 first = a->expires_mono;
     return first;
@@ -211,7 +211,7 @@ static double soonest(rs_allocs_t *self)
 
 /* Called before every allocation: with 10,000 live entries a sweep is
  * only worth it once some lease can have ended. */
-size_t rs_allocs_expire(rs_allocs_t *self, double now_mono, json_t *released)
+size_t allocs_expire(allocs_t *self, double now_mono, json_t *released)
 {
     if (self->earliest == 0 || now_mono < self->earliest)
         return 0;
@@ -220,19 +220,19 @@ size_t rs_allocs_expire(rs_allocs_t *self, double now_mono, json_t *released)
     return n;
 }
 
-size_t rs_allocs_release_owner(rs_allocs_t *self, const char *owner, json_t *released)
+size_t allocs_release_owner(allocs_t *self, const char *owner, json_t *released)
 {
     return sweep(self, owned_by, owner, released);
 }
 
-static json_t *alloc_json(rs_alloc_t *a)
+static json_t *alloc_json(alloc_t *a)
 {
     char ts[40];
     clock_iso_local(a->allocated_at, ts, sizeof ts);
     json_t *entry = json_pack("{s:O, s:O, s:s, s:s}",
                               "type", a->type ? a->type : json_null(),
                               "amount", a->amount, "allocated_at", ts, "status", "active");
-    if (a->kind == RS_KIND_VRAM)
+    if (a->kind == ALLOC_KIND_VRAM)
         json_object_set_new(entry, "device", json_integer(a->device));
     if (a->owner)
         json_object_set_new(entry, "owner", json_string(a->owner));
@@ -245,23 +245,23 @@ static json_t *alloc_json(rs_alloc_t *a)
     return entry;
 }
 
-json_t *rs_allocs_json(rs_allocs_t *self)
+json_t *allocs_json(allocs_t *self)
 {
     json_t *all = json_object();
     for (size_t i = 0; i < self->nbuckets; i++)
-        for (rs_alloc_t *a = self->buckets[i]; a; a = a->next)
+        for (alloc_t *a = self->buckets[i]; a; a = a->next)
             json_object_set_new(all, a->id, alloc_json(a));
     return all;
 }
 
-static double room_on_device(rs_allocs_t *self, const gpu_device_t *d, double limit_percent)
+static double room_on_device(allocs_t *self, const gpu_device_t *d, double limit_percent)
 {
-    double total = (double)d->mem_total_bytes / RS_MIB;
-    double used = (double)d->mem_used_bytes / RS_MIB;
-    return total * limit_percent / 100.0 - used - rs_allocs_held(self, RS_KIND_VRAM, d->index);
+    double total = (double)d->mem_total_bytes / STATS_MIB;
+    double used = (double)d->mem_used_bytes / STATS_MIB;
+    return total * limit_percent / 100.0 - used - allocs_held(self, ALLOC_KIND_VRAM, d->index);
 }
 
-static int admit_vram(rs_allocs_t *self, double quantity, const rs_sample_t *sample,
+static int admit_vram(allocs_t *self, double quantity, const stats_sample_t *sample,
                       double limit_percent, int *device, double *room_out)
 {
     if (sample->ngpu == 0)
@@ -284,18 +284,18 @@ static int admit_vram(rs_allocs_t *self, double quantity, const rs_sample_t *sam
     return quantity <= best_room ? 1 : 0;
 }
 
-int rs_admit(rs_allocs_t *self, rs_kind_t kind, double quantity, const rs_sample_t *sample,
-             const rs_thresholds_t *limits, int *device, double *room_out)
+int allocs_admit(allocs_t *self, alloc_kind_t kind, double quantity, const stats_sample_t *sample,
+                 const alloc_thresholds_t *limits, int *device, double *room_out)
 {
     double room;
     *room_out = 0;
-    if (kind == RS_KIND_VRAM)
+    if (kind == ALLOC_KIND_VRAM)
         return admit_vram(self, quantity, sample, limits->gpu, device, room_out);
-    if (kind == RS_KIND_MEMORY) {
-        double total = (double)sample->memory_total / RS_MIB;
-        double used = (double)(sample->memory_total - sample->memory_available) / RS_MIB;
+    if (kind == ALLOC_KIND_MEMORY) {
+        double total = (double)sample->memory_total / STATS_MIB;
+        double used = (double)(sample->memory_total - sample->memory_available) / STATS_MIB;
         room = total * limits->memory / 100.0 - used - self->held_memory;
-    } else if (kind == RS_KIND_CPU) {
+    } else if (kind == ALLOC_KIND_CPU) {
         double cores = sample->cpu_count > 0 ? sample->cpu_count : 1;
         room = cores * limits->cpu / 100.0 - cores * sample->cpu_percent / 100.0 - self->held_cpu;
     } else {

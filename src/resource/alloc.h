@@ -20,53 +20,53 @@
 
 #include "stats.h"
 
-typedef enum { RS_KIND_OTHER, RS_KIND_CPU, RS_KIND_MEMORY, RS_KIND_VRAM } rs_kind_t;
+typedef enum { ALLOC_KIND_OTHER, ALLOC_KIND_CPU, ALLOC_KIND_MEMORY, ALLOC_KIND_VRAM } alloc_kind_t;
 
-typedef struct rs_alloc_t {
+typedef struct alloc_t {
     char *id;                   /* the key as JSON shows it ("null" for a null id) */
     json_t *type;               /* resource_type as sent */
     json_t *amount;             /* as sent (Python text in messages) */
-    rs_kind_t kind;
+    alloc_kind_t kind;
     double quantity;            /* cores or MiB for the capacity kinds */
     int device;                 /* vram: GPU index; -1 otherwise */
     double allocated_at;        /* unix seconds */
     double lease_s;             /* 0: no lease */
     double expires_mono;        /* 0: never */
     char *owner;                /* agent holding it, or NULL */
-    struct rs_alloc_t *next;
-} rs_alloc_t;
+    struct alloc_t *next;
+} alloc_t;
 
 typedef struct {
     double cpu, memory, gpu;    /* percent */
-} rs_thresholds_t;
+} alloc_thresholds_t;
 
-typedef struct rs_allocs_t rs_allocs_t;
+typedef struct allocs_t allocs_t;
 
-rs_kind_t rs_alloc_kind(const char *type);
-rs_alloc_t *rs_alloc_new(const char *id);
-void rs_alloc_free(rs_alloc_t *alloc);
+alloc_kind_t alloc_kind(const char *type);
+alloc_t *alloc_new(const char *id);
+void alloc_free(alloc_t *alloc);
 
-rs_allocs_t *rs_allocs_new(void);
-void rs_allocs_destroy(rs_allocs_t **self_p);
-size_t rs_allocs_count(rs_allocs_t *self);
-rs_alloc_t *rs_allocs_find(rs_allocs_t *self, const char *id);
-void rs_allocs_add(rs_allocs_t *self, rs_alloc_t *alloc);          /* takes it */
-rs_alloc_t *rs_allocs_remove(rs_allocs_t *self, const char *id);   /* caller frees */
+allocs_t *allocs_new(void);
+void allocs_destroy(allocs_t **self_p);
+size_t allocs_count(allocs_t *self);
+alloc_t *allocs_find(allocs_t *self, const char *id);
+void allocs_add(allocs_t *self, alloc_t *alloc);          /* takes it */
+alloc_t *allocs_remove(allocs_t *self, const char *id);   /* caller frees */
 /* Gives an entry in the table a new lease end. */
-void rs_allocs_set_expiry(rs_allocs_t *self, rs_alloc_t *alloc, double expires_mono);
+void allocs_set_expiry(allocs_t *self, alloc_t *alloc, double expires_mono);
 /* Held quantity of a kind (device: vram only). */
-double rs_allocs_held(rs_allocs_t *self, rs_kind_t kind, int device);
+double allocs_held(allocs_t *self, alloc_kind_t kind, int device);
 /* Removes entries whose lease ran out by now_mono, or (owner != NULL) that
  * the owner holds; appends their ids to `released`.  Returns how many. */
-size_t rs_allocs_expire(rs_allocs_t *self, double now_mono, json_t *released);
-size_t rs_allocs_release_owner(rs_allocs_t *self, const char *owner, json_t *released);
+size_t allocs_expire(allocs_t *self, double now_mono, json_t *released);
+size_t allocs_release_owner(allocs_t *self, const char *owner, json_t *released);
 /* {id: {type, amount, allocated_at, status, ...}} */
-json_t *rs_allocs_json(rs_allocs_t *self);
+json_t *allocs_json(allocs_t *self);
 
 /* Whether `quantity` of `kind` fits now.  For vram, *device is the GPU
  * asked for, or -1 to pick the one with most room (set on return).
  * *room_out is what was free for it.  Returns 1 (fits), 0 (does not),
  * -1 (no such device, or no GPU at all). */
-int rs_admit(rs_allocs_t *self, rs_kind_t kind, double quantity, const rs_sample_t *sample,
-             const rs_thresholds_t *limits, int *device, double *room_out);
+int allocs_admit(allocs_t *self, alloc_kind_t kind, double quantity, const stats_sample_t *sample,
+                 const alloc_thresholds_t *limits, int *device, double *room_out);
 #endif

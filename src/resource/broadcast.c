@@ -13,16 +13,16 @@
 #define FIRST_S 1.0             /* subscribers need not wait a whole period */
 #define RETRY_S 5.0
 
-struct rs_broadcast_t {
+struct broadcast_t {
     char *endpoint;
     double interval_s;
-    rs_broadcast_fn *fn;
+    broadcast_fn *fn;
     void *arg;
     void *pub;
     actor_t *ticker;
 };
 
-static int send_one(rs_broadcast_t *self, void *pub)
+static int send_one(broadcast_t *self, void *pub)
 {
     json_t *frame = self->fn(self->arg);
     char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
@@ -34,14 +34,14 @@ static int send_one(rs_broadcast_t *self, void *pub)
 
 static void send_frame(void *arg)
 {
-    rs_broadcast_t *self = arg;
+    broadcast_t *self = arg;
     actor_set_interval(self->ticker, send_one(self, self->pub) == 0 ? self->interval_s : RETRY_S);
 }
 
-rs_broadcast_t *rs_broadcast_new(const char *endpoint, double interval_s,
-                                 rs_broadcast_fn *fn, void *arg)
+broadcast_t *broadcast_new(const char *endpoint, double interval_s,
+                           broadcast_fn *fn, void *arg)
 {
-    rs_broadcast_t *self = calloc(1, sizeof *self);
+    broadcast_t *self = calloc(1, sizeof *self);
     self->endpoint = strdup(endpoint);
     self->interval_s = interval_s > 0 ? interval_s : 30.0;
     self->fn = fn;
@@ -51,7 +51,7 @@ rs_broadcast_t *rs_broadcast_new(const char *endpoint, double interval_s,
     return self;
 }
 
-int rs_broadcast_start(rs_broadcast_t *self)
+int broadcast_start(broadcast_t *self)
 {
     self->pub = zsocket_new(ZMQ_PUB, ZSOCKET_AGENT_SERVER, 0);
     if (!self->pub || zmq_bind(self->pub, self->endpoint) != 0) {
@@ -63,11 +63,11 @@ int rs_broadcast_start(rs_broadcast_t *self)
     return actor_start(self->ticker);
 }
 
-void rs_broadcast_destroy(rs_broadcast_t **self_p)
+void broadcast_destroy(broadcast_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    rs_broadcast_t *self = *self_p;
+    broadcast_t *self = *self_p;
     actor_destroy(&self->ticker);
     if (self->pub)
         zmq_close(self->pub);

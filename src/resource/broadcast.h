@@ -7,14 +7,14 @@
 #define KEEL_RS_BROADCAST_H
 #include <jansson.h>
 
-typedef struct rs_broadcast_t rs_broadcast_t;
+typedef struct broadcast_t broadcast_t;
 /* Builds the frame (a new reference), or NULL when it cannot. */
-typedef json_t *(rs_broadcast_fn)(void *arg);
+typedef json_t *(broadcast_fn)(void *arg);
 
-rs_broadcast_t *rs_broadcast_new(const char *endpoint, double interval_s,
-                                 rs_broadcast_fn *fn, void *arg);
-void rs_broadcast_destroy(rs_broadcast_t **self_p);
+broadcast_t *broadcast_new(const char *endpoint, double interval_s,
+                           broadcast_fn *fn, void *arg);
+void broadcast_destroy(broadcast_t **self_p);
 /* Binds the endpoint and broadcasts a first frame a second later.  0, or
  * -1 (logged) when it cannot bind. */
-int rs_broadcast_start(rs_broadcast_t *self);
+int broadcast_start(broadcast_t *self);
 #endif

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct rs_journal_t {
+struct journal_t {
     pthread_mutex_t lock;
     store_t *store;
     char last_error[256];      /* why the latest apply failed */
@@ -29,23 +29,23 @@ static const char *const migrations[] = {
     NULL,
 };
 
-rs_journal_t *rs_journal_new(const char *path, bool durable, char *err, size_t errlen)
+journal_t *journal_new(const char *path, bool durable, char *err, size_t errlen)
 {
     store_t *store = store_new(path, migrations, err, errlen);
     if (!store)
         return NULL;
     store_set_durable(store, durable);
-    rs_journal_t *self = calloc(1, sizeof *self);
+    journal_t *self = calloc(1, sizeof *self);
     pthread_mutex_init(&self->lock, NULL);
     self->store = store;
     return self;
 }
 
-void rs_journal_destroy(rs_journal_t **self_p)
+void journal_destroy(journal_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    rs_journal_t *self = *self_p;
+    journal_t *self = *self_p;
     store_maintain(self->store);
     store_destroy(&self->store);
     pthread_mutex_destroy(&self->lock);
@@ -53,14 +53,14 @@ void rs_journal_destroy(rs_journal_t **self_p)
     *self_p = NULL;
 }
 
-static rs_task_t *task_from_row(sqlite3_stmt *st)
+static task_t *task_from_row(sqlite3_stmt *st)
 {
     const char *data_text = (const char *)sqlite3_column_text(st, 2);
     json_t *data = json_loads(data_text ? data_text : "null", JSON_DECODE_ANY, NULL);
     int prio = sqlite3_column_int(st, 3);
-    rs_task_t *task = rs_task_new((const char *)sqlite3_column_text(st, 1),
-                                  data ? data : json_null(),
-                                  prio >= 0 && prio < RS_PRIO_LEVELS ? prio : RS_PRIO_MEDIUM);
+    task_t *task = task_new((const char *)sqlite3_column_text(st, 1),
+                            data ? data : json_null(),
+                            prio >= 0 && prio < TASK_PRIO_LEVELS ? prio : TASK_PRIO_MEDIUM);
     json_decref(data);
     task->id = sqlite3_column_int64(st, 0);
     task->attempts = sqlite3_column_int(st, 4);
@@ -74,7 +74,7 @@ static rs_task_t *task_from_row(sqlite3_stmt *st)
 
 #define COLUMNS "id, type, data, priority, attempts, max_retries, timeout_s, not_before, created_at"
 
-int rs_journal_load(rs_journal_t *self, void (*fn)(void *arg, rs_task_t *task), void *arg)
+int journal_load(journal_t *self, void (*fn)(void *arg, task_t *task), void *arg)
 {
     pthread_mutex_lock(&self->lock);
     sqlite3_stmt *st = store_prepare(self->store, "SELECT " COLUMNS " FROM tasks ORDER BY id");
@@ -87,7 +87,7 @@ int rs_journal_load(rs_journal_t *self, void (*fn)(void *arg, rs_task_t *task), 
     return st ? n : -1;
 }
 
-int64_t rs_journal_max_id(rs_journal_t *self)
+int64_t journal_max_id(journal_t *self)
 {
     pthread_mutex_lock(&self->lock);
     sqlite3_stmt *st = store_prepare(self->store, "SELECT COALESCE(MAX(id), 0) FROM tasks");
@@ -98,7 +98,7 @@ int64_t rs_journal_max_id(rs_journal_t *self)
     return id;
 }
 
-static int insert(rs_journal_t *self, rs_task_t *task)
+static int insert(journal_t *self, task_t *task)
 {
     sqlite3_stmt *st = store_prepare(self->store,
                                      "INSERT INTO tasks (" COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?)");
@@ -118,7 +118,7 @@ static int insert(rs_journal_t *self, rs_task_t *task)
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
-static int update(rs_journal_t *self, const rs_task_update_t *task)
+static int update(journal_t *self, const journal_update_t *task)
 {
     sqlite3_stmt *st = store_prepare(self->store,
                                      "UPDATE tasks SET attempts = ?, not_before = ? WHERE id = ?");
@@ -130,7 +130,7 @@ static int update(rs_journal_t *self, const rs_task_update_t *task)
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
-static int delete(rs_journal_t *self, int64_t id)
+static int delete(journal_t *self, int64_t id)
 {
     sqlite3_stmt *st = store_prepare(self->store, "DELETE FROM tasks WHERE id = ?");
     if (!st)
@@ -139,9 +139,9 @@ static int delete(rs_journal_t *self, int64_t id)
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
-int rs_journal_apply(rs_journal_t *self, rs_task_t **inserts, size_t ninserts,
-                     const rs_task_update_t *updates, size_t nupdates,
-                     const int64_t *deletes, size_t ndeletes)
+int journal_apply(journal_t *self, task_t **inserts, size_t ninserts,
+                  const journal_update_t *updates, size_t nupdates,
+                  const int64_t *deletes, size_t ndeletes)
 {
     pthread_mutex_lock(&self->lock);
     int rc = store_begin(self->store);
@@ -162,28 +162,28 @@ int rs_journal_apply(rs_journal_t *self, rs_task_t **inserts, size_t ninserts,
     return rc;
 }
 
-const char *rs_journal_last_error(rs_journal_t *self)
+const char *journal_last_error(journal_t *self)
 {
     return self->last_error;
 }
 
 static json_t *row_json(sqlite3_stmt *st)
 {
-    rs_task_t *task = task_from_row(st);
+    task_t *task = task_from_row(st);
     char created[40], due[40];
     clock_iso_local(task->created_at, created, sizeof created);
     clock_iso_local(task->not_before > 0 ? task->not_before : task->created_at, due, sizeof due);
     json_t *row = json_pack("{s:I, s:s, s:O, s:s, s:s, s:i, s:i, s:f, s:s, s:s}",
                             "task_id", (json_int_t)task->id, "type", task->type,
-                            "data", task->data, "priority", rs_prio_name(task->prio),
+                            "data", task->data, "priority", task_prio_name(task->prio),
                             "state", "pending", "attempts", task->attempts,
                             "max_retries", task->max_retries, "timeout_s", task->timeout_s,
                             "created_at", created, "not_before", due);
-    rs_task_unref(task);
+    task_unref(task);
     return row;
 }
 
-json_t *rs_journal_get(rs_journal_t *self, int64_t id)
+json_t *journal_get(journal_t *self, int64_t id)
 {
     pthread_mutex_lock(&self->lock);
     sqlite3_stmt *st = store_prepare(self->store, "SELECT " COLUMNS " FROM tasks WHERE id = ?");
@@ -198,7 +198,7 @@ json_t *rs_journal_get(rs_journal_t *self, int64_t id)
     return row;
 }
 
-json_t *rs_journal_list(rs_journal_t *self, int limit)
+json_t *journal_list(journal_t *self, int limit)
 {
     json_t *rows = json_array();
     pthread_mutex_lock(&self->lock);
@@ -213,7 +213,7 @@ json_t *rs_journal_list(rs_journal_t *self, int limit)
     return rows;
 }
 
-size_t rs_journal_count(rs_journal_t *self)
+size_t journal_count(journal_t *self)
 {
     pthread_mutex_lock(&self->lock);
     sqlite3_stmt *st = store_prepare(self->store, "SELECT COUNT(*) FROM tasks");

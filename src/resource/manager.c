@@ -19,33 +19,33 @@
 /* A bound on the table, so a caller that never releases cannot exhaust memory. */
 #define MAX_ALLOCATIONS 1000000
 
-struct rs_manager_t {
+struct manager_t {
     pthread_mutex_t lock;
-    rs_thresholds_t thresholds;
-    rs_allocs_t *allocs;
-    rs_stats_t *stats;
+    alloc_thresholds_t thresholds;
+    allocs_t *allocs;
+    stats_t *stats;
     metrics_t *metrics;
     double default_lease_s;
     actor_t *reaper;            /* ends leases every REAP_S */
 };
 
-bool rs_check(const rs_sample_t *sample, const rs_thresholds_t *limits)
+bool manager_check(const stats_sample_t *sample, const alloc_thresholds_t *limits)
 {
     return !(sample->cpu_percent > limits->cpu || sample->memory_percent > limits->memory
-             || rs_sample_gpu_percent(sample) > limits->gpu);
+             || stats_sample_gpu_percent(sample) > limits->gpu);
 }
 
-static void refused(rs_manager_t *self, const char *reason)
+static void refused(manager_t *self, const char *reason)
 {
     char labels[96];
     metrics_labels(labels, sizeof labels, "reason", reason, NULL);
     metrics_add(self->metrics, "keel_resource_refusals_total", labels, 1);
 }
 
-static void expire_locked(rs_manager_t *self)
+static void expire_locked(manager_t *self)
 {
     json_t *released = json_array();
-    if (rs_allocs_expire(self->allocs, clock_mono(), released) > 0) {
+    if (allocs_expire(self->allocs, clock_mono(), released) > 0) {
         size_t i;
         json_t *id;
         json_array_foreach(released, i, id)
@@ -57,7 +57,7 @@ static void expire_locked(rs_manager_t *self)
 
 static void reap(void *arg)
 {
-    rs_manager_t *self = arg;
+    manager_t *self = arg;
     pthread_mutex_lock(&self->lock);
     expire_locked(self);
     pthread_mutex_unlock(&self->lock);
@@ -65,19 +65,19 @@ static void reap(void *arg)
 
 static void collect(metrics_t *metrics, void *arg)
 {
-    rs_manager_t *self = arg;
+    manager_t *self = arg;
     pthread_mutex_lock(&self->lock);
-    metrics_set(metrics, "keel_resource_allocations", "", (double)rs_allocs_count(self->allocs));
+    metrics_set(metrics, "keel_resource_allocations", "", (double)allocs_count(self->allocs));
     pthread_mutex_unlock(&self->lock);
 }
 
-rs_manager_t *rs_manager_new(rs_stats_t *stats, metrics_t *metrics,
-                             const rs_thresholds_t *thresholds, double default_lease_s)
+manager_t *manager_new(stats_t *stats, metrics_t *metrics,
+                       const alloc_thresholds_t *thresholds, double default_lease_s)
 {
-    rs_manager_t *self = calloc(1, sizeof *self);
+    manager_t *self = calloc(1, sizeof *self);
     pthread_mutex_init(&self->lock, NULL);
     self->thresholds = *thresholds;
-    self->allocs = rs_allocs_new();
+    self->allocs = allocs_new();
     self->stats = stats;
     self->metrics = metrics;
     self->default_lease_s = default_lease_s;
@@ -93,55 +93,55 @@ rs_manager_t *rs_manager_new(rs_stats_t *stats, metrics_t *metrics,
     return self;
 }
 
-int rs_manager_start(rs_manager_t *self)
+int manager_start(manager_t *self)
 {
     return actor_start(self->reaper);
 }
 
-void rs_manager_destroy(rs_manager_t **self_p)
+void manager_destroy(manager_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    rs_manager_t *self = *self_p;
+    manager_t *self = *self_p;
     actor_destroy(&self->reaper);
-    rs_allocs_destroy(&self->allocs);
+    allocs_destroy(&self->allocs);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
 }
 
-void rs_manager_vram_held(rs_manager_t *self, double *held)
+void manager_vram_held(manager_t *self, double *held)
 {
     pthread_mutex_lock(&self->lock);
-    for (int i = 0; i < RS_MAX_GPUS; i++)
-        held[i] = rs_allocs_held(self->allocs, RS_KIND_VRAM, i);
+    for (int i = 0; i < STATS_MAX_GPUS; i++)
+        held[i] = allocs_held(self->allocs, ALLOC_KIND_VRAM, i);
     pthread_mutex_unlock(&self->lock);
 }
 
-rs_thresholds_t rs_manager_thresholds(rs_manager_t *self)
+alloc_thresholds_t manager_thresholds(manager_t *self)
 {
     pthread_mutex_lock(&self->lock);
-    rs_thresholds_t t = self->thresholds;
+    alloc_thresholds_t t = self->thresholds;
     pthread_mutex_unlock(&self->lock);
     return t;
 }
 
-size_t rs_manager_count(rs_manager_t *self)
+size_t manager_count(manager_t *self)
 {
     pthread_mutex_lock(&self->lock);
-    size_t n = rs_allocs_count(self->allocs);
+    size_t n = allocs_count(self->allocs);
     pthread_mutex_unlock(&self->lock);
     return n;
 }
 
-static json_t *stats_json(rs_manager_t *self, const rs_sample_t *sample)
+static json_t *stats_json(manager_t *self, const stats_sample_t *sample)
 {
-    double held[RS_MAX_GPUS];
-    rs_manager_vram_held(self, held);
-    return rs_sample_json(sample, held);
+    double held[STATS_MAX_GPUS];
+    manager_vram_held(self, held);
+    return stats_sample_json(sample, held);
 }
 
-static json_t *thresholds_json(const rs_thresholds_t *t)
+static json_t *thresholds_json(const alloc_thresholds_t *t)
 {
     return json_pack("{s:f, s:f, s:f}", "cpu", t->cpu, "memory", t->memory, "gpu", t->gpu);
 }
@@ -149,20 +149,20 @@ static json_t *thresholds_json(const rs_thresholds_t *t)
 static json_t *on_get_stats(void *ctx, wire_request_t *req)
 {
     (void)req;
-    rs_manager_t *self = ctx;
-    rs_sample_t sample;
-    rs_stats_sample(self->stats, &sample);
+    manager_t *self = ctx;
+    stats_sample_t sample;
+    stats_sample(self->stats, &sample);
     return json_pack("{s:s, s:o}", "status", "success", "stats", stats_json(self, &sample));
 }
 
 static json_t *on_check_resources(void *ctx, wire_request_t *req)
 {
     (void)req;
-    rs_manager_t *self = ctx;
-    rs_sample_t sample;
-    rs_stats_sample(self->stats, &sample);
-    rs_thresholds_t t = rs_manager_thresholds(self);
-    return json_pack("{s:s, s:b}", "status", "success", "available", rs_check(&sample, &t));
+    manager_t *self = ctx;
+    stats_sample_t sample;
+    stats_sample(self->stats, &sample);
+    alloc_thresholds_t t = manager_thresholds(self);
+    return json_pack("{s:s, s:b}", "status", "success", "available", manager_check(&sample, &t));
 }
 
 /* The table key and the message text of a resource_id, as Python would
@@ -219,7 +219,7 @@ static json_t *invalid_amount(json_t *amount)
 
 /* Fills the parts of an allocation that come from the request; NULL, or
  * the error reply. */
-static json_t *parse_alloc(rs_manager_t *self, json_t *body, rs_alloc_t *a)
+static json_t *parse_alloc(manager_t *self, json_t *body, alloc_t *a)
 {
     json_t *type = json_object_get(body, "resource_type");
     json_t *amount = json_object_get(body, "amount");
@@ -231,13 +231,13 @@ static json_t *parse_alloc(rs_manager_t *self, json_t *body, rs_alloc_t *a)
     a->type = type ? json_incref(type) : json_null();
     if (!json_is_number(amount) || json_number_value(amount) < 0)
         return invalid_amount(amount);
-    a->kind = rs_alloc_kind(json_string_value(type));
+    a->kind = alloc_kind(json_string_value(type));
     a->quantity = json_number_value(amount);
     json_t *device = json_object_get(body, "device");
-    if (a->kind == RS_KIND_VRAM && device && !json_is_null(device)) {
+    if (a->kind == ALLOC_KIND_VRAM && device && !json_is_null(device)) {
         if (!json_is_integer(device) || json_integer_value(device) < 0
-            || json_integer_value(device) >= RS_MAX_GPUS)
-            return wire_error_key("message", "Invalid device: a GPU index from 0 to %d", RS_MAX_GPUS - 1);
+            || json_integer_value(device) >= STATS_MAX_GPUS)
+            return wire_error_key("message", "Invalid device: a GPU index from 0 to %d", STATS_MAX_GPUS - 1);
         a->device = (int)json_integer_value(device);
     }
     a->lease_s = lease_of(body, self->default_lease_s);
@@ -248,7 +248,7 @@ static json_t *parse_alloc(rs_manager_t *self, json_t *body, rs_alloc_t *a)
     return NULL;
 }
 
-static json_t *insufficient(rs_manager_t *self, const char *reason, json_t *extra)
+static json_t *insufficient(manager_t *self, const char *reason, json_t *extra)
 {
     refused(self, reason);
     json_t *reply = wire_error_key("message", "Insufficient system resources");
@@ -259,24 +259,24 @@ static json_t *insufficient(rs_manager_t *self, const char *reason, json_t *extr
     return reply;
 }
 
-static json_t *admit_locked(rs_manager_t *self, rs_alloc_t *a, const rs_sample_t *sample)
+static json_t *admit_locked(manager_t *self, alloc_t *a, const stats_sample_t *sample)
 {
     double room;
-    int fits = rs_admit(self->allocs, a->kind, a->quantity, sample, &self->thresholds,
-                        &a->device, &room);
+    int fits = allocs_admit(self->allocs, a->kind, a->quantity, sample, &self->thresholds,
+                            &a->device, &room);
     if (fits < 0)
         return insufficient(self, a->device >= 0 ? "no such GPU device" : "no GPU device", NULL);
     if (fits == 0) {
         json_t *extra = json_pack("{s:f, s:f}", "requested", a->quantity,
                                   "available", room > 0 ? room : 0.0);
-        if (a->kind == RS_KIND_VRAM)
+        if (a->kind == ALLOC_KIND_VRAM)
             json_object_set_new(extra, "device", json_integer(a->device));
         return insufficient(self, "capacity", extra);
     }
     return NULL;
 }
 
-static json_t *allocated_reply(rs_alloc_t *a, const char *shown)
+static json_t *allocated_reply(alloc_t *a, const char *shown)
 {
     char amount[64], type[256];
     pycompat_str(a->amount, amount, sizeof amount);
@@ -285,7 +285,7 @@ static json_t *allocated_reply(rs_alloc_t *a, const char *shown)
     char message[400];
     snprintf(message, sizeof message, "Allocated %s %s", amount, type);
     json_object_set_new(reply, "message", json_string(message));
-    if (a->kind == RS_KIND_VRAM)
+    if (a->kind == ALLOC_KIND_VRAM)
         json_object_set_new(reply, "device", json_integer(a->device));
     if (a->lease_s > 0)
         json_object_set_new(reply, "lease_s", json_real(a->lease_s));
@@ -301,47 +301,47 @@ static json_t *echo_id(json_t *body)
 
 static json_t *on_allocate(void *ctx, wire_request_t *req)
 {
-    rs_manager_t *self = ctx;
+    manager_t *self = ctx;
     char shown[MAX_ID];
     json_t *error = NULL;
     char *key = id_key(json_object_get(req->body, "resource_id"), shown, sizeof shown, &error);
     if (!key)
         return error;
-    rs_alloc_t *a = rs_alloc_new(key);
+    alloc_t *a = alloc_new(key);
     free(key);
     if ((error = parse_alloc(self, req->body, a))) {
-        rs_alloc_free(a);
+        alloc_free(a);
         return error;
     }
-    rs_sample_t sample;
-    rs_stats_sample(self->stats, &sample);
+    stats_sample_t sample;
+    stats_sample(self->stats, &sample);
     pthread_mutex_lock(&self->lock);
     expire_locked(self);
-    if (rs_allocs_count(self->allocs) >= MAX_ALLOCATIONS && !rs_allocs_find(self->allocs, a->id)) {
+    if (allocs_count(self->allocs) >= MAX_ALLOCATIONS && !allocs_find(self->allocs, a->id)) {
         pthread_mutex_unlock(&self->lock);
-        rs_alloc_free(a);
+        alloc_free(a);
         refused(self, "table_full");
         return wire_error_key("message", "Too many allocations (%d); release some first",
                               MAX_ALLOCATIONS);
     }
-    if (rs_allocs_find(self->allocs, a->id)) {
+    if (allocs_find(self->allocs, a->id)) {
         pthread_mutex_unlock(&self->lock);
-        rs_alloc_free(a);
+        alloc_free(a);
         refused(self, "duplicate");
         return wire_error_key("message", "Resource ID %s already allocated", shown);
     }
-    if (!rs_check(&sample, &self->thresholds))
+    if (!manager_check(&sample, &self->thresholds))
         error = insufficient(self, "threshold", NULL);
     else
         error = admit_locked(self, a, &sample);
     if (error) {
         pthread_mutex_unlock(&self->lock);
-        rs_alloc_free(a);
+        alloc_free(a);
         return error;
     }
     a->allocated_at = clock_wall();
     a->expires_mono = a->lease_s > 0 ? clock_mono() + a->lease_s : 0;
-    rs_allocs_add(self->allocs, a);
+    allocs_add(self->allocs, a);
     json_t *reply = allocated_reply(a, shown);
     pthread_mutex_unlock(&self->lock);
     json_object_set_new(reply, "resource_id", echo_id(req->body));
@@ -350,26 +350,26 @@ static json_t *on_allocate(void *ctx, wire_request_t *req)
 
 static json_t *on_release(void *ctx, wire_request_t *req)
 {
-    rs_manager_t *self = ctx;
+    manager_t *self = ctx;
     char shown[MAX_ID];
     json_t *error = NULL;
     char *key = id_key(json_object_get(req->body, "resource_id"), shown, sizeof shown, &error);
     if (!key)
         return error;
     pthread_mutex_lock(&self->lock);
-    rs_alloc_t *a = rs_allocs_remove(self->allocs, key);
+    alloc_t *a = allocs_remove(self->allocs, key);
     pthread_mutex_unlock(&self->lock);
     free(key);
     if (!a)
         return wire_error_key("message", "Resource ID %s not found", shown);
-    rs_alloc_free(a);
+    alloc_free(a);
     return json_pack("{s:s, s:o, s:s}", "status", "success", "resource_id", echo_id(req->body),
                      "message", "Resources released successfully");
 }
 
 static json_t *on_renew(void *ctx, wire_request_t *req)
 {
-    rs_manager_t *self = ctx;
+    manager_t *self = ctx;
     char shown[MAX_ID];
     json_t *error = NULL;
     char *key = id_key(json_object_get(req->body, "resource_id"), shown, sizeof shown, &error);
@@ -377,7 +377,7 @@ static json_t *on_renew(void *ctx, wire_request_t *req)
         return error;
     pthread_mutex_lock(&self->lock);
     expire_locked(self);
-    rs_alloc_t *a = rs_allocs_find(self->allocs, key);
+    alloc_t *a = allocs_find(self->allocs, key);
     free(key);
     double lease = a ? lease_of(req->body, a->lease_s) : 0;
     if (!a || lease <= 0) {
@@ -386,7 +386,7 @@ static json_t *on_renew(void *ctx, wire_request_t *req)
                   : wire_error_key("message", "Invalid lease_s: a number of seconds above 0");
     }
     a->lease_s = lease;
-    rs_allocs_set_expiry(self->allocs, a, clock_mono() + lease);
+    allocs_set_expiry(self->allocs, a, clock_mono() + lease);
     pthread_mutex_unlock(&self->lock);
     char ts[40];
     clock_iso_local(clock_wall() + lease, ts, sizeof ts);
@@ -396,7 +396,7 @@ static json_t *on_renew(void *ctx, wire_request_t *req)
 
 static json_t *on_agent_dead(void *ctx, wire_request_t *req)
 {
-    rs_manager_t *self = ctx;
+    manager_t *self = ctx;
     const char *agent = json_string_value(json_object_get(req->body, "agent_name"));
     if (!agent)
         agent = json_string_value(json_object_get(req->body, "agent"));
@@ -404,7 +404,7 @@ static json_t *on_agent_dead(void *ctx, wire_request_t *req)
         return wire_error_key("message", "Missing agent_name parameter");
     json_t *released = json_array();
     pthread_mutex_lock(&self->lock);
-    rs_allocs_release_owner(self->allocs, agent, released);
+    allocs_release_owner(self->allocs, agent, released);
     pthread_mutex_unlock(&self->lock);
     if (json_array_size(released))
         log_info("resource", "agent %s reported dead: released %zu allocations", agent,
@@ -415,23 +415,23 @@ static json_t *on_agent_dead(void *ctx, wire_request_t *req)
 static json_t *on_get_status(void *ctx, wire_request_t *req)
 {
     (void)req;
-    rs_manager_t *self = ctx;
-    rs_sample_t sample;
-    rs_stats_sample(self->stats, &sample);
+    manager_t *self = ctx;
+    stats_sample_t sample;
+    stats_sample(self->stats, &sample);
     json_t *stats = stats_json(self, &sample);
     pthread_mutex_lock(&self->lock);
     expire_locked(self);
-    json_t *allocs = rs_allocs_json(self->allocs);
-    rs_thresholds_t t = self->thresholds;
+    json_t *allocs = allocs_json(self->allocs);
+    alloc_thresholds_t t = self->thresholds;
     pthread_mutex_unlock(&self->lock);
     return json_pack("{s:s, s:o, s:o, s:b, s:o}", "status", "success", "current_stats", stats,
-                     "allocated_resources", allocs, "resources_available", rs_check(&sample, &t),
+                     "allocated_resources", allocs, "resources_available", manager_check(&sample, &t),
                      "thresholds", thresholds_json(&t));
 }
 
 static json_t *on_set_thresholds(void *ctx, wire_request_t *req)
 {
-    rs_manager_t *self = ctx;
+    manager_t *self = ctx;
     static const char *keys[] = { "cpu_threshold", "memory_threshold", "gpu_threshold" };
     json_t *values[3];
     /* Every value is checked before any is set: a refused request changes
@@ -450,18 +450,18 @@ static json_t *on_set_thresholds(void *ctx, wire_request_t *req)
     for (int i = 0; i < 3; i++)
         if (values[i] && !json_is_null(values[i]))
             *fields[i] = json_number_value(values[i]);
-    rs_thresholds_t t = self->thresholds;
+    alloc_thresholds_t t = self->thresholds;
     pthread_mutex_unlock(&self->lock);
     return json_pack("{s:s, s:o}", "status", "success", "thresholds", thresholds_json(&t));
 }
 
-int rs_manager_reserve_vram(rs_manager_t *self, const char *id, double mb, int device,
-                            double lease_s, const char *owner)
+int manager_reserve_vram(manager_t *self, const char *id, double mb, int device,
+                         double lease_s, const char *owner)
 {
-    rs_alloc_t *a = rs_alloc_new(id);
+    alloc_t *a = alloc_new(id);
     a->type = json_string("vram");
     a->amount = json_real(mb);
-    a->kind = RS_KIND_VRAM;
+    a->kind = ALLOC_KIND_VRAM;
     a->quantity = mb;
     a->device = device;
     a->lease_s = lease_s;
@@ -469,19 +469,19 @@ int rs_manager_reserve_vram(rs_manager_t *self, const char *id, double mb, int d
     a->allocated_at = clock_wall();
     a->expires_mono = lease_s > 0 ? clock_mono() + lease_s : 0;
     pthread_mutex_lock(&self->lock);
-    rs_alloc_t *old = rs_allocs_remove(self->allocs, id);
-    rs_allocs_add(self->allocs, a);
+    alloc_t *old = allocs_remove(self->allocs, id);
+    allocs_add(self->allocs, a);
     pthread_mutex_unlock(&self->lock);
-    rs_alloc_free(old);
+    alloc_free(old);
     return 0;
 }
 
-int rs_manager_release(rs_manager_t *self, const char *id)
+int manager_release(manager_t *self, const char *id)
 {
     pthread_mutex_lock(&self->lock);
-    rs_alloc_t *a = rs_allocs_remove(self->allocs, id);
+    alloc_t *a = allocs_remove(self->allocs, id);
     pthread_mutex_unlock(&self->lock);
-    rs_alloc_free(a);
+    alloc_free(a);
     return a ? 0 : -1;
 }
 
@@ -502,7 +502,7 @@ static const wire_route_t routes[] = {
     { 0 },
 };
 
-void rs_manager_attach(rs_manager_t *self, wire_server_t *wire)
+void manager_attach(manager_t *self, wire_server_t *wire)
 {
     wire_server_attach(wire, routes, self);
 }

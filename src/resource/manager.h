@@ -13,25 +13,25 @@
 #include "stats.h"
 #include "wire.h"
 
-typedef struct rs_manager_t rs_manager_t;
+typedef struct manager_t manager_t;
 
 /* default_lease_s: lease given when a request names none (0: none). */
-rs_manager_t *rs_manager_new(rs_stats_t *stats, metrics_t *metrics,
-                             const rs_thresholds_t *thresholds, double default_lease_s);
-void rs_manager_destroy(rs_manager_t **self_p);
+manager_t *manager_new(stats_t *stats, metrics_t *metrics,
+                       const alloc_thresholds_t *thresholds, double default_lease_s);
+void manager_destroy(manager_t **self_p);
 /* Starts ending leases on time.  0 or -1. */
-int rs_manager_start(rs_manager_t *self);
-void rs_manager_attach(rs_manager_t *self, wire_server_t *wire);
-/* MiB held by vram reservations on each device (RS_MAX_GPUS entries). */
-void rs_manager_vram_held(rs_manager_t *self, double *held);
-rs_thresholds_t rs_manager_thresholds(rs_manager_t *self);
+int manager_start(manager_t *self);
+void manager_attach(manager_t *self, wire_server_t *wire);
+/* MiB held by vram reservations on each device (STATS_MAX_GPUS entries). */
+void manager_vram_held(manager_t *self, double *held);
+alloc_thresholds_t manager_thresholds(manager_t *self);
 /* Threshold check of the original (strict >): true when resources are available. */
-bool rs_check(const rs_sample_t *sample, const rs_thresholds_t *limits);
+bool manager_check(const stats_sample_t *sample, const alloc_thresholds_t *limits);
 /* Reserves vram on a device for a lease (the ModelManager's loads). 0 or -1. */
-int rs_manager_reserve_vram(rs_manager_t *self, const char *id, double mb, int device,
-                            double lease_s, const char *owner);
+int manager_reserve_vram(manager_t *self, const char *id, double mb, int device,
+                         double lease_s, const char *owner);
 /* Releases one allocation by id; 0, or -1 when it is not held. */
-int rs_manager_release(rs_manager_t *self, const char *id);
+int manager_release(manager_t *self, const char *id);
 /* Live allocation count, for health and keelctl. */
-size_t rs_manager_count(rs_manager_t *self);
+size_t manager_count(manager_t *self);
 #endif

@@ -30,11 +30,11 @@
 typedef struct {
     service_t *svc;
     gpu_t *gpu;
-    rs_stats_t *stats;
-    rs_manager_t *manager;
-    rs_vram_t *vram;
-    rs_sched_t *sched;
-    rs_broadcast_t *broadcast;
+    stats_t *stats;
+    manager_t *manager;
+    vram_t *vram;
+    scheduler_t *sched;
+    broadcast_t *broadcast;
     bool initialized;
     char init_error[256];
 } resource_t;
@@ -51,18 +51,18 @@ static json_t *on_ping(void *ctx, wire_request_t *req)
 /* AsyncProcessor's health: degraded past its own fixed 80/80/80 monitor. */
 static json_t *processor_health(resource_t *self, bool with_service)
 {
-    rs_sample_t sample;
-    rs_stats_sample(self->stats, &sample);
-    rs_thresholds_t limits = { 80, 80, 80 };
+    stats_sample_t sample;
+    stats_sample(self->stats, &sample);
+    alloc_thresholds_t limits = { 80, 80, 80 };
     json_t *stats = json_pack("{s:f, s:f, s:f}", "cpu_percent", sample.cpu_percent,
                               "memory_percent", sample.memory_percent, "timestamp", sample.wall);
     if (sample.ngpu > 0)
-        json_object_set_new(stats, "gpu_memory_percent", json_real(rs_sample_gpu_percent(&sample)));
+        json_object_set_new(stats, "gpu_memory_percent", json_real(stats_sample_gpu_percent(&sample)));
     char ts[40];
     clock_iso_local(clock_wall(), ts, sizeof ts);
     json_t *health = json_pack("{s:s, s:o, s:o, s:s}",
-                               "status", rs_check(&sample, &limits) ? "ok" : "degraded",
-                               "stats", stats, "queue_stats", rs_sched_queue_stats(self->sched),
+                               "status", manager_check(&sample, &limits) ? "ok" : "degraded",
+                               "stats", stats, "queue_stats", scheduler_queue_stats(self->sched),
                                "timestamp", ts);
     if (with_service)
         json_object_set_new(health, "service", json_string("ResourceManagerScheduler"));
@@ -85,7 +85,7 @@ static json_t *broadcast_frame(void *arg)
 static json_t *on_task(void *ctx, wire_request_t *req)
 {
     resource_t *self = ctx;
-    return rs_sched_task(self->sched, req->body);
+    return scheduler_task(self->sched, req->body);
 }
 
 /* Unknown commands in the optimizer's words, unknown actions in the
@@ -108,7 +108,7 @@ static json_t *on_unknown(void *ctx, wire_request_t *req)
     }
     if (action)
         return pycompat_unknown_action(action, "message", "None");
-    return rs_sched_task(self->sched, req->body);
+    return scheduler_task(self->sched, req->body);
 }
 
 /* ---- /health ------------------------------------------------------------ */
@@ -128,10 +128,10 @@ static void resource_health(service_t *svc, json_t *dict)
     json_object_set_new(dict, "timestamp", json_string(ts));
     if (*self->init_error)
         json_object_set_new(dict, "initialization_error", json_string(self->init_error));
-    json_object_set_new(dict, "queue_stats", rs_sched_queue_stats(self->sched));
-    json_object_set_new(dict, "allocations", json_integer((json_int_t)rs_manager_count(self->manager)));
-    json_object_set_new(dict, "stats_samples", json_integer((json_int_t)rs_stats_history(self->stats)));
-    json_object_set_new(dict, "vram", rs_vram_snapshot(self->vram));
+    json_object_set_new(dict, "queue_stats", scheduler_queue_stats(self->sched));
+    json_object_set_new(dict, "allocations", json_integer((json_int_t)manager_count(self->manager)));
+    json_object_set_new(dict, "stats_samples", json_integer((json_int_t)stats_history(self->stats)));
+    json_object_set_new(dict, "vram", vram_snapshot(self->vram));
     json_object_set_new(dict, "delegated", wire_server_delegation(svc->wire));
 }
 
@@ -148,7 +148,7 @@ static void endpoint_or(config_t *cfg, const char *key, int keel_port, char *buf
         buf[0] = '\0';
 }
 
-static void vram_config(config_t *cfg, rs_vram_config_t *c)
+static void vram_config(config_t *cfg, vram_config_t *c)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->mma_endpoint, sizeof c->mma_endpoint, "%s",
@@ -182,7 +182,7 @@ static void vram_config(config_t *cfg, rs_vram_config_t *c)
     }
 }
 
-static void sched_config(service_t *svc, resource_t *self, rs_sched_config_t *c)
+static void sched_config(service_t *svc, resource_t *self, scheduler_config_t *c)
 {
     config_t *cfg = svc->config;
     int gpus = gpu_available(self->gpu) ? gpu_count(self->gpu) : 0;
@@ -224,9 +224,9 @@ static const wire_route_t routes[] = {
 
 static void attach_routes(resource_t *self, wire_server_t *wire)
 {
-    rs_manager_attach(self->manager, wire);
-    rs_vram_attach(self->vram, wire);
-    rs_sched_attach(self->sched, wire);
+    manager_attach(self->manager, wire);
+    vram_attach(self->vram, wire);
+    scheduler_attach(self->sched, wire);
     wire_server_attach(wire, routes, self);
     wire_server_on_unknown(wire, on_unknown, self);
 }
@@ -243,28 +243,28 @@ static int resource_start(service_t *svc)
     if (!gpu_available(self->gpu))
         log_info("resource", "no GPU (%s): VRAM figures use the documented fallbacks",
                  gpu_error(self->gpu));
-    self->stats = rs_stats_new(config_str(cfg, "resource.proc_root", "/proc"), self->gpu,
-                               config_double(cfg, "resource.stats_cache_s", 0.1));
-    rs_sample_t first;
-    if (rs_stats_sample(self->stats, &first) == 0)
+    self->stats = stats_new(config_str(cfg, "resource.proc_root", "/proc"), self->gpu,
+                            config_double(cfg, "resource.stats_cache_s", 0.1));
+    stats_sample_t first;
+    if (stats_sample(self->stats, &first) == 0)
         self->initialized = true;
     else
         snprintf(self->init_error, sizeof self->init_error, "cannot read system statistics");
-    rs_thresholds_t t = {
+    alloc_thresholds_t t = {
         config_double(cfg, "resource.thresholds.cpu", 80),
         config_double(cfg, "resource.thresholds.memory", 80),
         config_double(cfg, "resource.thresholds.gpu", 80),
     };
-    self->manager = rs_manager_new(self->stats, svc->metrics, &t,
-                                   config_double(cfg, "resource.allocation_lease_s", 0));
-    rs_vram_config_t vc;
+    self->manager = manager_new(self->stats, svc->metrics, &t,
+                                config_double(cfg, "resource.allocation_lease_s", 0));
+    vram_config_t vc;
     vram_config(cfg, &vc);
-    self->vram = rs_vram_new(&vc, self->gpu, self->manager, svc->metrics, svc->errors);
-    rs_sched_config_t sc;
+    self->vram = vram_new(&vc, self->gpu, self->manager, svc->metrics, svc->errors);
+    scheduler_config_t sc;
     sched_config(svc, self, &sc);
     char path[4096], err[256];
     service_path(svc, "tasks.db", path, sizeof path);
-    self->sched = rs_sched_new(&sc, path, svc->metrics, svc->errors, err, sizeof err);
+    self->sched = scheduler_new(&sc, path, svc->metrics, svc->errors, err, sizeof err);
     if (!self->sched) {
         log_error("resource", "task journal %s: %s", path, err);
         resource_stop(svc);
@@ -278,12 +278,12 @@ static int resource_start(service_t *svc)
     if (port > 0) {
         char endpoint[128];
         service_bind_endpoint(svc, port, endpoint, sizeof endpoint);
-        self->broadcast = rs_broadcast_new(endpoint,
-                                           config_double(cfg, "resource.health_broadcast_interval_s", 30),
-                                           broadcast_frame, self);
+        self->broadcast = broadcast_new(endpoint,
+                                        config_double(cfg, "resource.health_broadcast_interval_s", 30),
+                                        broadcast_frame, self);
     }
-    if (rs_manager_start(self->manager) < 0 || rs_sched_start(self->sched) < 0
-        || rs_vram_start(self->vram) < 0 || (self->broadcast && rs_broadcast_start(self->broadcast) < 0)) {
+    if (manager_start(self->manager) < 0 || scheduler_start(self->sched) < 0
+        || vram_start(self->vram) < 0 || (self->broadcast && broadcast_start(self->broadcast) < 0)) {
         resource_stop(svc);
         return -1;
     }
@@ -295,11 +295,11 @@ static void resource_stop(service_t *svc)
     resource_t *self = svc->impl;
     if (!self)
         return;
-    rs_broadcast_destroy(&self->broadcast);
-    rs_vram_destroy(&self->vram);
-    rs_sched_destroy(&self->sched);
-    rs_manager_destroy(&self->manager);
-    rs_stats_destroy(&self->stats);
+    broadcast_destroy(&self->broadcast);
+    vram_destroy(&self->vram);
+    scheduler_destroy(&self->sched);
+    manager_destroy(&self->manager);
+    stats_destroy(&self->stats);
     gpu_destroy(&self->gpu);
     free(self);
     svc->impl = NULL;

@@ -52,7 +52,7 @@ typedef struct {
 } link_t;
 
 typedef struct {
-    rs_sched_t *sched;
+    scheduler_t *sched;
     int index;
     actor_t *actor;
     link_t links[MAX_ENDPOINTS];
@@ -61,25 +61,25 @@ typedef struct {
 
 /* Work for the journal writer, swapped out whole at each commit. */
 typedef struct {
-    rs_task_t **inserts;
+    task_t **inserts;
     size_t ninserts, cap_inserts;
-    rs_task_update_t *updates;
+    journal_update_t *updates;
     size_t nupdates, cap_updates;
     int64_t *deletes;
     size_t ndeletes, cap_deletes;
 } ops_t;
 
-struct rs_sched_t {
-    rs_sched_config_t config;
+struct scheduler_t {
+    scheduler_config_t config;
     json_t *handlers;
-    rs_journal_t *journal;
+    journal_t *journal;
     metrics_t *metrics;
     errpub_t *errors;
     pthread_mutex_t lock;
     pthread_cond_t work, journal_wake;
-    rs_taskq_t *ready;
+    taskq_t *ready;
     heap_t *delayed;
-    size_t pending[RS_PRIO_LEVELS];
+    size_t pending[TASK_PRIO_LEVELS];
     int64_t next_id;
     ops_t ops;
     json_t *task_stats;
@@ -118,7 +118,7 @@ static bool ops_empty(const ops_t *ops)
     return !ops->ninserts && !ops->nupdates && !ops->ndeletes;
 }
 
-static void count(rs_sched_t *self, const char *family, const char *k1, const char *v1,
+static void count(scheduler_t *self, const char *family, const char *k1, const char *v1,
                   const char *k2, const char *v2)
 {
     char labels[256];
@@ -126,7 +126,7 @@ static void count(rs_sched_t *self, const char *family, const char *k1, const ch
     metrics_add(self->metrics, family, labels, 1);
 }
 
-static void stats_record(rs_sched_t *self, const char *type, bool ok, double seconds)
+static void stats_record(scheduler_t *self, const char *type, bool ok, double seconds)
 {
     json_t *entry = json_object_get(self->task_stats, type);
     /* Unknown types are counted under their own name, as the original did,
@@ -144,12 +144,12 @@ static void stats_record(rs_sched_t *self, const char *type, bool ok, double sec
                         json_real(json_real_value(json_object_get(entry, "total_time")) + seconds));
 }
 
-static const char *handler_for(rs_sched_t *self, const char *type)
+static const char *handler_for(scheduler_t *self, const char *type)
 {
     return json_string_value(json_object_get(self->handlers, type));
 }
 
-static bool known_type(rs_sched_t *self, const char *type)
+static bool known_type(scheduler_t *self, const char *type)
 {
     for (size_t i = 0; i < sizeof builtin_types / sizeof builtin_types[0]; i++)
         if (!strcmp(type, builtin_types[i]))
@@ -158,14 +158,14 @@ static bool known_type(rs_sched_t *self, const char *type)
 }
 
 /* Queue or delay a committed task.  Lock held. */
-static void place(rs_sched_t *self, rs_task_t *task)
+static void place(scheduler_t *self, task_t *task)
 {
-    if (task->not_before > clock_wall() || rs_taskq_push(self->ready, task) < 0)
+    if (task->not_before > clock_wall() || taskq_push(self->ready, task) < 0)
         heap_push(self->delayed, task->not_before, task);
     pthread_cond_signal(&self->work);
 }
 
-static void remember(rs_sched_t *self, rs_task_t *task)
+static void remember(scheduler_t *self, task_t *task)
 {
     recent_t *r = &self->recent[self->recent_next++ % RECENT];
     free(r->type);
@@ -180,7 +180,7 @@ static void remember(rs_sched_t *self, rs_task_t *task)
 }
 
 /* Ends a task for good.  Lock held; drops the scheduler's reference. */
-static void finish(rs_sched_t *self, rs_task_t *task, bool ok, const char *error, double seconds)
+static void finish(scheduler_t *self, task_t *task, bool ok, const char *error, double seconds)
 {
     task->done = true;
     task->ok = ok;
@@ -198,7 +198,7 @@ static void finish(rs_sched_t *self, rs_task_t *task, bool ok, const char *error
     }
     remember(self, task);
     pthread_cond_broadcast(&task->cond);
-    rs_task_unref(task);
+    task_unref(task);
 }
 
 /* ---- the journal writer ------------------------------------------------ */
@@ -206,7 +206,7 @@ static void finish(rs_sched_t *self, rs_task_t *task, bool ok, const char *error
 /* Deletes and retry updates wait a moment for an insert to share their
  * commit: losing one in a crash costs only a rerun, while a commit of its
  * own would cost a transaction (and, when durable, an fsync) per task. */
-static void linger(rs_sched_t *self, actor_t *actor)
+static void linger(scheduler_t *self, actor_t *actor)
 {
     struct timespec until;
     clock_deadline(0.02, &until);
@@ -218,21 +218,21 @@ static void linger(rs_sched_t *self, actor_t *actor)
 /* Commits everything gathered so far.  Lock held on entry and exit (it is
  * released around the write); the caller checked that no commit is under
  * way and there is something to write. */
-static void commit_locked(rs_sched_t *self)
+static void commit_locked(scheduler_t *self)
 {
     self->committing = true;
     ops_t batch = self->ops;
     memset(&self->ops, 0, sizeof self->ops);
     pthread_mutex_unlock(&self->lock);
-    int rc = rs_journal_apply(self->journal, batch.inserts, batch.ninserts, batch.updates,
-                              batch.nupdates, batch.deletes, batch.ndeletes);
+    int rc = journal_apply(self->journal, batch.inserts, batch.ninserts, batch.updates,
+                           batch.nupdates, batch.deletes, batch.ndeletes);
     char why[320] = "";
     if (rc != 0)
         snprintf(why, sizeof why, "task could not be written to the journal: %s",
-                 rs_journal_last_error(self->journal));
+                 journal_last_error(self->journal));
     pthread_mutex_lock(&self->lock);
     for (size_t i = 0; i < batch.ninserts; i++) {
-        rs_task_t *task = batch.inserts[i];
+        task_t *task = batch.inserts[i];
         if (rc == 0) {
             task->committed = true;
             pthread_cond_broadcast(&task->cond);
@@ -253,7 +253,7 @@ static void commit_locked(rs_sched_t *self)
  * Stopped, it writes what is left and ends. */
 static void write_journal(actor_t *actor, void *arg)
 {
-    rs_sched_t *self = arg;
+    scheduler_t *self = arg;
     pthread_mutex_lock(&self->lock);
     for (;;) {
         while ((ops_empty(&self->ops) || self->committing) && actor_running(actor))
@@ -275,7 +275,7 @@ static void write_journal(actor_t *actor, void *arg)
  * workers: their waits are on the lock. */
 static void wake_all(void *arg)
 {
-    rs_sched_t *self = arg;
+    scheduler_t *self = arg;
     pthread_mutex_lock(&self->lock);
     pthread_cond_broadcast(&self->work);
     pthread_cond_broadcast(&self->journal_wake);
@@ -311,7 +311,7 @@ static wire_client_t *link_for(worker_t *w, const char *endpoint, int timeout_ms
 }
 
 /* Runs one attempt with no lock held.  True on success; else *error. */
-static bool execute(worker_t *w, rs_task_t *task, const char *endpoint, char *error, size_t len)
+static bool execute(worker_t *w, task_t *task, const char *endpoint, char *error, size_t len)
 {
     if (!endpoint) {
         char *text = json_dumps(task->data, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -323,7 +323,7 @@ static bool execute(worker_t *w, rs_task_t *task, const char *endpoint, char *er
     wire_client_t *client = link_for(w, endpoint, timeout_ms > 0 ? timeout_ms : 1);
     json_t *request = json_pack("{s:s, s:I, s:s, s:O, s:s, s:i, s:i}", "action", "process_task",
                                 "task_id", (json_int_t)task->id, "type", task->type,
-                                "data", task->data, "priority", rs_prio_name(task->prio),
+                                "data", task->data, "priority", task_prio_name(task->prio),
                                 "attempt", task->attempts + 1, "gpu", w->index);
     char err[256] = "";
     json_t *reply = wire_client_call(client, request, err, sizeof err);
@@ -344,14 +344,14 @@ static bool execute(worker_t *w, rs_task_t *task, const char *endpoint, char *er
     return ok;
 }
 
-static double backoff(rs_sched_t *self, int attempt)
+static double backoff(scheduler_t *self, int attempt)
 {
     double delay = self->config.backoff_s * pow(2.0, attempt - 1);
     return delay < self->config.backoff_max_s ? delay : self->config.backoff_max_s;
 }
 
 /* After a failed attempt: retry later, or give up.  Lock held. */
-static void failed_attempt(rs_sched_t *self, rs_task_t *task, const char *error, double seconds)
+static void failed_attempt(scheduler_t *self, task_t *task, const char *error, double seconds)
 {
     task->attempts++;
     if (task->attempts > task->max_retries) {
@@ -370,8 +370,8 @@ static void failed_attempt(rs_sched_t *self, rs_task_t *task, const char *error,
     self->pending[task->prio]++;
     bool first = ops_empty(&self->ops);
     grow((void **)&self->ops.updates, &self->ops.cap_updates, self->ops.nupdates + 1,
-         sizeof(rs_task_update_t));
-    self->ops.updates[self->ops.nupdates++] = (rs_task_update_t){ task->id, task->attempts,
+         sizeof(journal_update_t));
+    self->ops.updates[self->ops.nupdates++] = (journal_update_t){ task->id, task->attempts,
                                                                   task->not_before };
     if (first)
         pthread_cond_signal(&self->journal_wake);
@@ -380,20 +380,20 @@ static void failed_attempt(rs_sched_t *self, rs_task_t *task, const char *error,
 
 /* Moves due tasks from the delay heap to the queue; returns the next due
  * time (0 when none waits).  Lock held. */
-static double promote(rs_sched_t *self)
+static double promote(scheduler_t *self)
 {
     double due, now = clock_wall();
-    rs_task_t *task;
+    task_t *task;
     while ((task = heap_peek(self->delayed, &due))) {
-        if (due > now || rs_taskq_size(self->ready, task->prio) >= rs_taskq_capacity(self->ready))
+        if (due > now || taskq_size(self->ready, task->prio) >= taskq_capacity(self->ready))
             return due > now ? due : now + 0.05;
         heap_pop(self->delayed, NULL);
-        rs_taskq_push(self->ready, task);
+        taskq_push(self->ready, task);
     }
     return 0;
 }
 
-static void wait_work(rs_sched_t *self, double next_due)
+static void wait_work(scheduler_t *self, double next_due)
 {
     double wait = 0.5;
     if (next_due > 0 && next_due - clock_wall() < wait)
@@ -406,11 +406,11 @@ static void wait_work(rs_sched_t *self, double next_due)
 static void work(actor_t *actor, void *arg)
 {
     worker_t *w = arg;
-    rs_sched_t *self = w->sched;
+    scheduler_t *self = w->sched;
     pthread_mutex_lock(&self->lock);
     while (actor_running(actor)) {
         double next_due = promote(self);
-        rs_task_t *task = rs_taskq_pop(self->ready);
+        task_t *task = taskq_pop(self->ready);
         if (!task) {
             wait_work(self, next_due);
             continue;
@@ -441,25 +441,25 @@ static void work(actor_t *actor, void *arg)
 
 /* ---- life cycle --------------------------------------------------------- */
 
-static void restore(void *arg, rs_task_t *task)
+static void restore(void *arg, task_t *task)
 {
-    rs_sched_t *self = arg;
+    scheduler_t *self = arg;
     self->pending[task->prio]++;
     place(self, task);
 }
 
 static void unref_item(void *item)
 {
-    rs_task_unref(item);
+    task_unref(item);
 }
 
 static void collect(metrics_t *metrics, void *arg)
 {
-    rs_sched_t *self = arg;
+    scheduler_t *self = arg;
     pthread_mutex_lock(&self->lock);
-    for (int p = 0; p < RS_PRIO_LEVELS; p++) {
+    for (int p = 0; p < TASK_PRIO_LEVELS; p++) {
         char labels[64];
-        metrics_labels(labels, sizeof labels, "priority", rs_prio_name(p), NULL);
+        metrics_labels(labels, sizeof labels, "priority", task_prio_name(p), NULL);
         metrics_set(metrics, "keel_resource_queue_depth", labels, (double)self->pending[p]);
     }
     pthread_mutex_unlock(&self->lock);
@@ -477,13 +477,13 @@ static void declare(metrics_t *metrics)
                     METRIC_GAUGE, NULL, 0);
 }
 
-rs_sched_t *rs_sched_new(const rs_sched_config_t *config, const char *db_path,
-                         metrics_t *metrics, errpub_t *errors, char *err, size_t errlen)
+scheduler_t *scheduler_new(const scheduler_config_t *config, const char *db_path,
+                           metrics_t *metrics, errpub_t *errors, char *err, size_t errlen)
 {
-    rs_journal_t *journal = rs_journal_new(db_path, config->durable, err, errlen);
+    journal_t *journal = journal_new(db_path, config->durable, err, errlen);
     if (!journal)
         return NULL;
-    rs_sched_t *self = calloc(1, sizeof *self);
+    scheduler_t *self = calloc(1, sizeof *self);
     self->config = *config;
     self->handlers = config->handlers ? json_deep_copy(config->handlers) : json_object();
     self->config.handlers = NULL;
@@ -493,13 +493,13 @@ rs_sched_t *rs_sched_new(const rs_sched_config_t *config, const char *db_path,
     pthread_mutex_init(&self->lock, NULL);
     clock_cond_init(&self->work);
     clock_cond_init(&self->journal_wake);
-    self->ready = rs_taskq_new(config->queue_size ? config->queue_size : 1000);
+    self->ready = taskq_new(config->queue_size ? config->queue_size : 1000);
     self->delayed = heap_new(0, unref_item);
     self->task_stats = json_object();
-    self->next_id = rs_journal_max_id(journal) + 1;
+    self->next_id = journal_max_id(journal) + 1;
     declare(metrics);
     metrics_add_collector(metrics, collect, self);
-    int restored = rs_journal_load(journal, restore, self);
+    int restored = journal_load(journal, restore, self);
     if (restored > 0)
         log_info("resource", "%d accepted tasks restored from the journal", restored);
     self->journal_writer = actor_new_runner("rs journal", write_journal, wake_all, self);
@@ -510,7 +510,7 @@ rs_sched_t *rs_sched_new(const rs_sched_config_t *config, const char *db_path,
     return self;
 }
 
-int rs_sched_start(rs_sched_t *self)
+int scheduler_start(scheduler_t *self)
 {
     if (actor_start(self->journal_writer) < 0)
         return -1;
@@ -520,11 +520,11 @@ int rs_sched_start(rs_sched_t *self)
     return 0;
 }
 
-void rs_sched_destroy(rs_sched_t **self_p)
+void scheduler_destroy(scheduler_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    rs_sched_t *self = *self_p;
+    scheduler_t *self = *self_p;
     actor_t *workers[MAX_WORKERS];
     for (int i = 0; i < self->nworkers; i++)
         workers[i] = self->workers[i].actor;
@@ -532,10 +532,10 @@ void rs_sched_destroy(rs_sched_t **self_p)
     for (int i = 0; i < self->nworkers; i++)
         actor_destroy(&self->workers[i].actor);
     actor_destroy(&self->journal_writer);
-    rs_taskq_destroy(&self->ready);
+    taskq_destroy(&self->ready);
     heap_destroy(&self->delayed);
     ops_free(&self->ops);
-    rs_journal_destroy(&self->journal);
+    journal_destroy(&self->journal);
     for (int i = 0; i < RECENT; i++) {
         free(self->recent[i].type);
         free(self->recent[i].error);
@@ -563,7 +563,7 @@ typedef struct {
 } options_t;
 
 /* Keel's optional fields; NULL, or the error reply. */
-static json_t *parse_options(rs_sched_t *self, json_t *body, options_t *o)
+static json_t *parse_options(scheduler_t *self, json_t *body, options_t *o)
 {
     o->wait = true;
     o->delay_s = 0;
@@ -595,14 +595,14 @@ static json_t *parse_options(rs_sched_t *self, json_t *body, options_t *o)
     return NULL;
 }
 
-static bool stopping(rs_sched_t *self)
+static bool stopping(scheduler_t *self)
 {
     return self->config.service_state
         && atomic_load(self->config.service_state) == self->config.stopping_state;
 }
 
 /* Waits (lock held) until the task is committed, or also done when `done`. */
-static void wait_for(rs_sched_t *self, rs_task_t *task, bool done, double deadline)
+static void wait_for(scheduler_t *self, task_t *task, bool done, double deadline)
 {
     while (!(task->done || (!done && task->committed)) && clock_mono() < deadline
            && !stopping(self)) {
@@ -612,7 +612,7 @@ static void wait_for(rs_sched_t *self, rs_task_t *task, bool done, double deadli
     }
 }
 
-static json_t *outcome_reply(rs_task_t *task)
+static json_t *outcome_reply(task_t *task)
 {
     if (!task->done) {
         json_t *reply = wire_error_key("error", "Task %s is still running; it stays queued", task->type);
@@ -626,24 +626,24 @@ static json_t *outcome_reply(rs_task_t *task)
     return json_pack("{s:s, s:s}", "status", "success", "message", message);
 }
 
-static json_t *submit(rs_sched_t *self, rs_task_t *task, const options_t *o)
+static json_t *submit(scheduler_t *self, task_t *task, const options_t *o)
 {
     pthread_mutex_lock(&self->lock);
-    size_t cap = rs_taskq_capacity(self->ready);
+    size_t cap = taskq_capacity(self->ready);
     if (self->pending[task->prio] >= cap) {
         size_t held = self->pending[task->prio];
         pthread_mutex_unlock(&self->lock);
         count(self, "keel_resource_task_refusals_total", "reason", "queue_full", NULL, NULL);
         json_t *reply = wire_error_key("error", "Task queue full: priority %s holds %zu of %zu tasks",
-                                       rs_prio_name(task->prio), held, cap);
-        rs_task_unref(task);
+                                       task_prio_name(task->prio), held, cap);
+        task_unref(task);
         return reply;
     }
     self->pending[task->prio]++;
     task->id = self->next_id++;
     task->refs++;               /* the waiter's */
     grow((void **)&self->ops.inserts, &self->ops.cap_inserts, self->ops.ninserts + 1,
-         sizeof(rs_task_t *));
+         sizeof(task_t *));
     self->ops.inserts[self->ops.ninserts++] = task;
     /* The first request to find the journal idle writes the batch itself:
      * a lone producer pays no thread hand-off, a crowd still shares one
@@ -657,15 +657,15 @@ static json_t *submit(rs_sched_t *self, rs_task_t *task, const options_t *o)
     json_t *reply;
     if (!o->wait && task->committed)
         reply = json_pack("{s:s, s:s, s:I, s:s}", "status", "success", "message", "Task queued",
-                          "task_id", (json_int_t)task->id, "priority", rs_prio_name(task->prio));
+                          "task_id", (json_int_t)task->id, "priority", task_prio_name(task->prio));
     else
         reply = outcome_reply(task);
-    rs_task_unref(task);
+    task_unref(task);
     pthread_mutex_unlock(&self->lock);
     return reply;
 }
 
-json_t *rs_sched_task(rs_sched_t *self, json_t *body)
+json_t *scheduler_task(scheduler_t *self, json_t *body)
 {
     json_t *type = json_object_get(body, "type"), *data = json_object_get(body, "data");
     if (!pycompat_truthy(type) || !pycompat_truthy(data))
@@ -689,7 +689,7 @@ json_t *rs_sched_task(rs_sched_t *self, json_t *body)
     json_t *error = parse_options(self, body, &o);
     if (error)
         return error;
-    rs_task_t *task = rs_task_new(name, data, rs_prio_parse(json_object_get(body, "priority")));
+    task_t *task = task_new(name, data, task_prio_parse(json_object_get(body, "priority")));
     task->timeout_s = o.timeout_s;
     task->max_retries = o.max_retries;
     task->created_at = clock_wall();
@@ -697,13 +697,13 @@ json_t *rs_sched_task(rs_sched_t *self, json_t *body)
     return submit(self, task, &o);
 }
 
-json_t *rs_sched_queue_stats(rs_sched_t *self)
+json_t *scheduler_queue_stats(scheduler_t *self)
 {
     pthread_mutex_lock(&self->lock);
     json_t *stats = json_pack("{s:{s:I, s:I, s:I}, s:O}", "queue_sizes",
-                              "high", (json_int_t)self->pending[RS_PRIO_HIGH],
-                              "medium", (json_int_t)self->pending[RS_PRIO_MEDIUM],
-                              "low", (json_int_t)self->pending[RS_PRIO_LOW],
+                              "high", (json_int_t)self->pending[TASK_PRIO_HIGH],
+                              "medium", (json_int_t)self->pending[TASK_PRIO_MEDIUM],
+                              "low", (json_int_t)self->pending[TASK_PRIO_LOW],
                               "task_stats", self->task_stats);
     pthread_mutex_unlock(&self->lock);
     json_t *copy = json_deep_copy(stats);
@@ -713,7 +713,7 @@ json_t *rs_sched_queue_stats(rs_sched_t *self)
 
 static json_t *on_schedule_task(void *ctx, wire_request_t *req)
 {
-    return rs_sched_task(ctx, req->body);
+    return scheduler_task(ctx, req->body);
 }
 
 static json_t *recent_json(const recent_t *r)
@@ -732,7 +732,7 @@ static json_t *recent_json(const recent_t *r)
 
 static json_t *on_get_task(void *ctx, wire_request_t *req)
 {
-    rs_sched_t *self = ctx;
+    scheduler_t *self = ctx;
     json_t *id = json_object_get(req->body, "task_id");
     if (!json_is_integer(id))
         return wire_error_key("error", "Invalid task_id: an integer is required");
@@ -744,7 +744,7 @@ static json_t *on_get_task(void *ctx, wire_request_t *req)
             task = recent_json(&self->recent[i]);
     pthread_mutex_unlock(&self->lock);
     if (!task)
-        task = rs_journal_get(self->journal, want);
+        task = journal_get(self->journal, want);
     if (!task)
         return wire_error_key("error", "Task %lld not found", (long long)want);
     return json_pack("{s:s, s:o}", "status", "success", "task", task);
@@ -752,14 +752,14 @@ static json_t *on_get_task(void *ctx, wire_request_t *req)
 
 static json_t *on_list_tasks(void *ctx, wire_request_t *req)
 {
-    rs_sched_t *self = ctx;
+    scheduler_t *self = ctx;
     json_t *limit = json_object_get(req->body, "limit");
     json_int_t n = json_is_integer(limit) ? json_integer_value(limit) : 100;
     if (n < 1 || n > 1000)
         return wire_error_key("error", "Invalid limit: an integer from 1 to 1000");
-    json_t *stats = rs_sched_queue_stats(self);
+    json_t *stats = scheduler_queue_stats(self);
     json_t *reply = json_pack("{s:s, s:o, s:O, s:I}", "status", "success",
-                              "tasks", rs_journal_list(self->journal, (int)n),
+                              "tasks", journal_list(self->journal, (int)n),
                               "queue_sizes", json_object_get(stats, "queue_sizes"),
                               "workers", (json_int_t)self->nworkers);
     json_decref(stats);
@@ -774,7 +774,7 @@ static const wire_route_t routes[] = {
     { 0 },
 };
 
-void rs_sched_attach(rs_sched_t *self, wire_server_t *wire)
+void scheduler_attach(scheduler_t *self, wire_server_t *wire)
 {
     wire_server_attach(wire, routes, self);
 }

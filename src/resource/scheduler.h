@@ -33,20 +33,20 @@ typedef struct {
     bool durable;               /* fsync each journal commit */
     atomic_int *service_state;  /* to let waiting clients go at shutdown */
     int stopping_state;
-} rs_sched_config_t;
+} scheduler_config_t;
 
-typedef struct rs_sched_t rs_sched_t;
+typedef struct scheduler_t scheduler_t;
 
-rs_sched_t *rs_sched_new(const rs_sched_config_t *config, const char *db_path,
-                         metrics_t *metrics, errpub_t *errors, char *err, size_t errlen);
+scheduler_t *scheduler_new(const scheduler_config_t *config, const char *db_path,
+                           metrics_t *metrics, errpub_t *errors, char *err, size_t errlen);
 /* Stops the workers, then writes what they left to the journal. */
-void rs_sched_destroy(rs_sched_t **self_p);
+void scheduler_destroy(scheduler_t **self_p);
 /* Starts the workers and the journal writer.  0 or -1. */
-int rs_sched_start(rs_sched_t *self);
+int scheduler_start(scheduler_t *self);
 /* schedule_task, get_task, list_tasks. */
-void rs_sched_attach(rs_sched_t *self, wire_server_t *wire);
+void scheduler_attach(scheduler_t *self, wire_server_t *wire);
 /* The AsyncProcessor task path for a request object. */
-json_t *rs_sched_task(rs_sched_t *self, json_t *body);
+json_t *scheduler_task(scheduler_t *self, json_t *body);
 /* {"queue_sizes":{high,medium,low},"task_stats":{...}} */
-json_t *rs_sched_queue_stats(rs_sched_t *self);
+json_t *scheduler_queue_stats(scheduler_t *self);
 #endif

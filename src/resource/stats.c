@@ -13,21 +13,21 @@
 
 #define HISTORY 100
 
-struct rs_stats_t {
+struct stats_t {
     pthread_mutex_t lock;
     sysstat_t *sys;
     gpu_t *gpu;
     double cache_s;
     double last_mono;
-    rs_sample_t last;
+    stats_sample_t last;
     bool have_last;
     uint64_t taken;
     ring_t *cpu_history, *memory_history;
 };
 
-rs_stats_t *rs_stats_new(const char *proc_root, gpu_t *gpu, double cache_s)
+stats_t *stats_new(const char *proc_root, gpu_t *gpu, double cache_s)
 {
-    rs_stats_t *self = calloc(1, sizeof *self);
+    stats_t *self = calloc(1, sizeof *self);
     pthread_mutex_init(&self->lock, NULL);
     self->sys = sysstat_new(proc_root);
     self->gpu = gpu;
@@ -39,11 +39,11 @@ rs_stats_t *rs_stats_new(const char *proc_root, gpu_t *gpu, double cache_s)
     return self;
 }
 
-void rs_stats_destroy(rs_stats_t **self_p)
+void stats_destroy(stats_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    rs_stats_t *self = *self_p;
+    stats_t *self = *self_p;
     sysstat_destroy(&self->sys);
     ring_destroy(&self->cpu_history);
     ring_destroy(&self->memory_history);
@@ -52,23 +52,23 @@ void rs_stats_destroy(rs_stats_t **self_p)
     *self_p = NULL;
 }
 
-double rs_round1(double value)
+double stats_round1(double value)
 {
     return round(value * 10.0) / 10.0;
 }
 
-static void read_gpus(gpu_t *gpu, rs_sample_t *out)
+static void read_gpus(gpu_t *gpu, stats_sample_t *out)
 {
     int n = gpu && gpu_available(gpu) ? gpu_count(gpu) : 0;
-    if (n > RS_MAX_GPUS)
-        n = RS_MAX_GPUS;
+    if (n > STATS_MAX_GPUS)
+        n = STATS_MAX_GPUS;
     out->ngpu = 0;
     for (int i = 0; i < n; i++)
         if (gpu_device(gpu, i, &out->gpus[out->ngpu]) == 0)
             out->ngpu++;
 }
 
-int rs_stats_sample(rs_stats_t *self, rs_sample_t *out)
+int stats_sample(stats_t *self, stats_sample_t *out)
 {
     double now = clock_mono();
     pthread_mutex_lock(&self->lock);
@@ -81,14 +81,14 @@ int rs_stats_sample(rs_stats_t *self, rs_sample_t *out)
     int rc = sysstat_sample(self->sys, "/", &s);
     memset(out, 0, sizeof *out);
     if (rc == 0) {
-        out->cpu_percent = self->taken == 0 ? 0.0 : rs_round1(s.cpu_percent);
+        out->cpu_percent = self->taken == 0 ? 0.0 : stats_round1(s.cpu_percent);
         out->memory_total = s.mem_total_bytes;
         out->memory_available = s.mem_available_bytes;
         out->memory_percent = s.mem_total_bytes
-            ? rs_round1(100.0 * (double)(s.mem_total_bytes - s.mem_available_bytes)
-                        / (double)s.mem_total_bytes)
+            ? stats_round1(100.0 * (double)(s.mem_total_bytes - s.mem_available_bytes)
+                           / (double)s.mem_total_bytes)
             : 0.0;
-        out->disk_usage = rs_round1(s.disk_percent);
+        out->disk_usage = stats_round1(s.disk_percent);
         out->cpu_count = s.cpu_count > 0 ? s.cpu_count : 1;
     }
     out->wall = clock_wall();
@@ -103,7 +103,7 @@ int rs_stats_sample(rs_stats_t *self, rs_sample_t *out)
     return rc == 0 ? 0 : -1;
 }
 
-uint64_t rs_stats_taken(rs_stats_t *self)
+uint64_t stats_taken(stats_t *self)
 {
     pthread_mutex_lock(&self->lock);
     uint64_t taken = self->taken;
@@ -111,7 +111,7 @@ uint64_t rs_stats_taken(rs_stats_t *self)
     return taken;
 }
 
-size_t rs_stats_history(rs_stats_t *self)
+size_t stats_history(stats_t *self)
 {
     pthread_mutex_lock(&self->lock);
     size_t n = ring_size(self->cpu_history);
@@ -119,16 +119,16 @@ size_t rs_stats_history(rs_stats_t *self)
     return n;
 }
 
-double rs_sample_gpu_percent(const rs_sample_t *sample)
+double stats_sample_gpu_percent(const stats_sample_t *sample)
 {
     double worst = 0.0;
     for (int i = 0; i < sample->ngpu; i++)
         if (sample->gpus[i].mem_percent > worst)
             worst = sample->gpus[i].mem_percent;
-    return rs_round1(worst);
+    return stats_round1(worst);
 }
 
-json_t *rs_sample_json(const rs_sample_t *sample, const double *reserved_mb)
+json_t *stats_sample_json(const stats_sample_t *sample, const double *reserved_mb)
 {
     char ts[40];
     clock_iso_local(sample->wall, ts, sizeof ts);
@@ -139,25 +139,25 @@ json_t *rs_sample_json(const rs_sample_t *sample, const double *reserved_mb)
                               "memory_total", (json_int_t)sample->memory_total,
                               "disk_usage", sample->disk_usage,
                               "timestamp", ts,
-                              "gpu_memory_percent", rs_sample_gpu_percent(sample));
+                              "gpu_memory_percent", stats_sample_gpu_percent(sample));
     if (sample->ngpu == 0)
         return stats;
     uint64_t used = 0, reserved = 0;
     json_t *gpus = json_array();
     for (int i = 0; i < sample->ngpu; i++) {
         const gpu_device_t *d = &sample->gpus[i];
-        double total_mb = (double)d->mem_total_bytes / RS_MIB;
-        double used_mb = (double)d->mem_used_bytes / RS_MIB;
+        double total_mb = (double)d->mem_total_bytes / STATS_MIB;
+        double used_mb = (double)d->mem_used_bytes / STATS_MIB;
         double held = reserved_mb ? reserved_mb[i] : 0.0;
         double free_mb = total_mb - used_mb - held;
         used += d->mem_used_bytes;
-        reserved += (uint64_t)(held * RS_MIB);
+        reserved += (uint64_t)(held * STATS_MIB);
         json_array_append_new(gpus, json_pack("{s:i, s:s, s:f, s:f, s:f, s:f, s:f, s:i}",
                                               "index", d->index, "name", d->name,
                                               "total_mb", total_mb, "used_mb", used_mb,
                                               "reserved_mb", held,
                                               "free_mb", free_mb > 0 ? free_mb : 0.0,
-                                              "memory_percent", rs_round1(d->mem_percent),
+                                              "memory_percent", stats_round1(d->mem_percent),
                                               "utilization", d->util_gpu_percent));
     }
     json_object_set_new(stats, "gpu_memory_allocated", json_integer((json_int_t)used));

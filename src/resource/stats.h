@@ -15,8 +15,8 @@
 
 #include "gpu.h"
 
-#define RS_MAX_GPUS 8
-#define RS_MIB (1024.0 * 1024.0)
+#define STATS_MAX_GPUS 8
+#define STATS_MIB (1024.0 * 1024.0)
 
 typedef struct {
     double cpu_percent, memory_percent, disk_usage;
@@ -24,24 +24,24 @@ typedef struct {
     int cpu_count;
     double wall;                    /* unix seconds of the sample */
     int ngpu;
-    gpu_device_t gpus[RS_MAX_GPUS];
-} rs_sample_t;
+    gpu_device_t gpus[STATS_MAX_GPUS];
+} stats_sample_t;
 
-typedef struct rs_stats_t rs_stats_t;
+typedef struct stats_t stats_t;
 
 /* proc_root: "/proc" (tests use a fake tree); gpu is borrowed and may be NULL. */
-rs_stats_t *rs_stats_new(const char *proc_root, gpu_t *gpu, double cache_s);
-void rs_stats_destroy(rs_stats_t **self_p);
+stats_t *stats_new(const char *proc_root, gpu_t *gpu, double cache_s);
+void stats_destroy(stats_t **self_p);
 /* 0, or -1 when /proc cannot be read (out then holds zeros). */
-int rs_stats_sample(rs_stats_t *self, rs_sample_t *out);
+int stats_sample(stats_t *self, stats_sample_t *out);
 /* Samples taken so far, and how many the history keeps (at most 100). */
-uint64_t rs_stats_taken(rs_stats_t *self);
-size_t rs_stats_history(rs_stats_t *self);
+uint64_t stats_taken(stats_t *self);
+size_t stats_history(stats_t *self);
 /* Largest device memory percent; 0.0 with no GPU. */
-double rs_sample_gpu_percent(const rs_sample_t *sample);
+double stats_sample_gpu_percent(const stats_sample_t *sample);
 /* Rounds to one decimal, as Python's round(x, 1). */
-double rs_round1(double value);
+double stats_round1(double value);
 /* The ResourceManager <Stats> object (RS-8..RS-13).  reserved_mb[i] is what
  * reservations hold on device i (NULL: none). */
-json_t *rs_sample_json(const rs_sample_t *sample, const double *reserved_mb);
+json_t *stats_sample_json(const stats_sample_t *sample, const double *reserved_mb);
 #endif

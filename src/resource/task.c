@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-rs_task_t *rs_task_new(const char *type, json_t *data, rs_prio_t prio)
+task_t *task_new(const char *type, json_t *data, task_prio_t prio)
 {
-    rs_task_t *task = calloc(1, sizeof *task);
+    task_t *task = calloc(1, sizeof *task);
     task->type = strdup(type);
     task->data = json_incref(data);
     task->prio = prio;
@@ -17,7 +17,7 @@ rs_task_t *rs_task_new(const char *type, json_t *data, rs_prio_t prio)
     return task;
 }
 
-void rs_task_unref(rs_task_t *task)
+void task_unref(task_t *task)
 {
     if (!task || --task->refs > 0)
         return;
@@ -28,18 +28,18 @@ void rs_task_unref(rs_task_t *task)
     free(task);
 }
 
-rs_prio_t rs_prio_parse(json_t *value)
+task_prio_t task_prio_parse(json_t *value)
 {
     const char *name = json_string_value(value);
     if (name && !strcmp(name, "high"))
-        return RS_PRIO_HIGH;
+        return TASK_PRIO_HIGH;
     if (name && !strcmp(name, "low"))
-        return RS_PRIO_LOW;
-    return RS_PRIO_MEDIUM;
+        return TASK_PRIO_LOW;
+    return TASK_PRIO_MEDIUM;
 }
 
-const char *rs_prio_name(rs_prio_t prio)
+const char *task_prio_name(task_prio_t prio)
 {
     static const char *names[] = { "high", "medium", "low" };
-    return prio < RS_PRIO_LEVELS ? names[prio] : "medium";
+    return prio < TASK_PRIO_LEVELS ? names[prio] : "medium";
 }

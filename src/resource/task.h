@@ -10,13 +10,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef enum { RS_PRIO_HIGH, RS_PRIO_MEDIUM, RS_PRIO_LOW, RS_PRIO_LEVELS } rs_prio_t;
+typedef enum { TASK_PRIO_HIGH, TASK_PRIO_MEDIUM, TASK_PRIO_LOW, TASK_PRIO_LEVELS } task_prio_t;
 
-typedef struct rs_task_t {
+typedef struct task_t {
     int64_t id;
     char *type;
     json_t *data;
-    rs_prio_t prio;
+    task_prio_t prio;
     int attempts, max_retries;
     double timeout_s;
     double not_before;          /* unix seconds; 0: now */
@@ -27,13 +27,13 @@ typedef struct rs_task_t {
     char *error;
     int gpu;                    /* worker's GPU index that ran it, -1 none */
     pthread_cond_t cond;
-} rs_task_t;
+} task_t;
 
-rs_task_t *rs_task_new(const char *type, json_t *data, rs_prio_t prio);
+task_t *task_new(const char *type, json_t *data, task_prio_t prio);
 /* Drops one reference; frees on the last.  Caller holds the scheduler lock
  * when the task is shared. */
-void rs_task_unref(rs_task_t *task);
+void task_unref(task_t *task);
 /* Unknown names are medium, as TaskQueue.add_task did. */
-rs_prio_t rs_prio_parse(json_t *value);
-const char *rs_prio_name(rs_prio_t prio);
+task_prio_t task_prio_parse(json_t *value);
+const char *task_prio_name(task_prio_t prio);
 #endif

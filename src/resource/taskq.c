@@ -4,43 +4,43 @@
 #include <stdlib.h>
 
 typedef struct {
-    rs_task_t **items;
+    task_t **items;
     size_t head, count;
 } level_t;
 
-struct rs_taskq_t {
+struct taskq_t {
     size_t capacity;
-    level_t levels[RS_PRIO_LEVELS];
+    level_t levels[TASK_PRIO_LEVELS];
 };
 
-rs_taskq_t *rs_taskq_new(size_t per_level)
+taskq_t *taskq_new(size_t per_level)
 {
     if (per_level == 0)
         return NULL;
-    rs_taskq_t *self = calloc(1, sizeof *self);
+    taskq_t *self = calloc(1, sizeof *self);
     self->capacity = per_level;
-    for (int i = 0; i < RS_PRIO_LEVELS; i++)
-        self->levels[i].items = calloc(per_level, sizeof(rs_task_t *));
+    for (int i = 0; i < TASK_PRIO_LEVELS; i++)
+        self->levels[i].items = calloc(per_level, sizeof(task_t *));
     return self;
 }
 
-void rs_taskq_destroy(rs_taskq_t **self_p)
+void taskq_destroy(taskq_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    rs_taskq_t *self = *self_p;
-    rs_task_t *task;
-    while ((task = rs_taskq_pop(self)))
-        rs_task_unref(task);
-    for (int i = 0; i < RS_PRIO_LEVELS; i++)
+    taskq_t *self = *self_p;
+    task_t *task;
+    while ((task = taskq_pop(self)))
+        task_unref(task);
+    for (int i = 0; i < TASK_PRIO_LEVELS; i++)
         free(self->levels[i].items);
     free(self);
     *self_p = NULL;
 }
 
-int rs_taskq_push(rs_taskq_t *self, rs_task_t *task)
+int taskq_push(taskq_t *self, task_t *task)
 {
-    level_t *level = &self->levels[task->prio < RS_PRIO_LEVELS ? task->prio : RS_PRIO_MEDIUM];
+    level_t *level = &self->levels[task->prio < TASK_PRIO_LEVELS ? task->prio : TASK_PRIO_MEDIUM];
     if (level->count == self->capacity)
         return -1;
     level->items[(level->head + level->count) % self->capacity] = task;
@@ -48,13 +48,13 @@ int rs_taskq_push(rs_taskq_t *self, rs_task_t *task)
     return 0;
 }
 
-rs_task_t *rs_taskq_pop(rs_taskq_t *self)
+task_t *taskq_pop(taskq_t *self)
 {
-    for (int i = 0; i < RS_PRIO_LEVELS; i++) {
+    for (int i = 0; i < TASK_PRIO_LEVELS; i++) {
         level_t *level = &self->levels[i];
         if (level->count == 0)
             continue;
-        rs_task_t *task = level->items[level->head];
+        task_t *task = level->items[level->head];
         level->head = (level->head + 1) % self->capacity;
         level->count--;
         return task;
@@ -62,12 +62,12 @@ rs_task_t *rs_taskq_pop(rs_taskq_t *self)
     return NULL;
 }
 
-size_t rs_taskq_size(rs_taskq_t *self, rs_prio_t prio)
+size_t taskq_size(taskq_t *self, task_prio_t prio)
 {
-    return prio < RS_PRIO_LEVELS ? self->levels[prio].count : 0;
+    return prio < TASK_PRIO_LEVELS ? self->levels[prio].count : 0;
 }
 
-size_t rs_taskq_capacity(rs_taskq_t *self)
+size_t taskq_capacity(taskq_t *self)
 {
     return self->capacity;
 }

@@ -9,15 +9,15 @@
 
 #include "task.h"
 
-typedef struct rs_taskq_t rs_taskq_t;
+typedef struct taskq_t taskq_t;
 
-rs_taskq_t *rs_taskq_new(size_t per_level);
+taskq_t *taskq_new(size_t per_level);
 /* Unreferences the tasks left in it. */
-void rs_taskq_destroy(rs_taskq_t **self_p);
+void taskq_destroy(taskq_t **self_p);
 /* 0, or -1 when that level is full (the task is not taken). */
-int rs_taskq_push(rs_taskq_t *self, rs_task_t *task);
+int taskq_push(taskq_t *self, task_t *task);
 /* The oldest task of the highest non-empty level; NULL when empty. */
-rs_task_t *rs_taskq_pop(rs_taskq_t *self);
-size_t rs_taskq_size(rs_taskq_t *self, rs_prio_t prio);
-size_t rs_taskq_capacity(rs_taskq_t *self);
+task_t *taskq_pop(taskq_t *self);
+size_t taskq_size(taskq_t *self, task_prio_t prio);
+size_t taskq_capacity(taskq_t *self);
 #endif

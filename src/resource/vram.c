@@ -24,7 +24,7 @@
 
 /* ---- shared helpers --------------------------------------------------- */
 
-void rs_vram_metrics(rs_vram_t *self, int d, rs_vram_metrics_t *out)
+void vram_metrics(vram_t *self, int d, vram_metrics_t *out)
 {
     memset(out, 0, sizeof *out);
     gpu_device_t dev;
@@ -32,9 +32,9 @@ void rs_vram_metrics(rs_vram_t *self, int d, rs_vram_metrics_t *out)
                   && gpu_device(self->gpu, d, &dev) == 0;
     if (exists && dev.mem_total_bytes > 0) {
         out->present = true;
-        out->total_mb = floor((double)dev.mem_total_bytes / RS_MIB);
-        out->used_mb = floor((double)dev.mem_used_bytes / RS_MIB);
-        out->free_mb = floor((double)dev.mem_free_bytes / RS_MIB);
+        out->total_mb = floor((double)dev.mem_total_bytes / STATS_MIB);
+        out->used_mb = floor((double)dev.mem_used_bytes / STATS_MIB);
+        out->free_mb = floor((double)dev.mem_free_bytes / STATS_MIB);
         out->ratio = out->used_mb / out->total_mb;
         return;
     }
@@ -47,10 +47,10 @@ void rs_vram_metrics(rs_vram_t *self, int d, rs_vram_metrics_t *out)
     }
 }
 
-double rs_vram_room(rs_vram_t *self, int d, const rs_vram_metrics_t *m)
+double vram_room(vram_t *self, int d, const vram_metrics_t *m)
 {
-    double held[RS_MAX_GPUS];
-    rs_manager_vram_held(self->manager, held);
+    double held[STATS_MAX_GPUS];
+    manager_vram_held(self->manager, held);
     pthread_mutex_lock(&self->lock);
     double critical = self->critical;
     pthread_mutex_unlock(&self->lock);
@@ -63,7 +63,7 @@ static bool said_success(json_t *reply)
     return status && !strcmp(status, "SUCCESS");
 }
 
-bool rs_vram_unload(rs_vram_t *self, wire_client_t *client, const char *model)
+bool vram_unload(vram_t *self, wire_client_t *client, const char *model)
 {
     json_t *request = json_pack("{s:s, s:s}", "command", "UNLOAD_MODEL", "model_name", model);
     char err[256];
@@ -82,8 +82,8 @@ bool rs_vram_unload(rs_vram_t *self, wire_client_t *client, const char *model)
     return ok;
 }
 
-bool rs_vram_load(rs_vram_t *self, wire_client_t *client, const char *model, const char *device,
-                  const char *quantization)
+bool vram_load(vram_t *self, wire_client_t *client, const char *model, const char *device,
+               const char *quantization)
 {
     json_t *request = json_pack("{s:s, s:s, s:s, s:s}", "command", "LOAD_MODEL", "model_name", model,
                                 "device", device, "quantization_level", quantization);
@@ -101,7 +101,7 @@ bool rs_vram_load(rs_vram_t *self, wire_client_t *client, const char *model, con
 
 /* SDT's verdict on a large load: false only for an explicit refusal; an
  * error or silence lets the load proceed, as the original did. */
-static bool sdt_allows(rs_vram_t *self, double required_mb, int timeout_ms)
+static bool sdt_allows(vram_t *self, double required_mb, int timeout_ms)
 {
     if (!*self->config.sdt_endpoint)
         return true;
@@ -118,7 +118,7 @@ static bool sdt_allows(rs_vram_t *self, double required_mb, int timeout_ms)
     return allowed;
 }
 
-bool rs_vram_can_load(rs_vram_t *self, const char *model, double required_mb, int timeout_ms)
+bool vram_can_load(vram_t *self, const char *model, double required_mb, int timeout_ms)
 {
     if (required_mb < 0) {
         pthread_mutex_lock(&self->lock);
@@ -127,17 +127,17 @@ bool rs_vram_can_load(rs_vram_t *self, const char *model, double required_mb, in
     }
     if (required_mb > 2048 && !sdt_allows(self, required_mb, timeout_ms))
         return false;
-    rs_vram_metrics_t m;
-    rs_vram_metrics(self, 0, &m);
-    return required_mb <= rs_vram_room(self, 0, &m);
+    vram_metrics_t m;
+    vram_metrics(self, 0, &m);
+    return required_mb <= vram_room(self, 0, &m);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-rs_vram_t *rs_vram_new(const rs_vram_config_t *config, gpu_t *gpu, rs_manager_t *manager,
-                       metrics_t *metrics, errpub_t *errors)
+vram_t *vram_new(const vram_config_t *config, gpu_t *gpu, manager_t *manager,
+                 metrics_t *metrics, errpub_t *errors)
 {
-    rs_vram_t *self = calloc(1, sizeof *self);
+    vram_t *self = calloc(1, sizeof *self);
     self->config = *config;
     self->gpu = gpu;
     self->manager = manager;
@@ -145,11 +145,11 @@ rs_vram_t *rs_vram_new(const rs_vram_config_t *config, gpu_t *gpu, rs_manager_t 
     self->errors = errors;
     self->started_mono = clock_mono();
     pthread_mutex_init(&self->lock, NULL);
-    const double intervals[RS_VRAM_LOOPS] = { config->monitor_interval_s, 0, config->predict_interval_s,
+    const double intervals[VRAM_LOOPS] = { config->monitor_interval_s, 0, config->predict_interval_s,
                                               config->optimization_interval_s };
-    actor_tick_fn *passes[RS_VRAM_LOOPS] = { rs_vram_monitor, NULL, rs_vram_predict, rs_vram_optimize };
-    for (int i = 0; i < RS_VRAM_LOOPS; i++) {
-        self->loops[i] = i == RS_VRAM_IDLE ? actor_new_runner("rs vram idle", rs_vram_unload_idle, NULL, self)
+    actor_tick_fn *passes[VRAM_LOOPS] = { vram_monitor, NULL, vram_predict, vram_optimize };
+    for (int i = 0; i < VRAM_LOOPS; i++) {
+        self->loops[i] = i == VRAM_IDLE ? actor_new_runner("rs vram idle", vram_unload_idle, NULL, self)
                                            : actor_new("rs vram", intervals[i], passes[i], self);
         actor_delay_first(self->loops[i]);
         self->clients[i] = wire_client_new_agent(config->mma_endpoint, config->timeout_ms, 0);
@@ -170,21 +170,21 @@ rs_vram_t *rs_vram_new(const rs_vram_config_t *config, gpu_t *gpu, rs_manager_t 
     return self;
 }
 
-int rs_vram_start(rs_vram_t *self)
+int vram_start(vram_t *self)
 {
-    for (int i = 0; i < RS_VRAM_LOOPS; i++)
+    for (int i = 0; i < VRAM_LOOPS; i++)
         if (actor_start(self->loops[i]) < 0)
             return -1;
     return 0;
 }
 
-void rs_vram_destroy(rs_vram_t **self_p)
+void vram_destroy(vram_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    rs_vram_t *self = *self_p;
-    actor_stop_all(self->loops, RS_VRAM_LOOPS);
-    for (int i = 0; i < RS_VRAM_LOOPS; i++) {
+    vram_t *self = *self_p;
+    actor_stop_all(self->loops, VRAM_LOOPS);
+    for (int i = 0; i < VRAM_LOOPS; i++) {
         actor_destroy(&self->loops[i]);
         wire_client_destroy(&self->clients[i]);
     }
@@ -216,7 +216,7 @@ static json_t *upper(const char *status, const char *fmt, const char *arg)
 
 static json_t *on_track(void *ctx, wire_request_t *req)
 {
-    rs_vram_t *self = ctx;
+    vram_t *self = ctx;
     json_t *id = field(req, "model_id");
     if (!pycompat_truthy(id) || json_is_object(id) || json_is_array(id))
         return upper("ERROR", "%s", "Missing model_id parameter");
@@ -247,7 +247,7 @@ static json_t *on_track(void *ctx, wire_request_t *req)
     return upper("SUCCESS", "Tracked usage of model %s", name);
 }
 
-static json_t *metrics_json(const rs_vram_metrics_t *m)
+static json_t *metrics_json(const vram_metrics_t *m)
 {
     if (!m->present)
         return json_null();
@@ -255,7 +255,7 @@ static json_t *metrics_json(const rs_vram_metrics_t *m)
                      "free_mb", m->free_mb, "usage_ratio", m->ratio);
 }
 
-static json_t *thresholds_json(rs_vram_t *self)
+static json_t *thresholds_json(vram_t *self)
 {
     return json_pack("{s:f, s:f, s:f}", "critical", self->critical, "warning", self->warning,
                      "safe", self->safe);
@@ -264,10 +264,10 @@ static json_t *thresholds_json(rs_vram_t *self)
 static json_t *on_vram_status(void *ctx, wire_request_t *req)
 {
     (void)req;
-    rs_vram_t *self = ctx;
-    rs_vram_metrics_t m[RS_VRAM_DEVICES];
-    for (int d = 0; d < RS_VRAM_DEVICES; d++)
-        rs_vram_metrics(self, d, &m[d]);
+    vram_t *self = ctx;
+    vram_metrics_t m[VRAM_DEVICES];
+    for (int d = 0; d < VRAM_DEVICES; d++)
+        vram_metrics(self, d, &m[d]);
     pthread_mutex_lock(&self->lock);
     json_t *reply = json_pack("{s:s, s:o, s:o, s:O, s:o}", "status", "SUCCESS",
                               "mainpc_vram", metrics_json(&m[0]), "pc2_vram", metrics_json(&m[1]),
@@ -281,7 +281,7 @@ static json_t *on_vram_status(void *ctx, wire_request_t *req)
 
 static json_t *on_idle_timeout(void *ctx, wire_request_t *req)
 {
-    rs_vram_t *self = ctx;
+    vram_t *self = ctx;
     json_t *v = field(req, "timeout_seconds");
     bool as_true = json_is_true(v);
     if (!as_true && !(json_is_integer(v) && json_integer_value(v) > 0))
@@ -303,7 +303,7 @@ static json_t *on_idle_timeout(void *ctx, wire_request_t *req)
 
 static json_t *on_threshold(void *ctx, wire_request_t *req)
 {
-    rs_vram_t *self = ctx;
+    vram_t *self = ctx;
     const char *kind = json_string_value(field(req, "threshold_type"));
     json_t *v = field(req, "value");
     double value = json_number_value(v);
@@ -332,7 +332,7 @@ static json_t *on_threshold(void *ctx, wire_request_t *req)
 static json_t *on_health_check(void *ctx, wire_request_t *req)
 {
     (void)req;
-    rs_vram_t *self = ctx;
+    vram_t *self = ctx;
     static const struct { const char *request, *want; } asked[4] = {
         { "{\"command\":\"PING\"}", "SUCCESS" },
         { "{\"command\":\"HEALTH_CHECK\"}", "SUCCESS" },
@@ -390,13 +390,13 @@ static bool positive(json_t *body, const char *key, double *out, json_t **error)
 
 /* Device index named by a request's optional `device` ("MainPC", "PC2" or
  * an index); 0 (MainPC, where the ModelManager runs) when absent. */
-static int device_of(rs_vram_t *self, json_t *body)
+static int device_of(vram_t *self, json_t *body)
 {
     json_t *v = json_object_get(body, "device");
-    if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < RS_VRAM_DEVICES)
+    if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < VRAM_DEVICES)
         return (int)json_integer_value(v);
     const char *name = json_string_value(v);
-    for (int d = 0; name && d < RS_VRAM_DEVICES; d++)
+    for (int d = 0; name && d < VRAM_DEVICES; d++)
         if (!strcmp(name, self->config.device_names[d]))
             return d;
     return 0;
@@ -404,7 +404,7 @@ static int device_of(rs_vram_t *self, json_t *body)
 
 static json_t *on_register_mm(void *ctx, wire_request_t *req)
 {
-    rs_vram_t *self = ctx;
+    vram_t *self = ctx;
     json_t *budget = json_object_get(req->body, "vram_budget_mb");
     json_t *idle = json_object_get(req->body, "idle_timeout");
     if ((budget && !json_is_number(budget)) || (idle && !json_is_null(idle) && !json_is_number(idle)))
@@ -428,7 +428,7 @@ static json_t *on_register_mm(void *ctx, wire_request_t *req)
 
 /* The refusal of a report naming a model over the limit (names.h), or
  * NULL when every name fits. */
-static json_t *long_model_name(rs_vram_t *self, json_t *models)
+static json_t *long_model_name(vram_t *self, json_t *models)
 {
     const char *name;
     json_t *entry;
@@ -441,7 +441,7 @@ static json_t *long_model_name(rs_vram_t *self, json_t *models)
 
 /* Remembers sizes the ModelManager reports and drops the load
  * reservations of models that have now arrived. */
-static void learn_models(rs_vram_t *self, json_t *models, const char *size_key)
+static void learn_models(vram_t *self, json_t *models, const char *size_key)
 {
     const char *name;
     json_t *entry;
@@ -454,13 +454,13 @@ static void learn_models(rs_vram_t *self, json_t *models, const char *size_key)
         }
         char id[NAMES_BUF + 8];
         snprintf(id, sizeof id, "model:%s", name);
-        rs_manager_release(self->manager, id);
+        manager_release(self->manager, id);
     }
 }
 
 static json_t *on_update_vram(void *ctx, wire_request_t *req)
 {
-    rs_vram_t *self = ctx;
+    vram_t *self = ctx;
     double current, total;
     json_t *error = NULL;
     if (!positive(req->body, "current_vram_mb", &current, &error)
@@ -483,13 +483,13 @@ static json_t *on_update_vram(void *ctx, wire_request_t *req)
     pthread_mutex_unlock(&self->lock);
     json_t *unload;
     if (models && ratio >= critical) {
-        json_t *picks = rs_vram_pick_critical(models, NULL, "vram_mb");
+        json_t *picks = vram_pick_critical(models, NULL, "vram_mb");
         unload = json_array();
         if (json_array_size(picks))
             json_array_append(unload, json_array_get(picks, 0));
         json_decref(picks);
     } else if (models && ratio >= warning) {
-        json_t *idle_models = rs_vram_idle(models, NULL, clock_wall(), idle);
+        json_t *idle_models = vram_idle(models, NULL, clock_wall(), idle);
         unload = json_array();
         if (json_array_size(idle_models))
             json_array_append(unload, json_array_get(idle_models, 0));
@@ -501,7 +501,7 @@ static json_t *on_update_vram(void *ctx, wire_request_t *req)
 }
 
 /* The ModelManager's own budget, when it registered one and reported use. */
-static bool within_mma_budget(rs_vram_t *self, double vram_mb)
+static bool within_mma_budget(vram_t *self, double vram_mb)
 {
     pthread_mutex_lock(&self->lock);
     json_t *budget = json_object_get(self->mma, "vram_budget_mb");
@@ -514,15 +514,15 @@ static bool within_mma_budget(rs_vram_t *self, double vram_mb)
 
 static json_t *on_can_accommodate(void *ctx, wire_request_t *req)
 {
-    rs_vram_t *self = ctx;
+    vram_t *self = ctx;
     double vram_mb;
     json_t *error = NULL;
     if (!positive(req->body, "vram_mb", &vram_mb, &error))
         return error;
     int d = device_of(self, req->body);
-    rs_vram_metrics_t m;
-    rs_vram_metrics(self, d, &m);
-    double room = m.present ? rs_vram_room(self, d, &m) : 0.0;
+    vram_metrics_t m;
+    vram_metrics(self, d, &m);
+    double room = m.present ? vram_room(self, d, &m) : 0.0;
     bool fits = m.present && vram_mb <= room && within_mma_budget(self, vram_mb)
                 && (vram_mb <= 2048 || sdt_allows(self, vram_mb, self->config.admission_timeout_ms));
     const char *model = json_string_value(json_object_get(req->body, "model_name"));
@@ -536,8 +536,8 @@ static json_t *on_can_accommodate(void *ctx, wire_request_t *req)
     if (fits && model && *model) {
         char id[NAMES_BUF + 8];
         snprintf(id, sizeof id, "model:%s", model);
-        rs_manager_reserve_vram(self->manager, id, vram_mb, d, self->config.load_reservation_s,
-                                "ModelManagerAgent");
+        manager_reserve_vram(self->manager, id, vram_mb, d, self->config.load_reservation_s,
+                             "ModelManagerAgent");
         json_object_set_new(reply, "reservation_id", json_string(id));
     }
     return reply;
@@ -545,7 +545,7 @@ static json_t *on_can_accommodate(void *ctx, wire_request_t *req)
 
 static json_t *on_make_room(void *ctx, wire_request_t *req)
 {
-    rs_vram_t *self = ctx;
+    vram_t *self = ctx;
     double vram_mb;
     json_t *error = NULL;
     if (!positive(req->body, "vram_mb", &vram_mb, &error))
@@ -554,9 +554,9 @@ static json_t *on_make_room(void *ctx, wire_request_t *req)
     if (models && !json_is_object(models))
         return mma_error("%s", "Invalid loaded_models: an object of model entries");
     int d = device_of(self, req->body);
-    rs_vram_metrics_t m;
-    rs_vram_metrics(self, d, &m);
-    double need = vram_mb - (m.present ? rs_vram_room(self, d, &m) : 0.0);
+    vram_metrics_t m;
+    vram_metrics(self, d, &m);
+    double need = vram_mb - (m.present ? vram_room(self, d, &m) : 0.0);
     json_t *own = NULL;
     const char *size_key = "vram_mb";
     if (!models) {
@@ -567,22 +567,22 @@ static json_t *on_make_room(void *ctx, wire_request_t *req)
         size_key = "vram_usage_mb";
     }
     double freed = 0;
-    json_t *unload = need > 0 ? rs_vram_make_room(models, need, size_key, &freed) : json_array();
+    json_t *unload = need > 0 ? vram_make_room(models, need, size_key, &freed) : json_array();
     bool success = need <= 0 || json_array_size(unload) > 0;
     json_decref(own);
     return json_pack("{s:s, s:b, s:o, s:f, s:f}", "status", "ok", "success", success,
                      "unload_models", unload, "needed_mb", need > 0 ? need : 0.0, "freed_mb", freed);
 }
 
-json_t *rs_vram_snapshot(rs_vram_t *self)
+json_t *vram_snapshot(vram_t *self)
 {
-    rs_vram_metrics_t m[RS_VRAM_DEVICES];
-    double held[RS_MAX_GPUS];
-    for (int d = 0; d < RS_VRAM_DEVICES; d++)
-        rs_vram_metrics(self, d, &m[d]);
-    rs_manager_vram_held(self->manager, held);
+    vram_metrics_t m[VRAM_DEVICES];
+    double held[STATS_MAX_GPUS];
+    for (int d = 0; d < VRAM_DEVICES; d++)
+        vram_metrics(self, d, &m[d]);
+    manager_vram_held(self->manager, held);
     json_t *devices = json_object();
-    for (int d = 0; d < RS_VRAM_DEVICES; d++) {
+    for (int d = 0; d < VRAM_DEVICES; d++) {
         json_t *dev = metrics_json(&m[d]);
         if (json_is_object(dev))
             json_object_set_new(dev, "reserved_mb", json_real(held[d]));
@@ -611,7 +611,7 @@ json_t *rs_vram_snapshot(rs_vram_t *self)
 static json_t *on_get_vram_policy(void *ctx, wire_request_t *req)
 {
     (void)req;
-    json_t *snap = rs_vram_snapshot(ctx);
+    json_t *snap = vram_snapshot(ctx);
     json_object_set_new(snap, "status", json_string("success"));
     return snap;
 }
@@ -635,7 +635,7 @@ static const wire_route_t routes[] = {
     { 0 },
 };
 
-void rs_vram_attach(rs_vram_t *self, wire_server_t *wire)
+void vram_attach(vram_t *self, wire_server_t *wire)
 {
     wire_server_attach(wire, routes, self);
 }

@@ -37,16 +37,16 @@ typedef struct {
     int probe_timeout_ms;       /* HEALTH_CHECK's peer pings */
     double load_reservation_s;
     char device_names[2][32];
-} rs_vram_config_t;
+} vram_config_t;
 
-typedef struct rs_vram_t rs_vram_t;
+typedef struct vram_t vram_t;
 
-rs_vram_t *rs_vram_new(const rs_vram_config_t *config, gpu_t *gpu, rs_manager_t *manager,
-                       metrics_t *metrics, errpub_t *errors);
-void rs_vram_destroy(rs_vram_t **self_p);
-void rs_vram_attach(rs_vram_t *self, wire_server_t *wire);
+vram_t *vram_new(const vram_config_t *config, gpu_t *gpu, manager_t *manager,
+                 metrics_t *metrics, errpub_t *errors);
+void vram_destroy(vram_t **self_p);
+void vram_attach(vram_t *self, wire_server_t *wire);
 /* Starts the monitor, idle, predictor and optimizer loops.  0 or -1. */
-int rs_vram_start(rs_vram_t *self);
+int vram_start(vram_t *self);
 /* {"devices":{MainPC:{...},PC2:{...}|null},"loaded_models":{...},"thresholds":{...},...} */
-json_t *rs_vram_snapshot(rs_vram_t *self);
+json_t *vram_snapshot(vram_t *self);
 #endif

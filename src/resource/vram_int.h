@@ -10,25 +10,25 @@
 #include "actor.h"
 #include "vram.h"
 
-#define RS_VRAM_DEVICES 2
+#define VRAM_DEVICES 2
 
 /* The four loops of vram_loops.c. */
-enum { RS_VRAM_MONITOR, RS_VRAM_IDLE, RS_VRAM_PREDICTOR, RS_VRAM_OPTIMIZER, RS_VRAM_LOOPS };
+enum { VRAM_MONITOR, VRAM_IDLE, VRAM_PREDICTOR, VRAM_OPTIMIZER, VRAM_LOOPS };
 
 typedef struct {
     bool present;
     double total_mb, used_mb, free_mb, ratio;
-} rs_vram_metrics_t;
+} vram_metrics_t;
 
-struct rs_vram_t {
-    rs_vram_config_t config;
+struct vram_t {
+    vram_config_t config;
     gpu_t *gpu;
-    rs_manager_t *manager;
+    manager_t *manager;
     metrics_t *metrics;
     errpub_t *errors;
     double started_mono;
-    actor_t *loops[RS_VRAM_LOOPS];
-    wire_client_t *clients[RS_VRAM_LOOPS];  /* each loop's own REQ client to the ModelManager */
+    actor_t *loops[VRAM_LOOPS];
+    wire_client_t *clients[VRAM_LOOPS];  /* each loop's own REQ client to the ModelManager */
     pthread_mutex_t lock;
     /* guarded by lock */
     double critical, warning, safe, idle_timeout_s;
@@ -43,19 +43,19 @@ struct rs_vram_t {
 };
 
 /* Device d's figures (NVML, or the budget fallback for MainPC). */
-void rs_vram_metrics(rs_vram_t *self, int d, rs_vram_metrics_t *out);
+void vram_metrics(vram_t *self, int d, vram_metrics_t *out);
 /* MiB a load may still take on device d: total * critical - used - reserved. */
-double rs_vram_room(rs_vram_t *self, int d, const rs_vram_metrics_t *m);
+double vram_room(vram_t *self, int d, const vram_metrics_t *m);
 /* UNLOAD_MODEL / LOAD_MODEL through a loop's client: true iff "SUCCESS". */
-bool rs_vram_unload(rs_vram_t *self, wire_client_t *client, const char *model);
-bool rs_vram_load(rs_vram_t *self, wire_client_t *client, const char *model, const char *device,
-                  const char *quantization);
+bool vram_unload(vram_t *self, wire_client_t *client, const char *model);
+bool vram_load(vram_t *self, wire_client_t *client, const char *model, const char *device,
+               const char *quantization);
 /* The original's can_load_model, in MiB, with the SDT consult above 2048. */
-bool rs_vram_can_load(rs_vram_t *self, const char *model, double required_mb, int timeout_ms);
-/* The loops (arg: the rs_vram_t); the idle sweep pauses between unloads,
+bool vram_can_load(vram_t *self, const char *model, double required_mb, int timeout_ms);
+/* The loops (arg: the vram_t); the idle sweep pauses between unloads,
  * so it is a runner, the others tickers. */
-actor_tick_fn rs_vram_monitor;
-actor_run_fn rs_vram_unload_idle;
-actor_tick_fn rs_vram_predict;
-actor_tick_fn rs_vram_optimize;
+actor_tick_fn vram_monitor;
+actor_run_fn vram_unload_idle;
+actor_tick_fn vram_predict;
+actor_tick_fn vram_optimize;
 #endif

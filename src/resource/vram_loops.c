@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static json_t *models_copy(rs_vram_t *self)
+static json_t *models_copy(vram_t *self)
 {
     pthread_mutex_lock(&self->lock);
     json_t *copy = json_deep_copy(self->loaded_models);
@@ -35,7 +35,7 @@ static json_t *models_copy(rs_vram_t *self)
     return copy;
 }
 
-static void refresh_models(rs_vram_t *self, wire_client_t *mma)
+static void refresh_models(vram_t *self, wire_client_t *mma)
 {
     json_t *request = json_pack("{s:s}", "command", "GET_LOADED_MODELS_STATUS");
     char err[256];
@@ -62,7 +62,7 @@ static void refresh_models(rs_vram_t *self, wire_client_t *mma)
     pthread_mutex_unlock(&self->lock);
 }
 
-static void relieve(rs_vram_t *self, wire_client_t *mma, int d, double ratio)
+static void relieve(vram_t *self, wire_client_t *mma, int d, double ratio)
 {
     const char *device = self->config.device_names[d];
     pthread_mutex_lock(&self->lock);
@@ -70,53 +70,53 @@ static void relieve(rs_vram_t *self, wire_client_t *mma, int d, double ratio)
     pthread_mutex_unlock(&self->lock);
     json_t *models = models_copy(self);
     if (ratio >= critical) {
-        json_t *picks = rs_vram_pick_critical(models, device, "vram_usage_mb");
+        json_t *picks = vram_pick_critical(models, device, "vram_usage_mb");
         if (json_array_size(picks) == 0)
             log_warn("resource", "%s VRAM critical (%.2f) and no model to unload", device, ratio);
         size_t i;
         json_t *name;
         json_array_foreach(picks, i, name)
-            if (rs_vram_unload(self, mma, json_string_value(name)))
+            if (vram_unload(self, mma, json_string_value(name)))
                 break;
         json_decref(picks);
     } else if (ratio >= warning) {
-        json_t *candidates = rs_vram_idle(models, device, clock_wall(), idle);
+        json_t *candidates = vram_idle(models, device, clock_wall(), idle);
         if (json_array_size(candidates))
-            rs_vram_unload(self, mma, json_string_value(json_array_get(candidates, 0)));
+            vram_unload(self, mma, json_string_value(json_array_get(candidates, 0)));
         json_decref(candidates);
     }
     json_decref(models);
 }
 
-void rs_vram_monitor(void *arg)
+void vram_monitor(void *arg)
 {
-    rs_vram_t *self = arg;
-    wire_client_t *mma = self->clients[RS_VRAM_MONITOR];
+    vram_t *self = arg;
+    wire_client_t *mma = self->clients[VRAM_MONITOR];
     refresh_models(self, mma);
-    for (int d = 0; d < RS_VRAM_DEVICES; d++) {
-        rs_vram_metrics_t m;
-        rs_vram_metrics(self, d, &m);
+    for (int d = 0; d < VRAM_DEVICES; d++) {
+        vram_metrics_t m;
+        vram_metrics(self, d, &m);
         if (m.present)
             relieve(self, mma, d, m.ratio);
     }
 }
 
-void rs_vram_unload_idle(actor_t *actor, void *arg)
+void vram_unload_idle(actor_t *actor, void *arg)
 {
-    rs_vram_t *self = arg;
-    wire_client_t *mma = self->clients[RS_VRAM_IDLE];
+    vram_t *self = arg;
+    wire_client_t *mma = self->clients[VRAM_IDLE];
     while (actor_wait(actor, self->config.idle_check_interval_s)) {
         json_t *models = models_copy(self);
         pthread_mutex_lock(&self->lock);
         double idle = self->idle_timeout_s;
         pthread_mutex_unlock(&self->lock);
         bool running = true;
-        for (int d = 0; d < RS_VRAM_DEVICES && running; d++) {
-            json_t *candidates = rs_vram_idle(models, self->config.device_names[d], clock_wall(), idle);
+        for (int d = 0; d < VRAM_DEVICES && running; d++) {
+            json_t *candidates = vram_idle(models, self->config.device_names[d], clock_wall(), idle);
             size_t i;
             json_t *name;
             json_array_foreach(candidates, i, name) {
-                rs_vram_unload(self, mma, json_string_value(name));
+                vram_unload(self, mma, json_string_value(name));
                 if (!(running = actor_wait(actor, self->config.unload_pause_s)))
                     break;
             }
@@ -127,7 +127,7 @@ void rs_vram_unload_idle(actor_t *actor, void *arg)
 }
 
 /* The coordinator's queue, when one is configured. */
-static json_t *coordinator_queue(rs_vram_t *self)
+static json_t *coordinator_queue(vram_t *self)
 {
     if (!*self->config.rc_endpoint)
         return NULL;
@@ -141,30 +141,30 @@ static json_t *coordinator_queue(rs_vram_t *self)
     return queue;
 }
 
-static void preload(rs_vram_t *self, wire_client_t *mma, const char *model)
+static void preload(vram_t *self, wire_client_t *mma, const char *model)
 {
-    if (rs_vram_can_load(self, model, -1, self->config.timeout_ms))
-        rs_vram_load(self, mma, model, self->config.device_names[0], "FP16");
+    if (vram_can_load(self, model, -1, self->config.timeout_ms))
+        vram_load(self, mma, model, self->config.device_names[0], "FP16");
     else
         log_info("resource", "predicted model %s not loaded: admission refused", model);
 }
 
-void rs_vram_predict(void *arg)
+void vram_predict(void *arg)
 {
-    rs_vram_t *self = arg;
-    wire_client_t *mma = self->clients[RS_VRAM_PREDICTOR];
+    vram_t *self = arg;
+    wire_client_t *mma = self->clients[VRAM_PREDICTOR];
     if (!self->config.predictive_loading)
         return;
     json_t *loaded = models_copy(self);
     json_t *queue = coordinator_queue(self);
-    const char *wanted = queue ? rs_vram_predict_queue(queue, loaded) : NULL;
+    const char *wanted = queue ? vram_predict_queue(queue, loaded) : NULL;
     if (wanted)
         preload(self, mma, wanted);
     pthread_mutex_lock(&self->lock);
     json_t *patterns = json_deep_copy(self->usage_patterns);
     pthread_mutex_unlock(&self->lock);
-    wanted = rs_vram_predict_pattern(patterns, loaded, clock_wall(),
-                                     self->config.prediction_window_s);
+    wanted = vram_predict_pattern(patterns, loaded, clock_wall(),
+                                  self->config.prediction_window_s);
     if (wanted)
         preload(self, mma, wanted);
     json_decref(patterns);
@@ -174,7 +174,7 @@ void rs_vram_predict(void *arg)
 
 /* Unload and reload a device's idle models so the driver can pack them
  * again; each reload goes through admission like any other load. */
-static void defragment(rs_vram_t *self, wire_client_t *mma, int d)
+static void defragment(vram_t *self, wire_client_t *mma, int d)
 {
     const char *device = self->config.device_names[d];
     json_t *models = models_copy(self);
@@ -185,12 +185,12 @@ static void defragment(rs_vram_t *self, wire_client_t *mma, int d)
         const char *on = json_string_value(json_object_get(entry, "device"));
         if (!on || strcmp(on, device) || json_is_true(json_object_get(entry, "is_active")))
             continue;
-        if (!rs_vram_unload(self, mma, name))
+        if (!vram_unload(self, mma, name))
             continue;
         const char *q = json_string_value(json_object_get(entry, "quantization"));
         double size = json_number_value(json_object_get(entry, "vram_usage_mb"));
-        if (rs_vram_can_load(self, name, size, self->config.timeout_ms))
-            rs_vram_load(self, mma, name, device, q ? q : "FP16");
+        if (vram_can_load(self, name, size, self->config.timeout_ms))
+            vram_load(self, mma, name, device, q ? q : "FP16");
     }
     json_decref(models);
     pthread_mutex_lock(&self->lock);
@@ -198,7 +198,7 @@ static void defragment(rs_vram_t *self, wire_client_t *mma, int d)
     pthread_mutex_unlock(&self->lock);
 }
 
-static void tune_batches(rs_vram_t *self, const rs_vram_metrics_t *m)
+static void tune_batches(vram_t *self, const vram_metrics_t *m)
 {
     json_t *models = models_copy(self);
     json_t *sizes = json_object();
@@ -211,7 +211,7 @@ static void tune_batches(rs_vram_t *self, const rs_vram_metrics_t *m)
             continue;
         json_t *need = json_object_get(self->requirements, name);
         double per_sample = json_is_number(need) ? json_number_value(need) : 1.0;
-        json_object_set_new(sizes, name, json_integer(rs_vram_batch_size(m->free_mb, per_sample)));
+        json_object_set_new(sizes, name, json_integer(vram_batch_size(m->free_mb, per_sample)));
     }
     json_decref(self->batch_sizes);
     self->batch_sizes = sizes;
@@ -219,20 +219,20 @@ static void tune_batches(rs_vram_t *self, const rs_vram_metrics_t *m)
     json_decref(models);
 }
 
-void rs_vram_optimize(void *arg)
+void vram_optimize(void *arg)
 {
-    rs_vram_t *self = arg;
+    vram_t *self = arg;
     json_t *models = models_copy(self);
     pthread_mutex_lock(&self->lock);
-    double frag = rs_vram_fragmentation(self->mma_used_mb,
-                                        rs_vram_models_mb(models, NULL, "vram_usage_mb"));
+    double frag = vram_fragmentation(self->mma_used_mb,
+                                     vram_models_mb(models, NULL, "vram_usage_mb"));
     self->fragmentation = frag;
     pthread_mutex_unlock(&self->lock);
     json_decref(models);
-    for (int d = 0; d < RS_VRAM_DEVICES && frag > self->config.defrag_threshold; d++)
-        defragment(self, self->clients[RS_VRAM_OPTIMIZER], d);
-    rs_vram_metrics_t m;
-    rs_vram_metrics(self, 0, &m);
+    for (int d = 0; d < VRAM_DEVICES && frag > self->config.defrag_threshold; d++)
+        defragment(self, self->clients[VRAM_OPTIMIZER], d);
+    vram_metrics_t m;
+    vram_metrics(self, 0, &m);
     if (m.ratio < 0.5)
         tune_batches(self, &m);
 }

@@ -43,7 +43,7 @@ static json_t *names(ranked_t *items, size_t n, size_t limit)
     return out;
 }
 
-json_t *rs_vram_pick_critical(json_t *models, const char *device, const char *size_key)
+json_t *vram_pick_critical(json_t *models, const char *device, const char *size_key)
 {
     size_t n = 0;
     ranked_t *items = calloc(json_object_size(models) + 1, sizeof *items);
@@ -58,7 +58,7 @@ json_t *rs_vram_pick_critical(json_t *models, const char *device, const char *si
     return out;
 }
 
-json_t *rs_vram_idle(json_t *models, const char *device, double now, double idle_timeout)
+json_t *vram_idle(json_t *models, const char *device, double now, double idle_timeout)
 {
     size_t n = 0;
     ranked_t *items = calloc(json_object_size(models) + 1, sizeof *items);
@@ -75,7 +75,7 @@ json_t *rs_vram_idle(json_t *models, const char *device, double now, double idle
     return out;
 }
 
-const char *rs_vram_predict_queue(json_t *queue, json_t *loaded)
+const char *vram_predict_queue(json_t *queue, json_t *loaded)
 {
     static const char *const map[][2] = {
         { "asr", "whisper-large-v3" },
@@ -93,7 +93,7 @@ const char *rs_vram_predict_queue(json_t *queue, json_t *loaded)
     return NULL;
 }
 
-const char *rs_vram_predict_pattern(json_t *patterns, json_t *loaded, double now, double window)
+const char *vram_predict_pattern(json_t *patterns, json_t *loaded, double now, double window)
 {
     const char *name;
     json_t *times;
@@ -117,7 +117,7 @@ const char *rs_vram_predict_pattern(json_t *patterns, json_t *loaded, double now
     return NULL;
 }
 
-long rs_vram_batch_size(double free_mb, double per_sample)
+long vram_batch_size(double free_mb, double per_sample)
 {
     if (per_sample <= 0)
         return 1;
@@ -125,7 +125,7 @@ long rs_vram_batch_size(double free_mb, double per_sample)
     return optimal < 1 ? 1 : (long)optimal;
 }
 
-double rs_vram_fragmentation(double used_mb, double models_mb)
+double vram_fragmentation(double used_mb, double models_mb)
 {
     if (used_mb <= 0)
         return 0.0;
@@ -133,7 +133,7 @@ double rs_vram_fragmentation(double used_mb, double models_mb)
     return loose > 0 ? loose / used_mb : 0.0;
 }
 
-double rs_vram_models_mb(json_t *models, const char *device, const char *size_key)
+double vram_models_mb(json_t *models, const char *device, const char *size_key)
 {
     double sum = 0;
     const char *name;
@@ -164,7 +164,7 @@ static bool pinned(json_t *entry)
     return json_is_true(json_object_get(entry, "pinned")) || (p && !strcmp(p, "critical"));
 }
 
-json_t *rs_vram_make_room(json_t *models, double need_mb, const char *size_key, double *freed_out)
+json_t *vram_make_room(json_t *models, double need_mb, const char *size_key, double *freed_out)
 {
     size_t n = 0;
     ranked_t *items = calloc(json_object_size(models) + 1, sizeof *items);

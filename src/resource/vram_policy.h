@@ -14,23 +14,23 @@
 
 /* Critical pressure: the device's models by size, largest first, at most
  * two (the second is tried only if the first unload fails). */
-json_t *rs_vram_pick_critical(json_t *models, const char *device, const char *size_key);
+json_t *vram_pick_critical(json_t *models, const char *device, const char *size_key);
 /* Idle models of a device (now - last_used > idle_timeout; no last_used
  * counts as idle), oldest first.  device NULL: every device. */
-json_t *rs_vram_idle(json_t *models, const char *device, double now, double idle_timeout);
+json_t *vram_idle(json_t *models, const char *device, double now, double idle_timeout);
 /* Queue predictor: the first task whose type maps to a model not loaded. */
-const char *rs_vram_predict_queue(json_t *queue, json_t *loaded);
+const char *vram_predict_queue(json_t *queue, json_t *loaded);
 /* Pattern predictor: the first model used >10 times in the window, at a
  * rate > 0.1/s, last used 300..1800 s ago, and not loaded.  NULL: none. */
-const char *rs_vram_predict_pattern(json_t *patterns, json_t *loaded, double now, double window);
+const char *vram_predict_pattern(json_t *patterns, json_t *loaded, double now, double window);
 /* max(1, floor(free_mb * 0.8 / per_sample)); 1 when per_sample <= 0. */
-long rs_vram_batch_size(double free_mb, double per_sample);
+long vram_batch_size(double free_mb, double per_sample);
 /* Share of the device's used memory that no loaded model accounts for. */
-double rs_vram_fragmentation(double used_mb, double models_mb);
+double vram_fragmentation(double used_mb, double models_mb);
 /* Sum of the size key over a device's models. */
-double rs_vram_models_mb(json_t *models, const char *device, const char *size_key);
+double vram_models_mb(json_t *models, const char *device, const char *size_key);
 /* Models to unload to free need_mb: unpinned ones, lowest priority first,
  * then least recently used.  *freed_out is what they hold; the list is
  * empty when even all of them would not be enough. */
-json_t *rs_vram_make_room(json_t *models, double need_mb, const char *size_key, double *freed_out);
+json_t *vram_make_room(json_t *models, double need_mb, const char *size_key, double *freed_out);
 #endif

@@ -29,15 +29,15 @@ static void test_co58_priority(void **state)
     json_t *none = obj("{}"), *crit = obj("{\"urgency\":\"critical\"}");
     json_t *guest_low = obj("{\"user_type\":\"guest\",\"urgency\":\"low\"}"), *admin = obj("{\"user_type\":\"admin\"}");
     json_t *premium_high = obj("{\"user_type\":\"premium\",\"urgency\":\"high\"}");
-    assert_int_equal(core_coordinator_priority("text_processing", NULL, none, 0, 100), 2);
-    assert_int_equal(core_coordinator_priority("audio_processing", NULL, crit, 0, 100), 1);
-    assert_int_equal(core_coordinator_priority("vision_processing", "u1", guest_low, 0, 100), 5);
-    assert_int_equal(core_coordinator_priority("text_processing", NULL, admin, 0, 100), 2);
-    assert_int_equal(core_coordinator_priority("text_processing", "", admin, 0, 100), 2);
-    assert_int_equal(core_coordinator_priority("text_processing", "u", admin, 0, 100), 1);
-    assert_int_equal(core_coordinator_priority("vision_processing", "u", premium_high, 0, 100), 1);
-    assert_int_equal(core_coordinator_priority("background_task", "u", guest_low, 0, 100), 7);
-    assert_int_equal(core_coordinator_priority("other", NULL, NULL, 0, 100), 3);
+    assert_int_equal(coordinator_priority("text_processing", NULL, none, 0, 100), 2);
+    assert_int_equal(coordinator_priority("audio_processing", NULL, crit, 0, 100), 1);
+    assert_int_equal(coordinator_priority("vision_processing", "u1", guest_low, 0, 100), 5);
+    assert_int_equal(coordinator_priority("text_processing", NULL, admin, 0, 100), 2);
+    assert_int_equal(coordinator_priority("text_processing", "", admin, 0, 100), 2);
+    assert_int_equal(coordinator_priority("text_processing", "u", admin, 0, 100), 1);
+    assert_int_equal(coordinator_priority("vision_processing", "u", premium_high, 0, 100), 1);
+    assert_int_equal(coordinator_priority("background_task", "u", guest_low, 0, 100), 7);
+    assert_int_equal(coordinator_priority("other", NULL, NULL, 0, 100), 3);
     json_decref(none);
     json_decref(crit);
     json_decref(guest_low);
@@ -48,12 +48,12 @@ static void test_co58_priority(void **state)
 static void test_co59_load_term(void **state)
 {
     (void)state;
-    assert_int_equal(core_coordinator_priority("text_processing", NULL, NULL, 80, 100), 2);
-    assert_int_equal(core_coordinator_priority("text_processing", NULL, NULL, 81, 100), 3);
-    assert_int_equal(core_coordinator_priority("text_processing", NULL, NULL, 8, 10), 2);
-    assert_int_equal(core_coordinator_priority("text_processing", NULL, NULL, 9, 10), 3);
+    assert_int_equal(coordinator_priority("text_processing", NULL, NULL, 80, 100), 2);
+    assert_int_equal(coordinator_priority("text_processing", NULL, NULL, 81, 100), 3);
+    assert_int_equal(coordinator_priority("text_processing", NULL, NULL, 8, 10), 2);
+    assert_int_equal(coordinator_priority("text_processing", NULL, NULL, 9, 10), 3);
     json_t *m = obj("{\"user_type\":\"guest\",\"urgency\":\"low\"}");
-    assert_int_equal(core_coordinator_priority("background_task", "u", m, 99, 100), 8);
+    assert_int_equal(coordinator_priority("background_task", "u", m, 99, 100), 8);
     json_decref(m);
 }
 
@@ -62,16 +62,16 @@ static void test_co57_validation(void **state)
     (void)state;
     char buf[256];
     json_t *ok = obj("{\"type\":\"text\",\"data\":\"hi\",\"user_id\":null,\"timestamp\":\"2025-07-16T10:00:00\"}");
-    assert_null(core_coordinator_validate("text", ok, buf, sizeof buf));
+    assert_null(coordinator_validate("text", ok, buf, sizeof buf));
     json_t *missing = obj("{\"type\":\"text\"}");
-    const char *why = core_coordinator_validate("text", missing, buf, sizeof buf);
+    const char *why = coordinator_validate("text", missing, buf, sizeof buf);
     assert_non_null(why);
     assert_non_null(strstr(why, "TextRequest"));
     assert_non_null(strstr(why, "data"));
     json_t *rate = obj("{\"audio_data\":\"x\",\"sample_rate\":\"x\"}");
-    assert_non_null(core_coordinator_validate("audio", rate, buf, sizeof buf));
+    assert_non_null(coordinator_validate("audio", rate, buf, sizeof buf));
     json_t *img = obj("{\"image_data\":\"x\",\"format\":\"png\"}");
-    assert_null(core_coordinator_validate("vision", img, buf, sizeof buf));
+    assert_null(coordinator_validate("vision", img, buf, sizeof buf));
     json_decref(ok);
     json_decref(missing);
     json_decref(rate);
@@ -83,12 +83,12 @@ static void test_language_mapping(void **state)
     (void)state;
     json_t *msg = obj("{\"type\":\"language_analysis\",\"transcription\":\"kumusta\",\"translated_text\":\"\","
                       "\"detected_language\":\"tl\"}");
-    json_t *req = core_coordinator_from_language(msg);
+    json_t *req = coordinator_from_language(msg);
     assert_string_equal(json_string_value(json_object_get(req, "data")), "kumusta");
     assert_true(json_is_true(json_object_get(json_object_get(req, "metadata"), "was_translated")));
     json_decref(req);
     json_t *other = obj("{\"type\":\"metrics\"}");
-    assert_null(core_coordinator_from_language(other));
+    assert_null(coordinator_from_language(other));
     json_decref(msg);
     json_decref(other);
 }
@@ -97,7 +97,7 @@ static json_t *validate(const char *text, char *err, size_t len)
 {
     json_t *in = obj(text);
     char id[64];
-    json_t *rec = core_registry_validate(in, id, sizeof id, err, len);
+    json_t *rec = registry_validate(in, id, sizeof id, err, len);
     json_decref(in);
     return rec;
 }
@@ -149,7 +149,7 @@ static json_t *sim(const char *lt, double value)
 {
     twin_sample_t s = { 25.0, 8000.0, 16000.0, 50.0 };
     json_t *state = json_object();
-    json_t *r = core_twin_simulate(&s, state, lt, value, 24000, 32000);
+    json_t *r = twin_simulate(&s, state, lt, value, 24000, 32000);
     json_decref(state);
     return r;
 }

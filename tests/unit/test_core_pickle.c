@@ -62,13 +62,13 @@ static void test_protocols_decode(void **state)
 {
     (void)state;
     char err[128];
-    json_t *v = core_pickle_decode(P4, P4_LEN, err, sizeof err);
+    json_t *v = pickle_decode(P4, P4_LEN, err, sizeof err);
     check_sample(v, 1);
     json_decref(v);
-    v = core_pickle_decode(P5, P5_LEN, err, sizeof err);
+    v = pickle_decode(P5, P5_LEN, err, sizeof err);
     check_sample(v, 1);
     json_decref(v);
-    v = core_pickle_decode(P2, P2_LEN, err, sizeof err);
+    v = pickle_decode(P2, P2_LEN, err, sizeof err);
     check_sample(v, 0);
     json_decref(v);
 }
@@ -77,7 +77,7 @@ static void test_memo_shares_values(void **state)
 {
     (void)state;
     char err[128];
-    json_t *v = core_pickle_decode(SHARED, SHARED_LEN, err, sizeof err);
+    json_t *v = pickle_decode(SHARED, SHARED_LEN, err, sizeof err);
     assert_non_null(v);
     assert_true(json_equal(json_object_get(v, "a"), json_object_get(v, "b")));
     json_decref(v);
@@ -87,29 +87,29 @@ static void test_code_is_refused(void **state)
 {
     (void)state;
     char err[128] = "";
-    assert_null(core_pickle_decode(EVIL, EVIL_LEN, err, sizeof err));
+    assert_null(pickle_decode(EVIL, EVIL_LEN, err, sizeof err));
     assert_non_null(strstr(err, "not plain data"));
-    assert_null(core_pickle_decode(P2BYTES, P2BYTES_LEN, err, sizeof err));
-    assert_null(core_pickle_decode(P0, P0_LEN, err, sizeof err));
+    assert_null(pickle_decode(P2BYTES, P2BYTES_LEN, err, sizeof err));
+    assert_null(pickle_decode(P0, P0_LEN, err, sizeof err));
 }
 
 static void test_bad_frames_are_refused(void **state)
 {
     (void)state;
     char err[128];
-    assert_null(core_pickle_decode(INTKEY, INTKEY_LEN, err, sizeof err));
-    assert_null(core_pickle_decode(HUGE, HUGE_LEN, err, sizeof err));
+    assert_null(pickle_decode(INTKEY, INTKEY_LEN, err, sizeof err));
+    assert_null(pickle_decode(HUGE, HUGE_LEN, err, sizeof err));
     for (size_t cut = 0; cut < P4_LEN; cut++)
-        assert_null(core_pickle_decode(P4, cut, err, sizeof err));
-    assert_null(core_pickle_decode("", 0, err, sizeof err));
-    assert_null(core_pickle_decode("\x80\x04.", 3, err, sizeof err));
-    assert_null(core_pickle_decode("\x80\x04(K\x01u.", 7, err, sizeof err));
-    assert_null(core_pickle_decode("\x80\x04}(K\x01s.", 8, err, sizeof err));
-    assert_null(core_pickle_decode("\x80\x04h\x05.", 5, err, sizeof err));
-    assert_null(core_pickle_decode("\x80\x04K\x01K\x02.", 6, err, sizeof err));
+        assert_null(pickle_decode(P4, cut, err, sizeof err));
+    assert_null(pickle_decode("", 0, err, sizeof err));
+    assert_null(pickle_decode("\x80\x04.", 3, err, sizeof err));
+    assert_null(pickle_decode("\x80\x04(K\x01u.", 7, err, sizeof err));
+    assert_null(pickle_decode("\x80\x04}(K\x01s.", 8, err, sizeof err));
+    assert_null(pickle_decode("\x80\x04h\x05.", 5, err, sizeof err));
+    assert_null(pickle_decode("\x80\x04K\x01K\x02.", 6, err, sizeof err));
     char deep[10000];
     memset(deep, '(', sizeof deep);
-    assert_null(core_pickle_decode(deep, sizeof deep, err, sizeof err));
+    assert_null(pickle_decode(deep, sizeof deep, err, sizeof err));
 }
 
 /* Found by fuzz/fuzz_pickle: a TUPLE2 over a memoized dict and a mark
@@ -118,9 +118,9 @@ static void test_tuple_over_mark_is_refused(void **state)
 {
     (void)state;
     char err[128];
-    assert_null(core_pickle_decode("\x80\x02}\x94(\x86.", 7, err, sizeof err));
+    assert_null(pickle_decode("\x80\x02}\x94(\x86.", 7, err, sizeof err));
     assert_non_null(strstr(err, "mark"));
-    assert_null(core_pickle_decode("\x80\x02]\x94(K\x01\x87.", 9, err, sizeof err));
+    assert_null(pickle_decode("\x80\x02]\x94(K\x01\x87.", 9, err, sizeof err));
 }
 
 /* Found by fuzz/fuzz_pickle: a list fetched from the memo while it was
@@ -132,7 +132,7 @@ static void test_recursion_and_depth_are_bounded(void **state)
     (void)state;
     char err[128];
     /* l = []; l.append(l): decodes to a snapshot, not a cycle. */
-    json_t *v = core_pickle_decode("\x80\x02]\x94h\x00" "a.", 8, err, sizeof err);
+    json_t *v = pickle_decode("\x80\x02]\x94h\x00" "a.", 8, err, sizeof err);
     assert_non_null(v);
     assert_int_equal(json_array_size(v), 1);
     assert_int_equal(json_array_size(json_array_get(v, 0)), 0);
@@ -141,11 +141,11 @@ static void test_recursion_and_depth_are_bounded(void **state)
     memcpy(deep, "\x80\x02]", 3);
     memset(deep + 3, 0x85, 5000);
     deep[3 + 5000] = '.';
-    assert_null(core_pickle_decode(deep, sizeof deep, err, sizeof err));
+    assert_null(pickle_decode(deep, sizeof deep, err, sizeof err));
     assert_non_null(strstr(err, "deep"));
     memset(deep + 3, 0x85, 900);
     deep[3 + 900] = '.';
-    v = core_pickle_decode(deep, 3 + 900 + 1, err, sizeof err);
+    v = pickle_decode(deep, 3 + 900 + 1, err, sizeof err);
     assert_non_null(v);
     json_decref(v);
 }
@@ -185,7 +185,7 @@ static void test_bytes_stay_bytes(void **state)
     put_run(&f, 'B', 0xff, 100000);
     put(&f, ".", 1);
     char err[128];
-    json_t *v = core_pickle_decode(f.data, f.len, err, sizeof err);
+    json_t *v = pickle_decode(f.data, f.len, err, sizeof err);
     assert_non_null(v);
     assert_true(json_is_object(v));
     assert_int_equal(json_object_size(v), 1);
@@ -220,7 +220,7 @@ static void test_memo_copies_are_bounded(void **state)
         put(&f, "h\x00", 2);
     put(&f, "e.", 2);
     char err[128];
-    json_t *v = core_pickle_decode(f.data, f.len, err, sizeof err);
+    json_t *v = pickle_decode(f.data, f.len, err, sizeof err);
     assert_non_null(v);
     assert_int_equal(json_array_size(v), 1000);
     json_t *first = json_array_get(json_array_get(v, 0), 0);
@@ -238,7 +238,7 @@ static void test_memo_copies_are_bounded(void **state)
     for (int i = 0; i < 199; i++)
         put(&f, "h\x00", 2);
     put(&f, "e.", 2);
-    assert_null(core_pickle_decode(f.data, f.len, err, sizeof err));
+    assert_null(pickle_decode(f.data, f.len, err, sizeof err));
     assert_non_null(strstr(err, "expand too far"));
     free(f.data);
 }

@@ -36,10 +36,10 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static rs_task_t *make_task(int64_t id, const char *prio)
+static task_t *make_task(int64_t id, const char *prio)
 {
     json_t *p = json_string(prio), *data = json_pack("{s:i}", "n", (int)id);
-    rs_task_t *t = rs_task_new("analysis", data, rs_prio_parse(p));
+    task_t *t = task_new("analysis", data, task_prio_parse(p));
     json_decref(p);
     json_decref(data);
     t->id = id;
@@ -49,13 +49,13 @@ static rs_task_t *make_task(int64_t id, const char *prio)
     return t;
 }
 
-static void collect(void *arg, rs_task_t *task)
+static void collect(void *arg, task_t *task)
 {
     json_t *ids = arg;
     json_array_append_new(ids, json_pack("{s:I, s:i, s:s, s:f}", "id", (json_int_t)task->id,
                                          "attempts", task->attempts, "prio",
-                                         rs_prio_name(task->prio), "due", task->not_before));
-    rs_task_unref(task);
+                                         task_prio_name(task->prio), "due", task->not_before));
+    task_unref(task);
 }
 
 static void test_journal_round_trip(void **state)
@@ -63,51 +63,51 @@ static void test_journal_round_trip(void **state)
     (void)state;
     char path[128], err[256];
     snprintf(path, sizeof path, "%s/j.db", dir);
-    rs_journal_t *j = rs_journal_new(path, true, err, sizeof err);
+    journal_t *j = journal_new(path, true, err, sizeof err);
     assert_non_null(j);
-    rs_task_t *tasks[3] = { make_task(1, "low"), make_task(2, "high"), make_task(3, "medium") };
-    assert_int_equal(rs_journal_apply(j, tasks, 3, NULL, 0, NULL, 0), 0);
-    rs_task_update_t up = { 2, 1, 5000.0 };
+    task_t *tasks[3] = { make_task(1, "low"), make_task(2, "high"), make_task(3, "medium") };
+    assert_int_equal(journal_apply(j, tasks, 3, NULL, 0, NULL, 0), 0);
+    journal_update_t up = { 2, 1, 5000.0 };
     int64_t gone = 3;
-    assert_int_equal(rs_journal_apply(j, NULL, 0, &up, 1, &gone, 1), 0);
-    assert_int_equal(rs_journal_max_id(j), 2);
-    assert_int_equal(rs_journal_count(j), 2);
-    json_t *one = rs_journal_get(j, 1);
+    assert_int_equal(journal_apply(j, NULL, 0, &up, 1, &gone, 1), 0);
+    assert_int_equal(journal_max_id(j), 2);
+    assert_int_equal(journal_count(j), 2);
+    json_t *one = journal_get(j, 1);
     assert_string_equal(json_string_value(json_object_get(one, "priority")), "low");
     json_decref(one);
-    assert_null(rs_journal_get(j, 3));
-    json_t *list = rs_journal_list(j, 10);
+    assert_null(journal_get(j, 3));
+    json_t *list = journal_list(j, 10);
     assert_int_equal(json_array_size(list), 2);         /* high first */
     assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "task_id")), 2);
     json_decref(list);
-    rs_journal_destroy(&j);
+    journal_destroy(&j);
     for (int i = 0; i < 3; i++)
-        rs_task_unref(tasks[i]);
-    j = rs_journal_new(path, false, err, sizeof err);
+        task_unref(tasks[i]);
+    j = journal_new(path, false, err, sizeof err);
     json_t *ids = json_array();
-    assert_int_equal(rs_journal_load(j, collect, ids), 2);
+    assert_int_equal(journal_load(j, collect, ids), 2);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(ids, 1), "attempts")), 1);
     assert_true(json_real_value(json_object_get(json_array_get(ids, 1), "due")) == 5000.0);
     json_decref(ids);
-    rs_journal_destroy(&j);
+    journal_destroy(&j);
 }
 
-static rs_sched_t *open_sched(metrics_t *m, errpub_t *e, size_t queue_size)
+static scheduler_t *open_sched(metrics_t *m, errpub_t *e, size_t queue_size)
 {
     char path[128], err[256];
     snprintf(path, sizeof path, "%s/tasks.db", dir);
-    rs_sched_config_t c = { .queue_size = queue_size, .workers = 2, .timeout_s = 1,
+    scheduler_config_t c = { .queue_size = queue_size, .workers = 2, .timeout_s = 1,
                             .max_retries = 1, .backoff_s = 0.01, .backoff_max_s = 0.1,
                             .reply_wait_s = 5, .durable = false };
-    rs_sched_t *s = rs_sched_new(&c, path, m, e, err, sizeof err);
-    assert_int_equal(rs_sched_start(s), 0);
+    scheduler_t *s = scheduler_new(&c, path, m, e, err, sizeof err);
+    assert_int_equal(scheduler_start(s), 0);
     return s;
 }
 
-static json_t *task_reply(rs_sched_t *s, const char *text)
+static json_t *task_reply(scheduler_t *s, const char *text)
 {
     json_t *body = json_loads(text, 0, NULL);
-    json_t *reply = rs_sched_task(s, body);
+    json_t *reply = scheduler_task(s, body);
     json_decref(body);
     return reply;
 }
@@ -117,13 +117,13 @@ static void test_scheduler_sync_full_and_restore_RS34_RS37(void **state)
     (void)state;
     metrics_t *m = metrics_new();
     errpub_t *e = errpub_new("tcp://127.0.0.1:9", "test");
-    rs_sched_t *s = open_sched(m, e, 2);
+    scheduler_t *s = open_sched(m, e, 2);
     assert_non_null(s);
     json_t *r = task_reply(s, "{\"type\":\"logging\",\"data\":{\"a\":1}}");
     assert_string_equal(json_string_value(json_object_get(r, "message")),
                         "Task logging processed successfully");
     json_decref(r);
-    json_t *stats = rs_sched_queue_stats(s);
+    json_t *stats = scheduler_queue_stats(s);
     json_t *logging = json_object_get(json_object_get(stats, "task_stats"), "logging");
     assert_int_equal(json_integer_value(json_object_get(logging, "success")), 1);
     json_decref(stats);
@@ -139,14 +139,14 @@ static void test_scheduler_sync_full_and_restore_RS34_RS37(void **state)
     r = task_reply(s, "{\"type\":\"nope\",\"data\":1}");
     assert_string_equal(json_string_value(json_object_get(r, "error")), "Unknown task type: nope");
     json_decref(r);
-    rs_sched_destroy(&s);
+    scheduler_destroy(&s);
     assert_null(s);
     s = open_sched(m, e, 2);             /* the two delayed tasks come back */
-    stats = rs_sched_queue_stats(s);
+    stats = scheduler_queue_stats(s);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(stats, "queue_sizes"), "low")), 2);
     assert_int_equal(json_object_size(json_object_get(stats, "task_stats")), 0);
     json_decref(stats);
-    rs_sched_destroy(&s);
+    scheduler_destroy(&s);
     errpub_destroy(&e);
     metrics_destroy(&m);
 }

@@ -453,7 +453,7 @@ static json_t *registry_record(const char *id, json_t *text, char *err, size_t e
     json_t *fields = json_deep_copy(legacy);
     json_object_set_new(fields, "agent_id", json_string(id));
     char key[512];
-    json_t *rec = core_registry_validate(fields, key, sizeof key, err, errlen);
+    json_t *rec = registry_validate(fields, key, sizeof key, err, errlen);
     json_decref(fields);
     if (rec) {
         json_t *when = json_object_get(legacy, "last_registered");
@@ -471,7 +471,7 @@ static int import_registry(const options_t *o, json_t *entries, tally_t *t)
     if (!o->dry_run) {
         if (service_dir(o, "core") < 0)
             return -1;
-        backend = core_backend_new("sqlite", t->target, NULL, o->redis_prefix, false, err, sizeof err);
+        backend = backend_new("sqlite", t->target, NULL, o->redis_prefix, false, err, sizeof err);
         if (!backend) {
             ctl_warn("cannot open %s: %s", t->target, err);
             return -1;
@@ -488,7 +488,7 @@ static int import_registry(const options_t *o, json_t *entries, tally_t *t)
         } else if (probe_count_text(probe, "SELECT count(*) FROM entries WHERE tbl = 'agents'"
                                            " AND key = ?", id) > 0) {
             t->present++;
-        } else if (backend && core_backend_put(backend, "agents", id, rec, err, sizeof err) < 0) {
+        } else if (backend && backend_put(backend, "agents", id, rec, err, sizeof err) < 0) {
             ctl_warn("cannot store %s: %s", id, err);
             rc = -1;
         } else {
@@ -500,7 +500,7 @@ static int import_registry(const options_t *o, json_t *entries, tally_t *t)
             break;
     }
     sqlite3_close(probe);
-    core_backend_destroy(&backend);
+    backend_destroy(&backend);
     return rc;
 }
 

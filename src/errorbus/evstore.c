@@ -39,7 +39,8 @@
 #define BATCH_MAX 16384         /* events per transaction: steady progress, bounded latency */
 #define INSERT_ROWS 32          /* events per INSERT statement */
 #define CHECKPOINT_MS 500
-#define WAL_RESTART_FRAMES 4096 /* 16 MiB of WAL: past it, a pass starts the WAL over */
+#define PAGE_SIZE 16384         /* of a database this creates; see evstore_new */
+#define WAL_RESTART_BYTES (16 << 20)    /* past this much WAL, a pass starts it over */
 #define STALL_S 2.0             /* a writer silent this long with a full queue is stuck */
 #define QUARANTINE_SAMPLE 4096
 
@@ -127,6 +128,7 @@ struct evstore_t {
 
     double retention_days, retention_interval, next_retention;
     rates_t *rates[3];          /* by agent, type, level */
+    int wal_restart_frames;     /* WAL_RESTART_BYTES in this database's pages */
     evstore_stats_t stats;      /* under lock */
 };
 
@@ -188,7 +190,11 @@ evstore_t *evstore_new(const char *path, metrics_t *metrics, size_t queue_max,
     self->rates[RATES_AGENT] = rates_new(1, 300, 5000);
     self->rates[RATES_TYPE] = rates_new(60, 60, 5000);
     self->rates[RATES_LEVEL] = rates_new(60, 60, 16);
-    self->writer = store_new(path, migrations, err, errlen);
+    /* 16 KiB pages: a row is some 600 bytes, so the WAL takes a frame (two
+     * writes) per 25 events instead of per 6, and the B-trees split a
+     * quarter as often; that is a fifth of the writer's CPU.  A database
+     * made with smaller pages keeps them. */
+    self->writer = store_new_paged(path, migrations, PAGE_SIZE, err, errlen);
     if (self->writer)
         self->reader = store_new(path, migrations, err, errlen);
     if (!self->reader) {
@@ -202,6 +208,8 @@ evstore_t *evstore_new(const char *path, metrics_t *metrics, size_t queue_max,
      * events/s until full (tests/soak).  The OS page cache has them anyway. */
     store_exec(self->writer, "PRAGMA wal_autocheckpoint=0;");
     self->stats.total = (long)evstore_scalar(self, 0, "SELECT count(*) FROM errors", "");
+    self->wal_restart_frames = WAL_RESTART_BYTES
+                             / (int)evstore_scalar(self, PAGE_SIZE, "PRAGMA page_size", "");
     if (metrics) {
         declare_metrics(metrics);
         metrics_add_collector(metrics, collect, self);
@@ -853,7 +861,7 @@ static void retain(evstore_t *self)
  * pass copied all of it, which a steady stream seldom allows (a batch
  * commits during the pass): at 300 events/s from 1,000 agents the WAL
  * grew by 150 MB in 20 s and kept growing (tests/soak).  So once it holds
- * WAL_RESTART_FRAMES, a TRUNCATE pass waits for the writer between two
+ * WAL_RESTART_BYTES, a TRUNCATE pass waits for the writer between two
  * batches (busy timeout), copies what PASSIVE left and empties the WAL;
  * the writer waits on its own busy timeout for that much only. */
 static void *checkpoint_main(void *arg)
@@ -890,7 +898,7 @@ static void *checkpoint_main(void *arg)
             break;
         int frames = 0;
         sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, NULL);
-        if (frames >= WAL_RESTART_FRAMES)
+        if (frames >= self->wal_restart_frames)
             sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     }
     sqlite3_close(db);

@@ -191,9 +191,8 @@ evstore_t *evstore_new(const char *path, metrics_t *metrics, size_t queue_max,
     self->rates[RATES_TYPE] = rates_new(60, 60, 5000);
     self->rates[RATES_LEVEL] = rates_new(60, 60, 16);
     /* 16 KiB pages: a row is some 600 bytes, so the WAL takes a frame (two
-     * writes) per 25 events instead of per 6, and the B-trees split a
-     * quarter as often; that is a fifth of the writer's CPU.  A database
-     * made with smaller pages keeps them. */
+     * writes) per 25 events instead of per 6, a fifth of the writer's CPU
+     * time.  A database made with smaller pages keeps them. */
     self->writer = store_new_paged(path, migrations, PAGE_SIZE, err, errlen);
     if (self->writer)
         self->reader = store_new(path, migrations, err, errlen);

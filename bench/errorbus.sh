@@ -83,6 +83,6 @@ while read -r p keel nats; do
         result errorbus "events lost, all runs" "$keel" events lower "nats-server" "$nats" 'keel==0'
     else
         result errorbus "events/s stored @$p publishers" "$keel" events/s higher "nats-server pub->sub" \
-            "$nats" 'keel>=100000'
+            "$nats" 'keel>=250000'
     fi
 done <"$dir/rows"

@@ -137,9 +137,9 @@ printf '%-52s %s %%\n' "CPU under load" "$(field "$dir/load" cpu_percent)"
 printf '%-52s %s MB\n' "RSS peak (VmHWM, whole run)" "$hwm"
 printf '%-52s %s req/s\n' "ping load, 50 clients over five services" "$rps"
 
-result keeld "start-up to five /health 200 (median of $starts)" "$start_ms" ms lower "" "" ""
-result keeld "stop, SIGTERM to exit (median of $starts)" "$stop_ms" ms lower "" "" ""
-result keeld "RSS idle" "$(field "$dir/idle" rss_mb)" MB lower "" "" ""
+result keeld "start-up to five /health 200 (median of $starts)" "$start_ms" ms lower "" "" 'keel<150'
+result keeld "stop, SIGTERM to exit (median of $starts)" "$stop_ms" ms lower "" "" 'keel<300'
+result keeld "RSS idle" "$(field "$dir/idle" rss_mb)" MB lower "" "" 'keel<15'
 result keeld "CPU idle" "$(field "$dir/idle" cpu_percent)" % lower "" "" ""
 result keeld "RSS under ping load, 50 clients (max)" "$(field "$dir/load" rss_max_mb)" MB lower "" "" ""
 result keeld "RSS peak (VmHWM, start-up included)" "$hwm" MB lower "" "" ""

@@ -126,6 +126,6 @@ if [ -n "$exporter" ]; then
 fi
 result observability "/metrics scrape median, $agents agents" "$(field "$hub_scrape" median_ms)" ms lower \
     "$peer_name" "$peer_ms" ""
-result observability "hub RSS while sweeping (median)" "$(field "$hub_proc" rss_mb)" MB lower "" "" 'keel<30'
+result observability "hub RSS while sweeping (median)" "$(field "$hub_proc" rss_mb)" MB lower "" "" 'keel<25'
 result observability "hub RSS peak (VmHWM)" "$(field "$hub_proc" hwm_mb)" MB lower "" "" ""
 result observability "hub CPU, sweeping every 5 s" "$(field "$hub_proc" cpu_percent)" % lower "" "" ""

@@ -16,6 +16,11 @@ typedef struct store_t store_t;
  * Returns NULL on failure, with the reason logged and written to err. */
 store_t *store_new(const char *path, const char *const *migrations,
                    char *err, size_t errlen);
+/* The same for a database that, when this creates it, has pages of
+ * page_size bytes (a power of two from 512 to 65536; 0 for SQLite's
+ * default): larger pages for a table that takes many rows at once. */
+store_t *store_new_paged(const char *path, const char *const *migrations, int page_size,
+                         char *err, size_t errlen);
 void store_destroy(store_t **self_p);
 sqlite3 *store_db(store_t *self);
 int store_version(store_t *self);

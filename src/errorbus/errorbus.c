@@ -8,7 +8,7 @@
  *
  *  Configuration keys read here (all optional, under errorbus.):
  *  nats_url, nats_subject_prefix, retention_days, retention_interval_s,
- *  rcvhwm, queue_max, max_event_bytes, heartbeat_interval_s,
+ *  rcvhwm, queue_max, fanout_queue_max, max_event_bytes, heartbeat_interval_s,
  *  heartbeat_timeout_s, max_missed_heartbeats, recovery_poll_s,
  *  recovery_max_attempts, recovery_endpoint, correlation_interval_s,
  *  correlation_window_s, alert_interval_s, alert_window_s,
@@ -64,7 +64,11 @@ static int build_parts(bus_t *bus, service_t *svc)
     config_t *c = svc->config;
     char path[4096], endpoint[256], err[512];
     service_path(svc, "error_system.db", path, sizeof path);
-    bus->store = evstore_new(path, svc->metrics, svc->liveness, (size_t)cfg_double(c, "queue_max", 250000),
+    /* Two batches (evstore.c): one being written while the next fills.
+     * More only holds a burst in memory, where a kill -9 loses it and its
+     * pages are faulted in and given back again, rather than in the
+     * sockets behind the ingress. */
+    bus->store = evstore_new(path, svc->metrics, svc->liveness, (size_t)cfg_double(c, "queue_max", 32768),
                              err, sizeof err);
     if (!bus->store) {
         log_error("errorbus", "cannot open %s: %s", path, err);
@@ -73,7 +77,8 @@ static int build_parts(bus_t *bus, service_t *svc)
     evstore_set_retention(bus->store, cfg_double(c, "retention_days", 30),
                           cfg_double(c, "retention_interval_s", 3600));
     service_bind_endpoint(svc, 7151, endpoint, sizeof endpoint);
-    bus->fanout = fanout_new(endpoint, svc->metrics, (size_t)cfg_double(c, "queue_max", 250000));
+    bus->fanout = fanout_new(endpoint, svc->metrics,
+                             (size_t)cfg_double(c, "fanout_queue_max", 250000));
     if (!bus->fanout)
         return -1;
     evstore_set_sink(bus->store, fanout_events, bus->fanout);

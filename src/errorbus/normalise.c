@@ -14,9 +14,11 @@
  *  rules can regroup old events instead of silently mixing two schemes. */
 #include "normalise.h"
 #include "clock.h"
+#include "jsonscan.h"
 
 #include <ctype.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,23 +91,24 @@ static char *first_text(json_t *a, json_t *b, json_t *c, json_t *d, const char *
     return strdup(fallback);
 }
 
+/* A timestamp sent as a string: ISO 8601, or epoch seconds as text. */
+static double timestamp_of_text(const char *text, double received)
+{
+    double t;
+    if (clock_parse_iso(text, &t) == 0)
+        return t;
+    char *end;
+    t = strtod(text, &end);
+    return end != text && *end == '\0' && isfinite(t) ? t : received;
+}
+
 static double resolve_timestamp(json_t *value, double received)
 {
     if (json_is_number(value)) {
         double t = json_number_value(value);
         return isfinite(t) ? t : received;
     }
-    if (json_is_string(value)) {
-        const char *text = json_string_value(value);
-        double t;
-        if (clock_parse_iso(text, &t) == 0)
-            return t;
-        char *end;
-        t = strtod(text, &end);
-        if (end != text && *end == '\0' && isfinite(t))
-            return t;
-    }
-    return received;
+    return json_is_string(value) ? timestamp_of_text(json_string_value(value), received) : received;
 }
 
 /* details merged with context (objects), else error_data.details; a
@@ -198,40 +201,182 @@ char *normalise_new_id(const char *prefix, char *buf, size_t len)
     return buf;
 }
 
-static event_t *build(json_t *payload, const char *raw, size_t raw_len, framing_t framing,
-                      double received, const char *severity_default)
+/* The fields of an event in the order assemble() places them: each a
+ * string value to decode or, for details read by jsonscan, a JSON value to
+ * compact. */
+enum { FIELD_AGENT, FIELD_TYPE, FIELD_MESSAGE, FIELD_SEVERITY, FIELD_CONTEXT, FIELD_RAW,
+       FIELD_ID, NFIELDS };
+
+/* A text taken as it is. */
+static jsonscan_value_t verbatim(const char *text)
 {
-    event_t *e = calloc(1, sizeof *e);
-    e->framing = framing;
+    return (jsonscan_value_t){ JSONSCAN_STRING, text, strlen(text), false };
+}
+
+/* An event whose strings share its allocation (the pattern apart).  The
+ * ingress makes events, the writer and the fan-out free them on other
+ * threads, and glibc frees another thread's memory under that thread's
+ * arena lock: one block is one malloc and one such free instead of eight.
+ * An empty error_id becomes a new one. */
+static event_t *assemble(jsonscan_value_t *fields, framing_t framing, double received,
+                         double timestamp)
+{
+    char id[64];
+    if (fields[FIELD_ID].len == 0)
+        fields[FIELD_ID] = verbatim(normalise_new_id("err-", id, sizeof id));
+    size_t size = sizeof(event_t);
+    for (int i = 0; i < NFIELDS; i++)
+        size += fields[i].len + 1;
+    event_t *e = malloc(size);
+    *e = (event_t){ .framing = framing };
+    char **slots[NFIELDS] = { &e->agent, &e->error_type, &e->message, &e->severity,
+                              &e->context, &e->raw, &e->error_id };
+    char *next = (char *)(e + 1);
+    for (int i = 0; i < NFIELDS; i++) {
+        *slots[i] = next;
+        next += 1 + (fields[i].type == JSONSCAN_STRING ? jsonscan_string(&fields[i], next)
+                                                       : jsonscan_compact(&fields[i], next));
+    }
     e->received = received;
-    e->agent = first_text(json_object_get(payload, "agent"), json_object_get(payload, "source"),
-                          json_object_get(payload, "agent_id"), error_data_get(payload, "source"),
-                          "unknown");
-    e->error_type = first_text(json_object_get(payload, "error_type"),
-                               json_object_get(payload, "type"),
-                               error_data_get(payload, "error_type"), NULL, "unknown");
-    json_t *nested = json_object_get(json_object_get(payload, "error_data"), "details");
-    e->message = first_text(json_object_get(payload, "message"), json_object_get(payload, "reason"),
-                            json_object_get(nested, "description"), NULL, "");
-    e->severity = first_text(json_object_get(payload, "severity"),
-                             error_data_get(payload, "severity"), NULL, NULL, severity_default);
+    e->timestamp = timestamp;
     e->level = normalise_level(e->severity);
     if (!e->level)
         e->level = "error";
-    e->timestamp = resolve_timestamp(json_object_get(payload, "timestamp"), received);
-    e->context = resolve_context(payload);
-    e->raw = raw ? strndup(raw, raw_len) : json_dumps(payload, JSON_COMPACT);
+    normalise_fingerprint(e);
+    return e;
+}
+
+static event_t *build(json_t *payload, const char *raw, size_t raw_len, framing_t framing,
+                      double received, const char *severity_default)
+{
+    json_t *nested = json_object_get(json_object_get(payload, "error_data"), "details");
+    char *texts[] = {
+        first_text(json_object_get(payload, "agent"), json_object_get(payload, "source"),
+                   json_object_get(payload, "agent_id"), error_data_get(payload, "source"),
+                   "unknown"),
+        first_text(json_object_get(payload, "error_type"), json_object_get(payload, "type"),
+                   error_data_get(payload, "error_type"), NULL, "unknown"),
+        first_text(json_object_get(payload, "message"), json_object_get(payload, "reason"),
+                   json_object_get(nested, "description"), NULL, ""),
+        first_text(json_object_get(payload, "severity"), error_data_get(payload, "severity"),
+                   NULL, NULL, severity_default),
+        resolve_context(payload),
+        raw ? strndup(raw, raw_len) : json_dumps(payload, JSON_COMPACT),
+    };
     json_t *id = json_object_get(payload, "error_id");
     if (!json_is_string(id) || !*json_string_value(id))
         id = error_data_get(payload, "error_id");
-    if (json_is_string(id) && *json_string_value(id)) {
-        e->error_id = strdup(json_string_value(id));
-    } else {
-        char buf[64];
-        e->error_id = strdup(normalise_new_id("err-", buf, sizeof buf));
-    }
-    normalise_fingerprint(e);
+    jsonscan_value_t fields[NFIELDS];
+    for (int i = 0; i < FIELD_ID; i++)
+        fields[i] = verbatim(texts[i]);
+    fields[FIELD_ID] = verbatim(json_is_string(id) ? json_string_value(id) : "");
+    event_t *e = assemble(fields, framing, received,
+                          resolve_timestamp(json_object_get(payload, "timestamp"), received));
+    for (int i = 0; i < FIELD_ID; i++)
+        free(texts[i]);
     return e;
+}
+
+/* ---- the common payloads, read without a tree ------------------------- */
+
+/* The members build() reads, as spans of the text (text NULL: absent); a
+ * repeated key keeps its last value, as jansson does. */
+typedef struct {
+    jsonscan_value_t agent, source, agent_id, error_type, type, message, reason, severity,
+        timestamp, details, error_id;
+    bool merges;                /* error_data or context: objects to merge, left to build() */
+} members_t;
+
+static void collect_member(void *ctx, const jsonscan_value_t *key, const jsonscan_value_t *value)
+{
+#define WANTED(name) { #name, sizeof #name - 1, offsetof(members_t, name) }
+    static const struct {
+        const char *name;
+        size_t len, at;
+    } wanted[] = {
+        WANTED(agent), WANTED(source), WANTED(agent_id), WANTED(error_type), WANTED(type),
+        WANTED(message), WANTED(reason), WANTED(severity), WANTED(timestamp), WANTED(details),
+        WANTED(error_id),
+    };
+#undef WANTED
+    members_t *m = ctx;
+    /* an escape is at most six bytes for one: longer keys are none of ours */
+    char name[72];
+    if (key->len >= sizeof name)
+        return;
+    const char *at = key->text;
+    size_t n = key->len;
+    if (key->escaped) {
+        n = jsonscan_string(key, name);
+        at = name;
+    }
+    if ((n == 10 && !memcmp(at, "error_data", 10)) || (n == 7 && !memcmp(at, "context", 7))) {
+        m->merges = true;
+        return;
+    }
+    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++)
+        if (wanted[i].len == n && !memcmp(wanted[i].name, at, n)) {
+            *(jsonscan_value_t *)((char *)m + wanted[i].at) = *value;
+            return;
+        }
+}
+
+/* The first of the candidates that is present and not null, as
+ * first_text() takes it, into *out (the fallback when there is none); -1
+ * when that one is not a string, whose text is then jansson's rendering. */
+static int first_string(const jsonscan_value_t *const *candidates, size_t n, const char *fallback,
+                        jsonscan_value_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        const jsonscan_value_t *v = candidates[i];
+        if (!v->text || v->type == JSONSCAN_NULL)
+            continue;
+        if (v->type != JSONSCAN_STRING)
+            return -1;
+        *out = *v;
+        return 0;
+    }
+    *out = verbatim(fallback);
+    return 0;
+}
+
+static double scanned_timestamp(const jsonscan_value_t *v, double received)
+{
+    char text[64];
+    if (!v->text || v->len >= sizeof text
+        || (v->type != JSONSCAN_NUMBER && v->type != JSONSCAN_STRING))
+        return received;
+    if (v->type == JSONSCAN_NUMBER)
+        return jsonscan_number(v);     /* finite: the scan refused what overflows */
+    jsonscan_string(v, text);
+    return timestamp_of_text(text, received);
+}
+
+/* build() for a payload jsonscan read; NULL for the shapes it leaves to
+ * build(): merged objects, fields that are not strings, details that are
+ * not an object, timestamps in strings too long to be one. */
+static event_t *build_scanned(const members_t *m, const char *raw, size_t raw_len,
+                              framing_t framing, double received)
+{
+    const jsonscan_value_t *d = &m->details, *ts = &m->timestamp;
+    if (m->merges || (d->text && d->type != JSONSCAN_OBJECT)
+        || (ts->type == JSONSCAN_STRING && ts->text && ts->len >= 64))
+        return NULL;
+    const jsonscan_value_t *agent[] = { &m->agent, &m->source, &m->agent_id };
+    const jsonscan_value_t *type[] = { &m->error_type, &m->type };
+    const jsonscan_value_t *message[] = { &m->message, &m->reason };
+    const jsonscan_value_t *severity[] = { &m->severity };
+    jsonscan_value_t fields[NFIELDS];
+    if (first_string(agent, 3, "unknown", &fields[FIELD_AGENT]) < 0
+        || first_string(type, 2, "unknown", &fields[FIELD_TYPE]) < 0
+        || first_string(message, 2, "", &fields[FIELD_MESSAGE]) < 0
+        || first_string(severity, 1, "ERROR", &fields[FIELD_SEVERITY]) < 0)
+        return NULL;
+    fields[FIELD_CONTEXT] = d->text ? *d : verbatim("{}");
+    fields[FIELD_RAW] = (jsonscan_value_t){ JSONSCAN_STRING, raw, raw_len, false };
+    fields[FIELD_ID] = m->error_id.text && m->error_id.type == JSONSCAN_STRING ? m->error_id
+                                                                              : verbatim("");
+    return assemble(fields, framing, received, scanned_timestamp(ts, received));
 }
 
 event_t *normalise_payload(json_t *payload, framing_t framing, double received,
@@ -247,13 +392,17 @@ event_t *normalise_payload(json_t *payload, framing_t framing, double received,
 event_t *normalise_text(const char *text, size_t len, framing_t framing, double received,
                         char *reason, size_t reason_len)
 {
+    members_t m = { 0 };
+    event_t *e = jsonscan_object(text, len, collect_member, &m) == 0
+                 ? build_scanned(&m, text, len, framing, received) : NULL;
+    if (e)
+        return e;
     json_error_t jerr;
     json_t *payload = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
     if (!payload) {
         snprintf(reason, reason_len, "payload is not JSON: %s", jerr.text);
         return NULL;
     }
-    event_t *e = NULL;
     if (!json_is_object(payload))
         snprintf(reason, reason_len, "payload is not a JSON object");
     else
@@ -266,16 +415,8 @@ void event_destroy(event_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    event_t *e = *self_p;
-    free(e->error_id);
-    free(e->agent);
-    free(e->error_type);
-    free(e->message);
-    free(e->severity);
-    free(e->context);
-    free(e->raw);
-    free(e->pattern);
-    free(e);
+    free((*self_p)->pattern);
+    free(*self_p);
     *self_p = NULL;
 }
 
@@ -383,6 +524,15 @@ static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
     return h;
 }
 
+/* "%016llx" of h into out (17 bytes), without printf's parsing on every event. */
+static void put_hex(uint64_t h, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, h >>= 4)
+        out[i] = hex[h & 15];
+    out[16] = '\0';
+}
+
 void normalise_fingerprint(event_t *e)
 {
     char *stripped = normalise_strip(e->message);
@@ -392,8 +542,8 @@ void normalise_fingerprint(event_t *e)
     uint64_t fp = fnv1a(basis, e->agent, strlen(e->agent) + 1);
     fp = fnv1a(fp, e->error_type, strlen(e->error_type) + 1);
     fp = fnv1a(fp, stripped, strlen(stripped));
-    snprintf(e->fingerprint, sizeof e->fingerprint, "%016llx", (unsigned long long)fp);
-    snprintf(e->signature, sizeof e->signature, "%016llx", (unsigned long long)sig);
+    put_hex(fp, e->fingerprint);
+    put_hex(sig, e->signature);
     free(e->pattern);
     e->pattern = stripped;
 }

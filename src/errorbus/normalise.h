@@ -22,6 +22,8 @@ typedef enum {
     FRAMING_NATS,           /* from the NATS bridge */
 } framing_t;
 
+/* An event and its strings are one allocation (the pattern apart): read
+ * the strings, never free or replace one; event_destroy frees it all. */
 typedef struct {
     char *error_id;
     double timestamp;       /* epoch seconds */

@@ -18,6 +18,12 @@ typedef struct {
 
 /* Argon2id of `password` into out (PASSWD_MAX bytes); 0 or -1 (out of memory). */
 int passwd_hash(const passwd_params_t *params, const char *password, char *out);
+/* An Argon2id string with these parameters, a random salt and a random
+ * hash, into out (PASSWD_MAX bytes): no password matches it, and checking
+ * one against it costs what checking against a real one does (the
+ * parameters are read from the string), while making it costs nothing.
+ * 0, or -1 for parameters too large to write. */
+int passwd_decoy(const passwd_params_t *params, char *out);
 /* 0 when `password` matches `stored` (Argon2id or legacy SHA-256 hex), -1
  * otherwise; *rehash is set when the stored form should be replaced. */
 int passwd_verify(const passwd_params_t *params, const char *stored, const char *password,

@@ -215,12 +215,8 @@ static int security_start(service_t *svc)
     gw->sweeper = actor_new("security sweeper", gw->sweep_interval_s, sweep_once, gw);
     actor_watch(gw->sweeper, svc->liveness, 0);
     gw->monitor = monitor_new(svc);
-    unsigned char random_pw[16];
-    randombytes_buf(random_pw, sizeof random_pw);
-    char decoy[33];
-    sodium_bin2hex(decoy, sizeof decoy, random_pw, sizeof random_pw);
     if (open_stores(gw) < 0 || token_keys_ensure(svc->config) < 0
-        || passwd_hash(&gw->pw, decoy, gw->decoy_hash) < 0) {
+        || passwd_decoy(&gw->pw, gw->decoy_hash) < 0) {
         security_stop(svc);
         return -1;
     }

@@ -1,7 +1,8 @@
 /*  test_errorbus_evstore: the ErrorBus write path against a real SQLite
  *  file: one transaction per batch, a clean stop writes everything queued,
  *  the bounded queue waits for a working writer and counts what it drops
- *  when there is none, duplicates by error_id, the
+ *  when there is none, duplicates by error_id (also several in one
+ *  many-row INSERT, where SQLite only says how many rows it stored), the
  *  quarantine, per-agent health rows (EB-13), grouping, retention, and
  *  errors_collected = -1 when the count fails (EB-15). */
 #include <stdarg.h>
@@ -153,6 +154,80 @@ static void test_duplicates_quarantine_and_wait(void **state)
     evstore_destroy(&s);
 }
 
+typedef struct {
+    size_t n;
+    char messages[128][16];
+} sunk_t;
+
+static void sink(void *ctx, event_t **events, size_t n)
+{
+    sunk_t *sunk = ctx;
+    for (size_t i = 0; i < n; i++) {
+        if (sunk->n < 128)
+            snprintf(sunk->messages[sunk->n], sizeof sunk->messages[0], "%s", events[i]->message);
+        sunk->n++;
+        event_destroy(&events[i]);
+    }
+}
+
+static bool sunk_has(const sunk_t *sunk, const char *message)
+{
+    for (size_t i = 0; i < sunk->n && i < 128; i++)
+        if (!strcmp(sunk->messages[i], message))
+            return true;
+    return false;
+}
+
+/* One batch of 100 events, written as three INSERTs of 32 rows and four
+ * single ones: ten repeat an id stored before, two ids repeat within one
+ * many-row INSERT and one between an INSERT of 32 and a single one.
+ * Exactly the first of each id is stored and reaches the sink. */
+static void test_duplicates_inside_one_insert(void **state)
+{
+    fixture_t *f = *state;
+    char err[256], id[32], msg[16];
+    evstore_t *s = evstore_new(f->path, NULL, NULL, 1000, err, sizeof err);
+    sunk_t sunk = { 0 };
+    evstore_set_sink(s, sink, &sunk);
+    evstore_start(s);
+    assert_int_equal(evstore_submit_wait(s, make("D", "old", "before", clock_wall()), 5000, err,
+                                         sizeof err), 0);
+    evstore_stop(s);
+    assert_int_equal(sunk.n, 1);
+    sunk.n = 0;
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "id-%d", i);
+        snprintf(msg, sizeof msg, "m%d", i);
+        const char *given = i % 10 == 3 ? "old" : i == 40 || i == 41 ? "twin"
+                          : i == 90 || i == 97 ? "pair" : id;
+        assert_int_equal(evstore_submit(s, make("D", given, msg, clock_wall())), 0);
+    }
+    evstore_start(s);
+    evstore_stop(s);
+    evstore_stats_t st;
+    evstore_stats(s, &st);
+    assert_int_equal(st.batches, 2);
+    assert_int_equal(st.stored, 1 + 88);
+    assert_int_equal(st.duplicates, 12);
+    assert_int_equal(sunk.n, 88);
+    assert_true(sunk_has(&sunk, "m40") && !sunk_has(&sunk, "m41"));
+    assert_true(sunk_has(&sunk, "m90") && !sunk_has(&sunk, "m97"));
+    assert_true(!sunk_has(&sunk, "m3") && sunk_has(&sunk, "m99"));
+    assert_int_equal((long)scalar(s, "SELECT count(*) FROM errors"), 89);
+    json_t *rows = evstore_query(s, "SELECT message FROM errors WHERE error_id IN ('old', 'twin',"
+                                    " 'pair') ORDER BY id", "");
+    assert_int_equal(json_array_size(rows), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "message")),
+                        "before");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 1), "message")),
+                        "m40");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 2), "message")),
+                        "m90");
+    json_decref(rows);
+    assert_int_equal((long)scalar(s, "SELECT error_count FROM agent_health WHERE agent='D'"), 89);
+    evstore_destroy(&s);
+}
+
 static void test_retention_and_count_failure(void **state)
 {
     fixture_t *f = *state;
@@ -266,6 +341,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_transaction_per_batch_and_stop_flushes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_bound_counts_drops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates_quarantine_and_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates_inside_one_insert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_and_count_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errpub_reaches_the_ingress, setup, teardown),
         cmocka_unit_test(test_rates_window_rank_and_bound),

@@ -1,13 +1,16 @@
 /*  test_errorbus_normalise: every framing (EB-2..EB-5) and every payload
  *  dialect of spec A1.3 through the ErrorBus normaliser (EB-7..EB-10,
  *  EB-12), every severity vocabulary (EB-48), and the Sentry-style
- *  stripping behind fingerprints. */
+ *  stripping behind fingerprints.  The ingress reads the common payloads
+ *  without building a jansson tree (jsonscan); every payload here, and
+ *  thousands of mutations of a few, must give the event the tree gives. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,6 +352,99 @@ static void test_strip_lone_slashes(void **state)
     check_strip(message, expected);
 }
 
+/* The event normalise_text makes beside the one jansson's tree makes. */
+static void assert_same_as_tree(const char *text, size_t len)
+{
+    char reason[256];
+    json_t *payload = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+    event_t *mine = normalise_text(text, len, FRAMING_F1, NOW, reason, sizeof reason);
+    event_t *tree = payload ? normalise_payload(payload, FRAMING_F1, NOW, "ERROR", reason,
+                                                sizeof reason) : NULL;
+    assert_true(!mine == !tree);
+    if (mine) {
+        assert_string_equal(mine->agent, tree->agent);
+        assert_string_equal(mine->error_type, tree->error_type);
+        assert_string_equal(mine->message, tree->message);
+        assert_string_equal(mine->severity, tree->severity);
+        assert_string_equal(mine->level, tree->level);
+        assert_true(mine->timestamp == tree->timestamp);
+        assert_true(!signbit(mine->timestamp) == !signbit(tree->timestamp));
+        assert_string_equal(mine->pattern, tree->pattern);
+        assert_string_equal(mine->fingerprint, tree->fingerprint);
+        assert_string_equal(mine->signature, tree->signature);
+        json_t *a = json_loads(mine->context, 0, NULL), *b = json_loads(tree->context, 0, NULL);
+        assert_true(a && b && json_equal(a, b));
+        json_decref(a);
+        json_decref(b);
+        assert_int_equal(strlen(mine->raw), len);
+        assert_memory_equal(mine->raw, text, len);
+        json_t *id = json_object_get(payload, "error_id");
+        if (json_is_string(id) && *json_string_value(id) && !json_object_get(payload, "error_data"))
+            assert_string_equal(mine->error_id, json_string_value(id));
+    }
+    event_destroy(&mine);
+    event_destroy(&tree);
+    json_decref(payload);
+}
+
+static const char *const dialects[] = {
+    "{\"timestamp\": 1752650000.25, \"agent\": \"SystemHealthManager\", \"error_type\": \"t\","
+    " \"message\": \"Health check 3 timed out after 5.5s at 0xdeadbeef\", \"severity\": \"ERROR\","
+    " \"details\": {\"stack_trace\": \"Traceback...\", \"n\": [1, 2.50, -0, 1e5, null]}}",
+    "{\"timestamp\": \"2025-07-16T10:00:00.500000\", \"agent\": \"GoalManager\","
+    " \"severity\": \"warning\", \"goal_id\": 7}",
+    "{\"source\": \"emotion\", \"severity\": \"WARNING\", \"message\": \"x\", \"context\": {\"k\": 1}}",
+    "{\"agent\": \"a\", \"details\": {\"a\": 1}, \"context\": {\"b\": 2}}",
+    "{\"agent_id\": \"shm\", \"type\": \"crash\", \"reason\": \"why\", \"severity\": \"high\"}",
+    "{\"error_data\": {\"source\": \"m\", \"error_type\": \"e\", \"severity\": \"critical\","
+    " \"details\": {\"description\": \"out of vram\"}, \"error_id\": \"abc\"}}",
+    "{\"agent\": 5, \"error_type\": [1], \"message\": {\"m\": 1}, \"severity\": 3,"
+    " \"timestamp\": \"yesterday\", \"details\": \"text\"}",
+    "{\"agent\": null, \"source\": \"second\", \"error_type\": null, \"message\": null,"
+    " \"severity\": null, \"timestamp\": null, \"details\": null}",
+    "{\"agent\": \"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\/ \\t\", \"message\": \"tab\\there\","
+    " \"severity\": \"ErrorSeverity.WARNING\", \"error_id\": \"id-\\u0031\"}",
+    "{\"agent\": \"first\", \"agent\": \"last\", \"\\u0061gent\": \"escaped\"}",
+    "{\"timestamp\": -0, \"error_id\": \"\"}",
+    "{\"timestamp\": 1752650000, \"error_id\": 12}",
+    "{\"timestamp\": 1.7e9, \"details\": {}}",
+    "{\"timestamp\": \"1752650000.5\", \"details\": { \"deep\" : [ [ { } ] ] } }",
+    "{\"message\": \"see /var/log/x.log and https://h/p?q=1 id 123e4567-e89b-12d3-a456-426614174000\"}",
+    "{\"big\": 12345678901234567890}",
+    "{\"message\": \"\xff\"}",
+    "{}",
+};
+
+static void test_scanned_payloads_match_the_tree(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof dialects / sizeof dialects[0]; i++)
+        assert_same_as_tree(dialects[i], strlen(dialects[i]));
+    /* mutations of each, the same on every run (xorshift, fixed seed) */
+    static const char alphabet[] = "{}[]:,\"\\u0e.-1 \n\x01\xc3\xa9" "a";
+    uint32_t seed = 0x45425553;
+    char text[512];
+    for (size_t d = 0; d < sizeof dialects / sizeof dialects[0]; d++) {
+        for (int m = 0; m < 400; m++) {
+            size_t len = strlen(dialects[d]);
+            memcpy(text, dialects[d], len);
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            size_t at = len ? seed % len : 0;
+            char c = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+            if ((seed >> 8) & 1) {
+                text[at] = c;
+            } else if (len + 1 < sizeof text) {
+                memmove(text + at + 1, text + at, len - at);
+                text[at] = c;
+                len++;
+            }
+            assert_same_as_tree(text, len);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_strip_and_fingerprint),
         cmocka_unit_test(test_strip_lone_slashes),
         cmocka_unit_test(test_payload_not_object),
+        cmocka_unit_test(test_scanned_payloads_match_the_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

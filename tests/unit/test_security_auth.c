@@ -72,6 +72,28 @@ static void test_sg23_argon2id_and_legacy(void **state)
     assert_false(passwd_is_legacy("5E884898DA28047151D0E56F8DC6292773603D0D6AABBDD62A11EF721D1542D8"));
 }
 
+/* The decoy an unknown user is checked against: libsodium reads the same
+ * parameters from it as from a real hash (so the check costs the same),
+ * no password matches it, and no two are alike. */
+static void test_decoy_costs_a_real_check(void **state)
+{
+    (void)state;
+    char decoy[PASSWD_MAX], other[PASSWD_MAX], real[PASSWD_MAX];
+    passwd_params_t service = { 3, 65536 * 1024 };
+    assert_int_equal(passwd_decoy(&service, decoy), 0);
+    assert_int_equal(crypto_pwhash_str_needs_rehash(decoy, service.opslimit, service.memlimit), 0);
+    assert_int_equal(strlen(decoy), 97);
+    assert_int_equal(passwd_decoy(&cheap, decoy), 0);
+    assert_int_equal(passwd_decoy(&cheap, other), 0);
+    assert_string_not_equal(decoy, other);
+    assert_int_equal(passwd_hash(&cheap, "pw", real), 0);
+    assert_int_equal(strlen(decoy), strlen(real));
+    assert_int_equal(crypto_pwhash_str_needs_rehash(decoy, cheap.opslimit, cheap.memlimit), 0);
+    bool rehash;
+    assert_int_equal(passwd_verify(&cheap, decoy, "pw", &rehash), -1);
+    assert_int_equal(passwd_verify(&cheap, decoy, "", &rehash), -1);
+}
+
 static void test_sg47_lockout_rules(void **state)
 {
     fixture_t *f = *state;
@@ -163,6 +185,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sg23_argon2id_and_legacy),
+        cmocka_unit_test(test_decoy_costs_a_real_check),
         cmocka_unit_test_setup_teardown(test_sg47_lockout_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_hash_expiry_limit_sweep, setup, teardown),
     };

@@ -1,5 +1,6 @@
 /*  test_store: connection settings, migrations (once, in order, rolled
- *  back on failure), transactions, the statement cache, and that a commit
+ *  back on failure), the page size chosen at creation only, transactions,
+ *  the statement cache, and that a commit
  *  survives its process being killed (SIGKILL) without closing the
  *  database. */
 #include <stdarg.h>
@@ -113,6 +114,31 @@ static void test_connection_settings(void **state)
     assert_null(s);
     store_destroy(&s);
     store_destroy(NULL);
+}
+
+/* A page size is the database's from its creation: a new one takes it
+ * (with auto_vacuum and WAL as always), an existing one keeps its own. */
+static void test_page_size_at_creation_only(void **state)
+{
+    fixture_t *f = *state;
+    char err[256] = "", other[160];
+    store_t *s = store_new_paged(f->path, schema, 16384, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(query_int(s, "PRAGMA page_size"), 16384);
+    assert_int_equal(query_int(s, "PRAGMA auto_vacuum"), 2);
+    store_destroy(&s);
+    s = store_new(f->path, schema, err, sizeof err);
+    assert_int_equal(query_int(s, "PRAGMA page_size"), 16384);
+    store_destroy(&s);
+    snprintf(other, sizeof other, "%s/other.db", f->dir);
+    s = store_new(other, schema, err, sizeof err);
+    assert_int_equal(query_int(s, "PRAGMA page_size"), 4096);
+    store_destroy(&s);
+    s = store_new_paged(other, schema, 16384, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(query_int(s, "PRAGMA page_size"), 4096);
+    assert_int_equal(query_int(s, "SELECT count(*) FROM runs"), 2);
+    store_destroy(&s);
 }
 
 static void test_migrations_applied_once(void **state)
@@ -348,6 +374,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_connection_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_size_at_creation_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrations_applied_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_migrations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_migration_reported_and_rolled_back,

@@ -45,8 +45,6 @@ json_t *service_health(service_t *self)
     const char *phase = state == SERVICE_READY ? "healthy"
                         : state == SERVICE_STARTING ? "starting" : "stopping";
     snprintf(message, sizeof message, "%s is %s", self->def->title, phase);
-    char filter[64];
-    snprintf(filter, sizeof filter, "service=\"%s\"", self->def->name);
     json_t *dict = json_pack("{s:s, s:b, s:b, s:s, s:s, s:f, s:i, s:s, s:s, s:f}",
                              "status", state == SERVICE_READY ? "ok" : phase,
                              "ready", state == SERVICE_READY,
@@ -55,7 +53,7 @@ json_t *service_health(service_t *self)
                              "uptime", service_uptime(self),
                              "active_threads", active_threads(),
                              "service", self->def->title, "version", KEEL_VERSION,
-                             "requests", metrics_sum(self->metrics, "keel_requests_total", filter));
+                             "requests", (double)wire_server_requests(self->wire));
     json_object_set_new(dict, "pid", json_integer((json_int_t)getpid()));
     json_object_set_new(dict, "ports", json_pack("{s:i, s:i}",
                                                  "zmq", config_port(self->config, self->def->zmq_port),

@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "log.h"
 #include "pycompat.h"
+#include "wirejson.h"
 #include "zsocket.h"
 
 #include <pthread.h>
@@ -27,12 +28,22 @@
 #define MAX_ATTACHED 16
 #define DRAIN_BATCH 64
 
+/* A label's series of keel_requests_total (by outcome) and of
+ * keel_request_duration_seconds, found once and then held: formatting the
+ * label text and looking it up on every request cost more than the
+ * lookups many requests ask for. */
+typedef struct {
+    _Atomic(metrics_series_t *) requests[2];    /* outcome "ok", "error" */
+    _Atomic(metrics_series_t *) duration;
+} meters_t;
+
 typedef struct {
     char *name;             /* NULL for the type and raw routes */
     wire_handler_fn *fn;
     void *ctx;
     char *module;           /* the absorbed agent this route belongs to, or NULL */
     route_privilege_t privilege;
+    meters_t *meters;       /* its own, made with it */
 } route_t;
 
 /* A module whose requests go to its legacy agent instead (delegation).
@@ -78,6 +89,8 @@ struct wire_server_t {
     char jobs_endpoint[64], results_endpoint[64];
     atomic_bool running;
     bool started;
+    meters_t invalid;       /* requests no route took: label "invalid" */
+    atomic_long answered;   /* requests answered here and by the attached listeners */
     wire_server_t *parent;  /* a legacy listener delegates through its parent */
     wire_server_t *attached[MAX_ATTACHED];  /* legacy listeners served by this thread */
     int nattached;
@@ -130,6 +143,7 @@ static void route_free(route_t *route)
 {
     free(route->name);
     free(route->module);
+    free(route->meters);
     *route = (route_t){ 0 };
 }
 
@@ -139,7 +153,7 @@ static void route_set(route_t *route, const char *name, wire_handler_fn *fn, voi
 {
     route_free(route);
     *route = (route_t){ name ? strdup(name) : NULL, fn, ctx, module ? strdup(module) : NULL,
-                        privilege };
+                        privilege, calloc(1, sizeof(meters_t)) };
 }
 
 static void routes_add(routes_t *routes, const char *name, wire_handler_fn *fn, void *ctx,
@@ -199,7 +213,7 @@ wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
     self->service = strdup(service);
     self->metrics = metrics;
     self->max_request = 1 << 20;
-    self->on_unknown = (route_t){ NULL, unknown_action, NULL, NULL, ROUTE_PUBLIC };
+    route_set(&self->on_unknown, NULL, unknown_action, NULL, NULL, ROUTE_PUBLIC);
     pthread_mutex_init(&self->delegate_lock, NULL);
     /* NULL under SECURE_ZMQ without server keys: wire_server_bind refuses then. */
     self->router = zsocket_new(ZMQ_ROUTER, ZSOCKET_SERVER, 0);
@@ -344,7 +358,7 @@ int wire_server_share(wire_server_t *self, const char *module, const char *actio
     }
     routes_t *shares = &self->shares;
     shares->items = realloc(shares->items, (shares->count + 1) * sizeof *shares->items);
-    shares->items[shares->count++] = (route_t){ strdup(action), NULL, NULL, strdup(module), 0 };
+    shares->items[shares->count++] = (route_t){ strdup(action), NULL, NULL, strdup(module), 0, NULL };
     return 0;
 }
 
@@ -650,40 +664,47 @@ static json_t *run_route(wire_server_t *self, const route_t *route, wire_request
     return route->fn(route->ctx, req);
 }
 
-/* Builds the reply object for one frame; *label names the route for metrics. */
+/* Who answers a request, for its metrics: the label and its series. */
+typedef struct {
+    const char *label;
+    meters_t *meters;
+} answerer_t;
+
+static answerer_t answered_by(const route_t *route, const char *label)
+{
+    return (answerer_t){ label, route->meters };
+}
+
+/* Builds the reply object for one frame; *by names the route for metrics. */
 static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, const char *peer,
-                        bool curve, const char **label)
+                        bool curve, answerer_t *by)
 {
     wire_request_t req = { WIRE_RAW, "", NULL, NULL, frame, len, peer, curve };
+    *by = (answerer_t){ "invalid", &self->invalid };
     if (len > self->max_request) {
-        *label = "invalid";
         count_bad(self, "too_large");
         return wire_error("Request too large");
     }
     if (!utf8_valid((const unsigned char *)frame, len)) {
-        *label = "invalid";
         count_bad(self, "invalid_utf8");
         return wire_error("Invalid UTF-8 request");
     }
-    json_error_t jerr;
-    json_t *body = json_loadb(frame, len, JSON_DECODE_ANY, &jerr);
+    json_t *body = wirejson_load(frame, len);
     if (!body) {
         if (self->on_raw.fn) {
-            *label = "raw";
+            *by = answered_by(&self->on_raw, "raw");
             return run_route(self, &self->on_raw, &req);
         }
         route_t *ping = wire_is_raw_ping(frame, len) ? routes_find(&self->actions, "ping") : NULL;
         if (ping) {
-            *label = "ping";
+            *by = answered_by(ping, "ping");
             return run_route(self, ping, &req);
         }
-        *label = "invalid";
         count_bad(self, "invalid_json");
         return wire_error("Invalid JSON request");
     }
     json_t *reply;
     if (!json_is_object(body)) {
-        *label = "invalid";
         count_bad(self, "not_an_object");
         reply = wire_error("Invalid request format");
     } else {
@@ -695,10 +716,10 @@ static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, cons
         else if (req.dialect == WIRE_COMMAND)
             json_incref(req.payload);
         if (route) {
-            *label = route->name ? route->name : "type";
+            *by = answered_by(route, route->name ? route->name : "type");
             reply = run_route(self, route, &req);
         } else {
-            *label = "unknown";
+            *by = answered_by(&self->on_unknown, "unknown");
             count_bad(self, "unknown_action");
             reply = self->on_unknown.fn(self->on_unknown.ctx, &req);
         }
@@ -709,44 +730,70 @@ static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, cons
     return reply;
 }
 
-static const char *outcome_of(json_t *reply)
+static bool failed(json_t *reply)
 {
     const char *status = json_string_value(json_object_get(reply, "status"));
-    if (status && (!strcasecmp(status, "error") || !strcasecmp(status, "not_found")))
-        return "error";
-    return "ok";
+    return status && (!strcasecmp(status, "error") || !strcasecmp(status, "not_found"));
 }
 
+/* The series in *slot, found the first time (threads racing there find
+ * the same one). */
+static metrics_series_t *series_at(wire_server_t *self, _Atomic(metrics_series_t *) *slot,
+                                   const char *family, const char *label, const char *outcome)
+{
+    metrics_series_t *series = atomic_load_explicit(slot, memory_order_acquire);
+    if (series)
+        return series;
+    char labels[192];
+    metrics_labels(labels, sizeof labels, "service", self->service, "action", label,
+                   outcome ? "outcome" : NULL, outcome, NULL);
+    series = metrics_series(self->metrics, family, labels);
+    atomic_store_explicit(slot, series, memory_order_release);
+    return series;
+}
+
+static void count_request(wire_server_t *self, const answerer_t *by, bool error, double seconds)
+{
+    wire_server_t *owner = self->parent ? self->parent : self;
+    atomic_fetch_add_explicit(&owner->answered, 1, memory_order_relaxed);
+    if (!self->metrics)
+        return;
+    metrics_series_add(self->metrics, series_at(self, &by->meters->requests[error], "keel_requests_total",
+                                                by->label, error ? "error" : "ok"), 1);
+    metrics_series_observe(self->metrics, series_at(self, &by->meters->duration,
+                                                    "keel_request_duration_seconds", by->label, NULL),
+                           seconds);
+}
+
+/* The reply text (the caller frees it) and its length. */
 static char *handle_frame(wire_server_t *self, const char *frame, size_t len, const char *peer,
-                          bool curve)
+                          bool curve, size_t *reply_len)
 {
     double started = clock_mono();
-    const char *label = "invalid";
-    json_t *reply = dispatch(self, frame, len, peer, curve, &label);
+    answerer_t by;
+    json_t *reply = dispatch(self, frame, len, peer, curve, &by);
     if (!reply)
         reply = wire_error("Internal error");
-    char *text = json_dumps(reply, WIRE_JSON_FLAGS);
+    char *text = wirejson_dump(reply, reply_len);
     if (!text) {
         json_decref(reply);
         reply = wire_error("Internal error: reply is not serialisable");
-        text = json_dumps(reply, WIRE_JSON_FLAGS);
+        text = wirejson_dump(reply, reply_len);
     }
-    if (self->metrics) {
-        char labels[192];
-        metrics_labels(labels, sizeof labels, "service", self->service, "action", label,
-                       "outcome", outcome_of(reply), NULL);
-        metrics_add(self->metrics, "keel_requests_total", labels, 1);
-        metrics_labels(labels, sizeof labels, "service", self->service, "action", label, NULL);
-        metrics_observe(self->metrics, "keel_request_duration_seconds", labels,
-                        clock_mono() - started);
-    }
+    count_request(self, &by, failed(reply), clock_mono() - started);
     json_decref(reply);
     return text;
 }
 
 char *wire_server_handle(wire_server_t *self, const char *frame, size_t len)
 {
-    return handle_frame(self, frame, len, NULL, false);
+    size_t reply_len;
+    return handle_frame(self, frame, len, NULL, false, &reply_len);
+}
+
+long wire_server_requests(wire_server_t *self)
+{
+    return atomic_load_explicit(&self->answered, memory_order_relaxed);
 }
 
 /* ---- the server thread ---------------------------------------------- */
@@ -805,11 +852,10 @@ static void free_text(void *data, void *hint)
 }
 
 /* Sends frames [0, body) followed by the reply text; consumes the message. */
-static void message_reply(message_t *m, int body, void *socket, char *text)
+static void message_reply(message_t *m, int body, void *socket, char *text, size_t len)
 {
     for (int i = 0; i < body; i++)
         zmq_msg_send(&m->frames[i], socket, ZMQ_SNDMORE);
-    size_t len = strlen(text);
     zmq_msg_t out;
     zmq_msg_init_data(&out, text, len, free_text, NULL);
     if (zmq_msg_send(&out, socket, 0) < 0)
@@ -858,8 +904,9 @@ static void serve_message(wire_server_t *self, message_t *m, int first, void *so
     bool curve;
     const char *peer = origin_of(m, first, body, buf, sizeof buf, &curve);
     zmq_msg_t *frame = &m->frames[body];
-    char *text = handle_frame(self, zmq_msg_data(frame), zmq_msg_size(frame), peer, curve);
-    message_reply(m, body, socket, text);
+    size_t len;
+    char *text = handle_frame(self, zmq_msg_data(frame), zmq_msg_size(frame), peer, curve, &len);
+    message_reply(m, body, socket, text, len);
 }
 
 /* Forwards frames [from, count) unchanged (consumes the message). */

@@ -140,6 +140,10 @@ void wire_server_stop(wire_server_t *self);
 /* Handles one request in the calling thread (tests, fuzzing, delegation):
  * returns the reply text, which the caller frees. */
 char *wire_server_handle(wire_server_t *self, const char *frame, size_t len);
+/* Requests answered so far on the server's ports (its legacy listeners
+ * included): what keel_requests_total counts for the service, without
+ * summing its series. */
+long wire_server_requests(wire_server_t *self);
 
 /* True for the raw frame "ping" (trailing blanks and newlines allowed),
  * which BaseAgent's clients send without any JSON around it. */

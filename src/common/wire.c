@@ -44,6 +44,7 @@ typedef struct {
     char *module;           /* the absorbed agent this route belongs to, or NULL */
     route_privilege_t privilege;
     meters_t *meters;       /* its own, made with it */
+    bool inline_ok;         /* wire_server_answer_inline */
 } route_t;
 
 /* A module whose requests go to its legacy agent instead (delegation).
@@ -90,7 +91,11 @@ struct wire_server_t {
     atomic_bool running;
     bool started;
     meters_t invalid;       /* requests no route took: label "invalid" */
+    char **inline_names;    /* the quoted names of its inline actions, found at start */
+    size_t ninline;
+    bool inline_raw;        /* raw pings are answered inline */
     atomic_long answered;   /* requests answered here and by the attached listeners */
+    atomic_long changes;    /* of those, the ones not declared read only */
     wire_server_t *parent;  /* a legacy listener delegates through its parent */
     wire_server_t *attached[MAX_ATTACHED];  /* legacy listeners served by this thread */
     int nattached;
@@ -153,7 +158,7 @@ static void route_set(route_t *route, const char *name, wire_handler_fn *fn, voi
 {
     route_free(route);
     *route = (route_t){ name ? strdup(name) : NULL, fn, ctx, module ? strdup(module) : NULL,
-                        privilege, calloc(1, sizeof(meters_t)) };
+                        privilege, calloc(1, sizeof(meters_t)), false };
 }
 
 static void routes_add(routes_t *routes, const char *name, wire_handler_fn *fn, void *ctx,
@@ -240,6 +245,16 @@ wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
     return self;
 }
 
+static void forget_inline_routes(wire_server_t *self)
+{
+    for (size_t i = 0; i < self->ninline; i++)
+        free(self->inline_names[i]);
+    free(self->inline_names);
+    self->inline_names = NULL;
+    self->ninline = 0;
+    self->inline_raw = false;
+}
+
 void wire_server_destroy(wire_server_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -258,6 +273,7 @@ void wire_server_destroy(wire_server_t **self_p)
     route_free(&self->on_type);
     route_free(&self->on_raw);
     route_free(&self->on_unknown);
+    forget_inline_routes(self);
     for (size_t i = 0; i < self->ndelegates; i++)
         delegate_unref(self->delegates[i]);
     free(self->delegates);
@@ -343,6 +359,16 @@ void wire_server_set_workers(wire_server_t *self, int workers)
     self->nworkers = workers < 0 ? 0 : workers > MAX_WORKERS ? MAX_WORKERS : workers;
 }
 
+int wire_server_answer_inline(wire_server_t *self, wire_dialect_t dialect, const char *name)
+{
+    route_t *route = dialect == WIRE_ACTION ? routes_find(&self->actions, name)
+                     : dialect == WIRE_RAW && self->on_raw.fn ? &self->on_raw : NULL;
+    if (!route)
+        return -1;
+    route->inline_ok = true;
+    return 0;
+}
+
 void wire_server_set_max_request(wire_server_t *self, size_t bytes)
 {
     self->max_request = bytes;
@@ -358,7 +384,7 @@ int wire_server_share(wire_server_t *self, const char *module, const char *actio
     }
     routes_t *shares = &self->shares;
     shares->items = realloc(shares->items, (shares->count + 1) * sizeof *shares->items);
-    shares->items[shares->count++] = (route_t){ strdup(action), NULL, NULL, strdup(module), 0, NULL };
+    shares->items[shares->count++] = (route_t){ strdup(action), NULL, NULL, strdup(module), 0, NULL, false };
     return 0;
 }
 
@@ -397,6 +423,7 @@ int wire_server_delegate(wire_server_t *self, const char *module, const char *en
 static void copy_route(routes_t *into, route_t *route)
 {
     routes_add(into, route->name, route->fn, route->ctx, route->module, route->privilege);
+    routes_find(into, route->name)->inline_ok = route->inline_ok;
 }
 
 static void copy_routes(routes_t *into, routes_t *from, routes_t *shares, const char *module)
@@ -428,8 +455,10 @@ int wire_server_listen_module(wire_server_t *self, const char *module, const cha
     route_t *type = &self->on_type, *raw = &self->on_raw;
     if (type->module && strcmp(type->module, module) == 0)
         route_set(&subset->on_type, NULL, type->fn, type->ctx, type->module, type->privilege);
-    if (raw->fn && (!raw->module || strcmp(raw->module, module) == 0))
+    if (raw->fn && (!raw->module || strcmp(raw->module, module) == 0)) {
         route_set(&subset->on_raw, NULL, raw->fn, raw->ctx, raw->module, raw->privilege);
+        subset->on_raw.inline_ok = raw->inline_ok;
+    }
     route_t *unknown = routes_find(&self->module_unknowns, module);
     if (!unknown)
         unknown = &self->on_unknown;
@@ -675,30 +704,48 @@ static answerer_t answered_by(const route_t *route, const char *label)
     return (answerer_t){ label, route->meters };
 }
 
-/* Builds the reply object for one frame; *by names the route for metrics. */
-static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, const char *peer,
-                        bool curve, answerer_t *by)
+json_t *wire_reply_text(wire_request_t *req, char *text, size_t len)
 {
-    wire_request_t req = { WIRE_RAW, "", NULL, NULL, frame, len, peer, curve };
+    free(req->text);
+    req->text = text;
+    req->text_len = len;
+    return NULL;
+}
+
+void wire_request_reads_only(wire_request_t *req)
+{
+    req->read_only = true;
+}
+
+/* Builds the reply object for one frame, or NULL with the handler's own
+ * text in req->text; *by names the route for metrics.  `parsed` is the
+ * frame already read (the server thread's, for an inline route), or NULL;
+ * dispatch takes it. */
+static json_t *dispatch(wire_server_t *self, wire_request_t *req, json_t *parsed, answerer_t *by)
+{
+    const char *frame = req->raw;
+    size_t len = req->raw_len;
     *by = (answerer_t){ "invalid", &self->invalid };
     if (len > self->max_request) {
+        json_decref(parsed);
         count_bad(self, "too_large");
         return wire_error("Request too large");
     }
     if (!utf8_valid((const unsigned char *)frame, len)) {
+        json_decref(parsed);
         count_bad(self, "invalid_utf8");
         return wire_error("Invalid UTF-8 request");
     }
-    json_t *body = wirejson_load(frame, len);
+    json_t *body = parsed ? parsed : wirejson_load(frame, len);
     if (!body) {
         if (self->on_raw.fn) {
             *by = answered_by(&self->on_raw, "raw");
-            return run_route(self, &self->on_raw, &req);
+            return run_route(self, &self->on_raw, req);
         }
         route_t *ping = wire_is_raw_ping(frame, len) ? routes_find(&self->actions, "ping") : NULL;
         if (ping) {
             *by = answered_by(ping, "ping");
-            return run_route(self, ping, &req);
+            return run_route(self, ping, req);
         }
         count_bad(self, "invalid_json");
         return wire_error("Invalid JSON request");
@@ -708,23 +755,23 @@ static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, cons
         count_bad(self, "not_an_object");
         reply = wire_error("Invalid request format");
     } else {
-        req.body = body;
-        req.payload = body;
-        route_t *route = route_for(self, &req);
-        if (req.dialect == WIRE_COMMAND && !req.payload)
-            req.payload = json_object();
-        else if (req.dialect == WIRE_COMMAND)
-            json_incref(req.payload);
+        req->body = body;
+        req->payload = body;
+        route_t *route = route_for(self, req);
+        if (req->dialect == WIRE_COMMAND && !req->payload)
+            req->payload = json_object();
+        else if (req->dialect == WIRE_COMMAND)
+            json_incref(req->payload);
         if (route) {
             *by = answered_by(route, route->name ? route->name : "type");
-            reply = run_route(self, route, &req);
+            reply = run_route(self, route, req);
         } else {
             *by = answered_by(&self->on_unknown, "unknown");
             count_bad(self, "unknown_action");
-            reply = self->on_unknown.fn(self->on_unknown.ctx, &req);
+            reply = self->on_unknown.fn(self->on_unknown.ctx, req);
         }
-        if (req.dialect == WIRE_COMMAND)
-            json_decref(req.payload);
+        if (req->dialect == WIRE_COMMAND)
+            json_decref(req->payload);
     }
     json_decref(body);
     return reply;
@@ -752,10 +799,13 @@ static metrics_series_t *series_at(wire_server_t *self, _Atomic(metrics_series_t
     return series;
 }
 
-static void count_request(wire_server_t *self, const answerer_t *by, bool error, double seconds)
+static void count_request(wire_server_t *self, const answerer_t *by, bool read_only, bool error,
+                          double seconds)
 {
     wire_server_t *owner = self->parent ? self->parent : self;
     atomic_fetch_add_explicit(&owner->answered, 1, memory_order_relaxed);
+    if (!read_only)
+        atomic_fetch_add_explicit(&owner->changes, 1, memory_order_release);
     if (!self->metrics)
         return;
     metrics_series_add(self->metrics, series_at(self, &by->meters->requests[error], "keel_requests_total",
@@ -766,12 +816,20 @@ static void count_request(wire_server_t *self, const answerer_t *by, bool error,
 }
 
 /* The reply text (the caller frees it) and its length. */
-static char *handle_frame(wire_server_t *self, const char *frame, size_t len, const char *peer,
-                          bool curve, size_t *reply_len)
+static char *handle_frame(wire_server_t *self, const char *frame, size_t len, json_t *parsed,
+                          const char *peer, bool curve, size_t *reply_len)
 {
     double started = clock_mono();
     answerer_t by;
-    json_t *reply = dispatch(self, frame, len, peer, curve, &by);
+    wire_request_t req = { .dialect = WIRE_RAW, .name = "", .raw = frame, .raw_len = len,
+                           .peer = peer, .curve = curve };
+    json_t *reply = dispatch(self, &req, parsed, &by);
+    if (!reply && req.text) {
+        *reply_len = req.text_len;
+        count_request(self, &by, req.read_only, false, clock_mono() - started);
+        return req.text;
+    }
+    free(req.text);
     if (!reply)
         reply = wire_error("Internal error");
     char *text = wirejson_dump(reply, reply_len);
@@ -780,7 +838,7 @@ static char *handle_frame(wire_server_t *self, const char *frame, size_t len, co
         reply = wire_error("Internal error: reply is not serialisable");
         text = wirejson_dump(reply, reply_len);
     }
-    count_request(self, &by, failed(reply), clock_mono() - started);
+    count_request(self, &by, req.read_only, failed(reply), clock_mono() - started);
     json_decref(reply);
     return text;
 }
@@ -788,12 +846,17 @@ static char *handle_frame(wire_server_t *self, const char *frame, size_t len, co
 char *wire_server_handle(wire_server_t *self, const char *frame, size_t len)
 {
     size_t reply_len;
-    return handle_frame(self, frame, len, NULL, false, &reply_len);
+    return handle_frame(self, frame, len, NULL, NULL, false, &reply_len);
 }
 
 long wire_server_requests(wire_server_t *self)
 {
     return atomic_load_explicit(&self->answered, memory_order_relaxed);
+}
+
+long wire_server_changes(wire_server_t *self)
+{
+    return atomic_load_explicit(&self->changes, memory_order_acquire);
 }
 
 /* ---- the server thread ---------------------------------------------- */
@@ -891,11 +954,13 @@ static const char *origin_of(message_t *m, int first, int body, char *buf, size_
 }
 
 /* Answers the body frame of a message on `socket`.  Frames before `first`
- * (the listener index, in worker mode) travel back with the reply. */
-static void serve_message(wire_server_t *self, message_t *m, int first, void *socket)
+ * (the listener index, in worker mode) travel back with the reply; `parsed`
+ * is the body already read, or NULL. */
+static void serve_message(wire_server_t *self, message_t *m, int first, void *socket, json_t *parsed)
 {
     int body = body_index(m, first);
     if (body < 0) {     /* no body: nothing a REQ client would send */
+        json_decref(parsed);
         count_bad(self, "no_body");
         message_close(m);
         return;
@@ -905,7 +970,7 @@ static void serve_message(wire_server_t *self, message_t *m, int first, void *so
     const char *peer = origin_of(m, first, body, buf, sizeof buf, &curve);
     zmq_msg_t *frame = &m->frames[body];
     size_t len;
-    char *text = handle_frame(self, zmq_msg_data(frame), zmq_msg_size(frame), peer, curve, &len);
+    char *text = handle_frame(self, zmq_msg_data(frame), zmq_msg_size(frame), parsed, peer, curve, &len);
     message_reply(m, body, socket, text, len);
 }
 
@@ -958,7 +1023,7 @@ static void *worker_main(void *arg)
         liveness_beat(me->stamp);
         if (message_recv(&m, jobs, 0) < 0)
             continue;
-        serve_message(listener_of(self, &m), &m, 1, results);
+        serve_message(listener_of(self, &m), &m, 1, results, NULL);
     }
     zmq_close(jobs);
     zmq_close(results);
@@ -980,6 +1045,67 @@ static void start_workers(wire_server_t *self, void **jobs, void **results)
     zmq_bind(*results, self->results_endpoint);
     for (int i = 0; i < self->nworkers; i++)
         pthread_create(&self->workers[i], NULL, worker_main, &self->worker_args[i]);
+}
+
+static bool delegated(wire_server_t *self, const char *module)
+{
+    wire_server_t *owner = self->parent ? self->parent : self;
+    bool found = false;
+    pthread_mutex_lock(&owner->delegate_lock);
+    for (size_t i = 0; i < owner->ndelegates && !found; i++)
+        found = strcmp(owner->delegates[i]->module, module) == 0;
+    pthread_mutex_unlock(&owner->delegate_lock);
+    return found;
+}
+
+/* Whether the server thread answers this message itself (an inline route,
+ * wire_server_answer_inline), with the body it read for that in *parsed.
+ * Only a frame that names one of the inline actions, quoted, is read here
+ * at all: every other request goes to the workers as it came. */
+static bool answers_inline(wire_server_t *self, message_t *m, json_t **parsed)
+{
+    if (!self->ninline && !self->inline_raw)
+        return false;
+    int body = body_index(m, 0);
+    if (body < 0)
+        return false;
+    const char *frame = zmq_msg_data(&m->frames[body]);
+    size_t len = zmq_msg_size(&m->frames[body]);
+    if (len > self->max_request)
+        return false;
+    if (wire_is_raw_ping(frame, len))
+        return self->inline_raw && !(self->on_raw.module && delegated(self, self->on_raw.module));
+    bool named = false;
+    for (size_t i = 0; i < self->ninline && !named; i++)
+        named = memmem(frame, len, self->inline_names[i], strlen(self->inline_names[i])) != NULL;
+    if (!named)
+        return false;
+    json_t *value = wirejson_load(frame, len);
+    wire_request_t req = { .dialect = WIRE_RAW, .name = "", .body = value, .payload = value };
+    route_t *route = json_is_object(value) ? route_for(self, &req) : NULL;
+    if (!route || !route->inline_ok || (route->module && delegated(self, route->module))) {
+        json_decref(value);
+        return false;
+    }
+    *parsed = value;
+    return true;
+}
+
+/* The quoted names answers_inline looks for, from the routes marked. */
+static void find_inline_routes(wire_server_t *self)
+{
+    forget_inline_routes(self);
+    for (size_t i = 0; i < self->actions.count; i++) {
+        route_t *route = &self->actions.items[i];
+        if (!route->inline_ok)
+            continue;
+        self->inline_names = realloc(self->inline_names, (self->ninline + 1) * sizeof *self->inline_names);
+        size_t n = strlen(route->name) + 3;
+        self->inline_names[self->ninline] = malloc(n);
+        snprintf(self->inline_names[self->ninline++], n, "\"%s\"", route->name);
+    }
+    route_t *ping = routes_find(&self->actions, "ping");
+    self->inline_raw = self->on_raw.fn ? self->on_raw.inline_ok : ping && ping->inline_ok;
 }
 
 /* One thread serves the main socket and every attached listener, so a
@@ -1012,10 +1138,11 @@ static void *server_main(void *arg)
             for (int n = 0; n < DRAIN_BATCH; n++) {
                 if (message_recv(&m, items[i].socket, ZMQ_DONTWAIT) < 0)
                     break;
-                if (jobs)
+                json_t *parsed = NULL;
+                if (jobs && !answers_inline(listener, &m, &parsed))
                     send_job(&m, index, jobs);
                 else
-                    serve_message(listener, &m, 0, listener->router);
+                    serve_message(listener, &m, 0, listener->router, parsed);
             }
         }
         if (results && (items[nlisteners].revents & ZMQ_POLLIN))
@@ -1054,6 +1181,9 @@ static void take_stamps(wire_server_t *self)
 int wire_server_start(wire_server_t *self)
 {
     take_stamps(self);
+    find_inline_routes(self);
+    for (int i = 0; i < self->nattached; i++)
+        find_inline_routes(self->attached[i]);
     atomic_store(&self->running, true);
     if (pthread_create(&self->thread, NULL, server_main, self) != 0) {
         log_error(self->service, "cannot start the wire thread");

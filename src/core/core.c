@@ -120,18 +120,15 @@ static json_t *on_get_agent_info(void *ctx, wire_request_t *req)
 /* SDT's pong, plus the health keys BaseAgent's ping returned. */
 static json_t *on_ping(void *ctx, wire_request_t *req)
 {
-    (void)req;
     core_t *self = ctx;
-    json_t *dict = service_health(self->svc);
-    json_object_set_new(dict, "message", json_string("pong"));
-    return dict;
+    return service_health_reply(self->svc, req, "pong", NULL);
 }
 
 static json_t *on_raw(void *ctx, wire_request_t *req)
 {
     core_t *self = ctx;
     if (wire_is_raw_ping(req->raw, req->raw_len))
-        return service_health(self->svc);
+        return service_health_reply(self->svc, req, NULL, NULL);
     size_t len = req->raw_len;
     while (len && (req->raw[len - 1] == ' ' || req->raw[len - 1] == '\r' || req->raw[len - 1] == '\n'))
         len--;
@@ -267,6 +264,7 @@ static int core_start(service_t *svc)
     core_coordinator_attach(self->coordinator, wire);
     core_supervisor_attach(self->supervisor, wire);
     wire_server_attach(wire, routes, self);
+    wire_server_answer_inline(wire, WIRE_ACTION, "ping");     /* health from its cache */
     wire_server_on_unknown(wire, on_unknown, self);
     /* Forwarding waits on a legacy agent: never on the one wire thread.
      * Workers are fixed at start, so a module that a reload may delegate

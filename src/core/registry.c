@@ -419,6 +419,7 @@ static const char *name_of(json_t *body)
 static json_t *on_get_endpoint(void *ctx, wire_request_t *req)
 {
     registry_t *self = ctx;
+    wire_request_reads_only(req);       /* a cached health reply stays true */
     json_t *v = json_object_get(req->body, "agent_name");
     if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v)))
         return wire_error("Missing 'agent_name'");

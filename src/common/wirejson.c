@@ -21,6 +21,27 @@
 #define MAX_DIGITS 18           /* an integer of at most 18 digits fits a long long */
 #define MAX_REAL_TEXT 64
 
+/* Bytes a string cannot pass through as they are, reading or writing:
+ * the quote, a backslash, control characters and everything not ASCII. */
+static const unsigned char stops[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 /* ---- writing ----------------------------------------------------------- */
 
 static bool reserve(wirejson_buf_t *buf, size_t n)
@@ -94,7 +115,7 @@ void wirejson_buf_string(wirejson_buf_t *buf, const char *text, size_t n)
     *o++ = '"';
     while (s < end) {
         unsigned char c = *s;
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+        if (!stops[c]) {
             *o++ = (char)c;
             s++;
         } else if (c >= 0x80) {
@@ -280,6 +301,7 @@ static void skip_blanks(input_t *in)
         in->p++;
 }
 
+
 /* A string at in->p (past its opening quote) into *out (malloc'd) and *len;
  * false when unsure. */
 static bool read_string(input_t *in, char **out, size_t *len)
@@ -287,7 +309,11 @@ static bool read_string(input_t *in, char **out, size_t *len)
     const unsigned char *s = (const unsigned char *)in->p, *end = (const unsigned char *)in->end;
     const unsigned char *start = s;
     bool escaped = false;
-    while (s < end && *s != '"') {
+    for (;;) {
+        while (s < end && !stops[*s])
+            s++;
+        if (s >= end || *s == '"')
+            break;
         if (*s == '\\') {
             if (s + 1 >= end)
                 return false;
@@ -295,13 +321,11 @@ static bool read_string(input_t *in, char **out, size_t *len)
             s += 2;
         } else if (*s < 0x20) {
             return false;
-        } else if (*s >= 0x80) {
+        } else {
             size_t k = utf8_sequence(s, (size_t)(end - s));
             if (!k)
                 return false;
             s += k;
-        } else {
-            s++;
         }
     }
     if (s >= end)

@@ -91,6 +91,9 @@ struct wire_server_t {
     atomic_bool running;
     bool started;
     meters_t invalid;       /* requests no route took: label "invalid" */
+    wire_batch_begin_fn *batch_begin;   /* group commit (wire_server_set_batch), or NULL */
+    wire_batch_end_fn *batch_end;
+    void *batch_ctx;
     char **inline_names;    /* the quoted names of its inline actions, found at start */
     size_t ninline;
     bool inline_raw;        /* raw pings are answered inline */
@@ -357,6 +360,14 @@ void wire_server_on_module_unknown(wire_server_t *self, const char *module, wire
 void wire_server_set_workers(wire_server_t *self, int workers)
 {
     self->nworkers = workers < 0 ? 0 : workers > MAX_WORKERS ? MAX_WORKERS : workers;
+}
+
+void wire_server_set_batch(wire_server_t *self, wire_batch_begin_fn *begin, wire_batch_end_fn *end,
+                           void *ctx)
+{
+    self->batch_begin = begin;
+    self->batch_end = end;
+    self->batch_ctx = ctx;
 }
 
 int wire_server_answer_inline(wire_server_t *self, wire_dialect_t dialect, const char *name)
@@ -815,32 +826,72 @@ static void count_request(wire_server_t *self, const answerer_t *by, bool read_o
                            seconds);
 }
 
-/* The reply text (the caller frees it) and its length. */
-static char *handle_frame(wire_server_t *self, const char *frame, size_t len, json_t *parsed,
-                          const char *peer, bool curve, size_t *reply_len)
-{
-    double started = clock_mono();
+/* A reply made and not yet counted (held, under group commit, until its
+ * batch's writes are on disk). */
+typedef struct {
+    char *text;             /* malloc'd */
+    size_t len;
     answerer_t by;
+    wire_dialect_t dialect;
+    bool read_only, error;
+    double started;
+} reply_t;
+
+static void make_reply(wire_server_t *self, const char *frame, size_t len, json_t *parsed,
+                       const char *peer, bool curve, reply_t *out)
+{
+    out->started = clock_mono();
     wire_request_t req = { .dialect = WIRE_RAW, .name = "", .raw = frame, .raw_len = len,
                            .peer = peer, .curve = curve };
-    json_t *reply = dispatch(self, &req, parsed, &by);
+    json_t *reply = dispatch(self, &req, parsed, &out->by);
+    out->dialect = req.dialect;
+    out->read_only = req.read_only;
     if (!reply && req.text) {
-        *reply_len = req.text_len;
-        count_request(self, &by, req.read_only, false, clock_mono() - started);
-        return req.text;
+        out->text = req.text;
+        out->len = req.text_len;
+        out->error = false;
+        return;
     }
     free(req.text);
     if (!reply)
         reply = wire_error("Internal error");
-    char *text = wirejson_dump(reply, reply_len);
-    if (!text) {
+    out->text = wirejson_dump(reply, &out->len);
+    if (!out->text) {
         json_decref(reply);
         reply = wire_error("Internal error: reply is not serialisable");
-        text = wirejson_dump(reply, reply_len);
+        out->text = wirejson_dump(reply, &out->len);
     }
-    count_request(self, &by, req.read_only, failed(reply), clock_mono() - started);
+    out->error = failed(reply);
     json_decref(reply);
-    return text;
+}
+
+static void count_reply(wire_server_t *self, const reply_t *reply)
+{
+    count_request(self, &reply->by, reply->read_only, reply->error, clock_mono() - reply->started);
+}
+
+/* What a held reply becomes when its batch's writes could not be made
+ * durable, in its dialect's form. */
+static void fail_reply(reply_t *reply, const char *why)
+{
+    json_t *error = reply->dialect == WIRE_COMMAND
+                    ? json_pack("{s:s, s:s}", "status", "ERROR", "message", why)
+                    : wire_error("%s", why);
+    free(reply->text);
+    reply->text = wirejson_dump(error, &reply->len);
+    reply->error = true;
+    json_decref(error);
+}
+
+/* The reply text (the caller frees it) and its length. */
+static char *handle_frame(wire_server_t *self, const char *frame, size_t len, json_t *parsed,
+                          const char *peer, bool curve, size_t *reply_len)
+{
+    reply_t reply;
+    make_reply(self, frame, len, parsed, peer, curve, &reply);
+    count_reply(self, &reply);
+    *reply_len = reply.len;
+    return reply.text;
 }
 
 char *wire_server_handle(wire_server_t *self, const char *frame, size_t len)
@@ -953,25 +1004,63 @@ static const char *origin_of(message_t *m, int first, int body, char *buf, size_
     return buf;
 }
 
-/* Answers the body frame of a message on `socket`.  Frames before `first`
- * (the listener index, in worker mode) travel back with the reply; `parsed`
- * is the body already read, or NULL. */
-static void serve_message(wire_server_t *self, message_t *m, int first, void *socket, json_t *parsed)
+/* Makes the reply to a message's body frame (the index in *body); false,
+ * with the message closed, when it has none.  Frames before `first` (the
+ * listener index, in worker mode) travel back with the reply; `parsed` is
+ * the body already read, or NULL. */
+static bool answer_message(wire_server_t *self, message_t *m, int first, json_t *parsed, int *body,
+                           reply_t *reply)
 {
-    int body = body_index(m, first);
-    if (body < 0) {     /* no body: nothing a REQ client would send */
+    *body = body_index(m, first);
+    if (*body < 0) {    /* no body: nothing a REQ client would send */
         json_decref(parsed);
         count_bad(self, "no_body");
         message_close(m);
-        return;
+        return false;
     }
     char buf[64];
     bool curve;
-    const char *peer = origin_of(m, first, body, buf, sizeof buf, &curve);
-    zmq_msg_t *frame = &m->frames[body];
-    size_t len;
-    char *text = handle_frame(self, zmq_msg_data(frame), zmq_msg_size(frame), parsed, peer, curve, &len);
-    message_reply(m, body, socket, text, len);
+    const char *peer = origin_of(m, first, *body, buf, sizeof buf, &curve);
+    zmq_msg_t *frame = &m->frames[*body];
+    make_reply(self, zmq_msg_data(frame), zmq_msg_size(frame), parsed, peer, curve, reply);
+    return true;
+}
+
+/* Answers a message on `socket` at once. */
+static void serve_message(wire_server_t *self, message_t *m, int first, void *socket, json_t *parsed)
+{
+    int body;
+    reply_t reply;
+    if (!answer_message(self, m, first, parsed, &body, &reply))
+        return;
+    count_reply(self, &reply);
+    message_reply(m, body, socket, reply.text, reply.len);
+}
+
+/* A message answered and its reply held until the batch is committed. */
+typedef struct {
+    message_t m;
+    int body;
+    reply_t reply;
+} held_t;
+
+/* Group commit (wire_server_set_batch): a listener's queued requests are
+ * answered, their writes committed together, then their replies sent. */
+static void serve_batch(wire_server_t *self, wire_server_t *listener, void *socket, held_t *held)
+{
+    self->batch_begin(self->batch_ctx);
+    int n = 0;
+    while (n < DRAIN_BATCH && message_recv(&held[n].m, socket, ZMQ_DONTWAIT) == 0)
+        if (answer_message(listener, &held[n].m, 0, NULL, &held[n].body, &held[n].reply))
+            n++;
+    char err[512] = "";
+    int rc = self->batch_end(self->batch_ctx, err, sizeof err);
+    for (int i = 0; i < n; i++) {
+        if (rc < 0)
+            fail_reply(&held[i].reply, err);
+        count_reply(listener, &held[i].reply);
+        message_reply(&held[i].m, held[i].body, socket, held[i].reply.text, held[i].reply.len);
+    }
 }
 
 /* Forwards frames [from, count) unchanged (consumes the message). */
@@ -1124,6 +1213,7 @@ static void *server_main(void *arg)
     items[nlisteners] = (zmq_pollitem_t){ results, 0, ZMQ_POLLIN, 0 };
     int nitems = nlisteners + (results ? 1 : 0);
     message_t m;
+    held_t *held = !jobs && self->batch_end ? calloc(DRAIN_BATCH, sizeof *held) : NULL;
     while (atomic_load(&self->running)) {
         liveness_beat(self->stamp);
         if (zmq_poll(items, nitems, 100) <= 0)
@@ -1133,6 +1223,10 @@ static void *server_main(void *arg)
                 continue;
             unsigned char index = (unsigned char)i;
             wire_server_t *listener = i == 0 ? self : self->attached[i - 1];
+            if (held) {
+                serve_batch(self, listener, items[i].socket, held);
+                continue;
+            }
             /* Drain what is queued before polling again: under load one poll
              * serves a batch. */
             for (int n = 0; n < DRAIN_BATCH; n++) {
@@ -1158,6 +1252,7 @@ static void *server_main(void *arg)
         zmq_close(jobs);
     if (results)
         zmq_close(results);
+    free(held);
     return NULL;
 }
 

@@ -131,6 +131,20 @@ int wire_server_listen_module(wire_server_t *self, const char *module, const cha
  * (an old agent's health port, which answered anything with its health). */
 int wire_server_listen_any(wire_server_t *self, const char *endpoint, wire_handler_fn *fn, void *ctx);
 
+/* Group commit, for a service whose handlers write a database.  The
+ * server thread calls begin(ctx) before it handles a batch of queued
+ * requests and end(ctx, err, errlen) after, and only then sends the
+ * batch's replies: as they are when end returns 0, or each replaced by
+ * the error end wrote in err when it returns -1 (end has undone the
+ * batch's writes then).  Requests that arrive together share one commit,
+ * and no reply leaves before everything the batch wrote is on disk, so
+ * none can tell of a write that a crash could still lose.  Only without
+ * workers: on workers, handlers commit what they write themselves.  Call
+ * before wire_server_start. */
+typedef void (wire_batch_begin_fn)(void *ctx);
+typedef int (wire_batch_end_fn)(void *ctx, char *err, size_t errlen);
+void wire_server_set_batch(wire_server_t *self, wire_batch_begin_fn *begin, wire_batch_end_fn *end,
+                           void *ctx);
 /* 0 runs handlers on the server thread (the default). */
 void wire_server_set_workers(wire_server_t *self, int workers);
 /* Answers a route on the server thread even when the service has

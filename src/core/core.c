@@ -173,6 +173,25 @@ static void register_own_names(core_t *self)
     json_decref(records);
 }
 
+static void begin_batch(void *ctx)
+{
+    core_t *self = ctx;
+    core_backend_defer(self->backend);
+}
+
+static void undone(void *arg, const char *table, const char *key)
+{
+    core_t *self = arg;
+    if (!strcmp(table, "agents"))
+        core_registry_reverted(self->registry, key);
+}
+
+static int end_batch(void *ctx, char *err, size_t errlen)
+{
+    core_t *self = ctx;
+    return core_backend_commit(self->backend, err, errlen, undone, self);
+}
+
 static int open_backend(core_t *self)
 {
     config_t *cfg = self->svc->config;
@@ -272,6 +291,10 @@ static int core_start(service_t *svc)
     if (may_delegate(svc->config) && workers < 4)
         workers = 4;
     wire_server_set_workers(wire, workers);
+    /* Group commit: the registrations of a batch share one commit, and no
+     * reply of the batch leaves before it (workers commit each their own). */
+    if (workers == 0 && core_backend_kind(self->backend) == BACKEND_SQLITE)
+        wire_server_set_batch(wire, begin_batch, end_batch, self);
 
     if ((config_bool(svc->config, "legacy_ports", false) && bind_legacy_ports(self) < 0)
         || core_twin_start(self->twin) < 0 || core_coordinator_start(self->coordinator) < 0

@@ -41,6 +41,9 @@ json_t *core_registry_validate(json_t *fields, char *id, size_t idlen, char *err
  * -1 with the reason in err. */
 int core_registry_register(registry_t *self, json_t *fields, const char *source, char *id, size_t idlen,
                            char *err, size_t errlen);
+/* A write to the agent `id` was undone (a group commit failed): a change
+ * like any other for watchers and the replies kept. */
+void core_registry_reverted(registry_t *self, const char *id);
 /* The stored record of the name or, failing that, of its first registered
  * alias (a new reference), or NULL with "Agent X not found" or the
  * backend's error in err. */

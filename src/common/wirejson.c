@@ -63,6 +63,11 @@ static bool reserve(wirejson_buf_t *buf, size_t n)
     return true;
 }
 
+void wirejson_buf_reserve(wirejson_buf_t *buf, size_t n)
+{
+    reserve(buf, n);
+}
+
 void wirejson_buf_raw(wirejson_buf_t *buf, const char *text, size_t n)
 {
     if (!reserve(buf, n))

@@ -34,6 +34,8 @@ typedef struct {
     bool failed;        /* out of memory, or a value json_dumps refuses */
 } wirejson_buf_t;
 
+/* Makes room for n more bytes at once (a reply of known size). */
+void wirejson_buf_reserve(wirejson_buf_t *buf, size_t n);
 /* Appends n bytes as they are. */
 void wirejson_buf_raw(wirejson_buf_t *buf, const char *text, size_t n);
 /* Appends a JSON string of n bytes of UTF-8, quoted and escaped. */

@@ -11,10 +11,11 @@
  *  looked at (stat) at most once a second, and at once when a signature
  *  matches none of the keys kept (a key another process just rotated in),
  *  and rotation in this process reloads them at once.  A token whose
- *  signature and claims were checked is remembered (VERIFIED slots): the
- *  next time it is presented, the same bytes (compared in constant time)
- *  under the same keys need only their expiry and scope checked against
- *  the claims kept.  What changes the answer is never skipped: expiry is
+ *  signature and claims were checked is remembered (VERIFIED slots) by its
+ *  128-bit SipHash under a key drawn at start (a keyed PRF: no one without
+ *  the key can make another token land on it, and the token itself is not
+ *  kept): the next time it is presented under the same keys, only its
+ *  expiry and scope are checked, against the claims kept.  What changes the answer is never skipped: expiry is
  *  checked on every call, and a reload of the keys forgets every token
  *  checked under the old ones.  So a key removed from the file by another
  *  process stops being accepted within a second; JWTs have no other
@@ -39,7 +40,6 @@
 #define MAX_KEYS 2
 #define KEYS_RECHECK_S 1.0      /* how often the key file is looked at */
 #define VERIFIED 256            /* tokens remembered (a power of two) */
-#define VERIFIED_MAX_LEN 2048   /* longer tokens are checked in full every time */
 
 typedef struct {
     char kid[17];
@@ -63,10 +63,10 @@ static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
 static keyring_t ring;
 
 /* A token whose signature and claims were checked, under the keys of
- * `generation`. */
+ * `generation`, known by its keyed hash. */
 typedef struct {
-    char *token;                /* NULL when the slot is free */
-    size_t len;
+    unsigned char id[crypto_shorthash_siphashx24_BYTES];
+    bool used;
     unsigned long generation;
     long exp;
     char subject[256];
@@ -75,7 +75,7 @@ typedef struct {
 
 static pthread_mutex_t verified_lock = PTHREAD_MUTEX_INITIALIZER;
 static verified_t verified[VERIFIED];
-static unsigned char verified_key[crypto_shorthash_KEYBYTES];
+static unsigned char verified_key[crypto_shorthash_siphashx24_KEYBYTES];
 static bool verified_keyed;
 
 char *token_keys_path(config_t *cfg, char *buf, size_t len)
@@ -259,11 +259,25 @@ bool token_is_session(const char *text)
     return true;
 }
 
-static bool b64url_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-           || c == '-' || c == '_';
-}
+/* The bytes a JWT may hold: base64url's alphabet and the two dots. */
+static const unsigned char b64url_or_dot[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
 
 /* A base64url part of a token decoded and read as JSON, or NULL. */
 static json_t *decode_part(const char *b64, size_t len)
@@ -326,27 +340,17 @@ static int answer(long exp, json_t *scopes, const char *sub, const char *scope, 
     return 0;
 }
 
-static verified_t *slot_of(const char *jwt, size_t len)
+/* The token's keyed hash, and the slot it is remembered in.  The lock is held. */
+static verified_t *slot_of(const char *jwt, size_t len, unsigned char *id)
 {
     if (!verified_keyed) {
         randombytes_buf(verified_key, sizeof verified_key);
         verified_keyed = true;
     }
-    unsigned char h[crypto_shorthash_BYTES];
-    crypto_shorthash(h, (const unsigned char *)jwt, len, verified_key);
+    crypto_shorthash_siphashx24(id, (const unsigned char *)jwt, len, verified_key);
     uint64_t v;
-    memcpy(&v, h, sizeof v);
+    memcpy(&v, id, sizeof v);
     return &verified[v & (VERIFIED - 1)];
-}
-
-static void forget(verified_t *slot)
-{
-    if (slot->token) {
-        sodium_memzero(slot->token, slot->len);
-        free(slot->token);
-    }
-    json_decref(slot->scopes);
-    *slot = (verified_t){ 0 };
 }
 
 /* The answer for a token checked before under the same keys: 1 and the
@@ -354,12 +358,10 @@ static void forget(verified_t *slot)
 static int recall(const char *jwt, size_t len, unsigned long generation, const char *scope,
                   char *subject, size_t subject_len, const char **reason, int *rc)
 {
-    if (len > VERIFIED_MAX_LEN)
-        return 0;
+    unsigned char id[crypto_shorthash_siphashx24_BYTES];
     pthread_mutex_lock(&verified_lock);
-    verified_t *slot = slot_of(jwt, len);
-    bool hit = slot->token && slot->len == len && slot->generation == generation
-               && sodium_memcmp(slot->token, jwt, len) == 0;
+    verified_t *slot = slot_of(jwt, len, id);
+    bool hit = slot->used && slot->generation == generation && sodium_memcmp(slot->id, id, sizeof id) == 0;
     if (hit)
         *rc = answer(slot->exp, slot->scopes, slot->subject, scope, subject, subject_len, reason);
     pthread_mutex_unlock(&verified_lock);
@@ -369,20 +371,16 @@ static int recall(const char *jwt, size_t len, unsigned long generation, const c
 static void remember(const char *jwt, size_t len, unsigned long generation, long exp, const char *sub,
                      json_t *scopes)
 {
-    if (len > VERIFIED_MAX_LEN || strlen(sub) >= sizeof verified[0].subject)
+    if (strlen(sub) >= sizeof verified[0].subject)
         return;
+    unsigned char id[crypto_shorthash_siphashx24_BYTES];
     pthread_mutex_lock(&verified_lock);
-    verified_t *slot = slot_of(jwt, len);
-    forget(slot);
-    slot->token = malloc(len);
-    if (slot->token) {
-        memcpy(slot->token, jwt, len);
-        slot->len = len;
-        slot->generation = generation;
-        slot->exp = exp;
-        snprintf(slot->subject, sizeof slot->subject, "%s", sub);
-        slot->scopes = json_incref(scopes);
-    }
+    verified_t *slot = slot_of(jwt, len, id);
+    json_decref(slot->scopes);
+    *slot = (verified_t){ .used = true, .generation = generation, .exp = exp,
+                          .scopes = json_incref(scopes) };
+    memcpy(slot->id, id, sizeof id);
+    snprintf(slot->subject, sizeof slot->subject, "%s", sub);
     pthread_mutex_unlock(&verified_lock);
 }
 
@@ -426,8 +424,8 @@ int token_verify_jwt(config_t *cfg, const char *jwt, const char *scope,
     const char *dot1 = strchr(jwt, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
     if (!dot1 || !dot2 || strchr(dot2 + 1, '.'))
         return -1;
-    for (const char *p = jwt; *p; p++)
-        if (*p != '.' && !b64url_char(*p))
+    for (const unsigned char *p = (const unsigned char *)jwt; *p; p++)
+        if (!b64url_or_dot[*p])
             return -1;
     jwt_key_t keys[MAX_KEYS];
     unsigned long generation;

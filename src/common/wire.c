@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,7 @@ struct wire_server_t {
     wire_batch_begin_fn *batch_begin;   /* group commit (wire_server_set_batch), or NULL */
     wire_batch_end_fn *batch_end;
     void *batch_ctx;
-    char **inline_names;    /* the quoted names of its inline actions, found at start */
+    char **inline_names;    /* the names of its inline actions, found at start */
     size_t ninline;
     bool inline_raw;        /* raw pings are answered inline */
     atomic_long answered;   /* requests answered here and by the attached listeners */
@@ -586,6 +587,12 @@ static bool utf8_valid(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+        /* Requests are ASCII nearly always: eight bytes at a time. */
+        uint64_t eight;
+        while (i + 8 <= len && (memcpy(&eight, s + i, 8), !(eight & 0x8080808080808080ULL)))
+            i += 8;
+        if (i >= len)
+            break;
         unsigned char c = s[i];
         size_t n;
         unsigned int cp;
@@ -1147,6 +1154,18 @@ static bool delegated(wire_server_t *self, const char *module)
     return found;
 }
 
+/* Whether `name` appears in the frame between quotes. */
+static bool names_quoted(const char *frame, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    const char *end = frame + len;
+    for (const char *q = memchr(frame, '"', len); q && (size_t)(end - q) >= n + 2;
+         q = memchr(q + 1, '"', (size_t)(end - q - 1)))
+        if (q[n + 1] == '"' && memcmp(q + 1, name, n) == 0)
+            return true;
+    return false;
+}
+
 /* Whether the server thread answers this message itself (an inline route,
  * wire_server_answer_inline), with the body it read for that in *parsed.
  * Only a frame that names one of the inline actions, quoted, is read here
@@ -1166,7 +1185,7 @@ static bool answers_inline(wire_server_t *self, message_t *m, json_t **parsed)
         return self->inline_raw && !(self->on_raw.module && delegated(self, self->on_raw.module));
     bool named = false;
     for (size_t i = 0; i < self->ninline && !named; i++)
-        named = memmem(frame, len, self->inline_names[i], strlen(self->inline_names[i])) != NULL;
+        named = names_quoted(frame, len, self->inline_names[i]);
     if (!named)
         return false;
     json_t *value = wirejson_load(frame, len);
@@ -1189,9 +1208,7 @@ static void find_inline_routes(wire_server_t *self)
         if (!route->inline_ok)
             continue;
         self->inline_names = realloc(self->inline_names, (self->ninline + 1) * sizeof *self->inline_names);
-        size_t n = strlen(route->name) + 3;
-        self->inline_names[self->ninline] = malloc(n);
-        snprintf(self->inline_names[self->ninline++], n, "\"%s\"", route->name);
+        self->inline_names[self->ninline++] = strdup(route->name);
     }
     route_t *ping = routes_find(&self->actions, "ping");
     self->inline_raw = self->on_raw.fn ? self->on_raw.inline_ok : ping && ping->inline_ok;

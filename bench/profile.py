@@ -1,28 +1,34 @@
 """Instructions per request, under callgrind, for the requests issue 17 is
 about: every service's ping, CoreOrchestrator's get_agent_endpoint and
 durable register_agent, SecurityGateway's validate_token for a session
-and for a JWT.
+and for a JWT; and, as the floor under all of them, a bare libzmq ROUTER
+answering the same pings (build/bench/zmq_echo).
 
 Wall-clock figures on a shared machine move with whatever else runs there;
-the number of instructions a request costs does not.  So this starts
-`keeld all` under valgrind's callgrind with instrumentation off, makes
-what the requests need (an administrator, a session, a JWT, the agents
-looked up) uninstrumented, then for each request type zeroes the
-counters, switches instrumentation on, sends a fixed number of requests
-from a few REQ clients at once (so the server drains batches, as under
-load), switches it off and dumps.  Instructions over requests is the cost
-of one request in every thread of keeld, background loops included: an
-idle window of the same length is measured too, to show how little of
-it they are.
+the number of instructions a request costs does not.  So each service is
+started alone (`keeld NAME`) under valgrind's callgrind with
+instrumentation off; what the requests need (an administrator, a session,
+a JWT, the agents looked up) is made uninstrumented; then for each request
+type the counters are zeroed, instrumentation switched on, a fixed number
+of requests sent from a few REQ clients at once (so the server drains
+batches, as under load), instrumentation switched off and the counters
+dumped.  Instructions over requests is the cost of one request in every
+thread of the process, ZMQ's I/O thread included (not the kernel's work,
+which callgrind does not see).  The service's background loops run
+meanwhile, so an idle window as long as its longest row is measured too
+and its rate taken off ("net"); it is small beside the requests.
 
     python3 bench/profile.py [BUILD] [--requests N] [--clients C]
+                             [--services zmq_echo,core,...]
                              [--only ping_core,lookup,...] [--keep DIR]
 
-Prints one row per request type (instructions per request, and the
-functions that cost most, exclusive, per request); --keep leaves the
-callgrind dumps in DIR for callgrind_annotate.  Takes a few minutes:
-keeld runs about fifty times slower under callgrind.  Needs valgrind
-(scripts/install-deps.sh --test) and pyzmq.
+Prints one row per request type, then for each the functions that cost
+most per request: Keel's own, inclusive (which call the cost comes
+through), and every function, exclusive.  --keep leaves the callgrind
+dumps in DIR for callgrind_annotate.  Takes a few minutes: a service runs
+about fifty times slower under callgrind.  Needs valgrind
+(scripts/install-deps.sh --test) and pyzmq.  docs/performance.md
+("Profiles") has the figures before and after issue 17.
 """
 import argparse
 import os
@@ -138,23 +144,32 @@ def top_functions(dump, n, per, inclusive):
 
 
 class Keeld:
-    """One service, `keeld NAME`, under callgrind with instrumentation off."""
+    """One service, `keeld NAME`, under callgrind with instrumentation off;
+    or, for the service "zmq_echo", build/bench/zmq_echo: the bare libzmq
+    ROUTER that is the floor under every request."""
 
     def __init__(self, build, service, dir, out):
         self.service, self.out = service, out
-        self.offset = ports.offset([SERVICES[service], HTTP[service], 7150, 7151], 1)
-        self.endpoint = "tcp://127.0.0.1:%d" % (SERVICES[service] + self.offset)
-        self.env = dict(os.environ, PORT_OFFSET=str(self.offset),
-                        KEEL_DATA_DIR=os.path.join(dir, service), KEEL_LOG_LEVEL="warn",
-                        KEEL_NVML_LIB=os.path.join(dir, "none.so"))
         self.log = open(os.path.join(dir, service + ".log"), "w")
+        if service == "zmq_echo":
+            self.endpoint = "tcp://127.0.0.1:%d" % ports.ports(1)[0]
+            command = [os.path.join(build, "bench", "zmq_echo"), self.endpoint]
+            self.env = dict(os.environ)
+        else:
+            self.offset = ports.offset([SERVICES[service], HTTP[service], 7150, 7151], 1)
+            self.endpoint = "tcp://127.0.0.1:%d" % (SERVICES[service] + self.offset)
+            self.env = dict(os.environ, PORT_OFFSET=str(self.offset),
+                            KEEL_DATA_DIR=os.path.join(dir, service), KEEL_LOG_LEVEL="warn",
+                            KEEL_NVML_LIB=os.path.join(dir, "none.so"))
+            command = [os.path.join(build, "keeld"), service, "--config", os.path.join(dir, "keel.yaml")]
         self.proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-             "--callgrind-out-file=%s/cg.out.%%p" % out, os.path.join(build, "keeld"), service,
-             "--config", os.path.join(dir, "keel.yaml")],
+             "--callgrind-out-file=%s/cg.out.%%p" % out] + command,
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_healthy(self, seconds):
+        if self.service == "zmq_echo":
+            return self.wait_echo(seconds)
         url = "http://127.0.0.1:%d/health" % (HTTP[self.service] + self.offset)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -168,6 +183,13 @@ class Keeld:
                 pass
             time.sleep(1)
         raise SystemExit("profile.py: keeld %s did not become healthy" % self.service)
+
+    def wait_echo(self, seconds):
+        ctx = zmq.Context.instance()
+        try:
+            call(ctx, self.endpoint, {"action": "ping"}, int(seconds * 1000))
+        except zmq.Again:
+            raise SystemExit("profile.py: zmq_echo did not answer")
 
     def measure(self, name, work):
         """Runs work() instrumented; returns (instructions, seconds, dump, work's result)."""
@@ -196,6 +218,8 @@ def cases_of(ctx, svc, build):
     """The request types profiled on one service: [(row, frames)], after
     making what they need (uninstrumented)."""
     ping = [b'{"action":"ping"}']
+    if svc.service == "zmq_echo":
+        return [("zmq_echo_floor", ping)]
     rows = [("ping_" + svc.service, ping)]
     if svc.service == "core":
         for i in range(LOOKUP_AGENTS):
@@ -229,7 +253,7 @@ def main():
     ap.add_argument("build", nargs="?", default="build")
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--services", default=",".join(SERVICES))
+    ap.add_argument("--services", default=",".join(["zmq_echo"] + list(SERVICES)))
     ap.add_argument("--only", default="", help="rows to profile (ping_core,lookup,...)")
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--keep", help="a directory to keep the callgrind dumps in")

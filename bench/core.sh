@@ -4,7 +4,9 @@
 # free ports with a temporary directory, measures register_agent and
 # get_agent_endpoint per second at 1, 8 and 50 clients with
 # build/bench/core_registry, and redis-benchmark SET and GET at the same
-# concurrency, prints a table, and stops everything it started.
+# concurrency, each with the server CPU it cost per request (and the
+# lookups' p99 latency beside GET's), prints a table, and stops everything
+# it started.
 #
 #   sh bench/core.sh [BUILD]     env SECONDS_PER_POINT=3 (1 with BENCH_QUICK=1)
 #   sh bench/core.sh SECONDS     (the older form; BUILD from KEEL_BUILD)
@@ -52,17 +54,58 @@ done
 redis-cli -p "$REDIS_PORT" ping >/dev/null
 
 ENDPOINT="tcp://127.0.0.1:$((7000 + OFFSET))"
-printf '%-8s | %14s %14s %10s | %14s %14s %10s\n' clients register/s "redis SET/s" ratio lookup/s "redis GET/s" ratio
+
+# CPU seconds (user + system) a process has used so far, and the server CPU
+# per request in microseconds between two readings: what each server
+# spends, apart from the clients, which share the same CPUs.
+cpu_s() {
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
+}
+per_req() {
+    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) * 1e6 / n : 0) }'
+}
+# keel OP CLIENTS: "<req/s> <cpu us per request> <p99 ms>"
+keel() {
+    k0=$(cpu_s "$KEELD_PID")
+    line=$("$BUILD/bench/core_registry" "$ENDPOINT" "$1" "$2" "$SECONDS_PER_POINT") || true
+    k1=$(cpu_s "$KEELD_PID")
+    set -- $line
+    echo "$5 $(per_req "$k0" "$k1" "$3") $8"
+}
+# redis TEST CLIENTS N: "<req/s> <cpu us per request> <p99 ms>"
+redis() {
+    r0=$(cpu_s "$REDIS_PID")
+    line=$(redis-benchmark -p "$REDIS_PORT" -c "$2" -n "$3" -t "$1" --csv \
+           | awk -F'"' -v t="$(echo "$1" | tr a-z A-Z)" '$2 == t { printf "%.0f %s", $4, $14 }')
+    r1=$(cpu_s "$REDIS_PID")
+    echo "${line% *} $(per_req "$r0" "$r1" "$3") ${line#* }"
+}
+ratio() {
+    awk -v k="$1" -v r="$2" 'BEGIN { printf "%.2f", (r > 0 ? k / r : 0) }'
+}
+
+printf '%-8s | %12s %12s %6s %8s %8s | %12s %12s %6s %8s %8s %8s %8s\n' clients register/s "redis SET/s" ratio \
+    cpu_us r_cpu_us lookup/s "redis GET/s" ratio cpu_us r_cpu_us p99_ms r_p99_ms
 for c in 1 8 50; do
-    reg=$("$BUILD/bench/core_registry" "$ENDPOINT" register "$c" "$SECONDS_PER_POINT" | awk '{print $5}')
-    look=$("$BUILD/bench/core_registry" "$ENDPOINT" lookup "$c" "$SECONDS_PER_POINT" | awk '{print $5}')
+    set -- $(keel register "$c")
+    reg=$1 reg_cpu=$2
+    set -- $(keel lookup "$c")
+    look=$1 look_cpu=$2 look_p99=$3
     n=$(( c * REQUESTS_PER_CLIENT ))
-    rset=$(redis-benchmark -p "$REDIS_PORT" -c "$c" -n "$n" -t set --csv | awk -F'"' '$2 == "SET" {printf "%.0f", $4}')
-    rget=$(redis-benchmark -p "$REDIS_PORT" -c "$c" -n "$n" -t get --csv | awk -F'"' '$2 == "GET" {printf "%.0f", $4}')
-    printf '%-8s | %14s %14s %10.2f | %14s %14s %10.2f\n' "$c" "$reg" "$rset" \
-        "$(echo "$reg / $rset" | bc -l)" "$look" "$rget" "$(echo "$look / $rget" | bc -l)"
+    set -- $(redis set "$c" "$n")
+    rset=$1 rset_cpu=$2
+    set -- $(redis get "$c" "$n")
+    rget=$1 rget_cpu=$2 rget_p99=$3
+    printf '%-8s | %12s %12s %6s %8s %8s | %12s %12s %6s %8s %8s %8s %8s\n' "$c" "$reg" "$rset" \
+        "$(ratio "$reg" "$rset")" "$reg_cpu" "$rset_cpu" "$look" "$rget" "$(ratio "$look" "$rget")" \
+        "$look_cpu" "$rget_cpu" "$look_p99" "$rget_p99"
     result core "register_agent @$c clients (durable)" "$reg" req/s higher "redis SET" "$rset" \
-        "$(goal_at 50 "$c" 'ratio>=0.3')"
+        "$(goal_at 50 "$c" 'ratio>=0.5')"
     result core "get_agent_endpoint @$c clients" "$look" req/s higher "redis GET" "$rget" \
-        "$(goal_at 50 "$c" 'ratio>=0.7')"
+        "$(goal_at 50 "$c" 'ratio>=0.8')"
+    if [ "$c" = 50 ]; then
+        result core "server CPU per register_agent @50" "$reg_cpu" us lower "redis SET" "$rset_cpu" ""
+        result core "server CPU per get_agent_endpoint @50" "$look_cpu" us lower "redis GET" "$rget_cpu" ""
+        result core "get_agent_endpoint p99 @50" "$look_p99" ms lower "redis GET" "$rget_p99" 'ratio>=0.5'
+    fi
 done

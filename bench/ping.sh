@@ -1,17 +1,19 @@
 #!/bin/sh
-# ping: Keel's `ping` beside Redis's PING at the same concurrency, on the
-# same machine in the same run (issue 2's first benchmark).  Starts
-# `keeld all` on a free PORT_OFFSET with a temp data dir and a redis-server
-# on a free port (no persistence), runs build/bench/ping and
-# redis-benchmark at 1, 8 and 50 clients, prints one table, stops both.
+# ping: every Keel service's `ping` beside Redis's PING at the same
+# concurrency, on the same machine in the same run.  Starts `keeld all` on a
+# free PORT_OFFSET with a temp data dir and a redis-server on a free port (no
+# persistence), then for each point runs build/bench/ping against one
+# service and redis-benchmark right after it: ErrorBus and CoreOrchestrator
+# at 1 and 8 clients, all five services at 50.  Each row gives requests/s,
+# p99 latency and the server CPU each request cost (from /proc: the
+# clients, which share the machine, are left out), Keel's beside Redis's;
+# one table, then both stopped.
 #
-#   sh bench/ping.sh [BUILD]     env SECONDS_PER_RUN=3 (1 with BENCH_QUICK=1),
-#                                    SERVICE_PORT=7003 (base port)
+#   sh bench/ping.sh [BUILD]     env SECONDS_PER_RUN=3 (1 with BENCH_QUICK=1)
 set -eu
 . "$(dirname "$0")/lib.sh"
 build=${1:-build}
 seconds=${SECONDS_PER_RUN:-$(quick_or 3 1)}
-base_port=${SERVICE_PORT:-7003}         # ErrorBus: its ping is the runtime's own health dict
 keeld="$build/keeld"
 ping="$build/bench/ping"
 for f in "$keeld" "$ping" "$build/keelctl"; do
@@ -65,33 +67,49 @@ per_req() {
     awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) * 1e6 / n : 0) }'
 }
 
-endpoint="tcp://127.0.0.1:$((base_port + offset))"
-echo "Keel ping on $endpoint ($seconds s per run) vs redis-server :$redis_port ($(nproc) CPUs)"
-printf '%-8s %10s %8s %8s %10s %6s %12s %12s\n' clients keel_rps p50_ms p99_ms redis_rps ratio \
-    keel_cpu_us redis_cpu_us
-for c in 1 8 50; do
+# Points: service, base port, clients.  The agents ping CoreOrchestrator
+# most; ErrorBus's ping is the runtime's own health dict.
+points="errorbus:7003:1 errorbus:7003:8 core:7000:1 core:7000:8 core:7000:50 resource:7001:50
+observability:7002:50 errorbus:7003:50 security:7005:50"
+title() {
+    case $1 in
+        core) echo CoreOrchestrator ;; resource) echo ResourceManager ;;
+        observability) echo ObservabilityHub ;; errorbus) echo ErrorBus ;; security) echo SecurityGateway ;;
+    esac
+}
+
+echo "Keel ping on every service ($seconds s per run) vs redis-server :$redis_port ($(nproc) CPUs)"
+printf '%-18s %-7s %10s %8s %10s %8s %6s %11s %11s\n' service clients keel_rps p99_ms redis_rps r_p99_ms \
+    ratio keel_cpu_us redis_cpu_us
+for point in $points; do
+    service=${point%%:*}
+    rest=${point#*:}
+    port=${rest%%:*}
+    c=${rest#*:}
+    name=$(title "$service")
     k0=$(cpu_s "$keeld_pid")
-    keel=$("$ping" "$endpoint" "$c" "$seconds")
+    keel=$("$ping" "tcp://127.0.0.1:$((port + offset))" "$c" "$seconds")
     k1=$(cpu_s "$keeld_pid")
     krps=$(echo "$keel" | sed 's/.* rps=\([0-9.]*\).*/\1/')
-    p50=$(echo "$keel" | sed 's/.* p50_ms=\([0-9.]*\).*/\1/')
     p99=$(echo "$keel" | sed 's/.* p99_ms=\([0-9.]*\).*/\1/')
+    kreq=$(echo "$keel" | sed 's/.* requests=\([0-9]*\).*/\1/')
     # About as many requests as Keel answered, so both runs last alike.
     n=$(awk -v r="$krps" -v s="$seconds" 'BEGIN { n = int(r * s); print (n < 20000 ? 20000 : n) }')
-    kreq=$(echo "$keel" | sed 's/.* requests=\([0-9]*\).*/\1/')
     r0=$(cpu_s "$redis_pid")
-    rrps=$(redis-benchmark -p "$redis_port" -t ping_mbulk -c "$c" -n "$n" -q 2>/dev/null \
-           | tr '\r' '\n' | grep 'requests per second' | tail -1 \
-           | sed 's/.*: *\([0-9.]*\) requests per second.*/\1/')
+    redis=$(redis-benchmark -p "$redis_port" -t ping_mbulk -c "$c" -n "$n" --csv 2>/dev/null \
+            | awk -F'"' '$2 == "PING_MBULK" { print $4, $14 }')
     r1=$(cpu_s "$redis_pid")
+    rrps=${redis% *}
+    rp99=${redis#* }
     ratio=$(awk -v k="$krps" -v r="$rrps" 'BEGIN { printf "%.2f", (r > 0 ? k / r : 0) }')
     kcpu=$(per_req "$k0" "$k1" "$kreq")
     rcpu=$(per_req "$r0" "$r1" "$n")
-    printf '%-8s %10s %8s %8s %10s %6s %12s %12s\n' "$c" "$krps" "$p50" "$p99" "$rrps" "$ratio" \
-        "$kcpu" "$rcpu"
-    result ping "ping @$c clients" "$krps" req/s higher "redis PING" "$(printf '%.0f' "$rrps")" \
+    printf '%-18s %-7s %10s %8s %10s %8s %6s %11s %11s\n' "$name" "$c" "$krps" "$p99" "$rrps" "$rp99" \
+        "$ratio" "$kcpu" "$rcpu"
+    result ping "ping $name @$c clients" "$krps" req/s higher "redis PING" "$(printf '%.0f' "$rrps")" \
         "$(goal_at 50 "$c" 'ratio>=0.8')"
     if [ "$c" = 50 ]; then
-        result ping "server CPU per ping @50 clients" "$kcpu" us lower "redis PING" "$rcpu" ""
+        result ping "server CPU per ping, $name @50" "$kcpu" us lower "redis PING" "$rcpu" 'ratio>=0.5'
+        result ping "ping p99, $name @50" "$p99" ms lower "redis PING" "$rp99" 'ratio>=0.5'
     fi
 done

@@ -1,6 +1,8 @@
 /*  security_bench: token validations per second over ZMQ (session tokens
  *  and JWTs, 1 and 8 clients, each a REQ socket as the agents use) and the
- *  cost of one login with the service's Argon2id parameters.
+ *  cost of one login with the service's Argon2id parameters.  With
+ *  KEEL_PID set to the service's process, each row also gives the server
+ *  CPU one validation cost (from /proc, so the clients' CPU is left out).
  *
  *  usage: security_bench ENDPOINT USER PASSWORD [SECONDS]
  *  The user must be an administrator (to be issued a JWT). */
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "wire.h"
@@ -78,6 +81,27 @@ static double run(const char *endpoint, const char *token, int clients, double s
     return (double)done / (now_s() - start);
 }
 
+/* CPU seconds the process has used so far, or -1 when unknown. */
+static double cpu_of(const char *pid)
+{
+    if (!pid)
+        return -1;
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%s/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    const char *p = strrchr(text, ')');
+    unsigned long long utime, stime;
+    /* after ") ": state, then fields 4..13 before utime (14) and stime (15) */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static json_t *call(const char *endpoint, json_t *request)
 {
     char err[256];
@@ -123,15 +147,19 @@ int main(int argc, char **argv)
     }
     char *jwt = strdup(jwt_text);
     json_decref(r);
-    printf("%-16s %8s %14s %8s\n", "token", "clients", "validations/s", "failed");
+    const char *pid = getenv("KEEL_PID");
+    printf("%-16s %8s %14s %8s %12s\n", "token", "clients", "validations/s", "failed", "cpu_us");
     const char *kinds[2] = { "session", "jwt" };
     const char *tokens[2] = { session, jwt };
     int counts[2] = { 1, 8 };
     for (int k = 0; k < 2; k++)
         for (int c = 0; c < 2; c++) {
             long failed;
+            double cpu0 = cpu_of(pid), started = now_s();
             double rate = run(endpoint, tokens[k], counts[c], seconds, &failed);
-            printf("%-16s %8d %14.0f %8ld\n", kinds[k], counts[c], rate, failed);
+            double cpu1 = cpu_of(pid), done = rate * (now_s() - started);
+            double cpu_us = cpu0 >= 0 && cpu1 >= 0 && done > 0 ? (cpu1 - cpu0) * 1e6 / done : 0;
+            printf("%-16s %8d %14.0f %8ld %12.1f\n", kinds[k], counts[c], rate, failed, cpu_us);
         }
     printf("\nlogin (Argon2id, service parameters): %.1f ms mean over %d sequential logins\n",
            login_total / logins * 1000, logins);

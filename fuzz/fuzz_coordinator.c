@@ -16,10 +16,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const char *type = json_string_value(json_object_get(body, "type"));
     char buf[512];
-    core_coordinator_validate(type ? type : "", body, buf, sizeof buf);
-    core_coordinator_priority(type ? type : "", json_string_value(json_object_get(body, "user_id")),
+    coordinator_validate(type ? type : "", body, buf, sizeof buf);
+    coordinator_priority(type ? type : "", json_string_value(json_object_get(body, "user_id")),
                               json_object_get(body, "metadata"), size % 64, 32);
-    json_t *text = core_coordinator_from_language(body);
+    json_t *text = coordinator_from_language(body);
     if (text) {
         free(json_dumps(text, JSON_COMPACT));
         json_decref(text);

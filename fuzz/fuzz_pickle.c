@@ -9,7 +9,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[256];
-    json_t *value = core_pickle_decode(data, size, err, sizeof err);
+    json_t *value = pickle_decode(data, size, err, sizeof err);
     if (value) {
         char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
         free(text);

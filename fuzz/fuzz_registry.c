@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!fields)
         return 0;
     char id[256], err[512];
-    json_t *record = core_registry_validate(fields, id, sizeof id, err, sizeof err);
+    json_t *record = registry_validate(fields, id, sizeof id, err, sizeof err);
     if (record) {
         free(json_dumps(record, JSON_COMPACT));
         json_decref(record);

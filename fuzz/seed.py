@@ -56,6 +56,11 @@ def main():
         save("wire", json.dumps(dict(r, auth_token="root")))
     for raw in ("hello there", "{\"action\":", "\xff\xfe", "[1,2]", "{\"action\":\"ping\"}GARBAGE"):
         save("wire", raw)
+    for r in list(by_action.values())[:10]:
+        save("wirejson", json.dumps(r))
+    for raw in ("{\"a\": [1, 2.5e-3, -0, true, null], \"b\\n\": \"\\u00e9\\t\"}",
+                "[\"caf\u00e9\", 123456789012345678901, 1e400]", "{\"a\":1}x", " \"\\/\" "):
+        save("wirejson", raw)
     for r in reqs:
         if r.get("action") == "register_agent" or "agent_id" in r:
             save("registry", json.dumps(r))

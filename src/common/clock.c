@@ -21,6 +21,35 @@ double clock_wall(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* The "%Y-%m-%dT%H:%M:%S" of a second, kept per thread and per kind:
+ * localtime_r and strftime cost more than everything else in a timestamp,
+ * and replies stamped in the same second share it.  Keyed by the second
+ * itself, so a new second (a time-zone change included) is computed
+ * afresh. */
+typedef struct {
+    time_t secs;
+    bool valid;
+    size_t n;
+    char text[32];
+} second_t;
+
+static const second_t *second_of(time_t secs, bool utc)
+{
+    static _Thread_local second_t seconds[2];
+    second_t *s = &seconds[utc];
+    if (s->valid && s->secs == secs)
+        return s;
+    struct tm tm;
+    if (utc)
+        gmtime_r(&secs, &tm);
+    else
+        localtime_r(&secs, &tm);
+    s->n = strftime(s->text, sizeof s->text, "%Y-%m-%dT%H:%M:%S", &tm);
+    s->secs = secs;
+    s->valid = s->n > 0;
+    return s;
+}
+
 static char *format_iso(double unix_s, bool utc, char *buf, size_t len)
 {
     time_t secs = (time_t)unix_s;
@@ -29,19 +58,24 @@ static char *format_iso(double unix_s, bool utc, char *buf, size_t len)
         secs++;
         micros -= 1000000;
     }
-    struct tm tm;
-    if (utc)
-        gmtime_r(&secs, &tm);
-    else
-        localtime_r(&secs, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (n == 0) {       /* strftime leaves a short buffer unterminated */
+    const second_t *second = second_of(secs, utc);
+    size_t n = second->n;
+    if (n == 0 || n + 1 > len) {      /* nothing, or a short buffer: as strftime would */
         if (len)
             buf[0] = '\0';
         return buf;
     }
-    if (micros && n < len)
-        n += snprintf(buf + n, len - n, ".%06ld", micros);
+    memcpy(buf, second->text, n);
+    buf[n] = '\0';
+    if (micros && n + 7 < len) {
+        buf[n] = '.';
+        for (int i = 6; i >= 1; i--) {
+            buf[n + (size_t)i] = (char)('0' + micros % 10);
+            micros /= 10;
+        }
+        n += 7;
+        buf[n] = '\0';
+    }
     if (utc && n + 1 < len) {
         buf[n++] = 'Z';
         buf[n] = '\0';

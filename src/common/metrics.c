@@ -250,6 +250,43 @@ void metrics_add(metrics_t *self, const char *name, const char *labels, double d
     pthread_mutex_unlock(&self->lock);
 }
 
+metrics_series_t *metrics_series(metrics_t *self, const char *name, const char *labels)
+{
+    pthread_mutex_lock(&self->lock);
+    series_t *s = lookup(self, name, labels, true);
+    pthread_mutex_unlock(&self->lock);
+    return s;
+}
+
+void metrics_series_add(metrics_t *self, metrics_series_t *series, double delta)
+{
+    if (!series)
+        return;
+    pthread_mutex_lock(&self->lock);
+    series->value += delta;
+    pthread_mutex_unlock(&self->lock);
+}
+
+static void observe(series_t *s, double value)
+{
+    if (!s || !s->buckets)
+        return;
+    s->value += value;
+    s->count++;
+    for (size_t i = 0; i < s->family->nbounds; i++)
+        if (value <= s->family->bounds[i]) {
+            s->buckets[i]++;
+            break;
+        }
+}
+
+void metrics_series_observe(metrics_t *self, metrics_series_t *series, double value)
+{
+    pthread_mutex_lock(&self->lock);
+    observe(series, value);
+    pthread_mutex_unlock(&self->lock);
+}
+
 void metrics_set(metrics_t *self, const char *name, const char *labels, double value)
 {
     pthread_mutex_lock(&self->lock);
@@ -262,16 +299,7 @@ void metrics_set(metrics_t *self, const char *name, const char *labels, double v
 void metrics_observe(metrics_t *self, const char *name, const char *labels, double value)
 {
     pthread_mutex_lock(&self->lock);
-    series_t *s = lookup(self, name, labels, true);
-    if (s && s->buckets) {
-        s->value += value;
-        s->count++;
-        for (size_t i = 0; i < s->family->nbounds; i++)
-            if (value <= s->family->bounds[i]) {
-                s->buckets[i]++;
-                break;
-            }
-    }
+    observe(lookup(self, name, labels, true), value);
     pthread_mutex_unlock(&self->lock);
 }
 

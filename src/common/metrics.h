@@ -4,7 +4,8 @@
  *  values, so callers never format label syntax by hand.  Collectors run
  *  just before each render to set gauges that are cheaper to read than to
  *  maintain (queue sizes, registry counts).  Thread-safe: one mutex; the
- *  hot path is a hash lookup and an add. */
+ *  hot path is a hash lookup and an add, or only the add for a series
+ *  held by its handle. */
 #ifndef KEEL_METRICS_H
 #define KEEL_METRICS_H
 #include <stddef.h>
@@ -26,6 +27,14 @@ char *metrics_labels(char *buf, size_t len, ...) __attribute__((sentinel));
 void metrics_add(metrics_t *self, const char *name, const char *labels, double delta);
 void metrics_set(metrics_t *self, const char *name, const char *labels, double value);
 void metrics_observe(metrics_t *self, const char *name, const char *labels, double value);
+/* A series to update without finding it by name each time (a request's
+ * own counters): found or created on first use, and valid until
+ * metrics_destroy, since series are never removed.  NULL when the family
+ * is undeclared. */
+typedef struct series_t metrics_series_t;
+metrics_series_t *metrics_series(metrics_t *self, const char *name, const char *labels);
+void metrics_series_add(metrics_t *self, metrics_series_t *series, double delta);
+void metrics_series_observe(metrics_t *self, metrics_series_t *series, double value);
 /* Current value of a counter or gauge series (0 when absent): for health
  * dicts and tests. */
 double metrics_value(metrics_t *self, const char *name, const char *labels);

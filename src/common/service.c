@@ -6,6 +6,7 @@
 #include "log.h"
 #include "procmetrics.h"
 #include "token.h"
+#include "wirejson.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,17 +37,19 @@ static int active_threads(void)
     return threads;
 }
 
+static const char *phase_of(int state)
+{
+    return state == SERVICE_READY ? "healthy" : state == SERVICE_STARTING ? "starting" : "stopping";
+}
+
 json_t *service_health(service_t *self)
 {
     char ts[40];
     clock_iso_local(clock_wall(), ts, sizeof ts);
     int state = atomic_load(&self->state);
     char message[128];
-    const char *phase = state == SERVICE_READY ? "healthy"
-                        : state == SERVICE_STARTING ? "starting" : "stopping";
+    const char *phase = phase_of(state);
     snprintf(message, sizeof message, "%s is %s", self->def->title, phase);
-    char filter[64];
-    snprintf(filter, sizeof filter, "service=\"%s\"", self->def->name);
     json_t *dict = json_pack("{s:s, s:b, s:b, s:s, s:s, s:f, s:i, s:s, s:s, s:f}",
                              "status", state == SERVICE_READY ? "ok" : phase,
                              "ready", state == SERVICE_READY,
@@ -55,7 +58,7 @@ json_t *service_health(service_t *self)
                              "uptime", service_uptime(self),
                              "active_threads", active_threads(),
                              "service", self->def->title, "version", KEEL_VERSION,
-                             "requests", metrics_sum(self->metrics, "keel_requests_total", filter));
+                             "requests", (double)wire_server_requests(self->wire));
     json_object_set_new(dict, "pid", json_integer((json_int_t)getpid()));
     json_object_set_new(dict, "ports", json_pack("{s:i, s:i}",
                                                  "zmq", config_port(self->config, self->def->zmq_port),
@@ -63,6 +66,187 @@ json_t *service_health(service_t *self)
     if (self->def->health && state == SERVICE_READY)
         self->def->health(self, dict);
     return dict;
+}
+
+/* ---- the health reply, cached -------------------------------------------
+ *
+ * Agents ping a service far more often than anything else they ask, and
+ * building the dict (the hooks read every module's state, jansson builds
+ * and frees a few dozen values) cost many times the rest of a ping.  So
+ * the wire's health reply is the dict's text, kept, with the five fields
+ * that change from one reply to the next (message, timestamp, uptime,
+ * active_threads, requests) written afresh into it for every reply: those
+ * are always true when the reply leaves.
+ *
+ * The rest is reused only while it still holds:
+ *  - the service's state has not changed (status, ready, initialized);
+ *  - no request has been answered since it was built but health
+ *    requests and lookups (wire_server_changes), so whoever was answered
+ *    a registration, a login, a reload or anything else sees its effect
+ *    in the very next health reply;
+ *  - it is at most SERVICE_HEALTH_REUSE_S old, for what changes without a
+ *    request: figures the services' own loops sample (the twin's system
+ *    figures every core.twin.poll_interval_s, the hub's sweeps every few
+ *    seconds), events that arrive on ErrorBus's SUB port, processes the
+ *    supervisor watches, a breaker's opening running out.  Ten
+ *    milliseconds is less than a reply waits on a busy socket, and less
+ *    than any of those loops' periods by a hundred times, so the reply
+ *    says nothing a dict built on arrival could not have said. */
+#define SERVICE_HEALTH_REUSE_S 0.01
+
+enum { FRESH_MESSAGE, FRESH_TIMESTAMP, FRESH_UPTIME, FRESH_THREADS, FRESH_REQUESTS, NFRESH };
+static const char *const fresh_keys[NFRESH] = { "message", "timestamp", "uptime", "active_threads",
+                                                "requests" };
+
+typedef struct health_text_t {
+    pthread_mutex_t lock;
+    char *text;                 /* the dict, a marker in place of each fresh field's value */
+    size_t len;
+    size_t at[NFRESH][2];       /* where each marker starts and ends, in text order */
+    int order[NFRESH];          /* which field each of those is */
+    double built;               /* clock_mono() */
+    long changes;               /* wire_server_changes() when built */
+    int state;
+    service_health_adjust_fn *adjust;   /* what it was built with */
+} health_text_t;
+
+static health_text_t *health_text_new(void)
+{
+    health_text_t *self = calloc(1, sizeof *self);
+    pthread_mutex_init(&self->lock, NULL);
+    return self;
+}
+
+static void health_text_destroy(health_text_t **self_p)
+{
+    if (!*self_p)
+        return;
+    pthread_mutex_destroy(&(*self_p)->lock);
+    free((*self_p)->text);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* Builds the text with markers: 0 when every fresh field was found where
+ * the wire writes it, else -1 (a hook replaced one: no reuse then). */
+static int health_text_build(health_text_t *cache, service_t *self, int state,
+                             service_health_adjust_fn *adjust)
+{
+    free(cache->text);
+    cache->text = NULL;
+    /* Read before the dict: a change counted later makes the next reply
+     * build again, one counted earlier is in the dict already. */
+    long changes = wire_server_changes(self->wire);
+    json_t *dict = service_health(self);
+    if (adjust)
+        adjust(dict);
+    for (int i = 0; i < NFRESH; i++) {
+        char marker[4] = { '\x01', (char)('0' + i), '\0' };
+        if (!json_object_get(dict, fresh_keys[i])) {
+            json_decref(dict);
+            return -1;
+        }
+        json_object_set_new(dict, fresh_keys[i], json_string(marker));
+    }
+    cache->text = wirejson_dump(dict, &cache->len);
+    json_decref(dict);
+    if (!cache->text)
+        return -1;
+    int found = 0;
+    for (int i = 0; i < NFRESH; i++) {
+        char pattern[64];
+        int n = snprintf(pattern, sizeof pattern, "\"%s\":\"\\u0001%d\"", fresh_keys[i], i);
+        char *hit = memmem(cache->text, cache->len, pattern, (size_t)n);
+        if (!hit)
+            return -1;
+        size_t key = strlen(fresh_keys[i]) + 3;     /* "key": */
+        size_t start = (size_t)(hit - cache->text) + key;
+        int j = found++;        /* kept in text order */
+        while (j > 0 && cache->at[j - 1][0] > start) {
+            cache->at[j][0] = cache->at[j - 1][0];
+            cache->at[j][1] = cache->at[j - 1][1];
+            cache->order[j] = cache->order[j - 1];
+            j--;
+        }
+        cache->at[j][0] = start;
+        cache->at[j][1] = start + (size_t)n - key;
+        cache->order[j] = i;
+    }
+    cache->built = clock_mono();
+    cache->changes = changes;
+    cache->state = state;
+    cache->adjust = adjust;
+    return 0;
+}
+
+static void put_fresh(wirejson_buf_t *buf, service_t *self, int field, const char *message)
+{
+    char ts[40];
+    switch (field) {
+    case FRESH_MESSAGE:
+        wirejson_buf_string(buf, message, strlen(message));
+        break;
+    case FRESH_TIMESTAMP:
+        clock_iso_local(clock_wall(), ts, sizeof ts);
+        wirejson_buf_string(buf, ts, strlen(ts));
+        break;
+    case FRESH_UPTIME: {
+        /* To the microsecond, the clock's own resolution for agents: the
+         * seventeen digits of "%.17g" cost a tenth of a ping. */
+        long long us = (long long)(service_uptime(self) * 1e6);
+        char fraction[8] = ".000000";
+        for (int i = 6, rest = (int)(us % 1000000); i >= 1; i--, rest /= 10)
+            fraction[i] = (char)('0' + rest % 10);
+        wirejson_buf_integer(buf, us / 1000000);
+        wirejson_buf_raw(buf, fraction, 7);
+        break;
+    }
+    case FRESH_THREADS:
+        wirejson_buf_integer(buf, active_threads());
+        break;
+    default:
+        wirejson_buf_real(buf, (double)wire_server_requests(self->wire));
+    }
+}
+
+json_t *service_health_reply(service_t *self, wire_request_t *req, const char *message,
+                             service_health_adjust_fn *adjust)
+{
+    health_text_t *cache = self->health_text;
+    int state = atomic_load(&self->state);
+    char own[128];
+    if (!message) {
+        snprintf(own, sizeof own, "%s is %s", self->def->title, phase_of(state));
+        message = own;
+    }
+    wire_request_reads_only(req);
+    pthread_mutex_lock(&cache->lock);
+    bool fresh = cache->text && cache->state == state && cache->adjust == adjust
+                 && cache->changes == wire_server_changes(self->wire)
+                 && clock_mono() - cache->built < SERVICE_HEALTH_REUSE_S;
+    if (!fresh && health_text_build(cache, self, state, adjust) < 0) {
+        pthread_mutex_unlock(&cache->lock);
+        json_t *dict = service_health(self);
+        if (adjust)
+            adjust(dict);
+        json_object_set_new(dict, "message", json_string(message));
+        return dict;
+    }
+    wirejson_buf_t buf = { 0 };
+    wirejson_buf_reserve(&buf, cache->len + 256);     /* the fresh fields' text fits */
+    size_t from = 0;
+    for (int k = 0; k < NFRESH; k++) {
+        wirejson_buf_raw(&buf, cache->text + from, cache->at[k][0] - from);
+        put_fresh(&buf, self, cache->order[k], message);
+        from = cache->at[k][1];
+    }
+    wirejson_buf_raw(&buf, cache->text + from, cache->len - from);
+    pthread_mutex_unlock(&cache->lock);
+    size_t len;
+    char *text = wirejson_buf_finish(&buf, &len);
+    if (!text)
+        return wire_error("Internal error: health reply is not serialisable");
+    return wire_reply_text(req, text, len);
 }
 
 double service_uptime(service_t *self)
@@ -95,8 +279,7 @@ void service_error_bus_endpoint(config_t *config, char *buf, size_t len)
 
 static json_t *on_health(void *ctx, wire_request_t *req)
 {
-    (void)req;
-    return service_health(ctx);
+    return service_health_reply(ctx, req, NULL, NULL);
 }
 
 /* The process's loader reads the file, environment and flags again; a
@@ -223,6 +406,7 @@ service_t *service_new(const service_def_t *def, config_t *config)
     service_error_bus_endpoint(config, endpoint, sizeof endpoint);
     self->errors = errpub_new(endpoint, def->title);
     self->announce = announce_new(self);
+    self->health_text = health_text_new();
     return self;
 }
 
@@ -240,6 +424,7 @@ void service_destroy(service_t **self_p)
     metrics_destroy(&self->metrics);
     pthread_mutex_destroy(&self->reload_lock);
     liveness_destroy(&self->liveness);
+    health_text_destroy(&self->health_text);
     free(self);
     *self_p = NULL;
 }
@@ -384,6 +569,10 @@ int service_start(service_t *self)
     if (httpd_start(self->http, bind, config_port(self->config, self->def->http_port)) < 0)
         return -1;
     wire_server_attach(self->wire, health_routes, self);
+    /* Health comes from a cache and never waits: it skips the workers.  A
+     * service's own table may replace these routes, and then says itself. */
+    for (size_t i = 0; i < 3; i++)
+        wire_server_answer_inline(self->wire, WIRE_ACTION, health_routes[i].name);
     char endpoint[256];
     service_bind_endpoint(self, self->def->zmq_port, endpoint, sizeof endpoint);
     if (wire_server_bind(self->wire, endpoint) < 0)
@@ -430,6 +619,11 @@ void service_reload(service_t *self, config_t *fresh)
     announce_kick(self->announce);
     if (self->def->reload)
         self->def->reload(self, fresh);
+    /* A SIGHUP reload comes by no request: the next health reply builds afresh. */
+    pthread_mutex_lock(&self->health_text->lock);
+    free(self->health_text->text);
+    self->health_text->text = NULL;
+    pthread_mutex_unlock(&self->health_text->lock);
     pthread_mutex_unlock(&self->reload_lock);
 }
 

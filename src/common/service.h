@@ -96,6 +96,7 @@ struct service_t {
     service_loader_fn *loader;
     void *loader_ctx;
     struct announce_t *announce;    /* its names in the registry (announce.h) */
+    struct health_text_t *health_text;  /* the wire's health reply, cached (service.c) */
     void *impl;                 /* the service's own state */
 };
 
@@ -111,6 +112,15 @@ void service_set_loader(service_t *self, service_loader_fn *loader, void *ctx);
  * version, pid, ports ({zmq, http}), uptime and requests, after the
  * definition's health hook. */
 json_t *service_health(service_t *self);
+/* Changes a service makes to the dict on its ZMQ port only. */
+typedef void (service_health_adjust_fn)(json_t *dict);
+/* The wire's reply to a health request: service_health, then `adjust`
+ * (may be NULL), with `message` in place of the dict's when not NULL
+ * ("pong"), served from a text cached for at most 10 ms and only while
+ * no request that may change state was answered (service.c says why the
+ * reply stays true).  The request is declared read only.  Returns what the handler returns (wire_reply_text). */
+json_t *service_health_reply(service_t *self, wire_request_t *req, const char *message,
+                             service_health_adjust_fn *adjust);
 double service_uptime(service_t *self);
 /* <data_dir>/<service>/<file>. */
 char *service_path(service_t *self, const char *file, char *buf, size_t len);

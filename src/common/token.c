@@ -1,19 +1,36 @@
 /*  token: see token.h.
  *
- *  The signature is checked here, with libsodium's HMAC and a constant-time
- *  compare, before libjwt ever sees the token: libjwt then only parses the
- *  claims of a token already known to be ours.  The header's algorithm is
- *  read first and anything but HS256 is refused, which closes the "alg:
- *  none" and algorithm-confusion doors whatever the library would do. */
+ *  The header's algorithm is read first and anything but HS256 is refused,
+ *  which closes the "alg: none" and algorithm-confusion doors; then the
+ *  signature is checked with libsodium's HMAC and a constant-time compare;
+ *  only then are the claims read (iss, sub, exp, scopes), as JSON, here:
+ *  libjwt, which checked the HMAC a second time and parsed everything
+ *  again, cost two thirds of a validation.  libjwt still writes tokens.
+ *
+ *  Validations at wire speed: the keys are parsed once and kept, the file
+ *  looked at (stat) at most once a second, and at once when a signature
+ *  matches none of the keys kept (a key another process just rotated in),
+ *  and rotation in this process reloads them at once.  A token whose
+ *  signature and claims were checked is remembered (VERIFIED slots) by its
+ *  128-bit SipHash under a key drawn at start (a keyed PRF: no one without
+ *  the key can make another token land on it, and the token itself is not
+ *  kept): the next time it is presented under the same keys, only its
+ *  expiry and scope are checked, against the claims kept.  What changes the answer is never skipped: expiry is
+ *  checked on every call, and a reload of the keys forgets every token
+ *  checked under the old ones.  So a key removed from the file by another
+ *  process stops being accepted within a second; JWTs have no other
+ *  revocation (sessions, which do, are SecurityGateway's). */
 #include "token.h"
 #include "clock.h"
 #include "fsutil.h"
 #include "log.h"
 #include "wire.h"
+#include "wirejson.h"
 
 #include <jwt.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +38,8 @@
 
 #define KEY_BYTES 32
 #define MAX_KEYS 2
+#define KEYS_RECHECK_S 1.0      /* how often the key file is looked at */
+#define VERIFIED 256            /* tokens remembered (a power of two) */
 
 typedef struct {
     char kid[17];
@@ -34,10 +53,30 @@ typedef struct {
     ino_t inode;
     int count;
     jwt_key_t keys[MAX_KEYS];
+    double checked;             /* clock_mono() of the last stat */
+    const config_t *cfg;        /* whose path was looked at then */
+    bool stale;                 /* rotated here: read the file again now */
+    unsigned long generation;   /* moves with every reload */
 } keyring_t;
 
 static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
 static keyring_t ring;
+
+/* A token whose signature and claims were checked, under the keys of
+ * `generation`, known by its keyed hash. */
+typedef struct {
+    unsigned char id[crypto_shorthash_siphashx24_BYTES];
+    bool used;
+    unsigned long generation;
+    long exp;
+    char subject[256];
+    json_t *scopes;             /* the claim as it was, or NULL */
+} verified_t;
+
+static pthread_mutex_t verified_lock = PTHREAD_MUTEX_INITIALIZER;
+static verified_t verified[VERIFIED];
+static unsigned char verified_key[crypto_shorthash_siphashx24_KEYBYTES];
+static bool verified_keyed;
 
 char *token_keys_path(config_t *cfg, char *buf, size_t len)
 {
@@ -72,18 +111,35 @@ static int parse_keys(const char *text, jwt_key_t *keys)
     return count;
 }
 
-/* Copies the current keys out, re-reading the file when it changed. */
-static int load_keys(config_t *cfg, jwt_key_t *out)
+/* Copies the current keys out and their generation, re-reading the file
+ * when it changed: looked at when `recheck`, else at most every
+ * KEYS_RECHECK_S. */
+static int load_keys(config_t *cfg, jwt_key_t *out, bool recheck, unsigned long *generation)
 {
+    double now = clock_mono();
+    pthread_mutex_lock(&ring_lock);
+    if (!recheck && !ring.stale && ring.count > 0 && ring.cfg == cfg && now - ring.checked < KEYS_RECHECK_S) {
+        int count = ring.count;
+        memcpy(out, ring.keys, sizeof ring.keys);
+        if (generation)
+            *generation = ring.generation;
+        pthread_mutex_unlock(&ring_lock);
+        return count;
+    }
+    pthread_mutex_unlock(&ring_lock);
     char path[4096];
-    token_keys_path(cfg, path, sizeof path);
+    token_keys_path(cfg, path, sizeof path);      /* again at each look: a reload may move it */
     struct stat st;
     if (stat(path, &st) < 0)
         return 0;
     pthread_mutex_lock(&ring_lock);
-    if (strcmp(ring.path, path) || st.st_mtim.tv_sec != ring.mtime.tv_sec
+    ring.checked = now;
+    ring.cfg = cfg;
+    if (ring.stale || strcmp(ring.path, path) || st.st_mtim.tv_sec != ring.mtime.tv_sec
         || st.st_mtim.tv_nsec != ring.mtime.tv_nsec || st.st_size != ring.size
         || st.st_ino != ring.inode) {
+        ring.stale = false;
+        ring.generation++;
         char *text = fs_read_all(path, NULL);
         ring.count = text ? parse_keys(text, ring.keys) : 0;
         if (text)
@@ -96,6 +152,8 @@ static int load_keys(config_t *cfg, jwt_key_t *out)
     }
     int count = ring.count;
     memcpy(out, ring.keys, sizeof ring.keys);
+    if (generation)
+        *generation = ring.generation;
     pthread_mutex_unlock(&ring_lock);
     return count;
 }
@@ -121,6 +179,9 @@ static int write_keys(config_t *cfg, const jwt_key_t *keys, int count)
     sodium_memzero(text, sizeof text);
     if (rc < 0)
         log_error("token", "cannot write the JWT key file %s", path);
+    pthread_mutex_lock(&ring_lock);
+    ring.stale = true;          /* this process's next check reads the file */
+    pthread_mutex_unlock(&ring_lock);
     return rc;
 }
 
@@ -137,7 +198,7 @@ int token_keys_ensure(config_t *cfg)
     if (sodium_init() < 0)
         return -1;
     jwt_key_t keys[MAX_KEYS];
-    int count = load_keys(cfg, keys);
+    int count = load_keys(cfg, keys, true, NULL);
     sodium_memzero(keys, sizeof keys);
     if (count > 0)
         return 0;
@@ -150,7 +211,7 @@ int token_keys_ensure(config_t *cfg)
 int token_keys_rotate(config_t *cfg)
 {
     jwt_key_t keys[MAX_KEYS];
-    int count = load_keys(cfg, keys);
+    int count = load_keys(cfg, keys, true, NULL);
     if (count > 0)
         keys[1] = keys[0];
     fresh_key(&keys[0]);
@@ -164,7 +225,7 @@ int token_keys_rotate(config_t *cfg)
 char *token_issue(config_t *cfg, const char *subject, json_t *scopes, long ttl_s)
 {
     jwt_key_t keys[MAX_KEYS];
-    if (load_keys(cfg, keys) < 1) {
+    if (load_keys(cfg, keys, false, NULL) < 1) {
         log_error("token", "no JWT signing key: cannot issue a token");
         return NULL;
     }
@@ -198,22 +259,35 @@ bool token_is_session(const char *text)
     return true;
 }
 
-static bool b64url_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-           || c == '-' || c == '_';
-}
+/* The bytes a JWT may hold: base64url's alphabet and the two dots. */
+static const unsigned char b64url_or_dot[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
 
-/* The decoded header, or NULL when it is not base64url JSON. */
-static json_t *decode_header(const char *b64, size_t len)
+/* A base64url part of a token decoded and read as JSON, or NULL. */
+static json_t *decode_part(const char *b64, size_t len)
 {
-    unsigned char bin[1024];
+    unsigned char bin[TOKEN_MAX_LEN];
     size_t bin_len;
-    if (len > 1300 || sodium_base642bin(bin, sizeof bin, b64, len, NULL, &bin_len, NULL,
-                                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+    if (sodium_base642bin(bin, sizeof bin, b64, len, NULL, &bin_len, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
         return NULL;
-    json_error_t jerr;
-    return json_loadb((const char *)bin, bin_len, 0, &jerr);
+    return wirejson_load((const char *)bin, bin_len);
 }
 
 /* Index of the key whose HMAC matches the signature, or -1. */
@@ -236,48 +310,105 @@ static int match_key(const char *jwt, size_t signed_len, const char *sig, const 
     return found;
 }
 
-static bool has_scope(jwt_t *jwt, const char *scope)
+static bool has_scope(json_t *scopes, const char *scope)
 {
     if (!scope)
         return true;
-    char *text = jwt_get_grants_json(jwt, "scopes");
-    json_error_t jerr;
-    json_t *scopes = text ? json_loads(text, JSON_DECODE_ANY, &jerr) : NULL;
-    free(text);
-    bool found = false;
     size_t i;
     json_t *s;
     json_array_foreach(scopes, i, s)
         if (json_is_string(s) && strcmp(json_string_value(s), scope) == 0)
-            found = true;
-    json_decref(scopes);
-    return found;
+            return true;
+    return false;
 }
 
-/* Checks the claims of a token whose signature matched `key`. */
-static int check_claims(const char *jwt_text, const jwt_key_t *key, const char *scope,
-                        char *subject, size_t subject_len, const char **reason)
+/* The answer for claims already known to be signed by a key of ours:
+ * exp (an integer, else treated as none) and scope, checked now. */
+static int answer(long exp, json_t *scopes, const char *sub, const char *scope, char *subject,
+                  size_t subject_len, const char **reason)
 {
-    jwt_t *jwt = NULL;
-    int rc = -1;
-    if (jwt_decode(&jwt, jwt_text, key->secret, KEY_BYTES) != 0 || jwt_get_alg(jwt) != JWT_ALG_HS256) {
-        *reason = "malformed";
-    } else {
-        const char *iss = jwt_get_grant(jwt, "iss"), *sub = jwt_get_grant(jwt, "sub");
-        long exp = jwt_get_grant_int(jwt, "exp");
-        if (!iss || strcmp(iss, TOKEN_ISSUER) || !sub || !*sub)
-            *reason = "wrong issuer or subject";
-        else if (exp <= 0 || (double)exp <= clock_wall())
-            *reason = "expired";
-        else if (!has_scope(jwt, scope))
-            *reason = "missing scope";
-        else {
-            if (subject)
-                snprintf(subject, subject_len, "%s", sub);
-            rc = 0;
-        }
+    if (exp <= 0 || (double)exp <= clock_wall()) {
+        *reason = "expired";
+        return -1;
     }
-    jwt_free(jwt);
+    if (!has_scope(scopes, scope)) {
+        *reason = "missing scope";
+        return -1;
+    }
+    if (subject)
+        snprintf(subject, subject_len, "%s", sub);
+    return 0;
+}
+
+/* The token's keyed hash, and the slot it is remembered in.  The lock is held. */
+static verified_t *slot_of(const char *jwt, size_t len, unsigned char *id)
+{
+    if (!verified_keyed) {
+        randombytes_buf(verified_key, sizeof verified_key);
+        verified_keyed = true;
+    }
+    crypto_shorthash_siphashx24(id, (const unsigned char *)jwt, len, verified_key);
+    uint64_t v;
+    memcpy(&v, id, sizeof v);
+    return &verified[v & (VERIFIED - 1)];
+}
+
+/* The answer for a token checked before under the same keys: 1 and the
+ * answer in *rc, or 0 when it is not remembered. */
+static int recall(const char *jwt, size_t len, unsigned long generation, const char *scope,
+                  char *subject, size_t subject_len, const char **reason, int *rc)
+{
+    unsigned char id[crypto_shorthash_siphashx24_BYTES];
+    pthread_mutex_lock(&verified_lock);
+    verified_t *slot = slot_of(jwt, len, id);
+    bool hit = slot->used && slot->generation == generation && sodium_memcmp(slot->id, id, sizeof id) == 0;
+    if (hit)
+        *rc = answer(slot->exp, slot->scopes, slot->subject, scope, subject, subject_len, reason);
+    pthread_mutex_unlock(&verified_lock);
+    return hit;
+}
+
+static void remember(const char *jwt, size_t len, unsigned long generation, long exp, const char *sub,
+                     json_t *scopes)
+{
+    if (strlen(sub) >= sizeof verified[0].subject)
+        return;
+    unsigned char id[crypto_shorthash_siphashx24_BYTES];
+    pthread_mutex_lock(&verified_lock);
+    verified_t *slot = slot_of(jwt, len, id);
+    json_decref(slot->scopes);
+    *slot = (verified_t){ .used = true, .generation = generation, .exp = exp,
+                          .scopes = json_incref(scopes) };
+    memcpy(slot->id, id, sizeof id);
+    snprintf(slot->subject, sizeof slot->subject, "%s", sub);
+    pthread_mutex_unlock(&verified_lock);
+}
+
+/* Checks the claims of a token whose signature matched one of our keys,
+ * and remembers them when they are well formed. */
+static int check_claims(const char *jwt, size_t len, const char *dot1, const char *dot2,
+                        unsigned long generation, const char *scope, char *subject, size_t subject_len,
+                        const char **reason)
+{
+    json_t *claims = decode_part(dot1 + 1, (size_t)(dot2 - dot1 - 1));
+    if (!json_is_object(claims)) {
+        json_decref(claims);
+        *reason = "malformed";
+        return -1;
+    }
+    const char *iss = json_string_value(json_object_get(claims, "iss"));
+    const char *sub = json_string_value(json_object_get(claims, "sub"));
+    json_t *exp_claim = json_object_get(claims, "exp");
+    long exp = json_is_integer(exp_claim) ? (long)json_integer_value(exp_claim) : -1;
+    json_t *scopes = json_object_get(claims, "scopes");
+    int rc = -1;
+    if (!iss || strcmp(iss, TOKEN_ISSUER) || !sub || !*sub) {
+        *reason = "wrong issuer or subject";
+    } else {
+        remember(jwt, len, generation, exp, sub, scopes);
+        rc = answer(exp, scopes, sub, scope, subject, subject_len, reason);
+    }
+    json_decref(claims);
     return rc;
 }
 
@@ -293,27 +424,37 @@ int token_verify_jwt(config_t *cfg, const char *jwt, const char *scope,
     const char *dot1 = strchr(jwt, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
     if (!dot1 || !dot2 || strchr(dot2 + 1, '.'))
         return -1;
-    for (const char *p = jwt; *p; p++)
-        if (*p != '.' && !b64url_char(*p))
+    for (const unsigned char *p = (const unsigned char *)jwt; *p; p++)
+        if (!b64url_or_dot[*p])
             return -1;
-    json_t *header = decode_header(jwt, (size_t)(dot1 - jwt));
+    jwt_key_t keys[MAX_KEYS];
+    unsigned long generation;
+    int count = load_keys(cfg, keys, false, &generation);
+    int rc = -1;
+    if (recall(jwt, len, generation, scope, subject, subject_len, r, &rc)) {
+        sodium_memzero(keys, sizeof keys);
+        return rc;
+    }
+    json_t *header = decode_part(jwt, (size_t)(dot1 - jwt));
     const char *alg = json_string_value(json_object_get(header, "alg"));
     bool hs256 = alg && strcmp(alg, "HS256") == 0;
     json_decref(header);
     if (!hs256) {
+        sodium_memzero(keys, sizeof keys);
         *r = "algorithm refused";
         return -1;
     }
-    jwt_key_t keys[MAX_KEYS];
-    int count = load_keys(cfg, keys);
     int which = match_key(jwt, (size_t)(dot2 - jwt), dot2 + 1, keys, count);
-    int rc = -1;
-    if (which < 0)
-        *r = "bad signature";
-    else
-        rc = check_claims(jwt, &keys[which], scope, subject, subject_len, r);
+    if (which < 0) {            /* perhaps a key rotated in since the file was last looked at */
+        count = load_keys(cfg, keys, true, &generation);
+        which = match_key(jwt, (size_t)(dot2 - jwt), dot2 + 1, keys, count);
+    }
     sodium_memzero(keys, sizeof keys);
-    return rc;
+    if (which < 0) {
+        *r = "bad signature";
+        return -1;
+    }
+    return check_claims(jwt, len, dot1, dot2, generation, scope, subject, subject_len, r);
 }
 
 /* Asks SecurityGateway whether a session token belongs to an administrator. */

@@ -15,10 +15,13 @@
 #include "clock.h"
 #include "log.h"
 #include "pycompat.h"
+#include "wirejson.h"
 #include "zsocket.h"
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +34,23 @@
 #define DRAIN_BATCH 64
 #define WAIT_MS 100
 
+/* A label's series of keel_requests_total (by outcome) and of
+ * keel_request_duration_seconds, found once and then held: formatting the
+ * label text and looking it up on every request cost more than the
+ * lookups many requests ask for. */
+typedef struct {
+    _Atomic(metrics_series_t *) requests[2];    /* outcome "ok", "error" */
+    _Atomic(metrics_series_t *) duration;
+} meters_t;
+
 typedef struct {
     char *name;             /* NULL for the type and raw routes */
     wire_handler_fn *fn;
     void *ctx;
     char *module;           /* the absorbed agent this route belongs to, or NULL */
     route_privilege_t privilege;
+    meters_t *meters;       /* its own, made with it */
+    bool inline_ok;         /* wire_server_answer_inline */
 } route_t;
 
 /* A module whose requests go to its legacy agent instead (delegation).
@@ -73,6 +87,15 @@ struct wire_server_t {
     liveness_t *liveness;               /* borrowed: the service's */
     char jobs_endpoint[64], results_endpoint[64];
     bool started;
+    meters_t invalid;       /* requests no route took: label "invalid" */
+    wire_batch_begin_fn *batch_begin;   /* group commit (wire_server_set_batch), or NULL */
+    wire_batch_end_fn *batch_end;
+    void *batch_ctx;
+    char **inline_names;    /* the names of its inline actions, found at start */
+    size_t ninline;
+    bool inline_raw;        /* raw pings are answered inline */
+    atomic_long answered;   /* requests answered here and by the attached listeners */
+    atomic_long changes;    /* of those, the ones not declared read only */
     wire_server_t *parent;  /* a legacy listener delegates through its parent */
     wire_server_t *attached[MAX_ATTACHED];  /* legacy listeners served by this thread */
     int nattached;
@@ -125,6 +148,7 @@ static void route_free(route_t *route)
 {
     free(route->name);
     free(route->module);
+    free(route->meters);
     *route = (route_t){ 0 };
 }
 
@@ -134,7 +158,7 @@ static void route_set(route_t *route, const char *name, wire_handler_fn *fn, voi
 {
     route_free(route);
     *route = (route_t){ name ? strdup(name) : NULL, fn, ctx, module ? strdup(module) : NULL,
-                        privilege };
+                        privilege, calloc(1, sizeof(meters_t)), false };
 }
 
 static void routes_add(routes_t *routes, const char *name, wire_handler_fn *fn, void *ctx,
@@ -196,7 +220,7 @@ static wire_server_t *server_new(const char *service, metrics_t *metrics, zsocke
     self->service = strdup(service);
     self->metrics = metrics;
     self->max_request = 1 << 20;
-    self->on_unknown = (route_t){ NULL, unknown_action, NULL, NULL, ROUTE_PUBLIC };
+    route_set(&self->on_unknown, NULL, unknown_action, NULL, NULL, ROUTE_PUBLIC);
     pthread_mutex_init(&self->delegate_lock, NULL);
     /* NULL under SECURE_ZMQ without server keys: wire_server_bind refuses then. */
     self->router = zsocket_new(ZMQ_ROUTER, role, 0);
@@ -205,8 +229,8 @@ static wire_server_t *server_new(const char *service, metrics_t *metrics, zsocke
         zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
         zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     }
-    snprintf(self->jobs_endpoint, sizeof self->jobs_endpoint, "inproc://wire-jobs-%p", (void *)self);
-    snprintf(self->results_endpoint, sizeof self->results_endpoint, "inproc://wire-results-%p", (void *)self);
+    zsocket_inproc_endpoint(self->jobs_endpoint, sizeof self->jobs_endpoint, "wire-jobs");
+    zsocket_inproc_endpoint(self->results_endpoint, sizeof self->results_endpoint, "wire-results");
     if (metrics) {
         metrics_declare(metrics, "keel_requests_total",
                         "Requests answered on a service's ZMQ ports, by action and outcome.",
@@ -228,6 +252,16 @@ wire_server_t *wire_server_new(const char *service, metrics_t *metrics)
     return server_new(service, metrics, ZSOCKET_SERVER);
 }
 
+static void forget_inline_routes(wire_server_t *self)
+{
+    for (size_t i = 0; i < self->ninline; i++)
+        free(self->inline_names[i]);
+    free(self->inline_names);
+    self->inline_names = NULL;
+    self->ninline = 0;
+    self->inline_raw = false;
+}
+
 void wire_server_destroy(wire_server_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -246,6 +280,7 @@ void wire_server_destroy(wire_server_t **self_p)
     route_free(&self->on_type);
     route_free(&self->on_raw);
     route_free(&self->on_unknown);
+    forget_inline_routes(self);
     for (size_t i = 0; i < self->ndelegates; i++)
         delegate_unref(self->delegates[i]);
     free(self->delegates);
@@ -331,6 +366,24 @@ void wire_server_set_workers(wire_server_t *self, int workers)
     self->nworkers = workers < 0 ? 0 : workers > MAX_WORKERS ? MAX_WORKERS : workers;
 }
 
+void wire_server_set_batch(wire_server_t *self, wire_batch_begin_fn *begin, wire_batch_end_fn *end,
+                           void *ctx)
+{
+    self->batch_begin = begin;
+    self->batch_end = end;
+    self->batch_ctx = ctx;
+}
+
+int wire_server_answer_inline(wire_server_t *self, wire_dialect_t dialect, const char *name)
+{
+    route_t *route = dialect == WIRE_ACTION ? routes_find(&self->actions, name)
+                     : dialect == WIRE_RAW && self->on_raw.fn ? &self->on_raw : NULL;
+    if (!route)
+        return -1;
+    route->inline_ok = true;
+    return 0;
+}
+
 void wire_server_set_max_request(wire_server_t *self, size_t bytes)
 {
     self->max_request = bytes;
@@ -346,7 +399,7 @@ int wire_server_share(wire_server_t *self, const char *module, const char *actio
     }
     routes_t *shares = &self->shares;
     shares->items = realloc(shares->items, (shares->count + 1) * sizeof *shares->items);
-    shares->items[shares->count++] = (route_t){ strdup(action), NULL, NULL, strdup(module), 0 };
+    shares->items[shares->count++] = (route_t){ strdup(action), NULL, NULL, strdup(module), 0, NULL, false };
     return 0;
 }
 
@@ -385,6 +438,7 @@ int wire_server_delegate(wire_server_t *self, const char *module, const char *en
 static void copy_route(routes_t *into, route_t *route)
 {
     routes_add(into, route->name, route->fn, route->ctx, route->module, route->privilege);
+    routes_find(into, route->name)->inline_ok = route->inline_ok;
 }
 
 static void copy_routes(routes_t *into, routes_t *from, routes_t *shares, const char *module)
@@ -416,8 +470,10 @@ int wire_server_listen_module(wire_server_t *self, const char *module, const cha
     route_t *type = &self->on_type, *raw = &self->on_raw;
     if (type->module && strcmp(type->module, module) == 0)
         route_set(&subset->on_type, NULL, type->fn, type->ctx, type->module, type->privilege);
-    if (raw->fn && (!raw->module || strcmp(raw->module, module) == 0))
+    if (raw->fn && (!raw->module || strcmp(raw->module, module) == 0)) {
         route_set(&subset->on_raw, NULL, raw->fn, raw->ctx, raw->module, raw->privilege);
+        subset->on_raw.inline_ok = raw->inline_ok;
+    }
     route_t *unknown = routes_find(&self->module_unknowns, module);
     if (!unknown)
         unknown = &self->on_unknown;
@@ -560,6 +616,12 @@ static bool utf8_valid(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+        /* Requests are ASCII nearly always: eight bytes at a time. */
+        uint64_t eight;
+        while (i + 8 <= len && (memcpy(&eight, s + i, 8), !(eight & 0x8080808080808080ULL)))
+            i += 8;
+        if (i >= len)
+            break;
         unsigned char c = s[i];
         size_t n;
         unsigned int cp;
@@ -678,103 +740,210 @@ static json_t *run_route(wire_server_t *self, const route_t *route, wire_request
     return route->fn(route->ctx, req);
 }
 
-/* Builds the reply object for one frame; *label names the route for metrics. */
-static json_t *dispatch(wire_server_t *self, const char *frame, size_t len, const char *peer,
-                        bool curve, const char **label)
+/* Who answers a request, for its metrics: the label and its series. */
+typedef struct {
+    const char *label;
+    meters_t *meters;
+} answerer_t;
+
+static answerer_t answered_by(const route_t *route, const char *label)
 {
-    wire_request_t req = { WIRE_RAW, "", NULL, NULL, frame, len, peer, curve };
+    return (answerer_t){ label, route->meters };
+}
+
+json_t *wire_reply_text(wire_request_t *req, char *text, size_t len)
+{
+    free(req->text);
+    req->text = text;
+    req->text_len = len;
+    return NULL;
+}
+
+void wire_request_reads_only(wire_request_t *req)
+{
+    req->read_only = true;
+}
+
+/* Builds the reply object for one frame, or NULL with the handler's own
+ * text in req->text; *by names the route for metrics.  `parsed` is the
+ * frame already read (the server thread's, for an inline route), or NULL;
+ * dispatch takes it. */
+static json_t *dispatch(wire_server_t *self, wire_request_t *req, json_t *parsed, answerer_t *by)
+{
+    const char *frame = req->raw;
+    size_t len = req->raw_len;
+    *by = (answerer_t){ "invalid", &self->invalid };
     if (len > self->max_request) {
-        *label = "invalid";
+        json_decref(parsed);
         count_bad(self, "too_large");
         return wire_error("Request too large");
     }
     if (!utf8_valid((const unsigned char *)frame, len)) {
-        *label = "invalid";
+        json_decref(parsed);
         count_bad(self, "invalid_utf8");
         return wire_error("Invalid UTF-8 request");
     }
-    json_error_t jerr;
-    json_t *body = json_loadb(frame, len, JSON_DECODE_ANY, &jerr);
+    json_t *body = parsed ? parsed : wirejson_load(frame, len);
     if (!body) {
         if (self->on_raw.fn) {
-            *label = "raw";
-            return run_route(self, &self->on_raw, &req);
+            *by = answered_by(&self->on_raw, "raw");
+            return run_route(self, &self->on_raw, req);
         }
         route_t *ping = wire_is_raw_ping(frame, len) ? routes_find(&self->actions, "ping") : NULL;
         if (ping) {
-            *label = "ping";
-            return run_route(self, ping, &req);
+            *by = answered_by(ping, "ping");
+            return run_route(self, ping, req);
         }
-        *label = "invalid";
         count_bad(self, "invalid_json");
         return wire_error("Invalid JSON request");
     }
     json_t *reply;
     if (!json_is_object(body)) {
-        *label = "invalid";
         count_bad(self, "not_an_object");
         reply = wire_error("Invalid request format");
     } else {
-        req.body = body;
-        req.payload = body;
-        route_t *route = route_for(self, &req);
-        if (req.dialect == WIRE_COMMAND && !req.payload)
-            req.payload = json_object();
-        else if (req.dialect == WIRE_COMMAND)
-            json_incref(req.payload);
+        req->body = body;
+        req->payload = body;
+        route_t *route = route_for(self, req);
+        if (req->dialect == WIRE_COMMAND && !req->payload)
+            req->payload = json_object();
+        else if (req->dialect == WIRE_COMMAND)
+            json_incref(req->payload);
         if (route) {
-            *label = route->name ? route->name : "type";
-            reply = run_route(self, route, &req);
+            *by = answered_by(route, route->name ? route->name : "type");
+            reply = run_route(self, route, req);
         } else {
-            *label = "unknown";
+            *by = answered_by(&self->on_unknown, "unknown");
             count_bad(self, "unknown_action");
-            reply = self->on_unknown.fn(self->on_unknown.ctx, &req);
+            reply = self->on_unknown.fn(self->on_unknown.ctx, req);
         }
-        if (req.dialect == WIRE_COMMAND)
-            json_decref(req.payload);
+        if (req->dialect == WIRE_COMMAND)
+            json_decref(req->payload);
     }
     json_decref(body);
     return reply;
 }
 
-static const char *outcome_of(json_t *reply)
+static bool failed(json_t *reply)
 {
     const char *status = json_string_value(json_object_get(reply, "status"));
-    if (status && (!strcasecmp(status, "error") || !strcasecmp(status, "not_found")))
-        return "error";
-    return "ok";
+    return status && (!strcasecmp(status, "error") || !strcasecmp(status, "not_found"));
 }
 
-static char *handle_frame(wire_server_t *self, const char *frame, size_t len, const char *peer,
-                          bool curve)
+/* The series in *slot, found the first time (threads racing there find
+ * the same one). */
+static metrics_series_t *series_at(wire_server_t *self, _Atomic(metrics_series_t *) *slot,
+                                   const char *family, const char *label, const char *outcome)
 {
-    double started = clock_mono();
-    const char *label = "invalid";
-    json_t *reply = dispatch(self, frame, len, peer, curve, &label);
+    metrics_series_t *series = atomic_load_explicit(slot, memory_order_acquire);
+    if (series)
+        return series;
+    char labels[192];
+    metrics_labels(labels, sizeof labels, "service", self->service, "action", label,
+                   outcome ? "outcome" : NULL, outcome, NULL);
+    series = metrics_series(self->metrics, family, labels);
+    atomic_store_explicit(slot, series, memory_order_release);
+    return series;
+}
+
+static void count_request(wire_server_t *self, const answerer_t *by, bool read_only, bool error,
+                          double seconds)
+{
+    wire_server_t *owner = self->parent ? self->parent : self;
+    atomic_fetch_add_explicit(&owner->answered, 1, memory_order_relaxed);
+    if (!read_only)
+        atomic_fetch_add_explicit(&owner->changes, 1, memory_order_release);
+    if (!self->metrics)
+        return;
+    metrics_series_add(self->metrics, series_at(self, &by->meters->requests[error], "keel_requests_total",
+                                                by->label, error ? "error" : "ok"), 1);
+    metrics_series_observe(self->metrics, series_at(self, &by->meters->duration,
+                                                    "keel_request_duration_seconds", by->label, NULL),
+                           seconds);
+}
+
+/* A reply made and not yet counted (held, under group commit, until its
+ * batch's writes are on disk). */
+typedef struct {
+    char *text;             /* malloc'd */
+    size_t len;
+    answerer_t by;
+    wire_dialect_t dialect;
+    bool read_only, error;
+    double started;
+} reply_t;
+
+static void make_reply(wire_server_t *self, const char *frame, size_t len, json_t *parsed,
+                       const char *peer, bool curve, reply_t *out)
+{
+    out->started = clock_mono();
+    wire_request_t req = { .dialect = WIRE_RAW, .name = "", .raw = frame, .raw_len = len,
+                           .peer = peer, .curve = curve };
+    json_t *reply = dispatch(self, &req, parsed, &out->by);
+    out->dialect = req.dialect;
+    out->read_only = req.read_only;
+    if (!reply && req.text) {
+        out->text = req.text;
+        out->len = req.text_len;
+        out->error = false;
+        return;
+    }
+    free(req.text);
     if (!reply)
         reply = wire_error("Internal error");
-    char *text = json_dumps(reply, WIRE_JSON_FLAGS);
-    if (!text) {
+    out->text = wirejson_dump(reply, &out->len);
+    if (!out->text) {
         json_decref(reply);
         reply = wire_error("Internal error: reply is not serialisable");
-        text = json_dumps(reply, WIRE_JSON_FLAGS);
+        out->text = wirejson_dump(reply, &out->len);
     }
-    if (self->metrics) {
-        char labels[192];
-        metrics_labels(labels, sizeof labels, "service", self->service, "action", label,
-                       "outcome", outcome_of(reply), NULL);
-        metrics_add(self->metrics, "keel_requests_total", labels, 1);
-        metrics_labels(labels, sizeof labels, "service", self->service, "action", label, NULL);
-        metrics_observe(self->metrics, "keel_request_duration_seconds", labels,
-                        clock_mono() - started);
-    }
+    out->error = failed(reply);
     json_decref(reply);
-    return text;
+}
+
+static void count_reply(wire_server_t *self, const reply_t *reply)
+{
+    count_request(self, &reply->by, reply->read_only, reply->error, clock_mono() - reply->started);
+}
+
+/* What a held reply becomes when its batch's writes could not be made
+ * durable, in its dialect's form. */
+static void fail_reply(reply_t *reply, const char *why)
+{
+    json_t *error = reply->dialect == WIRE_COMMAND
+                    ? json_pack("{s:s, s:s}", "status", "ERROR", "message", why)
+                    : wire_error("%s", why);
+    free(reply->text);
+    reply->text = wirejson_dump(error, &reply->len);
+    reply->error = true;
+    json_decref(error);
+}
+
+/* The reply text (the caller frees it) and its length. */
+static char *handle_frame(wire_server_t *self, const char *frame, size_t len, json_t *parsed,
+                          const char *peer, bool curve, size_t *reply_len)
+{
+    reply_t reply;
+    make_reply(self, frame, len, parsed, peer, curve, &reply);
+    count_reply(self, &reply);
+    *reply_len = reply.len;
+    return reply.text;
 }
 
 char *wire_server_handle(wire_server_t *self, const char *frame, size_t len)
 {
-    return handle_frame(self, frame, len, NULL, false);
+    size_t reply_len;
+    return handle_frame(self, frame, len, NULL, NULL, false, &reply_len);
+}
+
+long wire_server_requests(wire_server_t *self)
+{
+    return atomic_load_explicit(&self->answered, memory_order_relaxed);
+}
+
+long wire_server_changes(wire_server_t *self)
+{
+    return atomic_load_explicit(&self->changes, memory_order_acquire);
 }
 
 /* ---- the server thread ---------------------------------------------- */
@@ -833,11 +1002,10 @@ static void free_text(void *data, void *hint)
 }
 
 /* Sends frames [0, body) followed by the reply text; consumes the message. */
-static void message_reply(message_t *m, int body, void *socket, char *text)
+static void message_reply(message_t *m, int body, void *socket, char *text, size_t len)
 {
     for (int i = 0; i < body; i++)
         zmq_msg_send(&m->frames[i], socket, ZMQ_SNDMORE);
-    size_t len = strlen(text);
     zmq_msg_t out;
     zmq_msg_init_data(&out, text, len, free_text, NULL);
     if (zmq_msg_send(&out, socket, 0) < 0)
@@ -872,22 +1040,63 @@ static const char *origin_of(message_t *m, int first, int body, char *buf, size_
     return buf;
 }
 
-/* Answers the body frame of a message on `socket`.  Frames before `first`
- * (the listener index, in worker mode) travel back with the reply. */
-static void serve_message(wire_server_t *self, message_t *m, int first, void *socket)
+/* Makes the reply to a message's body frame (the index in *body); false,
+ * with the message closed, when it has none.  Frames before `first` (the
+ * listener index, in worker mode) travel back with the reply; `parsed` is
+ * the body already read, or NULL. */
+static bool answer_message(wire_server_t *self, message_t *m, int first, json_t *parsed, int *body,
+                           reply_t *reply)
 {
-    int body = body_index(m, first);
-    if (body < 0) {     /* no body: nothing a REQ client would send */
+    *body = body_index(m, first);
+    if (*body < 0) {    /* no body: nothing a REQ client would send */
+        json_decref(parsed);
         count_bad(self, "no_body");
         message_close(m);
-        return;
+        return false;
     }
     char buf[64];
     bool curve;
-    const char *peer = origin_of(m, first, body, buf, sizeof buf, &curve);
-    zmq_msg_t *frame = &m->frames[body];
-    char *text = handle_frame(self, zmq_msg_data(frame), zmq_msg_size(frame), peer, curve);
-    message_reply(m, body, socket, text);
+    const char *peer = origin_of(m, first, *body, buf, sizeof buf, &curve);
+    zmq_msg_t *frame = &m->frames[*body];
+    make_reply(self, zmq_msg_data(frame), zmq_msg_size(frame), parsed, peer, curve, reply);
+    return true;
+}
+
+/* Answers a message on `socket` at once. */
+static void serve_message(wire_server_t *self, message_t *m, int first, void *socket, json_t *parsed)
+{
+    int body;
+    reply_t reply;
+    if (!answer_message(self, m, first, parsed, &body, &reply))
+        return;
+    count_reply(self, &reply);
+    message_reply(m, body, socket, reply.text, reply.len);
+}
+
+/* A message answered and its reply held until the batch is committed. */
+typedef struct {
+    message_t m;
+    int body;
+    reply_t reply;
+} held_t;
+
+/* Group commit (wire_server_set_batch): a listener's queued requests are
+ * answered, their writes committed together, then their replies sent. */
+static void serve_batch(wire_server_t *self, wire_server_t *listener, void *socket, held_t *held)
+{
+    self->batch_begin(self->batch_ctx);
+    int n = 0;
+    while (n < DRAIN_BATCH && message_recv(&held[n].m, socket, ZMQ_DONTWAIT) == 0)
+        if (answer_message(listener, &held[n].m, 0, NULL, &held[n].body, &held[n].reply))
+            n++;
+    char err[512] = "";
+    int rc = self->batch_end(self->batch_ctx, err, sizeof err);
+    for (int i = 0; i < n; i++) {
+        if (rc < 0)
+            fail_reply(&held[i].reply, err);
+        count_reply(listener, &held[i].reply);
+        message_reply(&held[i].m, held[i].body, socket, held[i].reply.text, held[i].reply.len);
+    }
 }
 
 /* Forwards frames [from, count) unchanged (consumes the message). */
@@ -940,7 +1149,7 @@ static void worker_run(actor_t *actor, void *arg)
             zmq_poll(items, 2, WAIT_MS);
             continue;
         }
-        serve_message(listener_of(self, &m), &m, 1, results);
+        serve_message(listener_of(self, &m), &m, 1, results, NULL);
     }
     zmq_close(jobs);
     zmq_close(results);
@@ -963,6 +1172,77 @@ static void start_workers(wire_server_t *self, void **jobs, void **results)
         actor_start(self->workers[i]);
 }
 
+static bool delegated(wire_server_t *self, const char *module)
+{
+    wire_server_t *owner = self->parent ? self->parent : self;
+    bool found = false;
+    pthread_mutex_lock(&owner->delegate_lock);
+    for (size_t i = 0; i < owner->ndelegates && !found; i++)
+        found = strcmp(owner->delegates[i]->module, module) == 0;
+    pthread_mutex_unlock(&owner->delegate_lock);
+    return found;
+}
+
+/* Whether `name` appears in the frame between quotes. */
+static bool names_quoted(const char *frame, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    const char *end = frame + len;
+    for (const char *q = memchr(frame, '"', len); q && (size_t)(end - q) >= n + 2;
+         q = memchr(q + 1, '"', (size_t)(end - q - 1)))
+        if (q[n + 1] == '"' && memcmp(q + 1, name, n) == 0)
+            return true;
+    return false;
+}
+
+/* Whether the server thread answers this message itself (an inline route,
+ * wire_server_answer_inline), with the body it read for that in *parsed.
+ * Only a frame that names one of the inline actions, quoted, is read here
+ * at all: every other request goes to the workers as it came. */
+static bool answers_inline(wire_server_t *self, message_t *m, json_t **parsed)
+{
+    if (!self->ninline && !self->inline_raw)
+        return false;
+    int body = body_index(m, 0);
+    if (body < 0)
+        return false;
+    const char *frame = zmq_msg_data(&m->frames[body]);
+    size_t len = zmq_msg_size(&m->frames[body]);
+    if (len > self->max_request)
+        return false;
+    if (wire_is_raw_ping(frame, len))
+        return self->inline_raw && !(self->on_raw.module && delegated(self, self->on_raw.module));
+    bool named = false;
+    for (size_t i = 0; i < self->ninline && !named; i++)
+        named = names_quoted(frame, len, self->inline_names[i]);
+    if (!named)
+        return false;
+    json_t *value = wirejson_load(frame, len);
+    wire_request_t req = { .dialect = WIRE_RAW, .name = "", .body = value, .payload = value };
+    route_t *route = json_is_object(value) ? route_for(self, &req) : NULL;
+    if (!route || !route->inline_ok || (route->module && delegated(self, route->module))) {
+        json_decref(value);
+        return false;
+    }
+    *parsed = value;
+    return true;
+}
+
+/* The quoted names answers_inline looks for, from the routes marked. */
+static void find_inline_routes(wire_server_t *self)
+{
+    forget_inline_routes(self);
+    for (size_t i = 0; i < self->actions.count; i++) {
+        route_t *route = &self->actions.items[i];
+        if (!route->inline_ok)
+            continue;
+        self->inline_names = realloc(self->inline_names, (self->ninline + 1) * sizeof *self->inline_names);
+        self->inline_names[self->ninline++] = strdup(route->name);
+    }
+    route_t *ping = routes_find(&self->actions, "ping");
+    self->inline_raw = self->on_raw.fn ? self->on_raw.inline_ok : ping && ping->inline_ok;
+}
+
 /* One thread serves the main socket and every attached listener, so a
  * service's handlers never run concurrently unless it asked for workers. */
 static void server_run(actor_t *actor, void *arg)
@@ -980,6 +1260,7 @@ static void server_run(actor_t *actor, void *arg)
     int nitems = nlisteners + (results ? 1 : 0);
     items[nitems++] = (zmq_pollitem_t){ NULL, actor_stop_fd(actor), ZMQ_POLLIN, 0 };
     message_t m;
+    held_t *held = !jobs && self->batch_end ? calloc(DRAIN_BATCH, sizeof *held) : NULL;
     while (actor_running(actor)) {
         actor_alive(actor);
         if (zmq_poll(items, nitems, WAIT_MS) <= 0)
@@ -989,15 +1270,20 @@ static void server_run(actor_t *actor, void *arg)
                 continue;
             unsigned char index = (unsigned char)i;
             wire_server_t *listener = i == 0 ? self : self->attached[i - 1];
+            if (held) {
+                serve_batch(self, listener, items[i].socket, held);
+                continue;
+            }
             /* Drain what is queued before polling again: under load one poll
              * serves a batch. */
             for (int n = 0; n < DRAIN_BATCH; n++) {
                 if (message_recv(&m, items[i].socket, ZMQ_DONTWAIT) < 0)
                     break;
-                if (jobs)
+                json_t *parsed = NULL;
+                if (jobs && !answers_inline(listener, &m, &parsed))
                     send_job(&m, index, jobs);
                 else
-                    serve_message(listener, &m, 0, listener->router);
+                    serve_message(listener, &m, 0, listener->router, parsed);
             }
         }
         if (results && (items[nlisteners].revents & ZMQ_POLLIN))
@@ -1012,6 +1298,7 @@ static void server_run(actor_t *actor, void *arg)
         zmq_close(jobs);
     if (results)
         zmq_close(results);
+    free(held);
 }
 
 void wire_server_set_liveness(wire_server_t *self, liveness_t *liveness)
@@ -1023,6 +1310,9 @@ int wire_server_start(wire_server_t *self)
 {
     if (self->started)
         return 0;
+    find_inline_routes(self);
+    for (int i = 0; i < self->nattached; i++)
+        find_inline_routes(self->attached[i]);
     char name[64];
     snprintf(name, sizeof name, "%s wire thread", self->service);
     self->thread = actor_new_runner(name, server_run, NULL, self);

@@ -51,6 +51,9 @@ typedef struct {
     size_t raw_len;
     const char *peer;       /* the client's IP address (TCP), or NULL */
     bool curve;             /* the client is a CURVE key the ZAP handler admitted */
+    char *text;             /* set by wire_reply_text */
+    size_t text_len;
+    bool read_only;         /* set by wire_request_reads_only */
 } wire_request_t;
 
 /* Returns the reply (a new reference), or NULL for a generic error reply. */
@@ -133,8 +136,31 @@ int wire_server_listen_all(wire_server_t *self, const char *endpoint);
  * (an old agent's health port, which answered anything with its health). */
 int wire_server_listen_any(wire_server_t *self, const char *endpoint, wire_handler_fn *fn, void *ctx);
 
+/* Group commit, for a service whose handlers write a database.  The
+ * server thread calls begin(ctx) before it handles a batch of queued
+ * requests and end(ctx, err, errlen) after, and only then sends the
+ * batch's replies: as they are when end returns 0, or each replaced by
+ * the error end wrote in err when it returns -1 (end has undone the
+ * batch's writes then).  Requests that arrive together share one commit,
+ * and no reply leaves before everything the batch wrote is on disk, so
+ * none can tell of a write that a crash could still lose.  Only without
+ * workers: on workers, handlers commit what they write themselves.  Call
+ * before wire_server_start. */
+typedef void (wire_batch_begin_fn)(void *ctx);
+typedef int (wire_batch_end_fn)(void *ctx, char *err, size_t errlen);
+void wire_server_set_batch(wire_server_t *self, wire_batch_begin_fn *begin, wire_batch_end_fn *end,
+                           void *ctx);
 /* 0 runs handlers on the server thread (the default). */
 void wire_server_set_workers(wire_server_t *self, int workers);
+/* Answers a route on the server thread even when the service has
+ * workers, so its requests skip the hop to a worker and back: only for
+ * handlers that never wait (health from a cache, a token checked in
+ * memory).  A route whose module is delegated at the time still goes to
+ * the workers, since forwarding waits.  WIRE_RAW takes NULL for name and
+ * answers raw pings only.  Call after the route is attached and before
+ * wire_server_start (attaching the route again undoes it).  0, or -1
+ * when there is no such route. */
+int wire_server_answer_inline(wire_server_t *self, wire_dialect_t dialect, const char *name);
 /* The server thread and each worker beat a stamp of `liveness` (borrowed)
  * every time round their loop; call before wire_server_start. */
 void wire_server_set_liveness(wire_server_t *self, liveness_t *liveness);
@@ -145,10 +171,29 @@ void wire_server_stop(wire_server_t *self);
 /* Handles one request in the calling thread (tests, fuzzing, delegation):
  * returns the reply text, which the caller frees. */
 char *wire_server_handle(wire_server_t *self, const char *frame, size_t len);
+/* Requests answered so far on the server's ports (its legacy listeners
+ * included): what keel_requests_total counts for the service, without
+ * summing its series. */
+long wire_server_requests(wire_server_t *self);
 
 /* True for the raw frame "ping" (trailing blanks and newlines allowed),
  * which BaseAgent's clients send without any JSON around it. */
 bool wire_is_raw_ping(const char *frame, size_t len);
+
+/* For a handler whose reply is text it wrote itself (one served from a
+ * cache): hands `text` (malloc'd JSON; the wire frees it) to the wire and
+ * returns NULL, as in `return wire_reply_text(req, text, len);`.  Counted
+ * with outcome "ok". */
+json_t *wire_reply_text(wire_request_t *req, char *text, size_t len);
+/* Declares that the request changed nothing a cached reply reports (a
+ * health request, a lookup): wire_server_changes leaves it out. */
+void wire_request_reads_only(wire_request_t *req);
+/* Requests answered so far, on the server's ports and its legacy
+ * listeners', less those declared wire_request_reads_only: any of them
+ * may have changed state, so a reply cached because it reports state is
+ * rebuilt when this has moved.  Counted after each handler returns, so a
+ * change is in the state before it is in the count. */
+long wire_server_changes(wire_server_t *self);
 
 /* Reply helpers. */
 json_t *wire_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -6,8 +6,10 @@
 #include "zcurve.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <zmq.h>
 
 static pthread_once_t context_once = PTHREAD_ONCE_INIT, apart_once = PTHREAD_ONCE_INIT;
@@ -31,6 +33,12 @@ static void apart_init(void)
 {
     apart = zmq_ctx_new();
     zmq_ctx_set(apart, ZMQ_MAX_SOCKETS, 65536);
+}
+
+void zsocket_inproc_endpoint(char *buf, size_t len, const char *what)
+{
+    static atomic_uint next;
+    snprintf(buf, len, "inproc://%s-%u", what, atomic_fetch_add(&next, 1));
 }
 
 void *zsocket_apart_context(void)

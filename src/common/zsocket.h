@@ -57,6 +57,12 @@ void *zsocket_new_in(void *context, int type, zsocket_role_t role, size_t max_fr
  * its I/O thread is apart from the services' sockets, so a health sweep's
  * connections and handshakes never delay a service's reply. */
 void *zsocket_apart_context(void);
+/* An inproc endpoint's name no socket of this process has had before, in
+ * buf ("inproc://<what>-<n>").  A closed socket keeps its name until the
+ * reaper thread has destroyed it, so a name made from an object's address,
+ * which malloc hands out again, can still be bound by the last object's
+ * socket: the new bind fails and its peers connect to the dying one. */
+void zsocket_inproc_endpoint(char *buf, size_t len, const char *what);
 /* At exit, after every socket is closed: stops the ZAP handler and ends the
  * process's contexts. */
 void zsocket_shutdown(void);

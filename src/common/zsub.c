@@ -1,6 +1,6 @@
-/*  zsub: see zsub.h.  Each generation of the SUB socket has its own
- *  monitor endpoint, so a new socket's monitor never meets the old one's
- *  while inproc unbinds it. */
+/*  zsub: see zsub.h.  Each SUB socket it opens has a monitor endpoint of its
+ *  own (zsocket_inproc_endpoint), so a new socket's monitor never meets the
+ *  old one's while inproc unbinds it. */
 #include "zsub.h"
 #include "log.h"
 #include "zsocket.h"
@@ -14,7 +14,6 @@ struct zsub_t {
     char *endpoint;
     size_t max_frame;
     void *sub, *monitor;
-    unsigned generation;
     long drops;
 };
 
@@ -32,7 +31,7 @@ static void close_sockets(zsub_t *self)
 static int open_sockets(zsub_t *self)
 {
     char watch[96];
-    snprintf(watch, sizeof watch, "inproc://zsub-%p-%u", (void *)self, self->generation++);
+    zsocket_inproc_endpoint(watch, sizeof watch, "zsub-monitor");
     self->sub = zsocket_new(ZMQ_SUB, ZSOCKET_AGENT_CLIENT, self->max_frame);
     self->monitor = zsocket_new(ZMQ_PAIR, ZSOCKET_INPROC, 0);
     if (!self->sub || !self->monitor

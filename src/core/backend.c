@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "log.h"
 #include "store.h"
+#include "wirejson.h"
 
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -24,6 +25,12 @@
 
 #define REDIS_TIMEOUT_MS 1000
 #define MAINTAIN_EVERY 1000     /* sqlite writes between checkpoint + vacuum */
+
+/* An entry as it was before a deferred write: put back if the commit fails. */
+typedef struct {
+    char *table, *key;
+    json_t *old;                /* NULL: it was absent */
+} undo_t;
 
 struct backend_t {
     backend_kind_t kind;
@@ -40,6 +47,12 @@ struct backend_t {
     errpub_t *errors;
     long long seq;              /* sqlite: the last insertion number used */
     long writes;                /* sqlite: since the last maintenance */
+    bool deferring;             /* backend_defer until backend_commit */
+    pthread_t deferrer;         /* the thread whose writes wait for the commit */
+    bool txn;                   /* a transaction of deferred writes is open */
+    undo_t *undo;
+    size_t nundo, undo_cap;
+    char lost[512];             /* why deferred writes were lost before the commit, or "" */
 };
 
 static const char *const migrations[] = {
@@ -165,6 +178,146 @@ static redisReply *redis_vcommand(backend_t *self, char *err, size_t errlen, con
     return reply;
 }
 
+/* ---- group commit -------------------------------------------------------- */
+
+/* A checkpoint cannot run inside a transaction: it waits for the commit. */
+static void maintain(backend_t *self)
+{
+    if (self->writes >= MAINTAIN_EVERY && !self->txn) {
+        self->writes = 0;
+        store_maintain(self->store);
+    }
+}
+
+/* Whether this write waits for backend_commit; opens the
+ * transaction it joins.  The lock is held. */
+static int defer_write(backend_t *self, bool *deferred, char *err, size_t errlen)
+{
+    *deferred = self->kind == BACKEND_SQLITE && self->deferring && pthread_equal(pthread_self(), self->deferrer);
+    if (!*deferred || self->txn)
+        return 0;
+    if (store_begin(self->store) < 0) {
+        snprintf(err, errlen, "database write failed: %s", store_errmsg(self->store));
+        return -1;
+    }
+    self->txn = true;
+    return 0;
+}
+
+static void remember_old(backend_t *self, const char *table, const char *key)
+{
+    if (self->nundo == self->undo_cap) {
+        self->undo_cap = self->undo_cap ? self->undo_cap * 2 : 64;
+        self->undo = realloc(self->undo, self->undo_cap * sizeof *self->undo);
+    }
+    json_t *old = json_object_get(json_object_get(self->tables, table), key);
+    self->undo[self->nundo++] = (undo_t){ strdup(table), strdup(key), json_incref(old) };
+}
+
+/* Puts the deferred writes back in memory, newest first (the transaction
+ * is rolled back already); the keys go to *undone (the caller frees). */
+static void undo_all(backend_t *self, undo_t **undone, size_t *nundone)
+{
+    for (size_t i = self->nundo; i-- > 0;) {
+        undo_t *u = &self->undo[i];
+        if (u->old)
+            json_object_set(table_of(self, u->table), u->key, u->old);
+        else
+            json_object_del(table_of(self, u->table), u->key);
+    }
+    *undone = self->undo;
+    *nundone = self->nundo;
+    self->undo = NULL;
+    self->nundo = self->undo_cap = 0;
+    self->txn = false;
+}
+
+static void forget_undo(undo_t *undo, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(undo[i].table);
+        free(undo[i].key);
+        json_decref(undo[i].old);
+    }
+    free(undo);
+}
+
+/* Commits the open transaction; on failure rolls it back, undoes it in
+ * memory and keeps why in self->lost.  The lock is held. */
+static int flush(backend_t *self, undo_t **undone, size_t *nundone)
+{
+    *undone = NULL;
+    *nundone = 0;
+    if (!self->txn)
+        return 0;
+    /* A statement that failed may have rolled the whole transaction back. */
+    if (!sqlite3_get_autocommit(store_db(self->store)) && store_commit(self->store) == 0) {
+        forget_undo(self->undo, self->nundo);
+        self->undo = NULL;
+        self->nundo = self->undo_cap = 0;
+        self->txn = false;
+        maintain(self);
+        return 0;
+    }
+    if (!*self->lost)
+        snprintf(self->lost, sizeof self->lost, "database write failed: %s", store_errmsg(self->store));
+    if (!sqlite3_get_autocommit(store_db(self->store)))
+        store_rollback(self->store);
+    undo_all(self, undone, nundone);
+    return -1;
+}
+
+void backend_defer(backend_t *self)
+{
+    if (self->kind != BACKEND_SQLITE)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->deferring = true;
+    self->deferrer = pthread_self();
+    pthread_mutex_unlock(&self->lock);
+}
+
+int backend_commit(backend_t *self, char *err, size_t errlen,
+                        void (*undone)(void *arg, const char *table, const char *key), void *arg)
+{
+    if (self->kind != BACKEND_SQLITE)
+        return 0;
+    pthread_mutex_lock(&self->lock);
+    self->deferring = false;
+    undo_t *back;
+    size_t nback;
+    int rc = flush(self, &back, &nback);
+    if (*self->lost) {
+        rc = -1;
+        snprintf(err, errlen, "%s", self->lost);
+        *self->lost = '\0';
+    }
+    pthread_mutex_unlock(&self->lock);
+    for (size_t i = 0; undone && i < nback; i++)
+        undone(arg, back[i].table, back[i].key);
+    forget_undo(back, nback);
+    return rc;
+}
+
+/* After a write in the open transaction: another thread's write commits
+ * it at once (its writer answers when this returns: rc, or -1 when that
+ * commit failed; rc >= 0 is success), and a statement that rolled the transaction back loses
+ * the deferred writes.  The lock is held; the keys put back go to the
+ * caller (freed after it unlocks). */
+static int after_write(backend_t *self, bool deferred, int rc, undo_t **back, size_t *nback,
+                       char *err, size_t errlen)
+{
+    *back = NULL;
+    *nback = 0;
+    if (!self->txn || (deferred && (rc >= 0 || !sqlite3_get_autocommit(store_db(self->store)))))
+        return rc;
+    if (flush(self, back, nback) < 0 && !deferred && rc >= 0) {
+        snprintf(err, errlen, "%s", self->lost);
+        return -1;
+    }
+    return rc;
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 static int sqlite_load(backend_t *self, char *err, size_t errlen)
@@ -223,8 +376,13 @@ void backend_destroy(backend_t **self_p)
     if (!self_p || !*self_p)
         return;
     backend_t *self = *self_p;
-    if (self->store)
+    if (self->store) {
+        undo_t *back;
+        size_t nback;
+        flush(self, &back, &nback);     /* a batch cut short by the stop */
+        forget_undo(back, nback);
         store_maintain(self->store);
+    }
     store_destroy(&self->store);
     redis_drop(self);
     json_decref(self->tables);
@@ -266,10 +424,8 @@ static int sqlite_put(backend_t *self, const char *table, const char *key, const
         return -1;
     }
     self->seq++;
-    if (++self->writes >= MAINTAIN_EVERY) {
-        self->writes = 0;
-        store_maintain(self->store);
-    }
+    self->writes++;
+    maintain(self);
     return 0;
 }
 
@@ -277,15 +433,27 @@ int backend_put(backend_t *self, const char *table, const char *key, json_t *val
                 char *err, size_t errlen)
 {
     int rc = 0;
+    undo_t *back = NULL;
+    size_t nback = 0;
     pthread_mutex_lock(&self->lock);
     if (self->kind == BACKEND_MEMORY) {
         json_object_set_new(table_of(self, table), key, json_deep_copy(value));
     } else {
-        char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *text = wirejson_dump(value, NULL);
         if (self->kind == BACKEND_SQLITE) {
-            rc = sqlite_put(self, table, key, text, err, errlen);
+            bool deferred;
+            rc = text ? defer_write(self, &deferred, err, errlen) : -1;
+            if (!text)
+                snprintf(err, errlen, "the value cannot be written as JSON");
             if (rc == 0)
+                rc = sqlite_put(self, table, key, text, err, errlen);
+            if (rc == 0) {
+                if (self->txn)
+                    remember_old(self, table, key);
                 json_object_set_new(table_of(self, table), key, json_deep_copy(value));
+            }
+            if (text)
+                rc = after_write(self, deferred, rc, &back, &nback, err, errlen);
         } else {
             char rkey[512];
             redis_key(self, table, key, rkey, sizeof rkey);
@@ -297,6 +465,7 @@ int backend_put(backend_t *self, const char *table, const char *key, json_t *val
         free(text);
     }
     pthread_mutex_unlock(&self->lock);
+    forget_undo(back, nback);
     return rc;
 }
 
@@ -330,9 +499,29 @@ int backend_get(backend_t *self, const char *table, const char *key, json_t **ou
     return rc;
 }
 
+int backend_has(backend_t *self, const char *table, const char *key, char *err, size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&self->lock);
+    if (self->kind != BACKEND_REDIS) {
+        rc = json_object_get(json_object_get(self->tables, table), key) != NULL;
+    } else {
+        char rkey[512];
+        redis_key(self, table, key, rkey, sizeof rkey);
+        redisReply *r = redis_vcommand(self, err, errlen, "EXISTS %s", rkey);
+        rc = r ? (r->integer > 0) : -1;
+        if (r)
+            freeReplyObject(r);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return rc;
+}
+
 int backend_del(backend_t *self, const char *table, const char *key, char *err, size_t errlen)
 {
     int rc = 0;
+    undo_t *back = NULL;
+    size_t nback = 0;
     pthread_mutex_lock(&self->lock);
     if (self->kind == BACKEND_REDIS) {
         char rkey[512];
@@ -344,7 +533,10 @@ int backend_del(backend_t *self, const char *table, const char *key, char *err, 
     } else {
         json_t *t = json_object_get(self->tables, table);
         rc = json_object_get(t, key) != NULL;
-        if (rc && self->kind == BACKEND_SQLITE) {
+        bool deferred = false;
+        if (rc && self->kind == BACKEND_SQLITE && defer_write(self, &deferred, err, errlen) < 0)
+            rc = -1;
+        if (rc == 1 && self->kind == BACKEND_SQLITE) {
             sqlite3_stmt *stmt = store_prepare(self->store, "DELETE FROM entries WHERE tbl = ?1 AND key = ?2");
             if (stmt) {
                 sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
@@ -357,11 +549,17 @@ int backend_del(backend_t *self, const char *table, const char *key, char *err, 
             } else {
                 rc = -1;
             }
-        }
-        if (rc == 1)
+            if (rc == 1 && self->txn)
+                remember_old(self, table, key);
+            if (rc == 1)
+                json_object_del(t, key);
+            rc = after_write(self, deferred, rc, &back, &nback, err, errlen);
+        } else if (rc == 1) {
             json_object_del(t, key);
+        }
     }
     pthread_mutex_unlock(&self->lock);
+    forget_undo(back, nback);
     return rc;
 }
 

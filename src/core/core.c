@@ -120,18 +120,15 @@ static json_t *on_get_agent_info(void *ctx, wire_request_t *req)
 /* SDT's pong, plus the health keys BaseAgent's ping returned. */
 static json_t *on_ping(void *ctx, wire_request_t *req)
 {
-    (void)req;
     core_t *self = ctx;
-    json_t *dict = service_health(self->svc);
-    json_object_set_new(dict, "message", json_string("pong"));
-    return dict;
+    return service_health_reply(self->svc, req, "pong", NULL);
 }
 
 static json_t *on_raw(void *ctx, wire_request_t *req)
 {
     core_t *self = ctx;
     if (wire_is_raw_ping(req->raw, req->raw_len))
-        return service_health(self->svc);
+        return service_health_reply(self->svc, req, NULL, NULL);
     size_t len = req->raw_len;
     while (len && (req->raw[len - 1] == ' ' || req->raw[len - 1] == '\r' || req->raw[len - 1] == '\n'))
         len--;
@@ -174,6 +171,25 @@ static void register_own_names(core_t *self)
             log_warn("core", "cannot register %s: %s", json_string_value(json_object_get(fields, "agent_id")), err);
     }
     json_decref(records);
+}
+
+static void begin_batch(void *ctx)
+{
+    core_t *self = ctx;
+    backend_defer(self->backend);
+}
+
+static void undone(void *arg, const char *table, const char *key)
+{
+    core_t *self = arg;
+    if (!strcmp(table, "agents"))
+        registry_reverted(self->registry, key);
+}
+
+static int end_batch(void *ctx, char *err, size_t errlen)
+{
+    core_t *self = ctx;
+    return backend_commit(self->backend, err, errlen, undone, self);
 }
 
 static int open_backend(core_t *self)
@@ -267,6 +283,7 @@ static int core_start(service_t *svc)
     coordinator_attach(self->coordinator, wire);
     supervisor_attach(self->supervisor, wire);
     wire_server_attach(wire, routes, self);
+    wire_server_answer_inline(wire, WIRE_ACTION, "ping");     /* health from its cache */
     wire_server_on_unknown(wire, on_unknown, self);
     /* Forwarding waits on a legacy agent: never on the one wire thread.
      * Workers are fixed at start, so a module that a reload may delegate
@@ -274,6 +291,10 @@ static int core_start(service_t *svc)
     if (may_delegate(svc->config) && workers < 4)
         workers = 4;
     wire_server_set_workers(wire, workers);
+    /* Group commit: the registrations of a batch share one commit, and no
+     * reply of the batch leaves before it (workers commit each their own). */
+    if (workers == 0 && backend_kind(self->backend) == BACKEND_SQLITE)
+        wire_server_set_batch(wire, begin_batch, end_batch, self);
 
     if ((config_bool(svc->config, "legacy_ports", false) && bind_legacy_ports(self) < 0)
         || twin_start(self->twin) < 0 || coordinator_start(self->coordinator) < 0

@@ -11,6 +11,13 @@
  *  Heartbeats live in their own table: a registration is itself a
  *  heartbeat, so the hot path stays one durable write.
  *
+ *  Lookups at wire speed: with the memory and SQLite backends this process
+ *  is the registry's only writer, so the text of each get_agent_endpoint
+ *  reply is kept once made, until the next change to any registration
+ *  (every write passes through record_change, which empties them); a
+ *  lookup then costs a hash lookup and a copy.  Redis is shared with other
+ *  machines that write it, so there every lookup reads it.
+ *
  *  The state of each agent is not decided here.  ObservabilityHub, which
  *  probes the agents and reads these heartbeats, combines both into one
  *  state (agentstate.h) and reports it back (report_agent_states);
@@ -21,6 +28,7 @@
 #include "clock.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "wirejson.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -50,6 +58,9 @@ struct registry_t {
     long revision;
     change_t changes[CHANGES];
     json_t *verdicts;           /* the hub's last report: {name: {state, reason, since}} */
+    json_t *replies;            /* {name: get_agent_endpoint's reply text}, or NULL (Redis) */
+    unsigned long replies_generation;   /* moves each time they are emptied */
+    _Atomic(metrics_series_t *) lookups[3];    /* keel_core_lookups_total by outcome */
     char verdicts_from[NAMES_BUF];
     double verdicts_until;      /* wall time after which they are too old to show */
     ratelimit_t *new_names;     /* per source address */
@@ -63,6 +74,7 @@ registry_t *registry_new(backend_t *backend, metrics_t *metrics, double ttl_s, j
     registry_t *self = calloc(1, sizeof *self);
     self->aliases = json_is_object(aliases) ? json_deep_copy(aliases) : json_object();
     self->verdicts = json_object();
+    self->replies = backend_kind(backend) == BACKEND_REDIS ? NULL : json_object();
     self->backend = backend;
     self->metrics = metrics;
     self->ttl_s = ttl_s > 0 ? ttl_s : 300;
@@ -87,6 +99,7 @@ void registry_destroy(registry_t **self_p)
     ratelimit_destroy(&(*self_p)->new_names);
     json_decref((*self_p)->aliases);
     json_decref((*self_p)->verdicts);
+    json_decref((*self_p)->replies);
     free(*self_p);
     *self_p = NULL;
 }
@@ -114,6 +127,10 @@ int registry_admit(registry_t *self, const char *table, const char *source, char
 static void record_change(registry_t *self, const char *op, const char *id)
 {
     pthread_mutex_lock(&self->lock);
+    if (self->replies) {
+        json_object_clear(self->replies);
+        self->replies_generation++;
+    }
     long rev = ++self->revision;
     change_t *c = &self->changes[rev % CHANGES];
     c->revision = rev;
@@ -288,9 +305,7 @@ int registry_register(registry_t *self, json_t *fields, const char *source, char
         return -1;
     }
     if (source) {
-        json_t *old = NULL;
-        int known = backend_get(self->backend, "agents", id, &old, err, errlen);
-        json_decref(old);
+        int known = backend_has(self->backend, "agents", id, err, errlen);
         if (known < 0 || (known == 0 && registry_admit(self, "agents", source, err, errlen) < 0)) {
             json_decref(rec);
             count(self, "keel_core_registrations_total", known < 0 ? "error" : "refused");
@@ -305,6 +320,28 @@ int registry_register(registry_t *self, json_t *fields, const char *source, char
         record_change(self, "put", id);
     count(self, "keel_core_registrations_total", rc == 0 ? "ok" : "error");
     return rc;
+}
+
+enum { LOOKUP_FOUND, LOOKUP_NOT_FOUND, LOOKUP_ERROR };
+
+static void count_lookup(registry_t *self, int outcome)
+{
+    static const char *const outcomes[] = { "found", "not_found", "error" };
+    metrics_series_t *series = atomic_load(&self->lookups[outcome]);
+    if (!series) {
+        char labels[64];
+        metrics_labels(labels, sizeof labels, "outcome", outcomes[outcome], NULL);
+        series = metrics_series(self->metrics, "keel_core_lookups_total", labels);
+        atomic_store(&self->lookups[outcome], series);
+    }
+    metrics_series_add(self->metrics, series, 1);
+}
+
+void registry_reverted(registry_t *self, const char *id)
+{
+    char err[256];
+    int present = backend_has(self->backend, "agents", id, err, sizeof err);
+    record_change(self, present == 0 ? "delete" : "put", id);
 }
 
 /* The name as asked first, then each of its aliases in order. */
@@ -322,7 +359,7 @@ json_t *registry_lookup(registry_t *self, const char *name, char *err, size_t er
     }
     if (rc == 0)
         snprintf(err, errlen, "Agent %s not found", name);
-    count(self, "keel_core_lookups_total", rc == 1 ? "found" : rc == 0 ? "not_found" : "error");
+    count_lookup(self, rc == 1 ? LOOKUP_FOUND : rc == 0 ? LOOKUP_NOT_FOUND : LOOKUP_ERROR);
     return rc == 1 ? rec : NULL;
 }
 
@@ -419,19 +456,48 @@ static const char *name_of(json_t *body)
 static json_t *on_get_endpoint(void *ctx, wire_request_t *req)
 {
     registry_t *self = ctx;
+    wire_request_reads_only(req);       /* a cached health reply stays true */
     json_t *v = json_object_get(req->body, "agent_name");
     if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v)))
         return wire_error("Missing 'agent_name'");
     if (!json_is_string(v))
         return wire_error("Invalid 'agent_name': expected a string");
     char err[512];
-    if (names_refuse(self->metrics, "core", "agent_name", json_string_value(v), err, sizeof err))
+    const char *name = json_string_value(v);
+    if (names_refuse(self->metrics, "core", "agent_name", name, err, sizeof err))
         return wire_error("%s", err);
-    json_t *rec = registry_lookup(self, json_string_value(v), err, sizeof err);
+    unsigned long generation = 0;
+    if (self->replies) {
+        pthread_mutex_lock(&self->lock);
+        json_t *kept = json_object_get(self->replies, name);
+        size_t len = json_string_length(kept);
+        char *text = kept ? malloc(len + 1) : NULL;
+        if (text)
+            memcpy(text, json_string_value(kept), len + 1);
+        generation = self->replies_generation;
+        pthread_mutex_unlock(&self->lock);
+        if (text) {
+            count_lookup(self, LOOKUP_FOUND);
+            return wire_reply_text(req, text, len);
+        }
+    }
+    json_t *rec = registry_lookup(self, name, err, sizeof err);
     if (!rec)
         return wire_error("%s", err);
+    /* The record's own keys, then status, as json_object_set_new puts it;
+     * a record carrying a status of its own is answered as it is built. */
+    bool plain = !json_object_get(rec, "status");
     json_object_set_new(rec, "status", json_string("success"));
-    return rec;
+    size_t len;
+    char *text = self->replies && plain ? wirejson_dump(rec, &len) : NULL;
+    if (!text)
+        return rec;
+    json_decref(rec);
+    pthread_mutex_lock(&self->lock);
+    if (generation == self->replies_generation)     /* no change since the record was read */
+        json_object_set_new_nocheck(self->replies, name, json_stringn_nocheck(text, len));
+    pthread_mutex_unlock(&self->lock);
+    return wire_reply_text(req, text, len);
 }
 
 static json_t *on_list(void *ctx, wire_request_t *req)

@@ -40,7 +40,10 @@ json_t *registry_validate(json_t *fields, char *id, size_t idlen, char *err, siz
  * registry_admit: a new agent id takes a token of its source); 0, or
  * -1 with the reason in err. */
 int registry_register(registry_t *self, json_t *fields, const char *source, char *id, size_t idlen,
-                      char *err, size_t errlen);
+                           char *err, size_t errlen);
+/* A write to the agent `id` was undone (a group commit failed): a change
+ * like any other for watchers and the replies kept. */
+void registry_reverted(registry_t *self, const char *id);
 /* The stored record of the name or, failing that, of its first registered
  * alias (a new reference), or NULL with "Agent X not found" or the
  * backend's error in err. */

@@ -51,7 +51,7 @@ struct twin_t {
     double vram_capacity_mb, ram_capacity_mb, pc2_capacity_mb;
     char location[64];
     sysstat_t *sysstat;
-    sysstat_t *health_stat;     /* its own CPU baseline, apart from the sampler's */
+    sysstat_t *health_stat;     /* the mock and Prometheus sources' own /proc readings */
     gpu_t *gpu;
 
     actor_t *sampler;           /* a ticker every interval_s */
@@ -60,13 +60,29 @@ struct twin_t {
     size_t cap, head, count;
     json_t *vram;               /* vram_metrics */
     bool prometheus_ok;
+    double cpu_percent, mem_percent;    /* health's system_metrics, from the last sample */
 };
 
 /* ---- sampling ------------------------------------------------------------ */
 
+/* What health reports of the machine, from this machine's /proc whatever
+ * the source: taken here, once a sample, not on every health request. */
+static void keep_system_figures(twin_t *self, const sysstat_sample_t *st)
+{
+    pthread_mutex_lock(&self->lock);
+    self->cpu_percent = st->cpu_percent;
+    self->mem_percent = st->mem_percent;
+    pthread_mutex_unlock(&self->lock);
+}
+
 static twin_sample_t fetch(twin_t *self)
 {
     twin_sample_t s = { 25.0, 8000.0, 16000.0, self->baseline_ms };
+    if (self->source != SOURCE_REAL) {
+        sysstat_sample_t st;
+        if (sysstat_sample(self->health_stat, "/", &st) == 0)
+            keep_system_figures(self, &st);
+    }
     if (self->source == SOURCE_PROMETHEUS) {
         static const char *const queries[4] = { "node_cpu_utilization", "nvidia_gpu_memory_used_bytes",
                                                 "node_memory_MemUsed_bytes",
@@ -84,6 +100,7 @@ static twin_sample_t fetch(twin_t *self)
         if (sysstat_sample(self->sysstat, dir, &st) == 0) {
             s.cpu_usage = st.cpu_percent;
             s.ram_usage_mb = (double)st.mem_used_bytes / MIB;
+            keep_system_figures(self, &st);
         }
         s.vram_usage_mb = 0.0;
         for (int i = 0; i < gpu_count(self->gpu); i++) {
@@ -695,12 +712,14 @@ void twin_attach(twin_t *self, wire_server_t *wire)
     wire_server_attach(wire, routes, self);
 }
 
+/* The system figures are the sampler's latest (core.twin.poll_interval_s,
+ * 5 s by default): reading /proc on every health request cost a third of
+ * a ping, for figures that only say something over seconds anyway. */
 void twin_health(twin_t *self, json_t *dict)
 {
-    sysstat_sample_t st = { 0 };
-    sysstat_sample(self->health_stat, "/", &st);
     pthread_mutex_lock(&self->lock);
     bool prom = self->source == SOURCE_PROMETHEUS && self->prometheus_ok;
+    double cpu_percent = self->cpu_percent, mem_percent = self->mem_percent;
     pthread_mutex_unlock(&self->lock);
     bool running = actor_running(self->sampler);
     bool redis = backend_kind(self->backend) == BACKEND_REDIS && backend_up(self->backend);
@@ -710,7 +729,7 @@ void twin_health(twin_t *self, json_t *dict)
                   "twin_status", running ? "active" : "inactive",
                   "registered_agents_count", (json_int_t)(agents < 0 ? 0 : agents),
                   "prometheus_connected", prom,
-                  "system_metrics", "cpu_percent", st.cpu_percent, "memory_percent", st.mem_percent,
+                  "system_metrics", "cpu_percent", cpu_percent, "memory_percent", mem_percent,
                   "db_connected", backend_kind(self->backend) == BACKEND_SQLITE,
                   "redis_connected", redis, "zmq_ready", true,
                   "metrics_source", self->source == SOURCE_MOCK ? "mock"

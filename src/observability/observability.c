@@ -64,21 +64,19 @@ typedef struct {
 
 /* ---- ZMQ handlers ------------------------------------------------------- */
 
-static json_t *hub_health(hub_t *hub, bool http)
+/* On ZMQ the hub answers health as BaseAgent did: "ok" for the
+ * "healthy" of its HTTP dict, and a local timestamp (service_health_reply
+ * writes the timestamp afresh for every reply). */
+static void zmq_health(json_t *dict)
 {
-    json_t *dict = service_health(hub->svc);
-    if (!http && !strcmp(json_string_value(json_object_get(dict, "status")), "healthy")) {
-        char ts[40];
+    if (!strcmp(json_string_value(json_object_get(dict, "status")), "healthy"))
         json_object_set_new(dict, "status", json_string("ok"));
-        json_object_set_new(dict, "timestamp", json_string(clock_iso_local(clock_wall(), ts, sizeof ts)));
-    }
-    return dict;
 }
 
 static json_t *on_health(void *ctx, wire_request_t *req)
 {
-    (void)req;
-    return hub_health(ctx, false);
+    hub_t *hub = ctx;
+    return service_health_reply(hub->svc, req, NULL, zmq_health);
 }
 
 /* True, with the refusal in why, when obj's string `key` is a name over
@@ -598,6 +596,9 @@ static const http_route_t http_routes[] = {
 static void attach_routes(service_t *svc, hub_t *hub)
 {
     wire_server_attach(svc->wire, routes, hub);
+    static const char *const health[] = { "ping", "health", "health_check" };
+    for (size_t i = 0; i < 3; i++)      /* from the health cache: no worker needed */
+        wire_server_answer_inline(svc->wire, WIRE_ACTION, health[i]);
     /* Served on a second agent's old port too, because kept agents dial it
      * there (issue 15): the PerformanceLogger form of log_metric on 7128,
      * and get_system_health on PredictiveHealthMonitor's 5613, where

@@ -78,7 +78,7 @@ static json_t *on_raw(void *ctx, wire_request_t *req)
     while (len && strchr("\r\n ", req->raw[len - 1]))
         len--;
     if (len == 4 && memcmp(req->raw, "ping", 4) == 0)
-        return service_health(gw->svc);
+        return service_health_reply(gw->svc, req, NULL, NULL);
     char labels[96];
     metrics_labels(labels, sizeof labels, "service", "security", "reason", "invalid_json", NULL);
     metrics_add(gw->svc->metrics, "keel_bad_requests_total", labels, 1);
@@ -171,6 +171,7 @@ static void attach_routes(gateway_t *gw, service_t *svc)
     wire_server_on_unknown(wire, on_unknown, NULL);
     wire_server_on_module_unknown(wire, "AgentTrustScorer", on_unknown, gw);
     wire_server_attach(wire, routes, gw);
+    wire_server_answer_inline(wire, WIRE_RAW, NULL);      /* raw pings: health from its cache */
     auth_attach(gw, wire);
     accounts_attach(gw, wire);
     trust_attach(gw->trust, wire);

@@ -118,6 +118,30 @@ def test_co19_flat_endpoint_reply(core):
     assert "agent" not in lookup(core, "F")
 
 
+def test_lookup_replies_follow_every_change():
+    """CO-18, CO-19: lookups are answered from the reply text kept since the
+    last change; every registration, re-registration and unregistration
+    changes the next answer, for the name and for an alias of it."""
+    k = Keel("core", config="metrics_source: mock\ncore:\n  aliases: {Alias: [Target]}\n")
+    k.start()
+    try:
+        reg(k, agent_id="Target", agent_type="t", host="h", port=1)
+        for _ in range(3):      # the first builds the text, the others reuse it
+            assert lookup(k, "Target")["port"] == 1 and lookup(k, "Alias")["port"] == 1
+        reg(k, agent_id="Other", agent_type="t", host="o", port=9)
+        reg(k, agent_id="Target", agent_type="t", host="h", port=2)
+        assert lookup(k, "Target")["port"] == 2 and lookup(k, "Alias")["port"] == 2
+        assert lookup(k, "Other")["port"] == 9
+        assert k.admin("core", {"action": "unregister_agent", "agent_id": "Target"})["status"] == "success"
+        assert lookup(k, "Target") == {"status": "error", "error": "Agent Target not found"}
+        assert lookup(k, "Alias") == {"status": "error", "error": "Agent Alias not found"}
+        reg(k, agent_id="Target", agent_type="t", host="h", port=3)
+        assert lookup(k, "Alias")["port"] == 3
+        assert set(lookup(k, "Target")) == RECORD_KEYS | {"status"}
+    finally:
+        k.cleanup()
+
+
 def test_co20_unknown_agent(core):
     """CO-20"""
     assert lookup(core, "X") == {"status": "error", "error": "Agent X not found"}

@@ -263,6 +263,37 @@ static void test_many_series_rehash(void **state)
     metrics_destroy(&m);
 }
 
+/* A held series is the one its name and labels find, through any number
+ * of rehashes after it was taken; an undeclared family gives none. */
+static void test_held_series(void **state)
+{
+    (void)state;
+    metrics_t *m = metrics_new();
+    metrics_declare(m, "keel_h_total", "H.", METRIC_COUNTER, NULL, 0);
+    metrics_declare(m, "keel_h_seconds", "H.", METRIC_HISTOGRAM, NULL, 0);
+    metrics_series_t *count = metrics_series(m, "keel_h_total", "a=\"1\"");
+    metrics_series_t *took = metrics_series(m, "keel_h_seconds", "a=\"1\"");
+    assert_non_null(count);
+    assert_ptr_equal(metrics_series(m, "keel_h_total", "a=\"1\""), count);
+    assert_null(metrics_series(m, "keel_undeclared", ""));
+    char labels[32], v[16];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(v, sizeof v, "%d", i);
+        metrics_add(m, "keel_h_total", metrics_labels(labels, sizeof labels, "b", v, NULL), 1);
+    }
+    metrics_series_add(m, count, 2);
+    metrics_series_observe(m, took, 0.0002);
+    metrics_series_observe(m, took, 3);
+    metrics_add(m, "keel_h_total", "a=\"1\"", 1);
+    assert_true(metrics_value(m, "keel_h_total", "a=\"1\"") == 3);
+    assert_true(metrics_value(m, "keel_h_seconds", "a=\"1\"") == 2);
+    char *text = metrics_render(m, NULL);
+    assert_non_null(strstr(text, "keel_h_seconds_bucket{a=\"1\",le=\"0.00025\"} 1\n"));
+    assert_non_null(strstr(text, "keel_h_seconds_sum{a=\"1\"} 3.0002\n"));
+    free(text);
+    metrics_destroy(&m);
+}
+
 static void *adder(void *arg)
 {
     metrics_t *m = arg;
@@ -320,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_collector_runs_at_render),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_many_series_rehash),
+        cmocka_unit_test(test_held_series),
         cmocka_unit_test(test_threads_do_not_lose_updates),
         cmocka_unit_test(test_special_values),
     };

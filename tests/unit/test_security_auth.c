@@ -165,16 +165,21 @@ static void test_sessions_hash_expiry_limit_sweep(void **state)
     assert_int_equal(sessions_active(s, 110), 2);
     /* a fresh index loads what the file holds (a restart) */
     sessions_t *again = sessions_new(f->db, 110);
-    assert_int_equal(sessions_check(again, t3, 110, NULL, 0), SESSION_LIVE);
+    assert_int_equal(sessions_check(again, t3, 110, NULL, 0), SESSION_LIVE);   /* by its digest */
+    assert_int_equal(sessions_check(again, t3, 110, NULL, 0), SESSION_LIVE);   /* by its quick key */
     assert_int_equal(sessions_check(again, t1, 110, NULL, 0), SESSION_UNKNOWN);
+    assert_int_equal(sessions_check(again, t3, 1000, NULL, 0), SESSION_EXPIRED);
+    assert_int_equal(sessions_check(again, t3, 110, NULL, 0), SESSION_UNKNOWN); /* gone from both keys */
     sessions_destroy(&again);
     assert_int_equal(sessions_check(s, t2, 152, NULL, 0), SESSION_EXPIRED);
     assert_int_equal(sessions_check(s, t2, 110, NULL, 0), SESSION_UNKNOWN);   /* forgotten */
     assert_int_equal(sessions_sweep(s, 160), 2);
     assert_int_equal(sessions_delete(s, t3), 0);
-    for (int i = 0; i < 3000; i++)                       /* the index grows */
+    assert_int_equal(sessions_create(s, "v", 200, 50, 0, t2, &exp), 0);
+    for (int i = 0; i < 2999; i++)                       /* the index grows */
         assert_int_equal(sessions_create(s, "v", 200, 50, 0, t1, &exp), 0);
     assert_int_equal(sessions_check(s, t1, 210, NULL, 0), SESSION_LIVE);
+    assert_int_equal(sessions_check(s, t2, 210, NULL, 0), SESSION_LIVE);   /* the first, moved by the growth */
     assert_int_equal(sessions_active(s, 210), 3000);
     assert_int_equal(sessions_delete(s, t1), 1);
     assert_int_equal(sessions_check(s, t1, 210, NULL, 0), SESSION_UNKNOWN);

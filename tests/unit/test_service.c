@@ -312,6 +312,38 @@ static void *start_thread(void *arg)
     return (void *)(intptr_t)service_start(svc);
 }
 
+/* Health replies come from a cached text, but every field a reply may
+ * not repeat is its own: a new timestamp and uptime, the request count
+ * including every request before it; and what a request changed shows in
+ * the very next reply, however soon. */
+static void test_health_replies_stay_true(void **state)
+{
+    fixture_t *f = *state;
+    service_t *svc = service_new(&test_def, f->config);
+    assert_int_equal(service_start(svc), 0);
+    double last_uptime = -1, last_requests = -1;
+    char last_ts[64] = "";
+    for (int i = 0; i < 20; i++) {
+        json_t *h = zmq_ask(f, "ping");
+        check_health_dict(h);
+        double uptime = json_real_value(json_object_get(h, "uptime"));
+        double requests = json_real_value(json_object_get(h, "requests"));
+        const char *ts = json_string_value(json_object_get(h, "timestamp"));
+        assert_true(uptime > last_uptime);
+        assert_true(strcmp(ts, last_ts) > 0);
+        if (last_requests >= 0)
+            assert_true(requests == last_requests + 1 + (i % 5 == 0));
+        assert_int_equal(json_integer_value(json_object_get(h, "doubles")), i / 5);
+        last_uptime = uptime;
+        last_requests = requests;
+        snprintf(last_ts, sizeof last_ts, "%s", ts);
+        json_decref(h);
+        if (i % 5 == 4)
+            json_decref(zmq_ask(f, "double"));
+    }
+    service_destroy(&svc);
+}
+
 static void test_503_while_starting(void **state)
 {
     fixture_t *f = *state;
@@ -539,6 +571,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_health_before_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_serve_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_replies_stay_true, setup, teardown),
         cmocka_unit_test_setup_teardown(test_503_while_starting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_hook_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_taken, setup, teardown),

@@ -1,7 +1,10 @@
 /*  test_token: HS256 service tokens as every service verifies them: a good
  *  token passes, and forged ones fail (alg none, another algorithm, a key
  *  we do not hold, tampered claims, expired, wrong scope, garbage); key
- *  rotation keeps exactly one previous key. */
+ *  rotation keeps exactly one previous key.  A token verified once is
+ *  remembered, and still expires on time, still answers each scope, is
+ *  forgotten when another process takes its key out of the file, and a
+ *  key another process rotated in is accepted at once. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -164,6 +167,75 @@ static void test_rotation_keeps_one_previous_key(void **state)
     free(mid);
 }
 
+/* Waits (at most `seconds`) for token_verify_jwt to give `want`. */
+static bool verify_becomes(fixture_t *f, const char *jwt, int want, double seconds)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        if (token_verify_jwt(f->cfg, jwt, NULL, NULL, 0, NULL) == want)
+            return true;
+        usleep(20000);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((double)(now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9 < seconds);
+    return false;
+}
+
+static void test_remembered_token_still_expires(void **state)
+{
+    fixture_t *f = *state;
+    char *jwt = issue(f, "admin", 2);
+    const char *reason = NULL;
+    assert_int_equal(token_verify_jwt(f->cfg, jwt, "admin", NULL, 0, &reason), 0);
+    assert_int_equal(token_verify_jwt(f->cfg, jwt, "admin", NULL, 0, &reason), 0);   /* remembered */
+    assert_true(verify_becomes(f, jwt, -1, 10));
+    assert_int_equal(token_verify_jwt(f->cfg, jwt, NULL, NULL, 0, &reason), -1);
+    assert_string_equal(reason, "expired");
+    free(jwt);
+}
+
+/* The key file as another process writes it: these keys, first signs. */
+static void write_keys_file(fixture_t *f, const char *const *kids, unsigned char (*secrets)[32], int n)
+{
+    char path[256], text[512] = "", hex[65];
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        sodium_bin2hex(hex, sizeof hex, secrets[i], 32);
+        used += (size_t)snprintf(text + used, sizeof text - used, "%s:%s\n", kids[i], hex);
+    }
+    token_keys_path(f->cfg, path, sizeof path);
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *out = fopen(tmp, "w");
+    assert_non_null(out);
+    fputs(text, out);
+    fclose(out);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+static void test_keys_changed_by_another_process(void **state)
+{
+    fixture_t *f = *state;
+    char *old = issue(f, "admin", 600);
+    assert_int_equal(token_verify_jwt(f->cfg, old, NULL, NULL, 0, NULL), 0);
+    /* Another process puts a new key in front and drops ours. */
+    unsigned char secrets[1][32];
+    randombytes_buf(secrets[0], 32);
+    const char *kids[] = { "k-new" };
+    write_keys_file(f, kids, secrets, 1);
+    char claims[256];
+    snprintf(claims, sizeof claims, "{\"iss\":\"keel\",\"sub\":\"x\",\"exp\":%ld,\"scopes\":[\"admin\"]}",
+             (long)time(NULL) + 600);
+    char *fresh = forge("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", claims, secrets[0]);
+    char subject[16];
+    assert_int_equal(token_verify_jwt(f->cfg, fresh, "admin", subject, sizeof subject, NULL), 0);   /* at once */
+    assert_string_equal(subject, "x");
+    /* The dropped key's token, remembered or not, stops passing. */
+    assert_int_equal(token_verify_jwt(f->cfg, old, NULL, NULL, 0, NULL), -1);
+    free(old);
+    free(fresh);
+}
+
 static void test_session_shape(void **state)
 {
     (void)state;
@@ -180,6 +252,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forged_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_keeps_one_previous_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remembered_token_still_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_changed_by_another_process, setup, teardown),
         cmocka_unit_test(test_session_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -456,6 +456,80 @@ static void test_workers_match_replies(void **state)
     free(st);
 }
 
+/* An inline route is answered by the server thread while every worker is
+ * busy; a frame that only mentions its name still goes to a worker, and
+ * so does a raw ping unless the raw route is inline. */
+typedef struct {
+    atomic_int entered, release;
+} gate_t;
+
+static json_t *on_block(void *ctx, wire_request_t *req)
+{
+    gate_t *g = ctx;
+    atomic_store(&g->entered, 1);
+    double until = clock_mono() + 10;
+    while (!atomic_load(&g->release) && clock_mono() < until)
+        usleep(1000);
+    return json_pack("{s:s, s:s}", "status", "ok", "by", req->name);
+}
+
+static json_t *on_quick(void *ctx, wire_request_t *req)
+{
+    (void)ctx;
+    return json_pack("{s:s, s:s}", "status", "ok", "by", req->dialect == WIRE_RAW ? "raw" : req->name);
+}
+
+static void test_inline_routes_skip_busy_workers(void **state)
+{
+    (void)state;
+    gate_t *g = calloc(1, sizeof *g);
+    static const wire_route_t gate_routes[] = {
+        { WIRE_ACTION, "block", on_block, NULL, ROUTE_PUBLIC },
+        { WIRE_ACTION, "quick", on_quick, NULL, ROUTE_PUBLIC },
+        { WIRE_ACTION, "ping", on_quick, NULL, ROUTE_PUBLIC },
+        { WIRE_ACTION, "other", on_block, NULL, ROUTE_PUBLIC },
+        { 0 },
+    };
+    wire_server_t *s = wire_server_new("gate", NULL);
+    wire_server_attach(s, gate_routes, g);
+    wire_server_set_workers(s, 1);
+    assert_int_equal(wire_server_answer_inline(s, WIRE_ACTION, "quick"), 0);
+    assert_int_equal(wire_server_answer_inline(s, WIRE_ACTION, "nope"), -1);
+    assert_int_equal(wire_server_answer_inline(s, WIRE_RAW, NULL), -1);     /* no raw route */
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://test-wire-gate");
+    assert_int_equal(wire_server_bind(s, endpoint), 0);
+    assert_int_equal(wire_server_start(s), 0);
+
+    void *a = req_socket(endpoint), *c = req_socket(endpoint), *d = req_socket(endpoint);
+    const char *block = "{\"action\":\"block\"}";
+    assert_int_equal(zmq_send(a, block, strlen(block), 0), (int)strlen(block));
+    while (!atomic_load(&g->entered))
+        usleep(1000);
+    /* The one worker is held: only the server thread can answer now. */
+    const char *mention = "{\"action\":\"other\",\"note\":\"quick\"}";
+    assert_int_equal(zmq_send(c, mention, strlen(mention), 0), (int)strlen(mention));
+    assert_int_equal(zmq_send(d, "ping", 4, 0), 4);
+    expect(ask(endpoint, "{\"action\":\"quick\"}"), "{\"by\":\"quick\",\"status\":\"ok\"}");
+    zmq_pollitem_t items[] = { { c, 0, ZMQ_POLLIN, 0 }, { d, 0, ZMQ_POLLIN, 0 } };
+    assert_int_equal(zmq_poll(items, 2, 200), 0);       /* both wait for the worker */
+    atomic_store(&g->release, 1);
+    char *text = recv_text(a);
+    assert_string_equal(text, "{\"status\":\"ok\",\"by\":\"block\"}");
+    free(text);
+    text = recv_text(c);
+    assert_string_equal(text, "{\"status\":\"ok\",\"by\":\"other\"}");
+    free(text);
+    text = recv_text(d);
+    assert_string_equal(text, "{\"status\":\"ok\",\"by\":\"raw\"}");
+    free(text);
+    zmq_close(a);
+    zmq_close(c);
+    zmq_close(d);
+    wire_server_destroy(&s);
+    free(g);
+}
+
 /* ---- privileges --------------------------------------------------------- */
 
 static bool is_admin(void *ctx, const char *token)
@@ -840,6 +914,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics_per_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dealer_without_delimiter, setup, teardown),
         cmocka_unit_test(test_workers_match_replies),
+        cmocka_unit_test(test_inline_routes_skip_busy_workers),
         cmocka_unit_test(test_privileges_on_the_server_thread),
         cmocka_unit_test(test_privileges_through_the_workers),
         cmocka_unit_test(test_undeclared_and_unset_fail_closed),

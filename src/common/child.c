@@ -1,8 +1,10 @@
 /*  child: see child.h.
  *
- *  glibc's posix_spawn reports a failed exec as its own return value (it
- *  waits for the exec in the child), so a program that is missing is known
- *  at once, without the close-on-exec pipe a fork would need.  The child
+ *  A program that is missing is known at once, before any spawn: child_check
+ *  looks for it as the exec would.  glibc's posix_spawn reports a failed exec
+ *  as its own return value too, but only because it waits for the exec in the
+ *  child; under valgrind it is a plain fork and the program "runs" and exits
+ *  127, which would let its dependents start.  The child
  *  gets only its three standard descriptors (every other one of keeld's is
  *  closed), an empty signal mask and SIGPIPE back at its default, though
  *  keeld blocks and ignores them: a clean start whatever keeld inherited.
@@ -370,14 +372,16 @@ static void exited(child_t *self, int status)
 static void start_now(child_t *self)
 {
     self->started_mono = clock_mono();
-    int rc = spawn(self);
-    if (rc == 0) {
-        clock_iso_local(clock_wall(), self->started_at, sizeof self->started_at);
-        self->error[0] = '\0';
-        log_info("child", "started %s (pid %d)", self->name, (int)self->pid);
-        return;
+    if (child_check(self, self->error, sizeof self->error) == 0) {
+        int rc = spawn(self);
+        if (rc == 0) {
+            clock_iso_local(clock_wall(), self->started_at, sizeof self->started_at);
+            self->error[0] = '\0';
+            log_info("child", "started %s (pid %d)", self->name, (int)self->pid);
+            return;
+        }
+        snprintf(self->error, sizeof self->error, "%s: %s", self->argv[0], strerror(rc));
     }
-    snprintf(self->error, sizeof self->error, "%s: %s", self->argv[0], strerror(rc));
     log_error("child", "cannot start %s: %s", self->name, self->error);
     self->has_exited = true;
     self->last_exit = 127;      /* the shell's "command not found" */

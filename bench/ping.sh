@@ -4,7 +4,10 @@
 # free PORT_OFFSET with a temp data dir and a redis-server on a free port (no
 # persistence), then for each point runs build/bench/ping against one
 # service and redis-benchmark right after it: ErrorBus and CoreOrchestrator
-# at 1 and 8 clients, all five services at 50.  Each row gives requests/s,
+# at 1 and 8 clients, all five services at 50, and the floor under all of
+# them, bench/zmq_echo (a bare libzmq ROUTER answering as the wire thread
+# does), at 50: what separates a service from the floor is Keel's own
+# work, what separates the floor from Redis is ZMQ's.  Each row gives requests/s,
 # p99 latency and the server CPU each request cost (from /proc: the
 # clients, which share the machine, are left out), Keel's beside Redis's;
 # one table, then both stopped.
@@ -16,7 +19,8 @@ build=${1:-build}
 seconds=${SECONDS_PER_RUN:-$(quick_or 3 1)}
 keeld="$build/keeld"
 ping="$build/bench/ping"
-for f in "$keeld" "$ping" "$build/keelctl"; do
+echo_server="$build/bench/zmq_echo"
+for f in "$keeld" "$ping" "$echo_server" "$build/keelctl"; do
     [ -x "$f" ] || { echo "ping.sh: $f is missing; run make first" >&2; exit 2; }
 done
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null \
@@ -24,13 +28,17 @@ command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null \
 
 # A PORT_OFFSET at which every Keel port is free, and one more free port for Redis.
 offset=$(keel_ports offset 7000 7001 7002 7003 7005 8000 8001 8002 8003 8005 7150 7151)
-redis_port=$(keel_ports ports 1)
+set -- $(keel_ports ports 2)
+redis_port=$1
+echo_port=$2
 dir=$(mktemp -d /tmp/keel-bench-XXXXXX)
 keeld_pid=
 redis_pid=
+echo_pid=
 cleanup() {
     # a server's exit status (143 after SIGTERM) must not stop the cleanup under set -e
     [ -n "$keeld_pid" ] && kill "$keeld_pid" 2>/dev/null && wait "$keeld_pid" 2>/dev/null || true
+    [ -n "$echo_pid" ] && kill "$echo_pid" 2>/dev/null && wait "$echo_pid" 2>/dev/null || true
     [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
     rm -rf "$dir"
 }
@@ -43,6 +51,8 @@ keeld_pid=$!
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$dir" >"$dir/redis.log" 2>&1 &
 redis_pid=$!
+"$echo_server" "tcp://127.0.0.1:$echo_port" >"$dir/echo.log" 2>&1 &
+echo_pid=$!
 
 tries=0
 until "$build/keelctl" --port-offset "$offset" --timeout 500 status >/dev/null 2>&1; do
@@ -70,11 +80,12 @@ per_req() {
 # Points: service, base port, clients.  The agents ping CoreOrchestrator
 # most; ErrorBus's ping is the runtime's own health dict.
 points="errorbus:7003:1 errorbus:7003:8 core:7000:1 core:7000:8 core:7000:50 resource:7001:50
-observability:7002:50 errorbus:7003:50 security:7005:50"
+observability:7002:50 errorbus:7003:50 security:7005:50 floor:0:50"
 title() {
     case $1 in
         core) echo CoreOrchestrator ;; resource) echo ResourceManager ;;
         observability) echo ObservabilityHub ;; errorbus) echo ErrorBus ;; security) echo SecurityGateway ;;
+        floor) echo "bare libzmq ROUTER (floor)" ;;
     esac
 }
 
@@ -87,9 +98,15 @@ for point in $points; do
     port=${rest%%:*}
     c=${rest#*:}
     name=$(title "$service")
-    k0=$(cpu_s "$keeld_pid")
-    keel=$("$ping" "tcp://127.0.0.1:$((port + offset))" "$c" "$seconds")
-    k1=$(cpu_s "$keeld_pid")
+    server_pid=$keeld_pid
+    endpoint="tcp://127.0.0.1:$((port + offset))"
+    if [ "$service" = floor ]; then
+        server_pid=$echo_pid
+        endpoint="tcp://127.0.0.1:$echo_port"
+    fi
+    k0=$(cpu_s "$server_pid")
+    keel=$("$ping" "$endpoint" "$c" "$seconds")
+    k1=$(cpu_s "$server_pid")
     krps=$(echo "$keel" | sed 's/.* rps=\([0-9.]*\).*/\1/')
     p99=$(echo "$keel" | sed 's/.* p99_ms=\([0-9.]*\).*/\1/')
     kreq=$(echo "$keel" | sed 's/.* requests=\([0-9]*\).*/\1/')
@@ -106,10 +123,12 @@ for point in $points; do
     rcpu=$(per_req "$r0" "$r1" "$n")
     printf '%-18s %-7s %10s %8s %10s %8s %6s %11s %11s\n' "$name" "$c" "$krps" "$p99" "$rrps" "$rp99" \
         "$ratio" "$kcpu" "$rcpu"
-    result ping "ping $name @$c clients" "$krps" req/s higher "redis PING" "$(printf '%.0f' "$rrps")" \
-        "$(goal_at 50 "$c" 'ratio>=0.8')"
+    goal=$(goal_at 50 "$c" 'ratio>=0.8')
+    [ "$service" = floor ] && goal=
+    result ping "ping $name @$c clients" "$krps" req/s higher "redis PING" "$(printf '%.0f' "$rrps")" "$goal"
     if [ "$c" = 50 ]; then
-        result ping "server CPU per ping, $name @50" "$kcpu" us lower "redis PING" "$rcpu" 'ratio>=0.5'
-        result ping "ping p99, $name @50" "$p99" ms lower "redis PING" "$rp99" 'ratio>=0.5'
+        [ "$service" = floor ] && goal= || goal='ratio>=0.5'
+        result ping "server CPU per ping, $name @50" "$kcpu" us lower "redis PING" "$rcpu" "$goal"
+        result ping "ping p99, $name @50" "$p99" ms lower "redis PING" "$rp99" "$goal"
     fi
 done

@@ -510,15 +510,28 @@ static json_t *on_list(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:o}", "status", "success", "agents", ids);
 }
 
+/* The agent a request names, or NULL with the error reply in *error. */
+static const char *agent_named(registry_t *self, wire_request_t *req, json_t **error)
+{
+    const char *name = name_of(req->body);
+    char err[512];
+    if (!name)
+        *error = wire_error("Missing 'agent_name'");
+    else if (names_refuse(self->metrics, "core", "agent_name", name, err, sizeof err))
+        *error = wire_error("%s", err);
+    else
+        return name;
+    return NULL;
+}
+
 static json_t *on_unregister(void *ctx, wire_request_t *req)
 {
     registry_t *self = ctx;
-    const char *name = name_of(req->body);
+    json_t *error = NULL;
+    const char *name = agent_named(self, req, &error);
     if (!name)
-        return wire_error("Missing 'agent_name'");
+        return error;
     char err[512];
-    if (names_refuse(self->metrics, "core", "agent_name", name, err, sizeof err))
-        return wire_error("%s", err);
     int rc = backend_del(self->backend, "agents", name, err, sizeof err);
     if (rc < 0)
         return wire_error("%s", err);
@@ -532,12 +545,11 @@ static json_t *on_unregister(void *ctx, wire_request_t *req)
 static json_t *on_heartbeat(void *ctx, wire_request_t *req)
 {
     registry_t *self = ctx;
-    const char *name = name_of(req->body);
+    json_t *error = NULL;
+    const char *name = agent_named(self, req, &error);
     if (!name)
-        return wire_error("Missing 'agent_name'");
+        return error;
     char err[512];
-    if (names_refuse(self->metrics, "core", "agent_name", name, err, sizeof err))
-        return wire_error("%s", err);
     json_t *rec = NULL;
     int rc = backend_get(self->backend, "agents", name, &rec, err, sizeof err);
     json_decref(rec);

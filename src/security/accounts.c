@@ -166,6 +166,17 @@ static json_t *on_add_first_admin(void *ctx, wire_request_t *req)
     return added(name, true, true);
 }
 
+/* The success of a change that ended the user's sessions, logged too:
+ * "<what> <name> <done>; N session(s) ended". */
+static json_t *sessions_ended_reply(const char *what, const char *name, const char *done, int ended)
+{
+    char message[300];
+    snprintf(message, sizeof message, "%s %s %s; %d session(s) ended", what, name, done, ended);
+    log_info("security", "%s", message);
+    return json_pack("{s:s, s:s, s:s, s:i}", "status", "success", "message", message, "user_id", name,
+                     "sessions_ended", ended);
+}
+
 /* A new password ends every session of the user. */
 static json_t *on_set_password(void *ctx, wire_request_t *req)
 {
@@ -189,11 +200,7 @@ static json_t *on_set_password(void *ctx, wire_request_t *req)
         return wire_error("Unknown user: %s", name);
     if (rc < 0 || ended < 0)
         return store_failed(gw, "cannot store the new password");
-    log_info("security", "password of %s changed; %d session(s) ended", name, ended);
-    char message[300];
-    snprintf(message, sizeof message, "Password of %s changed; %d session(s) ended", name, ended);
-    return json_pack("{s:s, s:s, s:s, s:i}", "status", "success", "message", message, "user_id", name,
-                     "sessions_ended", ended);
+    return sessions_ended_reply("Password of", name, "changed", ended);
 }
 
 /* The last administrator stays: without one, only loopback could make
@@ -222,11 +229,7 @@ static json_t *on_delete_user(void *ctx, wire_request_t *req)
         return wire_error("Refused: %s is the last administrator; add another one first", name);
     if (rc < 0 || ended < 0)
         return store_failed(gw, "cannot delete the user");
-    log_info("security", "user %s deleted; %d session(s) ended", name, ended);
-    char message[300];
-    snprintf(message, sizeof message, "User %s deleted; %d session(s) ended", name, ended);
-    return json_pack("{s:s, s:s, s:s, s:i}", "status", "success", "message", message, "user_id", name,
-                     "sessions_ended", ended);
+    return sessions_ended_reply("User", name, "deleted", ended);
 }
 
 /* An administrator's: the names are not for everyone. */

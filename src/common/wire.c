@@ -320,11 +320,6 @@ void wire_server_attach(wire_server_t *self, const wire_route_t *table, void *ct
     }
 }
 
-void wire_server_on_action(wire_server_t *self, const char *action, wire_handler_fn *fn, void *ctx)
-{
-    routes_add(&self->actions, action, fn, ctx, NULL, ROUTE_ADMIN);
-}
-
 void wire_server_set_privilege(wire_server_t *self, privilege_t *privilege)
 {
     self->privilege = privilege;

@@ -86,9 +86,6 @@ int wire_server_bind(wire_server_t *self, const char *endpoint);
  * refusal is one error reply in the route's dialect and counts
  * keel_bad_requests_total{reason="forbidden"}. */
 void wire_server_attach(wire_server_t *self, const wire_route_t *table, void *ctx);
-/* For code still written before the tables: one action of no module, an
- * administrator's, so that a route that declares nothing fails closed. */
-void wire_server_on_action(wire_server_t *self, const char *action, wire_handler_fn *fn, void *ctx);
 /* Who may call what (borrowed; NULL grants only public routes).  Legacy
  * listeners share their server's. */
 void wire_server_set_privilege(wire_server_t *self, privilege_t *privilege);

@@ -350,22 +350,6 @@ def test_every_route_of_every_service_declares_a_privilege_and_a_known_module(fl
         assert seen[key] == "public", key
 
 
-def test_no_service_registers_a_route_outside_a_table():
-    """Routes are declared once, in tables: no file under src/ but the
-    runtime's own calls the one-route registration kept for old code."""
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src")
-    offenders = []
-    for folder, _, files in os.walk(root):
-        if os.path.basename(folder) == "common":
-            continue
-        for name in files:
-            if name.endswith((".c", ".h")):
-                text = open(os.path.join(folder, name)).read()
-                if "wire_server_on_action(" in text:
-                    offenders.append(os.path.join(os.path.basename(folder), name))
-    assert not offenders, offenders
-
-
 def test_shipped_configurations_turn_curve_on_and_bad_sources_are_refused(tmp_path):
     """Attack: the two-machine configurations bound 0.0.0.0 with
     `secure_zmq: false`.  They now ship with CURVE on (SG-43) for Keel's own

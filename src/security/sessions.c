@@ -64,14 +64,20 @@ static void quick_of(sessions_t *self, const char *token, unsigned char *quick)
     crypto_shorthash_siphashx24(quick, (const unsigned char *)token, strlen(token), self->quick_key);
 }
 
-/* Enters e in the quick table (the write lock is held). */
+/* Links e into the quick table by the hash it holds (the write lock is
+ * held). */
+static void quick_link(sessions_t *self, entry_t *e)
+{
+    size_t b = bucket_of(self, e->quick);
+    e->next_quick = self->quick[b];
+    self->quick[b] = e;
+}
+
 static void quick_add(sessions_t *self, entry_t *e, const unsigned char *quick)
 {
     memcpy(e->quick, quick, QUICK);
     e->has_quick = true;
-    size_t b = bucket_of(self, quick);
-    e->next_quick = self->quick[b];
-    self->quick[b] = e;
+    quick_link(self, e);
 }
 
 static void quick_remove(sessions_t *self, entry_t *e)
@@ -102,7 +108,7 @@ static void grow(sessions_t *self)
             e->next = self->buckets[b];
             self->buckets[b] = e;
             if (e->has_quick)
-                quick_add(self, e, e->quick);
+                quick_link(self, e);
         }
     free(old);
 }

@@ -30,7 +30,7 @@ int zcurve_configure(config_t *config, bool need_server);
  * zcurve_configure was not called). */
 bool zcurve_enabled(void);
 /* Whether the kept agents' sockets use CURVE too (`agent_curve`, off by
- * default: the agents' own secure mode is a stub; zsocket.h). */
+ * default: the agents never turn CURVE on themselves; zsocket.h). */
 bool zcurve_agents_enabled(void);
 /* Binds `rep` (a REP socket, taken over in every case) to the ZAP endpoint
  * and answers it on a runner of its own (actor.h) until zcurve_shutdown.

@@ -13,8 +13,8 @@
  *    agents' old ports, the error bus, the feeds they subscribe to), and
  *    ZSOCKET_AGENT_CLIENT connects to a kept agent (a probe, a delegate, a
  *    downstream call, an agent's PUB).  They are CURVE only when the agents
- *    speak it too (`agent_curve`, zcurve.h): the kept agents' own secure
- *    mode is a stub, so by default their sockets stay plaintext under
+ *    speak it too (`agent_curve`, zcurve.h): the kept agents' secure_zmq.py
+ *    hands every socket back unchanged, so by default theirs stay plaintext under
  *    SECURE_ZMQ, and `trusted_sources` decides who may make the agents'
  *    state changes there (privilege.h).
  *  - ZSOCKET_INPROC joins threads of this process (inproc:// only).  It is

@@ -353,7 +353,7 @@ def test_every_route_of_every_service_declares_a_privilege_and_a_known_module(fl
 def test_shipped_configurations_turn_curve_on_and_bad_sources_are_refused(tmp_path):
     """Attack: the two-machine configurations bound 0.0.0.0 with
     `secure_zmq: false`.  They now ship with CURVE on (SG-43) for Keel's own
-    sockets, the kept agents' ports plaintext (their secure mode is a stub)
+    sockets, the kept agents' ports plaintext (they never turn CURVE on)
     and open to the two machines only; and a `trusted_sources` entry that is
     not an address is a configuration error that `keeld --check` reports,
     not a silently empty list."""

@@ -6,7 +6,7 @@ itself; world-readable secret keys stop the service from starting.  Every
 socket is covered, not only the request ports (issue 16, finding 2): the
 hub's status PUB speaks CURVE too.  The sockets the kept agents use (their
 old ports, the error bus, the probes of them) speak CURVE only with
-`agent_curve`, since the agents' own secure mode is a stub: under CURVE
+`agent_curve`, since the agents never turn CURVE on themselves: under CURVE
 they stay open to the kept agents as they are, and `trusted_sources`
 guards the state changes there."""
 import http.server
@@ -241,7 +241,8 @@ def plain_request(endpoint, message, timeout_ms):
 
 def test_kept_agents_reach_their_ports_in_plaintext_under_curve(keel_factory, tmp_path):
     """The shipped two-machine configurations turn CURVE on, and the kept
-    agents cannot speak it (their secure_zmq.py is a stub).  Under CURVE,
+    agents cannot speak it (their secure_zmq.py hands every socket back
+    unchanged).  Under CURVE,
     Keel's own ports answer only CURVE clients, while the agents' old ports
     and the error bus still serve the agents as they are: a plaintext
     DISCOVER on 7120 (service_discovery_client) is answered, an

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "log.h"
 #include "wire.h"
+#include "wirejson.h"
 #include "zsocket.h"
 
 #include <pthread.h>
@@ -141,11 +142,11 @@ int errpub_report(errpub_t *self, const char *error_type, const char *severity,
                               "agent", self->agent, "error_type", error_type,
                               "message", message, "severity", severity,
                               "details", details ? json_incref(details) : json_object());
-    char *body = json_dumps(event, WIRE_JSON_FLAGS);
+    size_t len;
+    char *body = wirejson_dump(event, &len);
     json_decref(event);
     if (!body)
         return -1;
-    size_t len = strlen(body);
     char *frame = malloc(len + 7);
     memcpy(frame, "ERROR:", 6);
     memcpy(frame + 6, body, len + 1);

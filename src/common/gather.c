@@ -10,6 +10,7 @@
 #include "gather.h"
 #include "clock.h"
 #include "wire.h"
+#include "wirejson.h"
 #include "zsocket.h"
 
 #include <curl/curl.h>
@@ -80,7 +81,7 @@ static void finish(run_t *run, size_t i, gather_state_t state, const char *error
 static const char *body_of(flight_t *f, size_t *len)
 {
     if (!f->call->body && f->call->request)
-        f->text = json_dumps(f->call->request, WIRE_JSON_FLAGS);
+        f->text = wirejson_dump(f->call->request, NULL);
     *len = f->text ? strlen(f->text) : f->call->body_len;
     return f->text ? f->text : f->call->body;
 }
@@ -408,5 +409,5 @@ json_t *gather_reply_json(const gather_call_t *call)
 {
     if (call->state != GATHER_OK)
         return NULL;
-    return json_loadb(call->reply, call->reply_len, JSON_DECODE_ANY, NULL);
+    return wirejson_load(call->reply, call->reply_len);
 }

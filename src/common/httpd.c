@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "log.h"
 #include "wire.h"
+#include "wirejson.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -287,8 +288,8 @@ void http_reply_json(http_reply_t *reply, int status, json_t *body)
 {
     reply->status = status;
     free(reply->body);
-    reply->body = json_dumps(body, WIRE_JSON_FLAGS);
-    reply->body_len = reply->body ? strlen(reply->body) : 0;
+    reply->body_len = 0;
+    reply->body = wirejson_dump(body, &reply->body_len);
     reply->content_type = "application/json";
     json_decref(body);
 }

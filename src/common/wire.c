@@ -557,8 +557,7 @@ static json_t *forward(wire_server_t *self, const char *module, const char *fram
         wire_client_t *client = wire_client_new_agent(d->endpoint, d->timeout_ms, 0);
         char *text = wire_client_call_raw(client, frame, len, &reply_len, err, sizeof err);
         wire_client_destroy(&client);
-        json_error_t jerr;
-        reply = text ? json_loadb(text, reply_len, JSON_DECODE_ANY, &jerr) : NULL;
+        reply = text ? wirejson_load(text, reply_len) : NULL;
         if (text && !reply)
             snprintf(err, sizeof err, "reply is not JSON");
         free(text);
@@ -584,9 +583,10 @@ json_t *wire_server_forward(wire_server_t *self, const char *module, const wire_
         return forward(self, module, req->raw, req->raw_len);
     json_t *copy = json_copy(req->body);
     json_object_del(copy, "auth_token");
-    char *text = json_dumps(copy, WIRE_JSON_FLAGS);
+    size_t len;
+    char *text = wirejson_dump(copy, &len);
     json_decref(copy);
-    json_t *reply = text ? forward(self, module, text, strlen(text)) : NULL;
+    json_t *reply = text ? forward(self, module, text, len) : NULL;
     free(text);
     return reply;
 }
@@ -1443,18 +1443,17 @@ char *wire_client_call_raw(wire_client_t *self, const void *data, size_t len,
 
 json_t *wire_client_call(wire_client_t *self, json_t *request, char *err, size_t errlen)
 {
-    char *text = json_dumps(request, WIRE_JSON_FLAGS);
+    size_t len;
+    char *text = wirejson_dump(request, &len);
     if (!text) {
         snprintf(err, errlen, "request is not serialisable");
         return NULL;
     }
-    size_t len;
-    char *reply_text = wire_client_call_raw(self, text, strlen(text), &len, err, errlen);
+    char *reply_text = wire_client_call_raw(self, text, len, &len, err, errlen);
     free(text);
     if (!reply_text)
         return NULL;
-    json_error_t jerr;
-    json_t *reply = json_loadb(reply_text, len, JSON_DECODE_ANY, &jerr);
+    json_t *reply = wirejson_load(reply_text, len);
     free(reply_text);
     if (!reply)
         snprintf(err, errlen, "reply from %s is not JSON", self->endpoint);

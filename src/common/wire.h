@@ -29,12 +29,6 @@
 #include "metrics.h"
 #include "privilege.h"
 
-/* How Keel writes JSON on the wire.  Reals keep jansson's 17 significant
- * digits: the text may read 0.84999999999999998 where Python writes 0.85,
- * but it parses back to the identical double, which fewer digits do not
- * guarantee. */
-#define WIRE_JSON_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
-
 /* WIRE_REQUEST_TYPE is PredictiveHealthMonitor's cross-machine registry:
  * `request_type` names the request, as `action` does. */
 typedef enum { WIRE_ACTION, WIRE_COMMAND, WIRE_TYPE, WIRE_RAW, WIRE_REQUEST_TYPE } wire_dialect_t;

@@ -12,10 +12,12 @@
  *  Exactly their results, because agents parse the text and tests compare
  *  it: the writer emits what json_dumps(value, JSON_COMPACT |
  *  JSON_ENCODE_ANY) emits byte for byte (keys in insertion order, reals as
- *  "%.17g" with ".0" on whole numbers, the same escapes, the same refusal
+ *  "%.17g" with ".0" on whole numbers: 0.84999999999999998 where Python
+ *  writes 0.85, but it parses back to the identical double, which fewer
+ *  digits do not guarantee; the same escapes, the same refusal
  *  of a string that is not UTF-8; a key that is not UTF-8, which jansson
- *  writes as a broken text, it refuses too).  The reader decides only what it is
- *  sure of: well-formed input of the shapes requests have (objects,
+ *  writes as a broken text, it refuses too).  The reader decides only what
+ *  it is sure of: well-formed input of the shapes requests have (objects,
  *  arrays, strings with the short escapes, integers, reals, literals).
  *  Anything else (a \u escape, an integer of 19 digits or more, deep
  *  nesting, and every malformed frame) it hands to json_loadb, so the

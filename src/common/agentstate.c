@@ -3,6 +3,7 @@
 #include "agentstate.h"
 
 #include <stdio.h>
+#include <strings.h>
 #include <string.h>
 
 static const char *const names[] = { "unknown", "up", "degraded", "down" };
@@ -92,4 +93,29 @@ agentstate_t agentstate_combine(const agentstate_evidence_t *e, char *reason, si
     default:
         return by_heartbeat(e, reason, len);
     }
+}
+
+static bool word_in(const char *word, const char *const *words)
+{
+    for (size_t i = 0; words[i]; i++)
+        if (!strcasecmp(word, words[i]))
+            return true;
+    return false;
+}
+
+agentstate_t agentstate_of_reply(json_t *reply)
+{
+    /* The words the kept agents' health replies use when well, in every
+     * case they are written: BaseAgent's "ok", KnowledgeBase's, MemoryClient's
+     * and GoalManager's "HEALTHY", Executor's "OK", the speech services'
+     * "online", the broadcasters' "running", and "success" from handlers
+     * that answer health_check on the main port.  An agent alive but not
+     * yet (or no longer fully) well says one of the degraded words. */
+    static const char *const healthy[] = { "ok", "healthy", "success", "online", "running", NULL };
+    static const char *const degraded[] = { "degraded", "warning", "initializing", "starting", NULL };
+    const char *status = json_string_value(json_object_get(reply, "status"));
+    if (!json_is_object(reply) || !status || json_is_false(json_object_get(reply, "healthy")))
+        return AGENTSTATE_DOWN;
+    return word_in(status, healthy) ? AGENTSTATE_UP : word_in(status, degraded) ? AGENTSTATE_DEGRADED
+                                                                            : AGENTSTATE_DOWN;
 }

@@ -28,6 +28,7 @@
 #define KEEL_AGENTSTATE_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <jansson.h>
 
 typedef enum { AGENTSTATE_UNKNOWN, AGENTSTATE_UP, AGENTSTATE_DEGRADED, AGENTSTATE_DOWN } agentstate_t;
 
@@ -64,4 +65,9 @@ const char *agentstate_name(agentstate_t state);
 agentstate_t agentstate_from_name(const char *name);
 /* Sort key, worst first: down 0, degraded 1, unknown 2, up 3. */
 int agentstate_rank(agentstate_t state);
+/* What an agent's health reply (borrowed) says of it, by its `status` in
+ * any case: UP in the words the kept agents use when well, DEGRADED in
+ * those of an agent alive but not well, DOWN for anything else, for
+ * `healthy: false` and for a reply that is not an object. */
+agentstate_t agentstate_of_reply(json_t *reply);
 #endif

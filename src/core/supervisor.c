@@ -15,9 +15,11 @@
  *  so: no request waits for a child to stop. */
 #include "supervisor.h"
 #include "actor.h"
+#include "agentstate.h"
 #include "child.h"
 #include "clock.h"
 #include "fsutil.h"
+#include "gather.h"
 #include "log.h"
 #include "names.h"
 
@@ -51,6 +53,7 @@ struct supervisor_t {
     child_t *children[MAX_AGENTS];
     int count, nchildren;
     int wake;                   /* eventfd: cuts the runner's poll short */
+    child_timing_t timing;      /* core.supervisor.*, the same for every child */
 };
 
 /* ---- configuration ---------------------------------------------------------- */
@@ -76,7 +79,6 @@ static child_t *make_child(supervisor_t *self, const char *name, json_t *spec, c
     char file[NAMES_BUF + 16], log_path[4096];
     snprintf(file, sizeof file, "logs/%s.log", name);
     service_path(self->svc, file, log_path, sizeof log_path);
-    config_t *cfg = self->svc->config;
     child_args_t args = {
         .name = name, .argv = argv, .env = json_object_get(spec, "env"),
         .cwd = json_string_value(json_object_get(spec, "cwd")),
@@ -86,11 +88,7 @@ static child_t *make_child(supervisor_t *self, const char *name, json_t *spec, c
         .restart = !restart ? CHILD_RESTART_ON_FAILURE : !strcmp(restart, "always") ? CHILD_RESTART_ALWAYS
                  : !strcmp(restart, "never") || !strcmp(restart, "no") ? CHILD_RESTART_NEVER
                  : CHILD_RESTART_ON_FAILURE,
-        .timing = { config_double(cfg, "core.supervisor.backoff_base_s", 1.0),
-                    config_double(cfg, "core.supervisor.backoff_max_s", 60.0),
-                    config_double(cfg, "core.supervisor.stable_s", 60.0),
-                    config_double(cfg, "core.supervisor.stop_grace_s", 5.0),
-                    (int)config_int(cfg, "core.supervisor.max_restarts", 5) },
+        .timing = self->timing,
         .errors = self->svc->errors,
     };
     child_t *child = child_new(&args);
@@ -142,6 +140,12 @@ supervisor_t *supervisor_new(service_t *svc)
 {
     supervisor_t *self = calloc(1, sizeof *self);
     self->svc = svc;
+    config_t *cfg = svc->config;
+    self->timing = (child_timing_t){ config_double(cfg, "core.supervisor.backoff_base_s", 1.0),
+                                     config_double(cfg, "core.supervisor.backoff_max_s", 60.0),
+                                     config_double(cfg, "core.supervisor.stable_s", 60.0),
+                                     config_double(cfg, "core.supervisor.stop_grace_s", 5.0),
+                                     (int)config_int(cfg, "core.supervisor.max_restarts", 5) };
     pthread_mutex_init(&self->lock, NULL);
     self->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     json_t *agents = config_get(svc->config, "core.agents");
@@ -211,28 +215,37 @@ static void run_children(actor_t *actor, void *arg)
     }
 }
 
+/* Every agent with a port at once under one deadline (gather.h), so a
+ * sweep costs the slowest agent's second, not a second for each; a stop
+ * cuts it short. */
 static void ping_agents(void *arg)
 {
+    static const char PING[] = "{\"action\":\"ping\"}";
     supervisor_t *self = arg;
+    char endpoints[MAX_AGENTS][NAMES_BUF + 32];
+    gather_call_t calls[MAX_AGENTS];
+    int which[MAX_AGENTS], n = 0;
     pthread_mutex_lock(&self->lock);
-    for (int i = 0; i < self->count && actor_running(self->monitor); i++) {
+    for (int i = 0; i < self->count; i++) {
         agent_t *a = &self->agents[i];
         if (a->port <= 0)
             continue;
-        char endpoint[256];
-        snprintf(endpoint, sizeof endpoint, "tcp://%s:%d", a->host, a->port);
-        pthread_mutex_unlock(&self->lock);
-        json_t *ping = json_pack("{s:s}", "action", "ping");
-        char err[256];
-        json_t *reply = wire_call_agent(endpoint, ping, 1000, 0, err, sizeof err);
-        const char *st = json_string_value(json_object_get(reply, "status"));
-        bool alive = st && (!strcmp(st, "ok") || !strcmp(st, "success") || !strcmp(st, "healthy"));
-        json_decref(ping);
-        pthread_mutex_lock(&self->lock);
+        snprintf(endpoints[n], sizeof endpoints[n], "tcp://%s:%d", a->host, a->port);
+        calls[n] = (gather_call_t){ .url = endpoints[n], .body = PING, .body_len = sizeof PING - 1,
+                                    .agent = true };
+        which[n++] = i;
+    }
+    pthread_mutex_unlock(&self->lock);
+    gather_run_until(calls, (size_t)n, 1000, actor_stop_fd(self->monitor));
+    pthread_mutex_lock(&self->lock);
+    for (int k = 0; k < n && actor_running(self->monitor); k++) {
+        agent_t *a = &self->agents[which[k]];
+        json_t *reply = gather_reply_json(&calls[k]);
+        bool alive = agentstate_of_reply(reply) != AGENTSTATE_DOWN;
         if (!alive && !strcmp(a->mstatus, "active")) {
-            json_t *details = json_pack("{s:s, s:s}", "agent", a->name, "endpoint", endpoint);
+            json_t *details = json_pack("{s:s, s:s}", "agent", a->name, "endpoint", endpoints[k]);
             errpub_report(self->svc->errors, "health_check", "medium", details, "%s: %s", a->name,
-                          reply ? "unhealthy reply" : err);
+                          reply ? "unhealthy reply" : calls[k].error);
             json_decref(details);
         }
         a->mstatus = alive ? "active" : "inactive";
@@ -240,6 +253,7 @@ static void ping_agents(void *arg)
         json_decref(reply);
     }
     pthread_mutex_unlock(&self->lock);
+    gather_clear(calls, (size_t)n);
 }
 
 int supervisor_start(supervisor_t *self)
@@ -248,8 +262,8 @@ int supervisor_start(supervisor_t *self)
     self->runner = actor_new_runner("core-children", run_children, wake_runner, self);
     self->monitor = actor_new("core-monitor", interval, ping_agents, self);
     actor_watch(self->runner, self->svc->liveness, 1.0);
-    /* A sweep waits up to a second for each agent. */
-    actor_watch(self->monitor, self->svc->liveness, interval + self->count);
+    /* A sweep waits up to a second. */
+    actor_watch(self->monitor, self->svc->liveness, interval + 1.0);
     return actor_start(self->runner) < 0 || actor_start(self->monitor) < 0 ? -1 : 0;
 }
 

@@ -3,12 +3,12 @@
  *  said in its words; a probe that got no answer keeps gather's words for
  *  why ("Request timed out"). */
 #include "prober.h"
+#include "agentstate.h"
 #include "gather.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* "http://" or "tcp://", the host, the port and "/health". */
 #define PROBE_URL (NAMES_BUF + 32)
@@ -25,31 +25,18 @@ const char *hprobe_result_name(hprobe_result_t r)
     }
 }
 
-static bool word_in(const char *word, const char *const *words)
-{
-    for (size_t i = 0; words[i]; i++)
-        if (!strcasecmp(word, words[i]))
-            return true;
-    return false;
-}
-
 hprobe_result_t hprobe_reply_verdict(json_t *reply, hprobe_expect_t expect)
 {
-    /* The words the kept agents' health replies use when well, in every
-     * case they are written: BaseAgent's "ok", KnowledgeBase's, MemoryClient's
-     * and GoalManager's "HEALTHY", Executor's "OK", the speech services'
-     * "online", the broadcasters' "running", and "success" from handlers
-     * that answer health_check on the main port.  An agent alive but not
-     * yet (or no longer fully) well says one of the degraded words. */
-    static const char *const healthy[] = { "ok", "healthy", "success", "online", "running", NULL };
-    static const char *const degraded[] = { "degraded", "warning", "initializing", "starting", NULL };
-    const char *status = json_string_value(json_object_get(reply, "status"));
-    if (!json_is_object(reply) || !status || json_is_false(json_object_get(reply, "healthy")))
-        return HPROBE_UNHEALTHY;
-    if (expect == HPROBE_EXPECT_SUCCESS)
-        return !strcmp(status, "success") ? HPROBE_HEALTHY : HPROBE_UNHEALTHY;
-    return word_in(status, healthy) ? HPROBE_HEALTHY : word_in(status, degraded) ? HPROBE_DEGRADED
-                                                                              : HPROBE_UNHEALTHY;
+    if (expect == HPROBE_EXPECT_SUCCESS) {
+        const char *status = json_string_value(json_object_get(reply, "status"));
+        return status && !strcmp(status, "success") && !json_is_false(json_object_get(reply, "healthy"))
+               ? HPROBE_HEALTHY : HPROBE_UNHEALTHY;
+    }
+    switch (agentstate_of_reply(reply)) {
+    case AGENTSTATE_UP: return HPROBE_HEALTHY;
+    case AGENTSTATE_DEGRADED: return HPROBE_DEGRADED;
+    default: return HPROBE_UNHEALTHY;
+    }
 }
 
 char *hprobe_reply_words(json_t *reply, char *buf, size_t len)

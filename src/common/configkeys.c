@@ -158,7 +158,7 @@ static const configkey_t keys[] = {
     { "observability.machine", CK_STRING, "local", NULL, "Name of the hub's own machine in agent records and partition detection." },
     { "observability.workers", CK_INTEGER, "4", "0..256", "Worker threads for the hub's handlers." },
     { "observability.history", CK_MAPPING, NULL, NULL, "The dashboard's stored time series." },
-    { "observability.history.step_s", CK_NUMBER, "10", "1..3600", "Seconds between two points of the finest series (10 s for 15 min; 1 min and 15 min rings for 1 h and 24 h)." },
+    { "observability.history.step_s", CK_NUMBER, "10", "1..60", "Seconds between two points of the finest series (10 s for 15 min; 1 min and 15 min rings for 1 h and 24 h)." },
     { "observability.interval_s", CK_INTEGER, "2", "1..", "Seconds between health sweeps over every agent: a dead agent is down within three sweeps (a sweep of 1,000 agents costs about 0.5 ms of CPU per agent: docs/dashboard.md)." },
     { "observability.interval_ms", CK_INTEGER, NULL, "10..", "The same in milliseconds, which wins; absent: interval_s × 1000." },
     { "observability.timeout_ms", CK_INTEGER, "2000", "1..", "Timeout of one agent's health probe." },

@@ -60,7 +60,6 @@ typedef struct {
 } entry_t;
 
 struct history_t {
-    config_t *config;
     hubdb_t *db;
     fleet_t *fleet;
     keelstats_t *stats;
@@ -105,16 +104,12 @@ history_t *history_new(config_t *config, hubdb_t *db, fleet_t *fleet, keelstats_
                        metrics_t *metrics)
 {
     history_t *self = calloc(1, sizeof *self);
-    self->config = config;
     self->db = db;
     self->fleet = fleet;
     self->stats = stats;
     self->metrics = metrics;
+    /* At most the next tier's 60 s (the key's range), which it rolls up. */
     double step = config_double(config, "observability.history.step_s", 10);
-    if (step < 0.5)
-        step = 0.5;
-    if (step > 60)
-        step = 60;
     self->tier[0] = (tier_t){ step, (long)ceil(16 * 60 / step) };
     self->tier[1] = (tier_t){ 60, 64 };
     self->tier[2] = (tier_t){ 900, 100 };
@@ -345,7 +340,7 @@ static void step(history_t *self)
     if (self->fleet)
         fleet_points(self, points);
     if (self->stats)
-        keelstats_step(self->stats, clock_wall(), points);
+        keelstats_step(self->stats, clock_wall(), points, actor_stop_fd(self->ticker));
     history_record(self, clock_wall(), points);
     json_decref(points);
     if (self->metrics)

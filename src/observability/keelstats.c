@@ -197,7 +197,7 @@ static void add_service(json_t *points, int i, const keelstats_reading_t *was,
                           (now->levels[k] - was->levels[k]) * 60.0 / seconds);
 }
 
-void keelstats_step(keelstats_t *self, double now, json_t *points)
+void keelstats_step(keelstats_t *self, double now, json_t *points, int cancel_fd)
 {
     double seconds = now - self->last_at;
     char urls[KEELSTATS_SERVICES][300];
@@ -206,7 +206,7 @@ void keelstats_step(keelstats_t *self, double now, json_t *points)
         dashpeers_url(self->config, http_ports[i], "/metrics", urls[i], sizeof urls[i]);
         calls[i] = (gather_call_t){ .url = urls[i] };
     }
-    gather_run(calls, KEELSTATS_SERVICES, SCRAPE_TIMEOUT_MS);
+    gather_run_until(calls, KEELSTATS_SERVICES, SCRAPE_TIMEOUT_MS, cancel_fd);
     for (int i = 0; i < KEELSTATS_SERVICES; i++) {
         keelstats_reading_t reading = { 0 };
         if (calls[i].state == GATHER_OK && calls[i].http_status == 200)

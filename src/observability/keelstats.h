@@ -39,8 +39,9 @@ void keelstats_destroy(keelstats_t **self_p);
  * series for the interval since the previous reading:
  * service/<name>/{requests_per_s,p99_ms,errors_per_s} and
  * errorbus/<level>/per_min.  A service that did not answer, restarted
- * (a counter went down) or served nothing (no p99) adds nothing. */
-void keelstats_step(keelstats_t *self, double now, json_t *points);
+ * (a counter went down) or served nothing (no p99) adds nothing.  The
+ * reading ends at once when cancel_fd turns readable (-1: none). */
+void keelstats_step(keelstats_t *self, double now, json_t *points, int cancel_fd);
 
 /* The Prometheus text of a /metrics reply into *out (pure, for tests). */
 void keelstats_parse(const char *text, keelstats_reading_t *out);

@@ -84,13 +84,14 @@ void memsvc_destroy(memsvc_t **self_p)
 static const char HEALTH_CHECK[] = "{\"action\":\"health_check\",\"data\":{}}";
 
 /* Asks both services at once, requests[i] of targets[i], so one that is
- * down costs one timeout, not two; the caller clears the calls. */
-static void ask_both(memsvc_t *self, const char *const requests[2], gather_call_t calls[2])
+ * down costs one timeout, not two, and none once cancel_fd (-1: none)
+ * turns readable; the caller clears the calls. */
+static void ask_both(memsvc_t *self, const char *const requests[2], gather_call_t calls[2], int cancel_fd)
 {
     for (int i = 0; i < 2; i++)
         calls[i] = (gather_call_t){ .url = self->targets[i].endpoint, .body = requests[i],
                                     .body_len = strlen(requests[i]), .agent = true };
-    gather_run(calls, 2, self->timeout_ms);
+    gather_run_until(calls, 2, self->timeout_ms, cancel_fd);
 }
 
 /* The reply object of a call, or NULL with the error class and message set. */
@@ -148,7 +149,7 @@ void memsvc_check(memsvc_t *self)
 {
     static const char *const requests[2] = { HEALTH_CHECK, HEALTH_CHECK };
     gather_call_t calls[2];
-    ask_both(self, requests, calls);
+    ask_both(self, requests, calls, actor_stop_fd(self->ticker));
     for (int i = 0; i < 2; i++)
         check_one(self, &self->targets[i], &calls[i]);
     gather_clear(calls, 2);
@@ -186,7 +187,7 @@ json_t *memsvc_system_status(memsvc_t *self)
     static const char *const requests[2] = { "{\"action\":\"get_memory_system_status\",\"data\":{}}",
                                              HEALTH_CHECK };
     gather_call_t calls[2];
-    ask_both(self, requests, calls);
+    ask_both(self, requests, calls, -1);
     json_t *reply = json_pack("{s:s, s:{s:o, s:o}}", "status", "success", "memory_system",
                               "orchestrator", sub_reply(&calls[0]), "scheduler", sub_reply(&calls[1]));
     gather_clear(calls, 2);

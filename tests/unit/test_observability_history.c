@@ -125,9 +125,9 @@ static void test_step_gives_the_interval_rates(void **state)
     assert_int_equal(config_set(cfg, "port_offset", offset, err, sizeof err), 0);
     keelstats_t *stats = keelstats_new(cfg);
     json_t *points = json_object();
-    keelstats_step(stats, 1000.0, points);
+    keelstats_step(stats, 1000.0, points, -1);
     assert_int_equal(json_object_size(points), 0);      /* one reading: no interval yet */
-    keelstats_step(stats, 1010.0, points);
+    keelstats_step(stats, 1010.0, points, -1);
     assert_float_equal(json_number_value(json_object_get(points, "service/errorbus/requests_per_s")), 5.0, 1e-9);
     assert_float_equal(json_number_value(json_object_get(points, "service/errorbus/errors_per_s")), 0.5, 1e-9);
     /* 40 of 50 under 1 ms, the 10 others in (1 ms, 100 ms]: p99 interpolates. */

@@ -54,7 +54,6 @@ typedef struct {
     int output;                 /* CHILD_OUTPUT_FILE and/or CHILD_OUTPUT_LOG */
     const char *log_path;       /* the file of CHILD_OUTPUT_FILE */
     child_restart_t restart;    /* what follows an exit of a program that ran */
-    bool autostart;             /* wanted from the start */
     child_timing_t timing;
     errpub_t *errors;           /* borrowed: where a give-up is reported; may be NULL */
 } child_args_t;

@@ -93,9 +93,7 @@ static json_t *on_register(void *ctx, wire_request_t *req)
     char err[512];
     if (names_refuse(self->metrics, "core", "name", name, err, sizeof err))
         return upper("ERROR", err);
-    json_t *old = NULL;
-    int known = backend_get(self->backend, "legacy", name, &old, err, sizeof err);
-    json_decref(old);
+    int known = backend_has(self->backend, "legacy", name, err, sizeof err);
     if (known < 0 || (known == 0 && registry_admit(self->registry, "legacy", req->peer ? req->peer : "",
                                                    err, sizeof err) < 0))
         return upper("ERROR", err);

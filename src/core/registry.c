@@ -550,9 +550,7 @@ static json_t *on_heartbeat(void *ctx, wire_request_t *req)
     if (!name)
         return error;
     char err[512];
-    json_t *rec = NULL;
-    int rc = backend_get(self->backend, "agents", name, &rec, err, sizeof err);
-    json_decref(rec);
+    int rc = backend_has(self->backend, "agents", name, err, sizeof err);
     if (rc < 0)
         return wire_error("%s", err);
     if (rc == 0)

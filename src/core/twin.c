@@ -51,7 +51,6 @@ struct twin_t {
     double vram_capacity_mb, ram_capacity_mb, pc2_capacity_mb;
     char location[64];
     sysstat_t *sysstat;
-    sysstat_t *health_stat;     /* the mock and Prometheus sources' own /proc readings */
     gpu_t *gpu;
 
     actor_t *sampler;           /* a ticker every interval_s */
@@ -78,11 +77,12 @@ static void keep_system_figures(twin_t *self, const sysstat_sample_t *st)
 static twin_sample_t fetch(twin_t *self)
 {
     twin_sample_t s = { 25.0, 8000.0, 16000.0, self->baseline_ms };
-    if (self->source != SOURCE_REAL) {
-        sysstat_sample_t st;
-        if (sysstat_sample(self->health_stat, "/", &st) == 0)
-            keep_system_figures(self, &st);
-    }
+    /* Health's system figures come from this machine's /proc whatever the
+     * source; the real source's sample is also this one. */
+    sysstat_sample_t st;
+    bool sampled = sysstat_sample(self->sysstat, self->svc->data_dir, &st) == 0;
+    if (sampled)
+        keep_system_figures(self, &st);
     if (self->source == SOURCE_PROMETHEUS) {
         static const char *const queries[4] = { "node_cpu_utilization", "nvidia_gpu_memory_used_bytes",
                                                 "node_memory_MemUsed_bytes",
@@ -94,13 +94,9 @@ static twin_sample_t fetch(twin_t *self)
         self->prometheus_ok = ok;
         pthread_mutex_unlock(&self->lock);
     } else if (self->source == SOURCE_REAL) {
-        sysstat_sample_t st;
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", self->svc->data_dir);
-        if (sysstat_sample(self->sysstat, dir, &st) == 0) {
+        if (sampled) {
             s.cpu_usage = st.cpu_percent;
             s.ram_usage_mb = (double)st.mem_used_bytes / MIB;
-            keep_system_figures(self, &st);
         }
         s.vram_usage_mb = 0.0;
         for (int i = 0; i < gpu_count(self->gpu); i++) {
@@ -166,7 +162,6 @@ twin_t *twin_new(service_t *svc, backend_t *backend, registry_t *registry)
     self->cap = cap < 1 ? 1 : (size_t)cap;
     self->ring = calloc(self->cap, sizeof *self->ring);
     self->sysstat = sysstat_new("/proc");
-    self->health_stat = sysstat_new("/proc");
     self->gpu = gpu_new();
     pthread_mutex_init(&self->lock, NULL);
     self->sampler = actor_new("core twin sampler", self->interval_s, sample, self);
@@ -193,7 +188,6 @@ void twin_destroy(twin_t **self_p)
     twin_t *self = *self_p;
     actor_destroy(&self->sampler);
     sysstat_destroy(&self->sysstat);
-    sysstat_destroy(&self->health_stat);
     gpu_destroy(&self->gpu);
     json_decref(self->vram);
     free(self->ring);

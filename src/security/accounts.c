@@ -111,6 +111,16 @@ static json_t *added(const char *name, bool admin, bool first)
                      "user_id", name, "admin", admin, "first_admin", first);
 }
 
+/* users_add's answer: added, already there, or the store's failure. */
+static json_t *add_result(gateway_t *gw, int rc, const char *name, bool admin, bool first)
+{
+    if (rc == 1)
+        return wire_error("User %s already exists (keelctl user passwd changes a password)", name);
+    if (rc < 0)
+        return store_failed(gw, "cannot store the user");
+    return added(name, admin, first);
+}
+
 static json_t *on_add_user(void *ctx, wire_request_t *req)
 {
     gateway_t *gw = ctx;
@@ -127,11 +137,7 @@ static json_t *on_add_user(void *ctx, wire_request_t *req)
     int rc = users_add(gw->db, name, hash, admin);
     pthread_mutex_unlock(&gw->db_lock);
     sodium_memzero(hash, sizeof hash);
-    if (rc == 1)
-        return wire_error("User %s already exists (keelctl user passwd changes a password)", name);
-    if (rc < 0)
-        return store_failed(gw, "cannot store the user");
-    return added(name, admin, false);
+    return add_result(gw, rc, name, admin, false);
 }
 
 static json_t *first_admin_refused(gateway_t *gw, const char *why)
@@ -148,6 +154,13 @@ static json_t *on_add_first_admin(void *ctx, wire_request_t *req)
     gateway_t *gw = ctx;
     if (!from_loopback(req->peer))
         return first_admin_refused(gw, "the first administrator is made from the machine itself");
+    /* Refused before the password is hashed (Argon2id, tens of ms), and
+     * checked again under the lock that the insert takes. */
+    pthread_mutex_lock(&gw->db_lock);
+    int admins = users_count_admins(gw->db);
+    pthread_mutex_unlock(&gw->db_lock);
+    if (admins != 0)
+        return first_admin_refused(gw, "an administrator exists already");
     const char *name;
     char hash[PASSWD_MAX];
     json_t *reply = new_user_of(gw, req->body, &name, hash);
@@ -159,11 +172,7 @@ static json_t *on_add_first_admin(void *ctx, wire_request_t *req)
     sodium_memzero(hash, sizeof hash);
     if (rc == 2)
         return first_admin_refused(gw, "an administrator exists already");
-    if (rc == 1)
-        return wire_error("User %s already exists (keelctl user passwd changes a password)", name);
-    if (rc < 0)
-        return store_failed(gw, "cannot store the user");
-    return added(name, true, true);
+    return add_result(gw, rc, name, true, true);
 }
 
 /* The success of a change that ended the user's sessions, logged too:

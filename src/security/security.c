@@ -74,10 +74,7 @@ static json_t *on_unknown(void *ctx, wire_request_t *req)
 static json_t *on_raw(void *ctx, wire_request_t *req)
 {
     gateway_t *gw = ctx;
-    size_t len = req->raw_len;
-    while (len && strchr("\r\n ", req->raw[len - 1]))
-        len--;
-    if (len == 4 && memcmp(req->raw, "ping", 4) == 0)
+    if (wire_is_raw_ping(req->raw, req->raw_len))
         return service_health_reply(gw->svc, req, NULL, NULL);
     char labels[96];
     metrics_labels(labels, sizeof labels, "service", "security", "reason", "invalid_json", NULL);

@@ -138,6 +138,14 @@ static void entry_free(entry_t *e)
     free(e);
 }
 
+static entry_t *find_digest(sessions_t *self, const unsigned char *digest)
+{
+    for (entry_t *e = self->buckets[bucket_of(self, digest)]; e; e = e->next)
+        if (sodium_memcmp(e->digest, digest, DIGEST) == 0)
+            return e;
+    return NULL;
+}
+
 static int remove_digest(sessions_t *self, const unsigned char *digest)
 {
     for (entry_t **p = &self->buckets[bucket_of(self, digest)]; *p; p = &(*p)->next)
@@ -318,16 +326,25 @@ session_state_t sessions_check(sessions_t *self, const char *token, double now,
         }
     pthread_rwlock_unlock(&self->lock);
     if (state == SESSION_UNKNOWN) {
+        /* By its digest, under the read lock: a forged or forgotten token
+         * must not hold up every other validation.  A session loaded from
+         * the file gets its quick key under the write lock, once. */
         digest_of(token, digest);
-        pthread_rwlock_wrlock(&self->lock);     /* may give the entry its quick key */
-        for (entry_t *e = self->buckets[bucket_of(self, digest)]; e; e = e->next)
-            if (sodium_memcmp(e->digest, digest, DIGEST) == 0) {
-                state = state_of(e, now, user_id, user_len);
-                if (!e->has_quick)
-                    quick_add(self, e, quick);
-                break;
-            }
+        bool keyless = false;
+        pthread_rwlock_rdlock(&self->lock);
+        entry_t *e = find_digest(self, digest);
+        if (e) {
+            state = state_of(e, now, user_id, user_len);
+            keyless = !e->has_quick;
+        }
         pthread_rwlock_unlock(&self->lock);
+        if (keyless) {
+            pthread_rwlock_wrlock(&self->lock);
+            e = find_digest(self, digest);
+            if (e && !e->has_quick)
+                quick_add(self, e, quick);
+            pthread_rwlock_unlock(&self->lock);
+        }
     }
     if (state == SESSION_EXPIRED) {
         pthread_rwlock_wrlock(&self->lock);

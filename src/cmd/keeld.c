@@ -165,9 +165,10 @@ static void open_log(config_t *config)
         log_warn("keeld", "cannot open the log file %s; logging to stderr only", path);
 }
 
-/* The soft limit on open descriptors up to the hard one: every agent's
- * connection is a descriptor, and the default soft limit (1,024) is what a
- * thousand idle clients reach. */
+/* The soft limit on open descriptors up to the hard one, once for every
+ * service of the process: every agent's connection is a descriptor, and the
+ * default soft limit (1,024) is what a thousand idle clients, or the hub's
+ * sweep of a thousand agents (two each), reach. */
 static void raise_descriptor_limit(void)
 {
     struct rlimit lim;

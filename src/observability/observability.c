@@ -40,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 typedef struct {
@@ -527,16 +526,6 @@ static void hub_free(hub_t *hub)
     free(hub);
 }
 
-/* A sweep of thousands of agents needs two descriptors each. */
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 #define PM "PerformanceMonitor"
 #define HM "HealthMonitor"
 #define PLA "PerformanceLoggerAgent"
@@ -631,7 +620,6 @@ static int start_feeds(service_t *svc, hub_t *hub)
 static int observability_start(service_t *svc)
 {
     config_t *cfg = svc->config;
-    raise_fd_limit();
     hub_t *hub = calloc(1, sizeof *hub);
     hub->svc = svc;
     service_path(svc, "observability.db", hub->db_path, sizeof hub->db_path);

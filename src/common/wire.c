@@ -450,13 +450,41 @@ static void copy_routes(routes_t *into, routes_t *from, routes_t *shares, const 
     }
 }
 
-int wire_server_listen_module(wire_server_t *self, const char *module, const char *endpoint)
+/* A legacy listener of this server, served by its thread: NULL when no
+ * more can be attached or the server runs already. */
+static wire_server_t *listener_new(wire_server_t *self)
 {
     if (self->nattached >= MAX_ATTACHED || self->started)
+        return NULL;
+    wire_server_t *listener = server_new(self->service, self->metrics, ZSOCKET_AGENT_SERVER);
+    listener->parent = self;
+    listener->max_request = self->max_request;
+    return listener;
+}
+
+/* Binds the listener and attaches it; on failure it is destroyed. */
+static int listener_attach(wire_server_t *self, wire_server_t *listener, const char *endpoint)
+{
+    if (wire_server_bind(listener, endpoint) < 0) {
+        wire_server_destroy(&listener);
         return -1;
-    wire_server_t *subset = server_new(self->service, self->metrics, ZSOCKET_AGENT_SERVER);
-    subset->parent = self;
-    subset->max_request = self->max_request;
+    }
+    self->attached[self->nattached++] = listener;
+    return 0;
+}
+
+/* A single route (type, raw, unknown) as it is, answered inline or not. */
+static void route_copy(route_t *into, const route_t *from)
+{
+    route_set(into, NULL, from->fn, from->ctx, from->module, from->privilege);
+    into->inline_ok = from->inline_ok;
+}
+
+int wire_server_listen_module(wire_server_t *self, const char *module, const char *endpoint)
+{
+    wire_server_t *subset = listener_new(self);
+    if (!subset)
+        return -1;
     copy_routes(&subset->actions, &self->actions, &self->shares, module);
     copy_routes(&subset->commands, &self->commands, NULL, module);
     copy_routes(&subset->request_types, &self->request_types, NULL, module);
@@ -464,30 +492,21 @@ int wire_server_listen_module(wire_server_t *self, const char *module, const cha
      * the service's answer to non-JSON frames, on every port. */
     route_t *type = &self->on_type, *raw = &self->on_raw;
     if (type->module && strcmp(type->module, module) == 0)
-        route_set(&subset->on_type, NULL, type->fn, type->ctx, type->module, type->privilege);
-    if (raw->fn && (!raw->module || strcmp(raw->module, module) == 0)) {
-        route_set(&subset->on_raw, NULL, raw->fn, raw->ctx, raw->module, raw->privilege);
-        subset->on_raw.inline_ok = raw->inline_ok;
-    }
+        route_copy(&subset->on_type, type);
+    if (raw->fn && (!raw->module || strcmp(raw->module, module) == 0))
+        route_copy(&subset->on_raw, raw);
     route_t *unknown = routes_find(&self->module_unknowns, module);
     if (!unknown)
         unknown = &self->on_unknown;
     route_set(&subset->on_unknown, NULL, unknown->fn, unknown->ctx, NULL, ROUTE_PUBLIC);
-    if (wire_server_bind(subset, endpoint) < 0) {
-        wire_server_destroy(&subset);
-        return -1;
-    }
-    self->attached[self->nattached++] = subset;
-    return 0;
+    return listener_attach(self, subset, endpoint);
 }
 
 int wire_server_listen_all(wire_server_t *self, const char *endpoint)
 {
-    if (self->nattached >= MAX_ATTACHED || self->started)
+    wire_server_t *all = listener_new(self);
+    if (!all)
         return -1;
-    wire_server_t *all = server_new(self->service, self->metrics, ZSOCKET_AGENT_SERVER);
-    all->parent = self;
-    all->max_request = self->max_request;
     routes_t *from[] = { &self->actions, &self->commands, &self->request_types };
     routes_t *into[] = { &all->actions, &all->commands, &all->request_types };
     for (size_t k = 0; k < 3; k++)
@@ -497,31 +516,18 @@ int wire_server_listen_all(wire_server_t *self, const char *endpoint)
                            { &all->on_unknown, &self->on_unknown } };
     for (size_t k = 0; k < 3; k++)
         if (same[k][1]->fn)
-            route_set(same[k][0], NULL, same[k][1]->fn, same[k][1]->ctx, same[k][1]->module,
-                      same[k][1]->privilege);
-    if (wire_server_bind(all, endpoint) < 0) {
-        wire_server_destroy(&all);
-        return -1;
-    }
-    self->attached[self->nattached++] = all;
-    return 0;
+            route_copy(same[k][0], same[k][1]);
+    return listener_attach(self, all, endpoint);
 }
 
 int wire_server_listen_any(wire_server_t *self, const char *endpoint, wire_handler_fn *fn, void *ctx)
 {
-    if (self->nattached >= MAX_ATTACHED || self->started)
+    wire_server_t *listener = listener_new(self);
+    if (!listener)
         return -1;
-    wire_server_t *listener = server_new(self->service, self->metrics, ZSOCKET_AGENT_SERVER);
-    listener->parent = self;
-    listener->max_request = self->max_request;
     route_set(&listener->on_raw, NULL, fn, ctx, NULL, ROUTE_PUBLIC);
     route_set(&listener->on_unknown, NULL, fn, ctx, NULL, ROUTE_PUBLIC);
-    if (wire_server_bind(listener, endpoint) < 0) {
-        wire_server_destroy(&listener);
-        return -1;
-    }
-    self->attached[self->nattached++] = listener;
-    return 0;
+    return listener_attach(self, listener, endpoint);
 }
 
 static void count_delegated(wire_server_t *self, const char *module, const char *outcome)

@@ -55,15 +55,6 @@ redis-cli -p "$REDIS_PORT" ping >/dev/null
 
 ENDPOINT="tcp://127.0.0.1:$((7000 + OFFSET))"
 
-# CPU seconds (user + system) a process has used so far, and the server CPU
-# per request in microseconds between two readings: what each server
-# spends, apart from the clients, which share the same CPUs.
-cpu_s() {
-    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
-}
-per_req() {
-    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) * 1e6 / n : 0) }'
-}
 # keel OP CLIENTS: "<req/s> <cpu us per request> <p99 ms>"
 keel() {
     k0=$(cpu_s "$KEELD_PID")
@@ -79,9 +70,6 @@ redis() {
            | awk -F'"' -v t="$(echo "$1" | tr a-z A-Z)" '$2 == t { printf "%.0f %s", $4, $14 }')
     r1=$(cpu_s "$REDIS_PID")
     echo "${line% *} $(per_req "$r0" "$r1" "$3") ${line#* }"
-}
-ratio() {
-    awk -v k="$1" -v r="$2" 'BEGIN { printf "%.2f", (r > 0 ? k / r : 0) }'
 }
 
 printf '%-8s | %12s %12s %6s %8s %8s | %12s %12s %6s %8s %8s %8s %8s\n' clients register/s "redis SET/s" ratio \

@@ -31,6 +31,21 @@ goal_at() {
     if [ "$1" = "$2" ]; then echo "$3"; fi
 }
 
+# CPU seconds (user + system) process $1 has used so far.
+cpu_s() {
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
+}
+# Server CPU per request in microseconds, from two cpu_s readings and the
+# requests between them: what a server spends, apart from the clients,
+# which share the same CPUs.
+per_req() {
+    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) * 1e6 / n : 0) }'
+}
+# Keel's figure over the peer's, two decimals (0 when the peer has none).
+ratio() {
+    awk -v k="$1" -v r="$2" 'BEGIN { printf "%.2f", (r > 0 ? k / r : 0) }'
+}
+
 # Free loopback ports (bench/ports.py): keeld's PORT_OFFSET for the given
 # base ports, a number of single ports for peers, N consecutive ports.
 KEEL_BENCH_DIR=$(dirname "$0")

@@ -67,16 +67,6 @@ until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
     sleep 0.25
 done
 
-# CPU seconds (user + system) a process has used so far.
-cpu_s() {
-    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
-}
-# Server CPU per request in microseconds: what each server spends, apart
-# from the clients, which share the same CPUs.
-per_req() {
-    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) * 1e6 / n : 0) }'
-}
-
 # Points: service, base port, clients.  The agents ping CoreOrchestrator
 # most; ErrorBus's ping is the runtime's own health dict.
 points="errorbus:7003:1 errorbus:7003:8 core:7000:1 core:7000:8 core:7000:50 resource:7001:50
@@ -118,7 +108,7 @@ for point in $points; do
     r1=$(cpu_s "$redis_pid")
     rrps=${redis% *}
     rp99=${redis#* }
-    ratio=$(awk -v k="$krps" -v r="$rrps" 'BEGIN { printf "%.2f", (r > 0 ? k / r : 0) }')
+    ratio=$(ratio "$krps" "$rrps")
     kcpu=$(per_req "$k0" "$k1" "$kreq")
     rcpu=$(per_req "$r0" "$r1" "$n")
     printf '%-18s %-7s %10s %8s %10s %8s %6s %11s %11s\n' "$name" "$c" "$krps" "$p99" "$rrps" "$rp99" \

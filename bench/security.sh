@@ -39,9 +39,6 @@ KEEL_PID=$pid "$build/bench/security_bench" "tcp://127.0.0.1:$((7005 + offset))"
 cat "$dir/out"
 
 # The peer: GET of a 64-byte key at the same concurrency, with its CPU.
-cpu_s() {
-    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
-}
 redis-cli -p "$redis_port" set key:__rand_int__ "$(printf '%064d' 0)" >/dev/null
 echo
 printf '%-16s %8s %14s %12s\n' "redis GET" clients "gets/s" cpu_us
@@ -50,7 +47,7 @@ for c in 1 8; do
     r0=$(cpu_s "$redis_pid")
     rps=$(redis-benchmark -p "$redis_port" -c "$c" -n "$n" -t get --csv | awk -F'"' '$2 == "GET" { printf "%.0f", $4 }')
     r1=$(cpu_s "$redis_pid")
-    cpu=$(awk -v a="$r0" -v b="$r1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')
+    cpu=$(per_req "$r0" "$r1" "$n")
     printf '%-16s %8s %14s %12s\n' "" "$c" "$rps" "$cpu"
     eval "redis_rps_$c=$rps redis_cpu_$c=$cpu"
 done

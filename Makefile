@@ -65,6 +65,8 @@ UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC   := $(wildcard bench/*.c)
 BENCH_BIN   := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+BENCH_LIB   := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/common/*.c))
+.SECONDARY: $(BENCH_LIB)
 FAKE_NVML   := $(BUILD)/tests/libfake-nvml.so
 # The charts are drawn by Chart.js from Debian's libjs-chart.js
 # (scripts/install-deps.sh), compiled in with the page: nothing is fetched
@@ -126,7 +128,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libkeel.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libkeel.a
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BENCH_LIB) $(BUILD)/libkeel.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 

@@ -57,11 +57,9 @@ ENDPOINT="tcp://127.0.0.1:$((7000 + OFFSET))"
 
 # keel OP CLIENTS: "<req/s> <cpu us per request> <p99 ms>"
 keel() {
-    k0=$(cpu_s "$KEELD_PID")
-    line=$("$BUILD/bench/core_registry" "$ENDPOINT" "$1" "$2" "$SECONDS_PER_POINT") || true
-    k1=$(cpu_s "$KEELD_PID")
+    line=$("$BUILD/bench/core_registry" "$ENDPOINT" "$1" "$2" "$SECONDS_PER_POINT" "$KEELD_PID") || true
     set -- $line
-    echo "$5 $(per_req "$k0" "$k1" "$3") $8"
+    echo "$5 $9 $8"
 }
 # redis TEST CLIENTS N: "<req/s> <cpu us per request> <p99 ms>"
 redis() {

@@ -1,135 +1,67 @@
 /*  core_registry: requests per second of CoreOrchestrator's register_agent
- *  and get_agent_endpoint with N concurrent clients, each a REQ socket of
- *  its own (as BaseAgent clients are), for a fixed time.
+ *  and get_agent_endpoint with N concurrent REQ clients (common/reqload.h:
+ *  one thread, ZMTP spoken directly, as redis-benchmark drives its
+ *  clients), for a fixed time.
  *
- *    core_registry ENDPOINT register|lookup CLIENTS SECONDS
+ *    core_registry ENDPOINT register|lookup CLIENTS SECONDS [SERVER_PID]
  *
  *  Prints one line: "<op> <clients> <requests> <seconds> <req/s> <errors>
- *  <p50_ms> <p99_ms>", the latencies exact (every one kept, sorted once).
- *  Lookups ask for agents the run registers first, so every reply is a hit. */
-#include <jansson.h>
-#include <pthread.h>
-#include <stdbool.h>
+ *  <p50_ms> <p99_ms> <server CPU us per request, or -1>", the latencies
+ *  exact.  Each client registers, or
+ *  looks up, 16 agents of its own in turn; lookups ask for agents the run
+ *  registers first, so every reply is a hit. */
+#include "common/reqload.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
 
-#include "clock.h"
-
-typedef struct {
-    const char *endpoint;
-    bool lookup;
-    int id;
-    double until;
-    long done, errors;
-    double *lat;                /* seconds per request */
-    size_t nlat, cap;
-} worker_t;
-
-static void *ctx;
-
-static void *work(void *arg)
+static size_t make_registration(void *arg, int client, long seq, char *buf, size_t cap)
 {
-    worker_t *w = arg;
-    void *s = zmq_socket(ctx, ZMQ_REQ);
-    int zero = 0, timeout = 5000;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    zmq_connect(s, w->endpoint);
-    char req[256], rep[4096];
-    long i = 0;
-    while (clock_mono() < w->until) {
-        int n;
-        if (w->lookup)
-            n = snprintf(req, sizeof req, "{\"action\":\"get_agent_endpoint\",\"agent_name\":\"bench-%d-%ld\"}",
-                         w->id, i % 16);
-        else
-            n = snprintf(req, sizeof req, "{\"action\":\"register_agent\",\"agent_id\":\"bench-%d-%ld\","
-                         "\"agent_type\":\"bench\",\"host\":\"127.0.0.1\",\"port\":%ld}", w->id, i % 16, 20000 + i % 16);
-        double sent = clock_mono();
-        if (zmq_send(s, req, (size_t)n, 0) < 0)
-            break;
-        int got = zmq_recv(s, rep, sizeof rep - 1, 0);
-        if (w->nlat == w->cap) {
-            w->cap = w->cap ? w->cap * 2 : 4096;
-            w->lat = realloc(w->lat, w->cap * sizeof *w->lat);
-        }
-        w->lat[w->nlat++] = clock_mono() - sent;
-        if (got < 0) {
-            w->errors++;
-            break;
-        }
-        rep[got < (int)sizeof rep - 1 ? got : (int)sizeof rep - 1] = '\0';
-        if (!strstr(rep, "\"success\""))
-            w->errors++;
-        w->done++;
-        i++;
-    }
-    zmq_close(s);
-    return NULL;
+    (void)arg;
+    int n = snprintf(buf, cap, "{\"action\":\"register_agent\",\"agent_id\":\"bench-%d-%ld\","
+                     "\"agent_type\":\"bench\",\"host\":\"127.0.0.1\",\"port\":%ld}",
+                     client, seq % 16, 20000 + seq % 16);
+    return (size_t)n;
 }
 
-static int by_value(const void *a, const void *b)
+static size_t make_lookup(void *arg, int client, long seq, char *buf, size_t cap)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    (void)arg;
+    int n = snprintf(buf, cap, "{\"action\":\"get_agent_endpoint\",\"agent_name\":\"bench-%d-%ld\"}",
+                     client, seq % 16);
+    return (size_t)n;
 }
 
-/* Runs the clients; their latencies, sorted, go to *lat (caller frees). */
-static long run(const char *endpoint, bool lookup, int clients, double seconds, long *errors,
-                double **lat, size_t *nlat)
+static bool succeeded(void *arg, const char *reply, size_t size)
 {
-    worker_t *w = calloc((size_t)clients, sizeof *w);
-    pthread_t *t = calloc((size_t)clients, sizeof *t);
-    double until = clock_mono() + seconds;
-    for (int i = 0; i < clients; i++) {
-        w[i] = (worker_t){ .endpoint = endpoint, .lookup = lookup, .id = i, .until = until };
-        pthread_create(&t[i], NULL, work, &w[i]);
-    }
-    long done = 0;
-    *errors = 0;
-    *lat = NULL;
-    *nlat = 0;
-    for (int i = 0; i < clients; i++) {
-        pthread_join(t[i], NULL);
-        done += w[i].done;
-        *errors += w[i].errors;
-        *lat = realloc(*lat, (*nlat + w[i].nlat + 1) * sizeof **lat);
-        memcpy(*lat + *nlat, w[i].lat, w[i].nlat * sizeof **lat);
-        *nlat += w[i].nlat;
-        free(w[i].lat);
-    }
-    qsort(*lat, *nlat, sizeof **lat, by_value);
-    free(w);
-    free(t);
-    return done;
+    (void)arg;
+    return memmem(reply, size, "\"success\"", 9) != NULL;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 5 || (strcmp(argv[2], "register") && strcmp(argv[2], "lookup"))) {
-        fprintf(stderr, "usage: core_registry ENDPOINT register|lookup CLIENTS SECONDS\n");
+    if ((argc != 5 && argc != 6) || (strcmp(argv[2], "register") && strcmp(argv[2], "lookup"))) {
+        fprintf(stderr, "usage: core_registry ENDPOINT register|lookup CLIENTS SECONDS [SERVER_PID]\n");
         return 2;
     }
-    ctx = zmq_ctx_new();
-    int clients = atoi(argv[3]);
-    double seconds = atof(argv[4]);
     bool lookup = !strcmp(argv[2], "lookup");
-    long errors;
-    double *lat;
-    size_t nlat;
-    if (lookup) {
-        run(argv[1], false, clients, 0.3, &errors, &lat, &nlat);     /* the agents looked up */
-        free(lat);
+    reqload_t load = { .endpoint = argv[1], .clients = atoi(argv[3]), .seconds = 0.3,
+                       .make = make_registration, .check = succeeded };
+    reqload_result_t r;
+    /* the agents looked up: 0.3 s of registrations is 16 each many times over */
+    if (lookup && !reqload_run(&load, &r)) {
+        fprintf(stderr, "core_registry: the registrations before the lookups failed\n");
+        return 1;
     }
-    double t0 = clock_mono();
-    long done = run(argv[1], lookup, clients, seconds, &errors, &lat, &nlat);
-    double took = clock_mono() - t0;
-    double p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(size_t)((double)nlat * 0.99)] : 0;
-    printf("%s %d %ld %.2f %.0f %ld %.3f %.3f\n", argv[2], clients, done, took, done / took, errors,
-           p50 * 1e3, p99 * 1e3);
-    free(lat);
-    zmq_ctx_term(ctx);
-    return errors ? 1 : 0;
+    load.warmup = 0.3;
+    load.seconds = atof(argv[4]);
+    load.server_pid = argc > 5 ? atoi(argv[5]) : 0;
+    if (lookup)
+        load.make = make_lookup;
+    bool ok = reqload_run(&load, &r);
+    long errors = r.refused + r.failures;
+    printf("%s %d %ld %.2f %.0f %ld %.3f %.3f %.1f\n", argv[2], load.clients, r.answered, r.seconds,
+           (double)r.answered / r.seconds, errors, r.p50_s * 1e3, r.p99_s * 1e3, reqload_cpu_us(&r));
+    return ok && !errors ? 0 : 1;
 }

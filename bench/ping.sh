@@ -7,10 +7,12 @@
 # at 1 and 8 clients, all five services at 50, and the floor under all of
 # them, bench/zmq_echo (a bare libzmq ROUTER answering as the wire thread
 # does), at 50: what separates a service from the floor is Keel's own
-# work, what separates the floor from Redis is ZMQ's.  Each row gives requests/s,
-# p99 latency and the server CPU each request cost (from /proc: the
-# clients, which share the machine, are left out), Keel's beside Redis's;
-# one table, then both stopped.
+# work, what separates the floor from Redis is ZMQ's.  build/bench/ping
+# drives its clients as redis-benchmark does (one thread, the protocol
+# spoken directly: bench/common/reqload.h).  Each row gives requests/s,
+# p99 latency and the server CPU each request cost (from /proc over the
+# measured window: the clients, which share the machine, and the warm-up
+# are left out), Keel's beside Redis's; one table, then both stopped.
 #
 #   sh bench/ping.sh [BUILD]     env SECONDS_PER_RUN=3 (1 with BENCH_QUICK=1)
 set -eu
@@ -94,12 +96,10 @@ for point in $points; do
         server_pid=$echo_pid
         endpoint="tcp://127.0.0.1:$echo_port"
     fi
-    k0=$(cpu_s "$server_pid")
-    keel=$("$ping" "$endpoint" "$c" "$seconds")
-    k1=$(cpu_s "$server_pid")
+    keel=$("$ping" "$endpoint" "$c" "$seconds" "$server_pid")
     krps=$(echo "$keel" | sed 's/.* rps=\([0-9.]*\).*/\1/')
     p99=$(echo "$keel" | sed 's/.* p99_ms=\([0-9.]*\).*/\1/')
-    kreq=$(echo "$keel" | sed 's/.* requests=\([0-9]*\).*/\1/')
+    kcpu=$(echo "$keel" | sed 's/.* cpu_us=\([0-9.-]*\).*/\1/')
     # About as many requests as Keel answered, so both runs last alike.
     n=$(awk -v r="$krps" -v s="$seconds" 'BEGIN { n = int(r * s); print (n < 20000 ? 20000 : n) }')
     r0=$(cpu_s "$redis_pid")
@@ -109,7 +109,6 @@ for point in $points; do
     rrps=${redis% *}
     rp99=${redis#* }
     ratio=$(ratio "$krps" "$rrps")
-    kcpu=$(per_req "$k0" "$k1" "$kreq")
     rcpu=$(per_req "$r0" "$r1" "$n")
     printf '%-18s %-7s %10s %8s %10s %8s %6s %11s %11s\n' "$name" "$c" "$krps" "$p99" "$rrps" "$rp99" \
         "$ratio" "$kcpu" "$rcpu"

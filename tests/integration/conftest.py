@@ -109,7 +109,7 @@ def free_offset(extra=()):
     ephemeral may be taken by any outgoing connection before keeld binds it."""
     bases = [p for pair in PORTS.values() for p in pair] + list(EXTRA_PORTS) + list(extra)
     top = (_ephemeral_low() - max(bases)) // 10
-    top = top if top > 1000 else 3000
+    top = top if top > 150 else 3000
     for _ in range(200):
         offset = random.randrange(100, min(top, 3000)) * 10
         if all(port_free(b + offset) for b in bases):
@@ -304,7 +304,8 @@ class Keel:
     def __init__(self, service="all", config=None, env=None, offset=None, data_dir=None,
                  extra_ports=()):
         self.service = service
-        if config is not None and "legacy_ports: true" in str(config):
+        # YAML, JSON or a dict: `legacy_ports: true`, `"legacy_ports": true`, True
+        if config is not None and re.search(r'legacy_ports["\']?\s*:\s*true', str(config), re.I):
             extra_ports = tuple(extra_ports) + LEGACY_PORTS
         # An offset the harness chose may be taken between the check and the
         # bind by another test's process: start() then moves to another one.

@@ -1,23 +1,20 @@
 /*  zcurve: see zcurve.h. */
-#include <czmq.h>
-/* czmq pulls in syslog.h, whose LOG_DEBUG and LOG_INFO macros would
- * replace the names of Keel's log levels. */
-#undef LOG_DEBUG
-#undef LOG_INFO
-
 #include "zcurve.h"
 #include "actor.h"
 #include "fsutil.h"
 #include "log.h"
+#include "zpl.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <zmq.h>
@@ -60,12 +57,58 @@ static int secret_mode_ok(const char *path)
     return 0;
 }
 
-/* Loads NAME.key (and NAME.key_secret) from the certificates directory. */
+/* Reads the key at `path` in a certificate's text: its Z85 text (41
+ * bytes with the NUL) and the 32 bytes it stands for. */
+static int read_key(const char *text, const char *path, char *z85, unsigned char *key, char *err,
+                    size_t errlen)
+{
+    char value[64];             /* room past 40, so a long key is "not 40", not "too long" */
+    if (zpl_find(text, path, value, sizeof value, err, errlen) < 0)
+        return -1;
+    if (strlen(value) != 40 || !zmq_z85_decode(key, value)) {
+        snprintf(err, errlen, "%s is not 40 Z85 characters", path);
+        sodium_memzero(value, sizeof value);
+        return -1;
+    }
+    memcpy(z85, value, 41);
+    sodium_memzero(value, sizeof value);
+    return 0;
+}
+
+int zcurve_read_cert(const char *path, unsigned char *public_key, unsigned char *secret_key, char *err,
+                     size_t errlen)
+{
+    char public_z85[41], secret_z85[41], derived[41];
+    size_t len = 0;
+    char *text = fs_read_all(path, &len);
+    int rc = -1;
+    if (!text)
+        snprintf(err, errlen, "%s", strerror(errno));
+    else if (strlen(text) != len)
+        snprintf(err, errlen, "it holds a NUL byte: not a certificate");
+    else if (read_key(text, "curve/public-key", public_z85, public_key, err, errlen) == 0
+             && (!secret_key || read_key(text, "curve/secret-key", secret_z85, secret_key, err, errlen) == 0))
+        rc = 0;
+    /* A pair that does not match would only show as a handshake that never
+     * completes; say so here instead. */
+    if (rc == 0 && secret_key
+        && (zmq_curve_public(derived, secret_z85) != 0 || strcmp(derived, public_z85) != 0)) {
+        snprintf(err, errlen, "its secret-key is not the pair of its public-key");
+        rc = -1;
+    }
+    if (text)
+        sodium_memzero(text, len);
+    free(text);
+    sodium_memzero(secret_z85, sizeof secret_z85);
+    return rc;
+}
+
+/* Loads the pair from NAME.key_secret, which holds both keys, in the
+ * certificates directory. */
 static int load_pair(const char *name, pair_t *pair, bool quiet)
 {
-    char path[PATH_MAX + 32], secret[PATH_MAX + 40];
-    snprintf(path, sizeof path, "%s/%s.key", curve.dir, name);
-    snprintf(secret, sizeof secret, "%s_secret", path);
+    char secret[PATH_MAX + 40], err[256];
+    snprintf(secret, sizeof secret, "%s/%s.key_secret", curve.dir, name);
     if (access(secret, F_OK) != 0) {
         if (!quiet)
             log_error("zcurve", "%s is missing: run `keelctl certs generate`", secret);
@@ -73,15 +116,14 @@ static int load_pair(const char *name, pair_t *pair, bool quiet)
     }
     if (secret_mode_ok(secret) < 0)
         return -1;
-    zcert_t *cert = zcert_load(path);
-    if (!cert) {
-        log_error("zcurve", "cannot read the certificate %s", path);
-        return -1;
-    }
-    memcpy(pair->pub, zcert_public_key(cert), 32);
-    memcpy(pair->sec, zcert_secret_key(cert), 32);
-    zcert_destroy(&cert);
-    return 0;
+    pair_t read;
+    int rc = zcurve_read_cert(secret, read.pub, read.sec, err, sizeof err);
+    if (rc < 0)
+        log_error("zcurve", "cannot read the certificate %s: %s", secret, err);
+    else
+        *pair = read;
+    sodium_memzero(&read, sizeof read);
+    return rc;
 }
 
 static int configure(bool enabled, bool agents, const char *dir, bool need_server)
@@ -164,13 +206,12 @@ static void refresh_allowed(void)
         size_t n = strlen(e->d_name);
         if (n < 5 || strcmp(e->d_name + n - 4, ".key") != 0)
             continue;
-        char path[PATH_MAX + 300];
+        char path[PATH_MAX + 300], err[256];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        zcert_t *cert = zcert_load(path);
-        if (cert) {
-            memcpy(curve.allowed[curve.nallowed++], zcert_public_key(cert), 32);
-            zcert_destroy(&cert);
-        }
+        if (zcurve_read_cert(path, curve.allowed[curve.nallowed], NULL, err, sizeof err) == 0)
+            curve.nallowed++;
+        else
+            log_warn("zcurve", "%s is left out of the allow-list: %s", path, err);
     }
     if (d)
         closedir(d);
@@ -323,33 +364,60 @@ int zcurve_client(void *socket)
 
 /* ---- key generation -------------------------------------------------------- */
 
-static int chmod_pair(const char *path, char *err, size_t errlen)
+/* Writes a certificate file: the public key, and the secret key too when
+ * secret_z85 is not NULL. */
+static int write_cert(const char *path, const char *name, const char *public_z85, const char *secret_z85,
+                      char *err, size_t errlen)
 {
-    char secret[PATH_MAX + 40];
-    snprintf(secret, sizeof secret, "%s_secret", path);
-    if (chmod(path, 0600) < 0 || (access(secret, F_OK) == 0 && chmod(secret, 0600) < 0)) {
-        snprintf(err, errlen, "cannot set mode 0600 on %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    char stamp[32], text[1024];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
+    int n = snprintf(text, sizeof text,
+                     "#   ****  Generated on %s by Keel  ****\n"
+                     "#   ZeroMQ CURVE %s certificate%s\n"
+                     "\n"
+                     "metadata\n"
+                     "    name = \"%s\"\n"
+                     "    created-by = \"keelctl certs generate\"\n"
+                     "curve\n"
+                     "    public-key = \"%s\"\n"
+                     "%s%s%s",
+                     stamp, secret_z85 ? "**Secret**" : "Public",
+                     secret_z85 ? ": keep it to this machine, mode 0600" : ": it may be shared",
+                     name, public_z85, secret_z85 ? "    secret-key = \"" : "",
+                     secret_z85 ? secret_z85 : "", secret_z85 ? "\"\n" : "");
+    int rc = -1;
+    /* chmod too: the umask may have taken bits from the owner's 0600 */
+    if (n < 0 || (size_t)n >= sizeof text)
+        snprintf(err, errlen, "cannot write %s: the name is too long", path);
+    else if (fs_write_atomic(path, text, (size_t)n, 0600) < 0 || chmod(path, 0600) < 0)
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    else
+        rc = 0;
+    sodium_memzero(text, sizeof text);
+    return rc;
 }
 
 /* Saves a fresh pair as DIR/NAME.key(+_secret) and its public half in the
  * allow-list when `allow`. */
 static int save_pair(const char *dir, const char *name, bool allow, char *err, size_t errlen)
 {
-    zcert_t *cert = zcert_new();
-    zcert_set_meta(cert, "name", "%s", name);
-    zcert_set_meta(cert, "created-by", "keelctl certs generate");
-    char path[PATH_MAX + 300], public_path[PATH_MAX + 340];
+    char public_z85[41], secret_z85[41];
+    if (zmq_curve_keypair(public_z85, secret_z85) != 0) {
+        snprintf(err, errlen, "cannot make a CURVE key pair: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    char path[PATH_MAX + 300], secret_path[PATH_MAX + 310], public_path[PATH_MAX + 340];
     snprintf(path, sizeof path, "%s/%s.key", dir, name);
+    snprintf(secret_path, sizeof secret_path, "%s_secret", path);
     snprintf(public_path, sizeof public_path, "%s/" ALLOW_DIR "/%s.key", dir, name);
-    int rc = zcert_save(cert, path) == 0 ? chmod_pair(path, err, errlen) : -1;
+    int rc = write_cert(path, name, public_z85, NULL, err, errlen);
+    if (rc == 0)
+        rc = write_cert(secret_path, name, public_z85, secret_z85, err, errlen);
     if (rc == 0 && allow)
-        rc = zcert_save_public(cert, public_path) == 0 ? chmod_pair(public_path, err, errlen) : -1;
-    if (rc < 0 && !*err)
-        snprintf(err, errlen, "cannot write %s", path);
-    zcert_destroy(&cert);
+        rc = write_cert(public_path, name, public_z85, NULL, err, errlen);
+    sodium_memzero(secret_z85, sizeof secret_z85);
     return rc;
 }
 
@@ -383,7 +451,8 @@ int zcurve_generate(const char *dir, bool force, char *err, size_t errlen)
 int zcurve_generate_client(const char *dir, const char *name, char *err, size_t errlen)
 {
     *err = '\0';
-    if (!*name || strchr(name, '/') || name[0] == '.') {
+    /* it is quoted in the certificate's metadata too */
+    if (!*name || strpbrk(name, "/\"\n\r") || name[0] == '.') {
         snprintf(err, errlen, "a client name must be a plain file name");
         return -1;
     }

@@ -1,8 +1,9 @@
 /*  zcurve: CURVE encryption and client authentication for every Keel ZMQ
  *  socket, switched on by SECURE_ZMQ=1 or `secure_zmq: true`.
  *
- *  Certificates (czmq zcert files, the format the original agents' pyzmq
- *  certificates used) live in certificates_dir, or $ZMQ_CERTIFICATES_DIR:
+ *  Certificates (ZPL text files, zpl.h, in the layout czmq's zcert and
+ *  pyzmq's zmq.auth write and read, so the original agents' certificates
+ *  serve as they are) live in certificates_dir, or $ZMQ_CERTIFICATES_DIR:
  *
  *      server.key  server.key_secret     the pair every Keel server socket uses
  *      client.key  client.key_secret     this machine's client pair
@@ -11,10 +12,11 @@
  *  The allow-list holds public keys only, apart from the secrets, and is
  *  re-read when the directory changes, so adding or revoking a key takes
  *  effect for the next connection without a restart.  The ZAP handler is a
- *  REP socket on inproc://zeromq.zap.01 in the process's ZMQ context (czmq's
- *  zauth lives in czmq's own context and cannot serve sockets made in
- *  ours); zsocket.c makes that socket, as it makes every other, and hands
- *  it over.  Secret key files readable by group or others are refused. */
+ *  REP socket on inproc://zeromq.zap.01 in the process's ZMQ context (a
+ *  handler in another context could not serve sockets made in ours);
+ *  zsocket.c makes that socket, as it makes every other, and hands it
+ *  over.  Secret key files readable by group or others are refused, and so
+ *  is a secret key that is not its public key's pair. */
 #ifndef KEEL_ZCURVE_H
 #define KEEL_ZCURVE_H
 #include <stdbool.h>
@@ -47,6 +49,12 @@ int zcurve_client(void *socket);
 int zcurve_generate(const char *dir, bool force, char *err, size_t errlen);
 /* Writes an extra client pair NAME.key/NAME.key_secret and allows it. */
 int zcurve_generate_client(const char *dir, const char *name, char *err, size_t errlen);
+/* Reads the 32-byte public key of the certificate file `path` (NAME.key or
+ * NAME.key_secret, as Keel, czmq or pyzmq wrote it) and, when secret_key is
+ * not NULL, its secret key, which must be there and match.  0, or -1 with
+ * the reason in err (the keys' contents are undefined then). */
+int zcurve_read_cert(const char *path, unsigned char *public_key, unsigned char *secret_key, char *err,
+                     size_t errlen);
 /* Stops the ZAP handler and closes its socket (zsocket_shutdown, at exit). */
 void zcurve_shutdown(void);
 #endif

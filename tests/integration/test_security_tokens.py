@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import time
 
 import pytest
@@ -61,6 +62,30 @@ def test_jwt_issue_and_verify(gw):
     assert s({"action": "authorize", "token": jwt, "scope": "admin"})["valid"] is True
     reader = issue(gw, "agent-8", ("read",))
     assert s({"action": "authorize", "token": reader, "scope": "admin"})["valid"] is False
+
+
+def test_jwt_as_libjwt_wrote_it_and_pyjwt_reads_it(gw):
+    """A token is what libjwt wrote before Keel wrote its own: header alg,
+    kid, typ and claims exp, iat, iss, scopes, sub, compact JSON with sorted
+    keys, signed with the key file's first key; PyJWT, which the kept Python
+    agents may use, decodes it with that key."""
+    pyjwt = pytest.importorskip("jwt", reason="PyJWT (python3-jwt) is not installed")
+    token = issue(gw, subject="agent-7", scopes=("admin", "read"), ttl=600)
+    header, claims, _ = token.split(".")
+    with open(os.path.join(gw.data_dir, "security", "jwt.keys")) as f:
+        kid, secret = f.readline().strip().split(":")
+    compact = {"separators": (",", ":"), "sort_keys": True, "ensure_ascii": False}
+    assert base64.urlsafe_b64decode(header + "==").decode() == json.dumps(
+        {"alg": "HS256", "kid": kid, "typ": "JWT"}, **compact)
+    c = json.loads(base64.urlsafe_b64decode(claims + "=="))
+    assert base64.urlsafe_b64decode(claims + "==").decode() == json.dumps(c, **compact)
+    assert sorted(c) == ["exp", "iat", "iss", "scopes", "sub"]
+    assert c["exp"] - c["iat"] == 600 and abs(c["iat"] - time.time()) < scaled(60)
+    assert pyjwt.get_unverified_header(token) == {"alg": "HS256", "kid": kid, "typ": "JWT"}
+    decoded = pyjwt.decode(token, bytes.fromhex(secret), algorithms=["HS256"], issuer="keel")
+    assert decoded == c and decoded["sub"] == "agent-7" and decoded["scopes"] == ["admin", "read"]
+    with pytest.raises(pyjwt.InvalidSignatureError):
+        pyjwt.decode(token, os.urandom(32), algorithms=["HS256"])
 
 
 def test_issue_token_needs_an_admin(gw):

@@ -4,7 +4,9 @@
  *  rotation keeps exactly one previous key.  A token verified once is
  *  remembered, and still expires on time, still answers each scope, is
  *  forgotten when another process takes its key out of the file, and a
- *  key another process rotated in is accepted at once. */
+ *  key another process rotated in is accepted at once.  Tokens are written
+ *  byte for byte as libjwt wrote them before Keel wrote its own (tokens it
+ *  issued are kept below, with their key). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -236,6 +238,80 @@ static void test_keys_changed_by_another_process(void **state)
     free(fresh);
 }
 
+/* Issued by libjwt 1.10.2 (Keel's writer until it wrote its own) under the
+ * key below: agent-1 with [admin, read] and 600 s, then x"y\é with no
+ * scopes and 60 s, both at iat 1796665368. */
+static const char *const libjwt_tokens[] = {
+    "eyJhbGciOiJIUzI1NiIsImtpZCI6ImU5MjVlNmI2MmFkYmJmYjciLCJ0eXAiOiJKV1QifQ.eyJleHAiOjE3OTY2NjU5NjgsImlhdCI6MTc5NjY2NTM2OCwiaXNzIjoia2VlbCIsInNjb3BlcyI6WyJhZG1pbiIsInJlYWQiXSwic3ViIjoiYWdlbnQtMSJ9.-Y_onlMahVOX1vsj-oQF34r560ToCzHfxxy43wFBMVQ",
+    "eyJhbGciOiJIUzI1NiIsImtpZCI6ImU5MjVlNmI2MmFkYmJmYjciLCJ0eXAiOiJKV1QifQ.eyJleHAiOjE3OTY2NjU0MjgsImlhdCI6MTc5NjY2NTM2OCwiaXNzIjoia2VlbCIsInNjb3BlcyI6W10sInN1YiI6InhcInlcXMOpIn0.QfSjy2k82aPDrKJ06HTUIPKlsZD2DJEpuNZAIW00LPA",
+};
+static const char libjwt_key[] = "05f00e7afb27df0361687920540bbc31303a32d5c922cd60389ce9006e665f8d";
+
+/* The JSON text of a token's part `index` (0 header, 1 claims). */
+static void part_text(const char *jwt, int index, char *out, size_t len)
+{
+    const char *start = jwt;
+    for (int i = 0; i < index; i++)
+        start = strchr(start, '.') + 1;
+    size_t bin_len;
+    assert_int_equal(sodium_base642bin((unsigned char *)out, len - 1, start, strcspn(start, "."), NULL,
+                                       &bin_len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING), 0);
+    out[bin_len] = '\0';
+}
+
+/* Whether the signature is the HMAC-SHA256 of the first two parts under `key`. */
+static bool signed_with(const char *jwt, const unsigned char *key)
+{
+    const char *sig = strrchr(jwt, '.');
+    unsigned char mac[32];
+    char expect[64];
+    crypto_auth_hmacsha256(mac, (const unsigned char *)jwt, (size_t)(sig - jwt), key);
+    sodium_bin2base64(expect, sizeof expect, mac, sizeof mac, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    return strcmp(expect, sig + 1) == 0;
+}
+
+static void test_written_as_libjwt_wrote(void **state)
+{
+    fixture_t *f = *state;
+    unsigned char secrets[1][32];
+    assert_int_equal(sodium_hex2bin(secrets[0], 32, libjwt_key, 64, NULL, NULL, NULL), 0);
+    const char *kids[] = { "e925e6b62adbbfb7" };
+    write_keys_file(f, kids, secrets, 1);
+    const char *claims_format[] = {
+        "{\"exp\":%ld,\"iat\":%ld,\"iss\":\"keel\",\"scopes\":[\"admin\",\"read\"],\"sub\":\"agent-1\"}",
+        "{\"exp\":%ld,\"iat\":%ld,\"iss\":\"keel\",\"scopes\":[],\"sub\":\"x\\\"y\\\\\u00e9\"}",
+    };
+    const char *subjects[] = { "agent-1", "x\"y\\\u00e9" };
+    json_t *scopes[] = { json_pack("[s, s]", "admin", "read"), NULL };
+    long ttl[] = { 600, 60 };
+    for (int i = 0; i < 2; i++) {
+        char text[512], expect[512];
+        /* the format matches what libjwt wrote, and so does the key's use */
+        part_text(libjwt_tokens[i], 1, text, sizeof text);
+        snprintf(expect, sizeof expect, claims_format[i], 1796665368L + ttl[i], 1796665368L);
+        assert_string_equal(text, expect);
+        assert_true(signed_with(libjwt_tokens[i], secrets[0]));
+
+        char *jwt = token_issue(f->cfg, subjects[i], scopes[i], ttl[i]);
+        assert_non_null(jwt);
+        assert_memory_equal(jwt, libjwt_tokens[i], (size_t)(strchr(jwt, '.') - jwt) + 1);
+        part_text(jwt, 0, text, sizeof text);
+        assert_string_equal(text, "{\"alg\":\"HS256\",\"kid\":\"e925e6b62adbbfb7\",\"typ\":\"JWT\"}");
+        part_text(jwt, 1, text, sizeof text);
+        long iat = atol(strstr(text, "\"iat\":") + 6);
+        assert_true(labs(iat - (long)time(NULL)) <= 5);
+        snprintf(expect, sizeof expect, claims_format[i], iat + ttl[i], iat);
+        assert_string_equal(text, expect);
+        assert_true(signed_with(jwt, secrets[0]));
+        char subject[32];
+        assert_int_equal(token_verify_jwt(f->cfg, jwt, NULL, subject, sizeof subject, NULL), 0);
+        assert_string_equal(subject, subjects[i]);
+        free(jwt);
+    }
+    json_decref(scopes[0]);
+    assert_null(token_issue(f->cfg, NULL, NULL, 60));
+}
+
 static void test_session_shape(void **state)
 {
     (void)state;
@@ -254,6 +330,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation_keeps_one_previous_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remembered_token_still_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_changed_by_another_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_written_as_libjwt_wrote, setup, teardown),
         cmocka_unit_test(test_session_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,7 +37,7 @@ CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 
 PKGS    := libczmq libzmq jansson libmicrohttpd sqlite3 hiredis libnats \
-           libsodium libjwt yaml-0.1 libcurl
+           libsodium libjwt yaml-0.1
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
            -Isrc/common -Isrc $(shell pkg-config --cflags $(PKGS))

@@ -37,7 +37,7 @@ CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 
 PKGS    := libzmq jansson libmicrohttpd sqlite3 hiredis libnats \
-           libsodium yaml-0.1 libcurl
+           libsodium yaml-0.1
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
            -Isrc/common -Isrc $(shell pkg-config --cflags $(PKGS))

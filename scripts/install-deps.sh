@@ -13,7 +13,7 @@ set -e
 # the shared libraries with them.
 PACKAGES="build-essential pkg-config python3 libzmq3-dev
 libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev libnats-dev
-libsodium-dev libyaml-dev libcurl4-openssl-dev libjs-chart.js"
+libsodium-dev libyaml-dev libjs-chart.js"
 
 # Unit tests (cmocka), integration tests (pytest + pyzmq acting as the
 # agents), the peers the benchmarks and fault tests run beside Keel (Redis,

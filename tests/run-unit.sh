@@ -14,7 +14,7 @@ for t in "$build"/tests/test_*; do
     [ -x "$t" ] || continue
     if [ "${VALGRIND:-0}" = 1 ]; then
         set -- valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
-            --error-exitcode=99 "$t"
+            --suppressions=tests/valgrind.supp --error-exitcode=99 "$t"
     else
         set -- "$t"
     fi

@@ -4,9 +4,11 @@
  *  the sockets of the HTTP calls (httpcall.h), each for what its call
  *  waits on.  An HTTP call still resolving a host name has no socket yet:
  *  while there is one, the poll wakes every HTTPCALL_RESOLVE_POLL_MS to ask.
- *  Every call has its own deadline, the earliest of its own limit and the
- *  run's; whatever is still pending at the run's deadline ends in
- *  GATHER_TIMEOUT, so gather_run never returns late by more than one poll
+ *  Calls are sent in order, GATHER_IN_FLIGHT at most at once, the next
+ *  whenever one ends.  Every call sent has its own deadline, the earliest
+ *  of its own limit (from its sending) and the run's; whatever is still
+ *  pending at the run's deadline ends in GATHER_TIMEOUT (GATHER_UNSENT if
+ *  never sent), so gather_run never returns late by more than one poll
  *  wake. */
 #include "gather.h"
 #include "clock.h"
@@ -23,7 +25,7 @@
 #include <zmq.h>
 
 typedef struct {
-    gather_call_t *call;
+    gather_call_t *call;    /* NULL until the call is sent */
     void *zsock;            /* a ZMQ call in flight */
     httpcall_t *http;       /* an HTTP call in flight */
     char *text;             /* the call's request written out, sent as its body */
@@ -34,6 +36,10 @@ typedef struct {
     gather_call_t *calls;
     flight_t *flights;
     size_t n;
+    size_t sent;            /* calls[0..sent) have been started */
+    size_t in_flight;       /* of those, still pending */
+    double deadline;        /* the run's */
+    int timeout_ms;         /* the run's limit */
     int cancel_fd;          /* readable: end the run now; -1 for none */
     bool cancelled;
 } run_t;
@@ -43,7 +49,8 @@ static void finish(run_t *run, size_t i, gather_state_t state, const char *error
     gather_call_t *call = &run->calls[i];
     flight_t *f = &run->flights[i];
     call->state = state;
-    call->latency_s = clock_mono() - f->started;
+    call->latency_s = f->call ? clock_mono() - f->started : 0;
+    run->in_flight -= f->call != NULL;
     if (error)
         snprintf(call->error, sizeof call->error, "%s", error);
     if (f->zsock) {
@@ -134,12 +141,18 @@ static void start_http(run_t *run, size_t i)
 
 /* ---- the loop -------------------------------------------------------------- */
 
-static void start_calls(run_t *run, double started, int timeout_ms)
+/* Sends the next calls while fewer than GATHER_IN_FLIGHT are pending. */
+static void start_more(run_t *run, double now)
 {
-    for (size_t i = 0; i < run->n; i++) {
+    while (run->in_flight < GATHER_IN_FLIGHT && run->sent < run->n) {
+        size_t i = run->sent++;
         gather_call_t *call = &run->calls[i];
-        int limit = call->timeout_ms > 0 && call->timeout_ms < timeout_ms ? call->timeout_ms : timeout_ms;
-        run->flights[i] = (flight_t){ .call = call, .started = started, .deadline = started + limit / 1000.0 };
+        int limit = call->timeout_ms > 0 && call->timeout_ms < run->timeout_ms ? call->timeout_ms
+                                                                                : run->timeout_ms;
+        double deadline = now + limit / 1000.0;
+        run->flights[i] = (flight_t){ .call = call, .started = now,
+                                      .deadline = deadline < run->deadline ? deadline : run->deadline };
+        run->in_flight++;
         if (!call->url)
             finish(run, i, GATHER_ERROR, "no address to call");
         else if (strncmp(call->url, "tcp://", 6) == 0)
@@ -154,7 +167,7 @@ static void start_calls(run_t *run, double started, int timeout_ms)
 static double expire(run_t *run, double now, double limit)
 {
     double next = limit;
-    for (size_t i = 0; i < run->n; i++) {
+    for (size_t i = 0; i < run->sent; i++) {
         if (run->calls[i].state != GATHER_PENDING)
             continue;
         if (now >= run->flights[i].deadline)
@@ -165,21 +178,19 @@ static double expire(run_t *run, double now, double limit)
     return next;
 }
 
-static size_t pending(run_t *run)
+static bool pending(const run_t *run)
 {
-    size_t count = 0;
-    for (size_t i = 0; i < run->n; i++)
-        count += run->calls[i].state == GATHER_PENDING;
-    return count;
+    return run->in_flight > 0 || run->sent < run->n;
 }
 
-/* One poll over every pending call's socket (items and index hold n + 1);
+/* One poll over every pending call's socket (items and index hold
+ * GATHER_IN_FLIGHT + 1);
  * returns -1 when polling fails. */
 static int poll_once(run_t *run, zmq_pollitem_t *items, size_t *index, double next, double now)
 {
     size_t nitems = 0;
     bool resolving = false;
-    for (size_t i = 0; i < run->n; i++) {
+    for (size_t i = 0; i < run->sent; i++) {
         flight_t *f = &run->flights[i];
         bool writing;
         int fd;
@@ -216,13 +227,24 @@ static int poll_once(run_t *run, zmq_pollitem_t *items, size_t *index, double ne
         }
     }
     bool writing;
-    for (size_t i = 0; resolving && i < run->n; i++)
+    for (size_t i = 0; resolving && i < run->sent; i++)
         if (run->calls[i].state == GATHER_PENDING && run->flights[i].http
             && httpcall_socket(run->flights[i].http, &writing) < 0) {
             httpcall_advance(run->flights[i].http);
             settle_http(run, i);
         }
     return 0;
+}
+
+/* Ends a call the run left pending: cancelled, timed out, or never sent. */
+static void end_unfinished(run_t *run, size_t i)
+{
+    if (run->cancelled)
+        finish(run, i, GATHER_ERROR, "Request cancelled");
+    else if (run->flights[i].call)
+        finish(run, i, GATHER_TIMEOUT, "Request timed out");
+    else
+        finish(run, i, GATHER_UNSENT, "Not sent: the run's time ran out first");
 }
 
 size_t gather_run(gather_call_t *calls, size_t n, int timeout_ms)
@@ -239,25 +261,28 @@ size_t gather_run_until(gather_call_t *calls, size_t n, int timeout_ms, int canc
         calls[i].http_status = 0;
         calls[i].error[0] = '\0';
     }
+    double deadline = clock_mono() + timeout_ms / 1000.0;
     run_t run = { .calls = calls, .n = n, .flights = calloc(n ? n : 1, sizeof(flight_t)),
-                  .cancel_fd = cancel_fd };
-    double started = clock_mono(), deadline = started + timeout_ms / 1000.0;
-    start_calls(&run, started, timeout_ms);
-    zmq_pollitem_t *items = calloc(n + 1, sizeof *items);
-    size_t *index = calloc(n + 1, sizeof *index);
+                  .deadline = deadline, .timeout_ms = timeout_ms, .cancel_fd = cancel_fd };
+    zmq_pollitem_t *items = calloc(GATHER_IN_FLIGHT + 1, sizeof *items);
+    size_t *index = calloc(GATHER_IN_FLIGHT + 1, sizeof *index);
+    start_more(&run, clock_mono());     /* even with no time: the first are always sent */
     for (;;) {
         double now = clock_mono();
         double next = expire(&run, now, deadline);
         if (now >= deadline || !pending(&run) || run.cancelled)
             break;
+        if (run.in_flight < GATHER_IN_FLIGHT && run.sent < n) {
+            start_more(&run, now);
+            continue;               /* the new calls' deadlines count too */
+        }
         if (poll_once(&run, items, index, next, now) < 0)
             break;
     }
     size_t ok = 0;
     for (size_t i = 0; i < n; i++) {
         if (calls[i].state == GATHER_PENDING)
-            finish(&run, i, run.cancelled ? GATHER_ERROR : GATHER_TIMEOUT,
-                   run.cancelled ? "Request cancelled" : "Request timed out");
+            end_unfinished(&run, i);
         ok += calls[i].state == GATHER_OK;
     }
     free(run.flights);

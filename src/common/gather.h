@@ -28,8 +28,16 @@
 
 /* The most a reply may hold; a longer one ends its call in error. */
 #define GATHER_MAX_REPLY (16u << 20)
+/* The most calls in flight at once.  A ZMQ call holds some 30 kB while it
+ * waits (libzmq's pipes, the connection's buffers): a sweep sending a
+ * thousand at once took 30 MB more at every sweep, and most of it stayed
+ * behind, scattered, between sweeps.  128 in flight answer as fast, since
+ * one thread reads the replies either way. */
+#define GATHER_IN_FLIGHT 128
 
-typedef enum { GATHER_PENDING, GATHER_OK, GATHER_TIMEOUT, GATHER_ERROR } gather_state_t;
+/* UNSENT: the run's deadline passed before the call could be sent, so it
+ * says nothing of its peer. */
+typedef enum { GATHER_PENDING, GATHER_OK, GATHER_TIMEOUT, GATHER_ERROR, GATHER_UNSENT } gather_state_t;
 
 typedef struct {
     /* in; borrowed */
@@ -48,9 +56,12 @@ typedef struct {
     char error[160];        /* why the call is not GATHER_OK */
 } gather_call_t;
 
-/* Sends every call, then waits until each has its reply or its limit has
- * passed, but never past timeout_ms.  Returns how many ended GATHER_OK.
- * Each call's out fields are reset first. */
+/* Sends the calls, at most GATHER_IN_FLIGHT at once, in their order (the
+ * next as soon as one ends), and waits until each has its reply or its own
+ * limit, counted from its sending, has passed, but never past timeout_ms:
+ * a call still unsent then ends GATHER_UNSENT.  So a caller that knows
+ * some peers are likely dead puts them last.  Returns how many
+ * ended GATHER_OK.  Each call's out fields are reset first. */
 size_t gather_run(gather_call_t *calls, size_t n, int timeout_ms);
 /* The same, ended at once, every call still pending GATHER_ERROR
  * ("Request cancelled"), when `cancel_fd` (borrowed: an actor's stop

@@ -300,13 +300,24 @@ typedef struct {
     hprobe_t zmq, http;
 } target_t;
 
+/* The agents to probe, in the order gather sends them (GATHER_IN_FLIGHT
+ * at a time): first those whose last probe did not fail, then the failing
+ * ones the last sweep skipped, then the other failing ones.  The likely
+ * dead each hold their place until their timeout; sent last, they keep a
+ * live agent's probe from being sent before the sweep's deadline at most
+ * once (when many die together), and each of them is probed in its turn. */
+static int probe_rank(const agent_t *a)
+{
+    return !(a->outcomes & 1) ? 0 : a->skipped ? 1 : 2;
+}
+
 static target_t *collect(fleet_t *self, size_t *n_out)
 {
     target_t *targets = calloc(self->count ? self->count : 1, sizeof *targets);
     size_t n = 0;
-    for (size_t i = 0; i < self->count; i++) {
-        agent_t *a = self->agents[i];
-        if (a->removed || !a->required)
+    for (size_t k = 0; k < 3 * self->count; k++) {
+        agent_t *a = self->agents[k % self->count];
+        if (a->removed || !a->required || probe_rank(a) != (int)(k / self->count))
             continue;
         target_t *t = &targets[n++];
         t->agent = a;
@@ -352,6 +363,12 @@ static void apply(fleet_t *self, target_t *t, double now, double started, json_t
 {
     agent_t *a = t->agent;
     hprobe_t *p = combine(t);
+    /* A probe the sweep's deadline left unsent says nothing of the agent:
+     * it keeps its state and outcomes, and collect() sends it earlier
+     * next time. */
+    a->skipped = p->result == HPROBE_PENDING;
+    if (a->skipped)
+        return;
     a->result = p->result;
     a->last_checked = now;
     a->probe_started = started;

@@ -60,6 +60,7 @@ typedef struct {
     char error[192];
     /* damping and prediction */
     unsigned outcomes;          /* bit 0 = newest probe; 1 = failed */
+    bool skipped;               /* the last sweep ran out of time before probing it */
     int probes;
     agent_state_t probe_state;  /* damped */
     double failing_since;       /* wall time the current run of failures began */

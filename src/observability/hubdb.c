@@ -77,6 +77,11 @@ hubdb_t *hubdb_new(const char *path)
     }
     sqlite3_create_function(store_db(store), "keel_epoch", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                             NULL, sql_epoch, NULL, NULL);
+    /* 256 kB of page cache, not SQLite's 2 MB: the hub writes a few rows a
+     * sweep and reads history a page at a time, so the pages it would keep
+     * are the kernel's to cache; the hub sweeping 1,000 agents is a
+     * megabyte smaller (issue 17: under 25 MB). */
+    store_exec(store, "PRAGMA cache_size=-256");
     hubdb_t *self = calloc(1, sizeof *self);
     self->store = store;
     pthread_mutex_init(&self->lock, NULL);

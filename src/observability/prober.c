@@ -60,7 +60,10 @@ static void read_answer(hprobe_t *p, const gather_call_t *call)
 {
     p->latency_s = call->latency_s;
     p->error[0] = '\0';
-    if (call->state != GATHER_OK) {
+    if (call->state == GATHER_UNSENT) {
+        p->result = HPROBE_PENDING;     /* not probed: nothing learnt */
+        snprintf(p->error, sizeof p->error, "%s", call->error);
+    } else if (call->state != GATHER_OK) {
         p->result = call->state == GATHER_TIMEOUT ? HPROBE_TIMEOUT : HPROBE_ERROR;
         snprintf(p->error, sizeof p->error, "%s", call->error);
     } else if (p->kind == HPROBE_HTTP) {

@@ -96,6 +96,21 @@ def test_oh36_sweep_of_unreachable_agents_takes_one_timeout(keel_factory, stand_
     assert 0.35 < h["last_sweep_seconds"] < 0.9, h["last_sweep_seconds"]
 
 
+def test_dead_agents_beyond_the_in_flight_bound_never_starve_a_live_one(keel_factory, stand_ins):
+    """A sweep has at most 128 probes in flight (gather.h), each dead agent
+    holding its place for the whole timeout.  With 140 dead agents listed
+    before a live one, the first sweep's deadline passes before the live
+    agent's probe is sent; from then on the agents that failed are probed
+    last, so the live one is up and the dead ones down."""
+    live = stand_ins(StandInAgent, "ok")
+    entries = [agent_entry("D%d" % i, None) for i in range(140)] + [agent_entry("Live", live)]
+    hub = keel_factory("observability", config=hub_config(entries, timeout_ms=int(scaled(400)),
+                                                         interval_ms=300))
+    a = wait_agents(hub, lambda a: a["Live"]["state"] == "up"
+                    and all(a["D%d" % i]["state"] == "down" for i in range(140)), timeout=scaled(20))
+    assert a["Live"]["status"] == "healthy", a["Live"]
+
+
 # Proves OH-37 (docs/logic-preservation.md).
 def test_oh37_default_interval_is_2s(keel_factory, stand_ins):
     """Issue 14 (fix): 2 s, not the original's 30 s, so a dead agent is down

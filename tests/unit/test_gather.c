@@ -353,6 +353,50 @@ static void test_a_call_limit_shorter_than_the_run(void **state)
     gather_clear(calls, 2);
 }
 
+/* GATHER_IN_FLIGHT silent calls hold every slot for their own limit: the
+ * calls after them are sent only as those end, and their own limit counts
+ * from then. */
+static void test_at_most_gather_in_flight_at_once(void **state)
+{
+    peers_t *p = *state;
+    enum { N = 2 * GATHER_IN_FLIGHT + 1 };
+    static gather_call_t calls[N];
+    int limit_ms = (int)(200 * factor());
+    for (int i = 0; i < N - 1; i++)
+        calls[i] = (gather_call_t){ .url = p->silent_url, .body = "{}", .body_len = 2, .timeout_ms = limit_ms };
+    calls[N - 1] = (gather_call_t){ .url = p->echo_url, .body = "z", .body_len = 1 };
+    double started = clock_mono();
+    size_t ok = gather_run(calls, N, (int)(30000 * factor()));
+    assert_int_equal(ok, 1);
+    double took = clock_mono() - started;
+    /* two rounds of silent calls, one after the other, then the echo */
+    assert_true(took >= 2 * limit_ms / 1000.0 - 0.01);
+    assert_int_equal(calls[N - 1].state, GATHER_OK);
+    assert_string_equal(calls[N - 1].reply, "echo:z");
+    assert_true(calls[N - 1].latency_s < took - 2 * limit_ms / 1000.0 + 0.01);
+    for (int i = 0; i < N - 1; i++)
+        assert_int_equal(calls[i].state, GATHER_TIMEOUT);
+    gather_clear(calls, N);
+}
+
+/* A call still waiting for a slot at the run's deadline was never sent:
+ * GATHER_UNSENT, which says nothing of its peer. */
+static void test_a_call_unsent_at_the_deadline_is_unsent(void **state)
+{
+    peers_t *p = *state;
+    enum { N = GATHER_IN_FLIGHT + 1 };
+    static gather_call_t calls[N];
+    for (int i = 0; i < N - 1; i++)
+        calls[i] = (gather_call_t){ .url = p->silent_url, .body = "{}", .body_len = 2 };
+    calls[N - 1] = (gather_call_t){ .url = p->echo_url, .body = "w", .body_len = 1 };
+    assert_int_equal(gather_run(calls, N, (int)(150 * factor())), 0);
+    assert_int_equal(calls[N - 1].state, GATHER_UNSENT);
+    assert_string_equal(calls[N - 1].error, "Not sent: the run's time ran out first");
+    assert_true(calls[N - 1].latency_s == 0);
+    assert_string_equal(calls[0].error, "Request timed out");
+    gather_clear(calls, N);
+}
+
 static void test_unreachable_and_bad_addresses_fail_fast(void **state)
 {
     (void)state;
@@ -661,6 +705,8 @@ int main(void)
         cmocka_unit_test(test_http_bodies_status_and_post),
         cmocka_unit_test(test_silent_peers_end_at_the_deadline),
         cmocka_unit_test(test_a_call_limit_shorter_than_the_run),
+        cmocka_unit_test(test_at_most_gather_in_flight_at_once),
+        cmocka_unit_test(test_a_call_unsent_at_the_deadline_is_unsent),
         cmocka_unit_test(test_unreachable_and_bad_addresses_fail_fast),
         cmocka_unit_test(test_http_framings),
         cmocka_unit_test(test_the_request_head),

@@ -10,20 +10,22 @@
  *
  *  While the server is away, libnats buffers publishes (reconnect buffer,
  *  64 MiB); past that a publish fails and is counted.  The database is the
- *  bus's own record either way. */
+ *  bus's own record either way.  libnats is loaded by the first bridge
+ *  (natslib.h), so a bus that does not bridge never maps it. */
 #include "natsbridge.h"
 #include "clock.h"
 #include "log.h"
 #include "names.h"
+#include "natslib.h"
 
 #include <ctype.h>
-#include <nats/nats.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct natsbridge_t {
+    const natslib_t *nats;      /* borrowed: natslib.h */
     char *url, *prefix;
     char origin[48];
     evstore_t *store;
@@ -71,13 +73,13 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     (void)sub;
     natsbridge_t *self = closure;
     const char *origin = NULL;
-    if (natsMsgHeader_Get(msg, "Keel-Origin", &origin) == NATS_OK && origin
+    if (self->nats->msg_header_get(msg, "Keel-Origin", &origin) == NATS_OK && origin
         && strcmp(origin, self->origin) == 0) {
-        natsMsg_Destroy(msg);
+        self->nats->msg_destroy(msg);
         return;
     }
-    const char *data = natsMsg_GetData(msg);
-    size_t len = (size_t)natsMsg_GetDataLength(msg);
+    const char *data = self->nats->msg_get_data(msg);
+    size_t len = (size_t)self->nats->msg_get_data_length(msg);
     char reason[160];
     event_t *e = normalise_text(data ? data : "", data ? len : 0, FRAMING_NATS, clock_wall(),
                                 reason, sizeof reason);
@@ -89,13 +91,20 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         snprintf(why, sizeof why, "payload: %s", reason);
         evstore_quarantine(self->store, "nats", why, data ? data : "", data ? len : 0);
     }
-    natsMsg_Destroy(msg);
+    self->nats->msg_destroy(msg);
 }
 
 natsbridge_t *natsbridge_new(const char *url, const char *prefix, evstore_t *store,
                              metrics_t *metrics)
 {
+    char err[256];
+    const natslib_t *nats = natslib_load(err, sizeof err);
+    if (!nats) {
+        log_error("errorbus", "NATS bridge to %s: %s", url, err);
+        return NULL;
+    }
     natsbridge_t *self = calloc(1, sizeof *self);
+    self->nats = nats;
     self->url = strdup(url);
     self->prefix = strdup(prefix);
     self->store = store;
@@ -109,18 +118,18 @@ natsbridge_t *natsbridge_new(const char *url, const char *prefix, evstore_t *sto
         metrics_declare(metrics, "keel_errorbus_nats_connected",
                         "1 while the NATS server is reachable.", METRIC_GAUGE, NULL, 0);
     }
-    natsStatus s = natsOptions_Create(&self->opts);
-    if (s == NATS_OK) s = natsOptions_SetURL(self->opts, url);
-    if (s == NATS_OK) s = natsOptions_SetName(self->opts, "keel-errorbus");
-    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(self->opts, -1);
-    if (s == NATS_OK) s = natsOptions_SetReconnectWait(self->opts, 250);
-    if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(self->opts, 64 << 20);
-    if (s == NATS_OK) s = natsOptions_SetNoEcho(self->opts, true);
-    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(self->opts, true, on_connected, self);
-    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(self->opts, on_disconnected, self);
-    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(self->opts, on_reconnected, self);
+    natsStatus s = self->nats->options_create(&self->opts);
+    if (s == NATS_OK) s = self->nats->options_set_url(self->opts, url);
+    if (s == NATS_OK) s = self->nats->options_set_name(self->opts, "keel-errorbus");
+    if (s == NATS_OK) s = self->nats->options_set_max_reconnect(self->opts, -1);
+    if (s == NATS_OK) s = self->nats->options_set_reconnect_wait(self->opts, 250);
+    if (s == NATS_OK) s = self->nats->options_set_reconnect_buf_size(self->opts, 64 << 20);
+    if (s == NATS_OK) s = self->nats->options_set_no_echo(self->opts, true);
+    if (s == NATS_OK) s = self->nats->options_set_retry_on_failed_connect(self->opts, true, on_connected, self);
+    if (s == NATS_OK) s = self->nats->options_set_disconnected_cb(self->opts, on_disconnected, self);
+    if (s == NATS_OK) s = self->nats->options_set_reconnected_cb(self->opts, on_reconnected, self);
     if (s == NATS_OK) {
-        s = natsConnection_Connect(&self->conn, self->opts);
+        s = self->nats->connection_connect(&self->conn, self->opts);
         if (s == NATS_NOT_YET_CONNECTED) {
             log_warn("errorbus", "NATS server %s not reachable yet; will keep trying", url);
             s = NATS_OK;
@@ -128,10 +137,10 @@ natsbridge_t *natsbridge_new(const char *url, const char *prefix, evstore_t *sto
     }
     char subject[256];
     snprintf(subject, sizeof subject, "%s.>", prefix);
-    if (s == NATS_OK) s = natsConnection_Subscribe(&self->sub, self->conn, subject, on_message, self);
-    if (s == NATS_OK) s = natsSubscription_SetPendingLimits(self->sub, 1000000, 1 << 30);
+    if (s == NATS_OK) s = self->nats->connection_subscribe(&self->sub, self->conn, subject, on_message, self);
+    if (s == NATS_OK) s = self->nats->subscription_set_pending_limits(self->sub, 1000000, 1 << 30);
     if (s != NATS_OK) {
-        log_error("errorbus", "NATS bridge to %s failed: %s", url, natsStatus_GetText(s));
+        log_error("errorbus", "NATS bridge to %s failed: %s", url, self->nats->status_get_text(s));
         natsbridge_destroy(&self);
         return NULL;
     }
@@ -143,8 +152,8 @@ natsbridge_t *natsbridge_new(const char *url, const char *prefix, evstore_t *sto
 void natsbridge_unsubscribe(natsbridge_t *self)
 {
     if (self->sub) {
-        natsSubscription_Unsubscribe(self->sub);
-        natsSubscription_Destroy(self->sub);
+        self->nats->subscription_unsubscribe(self->sub);
+        self->nats->subscription_destroy(self->sub);
         self->sub = NULL;
     }
 }
@@ -156,11 +165,11 @@ void natsbridge_destroy(natsbridge_t **self_p)
     natsbridge_t *self = *self_p;
     natsbridge_unsubscribe(self);
     if (self->conn) {
-        natsConnection_FlushTimeout(self->conn, 1000);
-        natsConnection_Close(self->conn);
-        natsConnection_Destroy(self->conn);
+        self->nats->connection_flush_timeout(self->conn, 1000);
+        self->nats->connection_close(self->conn);
+        self->nats->connection_destroy(self->conn);
     }
-    natsOptions_Destroy(self->opts);
+    self->nats->options_destroy(self->opts);
     free(self->url);
     free(self->prefix);
     free(self);
@@ -185,11 +194,11 @@ void natsbridge_publish(void *arg, const event_t *e, const char *json, size_t le
     token(agent, sizeof agent, e->agent);
     snprintf(subject, sizeof subject, "%s.%s.%s", self->prefix, e->level, agent);
     natsMsg *msg = NULL;
-    natsStatus s = natsMsg_Create(&msg, subject, NULL, json, (int)len);
-    if (s == NATS_OK) s = natsMsgHeader_Set(msg, "Nats-Msg-Id", e->error_id);
-    if (s == NATS_OK) s = natsMsgHeader_Set(msg, "Keel-Origin", self->origin);
-    if (s == NATS_OK) s = natsConnection_PublishMsg(self->conn, msg);
-    natsMsg_Destroy(msg);
+    natsStatus s = self->nats->msg_create(&msg, subject, NULL, json, (int)len);
+    if (s == NATS_OK) s = self->nats->msg_header_set(msg, "Nats-Msg-Id", e->error_id);
+    if (s == NATS_OK) s = self->nats->msg_header_set(msg, "Keel-Origin", self->origin);
+    if (s == NATS_OK) s = self->nats->connection_publish_msg(self->conn, msg);
+    self->nats->msg_destroy(msg);
     if (s == NATS_OK) {
         atomic_fetch_add(&self->published, 1);
         if (self->metrics)
@@ -203,7 +212,7 @@ void natsbridge_publish(void *arg, const event_t *e, const char *json, size_t le
 
 bool natsbridge_connected(natsbridge_t *self)
 {
-    return self->conn && natsConnection_Status(self->conn) == NATS_CONN_STATUS_CONNECTED;
+    return self->conn && self->nats->connection_status(self->conn) == NATS_CONN_STATUS_CONNECTED;
 }
 
 json_t *natsbridge_status(natsbridge_t *self)

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import Keel
 from errorbus_util import Publisher, query, rows, stored, wait_for
 
 NATS_SERVER = "/usr/sbin/nats-server"
@@ -131,6 +132,7 @@ def test_nats_bridge_publish_accept_and_reconnect(keel_factory):
     client = None
     try:
         k = bus_bridged_to(keel_factory, port)
+        assert "libnats" in maps_of(k)          # loaded by the bridge (natslib.h)
         client = NatsClient(port)
         client.subscribe("keel.errors.>")
         pub = Publisher(k)
@@ -179,3 +181,29 @@ def test_nats_bridge_publish_accept_and_reconnect(keel_factory):
         if client:
             client.close()
         server.stop()
+
+
+def maps_of(k):
+    with open("/proc/%d/maps" % k.proc.pid) as f:
+        return f.read()
+
+
+def test_a_bus_without_a_bridge_never_maps_libnats(keel_factory):
+    """Issue 17: libnats, and OpenSSL with it, cost every keeld process some
+    1.9 MB resident; they are loaded only by a bridge."""
+    k = keel_factory("all")
+    maps = maps_of(k)
+    assert "libnats" not in maps and "libcrypto" not in maps and "libssl" not in maps
+
+
+def test_a_bridge_without_libnats_refuses_to_start():
+    """errorbus.nats_url set but libnats missing: the bus does not start
+    half-way, it says which library it could not load."""
+    k = Keel("errorbus", "errorbus:\n  nats_url: nats://127.0.0.1:%d\n" % free_port(),
+             {"KEEL_NATS_LIB": "/nonexistent/libnats.so.3.4"})
+    try:
+        with pytest.raises(RuntimeError):
+            k.start(timeout=5)
+        assert "cannot load /nonexistent/libnats.so.3.4" in k.log_tail()
+    finally:
+        k.cleanup()

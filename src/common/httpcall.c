@@ -45,7 +45,7 @@ typedef struct lookup {
     struct lookup *next;
 } lookup_t;
 
-struct _httpcall_t {
+struct httpcall_t {
     phase_t phase;
     char host[256];         /* as the URL names it, without brackets */
     char port[8];

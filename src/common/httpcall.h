@@ -26,7 +26,7 @@
  * is advanced again. */
 #define HTTPCALL_RESOLVE_POLL_MS 5
 
-typedef struct _httpcall_t httpcall_t;
+typedef struct httpcall_t httpcall_t;
 
 typedef enum { HTTPCALL_RUNNING, HTTPCALL_ANSWERED, HTTPCALL_FAILED } httpcall_state_t;
 

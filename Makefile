@@ -42,6 +42,7 @@ PKGS    := libzmq jansson libmicrohttpd sqlite3 hiredis \
 # (src/errorbus/natslib.h): only its header is needed to build keeld.  The
 # errorbus bench links it, to publish through nats-server beside the bus.
 NATS    := libnats
+NATS_LIBS := $(shell pkg-config --libs $(NATS))
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
            -Isrc/common -Isrc $(shell pkg-config --cflags $(PKGS) $(NATS))
@@ -134,7 +135,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libkeel.a
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BENCH_LIB) $(BUILD)/libkeel.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs $(NATS)) -o $@
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(NATS_LIBS) -o $@
 
 # The fake NVML is a plain shared library: never sanitized, because it is
 # dlopen()ed into sanitized and unsanitized binaries alike.

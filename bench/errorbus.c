@@ -23,7 +23,6 @@
 
 #include <jansson.h>
 #include <nats/nats.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -48,18 +47,6 @@ static int format_event(char *buf, size_t len, int publisher, long seq, bool pre
                     prefix ? "ERROR:" : "", clock_wall(), publisher, seq, publisher, seq);
 }
 
-/* Writes everything queued, waiting while the socket is full. */
-static bool flush_all(zmtp_t *peer)
-{
-    long left;
-    while ((left = zmtp_flush(peer)) > 0) {
-        struct pollfd p = { zmtp_fd(peer), POLLOUT, 0 };
-        if (poll(&p, 1, 5000) != 1)
-            return false;
-    }
-    return left == 0;
-}
-
 static void *zmq_publisher(void *arg)
 {
     publisher_t *p = arg;
@@ -71,11 +58,11 @@ static void *zmq_publisher(void *arg)
         p->failed = !zmtp_queue(p->peer, frames, &n, 1);
         queued += n;
         if (queued >= 65536) {
-            p->failed = p->failed || !flush_all(p->peer);
+            p->failed = p->failed || !zmtp_flush_all(p->peer, 5000);
             queued = 0;
         }
     }
-    p->failed = p->failed || !flush_all(p->peer);
+    p->failed = p->failed || !zmtp_flush_all(p->peer, 5000);
     return NULL;
 }
 

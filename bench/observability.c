@@ -9,6 +9,8 @@
  *
  *  A private ZMQ context is sized for thousands of sockets (libzmq's default
  *  limit is 1023), and the descriptor limit is raised to its hard limit. */
+#include "common/procstat.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -173,23 +175,13 @@ static int cmp_long(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int read_cpu(int pid, double *ticks, long *rss_kb, long *hwm_kb)
+static int read_cpu(int pid, double *cpu_s, long *rss_kb, long *hwm_kb)
 {
     char path[64], buf[2048];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    if ((*cpu_s = procstat_cpu_seconds(pid)) < 0)
         return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long utime, stime;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
-        return -1;
-    *ticks = (double)(utime + stime);
     snprintf(path, sizeof path, "/proc/%d/status", pid);
-    f = fopen(path, "r");
+    FILE *f = fopen(path, "r");
     if (!f)
         return -1;
     while (fgets(buf, sizeof buf, f)) {
@@ -219,7 +211,7 @@ static int proc(int pid, double seconds)
         samples[n++] = rss;
         max_rss = rss > max_rss ? rss : max_rss;
     }
-    double cpu = (t1 - t0) / (double)sysconf(_SC_CLK_TCK) / (now_s() - start) * 100.0;
+    double cpu = (t1 - t0) / (now_s() - start) * 100.0;
     qsort(samples, n, sizeof *samples, cmp_long);
     printf("cpu_percent=%.2f rss_mb=%.1f rss_max_mb=%.1f hwm_mb=%.1f\n", cpu,
            (double)samples[n / 2] / 1024.0, (double)max_rss / 1024.0, (double)hwm / 1024.0);

@@ -3,12 +3,11 @@
  *  the warm-up count. */
 #include "reqload.h"
 #include "clock.h"
+#include "procstat.h"
 #include "zmtp.h"
 
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -32,25 +31,6 @@ static int by_value(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
-}
-
-/* User and system CPU seconds process `pid` has used, or -1. */
-static double cpu_of(int pid)
-{
-    char path[64], text[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = pid > 0 ? fopen(path, "r") : NULL;
-    if (!f)
-        return -1;
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    const char *p = strrchr(text, ')');
-    unsigned long long utime, stime;
-    /* after ") ": the state, then fields 4..13 before utime (14) and stime (15) */
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
-        return -1;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Sends client i's next request: an empty delimiter, then the request. */
@@ -95,17 +75,17 @@ bool reqload_run(const reqload_t *load, reqload_result_t *out)
         double now = clock_mono();
         if (!opened && now >= start) {
             opened = now;
-            cpu0 = cpu_of(load->server_pid);
+            cpu0 = procstat_cpu_seconds(load->server_pid);
         }
         for (int k = 0; k < ready; k++) {
             int i = (int)events[k].data.u32;
             const char *reply;
-            size_t size, frames;
+            size_t size;
             if (zmtp_fill(client[i]) < 0) {
                 out->failures++;
                 continue;
             }
-            if (!zmtp_take(client[i], &reply, &size, &frames))
+            if (!zmtp_take(client[i], &reply, &size))
                 continue;
             if (sent[i] >= start) {
                 record(&lat, now - sent[i]);
@@ -124,7 +104,7 @@ bool reqload_run(const reqload_t *load, reqload_result_t *out)
                 out->failures++;
         }
         if (busy == 0) {
-            double cpu1 = cpu_of(load->server_pid);
+            double cpu1 = procstat_cpu_seconds(load->server_pid);
             out->seconds = now - opened;
             out->server_cpu_s = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
         }

@@ -189,11 +189,8 @@ zmtp_t *zmtp_new(const char *endpoint, const char *type, int timeout_ms)
 
     unsigned char greeting[GREETING] = { 0xFF, [9] = 0x7F, [10] = 3, [11] = 0 };
     memcpy(greeting + 12, "NULL", 4);
-    ok = ok && append(&self->out, greeting, sizeof greeting) && append_ready(&self->out, type);
-    while (ok && self->out.end > self->out.start) {
-        long left = zmtp_flush(self);
-        ok = left == 0 || (left > 0 && wait_for(self->fd, POLLOUT, timeout_ms));
-    }
+    ok = ok && append(&self->out, greeting, sizeof greeting) && append_ready(&self->out, type)
+         && zmtp_flush_all(self, timeout_ms);
     if (ok && !read_handshake(self, timeout_ms)) {
         fprintf(stderr, "zmtp: no handshake from %s within %d ms\n", endpoint, timeout_ms);
         ok = false;
@@ -242,6 +239,15 @@ long zmtp_flush(zmtp_t *self)
     return 0;
 }
 
+bool zmtp_flush_all(zmtp_t *self, int timeout_ms)
+{
+    long left;
+    while ((left = zmtp_flush(self)) > 0)
+        if (!wait_for(self->fd, POLLOUT, timeout_ms))
+            return false;
+    return left == 0;
+}
+
 long zmtp_fill(zmtp_t *self)
 {
     buffer_t *in = &self->in;
@@ -256,25 +262,25 @@ long zmtp_fill(zmtp_t *self)
     return n;
 }
 
-bool zmtp_take(zmtp_t *self, const char **body, size_t *size, size_t *frames)
+bool zmtp_take(zmtp_t *self, const char **body, size_t *size)
 {
     buffer_t *in = &self->in;
-    size_t at = in->start, count = 0;
+    size_t at = in->start;
+    bool inside = false;        /* past a message's first frame */
     unsigned flags;
     const char *b;
     size_t n, past;
     while (next_frame(in, at, &flags, &b, &n, &past)) {
         at = past;
         if (flags & 4) {            /* a command between messages */
-            if (count == 0)
+            if (!inside)
                 in->start = at;
             continue;
         }
-        count++;
+        inside = true;
         if (!(flags & 1)) {
             *body = b;
             *size = n;
-            *frames = count;
             in->start = at;
             return true;
         }

@@ -34,13 +34,16 @@ bool zmtp_queue(zmtp_t *self, const char *const *frames, const size_t *sizes, si
 /* Writes what is queued, as much as the socket takes.  Returns -1 on a
  * write error, else the bytes still queued. */
 long zmtp_flush(zmtp_t *self);
+/* Writes everything queued, waiting up to timeout_ms at a time while the
+ * socket is full.  Returns false on a write error or such a wait. */
+bool zmtp_flush_all(zmtp_t *self, int timeout_ms);
 
 /* Reads what the socket has.  Returns -1 when the peer closed or a read
  * failed, else the bytes read (0: nothing yet). */
 long zmtp_fill(zmtp_t *self);
 /* Takes the next whole message read: its last frame's body in *body (valid
- * until the next zmtp_fill; borrowed) and its frame count.  Returns false
- * when no whole message has arrived yet.  Commands (a SUB's subscription,
- * in ZMTP 3.1) are skipped. */
-bool zmtp_take(zmtp_t *self, const char **body, size_t *size, size_t *frames);
+ * until the next zmtp_fill; borrowed).  Returns false when no whole
+ * message has arrived yet.  Commands (a SUB's subscription, in ZMTP 3.1)
+ * are skipped. */
+bool zmtp_take(zmtp_t *self, const char **body, size_t *size);
 #endif

@@ -184,8 +184,7 @@ static bool pending(const run_t *run)
 }
 
 /* One poll over every pending call's socket (items and index hold
- * GATHER_IN_FLIGHT + 1);
- * returns -1 when polling fails. */
+ * GATHER_IN_FLIGHT + 1); returns -1 when polling fails. */
 static int poll_once(run_t *run, zmq_pollitem_t *items, size_t *index, double next, double now)
 {
     size_t nitems = 0;

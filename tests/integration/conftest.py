@@ -104,10 +104,14 @@ def _ephemeral_low():
 
 
 def free_offset(extra=()):
-    """A PORT_OFFSET at which every Keel port (and `extra` base ports) is free.
-    Kept below the ephemeral range where the ports allow: a port free now but
-    ephemeral may be taken by any outgoing connection before keeld binds it."""
-    bases = [p for pair in PORTS.values() for p in pair] + list(EXTRA_PORTS) + list(extra)
+    """A PORT_OFFSET at which every Keel port, the legacy ones included, (and
+    `extra` base ports) is free.  Kept below the ephemeral range where the
+    ports allow: a port free now but ephemeral may be taken by any outgoing
+    connection before keeld binds it.  The legacy ports count for every
+    keeld, whatever form its configuration takes: a config that turns them
+    on can never land them in the ephemeral range."""
+    bases = ([p for pair in PORTS.values() for p in pair] + list(EXTRA_PORTS) + list(LEGACY_PORTS)
+             + list(extra))
     top = (_ephemeral_low() - max(bases)) // 10
     top = top if top > 150 else 3000
     for _ in range(200):
@@ -304,9 +308,6 @@ class Keel:
     def __init__(self, service="all", config=None, env=None, offset=None, data_dir=None,
                  extra_ports=()):
         self.service = service
-        # YAML, JSON or a dict: `legacy_ports: true`, `"legacy_ports": true`, True
-        if config is not None and re.search(r'legacy_ports["\']?\s*:\s*true', str(config), re.I):
-            extra_ports = tuple(extra_ports) + LEGACY_PORTS
         # An offset the harness chose may be taken between the check and the
         # bind by another test's process: start() then moves to another one.
         self.extra_ports = extra_ports

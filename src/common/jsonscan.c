@@ -8,6 +8,7 @@
  *  way jansson reads them: an integer must fit 64 bits (18 digits always
  *  do, longer ones are left to jansson), a real must not overflow strtod. */
 #include "jsonscan.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -58,37 +59,6 @@ static long escape_unit(const unsigned char *p, const unsigned char *end)
     return unit;
 }
 
-/* The length of the UTF-8 sequence at p, or 0 when it is not one jansson
- * accepts. */
-static size_t utf8_length(const unsigned char *p, const unsigned char *end)
-{
-    size_t n;
-    unsigned long cp;
-    if (*p >= 0xC2 && *p <= 0xDF) {
-        n = 2;
-        cp = *p & 0x1F;
-    } else if (*p >= 0xE0 && *p <= 0xEF) {
-        n = 3;
-        cp = *p & 0x0F;
-    } else if (*p >= 0xF0 && *p <= 0xF4) {
-        n = 4;
-        cp = *p & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    static const unsigned long least[] = { 0, 0, 0x80, 0x800, 0x10000 };
-    if (cp < least[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* How many of the 8 bytes of w, in memory order, come before the first
  * one that needs a look: a quote, a backslash, a control character or one
  * past ASCII.  The tests of "Bit Twiddling Hacks" can flag a byte after a
@@ -134,7 +104,7 @@ static int scan_string(scan_t *s, jsonscan_value_t *v)
         if (c < 0x20)
             return -1;
         if (c >= 0x80) {
-            size_t n = utf8_length(s->p, s->end);
+            size_t n = utf8_sequence(s->p, (size_t)(s->end - s->p));
             if (n == 0)
                 return -1;
             s->p += n;

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "log.h"
 #include "pycompat.h"
+#include "utf8.h"
 #include "wirejson.h"
 #include "zsocket.h"
 
@@ -612,47 +613,6 @@ json_t *wire_server_delegation(wire_server_t *self)
 }
 
 /* ---- one request ------------------------------------------------------- */
-
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        /* Requests are ASCII nearly always: eight bytes at a time. */
-        uint64_t eight;
-        while (i + 8 <= len && (memcpy(&eight, s + i, 8), !(eight & 0x8080808080808080ULL)))
-            i += 8;
-        if (i >= len)
-            break;
-        unsigned char c = s[i];
-        size_t n;
-        unsigned int cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        for (size_t k = 1; k <= n; k++) {
-            if (i + k >= len || (s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
-            || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
 
 bool wire_is_raw_ping(const char *frame, size_t len)
 {

@@ -6,6 +6,7 @@
  *  path never has to reproduce jansson's error handling, only its values
  *  on well-formed input. */
 #include "wirejson.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -75,39 +76,6 @@ void wirejson_buf_raw(wirejson_buf_t *buf, const char *text, size_t n)
     memcpy(buf->data + buf->len, text, n);
     buf->len += n;
     buf->data[buf->len] = '\0';
-}
-
-/* The length of the UTF-8 sequence at s (lead byte >= 0x80) as jansson's
- * utf8_iterate accepts it (no overlong forms, no surrogates, nothing past
- * U+10FFFF), or 0. */
-static size_t utf8_sequence(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n > avail)
-        return 0;
-    for (size_t k = 1; k < n; k++) {
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[k] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF
-        || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
 }
 
 void wirejson_buf_string(wirejson_buf_t *buf, const char *text, size_t n)

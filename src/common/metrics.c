@@ -280,10 +280,13 @@ static void observe(series_t *s, double value)
         }
 }
 
-void metrics_series_observe(metrics_t *self, metrics_series_t *series, double value)
+void metrics_series_count(metrics_t *self, metrics_series_t *counter, metrics_series_t *histogram,
+                          double value)
 {
     pthread_mutex_lock(&self->lock);
-    observe(series, value);
+    if (counter)
+        counter->value += 1;
+    observe(histogram, value);
     pthread_mutex_unlock(&self->lock);
 }
 

@@ -34,7 +34,10 @@ void metrics_observe(metrics_t *self, const char *name, const char *labels, doub
 typedef struct series_t metrics_series_t;
 metrics_series_t *metrics_series(metrics_t *self, const char *name, const char *labels);
 void metrics_series_add(metrics_t *self, metrics_series_t *series, double delta);
-void metrics_series_observe(metrics_t *self, metrics_series_t *series, double value);
+/* Adds one to `counter` and observes `value` in `histogram`, under one
+ * lock: a request's count and its duration.  Either may be NULL. */
+void metrics_series_count(metrics_t *self, metrics_series_t *counter, metrics_series_t *histogram,
+                          double value);
 /* Current value of a counter or gauge series (0 when absent): for health
  * dicts and tests. */
 double metrics_value(metrics_t *self, const char *name, const char *labels);

@@ -102,7 +102,9 @@ struct wire_server_t {
     int nattached;
     pthread_mutex_t delegate_lock;
     delegate_t **delegates;
-    size_t ndelegates;
+    /* Changed under the lock; read without it only to see that no module
+     * is delegated, as on nearly every request, and take no lock then. */
+    atomic_size_t ndelegates;
 };
 
 const char *wire_dialect_name(wire_dialect_t dialect)
@@ -547,6 +549,8 @@ static void count_delegated(wire_server_t *self, const char *module, const char 
 static json_t *forward(wire_server_t *self, const char *module, const char *frame, size_t len)
 {
     wire_server_t *owner = self->parent ? self->parent : self;
+    if (!atomic_load(&owner->ndelegates))
+        return NULL;
     pthread_mutex_lock(&owner->delegate_lock);
     delegate_t *d = NULL;
     for (size_t i = 0; i < owner->ndelegates; i++)
@@ -816,11 +820,12 @@ static void count_request(wire_server_t *self, const answerer_t *by, bool read_o
         atomic_fetch_add_explicit(&owner->changes, 1, memory_order_release);
     if (!self->metrics)
         return;
-    metrics_series_add(self->metrics, series_at(self, &by->meters->requests[error], "keel_requests_total",
-                                                by->label, error ? "error" : "ok"), 1);
-    metrics_series_observe(self->metrics, series_at(self, &by->meters->duration,
-                                                    "keel_request_duration_seconds", by->label, NULL),
-                           seconds);
+    metrics_series_count(self->metrics,
+                         series_at(self, &by->meters->requests[error], "keel_requests_total", by->label,
+                                   error ? "error" : "ok"),
+                         series_at(self, &by->meters->duration, "keel_request_duration_seconds", by->label,
+                                   NULL),
+                         seconds);
 }
 
 /* A reply made and not yet counted (held, under group commit, until its
@@ -1137,6 +1142,8 @@ static bool delegated(wire_server_t *self, const char *module)
 {
     wire_server_t *owner = self->parent ? self->parent : self;
     bool found = false;
+    if (!atomic_load(&owner->ndelegates))
+        return false;
     pthread_mutex_lock(&owner->delegate_lock);
     for (size_t i = 0; i < owner->ndelegates && !found; i++)
         found = strcmp(owner->delegates[i]->module, module) == 0;

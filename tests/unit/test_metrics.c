@@ -282,10 +282,10 @@ static void test_held_series(void **state)
         metrics_add(m, "keel_h_total", metrics_labels(labels, sizeof labels, "b", v, NULL), 1);
     }
     metrics_series_add(m, count, 2);
-    metrics_series_observe(m, took, 0.0002);
-    metrics_series_observe(m, took, 3);
+    metrics_series_count(m, count, took, 0.0002);
+    metrics_series_count(m, NULL, took, 3);
     metrics_add(m, "keel_h_total", "a=\"1\"", 1);
-    assert_true(metrics_value(m, "keel_h_total", "a=\"1\"") == 3);
+    assert_true(metrics_value(m, "keel_h_total", "a=\"1\"") == 4);
     assert_true(metrics_value(m, "keel_h_seconds", "a=\"1\"") == 2);
     char *text = metrics_render(m, NULL);
     assert_non_null(strstr(text, "keel_h_seconds_bucket{a=\"1\",le=\"0.00025\"} 1\n"));

@@ -3,9 +3,14 @@
  *  A request travels as ZMQ frames [envelope..., body]: the envelope is the
  *  routing identity and, from REQ clients, the empty delimiter.  The server
  *  thread keeps the envelope and sends it back in front of the reply.  With
- *  workers, the whole message goes over an inproc PUSH to the pool and the
- *  reply comes back over an inproc PULL, so the ROUTER socket stays owned by
- *  one thread as ZMQ requires.  The server thread and the workers are
+ *  workers, the whole message goes over inproc to a worker and the reply
+ *  comes back the same way, so the ROUTER socket stays owned by one thread
+ *  as ZMQ requires.  The server thread hands a job only to a worker that
+ *  said it is free, and queues the rest: a job never waits behind a slow
+ *  one while another worker idles (a PUSH deals them round and round,
+ *  whoever is busy).  Workers start as the load needs them, up to the
+ *  number set: a service that is never asked two things at once runs one
+ *  (each idle thread and its socket hold some 25 kB).  The server thread and the workers are
  *  runners (actor.h) that poll with a timeout of WAIT_MS, the interval
  *  their liveness stamps are watched at, and with their stop descriptor,
  *  so a stop never waits for the timeout. */
@@ -84,9 +89,9 @@ struct wire_server_t {
     size_t max_request;
     int nworkers;
     actor_t *thread;                    /* from start to stop */
-    actor_t *workers[MAX_WORKERS];      /* started and stopped by the thread */
+    actor_t *workers[MAX_WORKERS];      /* made at start; started and stopped by the thread */
     liveness_t *liveness;               /* borrowed: the service's */
-    char jobs_endpoint[64], results_endpoint[64];
+    char pool_endpoint[64];     /* the server thread's ROUTER; each worker a DEALER */
     bool started;
     meters_t invalid;       /* requests no route took: label "invalid" */
     wire_batch_begin_fn *batch_begin;   /* group commit (wire_server_set_batch), or NULL */
@@ -232,8 +237,7 @@ static wire_server_t *server_new(const char *service, metrics_t *metrics, zsocke
         zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
         zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     }
-    zsocket_inproc_endpoint(self->jobs_endpoint, sizeof self->jobs_endpoint, "wire-jobs");
-    zsocket_inproc_endpoint(self->results_endpoint, sizeof self->results_endpoint, "wire-results");
+    zsocket_inproc_endpoint(self->pool_endpoint, sizeof self->pool_endpoint, "wire-pool");
     if (metrics) {
         metrics_declare(metrics, "keel_requests_total",
                         "Requests answered on a service's ZMQ ports, by action and outcome.",
@@ -1028,15 +1032,17 @@ static bool answer_message(wire_server_t *self, message_t *m, int first, json_t 
     return true;
 }
 
-/* Answers a message on `socket` at once. */
-static void serve_message(wire_server_t *self, message_t *m, int first, void *socket, json_t *parsed)
+/* Answers a message on `socket` at once; false when it had no body, so no
+ * reply went. */
+static bool serve_message(wire_server_t *self, message_t *m, int first, void *socket, json_t *parsed)
 {
     int body;
     reply_t reply;
     if (!answer_message(self, m, first, parsed, &body, &reply))
-        return;
+        return false;
     count_reply(self, &reply);
     message_reply(m, body, socket, reply.text, reply.len);
+    return true;
 }
 
 /* A message answered and its reply held until the batch is committed. */
@@ -1073,10 +1079,35 @@ static void message_forward(message_t *m, int from, void *socket)
     message_close(m);
 }
 
-/* Hands a message to the workers behind a frame of the listener index,
- * the CURVE admission (1 or 0) and the client's address. */
-static void send_job(message_t *m, unsigned char index, void *jobs)
+/* ---- the workers ------------------------------------------------------ */
+
+/* A worker's routing id: 'w' and its index.  Workers say they are free
+ * with one empty frame; a reply's first frame is never empty (the listener
+ * index and CURVE flag). */
+#define WORKER_ID_LEN 2
+#define POOL_QUEUE_MAX 4096     /* jobs held for a worker; past it, listeners wait */
+
+typedef struct {
+    message_t m;
+    unsigned char index;        /* of the listener it came in on */
+} job_t;
+
+/* The server thread's side of the workers; only that thread touches it. */
+typedef struct {
+    void *socket;               /* ROUTER at pool_endpoint */
+    int started;                /* workers[0, started) run */
+    int idle[MAX_WORKERS];      /* workers that said they are free */
+    int nidle;
+    job_t *queue;               /* a ring of jobs no worker was free for */
+    size_t head, count, cap;
+} pool_t;
+
+/* Hands a message to worker `w` behind a frame of the listener index, the
+ * CURVE admission (1 or 0) and the client's address. */
+static void send_job(pool_t *pool, int w, message_t *m, unsigned char index)
 {
+    unsigned char id[WORKER_ID_LEN] = { 'w', (unsigned char)w };
+    zmq_send(pool->socket, id, sizeof id, ZMQ_SNDMORE);
     char prefix[64];
     prefix[0] = (char)index;
     int body = body_index(m, 0);
@@ -1087,55 +1118,106 @@ static void send_job(message_t *m, unsigned char index, void *jobs)
         n = 0;
     if (n)
         memcpy(prefix + 2, peer, n);
-    zmq_send(jobs, prefix, n + 2, ZMQ_SNDMORE);
-    message_forward(m, 0, jobs);
+    zmq_send(pool->socket, prefix, n + 2, ZMQ_SNDMORE);
+    message_forward(m, 0, pool->socket);
 }
 
-/* The listener a worker's message belongs to: 0 is the server itself. */
-static wire_server_t *listener_of(wire_server_t *self, message_t *m)
+/* Gives the job to a free worker, or queues it and, when every worker
+ * that runs is busy, starts one more (it takes the queue's head when it
+ * says it is free). */
+static void pool_dispatch(wire_server_t *self, pool_t *pool, message_t *m, unsigned char index)
 {
-    unsigned char index = zmq_msg_size(&m->frames[0]) >= 1
-                          ? *(unsigned char *)zmq_msg_data(&m->frames[0]) : 0;
+    if (pool->nidle > 0) {
+        send_job(pool, pool->idle[--pool->nidle], m, index);
+        return;
+    }
+    if (pool->started < self->nworkers && actor_start(self->workers[pool->started]) == 0)
+        pool->started++;
+    if (pool->count == pool->cap) {
+        size_t cap = pool->cap ? pool->cap * 2 : 64;
+        job_t *queue = malloc(cap * sizeof *queue);
+        for (size_t i = 0; i < pool->count; i++)
+            queue[i] = pool->queue[(pool->head + i) % pool->cap];
+        free(pool->queue);
+        pool->queue = queue;
+        pool->head = 0;
+        pool->cap = cap;
+    }
+    job_t *job = &pool->queue[(pool->head + pool->count++) % pool->cap];
+    job->m = *m;
+    job->index = index;
+}
+
+/* The listener a job or reply belongs to, from the prefix frame at `at`:
+ * index 0 is the server itself. */
+static wire_server_t *listener_of(wire_server_t *self, message_t *m, int at)
+{
+    unsigned char index = zmq_msg_size(&m->frames[at]) >= 1
+                          ? *(unsigned char *)zmq_msg_data(&m->frames[at]) : 0;
     return index > 0 && index <= self->nattached ? self->attached[index - 1] : self;
+}
+
+/* Reads what workers sent (how many messages): a reply goes out of the
+ * listener it came in on; the worker then takes the next queued job or
+ * waits for one. */
+static int pool_collect(wire_server_t *self, pool_t *pool)
+{
+    message_t m;
+    int n = 0;
+    for (; n < DRAIN_BATCH && message_recv(&m, pool->socket, ZMQ_DONTWAIT) == 0; n++) {
+        if (m.count < 2 || zmq_msg_size(&m.frames[0]) != WORKER_ID_LEN) {
+            message_close(&m);
+            continue;
+        }
+        int w = ((unsigned char *)zmq_msg_data(&m.frames[0]))[1];
+        if (zmq_msg_size(&m.frames[1]) > 0)
+            message_forward(&m, 2, listener_of(self, &m, 1)->router);
+        else
+            message_close(&m);
+        if (pool->count > 0) {
+            job_t *job = &pool->queue[pool->head];
+            pool->head = (pool->head + 1) % pool->cap;
+            pool->count--;
+            send_job(pool, w, &job->m, job->index);
+        } else if (w < self->nworkers && pool->nidle < MAX_WORKERS) {
+            pool->idle[pool->nidle++] = w;
+        }
+    }
+    return n;
+}
+
+static void pool_drop_queue(pool_t *pool)
+{
+    for (size_t i = 0; i < pool->count; i++)
+        message_close(&pool->queue[(pool->head + i) % pool->cap].m);
+    free(pool->queue);
+    pool->queue = NULL;
+    pool->head = pool->count = pool->cap = 0;
 }
 
 static void worker_run(actor_t *actor, void *arg)
 {
     wire_server_t *self = arg;
-    void *jobs = zsocket_new(ZMQ_PULL, ZSOCKET_INPROC, 0);
-    void *results = zsocket_new(ZMQ_PUSH, ZSOCKET_INPROC, 0);
-    zmq_connect(jobs, self->jobs_endpoint);
-    zmq_connect(results, self->results_endpoint);
-    zmq_pollitem_t items[2] = { { jobs, 0, ZMQ_POLLIN, 0 }, { NULL, actor_stop_fd(actor), ZMQ_POLLIN, 0 } };
+    int w = 0;
+    while (w + 1 < self->nworkers && self->workers[w] != actor)
+        w++;
+    void *pool = zsocket_new(ZMQ_DEALER, ZSOCKET_INPROC, 0);
+    unsigned char id[WORKER_ID_LEN] = { 'w', (unsigned char)w };
+    zmq_setsockopt(pool, ZMQ_ROUTING_ID, id, sizeof id);
+    zmq_connect(pool, self->pool_endpoint);
+    zmq_send(pool, "", 0, 0);
+    zmq_pollitem_t items[2] = { { pool, 0, ZMQ_POLLIN, 0 }, { NULL, actor_stop_fd(actor), ZMQ_POLLIN, 0 } };
     message_t m;
     while (actor_running(actor)) {
         actor_alive(actor);
-        /* Under load the next job is already queued: poll only for none. */
-        if (message_recv(&m, jobs, ZMQ_DONTWAIT) < 0) {
+        if (message_recv(&m, pool, ZMQ_DONTWAIT) < 0) {
             zmq_poll(items, 2, WAIT_MS);
             continue;
         }
-        serve_message(listener_of(self, &m), &m, 1, results, NULL);
+        if (!serve_message(listener_of(self, &m, 0), &m, 1, pool, NULL))
+            zmq_send(pool, "", 0, 0);
     }
-    zmq_close(jobs);
-    zmq_close(results);
-}
-
-/* Sends a worker's reply out of the listener it came in on. */
-static void route_result(wire_server_t *self, message_t *m)
-{
-    wire_server_t *listener = listener_of(self, m);
-    message_forward(m, 1, listener->router);
-}
-
-static void start_workers(wire_server_t *self, void **jobs, void **results)
-{
-    *jobs = zsocket_new(ZMQ_PUSH, ZSOCKET_INPROC, 0);
-    *results = zsocket_new(ZMQ_PULL, ZSOCKET_INPROC, 0);
-    zmq_bind(*jobs, self->jobs_endpoint);
-    zmq_bind(*results, self->results_endpoint);
-    for (int i = 0; i < self->nworkers; i++)
-        actor_start(self->workers[i]);
+    zmq_close(pool);
 }
 
 static bool delegated(wire_server_t *self, const char *module)
@@ -1216,21 +1298,29 @@ static void find_inline_routes(wire_server_t *self)
 static void server_run(actor_t *actor, void *arg)
 {
     wire_server_t *self = arg;
-    void *jobs = NULL, *results = NULL;
-    if (self->nworkers > 0)
-        start_workers(self, &jobs, &results);
+    pool_t pool = { 0 };
+    if (self->nworkers > 0) {
+        pool.socket = zsocket_new(ZMQ_ROUTER, ZSOCKET_INPROC, 0);
+        zmq_bind(pool.socket, self->pool_endpoint);
+    }
     zmq_pollitem_t items[MAX_ATTACHED + 3];
     int nlisteners = 1 + self->nattached;
     items[0] = (zmq_pollitem_t){ self->router, 0, ZMQ_POLLIN, 0 };
     for (int i = 0; i < self->nattached; i++)
         items[i + 1] = (zmq_pollitem_t){ self->attached[i]->router, 0, ZMQ_POLLIN, 0 };
-    items[nlisteners] = (zmq_pollitem_t){ results, 0, ZMQ_POLLIN, 0 };
-    int nitems = nlisteners + (results ? 1 : 0);
+    items[nlisteners] = (zmq_pollitem_t){ pool.socket, 0, ZMQ_POLLIN, 0 };
+    int nitems = nlisteners + (pool.socket ? 1 : 0);
     items[nitems++] = (zmq_pollitem_t){ NULL, actor_stop_fd(actor), ZMQ_POLLIN, 0 };
     message_t m;
-    held_t *held = !jobs && self->batch_end ? calloc(DRAIN_BATCH, sizeof *held) : NULL;
+    held_t *held = !pool.socket && self->batch_end ? calloc(DRAIN_BATCH, sizeof *held) : NULL;
     while (actor_running(actor)) {
         actor_alive(actor);
+        /* A full queue leaves new requests in the listeners' own queues
+         * (and, past their high-water mark, in the clients') until
+         * workers catch up. */
+        short listen = pool.count < POOL_QUEUE_MAX ? ZMQ_POLLIN : 0;
+        for (int i = 0; i < nlisteners; i++)
+            items[i].events = listen;
         if (zmq_poll(items, nitems, WAIT_MS) <= 0)
             continue;
         for (int i = 0; i < nlisteners; i++) {
@@ -1244,28 +1334,27 @@ static void server_run(actor_t *actor, void *arg)
             }
             /* Drain what is queued before polling again: under load one poll
              * serves a batch. */
-            for (int n = 0; n < DRAIN_BATCH; n++) {
+            for (int n = 0; n < DRAIN_BATCH && pool.count < POOL_QUEUE_MAX; n++) {
                 if (message_recv(&m, items[i].socket, ZMQ_DONTWAIT) < 0)
                     break;
                 json_t *parsed = NULL;
-                if (jobs && !answers_inline(listener, &m, &parsed))
-                    send_job(&m, index, jobs);
+                if (pool.socket && !answers_inline(listener, &m, &parsed))
+                    pool_dispatch(self, &pool, &m, index);
                 else
                     serve_message(listener, &m, 0, listener->router, parsed);
             }
         }
-        if (results && (items[nlisteners].revents & ZMQ_POLLIN))
-            for (int n = 0; n < DRAIN_BATCH && message_recv(&m, results, ZMQ_DONTWAIT) == 0; n++)
-                route_result(self, &m);
+        if (pool.socket && (items[nlisteners].revents & ZMQ_POLLIN))
+            pool_collect(self, &pool);
     }
-    actor_stop_all(self->workers, (size_t)self->nworkers);
-    /* Replies the workers finished while stopping still go out. */
-    while (results && zmq_poll(&items[nlisteners], 1, 0) > 0 && message_recv(&m, results, ZMQ_DONTWAIT) == 0)
-        route_result(self, &m);
-    if (jobs)
-        zmq_close(jobs);
-    if (results)
-        zmq_close(results);
+    actor_stop_all(self->workers, (size_t)pool.started);
+    /* Replies the workers finished while stopping still go out; what no
+     * worker took is dropped, as a stopping server drops what it has not read. */
+    pool_drop_queue(&pool);
+    while (pool.socket && pool_collect(self, &pool) > 0)
+        ;
+    if (pool.socket)
+        zmq_close(pool.socket);
     free(held);
 }
 

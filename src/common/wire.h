@@ -141,7 +141,9 @@ typedef void (wire_batch_begin_fn)(void *ctx);
 typedef int (wire_batch_end_fn)(void *ctx, char *err, size_t errlen);
 void wire_server_set_batch(wire_server_t *self, wire_batch_begin_fn *begin, wire_batch_end_fn *end,
                            void *ctx);
-/* 0 runs handlers on the server thread (the default). */
+/* Runs handlers on up to `workers` threads, each given a request only when
+ * it is free; they start as requests find every running one busy.  0 runs
+ * handlers on the server thread (the default). */
 void wire_server_set_workers(wire_server_t *self, int workers);
 /* Answers a route on the server thread even when the service has
  * workers, so its requests skip the hop to a worker and back: only for

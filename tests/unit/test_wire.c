@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -530,6 +531,93 @@ static void test_inline_routes_skip_busy_workers(void **state)
     free(g);
 }
 
+/* A worker is given a request only when it is free: quick requests are
+ * answered while two slow ones hold two workers (a PUSH dealing requests
+ * round the pool would put some behind a held one, to wait out its
+ * hold), and workers start only as the load needs them: none before the
+ * first request, three of eight for two held and the quick ones. */
+typedef struct {
+    atomic_int entered, release;
+} hold_t;
+
+static json_t *on_hold(void *ctx, wire_request_t *req)
+{
+    hold_t *h = ctx;
+    atomic_fetch_add(&h->entered, 1);
+    double until = clock_mono() + 10 * tu_factor();
+    while (!atomic_load(&h->release) && clock_mono() < until)
+        usleep(1000);
+    return json_pack("{s:s, s:s}", "status", "ok", "by", req->name);
+}
+
+/* Threads of this process whose name starts with `prefix`. */
+static int threads_named(const char *prefix)
+{
+    int n = 0;
+    char path[300], name[32];
+    DIR *dir = opendir("/proc/self/task");
+    assert_non_null(dir);
+    for (struct dirent *e; (e = readdir(dir));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f && fgets(name, sizeof name, f) && !strncmp(name, prefix, strlen(prefix)))
+            n++;
+        if (f)
+            fclose(f);
+    }
+    closedir(dir);
+    return n;
+}
+
+static void wait_entered(hold_t *h, int n)
+{
+    double until = clock_mono() + 5 * tu_factor();
+    while (atomic_load(&h->entered) < n && clock_mono() < until)
+        usleep(1000);
+    assert_int_equal(atomic_load(&h->entered), n);
+}
+
+static void test_free_workers_take_the_requests(void **state)
+{
+    (void)state;
+    hold_t *h = calloc(1, sizeof *h);
+    static const wire_route_t hold_routes[] = {
+        { WIRE_ACTION, "hold", on_hold, NULL, ROUTE_PUBLIC },
+        { WIRE_ACTION, "quick", on_quick, NULL, ROUTE_PUBLIC },
+        { 0 },
+    };
+    wire_server_t *s = wire_server_new("lazy", NULL);
+    wire_server_attach(s, hold_routes, h);
+    wire_server_set_workers(s, 8);
+    const char *endpoint = "inproc://test-wire-lazy";
+    assert_int_equal(wire_server_bind(s, endpoint), 0);
+    assert_int_equal(wire_server_start(s), 0);
+    assert_int_equal(threads_named("lazy wire worke"), 0);
+
+    void *a = req_socket(endpoint), *b = req_socket(endpoint);
+    const char *hold = "{\"action\":\"hold\"}";
+    assert_int_equal(zmq_send(a, hold, strlen(hold), 0), (int)strlen(hold));
+    wait_entered(h, 1);
+    assert_int_equal(zmq_send(b, hold, strlen(hold), 0), (int)strlen(hold));
+    wait_entered(h, 2);
+    for (int i = 0; i < 20; i++)
+        expect(ask(endpoint, "{\"action\":\"quick\"}"), "{\"by\":\"quick\",\"status\":\"ok\"}");
+    assert_int_equal(threads_named("lazy wire worke"), 3);
+    atomic_store(&h->release, 1);
+    for (int i = 0; i < 2; i++) {
+        char *text = recv_text(i ? b : a);
+        assert_string_equal(text, "{\"status\":\"ok\",\"by\":\"hold\"}");
+        free(text);
+    }
+    zmq_close(a);
+    zmq_close(b);
+    wire_server_destroy(&s);
+    assert_int_equal(threads_named("lazy wire worke"), 0);
+    free(h);
+}
+
 /* ---- privileges --------------------------------------------------------- */
 
 static bool is_admin(void *ctx, const char *token)
@@ -915,6 +1003,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dealer_without_delimiter, setup, teardown),
         cmocka_unit_test(test_workers_match_replies),
         cmocka_unit_test(test_inline_routes_skip_busy_workers),
+        cmocka_unit_test(test_free_workers_take_the_requests),
         cmocka_unit_test(test_privileges_on_the_server_thread),
         cmocka_unit_test(test_privileges_through_the_workers),
         cmocka_unit_test(test_undeclared_and_unset_fail_closed),

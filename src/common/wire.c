@@ -35,6 +35,9 @@
 #include <zmq.h>
 
 #define MAX_FRAMES 16
+/* A client's: a job gains a prefix frame on its way to a worker, and its
+ * reply the worker's id on the way back. */
+#define CLIENT_FRAMES (MAX_FRAMES - 2)
 #define MAX_WORKERS 16
 #define MAX_ATTACHED 16
 #define DRAIN_BATCH 64
@@ -923,8 +926,8 @@ typedef struct {
     int count;
 } message_t;
 
-/* Reads one multipart message; frames past MAX_FRAMES are dropped. */
-static int message_recv(message_t *m, void *socket, int flags)
+/* Reads one multipart message; frames past `max` are dropped. */
+static int message_recv(message_t *m, void *socket, int flags, int max)
 {
     m->count = 0;
     int more = 1;
@@ -939,7 +942,7 @@ static int message_recv(message_t *m, void *socket, int flags)
             return -1;
         }
         more = zmq_msg_more(&part);
-        if (m->count < MAX_FRAMES)
+        if (m->count < max)
             m->frames[m->count++] = part;
         else
             zmq_msg_close(&part);
@@ -1058,7 +1061,7 @@ static void serve_batch(wire_server_t *self, wire_server_t *listener, void *sock
 {
     self->batch_begin(self->batch_ctx);
     int n = 0;
-    while (n < DRAIN_BATCH && message_recv(&held[n].m, socket, ZMQ_DONTWAIT) == 0)
+    while (n < DRAIN_BATCH && message_recv(&held[n].m, socket, ZMQ_DONTWAIT, CLIENT_FRAMES) == 0)
         if (answer_message(listener, &held[n].m, 0, NULL, &held[n].body, &held[n].reply))
             n++;
     char err[512] = "";
@@ -1164,7 +1167,7 @@ static int pool_collect(wire_server_t *self, pool_t *pool)
 {
     message_t m;
     int n = 0;
-    for (; n < DRAIN_BATCH && message_recv(&m, pool->socket, ZMQ_DONTWAIT) == 0; n++) {
+    for (; n < DRAIN_BATCH && message_recv(&m, pool->socket, ZMQ_DONTWAIT, MAX_FRAMES) == 0; n++) {
         if (m.count < 2 || zmq_msg_size(&m.frames[0]) != WORKER_ID_LEN) {
             message_close(&m);
             continue;
@@ -1210,7 +1213,7 @@ static void worker_run(actor_t *actor, void *arg)
     message_t m;
     while (actor_running(actor)) {
         actor_alive(actor);
-        if (message_recv(&m, pool, ZMQ_DONTWAIT) < 0) {
+        if (message_recv(&m, pool, ZMQ_DONTWAIT, MAX_FRAMES) < 0) {
             zmq_poll(items, 2, WAIT_MS);
             continue;
         }
@@ -1335,7 +1338,7 @@ static void server_run(actor_t *actor, void *arg)
             /* Drain what is queued before polling again: under load one poll
              * serves a batch. */
             for (int n = 0; n < DRAIN_BATCH && pool.count < POOL_QUEUE_MAX; n++) {
-                if (message_recv(&m, items[i].socket, ZMQ_DONTWAIT) < 0)
+                if (message_recv(&m, items[i].socket, ZMQ_DONTWAIT, CLIENT_FRAMES) < 0)
                     break;
                 json_t *parsed = NULL;
                 if (pool.socket && !answers_inline(listener, &m, &parsed))

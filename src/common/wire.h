@@ -141,7 +141,8 @@ typedef void (wire_batch_begin_fn)(void *ctx);
 typedef int (wire_batch_end_fn)(void *ctx, char *err, size_t errlen);
 void wire_server_set_batch(wire_server_t *self, wire_batch_begin_fn *begin, wire_batch_end_fn *end,
                            void *ctx);
-/* Runs handlers on up to `workers` threads, each given a request only when
+/* Runs handlers on up to `workers` threads (16 at most; configuration
+ * keys for it are limited to that), each given a request only when
  * it is free; they start as requests find every running one busy.  0 runs
  * handlers on the server thread (the default). */
 void wire_server_set_workers(wire_server_t *self, int workers);

@@ -36,7 +36,7 @@ SAN     ?= 0
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 
-PKGS    := libzmq jansson libmicrohttpd sqlite3 hiredis \
+PKGS    := libzmq jansson sqlite3 hiredis \
            libsodium yaml-0.1
 # libnats is loaded, not linked, by the ErrorBus's NATS bridge
 # (src/errorbus/natslib.h): only its header is needed to build keeld.  The

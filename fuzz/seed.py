@@ -98,6 +98,22 @@ def main():
          + json.dumps({"iss": "keel", "sub": "agent", "iat": now, "exp": 4102444800,
                        "scopes": ["admin"]}))
     save("jwt", "\x01" + json.dumps({"alg": "none"}) + "\x1f" + json.dumps({"sub": "x"}))
+    # http: a steering byte (0: also sent to the server, pieces of one byte;
+    # 0x41: parser only, pieces of nine), then a connection's bytes.
+    for steer, raw in (
+            ("\x00", "GET /echo?q=a+b%20c&flag HTTP/1.1\r\nHost: localhost:8002\r\n\r\n"),
+            ("\x00", "POST /echo HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 11\r\n"
+                     "\r\n{\"a\": [1]}"),
+            ("\x00", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                     "Expect: 100-continue\r\n\r\n4;ext=1\r\nkeel\r\n0\r\nTrailer: t\r\n\r\n"),
+            ("\x00", "GET /items/a%2Fb HTTP/1.1\r\nHost: x\r\n\r\nHEAD /echo HTTP/1.1\r\n"
+                     "Host: x\r\n\r\nGET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            ("\x00", "POST /secret HTTP/1.1\r\nAuthorization: Bearer root\r\nContent-Length: 2\r\n"
+                     "X-Folded: a\r\n b\r\n\r\n{}"),
+            ("\x41", "\r\nGET / HTTP/1.0\nConnection: keep-alive\n\n"),
+            ("\x41", "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "1\r\nx\r\n0\r\n\r\n")):
+        save("http", steer + raw)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ set -e
 # Chart.js from libjs-chart.js) and running them: the -dev packages bring
 # the shared libraries with them.
 PACKAGES="build-essential pkg-config python3 libzmq3-dev
-libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev libnats-dev
+libjansson-dev libsqlite3-dev libhiredis-dev libnats-dev
 libsodium-dev libyaml-dev libjs-chart.js"
 
 # Unit tests (cmocka), integration tests (pytest + pyzmq acting as the

@@ -1,21 +1,25 @@
-/*  httpd: the HTTP side of a service (libmicrohttpd), built to hold under
- *  hostile clients.  Routes are declared once, in a table, each with its
- *  privilege (privilege.h), checked before the handler runs exactly as the
- *  wire checks it: 401 without a token, 403 with one that is not enough,
- *  so a service can never expose a mutating route by forgetting auth.  A
- *  path is exact or a prefix ending in '*'.
+/*  httpd: the HTTP side of a service, built to hold under hostile
+ *  clients: an HTTP/1.0 and 1.1 server of Keel's own (httpd.c says why),
+ *  with keep-alive (30 s idle), pipelining, chunked bodies both ways and
+ *  100-continue, and no TLS.  Routes are declared once, in a table, each
+ *  with its privilege (privilege.h), checked before the handler runs
+ *  exactly as the wire checks it: 401 without a token, 403 with one that
+ *  is not enough, so a service can never expose a mutating route by
+ *  forgetting auth.  A path is exact or a prefix ending in '*'; it is
+ *  matched percent-decoded, without its query.
  *
  *  What a request is allowed (httpd_limits_t): connections overall and per
  *  client address; a total deadline to receive a request, headers and body,
- *  that a client trickling bytes cannot extend; and a body of at most
- *  max_body bytes unless its route declares more.  A request is judged on
- *  its headers before one byte of its body is read: Host (on a port that
- *  serves browsers), route (404/405), the announced length (413) and the
- *  caller's privilege (401/403).  Handlers run on a few worker threads,
- *  never on the thread that reads and writes the connections, so a slow
- *  handler or token check holds up no other client.  Every reply carries a
- *  Content-Security-Policy, X-Frame-Options: DENY, X-Content-Type-Options:
- *  nosniff and Cache-Control: no-store. */
+ *  that a client trickling bytes cannot extend (the first request on a
+ *  connection is due from the connection's start); a head of at most
+ *  32 KiB; and a body of at most max_body bytes unless its route declares
+ *  more.  A request is judged on its headers before one byte of its body
+ *  is read: Host (on a port that serves browsers), route (404/405), the
+ *  announced length (413) and the caller's privilege (401/403).  Handlers
+ *  run on a few worker threads, never on the thread that reads and writes
+ *  the connections, so a slow handler or token check holds up no other
+ *  client.  Every reply carries a Content-Security-Policy, X-Frame-Options:
+ *  DENY, X-Content-Type-Options: nosniff and Cache-Control: no-store. */
 #ifndef KEEL_HTTPD_H
 #define KEEL_HTTPD_H
 #include <jansson.h>
@@ -32,7 +36,7 @@ typedef struct {
     size_t body_len;
     const char *bearer;             /* token after "Bearer ", or NULL */
     const char *peer;               /* the client's IP address, or NULL */
-    void *connection;               /* for http_query */
+    void *connection;               /* the request's parsed head, for http_query */
 } http_request_t;
 
 typedef struct {
@@ -94,6 +98,9 @@ void httpd_check_host(httpd_t *self, const char *const *extra, size_t n);
 int httpd_start(httpd_t *self, const char *bind, int port);
 void httpd_stop(httpd_t *self);
 
+/* The decoded value of the query argument `key` (its name compared
+ * regardless of case; '+' is a space), NULL when absent or given without
+ * '='; alive as long as the request. */
 const char *http_query(const http_request_t *req, const char *key);
 /* Sets a JSON reply, taking the reference. */
 void http_reply_json(http_reply_t *reply, int status, json_t *body);

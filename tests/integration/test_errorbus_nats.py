@@ -190,10 +190,13 @@ def maps_of(k):
 
 def test_a_bus_without_a_bridge_never_maps_libnats(keel_factory):
     """Issue 17: libnats, and OpenSSL with it, cost every keeld process some
-    1.9 MB resident; they are loaded only by a bridge."""
+    1.9 MB resident; they are loaded only by a bridge.  Nor is libmicrohttpd,
+    with the GnuTLS its constructor started, mapped at all: Keel serves HTTP
+    itself (src/common/httpd.c)."""
     k = keel_factory("all")
     maps = maps_of(k)
     assert "libnats" not in maps and "libcrypto" not in maps and "libssl" not in maps
+    assert "libmicrohttpd" not in maps and "libgnutls" not in maps
 
 
 def test_a_bridge_without_libnats_refuses_to_start():

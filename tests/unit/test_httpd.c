@@ -6,7 +6,10 @@
  *  clients: refusals decided from the headers before
  *  any body, the Host allow-list, the security headers, the limit per
  *  address, the total deadline, slow handlers off the connections' thread,
- *  streams that wait, and a stop while requests are in flight. */
+ *  streams that wait, and a stop while requests are in flight; and HTTP/1.1
+ *  as clients speak it: keep-alive and pipelining, chunked bodies both
+ *  ways, 100-continue, HEAD, decoding, malformed requests, and a server
+ *  started again after a stop. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -623,8 +626,7 @@ static void *get_idle(void *arg)
 }
 
 /* A stop with a slow handler running and a stream parked: both end, and
- * the stop neither hangs nor trips libmicrohttpd's check for suspended
- * connections. */
+ * the stop does not hang on either. */
 static void test_stop_with_requests_in_flight(void **state)
 {
     (void)state;
@@ -667,6 +669,177 @@ static void test_port_in_use(void **state)
     assert_null(other);
 }
 
+/* ---- HTTP/1.1 as clients speak it -------------------------------------- */
+
+/* Sends `text` on a connection from 127.0.0.1 and reads until the server
+ * closes (or 5 s pass) into buf. */
+static size_t raw_exchange(int port, const char *text, size_t len, char *buf, size_t cap)
+{
+    int fd = connect_from("127.0.0.1", port);
+    assert_true(fd >= 0);
+    send(fd, text, len, MSG_NOSIGNAL);
+    size_t got = 0;
+    ssize_t k;
+    while (got < cap - 1 && (k = recv(fd, buf + got, cap - 1 - got, 0)) > 0)
+        got += (size_t)k;
+    buf[got] = '\0';
+    close(fd);
+    return got;
+}
+
+static int count_of(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *at = text; (at = strstr(at, what)); at++)
+        n++;
+    return n;
+}
+
+/* Requests sent back to back on one connection are answered in order;
+ * HTTP/1.1 keeps the connection until one says Connection: close, 1.0
+ * only when asked. */
+static void test_keep_alive_and_pipelining(void **state)
+{
+    fixture_t *f = *state;
+    static char buf[16384];
+    const char *three = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /echo?q=last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    raw_exchange(f->port, three, strlen(three), buf, sizeof buf);
+    const char *first = strstr(buf, "HTTP/1.1 200");
+    const char *second = strstr(buf, "HTTP/1.1 404");
+    const char *third = second ? strstr(second, "HTTP/1.1 200") : NULL;
+    assert_true(first && second && third && first < second);
+    assert_int_equal(count_of(buf, "Connection: close"), 1);
+    assert_non_null(strstr(third, "Connection: close"));
+    assert_non_null(strstr(third, "\"q\":\"last\""));
+
+    const char *old = "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /hello HTTP/1.0\r\n\r\n";
+    raw_exchange(f->port, old, strlen(old), buf, sizeof buf);
+    assert_int_equal(count_of(buf, "HTTP/1.1 200"), 2);
+    assert_int_equal(count_of(buf, "Connection: keep-alive"), 1);
+    assert_int_equal(count_of(buf, "Connection: close"), 1);
+}
+
+static void test_chunked_body_and_continue(void **state)
+{
+    fixture_t *f = *state;
+    static char buf[8192];
+    const char *chunked = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                          "Connection: close\r\n\r\n4\r\nkeel\r\n1;x=y\r\n!\r\n0\r\n\r\n";
+    raw_exchange(f->port, chunked, strlen(chunked), buf, sizeof buf);
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    assert_non_null(strstr(buf, "\"body\":\"keel!\""));
+
+    /* Expect: 100-continue is answered once the headers pass, not before. */
+    int fd = connect_from("127.0.0.1", f->port);
+    const char *head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                       "Expect: 100-continue\r\nConnection: close\r\n\r\n";
+    send(fd, head, strlen(head), MSG_NOSIGNAL);
+    ssize_t k = recv(fd, buf, sizeof buf - 1, 0);
+    assert_true(k > 0);
+    buf[k] = '\0';
+    assert_string_equal(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+    assert_int_equal(raw_status(fd, "body", buf, sizeof buf), 200);
+    assert_non_null(strstr(buf, "\"body\":\"body\""));
+    close(fd);
+    const char *refused = "POST /secret HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                          "Expect: 100-continue\r\n\r\n";
+    raw_exchange(f->port, refused, strlen(refused), buf, sizeof buf);
+    assert_null(strstr(buf, "100 Continue"));
+    assert_non_null(strstr(buf, "HTTP/1.1 401"));
+}
+
+static void test_head_and_decoding(void **state)
+{
+    fixture_t *f = *state;
+    static char buf[8192];
+    const char *head = "HEAD /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    size_t n = raw_exchange(f->port, head, strlen(head), buf, sizeof buf);
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    assert_non_null(strcasestr(buf, "Content-Length: 5\r\n"));
+    assert_true(n > 4 && strcmp(buf + n - 4, "\r\n\r\n") == 0);     /* no body */
+
+    /* The path is percent-decoded ('+' stays), the query as a form ('+' is a space). */
+    tu_http_t r;
+    assert_int_equal(tu_http_get(f->port, "/items/a+b%20c?Q=1+2%2B3", &r), 0);
+    json_t *j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "path")), "/items/a+b c");
+    assert_string_equal(json_string_value(json_object_get(j, "q")), "1 2+3");
+    json_decref(j);
+    tu_http_free(&r);
+}
+
+/* Whatever is not a plain request is refused and closed, never hangs. */
+static void test_malformed_requests(void **state)
+{
+    fixture_t *f = *state;
+    static char buf[8192];
+    const char *bad[] = { "\x01\x02\r\n\r\n", "GET /hello\r\n\r\n", "GET /hello HTTP/1.1\r\nHost x\r\n\r\n",
+                          "POST /echo HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab",
+                          "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        double started = clock_mono();
+        raw_exchange(f->port, bad[i], strlen(bad[i]), buf, sizeof buf);
+        assert_non_null(strstr(buf, "HTTP/1.1 400"));
+        assert_non_null(strstr(buf, "Connection: close"));
+        assert_true(clock_mono() - started < 1.0);
+    }
+    assert_non_null(strstr(buf, "{\"status\":\"error\",\"error\":\"Bad request"));
+    const char *version = "GET /hello HTTP/3.0\r\n\r\n";
+    raw_exchange(f->port, version, strlen(version), buf, sizeof buf);
+    assert_non_null(strstr(buf, "HTTP/1.1 505"));
+    /* A head past its limit: 431, or 414 when the request line alone is. */
+    size_t n = 40 << 10;
+    char *huge = malloc(n + 64);
+    memset(huge, 'a', n + 64);
+    memcpy(huge, "GET /hello HTTP/1.1\r\nX-Big: ", 28);
+    raw_exchange(f->port, huge, n, buf, sizeof buf);
+    assert_non_null(strstr(buf, "HTTP/1.1 431"));
+    memset(huge, 'a', n);
+    memcpy(huge, "GET /", 5);
+    raw_exchange(f->port, huge, n, buf, sizeof buf);
+    assert_non_null(strstr(buf, "HTTP/1.1 414"));
+    free(huge);
+    assert_int_equal(post_status(f, "POST /echo HTTP/1.0"), 200);
+}
+
+static void test_stream_in_chunks(void **state)
+{
+    fixture_t *f = *state;
+    static char buf[8192];
+    const char *req = "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fd = connect_from("127.0.0.1", f->port);
+    send(fd, req, strlen(req), MSG_NOSIGNAL);
+    size_t got = 0;
+    ssize_t k;
+    buf[0] = '\0';
+    while (!strstr(buf, "0\r\n\r\n") && got < sizeof buf - 1
+           && (k = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0) {
+        got += (size_t)k;
+        buf[got] = '\0';
+    }
+    assert_non_null(strcasestr(buf, "Transfer-Encoding: chunked"));
+    assert_non_null(strstr(buf, "\r\n\r\n7\r\nchunk1\n\r\n7\r\nchunk2\n\r\n7\r\nchunk3\n\r\n0\r\n\r\n"));
+    /* The connection is kept for the next request. */
+    assert_int_equal(raw_status(fd, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0),
+                     200);
+    close(fd);
+}
+
+static void test_restart_after_stop(void **state)
+{
+    fixture_t *f = *state;
+    httpd_stop(f->httpd);
+    tu_http_t r;
+    assert_int_equal(tu_http_get(f->port, "/hello", &r), -1);
+    f->port = start_on_free_port(f->httpd);
+    assert_true(f->port > 0);
+    assert_int_equal(tu_http_get(f->port, "/hello", &r), 0);
+    assert_int_equal(r.status, 200);
+    tu_http_free(&r);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR + 1);
@@ -689,6 +862,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_handler_holds_no_one_up, setup, teardown),
         cmocka_unit_test(test_stop_with_requests_in_flight),
         cmocka_unit_test_setup_teardown(test_stream_ends_when_its_client_leaves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_alive_and_pipelining, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_body_and_continue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_and_decoding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_in_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_after_stop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -186,8 +186,9 @@ struct httpd_t {
     pthread_mutex_t lock;
     pthread_cond_t jobs_ready;
     conn_t *jobs_head, *jobs_tail;
+    unsigned queued, idle;          /* jobs waiting; workers waiting for one */
     conn_t *done_head, *done_tail;
-    actor_t *workers[MAX_WORKERS];  /* runners, from start to stop */
+    actor_t *workers[MAX_WORKERS];  /* runners, started as jobs need them, up to limits.workers */
     unsigned nworkers;
     atomic_bool stopping;           /* written under `lock`; read by the loop without */
 };
@@ -1020,8 +1021,29 @@ static bool take_head(httpd_t *self, conn_t *c)
 
 /* ---- the workers ------------------------------------------------------------- */
 
+static actor_run_fn worker_run;
+static actor_interrupt_fn wake_workers;
+
+/* One more worker, while there is room for one: 0, or -1.  Under the lock,
+ * so that stop, which sets `stopping` under it first, sees every worker
+ * there will be. */
+static int add_worker(httpd_t *self)
+{
+    if (self->nworkers >= self->limits.workers)
+        return -1;
+    actor_t *worker = actor_new_runner("http worker", worker_run, wake_workers, self);
+    if (actor_start(worker) < 0) {
+        actor_destroy(&worker);
+        return -1;
+    }
+    self->workers[self->nworkers++] = worker;
+    return 0;
+}
+
 /* Queues the request for a worker, or answers 503 when stopping.  Out of
- * the epoll set first: from the queue on, the worker has it. */
+ * the epoll set first: from the queue on, the worker has it.  Workers
+ * start as jobs find none waiting: a server that is never asked two things
+ * at once keeps one (each idle thread holds some 20 kB). */
 static void hand_over(httpd_t *self, conn_t *c)
 {
     watch(self, c);
@@ -1034,6 +1056,8 @@ static void hand_over(httpd_t *self, conn_t *c)
         else
             self->jobs_head = c;
         self->jobs_tail = c;
+        if (++self->queued > self->idle)
+            add_worker(self);
         pthread_cond_signal(&self->jobs_ready);
     }
     pthread_mutex_unlock(&self->lock);
@@ -1076,14 +1100,18 @@ static void worker_run(actor_t *actor, void *arg)
     httpd_t *self = arg;
     pthread_mutex_lock(&self->lock);
     for (;;) {
-        while (!self->jobs_head && !atomic_load(&self->stopping))
+        while (!self->jobs_head && !atomic_load(&self->stopping)) {
+            self->idle++;
             pthread_cond_wait(&self->jobs_ready, &self->lock);
+            self->idle--;
+        }
         conn_t *c = self->jobs_head;
         if (!c)
             break;
         self->jobs_head = c->next_job;
         if (!self->jobs_head)
             self->jobs_tail = NULL;
+        self->queued--;
         bool stopping = atomic_load(&self->stopping);
         pthread_mutex_unlock(&self->lock);
         run_job(self, c, stopping);
@@ -1355,15 +1383,13 @@ int httpd_start(httpd_t *self, const char *address, int port)
     }
     atomic_store(&self->stopping, false);
     self->listen_paused = false;
-    for (self->nworkers = 0; self->nworkers < self->limits.workers; self->nworkers++) {
-        self->workers[self->nworkers] = actor_new_runner("http worker", worker_run, wake_workers, self);
-        if (actor_start(self->workers[self->nworkers]) < 0) {
-            actor_destroy(&self->workers[self->nworkers]);
-            break;
-        }
-    }
+    /* One worker now, so that a system out of threads fails the start;
+     * the others as requests need them. */
+    pthread_mutex_lock(&self->lock);
+    int worker = add_worker(self);
+    pthread_mutex_unlock(&self->lock);
     self->loop = actor_new_runner("http", loop_run, wake_loop, self);
-    if (open_loop(self) < 0 || self->nworkers == 0 || actor_start(self->loop) < 0) {
+    if (open_loop(self) < 0 || worker < 0 || actor_start(self->loop) < 0) {
         log_error(self->service, "cannot serve HTTP on %s:%d", address, port);
         httpd_stop(self);
         return -1;

@@ -66,11 +66,18 @@ static void on_nothing(void *ctx, const http_request_t *req, http_reply_t *reply
     (void)reply;
 }
 
+/* Holds its worker until released, or for 1.5 s (scaled): what a stop
+ * has to wait out. */
+static atomic_int slow_entered, slow_release;
+
 static void on_slow(void *ctx, const http_request_t *req, http_reply_t *reply)
 {
     (void)ctx;
     (void)req;
-    usleep(1500 * 1000);
+    atomic_fetch_add(&slow_entered, 1);
+    double until = clock_mono() + 1.5 * tu_factor();
+    while (!atomic_load(&slow_release) && clock_mono() < until)
+        usleep(1000);
     http_reply_text(reply, 200, "text/plain", "slow");
 }
 
@@ -91,14 +98,16 @@ static long stream_fill(void *arg, char *buf, size_t max)
 }
 
 /* A stream that never has anything to say: ended by a stop, or by its
- * client leaving.  `idle_streams_ended` counts the ends. */
-static atomic_int idle_streams_ended;
+ * client leaving.  `idle_streams_ended` counts the ends, `idle_streams_asked`
+ * the times one was asked for something. */
+static atomic_int idle_streams_ended, idle_streams_asked;
 
 static long stream_idle(void *arg, char *buf, size_t max)
 {
     (void)arg;
     (void)buf;
     (void)max;
+    atomic_fetch_add(&idle_streams_asked, 1);
     return 0;
 }
 
@@ -602,15 +611,23 @@ static void test_slow_handler_holds_no_one_up(void **state)
 {
     fixture_t *f = *state;
     fixture_t copy = *f;
+    atomic_store(&slow_entered, 0);
+    atomic_store(&slow_release, 0);
+    /* Workers start as requests need them: one until then. */
+    assert_int_equal(tu_threads_named("http worker"), 1);
     pthread_t t;
     pthread_create(&t, NULL, get_slow, &copy);
-    usleep(200 * 1000);
-    double started = clock_mono();
+    double until = clock_mono() + 5 * tu_factor();
+    while (!atomic_load(&slow_entered) && clock_mono() < until)
+        usleep(1000);
+    assert_int_equal(atomic_load(&slow_entered), 1);
     tu_http_t r;
     assert_int_equal(tu_http_get(f->port, "/hello", &r), 0);
     assert_int_equal(r.status, 200);
     tu_http_free(&r);
-    assert_true(clock_mono() - started < 0.5);
+    assert_true(copy.port > 0);         /* answered while the slow one is held */
+    assert_int_equal(tu_threads_named("http worker"), 2);
+    atomic_store(&slow_release, 1);
     pthread_join(t, NULL);
     assert_true(copy.port < 0);
 }
@@ -632,13 +649,21 @@ static void test_stop_with_requests_in_flight(void **state)
     (void)state;
     fixture_t *f = fixture_new(NULL, false);
     fixture_t copy = *f;
+    atomic_store(&slow_entered, 0);
+    atomic_store(&slow_release, 0);
     pthread_t slow, idle;
     pthread_create(&slow, NULL, get_slow, &copy);
     pthread_create(&idle, NULL, get_idle, &copy);
-    usleep(300 * 1000);
+    int asked = atomic_load(&idle_streams_asked);
+    double until = clock_mono() + 5 * tu_factor();
+    while ((!atomic_load(&slow_entered) || atomic_load(&idle_streams_asked) == asked)
+           && clock_mono() < until)
+        usleep(1000);
+    assert_int_equal(atomic_load(&slow_entered), 1);
+    assert_true(atomic_load(&idle_streams_asked) > asked);     /* the stream is parked */
     double started = clock_mono();
     httpd_stop(f->httpd);
-    assert_true(clock_mono() - started < 3.0);
+    assert_true(clock_mono() - started < 3.0 * tu_factor());
     pthread_join(slow, NULL);
     pthread_join(idle, NULL);
     teardown((void **)&f);

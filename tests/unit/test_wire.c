@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -550,27 +549,6 @@ static json_t *on_hold(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:s}", "status", "ok", "by", req->name);
 }
 
-/* Threads of this process whose name starts with `prefix`. */
-static int threads_named(const char *prefix)
-{
-    int n = 0;
-    char path[300], name[32];
-    DIR *dir = opendir("/proc/self/task");
-    assert_non_null(dir);
-    for (struct dirent *e; (e = readdir(dir));) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f && fgets(name, sizeof name, f) && !strncmp(name, prefix, strlen(prefix)))
-            n++;
-        if (f)
-            fclose(f);
-    }
-    closedir(dir);
-    return n;
-}
-
 static void wait_entered(hold_t *h, int n)
 {
     double until = clock_mono() + 5 * tu_factor();
@@ -594,7 +572,7 @@ static void test_free_workers_take_the_requests(void **state)
     const char *endpoint = "inproc://test-wire-lazy";
     assert_int_equal(wire_server_bind(s, endpoint), 0);
     assert_int_equal(wire_server_start(s), 0);
-    assert_int_equal(threads_named("lazy wire worke"), 0);
+    assert_int_equal(tu_threads_named("lazy wire worke"), 0);
 
     void *a = req_socket(endpoint), *b = req_socket(endpoint);
     const char *hold = "{\"action\":\"hold\"}";
@@ -604,7 +582,7 @@ static void test_free_workers_take_the_requests(void **state)
     wait_entered(h, 2);
     for (int i = 0; i < 20; i++)
         expect(ask(endpoint, "{\"action\":\"quick\"}"), "{\"by\":\"quick\",\"status\":\"ok\"}");
-    assert_int_equal(threads_named("lazy wire worke"), 3);
+    assert_int_equal(tu_threads_named("lazy wire worke"), 3);
     atomic_store(&h->release, 1);
     for (int i = 0; i < 2; i++) {
         char *text = recv_text(i ? b : a);
@@ -614,7 +592,7 @@ static void test_free_workers_take_the_requests(void **state)
     zmq_close(a);
     zmq_close(b);
     wire_server_destroy(&s);
-    assert_int_equal(threads_named("lazy wire worke"), 0);
+    assert_int_equal(tu_threads_named("lazy wire worke"), 0);
     free(h);
 }
 

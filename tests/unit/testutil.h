@@ -6,6 +6,7 @@
 #ifndef KEEL_TESTUTIL_H
 #define KEEL_TESTUTIL_H
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -49,6 +50,28 @@ static inline int tu_port_free(int port)
     int ok = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
     close(fd);
     return ok;
+}
+
+/* Threads of this process whose name starts with `prefix` (15 characters
+ * of a name show). */
+static inline int tu_threads_named(const char *prefix)
+{
+    int n = 0;
+    char path[300], name[32];
+    DIR *dir = opendir("/proc/self/task");
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f && fgets(name, sizeof name, f) && !strncmp(name, prefix, strlen(prefix)))
+            n++;
+        if (f)
+            fclose(f);
+    }
+    if (dir)
+        closedir(dir);
+    return n;
 }
 
 /* `rm -rf` of a test's own temp directory. */

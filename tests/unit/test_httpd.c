@@ -613,7 +613,11 @@ static void test_slow_handler_holds_no_one_up(void **state)
     fixture_t copy = *f;
     atomic_store(&slow_entered, 0);
     atomic_store(&slow_release, 0);
-    /* Workers start as requests need them: one until then. */
+    /* Workers start as requests need them: one until then (named by
+     * itself, once it runs). */
+    double named = clock_mono() + 5 * tu_factor();
+    while (tu_threads_named("http worker") < 1 && clock_mono() < named)
+        usleep(1000);
     assert_int_equal(tu_threads_named("http worker"), 1);
     pthread_t t;
     pthread_create(&t, NULL, get_slow, &copy);

@@ -1024,6 +1024,17 @@ static bool take_head(httpd_t *self, conn_t *c)
 static actor_run_fn worker_run;
 static actor_interrupt_fn wake_workers;
 
+/* Puts c at the end of the jobs or the done queue; the caller holds the lock. */
+static void append(conn_t **head, conn_t **tail, conn_t *c)
+{
+    c->next_job = NULL;
+    if (*tail)
+        (*tail)->next_job = c;
+    else
+        *head = c;
+    *tail = c;
+}
+
 /* One more worker, while there is room for one: 0, or -1.  Under the lock,
  * so that stop, which sets `stopping` under it first, sees every worker
  * there will be. */
@@ -1050,12 +1061,7 @@ static void hand_over(httpd_t *self, conn_t *c)
     pthread_mutex_lock(&self->lock);
     bool stopping = atomic_load(&self->stopping);
     if (!stopping) {
-        c->next_job = NULL;
-        if (self->jobs_tail)
-            self->jobs_tail->next_job = c;
-        else
-            self->jobs_head = c;
-        self->jobs_tail = c;
+        append(&self->jobs_head, &self->jobs_tail, c);
         if (++self->queued > self->idle)
             add_worker(self);
         pthread_cond_signal(&self->jobs_ready);
@@ -1116,12 +1122,7 @@ static void worker_run(actor_t *actor, void *arg)
         pthread_mutex_unlock(&self->lock);
         run_job(self, c, stopping);
         pthread_mutex_lock(&self->lock);
-        c->next_job = NULL;
-        if (self->done_tail)
-            self->done_tail->next_job = c;
-        else
-            self->done_head = c;
-        self->done_tail = c;
+        append(&self->done_head, &self->done_tail, c);
         wake_loop(self);
     }
     pthread_mutex_unlock(&self->lock);

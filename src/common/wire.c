@@ -10,10 +10,10 @@
  *  one while another worker idles (a PUSH deals them round and round,
  *  whoever is busy).  Workers start as the load needs them, up to the
  *  number set: a service that is never asked two things at once runs one
- *  (each idle thread and its socket hold some 25 kB).  The server thread and the workers are
- *  runners (actor.h) that poll with a timeout of WAIT_MS, the interval
- *  their liveness stamps are watched at, and with their stop descriptor,
- *  so a stop never waits for the timeout. */
+ *  (each idle thread and its socket hold some 25 kB).  The server thread
+ *  and the workers are runners (actor.h) that poll with a timeout of
+ *  WAIT_MS, the interval their liveness stamps are watched at, and with
+ *  their stop descriptor, so a stop never waits for the timeout. */
 #include "wire.h"
 #include "actor.h"
 #include "breaker.h"

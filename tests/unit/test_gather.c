@@ -28,13 +28,8 @@
 
 #include "clock.h"
 #include "gather.h"
+#include "testutil.h"
 #include "zsocket.h"
-
-static double factor(void)
-{
-    const char *f = getenv("KEEL_TIME_FACTOR");
-    return f && atof(f) > 0 ? atof(f) : 1.0;
-}
 
 /* ---- peers ------------------------------------------------------------- */
 
@@ -276,7 +271,7 @@ static void test_many_zmq_calls_all_answer(void **state)
         snprintf(bodies[i], sizeof bodies[i], "req%d", i);
         calls[i] = (gather_call_t){ .url = p->echo_url, .body = bodies[i], .body_len = strlen(bodies[i]) };
     }
-    assert_int_equal(gather_run(calls, N, (int)(5000 * factor())), N);
+    assert_int_equal(gather_run(calls, N, (int)(5000 * tu_factor())), N);
     for (int i = 0; i < N; i++) {
         char want[32];
         snprintf(want, sizeof want, "echo:req%d", i);
@@ -300,7 +295,7 @@ static void test_http_bodies_status_and_post(void **state)
         { .url = ok }, { .url = chunked }, { .url = echo, .body = "{\"a\":1}", .body_len = 7 },
         { .url = missing },
     };
-    assert_int_equal(gather_run(calls, 4, (int)(5000 * factor())), 4);
+    assert_int_equal(gather_run(calls, 4, (int)(5000 * tu_factor())), 4);
     assert_string_equal(calls[0].reply, "hello");
     assert_int_equal(calls[0].http_status, 200);
     assert_string_equal(calls[1].reply, "abcde");
@@ -322,12 +317,12 @@ static void test_silent_peers_end_at_the_deadline(void **state)
         { .url = p->echo_url, .body = "x", .body_len = 1 },
         { .url = ok },
     };
-    int deadline_ms = (int)(400 * factor());
+    int deadline_ms = (int)(400 * tu_factor());
     double started = clock_mono();
     assert_int_equal(gather_run(calls, 4, deadline_ms), 2);
     double took = clock_mono() - started;
     assert_true(took >= deadline_ms / 1000.0 - 0.01);
-    assert_true(took < deadline_ms / 1000.0 + 0.5 * factor());
+    assert_true(took < deadline_ms / 1000.0 + 0.5 * tu_factor());
     assert_int_equal(calls[0].state, GATHER_TIMEOUT);
     assert_int_equal(calls[1].state, GATHER_TIMEOUT);
     assert_non_null(strstr(calls[1].error, "imed out"));
@@ -345,9 +340,9 @@ static void test_a_call_limit_shorter_than_the_run(void **state)
         { .url = p->echo_url, .body = "y", .body_len = 1 },
     };
     double started = clock_mono();
-    assert_int_equal(gather_run(calls, 2, (int)(30000 * factor())), 1);
+    assert_int_equal(gather_run(calls, 2, (int)(30000 * tu_factor())), 1);
     /* The run ends when its last pending call does, not at its deadline. */
-    assert_true(clock_mono() - started < 5.0 * factor());
+    assert_true(clock_mono() - started < 5.0 * tu_factor());
     assert_int_equal(calls[0].state, GATHER_TIMEOUT);
     assert_true(calls[0].latency_s >= 0.049);
     gather_clear(calls, 2);
@@ -361,12 +356,12 @@ static void test_at_most_gather_in_flight_at_once(void **state)
     peers_t *p = *state;
     enum { N = 2 * GATHER_IN_FLIGHT + 1 };
     static gather_call_t calls[N];
-    int limit_ms = (int)(200 * factor());
+    int limit_ms = (int)(200 * tu_factor());
     for (int i = 0; i < N - 1; i++)
         calls[i] = (gather_call_t){ .url = p->silent_url, .body = "{}", .body_len = 2, .timeout_ms = limit_ms };
     calls[N - 1] = (gather_call_t){ .url = p->echo_url, .body = "z", .body_len = 1 };
     double started = clock_mono();
-    size_t ok = gather_run(calls, N, (int)(30000 * factor()));
+    size_t ok = gather_run(calls, N, (int)(30000 * tu_factor()));
     assert_int_equal(ok, 1);
     double took = clock_mono() - started;
     /* two rounds of silent calls, one after the other, then the echo */
@@ -389,7 +384,7 @@ static void test_a_call_unsent_at_the_deadline_is_unsent(void **state)
     for (int i = 0; i < N - 1; i++)
         calls[i] = (gather_call_t){ .url = p->silent_url, .body = "{}", .body_len = 2 };
     calls[N - 1] = (gather_call_t){ .url = p->echo_url, .body = "w", .body_len = 1 };
-    assert_int_equal(gather_run(calls, N, (int)(150 * factor())), 0);
+    assert_int_equal(gather_run(calls, N, (int)(150 * tu_factor())), 0);
     assert_int_equal(calls[N - 1].state, GATHER_UNSENT);
     assert_string_equal(calls[N - 1].error, "Not sent: the run's time ran out first");
     assert_true(calls[N - 1].latency_s == 0);
@@ -408,15 +403,15 @@ static void test_unreachable_and_bad_addresses_fail_fast(void **state)
         { .url = "tcp://127.0.0.1:1", .body = "{}", .body_len = 2, .timeout_ms = 100 },
     };
     double started = clock_mono();
-    assert_int_equal(gather_run(calls, 4, (int)(2000 * factor())), 0);
+    assert_int_equal(gather_run(calls, 4, (int)(2000 * tu_factor())), 0);
     assert_int_equal(calls[0].state, GATHER_ERROR);
     assert_non_null(strstr(calls[0].error, "onnection refused"));
-    assert_true(calls[0].latency_s < 1.0 * factor());
+    assert_true(calls[0].latency_s < 1.0 * tu_factor());
     assert_int_equal(calls[1].state, GATHER_ERROR);
     assert_string_equal(calls[1].error, "unsupported URL scheme: file");
     assert_int_equal(calls[2].state, GATHER_ERROR);
     assert_int_equal(calls[3].state, GATHER_TIMEOUT);
-    assert_true(clock_mono() - started < 2.5 * factor());
+    assert_true(clock_mono() - started < 2.5 * tu_factor());
     gather_clear(calls, 4);
 }
 
@@ -449,7 +444,7 @@ static void test_http_framings(void **state)
         url_of(p, want[i].path, urls[i], sizeof urls[i]);
         calls[i].url = urls[i];
     }
-    assert_int_equal(gather_run(calls, N, (int)(5000 * factor())), N);
+    assert_int_equal(gather_run(calls, N, (int)(5000 * tu_factor())), N);
     for (int i = 0; i < N; i++) {
         assert_int_equal(calls[i].state, GATHER_OK);
         assert_int_equal(calls[i].http_status, want[i].status);
@@ -469,7 +464,7 @@ static void test_the_request_head(void **state)
     url_of(p, "/head?a=1&b=two#fragment", url, sizeof url);
     snprintf(host, sizeof host, "\r\nHost: %s\r\n", p->http_base + 7);
     gather_call_t call = { .url = url };
-    assert_int_equal(gather_run(&call, 1, (int)(5000 * factor())), 1);
+    assert_int_equal(gather_run(&call, 1, (int)(5000 * tu_factor())), 1);
     assert_true(!strncmp(call.reply, "GET /head?a=1&b=two HTTP/1.1\r\n", 30));
     assert_non_null(strstr(call.reply, host));
     assert_non_null(strstr(call.reply, "\r\nConnection: close\r\n"));
@@ -492,7 +487,7 @@ static void test_a_long_post_arrives_whole(void **state)
              (unsigned long long)fnv1a(0xcbf29ce484222325ull, body, len));
     url_of(p, "/sum", url, sizeof url);
     gather_call_t call = { .url = url, .body = body, .body_len = len };
-    assert_int_equal(gather_run(&call, 1, (int)(10000 * factor())), 1);
+    assert_int_equal(gather_run(&call, 1, (int)(10000 * tu_factor())), 1);
     assert_int_equal(call.http_status, 200);
     assert_string_equal(call.reply, want);
     gather_clear(&call, 1);
@@ -522,7 +517,7 @@ static void test_broken_replies_fail(void **state)
         url_of(p, want[i].path, urls[i], sizeof urls[i]);
         calls[i].url = urls[i];
     }
-    assert_int_equal(gather_run(calls, N, (int)(10000 * factor())), 0);
+    assert_int_equal(gather_run(calls, N, (int)(10000 * tu_factor())), 0);
     for (int i = 0; i < N; i++) {
         assert_int_equal(calls[i].state, GATHER_ERROR);
         assert_non_null(strstr(calls[i].error, want[i].error));
@@ -540,14 +535,14 @@ static void test_a_silent_server_times_out_alone(void **state)
     url_of(p, "/slow", slow, sizeof slow);
     url_of(p, "/ok", ok, sizeof ok);
     url_of(p, "/chunked", chunked, sizeof chunked);
-    int limit_ms = (int)(200 * factor());
+    int limit_ms = (int)(200 * tu_factor());
     gather_call_t calls[] = {
         { .url = slow, .timeout_ms = limit_ms }, { .url = ok },
         { .url = p->echo_url, .body = "w", .body_len = 1 }, { .url = chunked },
     };
     double started = clock_mono();
-    assert_int_equal(gather_run(calls, 4, (int)(30000 * factor())), 3);
-    assert_true(clock_mono() - started < 5.0 * factor());
+    assert_int_equal(gather_run(calls, 4, (int)(30000 * tu_factor())), 3);
+    assert_true(clock_mono() - started < 5.0 * tu_factor());
     assert_int_equal(calls[0].state, GATHER_TIMEOUT);
     assert_string_equal(calls[0].error, "Request timed out");
     assert_true(calls[0].latency_s >= limit_ms / 1000.0 - 0.001);
@@ -575,10 +570,10 @@ static void test_names_schemes_and_malformed_urls(void **state)
         { .url = "http:///health" },
         { .url = "http://127.0.0.1:80/a b" },
         { .url = "127.0.0.1:80/health" },
-        { .url = "http://127.0.0.1/health", .timeout_ms = (int)(300 * factor()) },
+        { .url = "http://127.0.0.1/health", .timeout_ms = (int)(300 * tu_factor()) },
     };
     enum { N = sizeof calls / sizeof calls[0] };
-    assert_true(gather_run(calls, N, (int)(5000 * factor())) >= 1);
+    assert_true(gather_run(calls, N, (int)(5000 * tu_factor())) >= 1);
     assert_int_equal(calls[0].state, GATHER_OK);
     assert_string_equal(calls[0].reply, "hello");
     assert_string_equal(calls[1].error, "unsupported URL scheme: https");
@@ -612,7 +607,7 @@ static void test_lookups_abandoned_midway(void **state)
     snprintf(by_name, sizeof by_name, "http://localhost:%s/ok", strrchr(p->http_base, ':') + 1);
     for (int i = 0; i < N; i++)
         calls[i] = (gather_call_t){ .url = i % 2 ? by_name : "http://localhost:1/health" };
-    assert_int_equal(gather_run(calls, N, (int)(10000 * factor())), N / 2);
+    assert_int_equal(gather_run(calls, N, (int)(10000 * tu_factor())), N / 2);
     for (int i = 0; i < N; i++)
         assert_string_equal(i % 2 ? calls[i].reply : calls[i].error, i % 2 ? "hello"
                             : "cannot connect to localhost port 1: Connection refused");
@@ -629,7 +624,7 @@ static void test_many_http_calls_all_answer(void **state)
     memset(calls, 0, sizeof calls);
     for (int i = 0; i < N; i++)
         calls[i].url = ok;
-    assert_int_equal(gather_run(calls, N, (int)(10000 * factor())), N);
+    assert_int_equal(gather_run(calls, N, (int)(10000 * tu_factor())), N);
     for (int i = 0; i < N; i++)
         assert_string_equal(calls[i].reply, "hello");
     gather_clear(calls, N);
@@ -644,7 +639,7 @@ static void test_json_requests_and_replies(void **state)
     snprintf(echo, sizeof echo, "%s/echo", p->http_base);
     json_t *request = json_pack("{s:s, s:i}", "action", "ping", "n", 1);
     gather_call_t calls[] = { { .url = p->echo_url, .request = request }, { .url = echo, .request = request } };
-    assert_int_equal(gather_run(calls, 2, (int)(5000 * factor())), 2);
+    assert_int_equal(gather_run(calls, 2, (int)(5000 * tu_factor())), 2);
     assert_string_equal(calls[0].reply, "echo:{\"action\":\"ping\",\"n\":1}");
     assert_null(gather_reply_json(&calls[0]));
     json_t *back = gather_reply_json(&calls[1]);
@@ -680,8 +675,8 @@ static void test_a_readable_cancel_fd_ends_the_run(void **state)
     pthread_t canceller;
     pthread_create(&canceller, NULL, cancel_soon, &fd);
     double started = clock_mono();
-    assert_int_equal(gather_run_until(calls, 3, (int)(30000 * factor()), fd), 1);
-    assert_true(clock_mono() - started < 5.0 * factor());
+    assert_int_equal(gather_run_until(calls, 3, (int)(30000 * tu_factor()), fd), 1);
+    assert_true(clock_mono() - started < 5.0 * tu_factor());
     pthread_join(canceller, NULL);
     assert_int_equal(calls[0].state, GATHER_OK);
     for (int i = 1; i < 3; i++) {

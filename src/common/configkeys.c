@@ -40,7 +40,7 @@ static const configkey_t keys[] = {
     { "http.max_connections_per_address", CK_INTEGER, "64", "1..1048576", "Connections open at once from one client address." },
     { "http.request_deadline_s", CK_INTEGER, "10", "1..3600", "Seconds to receive one whole request, headers and body, from its first byte; a client trickling bytes cannot extend it." },
     { "http.max_body_bytes", CK_INTEGER, "65536", "1024..1073741824", "Largest request body of a route that declares no limit of its own; refused from the headers (413)." },
-    { "http.workers", CK_INTEGER, "4", "1..64", "Threads that check tokens and run handlers, apart from the one that reads and writes the connections." },
+    { "http.workers", CK_INTEGER, "4", "1..64", "Threads that check tokens and run handlers, at most, started as requests find every one busy; apart from the one that reads and writes the connections." },
     { "http.allowed_hosts", CK_STRINGS, "[]", NULL, "Host names the dashboard answers besides its own addresses, localhost, 127.0.0.1 and [::1] (against DNS rebinding)." },
     /* ---- CoreOrchestrator ---- */
     { "core", CK_MAPPING, NULL, NULL, "CoreOrchestrator: ServiceRegistry, SystemDigitalTwin, RequestCoordinator, UnifiedSystemAgent." },

@@ -3,9 +3,12 @@
  *  A call goes through its phases in order: resolving (names only),
  *  connecting, sending, the reply's head, then its body in one of three
  *  framings.  Every phase takes what the socket has and stops at EAGAIN, so
- *  a reply may arrive a byte at a time.  Every failure goes through
+ *  a reply may arrive a byte at a time.  Where a head ends and how a
+ *  chunked body is framed are read as the server reads them (httpparse.h),
+ *  so both sides of Keel's HTTP agree on them.  Every failure goes through
  *  fail(), which says why and closes the socket. */
 #include "httpcall.h"
+#include "httpparse.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,12 +25,9 @@
 
 /* The status line and headers together; more is not a Keel peer. */
 #define HEAD_MAX (64u << 10)
-/* A chunk-size or trailer line. */
-#define LINE_MAX_LEN 1024
 
 typedef enum {
-    RESOLVING, CONNECTING, SENDING, HEAD,
-    BODY_BY_LENGTH, BODY_TO_CLOSE, CHUNK_SIZE, CHUNK_DATA, CHUNK_END, TRAILER,
+    RESOLVING, CONNECTING, SENDING, HEAD, BODY_BY_LENGTH, BODY_TO_CLOSE, BODY_CHUNKED,
     ANSWERED, FAILED
 } phase_t;
 
@@ -58,9 +58,9 @@ struct httpcall_t {
     size_t request_len, sent;
     char *head;             /* the reply's status line and headers so far */
     size_t head_len, head_cap;
-    char line[LINE_MAX_LEN];
-    size_t line_len;
-    size_t remaining;       /* of the body (BODY_BY_LENGTH) or the chunk (CHUNK_DATA) */
+    size_t scanned;         /* of `head`, for its end (http_head_length) */
+    size_t remaining;       /* of the body (BODY_BY_LENGTH) */
+    http_chunks_t chunks;   /* where a chunked body is up to (BODY_CHUNKED) */
     char *body;
     size_t body_len, body_cap, max_body;
     int status;
@@ -381,7 +381,7 @@ static void read_head(httpcall_t *self)
     } else if (self->status == 204 || self->status == 304) {
         answer(self);
     } else if (coding && strcasestr(coding, "chunked")) {
-        self->phase = CHUNK_SIZE;
+        self->phase = BODY_CHUNKED;
     } else if (!length) {
         self->phase = BODY_TO_CLOSE;
     } else if (!isdigit((unsigned char)*length) || length_end[strspn(length_end, " \t")] != '\0') {
@@ -400,81 +400,25 @@ static void read_head(httpcall_t *self)
  * many it took. */
 static size_t take_head(httpcall_t *self, const char *data, size_t len)
 {
-    size_t room = HEAD_MAX - self->head_len, take = len < room ? len : room;
-    if (self->head_len + take + 1 > self->head_cap) {
+    size_t before = self->head_len, room = HEAD_MAX - before, take = len < room ? len : room;
+    if (before + take + 1 > self->head_cap) {
         self->head_cap = self->head_cap ? self->head_cap : 1024;
-        while (self->head_cap < self->head_len + take + 1)
+        while (self->head_cap < before + take + 1)
             self->head_cap *= 2;
         self->head = realloc(self->head, self->head_cap);
     }
-    size_t from = self->head_len > 2 ? self->head_len - 2 : 0;
-    memcpy(self->head + self->head_len, data, take);
+    memcpy(self->head + before, data, take);
     self->head_len += take;
-    /* The head ends at an empty line: LF, an optional CR, LF. */
-    for (size_t k = from; k < self->head_len; k++) {
-        if (self->head[k] != '\n')
-            continue;
-        size_t next = k + 1 < self->head_len && self->head[k + 1] == '\r' ? k + 2 : k + 1;
-        if (next < self->head_len && self->head[next] == '\n') {
-            size_t used = next + 1 - (self->head_len - take);
-            self->head_len = next + 1;
-            self->head[self->head_len] = '\0';
-            read_head(self);
-            return used;
-        }
+    size_t end = http_head_length(self->head, self->head_len, &self->scanned);
+    if (end) {
+        self->head_len = end;
+        self->head[end] = '\0';
+        self->scanned = 0;
+        read_head(self);
+        return end - before;
     }
     if (self->head_len == HEAD_MAX)
         fail(self, "reply headers larger than %u bytes", HEAD_MAX);
-    return take;
-}
-
-/* A whole chunk-size, chunk-end or trailer line, its CR and LF cut. */
-static void read_line(httpcall_t *self, const char *line)
-{
-    if (self->phase == CHUNK_END) {
-        if (*line)
-            fail(self, "malformed chunked body: no line end after a chunk");
-        else
-            self->phase = CHUNK_SIZE;
-    } else if (self->phase == TRAILER) {
-        if (!*line)
-            answer(self);
-    } else {
-        char *end;
-        errno = 0;
-        unsigned long long size = strtoull(line, &end, 16);
-        end += strspn(end, " \t");
-        if (!isxdigit((unsigned char)*line) || errno || (*end && *end != ';'))
-            fail(self, "malformed chunk size: %.40s", line);
-        else if (size > self->max_body - self->body_len)
-            fail(self, "reply larger than %zu bytes", self->max_body);
-        else if (size == 0)
-            self->phase = TRAILER;
-        else {
-            self->phase = CHUNK_DATA;
-            self->remaining = (size_t)size;
-        }
-    }
-}
-
-static size_t take_line(httpcall_t *self, const char *data, size_t len)
-{
-    const char *lf = memchr(data, '\n', len);
-    size_t take = lf ? (size_t)(lf - data) + 1 : len;
-    if (self->line_len + take > sizeof self->line - 1) {
-        fail(self, "malformed chunked body: a line longer than %d bytes", LINE_MAX_LEN);
-        return take;
-    }
-    memcpy(self->line + self->line_len, data, take);
-    self->line_len += take;
-    if (!lf)
-        return take;
-    self->line_len--;
-    if (self->line_len && self->line[self->line_len - 1] == '\r')
-        self->line_len--;
-    self->line[self->line_len] = '\0';
-    self->line_len = 0;
-    read_line(self, self->line);
     return take;
 }
 
@@ -485,11 +429,25 @@ static size_t take_body(httpcall_t *self, const char *data, size_t len)
     if (self->phase == BODY_TO_CLOSE || self->phase == FAILED)
         return take;
     self->remaining -= take;
-    if (!self->remaining && self->phase == BODY_BY_LENGTH)
+    if (!self->remaining)
         answer(self);
-    else if (!self->remaining)
-        self->phase = CHUNK_END;
     return take;
+}
+
+static size_t take_chunks(httpcall_t *self, const char *data, size_t len)
+{
+    const char *piece;
+    size_t n;
+    long used = http_chunks_read(&self->chunks, data, len, &piece, &n);
+    if (used < 0) {
+        fail(self, "malformed chunked body");
+        return len;
+    }
+    if (n)
+        keep_body(self, piece, n);
+    if (self->phase != FAILED && http_chunks_done(&self->chunks))
+        answer(self);
+    return (size_t)used;
 }
 
 static void take_reply(httpcall_t *self, const char *data, size_t len)
@@ -498,10 +456,10 @@ static void take_reply(httpcall_t *self, const char *data, size_t len)
         size_t used;
         if (self->phase == HEAD)
             used = take_head(self, data, len);
-        else if (self->phase == BODY_BY_LENGTH || self->phase == BODY_TO_CLOSE || self->phase == CHUNK_DATA)
-            used = take_body(self, data, len);
+        else if (self->phase == BODY_CHUNKED)
+            used = take_chunks(self, data, len);
         else
-            used = take_line(self, data, len);
+            used = take_body(self, data, len);
         data += used;
         len -= used;
     }

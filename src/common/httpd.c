@@ -606,34 +606,26 @@ static void stop_listening(httpd_t *self)
 
 /* ---- replies ------------------------------------------------------------------ */
 
+/* The reason phrases (RFC 9110 15) of the statuses Keel sends; any other
+ * gets its class's, which clients ignore as they may any phrase. */
 static const char *reason_of(int status)
 {
     switch (status) {
     case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
+    case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
+    case 501: return "Not Implemented";       /* RFC 9110's phrase: a transfer coding Keel lacks */
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
     }
     static const char *const classes[] = { "Informational", "Success", "Redirection",

@@ -133,6 +133,7 @@ static const struct {
     { "/continue", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal", 0 },
     { "/short", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", 0 },
     { "/short-chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", 0 },
+    { "/bad-chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 0 },
     { "/declared-too-long", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", 0 },
     { "/garbled", "HTTP/1.1 two hundred OK\r\nContent-Length: 2\r\n\r\nok", 0 },
     { "/not-http", "SSH-2.0-OpenSSH_9.2\r\n\r\n", 0 },
@@ -504,6 +505,7 @@ static void test_broken_replies_fail(void **state)
     } want[] = {
         { "/short", "connection closed 5 bytes before the end of the body" },
         { "/short-chunk", "connection closed inside a chunked body" },
+        { "/bad-chunk", "malformed chunked body" },
         { "/too-long", "reply larger than 16777216 bytes" },
         { "/declared-too-long", "reply larger than 16777216 bytes" },
         { "/garbled", "malformed status line" },

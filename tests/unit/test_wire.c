@@ -466,7 +466,7 @@ typedef struct {
 static json_t *on_block(void *ctx, wire_request_t *req)
 {
     gate_t *g = ctx;
-    atomic_store(&g->entered, 1);
+    atomic_fetch_add(&g->entered, 1);
     double until = clock_mono() + 10;
     while (!atomic_load(&g->release) && clock_mono() < until)
         usleep(1000);
@@ -535,21 +535,7 @@ static void test_inline_routes_skip_busy_workers(void **state)
  * round the pool would put some behind a held one, to wait out its
  * hold), and workers start only as the load needs them: none before the
  * first request, three of eight for two held and the quick ones. */
-typedef struct {
-    atomic_int entered, release;
-} hold_t;
-
-static json_t *on_hold(void *ctx, wire_request_t *req)
-{
-    hold_t *h = ctx;
-    atomic_fetch_add(&h->entered, 1);
-    double until = clock_mono() + 10 * tu_factor();
-    while (!atomic_load(&h->release) && clock_mono() < until)
-        usleep(1000);
-    return json_pack("{s:s, s:s}", "status", "ok", "by", req->name);
-}
-
-static void wait_entered(hold_t *h, int n)
+static void wait_entered(gate_t *h, int n)
 {
     double until = clock_mono() + 5 * tu_factor();
     while (atomic_load(&h->entered) < n && clock_mono() < until)
@@ -560,9 +546,9 @@ static void wait_entered(hold_t *h, int n)
 static void test_free_workers_take_the_requests(void **state)
 {
     (void)state;
-    hold_t *h = calloc(1, sizeof *h);
+    gate_t *h = calloc(1, sizeof *h);
     static const wire_route_t hold_routes[] = {
-        { WIRE_ACTION, "hold", on_hold, NULL, ROUTE_PUBLIC },
+        { WIRE_ACTION, "hold", on_block, NULL, ROUTE_PUBLIC },
         { WIRE_ACTION, "quick", on_quick, NULL, ROUTE_PUBLIC },
         { 0 },
     };

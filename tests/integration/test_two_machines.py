@@ -313,8 +313,11 @@ def test_hub_sees_both_machines_healthy(machines):
     expected = {machines.standin_name("mainpc"): "MainPC", machines.standin_name("pc2"): "PC2"}
 
     def both_up():
+        # Up by heartbeat, and probed: a heartbeat can mark an agent up
+        # before the first sweep has checked it (status "unknown" till then).
         agents = machines.hub_agents()
-        return all(agents.get(n, {}).get("state") == "up" for n in expected) and agents
+        return all(agents.get(n, {}).get("state") == "up" and agents[n].get("last_checked")
+                   for n in expected) and agents
 
     agents = wait_for(both_up, 10)
     assert agents, machines.hub_agents()

@@ -529,7 +529,13 @@ static void close_conn(httpd_t *self, conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     self->nconns--;
-    close(c->fd);                   /* which takes it out of the epoll set */
+    /* Out of the epoll set before the close: a close alone leaves it there
+     * while a child forked meanwhile (the supervisor's, before its exec)
+     * still holds the descriptor, and epoll would then hand out this freed
+     * connection (seen under ASan). */
+    if (c->events)
+        epoll_ctl(self->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
     free(c);
 }
 

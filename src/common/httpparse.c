@@ -5,6 +5,7 @@
  *  The chunked reader keeps no bytes of its own, only a state, so a body
  *  may arrive split anywhere. */
 #include "httpparse.h"
+#include "hexdigit.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +19,6 @@ enum {
     CHUNK_DATA, CHUNK_DATA_CR, CHUNK_DATA_LF,
     CHUNK_TRAILER, CHUNK_TRAILER_LINE, CHUNK_TRAILER_LF, CHUNK_DONE
 };
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* A method's or a header name's characters (RFC 9110's tchar). */
 static bool is_token_char(char c)
@@ -52,7 +42,7 @@ size_t http_unescape(char *text, bool plus)
     char *out = text;
     for (const char *in = text; *in; in++) {
         int hi, lo;
-        if (*in == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0) {
+        if (*in == '%' && (hi = hexdigit_value(in[1])) >= 0 && (lo = hexdigit_value(in[2])) >= 0) {
             *out++ = (char)(hi << 4 | lo);
             in += 2;
         } else {
@@ -331,7 +321,7 @@ long http_chunks_read(http_chunks_t *c, const char *in, size_t len, const char *
         }
         case CHUNK_SIZE:
         case CHUNK_SIZE_MORE:
-            if ((digit = hex_value(ch)) >= 0) {
+            if ((digit = hexdigit_value(ch)) >= 0) {
                 if (c->left >> 56)
                     return -1;      /* more than any body Keel takes, by far */
                 c->left = c->left << 4 | (uint64_t)digit;

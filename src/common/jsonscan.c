@@ -8,6 +8,7 @@
  *  way jansson reads them: an integer must fit 64 bits (18 digits always
  *  do, longer ones are left to jansson), a real must not overflow strtod. */
 #include "jsonscan.h"
+#include "hexdigit.h"
 #include "utf8.h"
 
 #include <errno.h>
@@ -33,17 +34,6 @@ static int is_digit(int c)
     return c >= '0' && c <= '9';
 }
 
-static int hex_digit(int c)
-{
-    if (is_digit(c))
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The code unit of \uXXXX at p (which points at the backslash), or -1. */
 static long escape_unit(const unsigned char *p, const unsigned char *end)
 {
@@ -51,7 +41,7 @@ static long escape_unit(const unsigned char *p, const unsigned char *end)
         return -1;
     long unit = 0;
     for (int i = 2; i < 6; i++) {
-        int d = hex_digit(p[i]);
+        int d = hexdigit_value(p[i]);
         if (d < 0)
             return -1;
         unit = unit * 16 + d;

@@ -263,10 +263,14 @@ static void serve_signals(const sigset_t *set, daemon_t *d)
     }
 }
 
-/* One malloc arena per core, not glibc's eight: no more threads than
- * cores run at once, so more arenas add no parallelism, while each keeps
- * free pages of its own between the bursts that filled them (the hub
- * sweeping 1,000 agents held 1 to 2 MB less; issue 17).  MALLOC_ARENA_MAX
+/* Eight malloc arenas, or one per core past eight, not glibc's eight per
+ * core.  Fewer starve the ErrorBus: its ZMQ I/O, ingress, writer, fan-out
+ * and checkpointer threads all allocate or free per event, and on two
+ * arenas a thread preempted while it held an arena's lock stalled the
+ * others (at 16 publishers 7 to 14 times the context switches, and 20% fewer
+ * events stored; issue 17).  More would only multiply the free pages each
+ * arena keeps: idle memory is the same at 2, 8 and 16 on two cores, and
+ * the hub hands its sweep's pages back itself (fleet.c).  MALLOC_ARENA_MAX
  * or a glibc tunable, when set, still decides. */
 static void limit_malloc_arenas(void)
 {
@@ -274,7 +278,7 @@ static void limit_malloc_arenas(void)
     if (getenv("MALLOC_ARENA_MAX") || (tunables && strstr(tunables, "arena_max")))
         return;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    mallopt(M_ARENA_MAX, cores > 2 ? (int)cores : 2);
+    mallopt(M_ARENA_MAX, cores > 8 ? (int)cores : 8);
 }
 
 int main(int argc, char **argv)

@@ -118,7 +118,7 @@ for point in $points; do
     result ping "ping $name @$c clients" "$krps" req/s higher "redis PING" "$(printf '%.0f' "$rrps")" "$goal"
     if [ "$c" = 50 ] || [ "$service" = floor ]; then
         [ "$service" = floor ] && goal= || goal='ratio>=0.5'
-        result ping "server CPU per ping, $name @50" "$kcpu" us lower "redis PING" "$rcpu" "$goal"
-        result ping "ping p99, $name @50" "$p99" ms lower "redis PING" "$rp99" "$goal"
+        result ping "server CPU per ping, $name @$c" "$kcpu" us lower "redis PING" "$rcpu" "$goal"
+        result ping "ping p99, $name @$c" "$p99" ms lower "redis PING" "$rp99" "$goal"
     fi
 done

@@ -267,8 +267,8 @@ static void serve_signals(const sigset_t *set, daemon_t *d)
  * core.  Fewer starve the ErrorBus: its ZMQ I/O, ingress, writer, fan-out
  * and checkpointer threads all allocate or free per event, and on two
  * arenas a thread preempted while it held an arena's lock stalled the
- * others (at 16 publishers 7 to 14 times the context switches, and 20% fewer
- * events stored; issue 17).  More would only multiply the free pages each
+ * others (at 16 publishers 2.4 to 13 times the context switches, and a
+ * quarter fewer events stored; issue 17).  More would only multiply the free pages each
  * arena keeps: idle memory is the same at 2, 8 and 16 on two cores, and
  * the hub hands its sweep's pages back itself (fleet.c).  MALLOC_ARENA_MAX
  * or a glibc tunable, when set, still decides. */

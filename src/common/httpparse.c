@@ -20,6 +20,17 @@ enum {
     CHUNK_TRAILER, CHUNK_TRAILER_LINE, CHUNK_TRAILER_LF, CHUNK_DONE
 };
 
+/* Whether a Transfer-Encoding list's last coding is chunked.  When it is
+ * not, the body's length cannot be known and the request is malformed
+ * (400, RFC 9112 6.3); when it is, with another coding before it, the
+ * framing is clear but Keel decodes no other coding (501, RFC 9112 6.1). */
+static bool ends_in_chunked(const char *codings)
+{
+    const char *last = strrchr(codings, ',');
+    last = last ? last + 1 + strspn(last + 1, " \t") : codings;
+    return strcasecmp(last, "chunked") == 0;
+}
+
 /* A method's or a header name's characters (RFC 9110's tchar). */
 static bool is_token_char(char c)
 {
@@ -207,7 +218,7 @@ static int parse_header(char *line, http_head_t *head, connection_words_t *words
         head->length = length;
     } else if (strcasecmp(line, "Transfer-Encoding") == 0) {
         if (strcasecmp(value, "chunked") != 0)
-            return head->chunked ? 400 : 501;
+            return head->chunked || !ends_in_chunked(value) ? 400 : 501;
         if (head->chunked)
             return 400;
         head->chunked = true;

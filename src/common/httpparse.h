@@ -48,8 +48,9 @@ typedef struct {
 size_t http_head_length(const char *data, size_t len, size_t *scanned);
 /* Parses a head of `len` bytes (http_head_length) in place: text[len]
  * must be writable and is set to NUL; text must outlive `head`.  Returns
- * 0, or the status the request is refused with: 400 (malformed), 501 (a
- * transfer coding other than chunked), 505 (not HTTP/1.x). */
+ * 0, or the status the request is refused with: 400 (malformed, a final
+ * transfer coding other than chunked among them), 501 (another coding
+ * before a final chunked), 505 (not HTTP/1.x). */
 int http_head_parse(char *text, size_t len, http_head_t *head);
 void http_head_clear(http_head_t *head);
 /* The value of the first query argument named `key`, or NULL. */

@@ -128,6 +128,8 @@ static void test_headers(void **state)
         "GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
         "GET / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n",
         "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",       /* length unknowable */
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
         "GET / HTTP/1.1\r\nNo colon\r\n\r\n",
         "GET / HTTP/1.1\r\nName : value\r\n\r\n",
         "GET / HTTP/1.1\r\n: value\r\n\r\n",

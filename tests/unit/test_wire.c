@@ -479,6 +479,15 @@ static json_t *on_quick(void *ctx, wire_request_t *req)
     return json_pack("{s:s, s:s}", "status", "ok", "by", req->dialect == WIRE_RAW ? "raw" : req->name);
 }
 
+/* Waits, within a deadline, until n requests are held by the gate. */
+static void wait_entered(gate_t *h, int n)
+{
+    double until = clock_mono() + 5 * tu_factor();
+    while (atomic_load(&h->entered) < n && clock_mono() < until)
+        usleep(1000);
+    assert_int_equal(atomic_load(&h->entered), n);
+}
+
 static void test_inline_routes_skip_busy_workers(void **state)
 {
     (void)state;
@@ -504,8 +513,7 @@ static void test_inline_routes_skip_busy_workers(void **state)
     void *a = req_socket(endpoint), *c = req_socket(endpoint), *d = req_socket(endpoint);
     const char *block = "{\"action\":\"block\"}";
     assert_int_equal(zmq_send(a, block, strlen(block), 0), (int)strlen(block));
-    while (!atomic_load(&g->entered))
-        usleep(1000);
+    wait_entered(g, 1);
     /* The one worker is held: only the server thread can answer now. */
     const char *mention = "{\"action\":\"other\",\"note\":\"quick\"}";
     assert_int_equal(zmq_send(c, mention, strlen(mention), 0), (int)strlen(mention));
@@ -535,14 +543,6 @@ static void test_inline_routes_skip_busy_workers(void **state)
  * round the pool would put some behind a held one, to wait out its
  * hold), and workers start only as the load needs them: none before the
  * first request, three of eight for two held and the quick ones. */
-static void wait_entered(gate_t *h, int n)
-{
-    double until = clock_mono() + 5 * tu_factor();
-    while (atomic_load(&h->entered) < n && clock_mono() < until)
-        usleep(1000);
-    assert_int_equal(atomic_load(&h->entered), n);
-}
-
 static void test_free_workers_take_the_requests(void **state)
 {
     (void)state;

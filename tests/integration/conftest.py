@@ -28,6 +28,7 @@ import base64
 import glob
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import random
@@ -396,7 +397,9 @@ class Keel:
                     status, body, _ = http_get(self.http(name), timeout=1)
                     if status == 200 and self.answered_by_us(body):
                         pending.discard(name)
-                except (OSError, urllib.error.URLError):
+                except (OSError, urllib.error.URLError, http.client.HTTPException):
+                    # HTTPException: the port is held by another test's
+                    # keeld, whose ZMQ greeting is no HTTP status line.
                     pass
             if pending:
                 time.sleep(0.05)

@@ -1,0 +1,102 @@
+"""The harness itself, against what running tests side by side (-n 2) does to
+it: another test's process may hold one of the ports chosen for this keeld,
+between the harness's check and keeld's bind, or after a kill -9 freed them.
+Whatever answers there, an HTTP server of another process or a ZMQ socket
+whose greeting is no HTTP status line, must neither count as this keeld's
+health nor stop the wait with an exception of its own: keeld then exits
+with "Address already in use" and start() moves to another offset.  CI saw
+both: 168 registrations read from another test's registry, and a
+BadStatusLine that failed a test's set-up under valgrind."""
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+
+import pytest
+import zmq
+
+from conftest import PORTS, Keel, http_get
+
+
+class OtherHealth(http.server.BaseHTTPRequestHandler):
+    """Another process's /health: a 200 that is not from our keeld."""
+
+    def do_GET(self):
+        body = json.dumps({"status": "ok", "pid": 1}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class Impostor:
+    """Holds one port the way another test's process would."""
+
+    def __init__(self, kind, port):
+        self.kind = kind
+        if kind == "zmq":
+            self.ctx = zmq.Context()
+            self.sock = self.ctx.socket(zmq.ROUTER)
+            self.sock.setsockopt(zmq.LINGER, 0)
+            # The socket closes the connection once the HTTP request fails
+            # its handshake, as one does when its process closes it: the
+            # client is left with the greeting alone, no status line (CI's
+            # BadStatusLine).  libzmq's own handshake limit, 30 s, would
+            # outlast the harness's read.
+            self.sock.setsockopt(zmq.HANDSHAKE_IVL, 100)
+            self.sock.bind("tcp://127.0.0.1:%d" % port)
+        else:
+            self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), OtherHealth)
+            self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+            self.thread.start()
+
+    def close(self):
+        if self.kind == "zmq":
+            self.sock.close()
+            self.ctx.term()
+        else:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def health_port(keel):
+    return keel.port(PORTS["core"][1])
+
+
+@pytest.mark.parametrize("kind", ["zmq", "http"])
+def test_health_wait_does_not_count_or_trip_on_another_process(kind):
+    """A live process that never answers, beside an impostor on its health
+    port: the wait ends in its own 'not healthy', never in an exception from
+    the impostor's reply, and never in success."""
+    keel = Keel("core")
+    impostor = Impostor(kind, health_port(keel))
+    keel.proc = subprocess.Popen(["sleep", "600"])
+    try:
+        with pytest.raises(RuntimeError, match="not healthy"):
+            keel.wait_healthy(timeout=1)
+    finally:
+        keel.proc.kill()
+        keel.proc.wait()
+        impostor.close()
+        shutil.rmtree(keel.data_dir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", ["zmq", "http"])
+def test_start_moves_past_a_port_another_process_holds(kind):
+    keel = Keel("core")
+    first_offset = keel.offset
+    impostor = Impostor(kind, health_port(keel))
+    try:
+        keel.start()
+        assert keel.offset != first_offset
+        status, body, _ = http_get(keel.http("core"))
+        assert status == 200 and json.loads(body)["pid"] == keel.proc.pid
+        assert "Address already in use" in keel.log_tail()
+    finally:
+        impostor.close()
+        keel.cleanup()

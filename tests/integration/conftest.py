@@ -25,6 +25,7 @@ by TIME_FACTOR: KEEL_TIME_FACTOR, else 10 under valgrind, 3 under ASan and 1
 without.
 """
 import base64
+import fcntl
 import glob
 import hashlib
 import hmac
@@ -104,27 +105,106 @@ def _ephemeral_low():
         return 32768
 
 
-def free_offset(extra=()):
-    """A PORT_OFFSET at which every Keel port, the legacy ones included, (and
-    `extra` base ports) is free.  Kept below the ephemeral range where the
-    ports allow: a port free now but ephemeral may be taken by any outgoing
-    connection before keeld binds it.  The legacy ports count for every
-    keeld, whatever form its configuration takes: a config that turns them
-    on can never land them in the ephemeral range."""
+# -- ports -------------------------------------------------------------------
+# Tests run side by side (-n 2) and pick their ports at random, so two picks
+# can meet: another test's keeld, stand-in agent or Redis on a port chosen
+# for this one, between the check and the bind or after a kill -9 freed it.
+# Every pick is therefore claimed on one file that all test processes of the
+# machine share, as a one-byte POSIX record lock at the port's number: the
+# kernel keeps it, and drops it with the process that held it, so a crashed
+# worker leaves nothing behind.  A process never conflicts with its own
+# record locks, so this process's claims are also kept in a set.  A Keel
+# gives its offset's ports back at cleanup; what a test picks itself
+# (free_offset, free_port) goes back when the test ends.
+_claims = {"fd": None, "ports": set(), "test": []}
+
+
+def claim_ports(ports):
+    """Claims all of `ports` for this process, or none of them: True when
+    no test process had claimed any of them and each is free to bind."""
+    if _claims["fd"] is None:
+        path = os.path.join(tempfile.gettempdir(), "keel-test-ports-%d" % os.getuid())
+        _claims["fd"] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    got = []
+    for port in sorted(set(ports)):
+        if port in _claims["ports"]:
+            break
+        try:
+            fcntl.lockf(_claims["fd"], fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+        except OSError:
+            break
+        got.append(port)
+        if not port_free(port):
+            break
+    else:
+        _claims["ports"].update(got)
+        return True
+    for port in got:
+        fcntl.lockf(_claims["fd"], fcntl.LOCK_UN, 1, port)
+    return False
+
+
+def release_ports(ports):
+    """Gives back what claim_ports claimed; other ports are left alone."""
+    for port in ports:
+        if port in _claims["ports"]:
+            _claims["ports"].discard(port)
+            fcntl.lockf(_claims["fd"], fcntl.LOCK_UN, 1, port)
+
+
+def offset_ports(offset, extra=()):
+    """Every port a keeld at `offset` may bind: the Keel ports, the legacy
+    ones (they count for every keeld, whatever its configuration, so one
+    that turns them on can never land them in the ephemeral range), and
+    `extra` base ports."""
     bases = ([p for pair in PORTS.values() for p in pair] + list(EXTRA_PORTS) + list(LEGACY_PORTS)
              + list(extra))
-    top = (_ephemeral_low() - max(bases)) // 10
+    return [b + offset for b in bases]
+
+
+def claim_offset(extra=()):
+    """A PORT_OFFSET whose offset_ports are claimed for this process until
+    release_ports.  Kept below the ephemeral range where the ports allow: a
+    port free now but ephemeral may be taken by any outgoing connection
+    before keeld binds it."""
+    top = (_ephemeral_low() - max(offset_ports(0, extra))) // 10
     top = top if top > 150 else 3000
     for _ in range(200):
         offset = random.randrange(100, min(top, 3000)) * 10
-        if all(port_free(b + offset) for b in bases):
+        if claim_ports(offset_ports(offset, extra)):
             return offset
     raise RuntimeError("no free PORT_OFFSET found")
+
+
+def free_offset(extra=()):
+    """claim_offset for the rest of the running test."""
+    offset = claim_offset(extra)
+    _claims["test"].extend(offset_ports(offset, extra))
+    return offset
+
+
+def free_port():
+    """One port below the ephemeral range, for a stand-in agent, a Redis or
+    a NATS server, claimed for the rest of the running test."""
+    for _ in range(200):
+        port = random.randrange(2000, _ephemeral_low())
+        if claim_ports([port]):
+            _claims["test"].append(port)
+            return port
+    raise RuntimeError("no free port found")
 
 
 def scaled(seconds):
     """A wait the harness makes, stretched for a slowed-down keeld."""
     return seconds * TIME_FACTOR
+
+
+@pytest.fixture(autouse=True)
+def _ports_go_back_after_each_test():
+    """First set up, so last torn down: after what the test started stopped."""
+    yield
+    release_ports(_claims["test"])
+    _claims["test"].clear()
 
 
 # -- valgrind -----------------------------------------------------------------
@@ -309,11 +389,12 @@ class Keel:
     def __init__(self, service="all", config=None, env=None, offset=None, data_dir=None,
                  extra_ports=()):
         self.service = service
-        # An offset the harness chose may be taken between the check and the
-        # bind by another test's process: start() then moves to another one.
+        # An offset the harness chose is claimed (claim_ports) until cleanup,
+        # restarts included; a process that is no test may still hold one of
+        # its ports, and start() then moves to another offset.
         self.extra_ports = extra_ports
         self.offset_pinned = offset is not None
-        self.offset = offset if offset is not None else free_offset(extra_ports)
+        self.offset = offset if offset is not None else claim_offset(extra_ports)
         self.owns_data_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="keel-test-")
         self.config_path = None
@@ -381,7 +462,8 @@ class Keel:
                 if not lost_race or attempt == 2:
                     raise
                 self.stderr.close()
-                self.offset = free_offset(self.extra_ports)
+                release_ports(offset_ports(self.offset, self.extra_ports))
+                self.offset = claim_offset(self.extra_ports)
                 self.env["PORT_OFFSET"] = str(self.offset)
         return self
 
@@ -459,6 +541,8 @@ class Keel:
                 self.stderr.close()
             if self.owns_data_dir:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
+            if not self.offset_pinned:
+                release_ports(offset_ports(self.offset, self.extra_ports))
         assert_valgrind_clean(set(self.pids))
 
 

@@ -11,19 +11,12 @@ exercised over the wire: nothing in the hub is mocked.
   ErrorSink      a SUB bound where the hub's errpub connects (the ErrorBus ingress)
 """
 import json
-import socket
 import threading
 import time
 
 import zmq
 
-from conftest import admin_jwt, scaled
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import admin_jwt, free_port, scaled
 
 
 class _Router(threading.Thread):

@@ -9,7 +9,6 @@ import hmac
 import json
 import os
 import sqlite3
-import socket
 import time
 
 import zmq
@@ -26,12 +25,6 @@ security:
 
 def config(extra="", base=FAST):
     return base + extra
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Client:

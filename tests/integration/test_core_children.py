@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from conftest import KEELD, command
-from observability_util import free_port, hub_config, wait_until
+from conftest import KEELD, command, free_port
+from observability_util import hub_config, wait_until
 
 CHILD = textwrap.dedent('''
     import json, signal, sys, time, zmq

@@ -9,24 +9,15 @@ here carries a token."""
 import json
 import os
 import pickle
-import socket
 import threading
 import time
 
 import pytest
 import zmq
 
-from conftest import Keel, free_offset, http_get, not_instrumented, scaled, zmq_request
+from conftest import Keel, free_offset, free_port, http_get, not_instrumented, scaled, zmq_request
 
 BASE = "metrics_source: mock\n"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class FakeAgent:

@@ -4,15 +4,13 @@ get_agent_endpoint reply, SQLite durability across kill -9, the Redis backend
 against a real redis-server (SCAN, outage, recovery), and what the original
 lacked: unregister, heartbeats with a TTL, keelctl agents."""
 import json
-import os
 import re
-import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import Keel, port_free, scaled
+from conftest import Keel, free_port, scaled
 from observability_util import wait_until
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -270,24 +268,17 @@ def test_keelctl_agents_table():
 
 # ---- Redis ------------------------------------------------------------------
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def start_redis(port):
     proc = subprocess.Popen(["/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if not port_free(port):
+    deadline = time.time() + scaled(10)
+    while proc.poll() is None and time.time() < deadline:
+        if redis_cli(port, "PING").strip() == "PONG":
             return proc
         time.sleep(0.05)
     proc.kill()
-    raise RuntimeError("redis-server did not start")
+    raise RuntimeError("redis-server did not start on %d" % port)
 
 
 def redis_cli(port, *args):

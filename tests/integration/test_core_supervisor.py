@@ -6,12 +6,11 @@ keelctl agent restart."""
 import json
 import os
 import re
-import socket
 import time
 
 import pytest
 
-from conftest import Keel, free_offset, scaled
+from conftest import Keel, free_offset, free_port, scaled
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$")
 
@@ -19,14 +18,6 @@ PINGER = ("import zmq,sys,json\n"
           "s=zmq.Context().socket(zmq.REP); s.bind('tcp://127.0.0.1:%d')\n"
           "while True:\n"
           "    s.recv(); s.send_json({'status':'ok'})\n")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_for(pred, timeout=5.0):

@@ -11,16 +11,10 @@ import time
 
 import pytest
 
-from conftest import Keel
+from conftest import Keel, free_port, scaled
 from errorbus_util import Publisher, query, rows, stored, wait_for
 
 NATS_SERVER = "/usr/sbin/nats-server"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class NatsServer:
@@ -31,8 +25,8 @@ class NatsServer:
     def start(self):
         self.proc = subprocess.Popen([NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
+        deadline = time.time() + scaled(10)
+        while self.proc.poll() is None and time.time() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
                 return self

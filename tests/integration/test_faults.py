@@ -23,11 +23,11 @@ import time
 import pytest
 import zmq
 
-from conftest import Keel, http_get, zmq_request
+from conftest import free_port, http_get, zmq_request
 from errorbus_util import Publisher, query, rows, wait_for
 from resource_util import config as resource_config, fake_proc
 from security_helpers import FAST
-from test_core_registry import free_port, redis_cli, start_redis
+from test_core_registry import redis_cli
 from test_errorbus_nats import NATS_SERVER, NatsClient, NatsServer, bus_bridged_to
 
 

@@ -6,17 +6,22 @@ whose greeting is no HTTP status line, must neither count as this keeld's
 health nor stop the wait with an exception of its own: keeld then exits
 with "Address already in use" and start() moves to another offset.  CI saw
 both: 168 registrations read from another test's registry, and a
-BadStatusLine that failed a test's set-up under valgrind."""
+BadStatusLine that failed a test's set-up under valgrind.  Between test
+processes, the claims of conftest.claim_ports keep two picks apart."""
 import http.server
 import json
-import shutil
+import os
 import subprocess
+import sys
 import threading
 
 import pytest
 import zmq
 
-from conftest import PORTS, Keel, http_get
+from conftest import (PORTS, Keel, claim_ports, free_port, http_get, port_free, release_ports,
+                      scaled)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class OtherHealth(http.server.BaseHTTPRequestHandler):
@@ -83,7 +88,7 @@ def test_health_wait_does_not_count_or_trip_on_another_process(kind):
         keel.proc.kill()
         keel.proc.wait()
         impostor.close()
-        shutil.rmtree(keel.data_dir, ignore_errors=True)
+        keel.cleanup()
 
 
 @pytest.mark.parametrize("kind", ["zmq", "http"])
@@ -100,3 +105,25 @@ def test_start_moves_past_a_port_another_process_holds(kind):
     finally:
         impostor.close()
         keel.cleanup()
+
+
+def test_a_port_claimed_by_another_test_process_is_not_handed_out():
+    """Two xdist workers pick at random: a port one of them claimed is not
+    the other's until that process is gone, whatever it did with it."""
+    port = free_port()
+    release_ports([port])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, %r); import conftest\n"
+         "print(conftest.claim_ports([%d]), flush=True); sys.stdin.read()" % (HERE, port)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        assert not claim_ports([port])
+        assert not claim_ports([port - 1, port])
+        assert claim_ports([port - 1]) or not port_free(port - 1)
+    finally:
+        holder.stdin.close()
+        holder.wait(scaled(30))
+    assert claim_ports([port])
+    assert not claim_ports([port]), "this process's own claim"
+    release_ports([port, port - 1])

@@ -25,10 +25,10 @@ from datetime import datetime, timedelta
 import pytest
 import zmq
 
-from conftest import PORTS, ROOT, Keel, http_get, scaled, zmq_request
+from conftest import PORTS, ROOT, Keel, free_port, http_get, scaled, zmq_request
 from errorbus_util import rows
 from keel_names import ALL as KEEL_NAMES
-from observability_util import StandInAgent, free_port, wait_until
+from observability_util import StandInAgent, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LEGACY = os.path.join(os.path.dirname(ROOT), "shared", "legacy")

@@ -22,7 +22,7 @@ import time
 import pytest
 import yaml
 
-from conftest import KEELCTL, KEELD, command, port_free, scaled
+from conftest import KEELCTL, KEELD, command, free_port, scaled
 
 NOW = time.time()
 
@@ -46,16 +46,12 @@ def resp(sock, *args):
 
 @pytest.fixture
 def redis_port():
-    port = None
-    for candidate in range(21000 + os.getpid() % 2000, 30000, 7):
-        if port_free(candidate):
-            port = candidate
-            break
+    port = free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 5
+        deadline = time.time() + scaled(10)
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1) as s:

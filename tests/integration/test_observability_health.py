@@ -17,9 +17,9 @@ import urllib.request
 import pytest
 import zmq
 
-from conftest import http_get, scaled
-from observability_util import (ErrorSink, StandInAgent, StandInCore, agent_entry, free_port,
-                                hub_config, wait_until)
+from conftest import free_port, http_get, scaled
+from observability_util import (ErrorSink, StandInAgent, StandInCore, agent_entry, hub_config,
+                                wait_until)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import time
 import pytest
 import zmq
 
-from observability_util import free_port, hub_config, wait_until
+from observability_util import hub_config, wait_until
 
 
 @pytest.fixture

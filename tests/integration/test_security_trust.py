@@ -13,8 +13,8 @@ import time
 import pytest
 import zmq
 
-from conftest import http_get
-from security_helpers import FAST, Client, config, free_port, sec
+from conftest import free_port, http_get
+from security_helpers import FAST, Client, config, sec
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ import urllib.request
 
 import zmq
 
-from conftest import scaled
-from observability_util import StandInAgent, agent_entry, free_port, wait_until
+from conftest import free_port, scaled
+from observability_util import StandInAgent, agent_entry, wait_until
 
 JUNK = 6000
 

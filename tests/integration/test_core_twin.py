@@ -3,7 +3,6 @@ the agent status table, metrics and history, simulate_load with the exact
 limits and reasons, VRAM reports, events and error reports, and the legacy
 `command` protocol sharing one store with the registry."""
 import json
-import os
 import re
 import time
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import zmq
 
-from conftest import KEELD, Keel, command, free_offset, http_get, scaled, zmq_request
+from conftest import KEELD, Keel, command, free_offset, http_get, scaled
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z?$")
 HEALTH_KEYS = {"status", "ready", "initialized", "message", "timestamp", "uptime", "active_threads"}
@@ -335,9 +335,9 @@ def test_bad_input_on_every_action(core, action):
             body[field] = WEIRD[(i + j) % len(WEIRD)]
         reply = core.admin("core", body)
         assert isinstance(reply, dict) and "status" in reply, (action, weird)
-    for command in ("REGISTER", "DISCOVER", "REPORT_MODEL_VRAM", "GET_METRICS"):
+    for verb in ("REGISTER", "DISCOVER", "REPORT_MODEL_VRAM", "GET_METRICS"):
         for weird in WEIRD:
-            reply = core.request("core", {"command": command, "payload": weird})
+            reply = core.request("core", {"command": verb, "payload": weird})
             assert reply["status"] in ("SUCCESS", "ERROR", "NOT_FOUND")
     for weird in WEIRD:
         assert core.admin("core", {"type": "text", "data": weird, "metadata": weird})["status"] in ("success", "error")

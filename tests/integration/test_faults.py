@@ -12,7 +12,6 @@ was supposed to be up is a hang, which is never allowed.
 import json
 import os
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess

@@ -5,7 +5,6 @@ request carries an administrator's token (some of these routes need one): who
 may call what is test_privileges.py's subject, where a request is answered is
 this file's."""
 import json
-import os
 import signal
 import threading
 import time
@@ -13,7 +12,7 @@ import time
 import pytest
 import zmq
 
-from conftest import free_offset, http_get, scaled, zmq_request
+from conftest import free_offset, http_get, scaled
 from security_helpers import admin_jwt
 
 

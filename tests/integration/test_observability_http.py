@@ -2,9 +2,6 @@
 pushed health and its summary, alert rules and history, anomalies, system
 metrics as JSON.  Mutating routes need an admin bearer token.  OH-n ids."""
 import json
-import os
-import sqlite3
-import tempfile
 import time
 
 import pytest

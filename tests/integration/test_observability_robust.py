@@ -6,10 +6,8 @@ them): who may call what is test_privileges.py's subject."""
 import json
 import time
 
-import pytest
-
 from conftest import http_get
-from observability_util import ErrorSink, StandInAgent, agent_entry, hub_config, wait_until
+from observability_util import ErrorSink, StandInAgent, agent_entry, hub_config
 
 
 def req(hub, msg):

@@ -9,7 +9,7 @@ import time
 import pytest
 import zmq
 
-from conftest import http_get, zmq_request
+from conftest import http_get
 from observability_util import hub_config
 
 ALL_ACTIONS = ["log_metric", "get_metrics", "get_alerts", "get_performance_health",

@@ -11,8 +11,8 @@ import time
 import pytest
 import zmq
 
-from conftest import http_get, zmq_request
-from resource_util import TWO_GPUS, config, fake_proc, gpu_env
+from conftest import http_get
+from resource_util import config, fake_proc, gpu_env
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ one under pressure).  IDs are the RS-n checklist items (docs/logic-preservation.
 Requests go with an administrator's token, as most of these routes need one
 (no kept agent sends them): who may call what is test_privileges.py's
 subject."""
-import os
-import tempfile
 import time
 
 import pytest

@@ -456,10 +456,16 @@ class Keel:
             try:
                 self.wait_healthy(timeout)
                 return self
-            except RuntimeError:
-                lost_race = (self.proc.poll() is not None and not self.offset_pinned
-                             and "Address already in use" in self.log_tail())
+            except BaseException as e:
+                lost_race = (isinstance(e, RuntimeError) and self.proc.poll() is not None
+                             and not self.offset_pinned and "Address already in use" in self.log_tail())
                 if not lost_race or attempt == 2:
+                    # A fixture whose start() fails gets no teardown, so
+                    # the keeld it started must not outlive the failure.
+                    try:
+                        self.stop()
+                    except subprocess.TimeoutExpired:
+                        pass    # stop() killed it
                     raise
                 self.stderr.close()
                 release_ports(offset_ports(self.offset, self.extra_ports))

@@ -127,3 +127,15 @@ def test_a_port_claimed_by_another_test_process_is_not_handed_out():
     assert claim_ports([port])
     assert not claim_ports([port]), "this process's own claim"
     release_ports([port, port - 1])
+
+
+def test_a_start_that_fails_leaves_no_keeld_behind():
+    """A fixture whose start() raises gets no teardown: test_core_twin's
+    module fixture once left its keeld running after a failed start."""
+    keel = Keel("core")
+    try:
+        with pytest.raises(RuntimeError, match="not healthy"):
+            keel.start(timeout=0.001)
+        assert keel.proc.poll() is not None
+    finally:
+        keel.cleanup()

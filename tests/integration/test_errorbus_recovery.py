@@ -11,6 +11,7 @@ import time
 
 import zmq
 
+from conftest import free_offset
 from errorbus_util import Publisher, metric, query, rows, stored, wait_for
 
 FAST = """
@@ -65,10 +66,9 @@ class FakeCore:
 
 
 def start_with_core(keel_factory, succeed, config=FAST):
-    from conftest import Keel
-    k = Keel("errorbus", config)
-    core = FakeCore(k.port(7000), succeed)
-    keel = keel_factory("errorbus", config=config, offset=k.offset)
+    offset = free_offset()
+    core = FakeCore(7000 + offset, succeed)
+    keel = keel_factory("errorbus", config=config, offset=offset)
     return keel, core
 
 

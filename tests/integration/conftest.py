@@ -359,6 +359,27 @@ def http_request(url, method="POST", body=None, headers=None, timeout=5):
         return e.code, e.read(), e.headers
 
 
+def redis_cli(port, *args):
+    return subprocess.run(["redis-cli", "-p", str(port)] + list(args), capture_output=True,
+                          text=True).stdout
+
+
+def start_redis(port, *options):
+    """A real redis-server on 127.0.0.1:`port`, in memory unless `options`
+    (later directives win) say otherwise, once it answers PING."""
+    proc = subprocess.Popen(["/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no"] + list(options),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + scaled(10)
+    while proc.poll() is None and time.time() < deadline:
+        if redis_cli(port, "PING").strip() == "PONG":
+            return proc
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError("redis-server did not start on %d" % port)
+
+
 def admin_jwt(keys_path, subject="tester", ttl_s=3600):
     """An administrator's JWT (scope admin) signed with the first key of a
     key file as token.c reads it; the file is written first, one fresh key,

@@ -5,12 +5,11 @@ against a real redis-server (SCAN, outage, recovery), and what the original
 lacked: unregister, heartbeats with a TTL, keelctl agents."""
 import json
 import re
-import subprocess
 import time
 
 import pytest
 
-from conftest import Keel, free_port, scaled
+from conftest import Keel, free_port, redis_cli, scaled, start_redis
 from observability_util import wait_until
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -267,23 +266,6 @@ def test_keelctl_agents_table():
 
 
 # ---- Redis ------------------------------------------------------------------
-
-def start_redis(port):
-    proc = subprocess.Popen(["/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + scaled(10)
-    while proc.poll() is None and time.time() < deadline:
-        if redis_cli(port, "PING").strip() == "PONG":
-            return proc
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("redis-server did not start on %d" % port)
-
-
-def redis_cli(port, *args):
-    return subprocess.run(["redis-cli", "-p", str(port)] + list(args), capture_output=True, text=True).stdout
-
 
 @pytest.fixture
 def redis_port():

@@ -22,11 +22,10 @@ import time
 import pytest
 import zmq
 
-from conftest import free_port, http_get, zmq_request
+from conftest import free_port, http_get, start_redis, zmq_request
 from errorbus_util import Publisher, query, rows, wait_for
 from resource_util import config as resource_config, fake_proc
 from security_helpers import FAST
-from test_core_registry import redis_cli
 from test_errorbus_nats import NATS_SERVER, NatsClient, NatsServer, bus_bridged_to
 
 
@@ -241,12 +240,7 @@ def test_kill9_of_keeld_all_under_mixed_load(keel_factory):
 # -- Redis and NATS restarted under load -----------------------------------------
 
 def redis_with_aof(port, directory):
-    proc = subprocess.Popen(["/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-                             "--dir", directory],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert wait_for(lambda: redis_cli(port, "PING").strip() == "PONG", 10)
-    return proc
+    return start_redis(port, "--appendonly", "yes", "--appendfsync", "always", "--dir", directory)
 
 
 def stop(proc):

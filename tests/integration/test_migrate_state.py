@@ -22,7 +22,7 @@ import time
 import pytest
 import yaml
 
-from conftest import KEELCTL, KEELD, command, free_port, scaled
+from conftest import KEELCTL, KEELD, command, free_port, scaled, start_redis
 
 NOW = time.time()
 
@@ -47,20 +47,8 @@ def resp(sock, *args):
 @pytest.fixture
 def redis_port():
     port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_redis(port)
     try:
-        deadline = time.time() + scaled(10)
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                    if resp(s, "PING") == b"PONG":
-                        break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
         yield port
     finally:
         proc.terminate()
